@@ -1,0 +1,42 @@
+#include "context.hpp"
+
+#include <cstdlib>
+#include <iostream>
+
+namespace kyso::cli {
+
+pkcs11::Library& Context::library() {
+  if (!library_) {
+    pkcs11::ModuleConfig cfg;
+    cfg.paths = modules;
+    if (const char* env = std::getenv("KYSO_PKCS11_MODULE"); env != nullptr && *env != '\0') {
+      cfg.paths.emplace_back(env);
+    }
+    cfg.use_p11kit = !no_system_modules;
+    cfg.use_known = !no_system_modules;
+    library_ = std::make_unique<pkcs11::Library>(std::move(cfg));
+  }
+  return *library_;
+}
+
+std::vector<CommandAdder>& command_adders() {
+  static std::vector<CommandAdder> adders;
+  return adders;
+}
+
+void Context::print_json(const nlohmann::json& j) { std::cout << j.dump(2) << '\n'; }
+
+int report_error(const Context& ctx, const Error& e) {
+  if (ctx.json) {
+    Context::print_json({{"error",
+                 {{"code", std::string(e.name())},
+                  {"message", std::string(e.message(ctx.language()))},
+                  {"detail", e.detail()}}}});
+  } else {
+    std::cerr << ctx.tr("Lỗi", "Error") << " [" << e.name() << "]: " << e.message(ctx.language())
+              << "\n  (" << e.detail() << ")\n";
+  }
+  return 1;
+}
+
+}  // namespace kyso::cli

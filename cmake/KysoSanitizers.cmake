@@ -1,0 +1,28 @@
+# kyso_enable_sanitizers(<target>): KYSO_SANITIZE="address;undefined" turns sanitizers on.
+function(kyso_enable_sanitizers target)
+  if(KYSO_SANITIZE)
+    list(JOIN KYSO_SANITIZE "," _san)
+    target_compile_options(${target} PRIVATE -fsanitize=${_san} -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=${_san})
+  endif()
+endfunction()
+
+# kyso_library(<name> SOURCES ... DEPS ...): a static library with public headers under include/.
+function(kyso_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(kyso_${name} STATIC ${ARG_SOURCES})
+  add_library(kyso::${name} ALIAS kyso_${name})
+  target_include_directories(kyso_${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(kyso_${name} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  kyso_set_warnings(kyso_${name})
+  kyso_enable_sanitizers(kyso_${name})
+endfunction()
+
+# kyso_executable(<name> SOURCES ... DEPS ...)
+function(kyso_executable name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  kyso_set_warnings(${name})
+  kyso_enable_sanitizers(${name})
+endfunction()

@@ -1,0 +1,72 @@
+#pragma once
+/// @file
+/// Kyso's token layer: loads any number of PKCS#11 modules, finds the tokens in them and the
+/// credentials (certificate + private key) on those tokens, and signs with them at the token's
+/// own speed. Thread-safe: signing may run on several threads at once, each on its own session.
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kyso/core/signer.hpp"
+#include "kyso/pkcs11/token.hpp"
+
+namespace kyso::pkcs11 {
+
+/// Where modules come from. Tests set `paths` only; the agent and CLI use all three sources.
+struct ModuleConfig {
+  std::vector<std::string> paths;  ///< explicitly configured module paths, loaded first
+  bool use_p11kit = true;          ///< modules registered with p11-kit (except trust modules)
+  bool use_known = true;           ///< the built-in table of Vietnamese tokens' modules, if present
+};
+
+/// The outcome of loading one module. A module that fails is reported; the others keep working.
+struct ModuleStatus {
+  std::string path;
+  std::string source;  ///< "config", "p11-kit" or "known"
+  bool loaded = false;
+  std::string error;  ///< why it failed to load (empty when loaded)
+  std::string manufacturer;
+  std::string description;
+};
+
+namespace detail {
+class Module;
+}
+
+class Library {
+ public:
+  explicit Library(ModuleConfig config);
+  ~Library();
+  Library(const Library&) = delete;
+  Library& operator=(const Library&) = delete;
+  Library(Library&&) = delete;
+  Library& operator=(Library&&) = delete;
+
+  [[nodiscard]] const std::vector<ModuleStatus>& modules() const noexcept { return status_; }
+
+  /// The tokens present now (the slot list is read again on every call, so a token plugged in
+  /// or removed since shows up). The same physical token keeps the same Token object, and with
+  /// it its login state and sessions.
+  std::vector<std::shared_ptr<Token>> tokens();
+
+  /// Every credential on every present token.
+  std::vector<Credential> credentials();
+
+  /// A signer for the credential with this id (SHA-256 of its certificate).
+  /// Throws Error(CredentialNotFound) when no present token holds it.
+  std::shared_ptr<Signer> signer(std::string_view credential_id);
+
+  /// Throws Error(TokenNotFound) when no present token has this serial (or label).
+  std::shared_ptr<Token> token(std::string_view serial_or_label);
+
+ private:
+  std::vector<std::shared_ptr<detail::Module>> modules_;
+  std::vector<ModuleStatus> status_;
+  std::mutex mutex_;
+  std::vector<std::shared_ptr<Token>> known_tokens_;  // every token seen, present or not
+};
+
+}  // namespace kyso::pkcs11

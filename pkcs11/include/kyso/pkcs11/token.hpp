@@ -1,0 +1,115 @@
+#pragma once
+/// @file
+/// One token in one slot of one PKCS#11 module: its state, its login and its sessions.
+
+#include <array>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "kyso/core/secret.hpp"
+#include "kyso/core/signer.hpp"
+
+namespace kyso::pkcs11 {
+
+namespace detail {
+class Module;
+class SessionPool;
+}  // namespace detail
+
+struct TokenInfo {
+  std::string module_path;
+  unsigned long slot_id = 0;
+  std::string slot_description;
+  std::string label;
+  std::string serial;
+  std::string manufacturer;
+  std::string model;
+  bool login_required = true;
+  bool protected_auth_path = false;  ///< PIN pad or the token's own PIN dialog
+  bool user_pin_initialized = true;
+  bool pin_count_low = false;
+  bool pin_final_try = false;
+  bool pin_locked = false;
+  bool pin_to_be_changed = false;
+  bool write_protected = false;
+  unsigned long min_pin = 0;
+  unsigned long max_pin = 0;
+  bool logged_in = false;  ///< Kyso's own login state for this token
+};
+
+void to_json(nlohmann::json& j, const TokenInfo& t);
+
+class Token : public std::enable_shared_from_this<Token> {
+ public:
+  /// Made by Library; `module` is the loaded module, `slot` a slot with a token present,
+  /// `identity` what names this physical token (module, serial, label).
+  Token(std::shared_ptr<detail::Module> module, unsigned long slot, std::string identity);
+  ~Token();
+  Token(const Token&) = delete;
+  Token& operator=(const Token&) = delete;
+  Token(Token&&) = delete;
+  Token& operator=(Token&&) = delete;
+
+  /// Reads the token's state afresh (flags, PIN counters). Throws Error(TokenRemoved).
+  TokenInfo info();
+  [[nodiscard]] const std::string& module_path() const noexcept;
+  [[nodiscard]] const std::string& identity() const noexcept { return identity_; }
+  [[nodiscard]] unsigned long slot() const noexcept { return slot_; }
+  [[nodiscard]] bool logged_in() const noexcept { return logged_in_.load(); }
+  /// What login() needs: None when logged in or the token needs no login.
+  [[nodiscard]] AuthKind auth_required();
+
+  /// Logs in once for all sessions. Checks the token's PIN flags first and refuses (without
+  /// touching the PIN counter) when the PIN is locked, on its final try or must be changed;
+  /// refuses a PIN that the token already rejected (PinRepeated); sends the PIN exactly once.
+  /// `pin` == nullptr uses the protected authentication path (PIN pad).
+  void login(const Secret* pin);
+  void logout() noexcept;
+
+  /// The credentials on this token: end-entity certificates with a CKA_ID, with the chain
+  /// built from CA certificates on the same token.
+  std::vector<Credential> credentials();
+
+  /// A signer for one of this token's credentials.
+  std::shared_ptr<Signer> signer(const Credential& credential);
+
+  /// Signs `digest` with the private key whose CKA_ID is `key_id`. Called by the token's
+  /// signers; runs on the caller's thread on a session of its own.
+  Bytes sign(std::span<const std::uint8_t> key_id, const CertificateInfo& cert, SignAlgorithm alg,
+             std::span<const std::uint8_t> digest, SignatureEncoding enc);
+
+  /// Marks the token as removed: forgets the login, drops sessions and key handles.
+  void mark_removed() noexcept;
+  [[nodiscard]] bool removed() const noexcept { return removed_.load(); }
+  /// Called by Library when the token is seen in a slot again (maybe another slot id).
+  void reattach(unsigned long slot) noexcept;
+
+ private:
+  unsigned long find_private_key(std::span<const std::uint8_t> key_id);
+  std::vector<unsigned long> mechanisms();
+
+  std::shared_ptr<detail::Module> module_;
+  std::string identity_;
+  std::atomic<unsigned long> slot_;
+  std::unique_ptr<detail::SessionPool> sessions_;
+  std::atomic<bool> logged_in_{false};
+  std::atomic<bool> removed_{false};
+  std::mutex login_mutex_;
+  std::optional<std::array<unsigned char, 32>> failed_pin_tag_;
+  std::array<unsigned char, 32> pin_tag_key_{};
+  unsigned long anchor_session_ = 0;  // keeps the login alive (closing all sessions logs out)
+  std::mutex keys_mutex_;
+  std::map<std::vector<std::uint8_t>, unsigned long> key_handles_;
+  std::map<std::string, Bytes> credential_key_ids_;  // credential id -> CKA_ID
+  std::optional<std::vector<unsigned long>> mechanisms_;
+};
+
+}  // namespace kyso::pkcs11

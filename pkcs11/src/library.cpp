@@ -1,0 +1,156 @@
+#include "kyso/pkcs11/library.hpp"
+
+#include <p11-kit/p11-kit.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+#include "kyso/pkcs11/usb.hpp"
+#include "module.hpp"
+
+namespace kyso::pkcs11 {
+namespace {
+
+struct Candidate {
+  std::string path;
+  std::string source;
+};
+
+// Modules registered with p11-kit, minus trust-policy modules (they hold CA certificates,
+// not signing keys). p11-kit only dlopens them here; Kyso initializes the ones it uses.
+std::vector<std::string> p11kit_module_paths() {
+  std::vector<std::string> out;
+  CK_FUNCTION_LIST** modules = p11_kit_modules_load(nullptr, P11_KIT_MODULE_UNMANAGED);
+  if (modules == nullptr) return out;
+  for (CK_FUNCTION_LIST** m = modules; *m != nullptr; ++m) {
+    char* trust = p11_kit_config_option(*m, "trust-policy");
+    const bool is_trust = trust != nullptr && std::string_view(trust) == "yes";
+    std::free(trust);
+    char* file = p11_kit_module_get_filename(*m);
+    if (file == nullptr) continue;
+    std::string path(file);
+    std::free(file);
+    if (is_trust) continue;
+    if (!std::filesystem::path(path).is_absolute()) path = std::string(KYSO_P11_MODULE_PATH) + "/" + path;
+    out.push_back(std::move(path));
+  }
+  p11_kit_modules_release(modules);
+  return out;
+}
+
+}  // namespace
+
+Library::Library(ModuleConfig config) {
+  std::vector<Candidate> candidates;
+  for (const auto& p : config.paths) candidates.push_back({p, "config"});
+  if (config.use_p11kit) {
+    for (auto& p : p11kit_module_paths()) candidates.push_back({std::move(p), "p11-kit"});
+  }
+  if (config.use_known) {
+    for (auto& p : installed_known_modules(builtin_known_tokens())) {
+      candidates.push_back({std::move(p), "known"});
+    }
+  }
+
+  std::vector<std::string> seen;
+  for (const auto& c : candidates) {
+    std::error_code ec;
+    const auto canonical = std::filesystem::weakly_canonical(c.path, ec).string();
+    if (std::ranges::find(seen, canonical) != seen.end()) continue;
+    seen.push_back(canonical);
+
+    ModuleStatus st{.path = c.path, .source = c.source, .loaded = false, .error = {}, .manufacturer = {}, .description = {}};
+    try {
+      auto m = detail::Module::load(c.path);
+      st.loaded = true;
+      st.manufacturer = detail::fixed_string(m->info().manufacturerID, sizeof m->info().manufacturerID);
+      st.description = detail::fixed_string(m->info().libraryDescription,
+                                            sizeof m->info().libraryDescription);
+      modules_.push_back(std::move(m));
+    } catch (const Error& e) {
+      st.error = e.detail();
+    }
+    status_.push_back(std::move(st));
+  }
+}
+
+Library::~Library() = default;
+
+std::vector<std::shared_ptr<Token>> Library::tokens() {
+  const std::lock_guard lock(mutex_);
+  std::vector<std::shared_ptr<Token>> present;
+  for (const auto& m : modules_) {
+    CK_ULONG n = 0;
+    if (m->invoke<&CK_FUNCTION_LIST::C_GetSlotList>(CK_BBOOL{CK_TRUE}, nullptr, &n) != CKR_OK) continue;
+    std::vector<CK_SLOT_ID> slots(n);
+    if (n > 0 && m->invoke<&CK_FUNCTION_LIST::C_GetSlotList>(CK_BBOOL{CK_TRUE}, slots.data(), &n) != CKR_OK) {
+      continue;
+    }
+    slots.resize(n);
+    for (CK_SLOT_ID slot : slots) {
+      CK_TOKEN_INFO ti{};
+      if (m->invoke<&CK_FUNCTION_LIST::C_GetTokenInfo>(slot, &ti) != CKR_OK) continue;
+      if ((ti.flags & CKF_TOKEN_INITIALIZED) == 0) continue;  // an empty slot, nothing to use
+      // The same physical token keeps its Token object (login, sessions) across refreshes
+      // and re-insertion, even in another slot.
+      const std::string identity =
+          m->path() + "\n" + detail::fixed_string(ti.serialNumber, sizeof ti.serialNumber) +
+          "\n" + detail::fixed_string(ti.label, sizeof ti.label);
+      auto it = std::ranges::find_if(known_tokens_, [&](const std::shared_ptr<Token>& t) {
+        return t->identity() == identity;
+      });
+      if (it != known_tokens_.end()) {
+        (*it)->reattach(slot);
+        present.push_back(*it);
+      } else {
+        auto t = std::make_shared<Token>(m, slot, identity);
+        known_tokens_.push_back(t);
+        present.push_back(std::move(t));
+      }
+    }
+  }
+  for (const auto& t : known_tokens_) {
+    if (std::ranges::find(present, t) == present.end()) t->mark_removed();
+  }
+  return present;
+}
+
+std::vector<Credential> Library::credentials() {
+  std::vector<Credential> out;
+  for (const auto& t : tokens()) {
+    try {
+      auto creds = t->credentials();
+      std::ranges::move(creds, std::back_inserter(out));
+    } catch (const Error&) {
+      // A token that fails to list (removed meanwhile) simply contributes nothing.
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<Signer> Library::signer(std::string_view credential_id) {
+  for (const auto& t : tokens()) {
+    std::vector<Credential> creds;
+    try {
+      creds = t->credentials();
+    } catch (const Error&) {
+      continue;
+    }
+    for (const auto& c : creds) {
+      if (c.id() == credential_id) return t->signer(c);
+    }
+  }
+  throw Error(ErrorCode::CredentialNotFound,
+              "no present token holds credential " + std::string(credential_id));
+}
+
+std::shared_ptr<Token> Library::token(std::string_view serial_or_label) {
+  for (const auto& t : tokens()) {
+    const TokenInfo info = t->info();
+    if (info.serial == serial_or_label || info.label == serial_or_label) return t;
+  }
+  throw Error(ErrorCode::TokenNotFound, "no token '" + std::string(serial_or_label) + "'");
+}
+
+}  // namespace kyso::pkcs11

@@ -1,0 +1,472 @@
+#include "kyso/pkcs11/token.hpp"
+
+#include <openssl/x509v3.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "module.hpp"
+#include "session_pool.hpp"
+#include "token_signer.hpp"
+
+namespace kyso::pkcs11 {
+namespace {
+
+using detail::Module;
+
+// DigestInfo prefixes (RFC 8017, 9.2 note 1): CKM_RSA_PKCS signs DigestInfo || digest.
+constexpr std::array<unsigned char, 19> kSha256Prefix{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
+                                                      0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                                                      0x01, 0x05, 0x00, 0x04, 0x20};
+constexpr std::array<unsigned char, 19> kSha384Prefix{0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60,
+                                                      0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                                                      0x02, 0x05, 0x00, 0x04, 0x30};
+constexpr std::array<unsigned char, 19> kSha512Prefix{0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60,
+                                                      0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                                                      0x03, 0x05, 0x00, 0x04, 0x40};
+
+const std::array<unsigned char, 19>& digest_info_prefix(HashAlgorithm h) {
+  switch (h) {
+    case HashAlgorithm::Sha384:
+      return kSha384Prefix;
+    case HashAlgorithm::Sha512:
+      return kSha512Prefix;
+    case HashAlgorithm::Sha256:
+      break;
+  }
+  return kSha256Prefix;
+}
+
+CK_MECHANISM_TYPE ck_hash(HashAlgorithm h) {
+  switch (h) {
+    case HashAlgorithm::Sha384:
+      return CKM_SHA384;
+    case HashAlgorithm::Sha512:
+      return CKM_SHA512;
+    case HashAlgorithm::Sha256:
+      break;
+  }
+  return CKM_SHA256;
+}
+
+CK_RSA_PKCS_MGF_TYPE ck_mgf(HashAlgorithm h) {
+  switch (h) {
+    case HashAlgorithm::Sha384:
+      return CKG_MGF1_SHA384;
+    case HashAlgorithm::Sha512:
+      return CKG_MGF1_SHA512;
+    case HashAlgorithm::Sha256:
+      break;
+  }
+  return CKG_MGF1_SHA256;
+}
+
+// Reads one variable-length attribute (size query, then the value).
+Bytes read_attribute(const Module& m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+                     CK_ATTRIBUTE_TYPE type) {
+  CK_ATTRIBUTE attr{type, nullptr, 0};
+  if (m.invoke<&CK_FUNCTION_LIST::C_GetAttributeValue>(s, o, &attr, 1UL) != CKR_OK ||
+      attr.ulValueLen == CK_UNAVAILABLE_INFORMATION) {
+    return {};
+  }
+  Bytes value(attr.ulValueLen);
+  attr.pValue = value.data();
+  KYSO_CK(m, C_GetAttributeValue, s, o, &attr, 1UL);
+  value.resize(attr.ulValueLen);
+  return value;
+}
+
+std::vector<CK_OBJECT_HANDLE> find_objects(const Module& m, CK_SESSION_HANDLE s,
+                                           std::span<CK_ATTRIBUTE> tmpl) {
+  KYSO_CK(m, C_FindObjectsInit, s, tmpl.data(), static_cast<CK_ULONG>(tmpl.size()));
+  std::vector<CK_OBJECT_HANDLE> out;
+  std::array<CK_OBJECT_HANDLE, 32> batch{};
+  for (;;) {
+    CK_ULONG n = 0;
+    const CK_RV rv = m.invoke<&CK_FUNCTION_LIST::C_FindObjects>(s, batch.data(),
+                                                                 CK_ULONG{batch.size()}, &n);
+    if (rv != CKR_OK) {
+      (void)m.invoke<&CK_FUNCTION_LIST::C_FindObjectsFinal>(s);
+      detail::throw_rv(rv, "C_FindObjects", __func__);
+    }
+    if (n == 0) break;
+    out.insert(out.end(), batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  KYSO_CK(m, C_FindObjectsFinal, s);
+  return out;
+}
+
+// Issuer certificates for `cert` among `cas`, nearest first (the token's own copy of the chain).
+std::vector<Bytes> build_chain(const CertificateInfo& cert, const std::vector<X509Ptr>& cas) {
+  std::vector<Bytes> chain;
+  X509Ptr current = x509_from_der(cert.der);
+  for (int depth = 0; depth < 8; ++depth) {
+    const X509* issuer = nullptr;
+    for (const auto& ca : cas) {
+      if (X509_check_issued(ca.get(), current.get()) == X509_V_OK) {
+        issuer = ca.get();
+        break;
+      }
+    }
+    if (issuer == nullptr) break;
+    chain.push_back(x509_to_der(issuer));
+    if (X509_check_issued(const_cast<X509*>(issuer), const_cast<X509*>(issuer)) == X509_V_OK) {
+      break;  // self-signed root reached
+    }
+    current.reset(X509_dup(issuer));
+  }
+  return chain;
+}
+
+}  // namespace
+
+void to_json(nlohmann::json& j, const TokenInfo& t) {
+  j = {
+      {"module", t.module_path},
+      {"slot", t.slot_id},
+      {"slotDescription", t.slot_description},
+      {"label", t.label},
+      {"serial", t.serial},
+      {"manufacturer", t.manufacturer},
+      {"model", t.model},
+      {"loginRequired", t.login_required},
+      {"protectedAuthPath", t.protected_auth_path},
+      {"userPinInitialized", t.user_pin_initialized},
+      {"pinCountLow", t.pin_count_low},
+      {"pinFinalTry", t.pin_final_try},
+      {"pinLocked", t.pin_locked},
+      {"pinToBeChanged", t.pin_to_be_changed},
+      {"writeProtected", t.write_protected},
+      {"minPinLength", t.min_pin},
+      {"maxPinLength", t.max_pin},
+      {"loggedIn", t.logged_in},
+  };
+}
+
+Token::Token(std::shared_ptr<detail::Module> module, unsigned long slot, std::string identity)
+    : module_(std::move(module)),
+      identity_(std::move(identity)),
+      slot_(slot),
+      sessions_(std::make_unique<detail::SessionPool>(*module_, slot)) {
+  // Key for remembering a rejected PIN without keeping the PIN itself.
+  if (RAND_bytes(pin_tag_key_.data(), static_cast<int>(pin_tag_key_.size())) != 1) {
+    throw Error(ErrorCode::Internal, "RAND_bytes failed");
+  }
+}
+
+Token::~Token() {
+  sessions_->clear(true);
+  if (anchor_session_ != 0) {
+    (void)module_->invoke<&CK_FUNCTION_LIST::C_CloseSession>(CK_SESSION_HANDLE{anchor_session_});
+  }
+  OPENSSL_cleanse(pin_tag_key_.data(), pin_tag_key_.size());
+}
+
+const std::string& Token::module_path() const noexcept { return module_->path(); }
+
+TokenInfo Token::info() {
+  CK_TOKEN_INFO ti{};
+  CK_SLOT_INFO si{};
+  const CK_SLOT_ID slot = slot_.load();
+  try {
+    KYSO_CK(*module_, C_GetTokenInfo, slot, &ti);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::TokenRemoved) mark_removed();
+    throw;
+  }
+  (void)module_->invoke<&CK_FUNCTION_LIST::C_GetSlotInfo>(slot, &si);
+  TokenInfo t;
+  t.module_path = module_->path();
+  t.slot_id = slot;
+  t.slot_description = detail::fixed_string(si.slotDescription, sizeof si.slotDescription);
+  t.label = detail::fixed_string(ti.label, sizeof ti.label);
+  t.serial = detail::fixed_string(ti.serialNumber, sizeof ti.serialNumber);
+  t.manufacturer = detail::fixed_string(ti.manufacturerID, sizeof ti.manufacturerID);
+  t.model = detail::fixed_string(ti.model, sizeof ti.model);
+  t.login_required = (ti.flags & CKF_LOGIN_REQUIRED) != 0;
+  t.protected_auth_path = (ti.flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0;
+  t.user_pin_initialized = (ti.flags & CKF_USER_PIN_INITIALIZED) != 0;
+  t.pin_count_low = (ti.flags & CKF_USER_PIN_COUNT_LOW) != 0;
+  t.pin_final_try = (ti.flags & CKF_USER_PIN_FINAL_TRY) != 0;
+  t.pin_locked = (ti.flags & CKF_USER_PIN_LOCKED) != 0;
+  t.pin_to_be_changed = (ti.flags & CKF_USER_PIN_TO_BE_CHANGED) != 0;
+  t.write_protected = (ti.flags & CKF_WRITE_PROTECTED) != 0;
+  t.min_pin = ti.ulMinPinLen;
+  t.max_pin = ti.ulMaxPinLen;
+  t.logged_in = logged_in_.load();
+  return t;
+}
+
+AuthKind Token::auth_required() {
+  if (logged_in_.load()) return AuthKind::None;
+  const TokenInfo t = info();
+  if (!t.login_required) return AuthKind::None;
+  return t.protected_auth_path ? AuthKind::ProtectedPath : AuthKind::Pin;
+}
+
+void Token::login(const Secret* pin) {
+  const std::lock_guard lock(login_mutex_);
+  if (logged_in_.load()) return;
+  if (removed_.load()) throw Error(ErrorCode::TokenRemoved, "token was removed");
+
+  // Read the PIN state first: a locked, last-try or must-change PIN is never sent.
+  const TokenInfo t = info();
+  if (!t.login_required) {
+    logged_in_ = true;
+    return;
+  }
+  if (t.pin_locked) throw Error(ErrorCode::PinLocked, "token '" + t.label + "' reports its PIN locked");
+  if (t.pin_final_try) {
+    throw Error(ErrorCode::PinFinalTry, "token '" + t.label + "' reports one PIN try left");
+  }
+  if (t.pin_to_be_changed) {
+    throw Error(ErrorCode::PinMustChange, "token '" + t.label + "' requires a PIN change");
+  }
+
+  std::array<unsigned char, 32> tag{};
+  if (pin == nullptr) {
+    if (!t.protected_auth_path) {
+      throw Error(ErrorCode::LoginRequired, "token '" + t.label + "' has no PIN pad; a PIN is needed");
+    }
+  } else {
+    std::size_t tag_len = 0;
+    if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, pin_tag_key_.data(),
+                  pin_tag_key_.size(), pin->data(), pin->size(), tag.data(), tag.size(),
+                  &tag_len) == nullptr) {
+      throw Error(ErrorCode::Internal, "HMAC failed");
+    }
+    if (failed_pin_tag_ && CRYPTO_memcmp(tag.data(), failed_pin_tag_->data(), tag.size()) == 0) {
+      throw Error(ErrorCode::PinRepeated, "this PIN was rejected by the token before; not sent");
+    }
+    // A PIN the token cannot accept would only burn a try.
+    const bool sane = t.max_pin > 0 && t.max_pin < 1024 && t.min_pin <= t.max_pin;
+    if (sane && (pin->size() < t.min_pin || pin->size() > t.max_pin)) {
+      throw Error(ErrorCode::PinInvalid, "PIN length outside " + std::to_string(t.min_pin) + ".." +
+                                             std::to_string(t.max_pin));
+    }
+  }
+
+  if (anchor_session_ == 0) {
+    CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
+    KYSO_CK(*module_, C_OpenSession, slot_.load(), CKF_SERIAL_SESSION, nullptr, nullptr, &h);
+    anchor_session_ = h;
+  }
+  const CK_RV rv = module_->invoke<&CK_FUNCTION_LIST::C_Login>(
+      CK_SESSION_HANDLE{anchor_session_}, CKU_USER,
+      pin == nullptr ? nullptr : const_cast<unsigned char*>(pin->data()),
+      pin == nullptr ? 0UL : static_cast<CK_ULONG>(pin->size()));
+  if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+    logged_in_ = true;
+    failed_pin_tag_.reset();
+    return;
+  }
+  if (rv == CKR_PIN_INCORRECT && pin != nullptr) failed_pin_tag_ = tag;
+  if (rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT) mark_removed();
+  detail::throw_rv(rv, "C_Login", "Token::login");
+}
+
+void Token::logout() noexcept {
+  const std::lock_guard lock(login_mutex_);
+  if (anchor_session_ != 0) {
+    (void)module_->invoke<&CK_FUNCTION_LIST::C_Logout>(CK_SESSION_HANDLE{anchor_session_});
+    (void)module_->invoke<&CK_FUNCTION_LIST::C_CloseSession>(CK_SESSION_HANDLE{anchor_session_});
+    anchor_session_ = 0;
+  }
+  logged_in_ = false;
+  const std::lock_guard keys(keys_mutex_);
+  key_handles_.clear();
+}
+
+void Token::mark_removed() noexcept {
+  removed_ = true;
+  logged_in_ = false;
+  sessions_->clear(false);
+  {
+    const std::lock_guard keys(keys_mutex_);
+    key_handles_.clear();
+  }
+  anchor_session_ = 0;  // invalid with the token gone; the module forgets it by itself
+}
+
+void Token::reattach(unsigned long slot) noexcept {
+  if (slot_.load() != slot) {
+    slot_ = slot;
+    sessions_->set_slot(slot);
+    sessions_->clear(true);
+  }
+  removed_ = false;
+}
+
+std::vector<unsigned long> Token::mechanisms() {
+  const std::lock_guard lock(keys_mutex_);
+  if (mechanisms_) return *mechanisms_;
+  CK_ULONG n = 0;
+  const CK_SLOT_ID slot = slot_.load();
+  KYSO_CK(*module_, C_GetMechanismList, slot, nullptr, &n);
+  std::vector<CK_MECHANISM_TYPE> list(n);
+  KYSO_CK(*module_, C_GetMechanismList, slot, list.data(), &n);
+  list.resize(n);
+  mechanisms_ = std::vector<unsigned long>(list.begin(), list.end());
+  return *mechanisms_;
+}
+
+std::vector<Credential> Token::credentials() {
+  const TokenInfo t = info();
+  auto lease = sessions_->acquire();
+  try {
+    CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+    CK_CERTIFICATE_TYPE ctype = CKC_X_509;
+    std::array<CK_ATTRIBUTE, 2> tmpl{{{CKA_CLASS, &cls, sizeof cls},
+                                      {CKA_CERTIFICATE_TYPE, &ctype, sizeof ctype}}};
+    struct Found {
+      CertificateInfo cert;
+      Bytes key_id;
+    };
+    std::vector<Found> end_entities;
+    std::vector<X509Ptr> cas;
+    for (CK_OBJECT_HANDLE o : find_objects(*module_, lease.handle(), tmpl)) {
+      const Bytes der = read_attribute(*module_, lease.handle(), o, CKA_VALUE);
+      if (der.empty()) continue;
+      CertificateInfo info;
+      try {
+        info = parse_certificate(der);
+      } catch (const Error&) {
+        continue;  // an unreadable certificate object is not a credential
+      }
+      if (info.is_ca) {
+        cas.push_back(x509_from_der(der));
+        continue;
+      }
+      Bytes id = read_attribute(*module_, lease.handle(), o, CKA_ID);
+      if (id.empty()) continue;  // no CKA_ID: no way to find its private key
+      end_entities.push_back({std::move(info), std::move(id)});
+    }
+
+    const auto mechs = mechanisms();
+    auto has = [&](CK_MECHANISM_TYPE m) { return std::ranges::find(mechs, m) != mechs.end(); };
+    std::vector<Credential> out;
+    for (auto& f : end_entities) {
+      Credential c;
+      c.chain = build_chain(f.cert, cas);
+      c.source = {.kind = "token", .name = t.label, .serial = t.serial, .module = t.module_path};
+      for (auto alg : algorithms_for_key(f.cert)) {
+        const bool ok = is_ecdsa(alg) ? has(CKM_ECDSA)
+                        : is_pss(alg) ? has(CKM_RSA_PKCS_PSS)
+                                      : has(CKM_RSA_PKCS);
+        if (ok) c.algorithms.push_back(alg);
+      }
+      c.cert = std::move(f.cert);
+      {
+        const std::lock_guard lock(keys_mutex_);
+        credential_key_ids_[c.id()] = f.key_id;
+      }
+      out.push_back(std::move(c));
+    }
+    return out;
+  } catch (const Error& e) {
+    lease.poison();
+    if (e.code() == ErrorCode::TokenRemoved) mark_removed();
+    throw;
+  }
+}
+
+std::shared_ptr<Signer> Token::signer(const Credential& credential) {
+  Bytes key_id;
+  {
+    const std::lock_guard lock(keys_mutex_);
+    if (auto it = credential_key_ids_.find(credential.id()); it != credential_key_ids_.end()) {
+      key_id = it->second;
+    }
+  }
+  if (key_id.empty()) {
+    (void)credentials();  // learns the CKA_IDs
+    const std::lock_guard lock(keys_mutex_);
+    auto it = credential_key_ids_.find(credential.id());
+    if (it == credential_key_ids_.end()) {
+      throw Error(ErrorCode::CredentialNotFound, "credential " + credential.id() + " not on token");
+    }
+    key_id = it->second;
+  }
+  return std::make_shared<detail::TokenSigner>(shared_from_this(), credential, std::move(key_id));
+}
+
+unsigned long Token::find_private_key(std::span<const std::uint8_t> key_id) {
+  const Bytes id(key_id.begin(), key_id.end());
+  {
+    const std::lock_guard lock(keys_mutex_);
+    if (auto it = key_handles_.find(id); it != key_handles_.end()) return it->second;
+  }
+  auto lease = sessions_->acquire();
+  std::vector<CK_OBJECT_HANDLE> found;
+  try {
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    std::array<CK_ATTRIBUTE, 2> tmpl{{{CKA_CLASS, &cls, sizeof cls},
+                                      {CKA_ID, const_cast<std::uint8_t*>(id.data()),
+                                       static_cast<CK_ULONG>(id.size())}}};
+    found = find_objects(*module_, lease.handle(), tmpl);
+  } catch (const Error&) {
+    lease.poison();
+    throw;
+  }
+  if (found.empty()) {
+    if (!logged_in_.load()) throw Error(ErrorCode::LoginRequired, "private key needs a login");
+    throw Error(ErrorCode::KeyNotFound, "no private key with CKA_ID " + to_hex(id));
+  }
+  const std::lock_guard lock(keys_mutex_);
+  key_handles_[id] = found.front();
+  return found.front();
+}
+
+Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& cert,
+                  SignAlgorithm alg, std::span<const std::uint8_t> digest, SignatureEncoding enc) {
+  check_digest(alg, digest);
+  if ((cert.key_type == "EC") != is_ecdsa(alg)) {
+    throw Error(ErrorCode::AlgorithmUnsupported,
+                std::string(to_string(alg)) + " does not fit a " + cert.key_type + " key");
+  }
+  if (removed_.load()) throw Error(ErrorCode::TokenRemoved, "token was removed");
+
+  const HashAlgorithm hash = hash_of(alg);
+  CK_MECHANISM mech{CKM_RSA_PKCS, nullptr, 0};
+  CK_RSA_PKCS_PSS_PARAMS pss{ck_hash(hash), ck_mgf(hash), static_cast<CK_ULONG>(digest.size())};
+  std::array<unsigned char, 19 + 64> input{};
+  std::size_t input_len = 0;
+  if (is_ecdsa(alg)) {
+    mech.mechanism = CKM_ECDSA;
+  } else if (is_pss(alg)) {
+    mech = {CKM_RSA_PKCS_PSS, &pss, sizeof pss};
+  }
+  if (mech.mechanism == CKM_RSA_PKCS) {
+    const auto& prefix = digest_info_prefix(hash);
+    std::ranges::copy(prefix, input.begin());
+    std::ranges::copy(digest, input.begin() + prefix.size());
+    input_len = prefix.size() + digest.size();
+  } else {
+    std::ranges::copy(digest, input.begin());
+    input_len = digest.size();
+  }
+
+  const CK_OBJECT_HANDLE key = find_private_key(key_id);
+  auto lease = sessions_->acquire();
+  std::array<unsigned char, 1024> sig{};  // RSA-8192 at most
+  CK_ULONG sig_len = sig.size();
+  try {
+    KYSO_CK(*module_, C_SignInit, lease.handle(), &mech, key);
+    KYSO_CK(*module_, C_Sign, lease.handle(), input.data(), static_cast<CK_ULONG>(input_len),
+            sig.data(), &sig_len);
+  } catch (const Error& e) {
+    lease.poison();
+    if (e.code() == ErrorCode::TokenRemoved) mark_removed();
+    if (e.code() == ErrorCode::LoginRequired) logged_in_ = false;
+    throw;
+  }
+  std::span<const std::uint8_t> out(sig.data(), sig_len);
+  if (is_ecdsa(alg) && enc == SignatureEncoding::Der) return ecdsa_raw_to_der(out);
+  return {out.begin(), out.end()};
+}
+
+}  // namespace kyso::pkcs11
