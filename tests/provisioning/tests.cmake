@@ -1,0 +1,4 @@
+# Provisioning and configuration (firmware-config/): config validation is a unit test; the
+# provisioning tests make their own SoftHSM2 tokens under a temp SOFTHSM2_CONF per test case,
+# so they never touch the fixture's tokens. TOKEN only for the fixture's test PKI (sub CA).
+kyso_add_tests(unit_config SOURCES provisioning/test_config.cpp DEPS kyso::firmware_config)
