@@ -394,6 +394,21 @@ std::shared_ptr<Signer> Token::signer(const Credential& credential) {
   return std::make_shared<detail::TokenSigner>(shared_from_this(), credential, std::move(key_id));
 }
 
+void Token::forget_key(std::span<const std::uint8_t> key_id) {
+  const std::lock_guard lock(keys_mutex_);
+  key_handles_.erase(Bytes(key_id.begin(), key_id.end()));
+}
+
+bool Token::session_logged_in() {
+  auto lease = sessions_->acquire();
+  CK_SESSION_INFO si{};
+  if (module_->invoke<&CK_FUNCTION_LIST::C_GetSessionInfo>(lease.handle(), &si) != CKR_OK) {
+    lease.poison();
+    return false;
+  }
+  return si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS;
+}
+
 unsigned long Token::find_private_key(std::span<const std::uint8_t> key_id) {
   const Bytes id(key_id.begin(), key_id.end());
   {
@@ -450,19 +465,31 @@ Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& c
     input_len = digest.size();
   }
 
-  const CK_OBJECT_HANDLE key = find_private_key(key_id);
-  auto lease = sessions_->acquire();
   std::array<unsigned char, 1024> sig{};  // RSA-8192 at most
   CK_ULONG sig_len = sig.size();
-  try {
-    KYSO_CK(*module_, C_SignInit, lease.handle(), &mech, key);
-    KYSO_CK(*module_, C_Sign, lease.handle(), input.data(), static_cast<CK_ULONG>(input_len),
-            sig.data(), &sig_len);
-  } catch (const Error& e) {
-    lease.poison();
-    if (e.code() == ErrorCode::TokenRemoved) mark_removed();
-    if (e.code() == ErrorCode::LoginRequired) logged_in_ = false;
-    throw;
+  for (int attempt = 0;; ++attempt) {
+    const CK_OBJECT_HANDLE key = find_private_key(key_id);
+    auto lease = sessions_->acquire();
+    sig_len = sig.size();
+    try {
+      KYSO_CK(*module_, C_SignInit, lease.handle(), &mech, key);
+      KYSO_CK(*module_, C_Sign, lease.handle(), input.data(), static_cast<CK_ULONG>(input_len),
+              sig.data(), &sig_len);
+      break;
+    } catch (const Error& e) {
+      lease.poison();
+      if (e.code() == ErrorCode::TokenRemoved) mark_removed();
+      if (e.code() == ErrorCode::LoginRequired) logged_in_ = false;
+      if (e.code() != ErrorCode::KeyNotFound || attempt > 0) throw;
+      // The cached key handle went stale: the token logged out behind our back (another
+      // program's C_Logout, a reader reset). Look the key up again once; if the login is
+      // gone, say so instead of signing.
+      forget_key(key_id);
+      if (!session_logged_in()) {
+        logged_in_ = false;
+        throw Error(ErrorCode::LoginRequired, "the token logged out: " + e.detail());
+      }
+    }
   }
   std::span<const std::uint8_t> out(sig.data(), sig_len);
   if (is_ecdsa(alg) && enc == SignatureEncoding::Der) return ecdsa_raw_to_der(out);

@@ -1,1 +1,188 @@
+// What field tokens do to a signing session, simulated by kyso_fault_pkcs11.so wrapping the
+// real SoftHSM2 module: wrong and locked PINs, PIN pads, tokens pulled out mid-batch.
+
+#include <p11-kit/pkcs11.h>
+
 #include <catch2/catch.hpp>
+#include <cstdlib>
+
+#include "fixture.hpp"
+#include "kyso/core/secret.hpp"
+#include "kyso/pkcs11/library.hpp"
+
+using kyso::ErrorCode;
+using kyso::SignAlgorithm;
+using kyso::test::Faults;
+using kyso::test::fixture;
+
+namespace {
+
+// A library over the fault module; the counters start at zero for each test.
+std::unique_ptr<kyso::pkcs11::Library> faulty_library() {
+  auto lib = std::make_unique<kyso::pkcs11::Library>(kyso::pkcs11::ModuleConfig{
+      .paths = {fixture().fault_module}, .use_p11kit = false, .use_known = false});
+  REQUIRE(lib->modules().at(0).loaded);
+  Faults::reset();
+  return lib;
+}
+
+kyso::Secret secret(std::string_view s) {
+  kyso::Secret out;
+  out.assign(s);
+  return out;
+}
+
+ErrorCode login_error(kyso::Signer& signer, const kyso::Secret* pin) {
+  try {
+    signer.authorize(pin, {});
+  } catch (const kyso::Error& e) {
+    return e.code();
+  }
+  return ErrorCode::Internal;  // "no error": no test expects Internal
+}
+
+std::vector<kyso::Bytes> digests(int n) {
+  std::vector<kyso::Bytes> out;
+  for (int i = 0; i < n; ++i) {
+    const std::string doc = "Học bạ số #" + std::to_string(i);
+    out.push_back(kyso::sha256({reinterpret_cast<const std::uint8_t*>(doc.data()), doc.size()}));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("login_wrongPin_triesExactlyOnce_andNeverResendsIt", "[pkcs11][security]") {
+  auto lib = faulty_library();
+  auto signer = lib->signer(fixture().credential("teacher").credential_id());
+  const auto wrong = secret("000000");
+
+  CHECK(login_error(*signer, &wrong) == ErrorCode::PinIncorrect);
+  CHECK(Faults::get("count.C_Login") == 1);
+
+  // The same PIN again is refused without touching the token: it would only burn a try.
+  CHECK(login_error(*signer, &wrong) == ErrorCode::PinRepeated);
+  CHECK(Faults::get("count.C_Login") == 1);
+
+  // Signing is refused too, without the token being asked.
+  try {
+    (void)signer->sign_digest(SignAlgorithm::RsaPkcs1Sha256, kyso::Bytes(32, 3));
+    FAIL("signed after a failed login");
+  } catch (const kyso::Error& e) {
+    CHECK(e.code() == ErrorCode::LoginRequired);
+  }
+  CHECK(Faults::get("count.C_Sign") == 0);
+
+  // The user types the right PIN: one more C_Login, and signing works.
+  const auto right = secret(fixture().user_pin);
+  signer->authorize(&right, {});
+  CHECK(Faults::get("count.C_Login") == 2);
+  CHECK_NOTHROW(signer->sign_digest(SignAlgorithm::RsaPkcs1Sha256, kyso::Bytes(32, 3)));
+}
+
+TEST_CASE("login_lockedFinalTryOrMustChangePin_refusedWithoutTouchingTheCounter",
+          "[pkcs11][security]") {
+  auto lib = faulty_library();
+  const auto pin = secret(fixture().user_pin);
+  for (auto [flag, code] : {std::pair{CKF_USER_PIN_LOCKED, ErrorCode::PinLocked},
+                            std::pair{CKF_USER_PIN_FINAL_TRY, ErrorCode::PinFinalTry},
+                            std::pair{CKF_USER_PIN_TO_BE_CHANGED, ErrorCode::PinMustChange}}) {
+    Faults::reset();
+    Faults::set("token_flags_or", static_cast<long>(flag));
+    auto signer = lib->signer(fixture().credential("teacher").credential_id());
+    INFO(kyso::code_name(code));
+    CHECK(login_error(*signer, &pin) == code);
+    CHECK(Faults::get("count.C_Login") == 0);
+    CHECK_FALSE(kyso::message(code, kyso::Language::Vi).empty());
+  }
+}
+
+TEST_CASE("login_pinLockedByToken_mapsToPinLocked", "[pkcs11][security]") {
+  auto lib = faulty_library();
+  Faults::set("fail_login_rv", static_cast<long>(CKR_PIN_LOCKED));
+  auto signer = lib->signer(fixture().credential("teacher").credential_id());
+  const auto pin = secret(fixture().user_pin);
+  CHECK(login_error(*signer, &pin) == ErrorCode::PinLocked);
+  CHECK(Faults::get("count.C_Login") == 1);
+}
+
+TEST_CASE("login_pinPad_sendsNoPinFromKyso", "[pkcs11][security]") {
+  ::setenv("KYSO_FAULT_PINPAD_PIN", fixture().user_pin.c_str(), 1);
+  auto lib = faulty_library();
+  Faults::set("token_flags_or", static_cast<long>(CKF_PROTECTED_AUTHENTICATION_PATH));
+  auto signer = lib->signer(fixture().credential("teacher-ec").credential_id());
+  REQUIRE(signer->auth_required() == kyso::AuthKind::ProtectedPath);
+  signer->authorize(nullptr, {});
+  CHECK(signer->auth_required() == kyso::AuthKind::None);
+  const kyso::Bytes d(32, 9);
+  CHECK(kyso::test::openssl_verify(signer->credential().cert.der, SignAlgorithm::EcdsaSha256, d,
+                                   signer->sign_digest(SignAlgorithm::EcdsaSha256, d)));
+}
+
+TEST_CASE("signBatch_oneLoginForTheWholeBatch", "[pkcs11]") {
+  auto lib = faulty_library();
+  auto signer = lib->signer(fixture().credential("principal").credential_id());
+  const auto pin = secret(fixture().user_pin);
+  signer->authorize(&pin, {});
+  const auto ds = digests(40);
+  const auto results = signer->sign_digests(SignAlgorithm::RsaPssSha256, ds);
+  REQUIRE(results.size() == ds.size());
+  for (std::size_t i = 0; i < ds.size(); ++i) {
+    REQUIRE(results[i].ok());
+    CHECK(kyso::test::openssl_verify(signer->credential().cert.der, SignAlgorithm::RsaPssSha256,
+                                     ds[i], results[i].signature));
+  }
+  CHECK(Faults::get("count.C_Login") == 1);
+  CHECK(Faults::get("count.C_Sign") == 40);
+}
+
+TEST_CASE("signBatch_tokenRemovedMidway_reportsExactlySignedDocuments", "[pkcs11]") {
+  auto lib = faulty_library();
+  auto signer = lib->signer(fixture().credential("teacher").credential_id());
+  const auto pin = secret(fixture().user_pin);
+  signer->authorize(&pin, {});
+  Faults::set("remove_after_signs", 7);
+  const auto ds = digests(12);
+  const auto results = signer->sign_digests(SignAlgorithm::RsaPkcs1Sha256, ds);
+  REQUIRE(results.size() == 12);
+  for (std::size_t i = 0; i < 7; ++i) {
+    CHECK(results[i].ok());
+    CHECK(kyso::test::openssl_verify(signer->credential().cert.der, SignAlgorithm::RsaPkcs1Sha256,
+                                     ds[i], results[i].signature));
+  }
+  for (std::size_t i = 7; i < 12; ++i) {
+    REQUIRE_FALSE(results[i].ok());
+    CHECK(results[i].error->code() == ErrorCode::TokenRemoved);
+    CHECK(results[i].error->retriable());
+  }
+  // Item 8 met the removal (at C_SignInit); items 9..12 were not sent to a token that is gone.
+  CHECK(Faults::get("count.C_SignInit") == 8);
+  CHECK(Faults::get("count.C_Sign") == 7);
+
+  // The token disappears from the list, and comes back needing a new login.
+  CHECK(lib->tokens().empty());
+  Faults::set("removed", 0);
+  auto again = lib->signer(fixture().credential("teacher").credential_id());
+  CHECK(again->auth_required() == kyso::AuthKind::Pin);
+  again->authorize(&pin, {});
+  CHECK_NOTHROW(again->sign_digest(SignAlgorithm::RsaPkcs1Sha256, ds[7]));
+}
+
+TEST_CASE("tokens_absent_credentialLookupSaysSo", "[pkcs11]") {
+  auto lib = faulty_library();
+  Faults::set("removed", 1);
+  CHECK(lib->tokens().empty());
+  CHECK(lib->credentials().empty());
+  try {
+    (void)lib->signer(fixture().credential("seal").credential_id());
+    FAIL("found a credential on an absent token");
+  } catch (const kyso::Error& e) {
+    CHECK(e.code() == ErrorCode::CredentialNotFound);
+  }
+  try {
+    (void)lib->token("Kyso Demo");
+    FAIL("found an absent token");
+  } catch (const kyso::Error& e) {
+    CHECK(e.code() == ErrorCode::TokenNotFound);
+  }
+}

@@ -24,12 +24,15 @@ Fixture load_fixture() {
   const char* dir = std::getenv("KYSO_TEST_DIR");
   if (dir == nullptr) throw std::runtime_error("KYSO_TEST_DIR not set: run through ctest");
   f.dir = dir;
+  // Before any module is loaded: SoftHSM2 reads its configuration in C_Initialize.
+  ::setenv("SOFTHSM2_CONF", (f.dir + "/softhsm2.conf").c_str(), 1);
+  ::setenv("KYSO_CLI", KYSO_CLI_PATH, 0);
   std::ifstream in(f.dir + "/manifest.json");
   if (!in) throw std::runtime_error("no manifest.json in " + f.dir);
   f.manifest = nlohmann::json::parse(in);
   f.module = f.manifest.at("module").get<std::string>();
   const char* fault = std::getenv("KYSO_FAULT_MODULE");
-  f.fault_module = fault != nullptr ? fault : "";
+  f.fault_module = fault != nullptr ? fault : KYSO_FAULT_MODULE_PATH;
   f.user_pin = f.manifest.at("user_pin").get<std::string>();
   f.pin_file = f.manifest.at("pin_file").get<std::string>();
   for (const auto& c : f.manifest.at("credentials")) {

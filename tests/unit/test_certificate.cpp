@@ -1,1 +1,132 @@
+// Vietnamese subject parsing on certificates made here with OpenSSL, entry by entry, so the
+// test controls the exact encoding (UTF8String, UID attribute, order).
+
+#include <openssl/ec.h>
+#include <openssl/x509v3.h>
+
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <utility>
+#include <vector>
+
+#include "kyso/core/certificate.hpp"
+#include "kyso/core/roles.hpp"
+
+namespace {
+
+using Entries = std::vector<std::pair<const char*, const char*>>;
+
+kyso::Bytes make_cert(const Entries& subject, long days_from_now_start, long days_valid,
+                      const char* key_usage = "critical,digitalSignature,nonRepudiation") {
+  kyso::EvpPkeyPtr key(EVP_EC_gen("P-256"));
+  kyso::X509Ptr cert(X509_new());
+  X509_set_version(cert.get(), 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 4242);
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  for (const auto& [field, value] : subject) {
+    X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(value), -1, -1, 0);
+  }
+  X509_set_issuer_name(cert.get(), name);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), days_from_now_start * 86400);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), (days_from_now_start + days_valid) * 86400);
+  X509_set_pubkey(cert.get(), key.get());
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_key_usage, key_usage);
+  X509_add_ext(cert.get(), ext, -1);
+  X509_EXTENSION_free(ext);
+  X509_sign(cert.get(), key.get(), EVP_sha256());
+  return kyso::x509_to_der(cert.get());
+}
+
+}  // namespace
+
+TEST_CASE("a teacher's subject keeps its diacritics, order and CCCD", "[core][cert]") {
+  const auto der = make_cert({{"C", "VN"},
+                              {"ST", "HÀ NỘI"},
+                              {"O", "Trường THPT Chu Văn An"},
+                              {"title", "Giáo viên chủ nhiệm"},
+                              {"UID", "CCCD:001185012345"},
+                              {"CN", "Nguyễn Thị Ánh"}},
+                             -1, 365);
+  const auto c = kyso::parse_certificate(der);
+  CHECK(c.common_name == "Nguyễn Thị Ánh");
+  CHECK(c.state == "HÀ NỘI");
+  CHECK(c.organization == "Trường THPT Chu Văn An");
+  CHECK(c.subject ==
+        "C=VN, ST=HÀ NỘI, O=Trường THPT Chu Văn An, T=Giáo viên chủ nhiệm, "
+        "UID=CCCD:001185012345, CN=Nguyễn Thị Ánh");
+  REQUIRE(c.uids.size() == 1);
+  CHECK(c.uids[0].prefix == "CCCD");
+  CHECK(c.uids[0].value == "001185012345");
+  CHECK(c.kind == kyso::SubjectKind::Person);
+  CHECK(c.uid("CCCD") == "001185012345");
+  CHECK(c.key_type == "EC");
+  CHECK(c.curve == "P-256");
+  CHECK(c.can_sign());
+  CHECK(c.id.size() == 64);
+  CHECK(kyso::guess_role(c) == kyso::Role::Teacher);
+  CHECK(kyso::role_accepts(kyso::Role::Teacher, c));
+  CHECK_FALSE(kyso::role_accepts(kyso::Role::Seal, c));
+}
+
+TEST_CASE("a school seal is an organization (MNS, no personal id)", "[core][cert]") {
+  const auto c = kyso::parse_certificate(make_cert(
+      {{"C", "VN"}, {"ST", "HÀ NỘI"}, {"O", "Trường Tiểu học X"}, {"UID", "MNS:1047665"},
+       {"CN", "Trường Tiểu học X"}},
+      -1, 365));
+  CHECK(c.kind == kyso::SubjectKind::Organization);
+  CHECK(c.uid("MNS") == "1047665");
+  CHECK(kyso::guess_role(c) == kyso::Role::Seal);
+  CHECK(kyso::role_accepts(kyso::Role::Seal, c));
+  CHECK_FALSE(kyso::role_accepts(kyso::Role::Principal, c));
+}
+
+TEST_CASE("a person carrying the employer's MST stays a person; branch MST keeps its suffix",
+          "[core][cert]") {
+  const auto c = kyso::parse_certificate(make_cert(
+      {{"C", "VN"}, {"UID", "CMND:025123456"}, {"UID", "MST:0100686209-199"}, {"CN", "Lê Hoàng Phúc"}},
+      -1, 365));
+  CHECK(c.kind == kyso::SubjectKind::Person);
+  CHECK(c.uid("CMND") == "025123456");
+  CHECK(c.uid("MST") == "0100686209-199");
+  CHECK(c.uids.size() == 2);
+}
+
+TEST_CASE("passport and lower-case prefixes are recognised; no UID means unknown kind",
+          "[core][cert]") {
+  const auto p = kyso::parse_certificate(make_cert({{"UID", "hc:B1234567"}, {"CN", "Anna"}}, -1, 30));
+  CHECK(p.kind == kyso::SubjectKind::Person);
+  CHECK(p.uid("HC") == "B1234567");
+  const auto u = kyso::parse_certificate(make_cert({{"CN", "no id"}}, -1, 30));
+  CHECK(u.kind == kyso::SubjectKind::Unknown);
+  CHECK_FALSE(kyso::role_accepts(kyso::Role::Teacher, u));
+  CHECK_FALSE(kyso::guess_role(u).has_value());
+}
+
+TEST_CASE("a principal is recognised by title; IT pins narrow a role", "[core][cert]") {
+  const auto c = kyso::parse_certificate(make_cert(
+      {{"title", "Hiệu trưởng"}, {"UID", "CCCD:001080054321"}, {"CN", "Trần Văn Bình"}}, -1, 30));
+  CHECK(kyso::guess_role(c) == kyso::Role::Principal);
+  kyso::RolePin pin{.credential_ids = {"not-this-one"}, .issuer_contains = {}};
+  CHECK_FALSE(kyso::role_accepts(kyso::Role::Principal, c, &pin));
+  pin.credential_ids = {c.id};
+  CHECK(kyso::role_accepts(kyso::Role::Principal, c, &pin));
+}
+
+TEST_CASE("an expired certificate and a key-usage without signing are reported", "[core][cert]") {
+  const auto expired = kyso::parse_certificate(
+      make_cert({{"UID", "CCCD:001190011111"}, {"CN", "Phạm Minh Đức"}}, -400, 365));
+  CHECK_FALSE(expired.valid_at(std::chrono::system_clock::now()));
+  CHECK(expired.not_after < std::chrono::system_clock::now());
+  const auto enc_only = kyso::parse_certificate(
+      make_cert({{"CN", "x"}}, -1, 30, "critical,keyEncipherment"));
+  CHECK_FALSE(enc_only.can_sign());
+}
+
+TEST_CASE("garbage is not a certificate", "[core][cert]") {
+  const kyso::Bytes junk{0x30, 0x03, 0x02, 0x01, 0x01};
+  CHECK_THROWS_AS(kyso::parse_certificate(junk), kyso::Error);
+}

@@ -94,6 +94,8 @@ class Token : public std::enable_shared_from_this<Token> {
 
  private:
   unsigned long find_private_key(std::span<const std::uint8_t> key_id);
+  void forget_key(std::span<const std::uint8_t> key_id);
+  bool session_logged_in();
   std::vector<unsigned long> mechanisms();
 
   std::shared_ptr<detail::Module> module_;

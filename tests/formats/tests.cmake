@@ -1,0 +1,8 @@
+# Formats: CMS/CAdES, XML-DSig, PAdES, timestamps, pre-signing checks and `kyso verify`, on the
+# fixture token, each signature checked by an independent tool (openssl cms, xmlsec1, pdfsig).
+set(_fmt ${CMAKE_CURRENT_SOURCE_DIR}/formats)
+kyso_add_tests(formats_tests TOKEN SOURCES
+  ${_fmt}/format_support.cpp ${_fmt}/pdf_writer.cpp ${_fmt}/tsa_server.cpp
+  ${_fmt}/test_cms.cpp
+  DEPS kyso::formats kyso::pkcs11)
+target_include_directories(formats_tests PRIVATE ${_fmt})
