@@ -1,0 +1,690 @@
+/**
+ * The client: one WebSocket to the local kyso-agent (docs/protocol.md). Requests carry integer
+ * ids; each gets exactly one answer or a local TIMEOUT / CONNECTION_LOST. Nothing is ever resent:
+ * a signing request whose answer was lost is reported as such, never repeated behind the page's
+ * back (the user approved it once; a second signature needs a second approval).
+ */
+import { KysoError } from './errors.js';
+import { normalizeDigest } from './encoding.js';
+import type {
+  BatchItemResult,
+  BatchSummary,
+  ClientEvents,
+  Credential,
+  HashItem,
+  HelloResult,
+  ListCredentialsOptions,
+  PairCode,
+  PairResult,
+  RequestId,
+  Role,
+  SignBatchOptions,
+  SignOptions,
+  SignResult,
+} from './types.js';
+
+export const VERSION = '0.1.0';
+/** The agent's default port, then its fallbacks (docs/protocol.md section 1). */
+export const DEFAULT_PORTS: readonly number[] = [19587, 19588, 19589];
+/** Protocol versions this SDK speaks. */
+export const PROTOCOLS: readonly number[] = [1];
+
+const ROLES: readonly Role[] = ['teacher', 'principal', 'seal'];
+const INTERACTIVE_TIMEOUT_MS = 180_000; // the agent's approval_timeout (120 s) plus signing time
+
+/** The constructor the SDK opens sockets with: the browser's WebSocket, or a compatible one. */
+export type WebSocketConstructor = new (url: string) => WebSocket;
+
+export interface ConnectOptions {
+  /** Ports to try in order (default 19587, 19588, 19589). */
+  ports?: readonly number[];
+  /** Loopback host (default "127.0.0.1"; "localhost" and "[::1]" are accepted by the agent too). */
+  host?: string;
+  /** false: ws:// only (default); true: wss:// only; "both": wss:// first, then ws://. */
+  secure?: boolean | 'both';
+  /** Per-port time to open the socket (default 3000 ms). */
+  connectTimeoutMs?: number;
+  /** Timeout for non-interactive requests: hello, credentials.list, batch.cancel (default 15 000 ms). */
+  requestTimeoutMs?: number;
+  /** Language of the agent's dialogs for this connection (default "vi"). */
+  language?: 'vi' | 'en';
+  /** Send `hello` on connect and keep its result in `client.info` (default true). */
+  hello?: boolean;
+  /** Largest message the SDK sends; bigger batches are split into batch.items (default 512 KiB). */
+  maxMessageBytes?: number;
+  /** A WebSocket implementation (default: globalThis.WebSocket). */
+  WebSocket?: WebSocketConstructor;
+}
+
+type EventName = keyof ClientEvents;
+type Listener<E extends EventName> = (event: ClientEvents[E]) => void;
+
+interface Pending {
+  method: string;
+  resolve: (result: Record<string, unknown>) => void;
+  reject: (error: KysoError) => void;
+  timeoutMs: number;
+  timer?: ReturnType<typeof setTimeout> | undefined;
+  /** Restart the timeout on each event for this request (batches). */
+  resetOnEvent: boolean;
+  onEvent?: ((event: string, params: Record<string, unknown>) => void) | undefined;
+  onTimeout?: (() => void) | undefined;
+}
+
+interface RequestOptions {
+  id?: number;
+  timeoutMs?: number;
+  resetOnEvent?: boolean;
+  onEvent?: (event: string, params: Record<string, unknown>) => void;
+  onTimeout?: () => void;
+}
+
+type WireItem = { type: 'hash'; hash: string; hashAlgorithm: string; title: string };
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Turns the agent's error object (or anything else) into a KysoError. */
+export function errorFromWire(wire: unknown, requestId?: RequestId): KysoError {
+  if (!isObject(wire) || typeof wire.code !== 'string') {
+    return new KysoError({
+      code: 'PROTOCOL_ERROR',
+      detail: 'error without a code',
+      requestId: requestId === undefined ? undefined : String(requestId),
+      data: wire,
+    });
+  }
+  const message = isObject(wire.message) ? wire.message : {};
+  return new KysoError({
+    code: wire.code,
+    messageVi: typeof message.vi === 'string' ? message.vi : undefined,
+    messageEn: typeof message.en === 'string' ? message.en : undefined,
+    detail: typeof wire.detail === 'string' ? wire.detail : undefined,
+    retriable: typeof wire.retriable === 'boolean' ? wire.retriable : undefined,
+    requestId: requestId === undefined ? undefined : String(requestId),
+    data: wire,
+  });
+}
+
+function protocolError(detail: string, data?: unknown): KysoError {
+  return new KysoError({ code: 'PROTOCOL_ERROR', detail, data });
+}
+
+function badRequest(detail: string): KysoError {
+  return new KysoError({ code: 'BAD_REQUEST', detail });
+}
+
+function checkRole(role: unknown): asserts role is Role {
+  if (!ROLES.includes(role as Role)) throw badRequest(`role must be one of ${ROLES.join(', ')}`);
+}
+
+function toWireItem(item: HashItem<unknown>): WireItem {
+  if (!isObject(item)) throw badRequest('an item must be an object');
+  if (item.type !== undefined && item.type !== 'hash') {
+    throw new KysoError({ code: 'NOT_SUPPORTED', detail: `item type ${String(item.type)}` });
+  }
+  if (typeof item.title !== 'string' || item.title.length === 0) {
+    throw badRequest('every item needs a title: it is what the user sees in Kyso’s dialog');
+  }
+  const { hash, hashAlgorithm } = normalizeDigest(item.hash, item.hashAlgorithm);
+  // The agent's limit is 200 characters; cut on a code point, never inside a surrogate pair.
+  const title = Array.from(item.title).slice(0, 200).join('');
+  return { type: 'hash', hash, hashAlgorithm, title };
+}
+
+function signingParams(opts: SignOptions | SignBatchOptions<unknown>): Record<string, unknown> {
+  if (!isObject(opts)) throw badRequest('options with a role are required');
+  checkRole(opts.role);
+  const params: Record<string, unknown> = { role: opts.role };
+  if (opts.credentialId !== undefined) params.credentialId = opts.credentialId;
+  if (opts.algorithm !== undefined) params.algorithm = opts.algorithm;
+  if (opts.signatureEncoding !== undefined) params.signatureEncoding = opts.signatureEncoding;
+  return params;
+}
+
+const utf8 = new TextEncoder();
+
+/** Splits items so that each message stays under `budget` bytes of JSON. */
+function chunkItems(items: WireItem[], budget: number): WireItem[][] {
+  const chunks: WireItem[][] = [];
+  let current: WireItem[] = [];
+  let size = 0;
+  for (const item of items) {
+    const n = utf8.encode(JSON.stringify(item)).length + 1;
+    if (current.length > 0 && size + n > budget) {
+      chunks.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(item);
+    size += n;
+  }
+  chunks.push(current);
+  return chunks;
+}
+
+/** A batch in flight: the summary's promise, with the batch id to cancel it. */
+export type BatchPromise<K> = Promise<BatchSummary<K>> & { readonly batchId: RequestId };
+
+export class KysoClient {
+  /** The socket's URL, e.g. ws://127.0.0.1:19587/ */
+  readonly url: string;
+  readonly port: number;
+  /** The last `hello` result (connect() sends one unless told not to). */
+  info: HelloResult | undefined;
+
+  readonly #ws: WebSocket;
+  readonly #options: ConnectOptions;
+  readonly #pending = new Map<string, Pending>();
+  readonly #listeners = new Map<EventName, Set<Listener<EventName>>>();
+  #nextId = 1;
+  #closedByClient = false;
+
+  /** Use connect(); this wraps a socket that is already open. */
+  constructor(ws: WebSocket, url: string, port: number, options: ConnectOptions = {}) {
+    this.#ws = ws;
+    this.url = url;
+    this.port = port;
+    this.#options = options;
+    ws.addEventListener('message', (e: MessageEvent) => this.#onMessage(e.data));
+    ws.addEventListener('close', (e: CloseEvent) => this.#onClose(e.code, e.reason));
+  }
+
+  /** True while the socket is open. */
+  get connected(): boolean {
+    return this.#ws.readyState === 1; // OPEN
+  }
+
+  /** Subscribes to an event; returns the function that unsubscribes. */
+  on<E extends EventName>(name: E, listener: Listener<E>): () => void {
+    let set = this.#listeners.get(name);
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(name, set);
+    }
+    set.add(listener as Listener<EventName>);
+    return () => this.off(name, listener);
+  }
+
+  off<E extends EventName>(name: E, listener: Listener<E>): void {
+    this.#listeners.get(name)?.delete(listener as Listener<EventName>);
+  }
+
+  /** Versions, capabilities and whether this page's origin is paired. */
+  async hello(): Promise<HelloResult> {
+    const result = await this.request('hello', {
+      protocols: [...PROTOCOLS],
+      client: `kyso-agent-client/${VERSION}`,
+      language: this.#options.language ?? 'vi',
+    });
+    if (result.agent !== 'kyso-agent' || !PROTOCOLS.includes(result.protocol as number)) {
+      throw protocolError(`not a compatible kyso-agent (agent ${String(result.agent)}, protocol ${String(result.protocol)})`, result);
+    }
+    if (!isObject(result.capabilities)) result.capabilities = {};
+    this.info = result as unknown as HelloResult;
+    return this.info;
+  }
+
+  /**
+   * Pairs this page's origin. `onCode` receives the code to show in the page while Kyso's own
+   * dialog shows the same code; the promise resolves when the user confirms there (rejects with
+   * USER_CANCELLED or TIMEOUT otherwise). An origin already paired resolves at once, without code.
+   */
+  async pair(options: { onCode?: (code: PairCode) => void; timeoutMs?: number } = {}): Promise<PairResult> {
+    let code: string | undefined;
+    const result = await this.request('pair', {}, {
+      timeoutMs: options.timeoutMs ?? INTERACTIVE_TIMEOUT_MS,
+      onEvent: (event, params) => {
+        if (event !== 'pair.code' || typeof params.code !== 'string') return;
+        code = params.code;
+        const expiresIn = typeof params.expiresIn === 'number' ? params.expiresIn : 0;
+        options.onCode?.({ code, expiresIn });
+      },
+    });
+    if (result.paired !== true) throw protocolError('pair answered without paired: true', result);
+    if (this.info) this.info = { ...this.info, paired: true };
+    const out: PairResult = { paired: true, origin: String(result.origin ?? '') };
+    if (code !== undefined) out.code = code;
+    return out;
+  }
+
+  /** Credentials present now, filtered by role, kind and validity. */
+  async listCredentials(filter: ListCredentialsOptions = {}): Promise<Credential[]> {
+    const params: Record<string, unknown> = {};
+    if (filter.role !== undefined) {
+      checkRole(filter.role);
+      params.role = filter.role;
+    }
+    if (filter.kind !== undefined) params.kind = filter.kind;
+    if (filter.validNow !== undefined) params.validNow = filter.validNow;
+    const result = await this.request('credentials.list', params);
+    if (!Array.isArray(result.credentials)) throw protocolError('credentials.list without credentials', result);
+    return result.credentials as Credential[];
+  }
+
+  /**
+   * Signs one digest in a role. The user approves (and types the PIN) in Kyso's dialog. Sent
+   * exactly once: a lost answer is CONNECTION_LOST / TIMEOUT, never a silent retry.
+   */
+  async sign<K>(item: HashItem<K>, options: SignOptions): Promise<SignResult> {
+    const params = { ...signingParams(options), item: toWireItem(item) };
+    const result = await this.request('sign', params, {
+      timeoutMs: options.timeoutMs ?? INTERACTIVE_TIMEOUT_MS,
+    });
+    for (const key of ['signature', 'certificate', 'credentialId', 'algorithm'] as const) {
+      if (typeof result[key] !== 'string') throw protocolError(`sign result without ${key}`, result);
+    }
+    if (!Array.isArray(result.chain)) result.chain = [];
+    return result as unknown as SignResult;
+  }
+
+  /**
+   * Signs many digests in one role with one approval and one PIN entry. Progress arrives per
+   * item; the summary lists exactly which items were signed and which failed with which error.
+   * The promise rejects only when nothing was signed (dialog cancelled, wrong PIN, no
+   * credential...) or the answer was lost (CONNECTION_LOST / TIMEOUT: `error.data.progress` then
+   * says which indexes the agent had reported signed).
+   */
+  signBatch<K>(items: readonly HashItem<K>[], options: SignBatchOptions<K>): BatchPromise<K> {
+    const batchId = this.#nextId++;
+    const run = async (): Promise<BatchSummary<K>> => {
+      if (!Array.isArray(items) || items.length === 0) throw badRequest('a batch needs at least one item');
+      const common = signingParams(options);
+      const wire = items.map((item) => toWireItem(item));
+      if (options.signal?.aborted) throw new KysoError({ code: 'ABORTED', detail: 'aborted before sending' });
+
+      const budget = (this.#options.maxMessageBytes ?? 512 * 1024) - 1024;
+      const chunks = chunkItems(wire, Math.max(budget, 1024));
+      const okIndexes: number[] = [];
+      const failedIndexes: number[] = [];
+      const cancelQuietly = () => {
+        this.cancel(batchId).catch(() => undefined);
+      };
+
+      const summary = this.request(
+        'batch.sign',
+        { ...common, total: items.length, items: chunks[0] },
+        {
+          id: batchId,
+          timeoutMs: options.idleTimeoutMs ?? INTERACTIVE_TIMEOUT_MS,
+          resetOnEvent: true,
+          onTimeout: cancelQuietly,
+          onEvent: (event, params) => {
+            if (event !== 'batch.progress') return;
+            const index = Number(params.index);
+            const item = items[index];
+            if (!item) return;
+            (params.ok === true ? okIndexes : failedIndexes).push(index);
+            const progress = {
+              batchId,
+              done: Number(params.done),
+              total: Number(params.total),
+              index,
+              ok: params.ok === true,
+              item,
+              ...(params.error !== undefined ? { error: errorFromWire(params.error, batchId) } : {}),
+            };
+            try {
+              options.onProgress?.(progress);
+            } catch (e) {
+              setTimeout(() => {
+                throw e;
+              });
+            }
+          },
+        },
+      );
+      summary.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
+
+      const onAbort = () => cancelQuietly();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        options.onStart?.(batchId);
+        for (const chunk of chunks.slice(1)) {
+          try {
+            await this.request('batch.items', { batchId, items: chunk });
+          } catch (e) {
+            cancelQuietly();
+            throw e;
+          }
+        }
+        let result: Record<string, unknown>;
+        try {
+          result = await summary;
+        } catch (e) {
+          if (e instanceof KysoError && (e.code === 'CONNECTION_LOST' || e.code === 'TIMEOUT')) {
+            throw new KysoError({
+              code: e.code,
+              messageVi: e.messageVi,
+              messageEn: e.messageEn,
+              detail: e.detail,
+              requestId: String(batchId),
+              data: { batchId, progress: { ok: okIndexes, failed: failedIndexes, total: items.length } },
+            });
+          }
+          throw e;
+        }
+        return this.#summary(batchId, items, result);
+      } finally {
+        options.signal?.removeEventListener('abort', onAbort);
+      }
+    };
+    return Object.assign(run(), { batchId });
+  }
+
+  /** Stops a running batch after the item being signed; false when it had already ended. */
+  async cancel(batchId: RequestId): Promise<boolean> {
+    const result = await this.request('batch.cancel', { batchId });
+    return result.cancelled === true;
+  }
+
+  /** Closes the connection; pending requests reject with CONNECTION_LOST. */
+  close(): void {
+    this.#closedByClient = true;
+    this.#ws.close(1000, 'client closed');
+  }
+
+  /**
+   * Low-level request, for methods and item types this SDK version does not wrap yet. Resolves
+   * with the `result` object, rejects with a KysoError.
+   */
+  request(method: string, params: Record<string, unknown>, options: RequestOptions = {}): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      if (!this.connected) {
+        reject(new KysoError({ code: 'NOT_CONNECTED', detail: `${method}: socket not open` }));
+        return;
+      }
+      const id = options.id ?? this.#nextId++;
+      const key = String(id);
+      const pending: Pending = {
+        method,
+        resolve,
+        reject,
+        timeoutMs: options.timeoutMs ?? this.#options.requestTimeoutMs ?? 15_000,
+        resetOnEvent: options.resetOnEvent ?? false,
+        onEvent: options.onEvent,
+        onTimeout: options.onTimeout,
+      };
+      this.#pending.set(key, pending);
+      this.#arm(key, pending);
+      try {
+        this.#ws.send(JSON.stringify({ id, method, params }));
+      } catch (e) {
+        this.#settle(key);
+        reject(new KysoError({ code: 'CONNECTION_LOST', detail: `${method}: send failed: ${String(e)}` }));
+      }
+    });
+  }
+
+  #arm(key: string, pending: Pending): void {
+    clearTimeout(pending.timer);
+    if (!(pending.timeoutMs > 0) || !Number.isFinite(pending.timeoutMs)) return;
+    pending.timer = setTimeout(() => {
+      if (this.#pending.get(key) !== pending) return;
+      this.#pending.delete(key);
+      try {
+        pending.onTimeout?.();
+      } finally {
+        pending.reject(
+          new KysoError({
+            code: 'TIMEOUT',
+            detail: `no answer to ${pending.method} within ${pending.timeoutMs} ms (not resent)`,
+            requestId: key,
+          }),
+        );
+      }
+    }, pending.timeoutMs);
+  }
+
+  #settle(key: string): Pending | undefined {
+    const pending = this.#pending.get(key);
+    if (pending) {
+      clearTimeout(pending.timer);
+      this.#pending.delete(key);
+    }
+    return pending;
+  }
+
+  #emit<E extends EventName>(name: E, event: ClientEvents[E]): void {
+    for (const listener of [...(this.#listeners.get(name) ?? [])]) {
+      try {
+        listener(event);
+      } catch (e) {
+        // A page's listener must not break the SDK's message loop; surface it asynchronously.
+        setTimeout(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  #onMessage(data: unknown): void {
+    if (typeof data !== 'string') return; // v1 is text frames only
+    let msg: unknown;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!isObject(msg)) return;
+
+    if (typeof msg.event === 'string') {
+      const params = isObject(msg.params) ? msg.params : {};
+      const hasId = typeof msg.id === 'string' || typeof msg.id === 'number';
+      const id = hasId ? (msg.id as RequestId) : undefined;
+      if (id !== undefined) {
+        const pending = this.#pending.get(String(id));
+        if (pending) {
+          if (pending.resetOnEvent) this.#arm(String(id), pending);
+          pending.onEvent?.(msg.event, params);
+        }
+      }
+      this.#emit('event', { event: msg.event, ...(id !== undefined ? { id } : {}), params });
+      this.#emitKnown(msg.event, id, params);
+      return;
+    }
+
+    if (!('id' in msg) || (!('result' in msg) && !('error' in msg))) return;
+    if (msg.id === null || msg.id === undefined) return; // an answer to something unreadable
+    const pending = this.#settle(String(msg.id));
+    if (!pending) return; // late answer to a request that already timed out
+    if (msg.error !== undefined) {
+      pending.reject(errorFromWire(msg.error, msg.id as RequestId));
+    } else if (isObject(msg.result)) {
+      pending.resolve(msg.result);
+    } else {
+      pending.reject(protocolError(`${pending.method}: result is not an object`, msg));
+    }
+  }
+
+  #emitKnown(event: string, id: RequestId | undefined, params: Record<string, unknown>): void {
+    switch (event) {
+      case 'token.inserted':
+      case 'token.removed':
+        this.#emit(event, { token: isObject(params.token) ? params.token : {} });
+        break;
+      case 'pair.code':
+        if (id !== undefined && typeof params.code === 'string') {
+          this.#emit('pair.code', { id, code: params.code, expiresIn: Number(params.expiresIn ?? 0) });
+        }
+        break;
+      case 'batch.progress':
+        if (id !== undefined) {
+          this.#emit('batch.progress', {
+            id,
+            done: Number(params.done),
+            total: Number(params.total),
+            index: Number(params.index),
+            ok: params.ok === true,
+            ...(params.error !== undefined ? { error: errorFromWire(params.error, id) } : {}),
+          });
+        }
+        break;
+      default:
+        break; // unknown events are for 'event' listeners only (forward compatibility)
+    }
+  }
+
+  #onClose(code: number, reason: string): void {
+    const detail =
+      code === 1009 ? 'the agent closed the connection: message too big (1009)' : `socket closed (${code}${reason ? `: ${reason}` : ''})`;
+    for (const [key, pending] of [...this.#pending]) {
+      this.#settle(key);
+      const signing = pending.method === 'sign' || pending.method === 'batch.sign';
+      pending.reject(
+        new KysoError({
+          code: 'CONNECTION_LOST',
+          detail: signing ? `${detail}; ${pending.method} outcome unknown, not resent` : detail,
+          requestId: key,
+        }),
+      );
+    }
+    this.#emit('close', { code, reason, byClient: this.#closedByClient });
+  }
+
+  #summary<K>(batchId: RequestId, items: readonly HashItem<K>[], wire: Record<string, unknown>): BatchSummary<K> {
+    if (!Array.isArray(wire.results)) throw protocolError('batch summary without results', wire);
+    const byIndex = new Map<number, BatchItemResult<K>>();
+    for (const r of wire.results as unknown[]) {
+      if (!isObject(r) || typeof r.index !== 'number') continue;
+      const item = items[r.index];
+      if (!item || byIndex.has(r.index)) continue;
+      byIndex.set(
+        r.index,
+        r.ok === true && typeof r.signature === 'string'
+          ? { index: r.index, item, ok: true, signature: r.signature }
+          : { index: r.index, item, ok: false, error: errorFromWire(r.error ?? { code: 'PROTOCOL_ERROR' }, batchId) },
+      );
+    }
+    // Every item gets exactly one entry, even if the agent left one out.
+    const results = items.map(
+      (item, index): BatchItemResult<K> =>
+        byIndex.get(index) ?? {
+          index,
+          item,
+          ok: false,
+          error: protocolError(`the summary has no result for item ${index}`),
+        },
+    );
+    const succeeded = results.filter((r): r is Extract<BatchItemResult<K>, { ok: true }> => r.ok);
+    const failures = results.filter((r): r is Extract<BatchItemResult<K>, { ok: false }> => !r.ok);
+    return {
+      batchId,
+      total: items.length,
+      signed: succeeded.length,
+      failed: failures.length,
+      cancelled: wire.cancelled === true,
+      credentialId: String(wire.credentialId ?? ''),
+      algorithm: wire.algorithm as BatchSummary<K>['algorithm'],
+      certificate: String(wire.certificate ?? ''),
+      chain: Array.isArray(wire.chain) ? (wire.chain as string[]) : [],
+      results,
+      succeeded,
+      failures,
+    };
+  }
+}
+
+function openSocket(Ctor: WebSocketConstructor, url: string, timeoutMs: number): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    let ws: WebSocket;
+    try {
+      ws = new Ctor(url);
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    const timer = setTimeout(() => {
+      fail(new Error('timeout'));
+      try {
+        ws.close();
+      } catch {
+        /* already closing */
+      }
+    }, timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      ws.removeEventListener('open', onOpen);
+      ws.removeEventListener('error', onError);
+      ws.removeEventListener('close', onError);
+    };
+    const fail = (e: unknown) => {
+      cleanup();
+      reject(e);
+    };
+    const onOpen = () => {
+      cleanup();
+      resolve(ws);
+    };
+    const onError = () => fail(new Error('closed before open'));
+    ws.addEventListener('open', onOpen);
+    ws.addEventListener('error', onError);
+    ws.addEventListener('close', onError);
+  });
+}
+
+/** Whether something answers plain HTTP on the port (the agent's GET / status). */
+async function probe(url: string): Promise<boolean> {
+  if (typeof fetch !== 'function') return false;
+  try {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), 1500);
+    try {
+      await fetch(url, { mode: 'no-cors', cache: 'no-store', credentials: 'omit', signal: controller.signal });
+      return true;
+    } finally {
+      clearTimeout(timer);
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Connects to the local agent: ws://127.0.0.1:19587/, then :19588, then :19589 (or the given
+ * ports and schemes), and says hello. Rejects with AGENT_NOT_FOUND when nothing answers, or
+ * AGENT_REFUSED when an agent answers HTTP but refused the WebSocket (origin not allowed,
+ * another OS user's agent: browsers do not tell pages why).
+ */
+export async function connect(options: ConnectOptions = {}): Promise<KysoClient> {
+  const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  if (!Ctor) throw new KysoError({ code: 'NOT_CONNECTED', detail: 'no WebSocket implementation' });
+  const ports = options.ports && options.ports.length > 0 ? options.ports : DEFAULT_PORTS;
+  const host = options.host ?? '127.0.0.1';
+  const schemes = options.secure === 'both' ? ['wss', 'ws'] : options.secure === true ? ['wss'] : ['ws'];
+  const tried: string[] = [];
+  let helloError: KysoError | undefined;
+
+  for (const scheme of schemes) {
+    for (const port of ports) {
+      const url = `${scheme}://${host}:${port}/`;
+      tried.push(url);
+      let ws: WebSocket;
+      try {
+        ws = await openSocket(Ctor, url, options.connectTimeoutMs ?? 3000);
+      } catch {
+        continue;
+      }
+      const client = new KysoClient(ws, url, port, options);
+      if (options.hello === false) return client;
+      try {
+        await client.hello();
+        return client;
+      } catch (e) {
+        client.close();
+        const err = e instanceof KysoError ? e : protocolError(String(e));
+        if (err.code === 'NOT_SUPPORTED') throw err; // a Kyso agent, but no common protocol version
+        helloError = err;
+      }
+    }
+  }
+  if (helloError) throw helloError;
+  for (const scheme of schemes) {
+    for (const port of ports) {
+      if (await probe(`${scheme === 'wss' ? 'https' : 'http'}://${host}:${port}/`)) {
+        throw new KysoError({ code: 'AGENT_REFUSED', detail: `an agent answers on port ${port} but refused the WebSocket; tried ${tried.join(', ')}` });
+      }
+    }
+  }
+  throw new KysoError({ code: 'AGENT_NOT_FOUND', detail: `tried ${tried.join(', ')}` });
+}

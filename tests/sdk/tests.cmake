@@ -1,0 +1,19 @@
+# The JS SDK (sdk/js): a pure-Node unit test of the SDK against a scripted fake agent, and the
+# browser end-to-end test: the real kyso-agent on the demo token, the demo page served on loopback,
+# Debian's chromium driven by playwright-core. ./run deps does `npm ci` in sdk/js first.
+# Both rebuild sdk/js/dist, hence the shared lock.
+find_program(KYSO_NPM npm)
+if(KYSO_NPM)
+  set(KYSO_SDK_JS "${CMAKE_SOURCE_DIR}/sdk/js")
+  add_test(NAME sdk.unit COMMAND ${KYSO_NPM} --prefix ${KYSO_SDK_JS} run test:unit)
+  set_tests_properties(sdk.unit PROPERTIES TIMEOUT 120 RESOURCE_LOCK kyso_sdk_js_dist)
+
+  if(TARGET kyso-agent)
+    add_test(NAME sdk.browser_e2e COMMAND ${KYSO_NPM} --prefix ${KYSO_SDK_JS} run test:e2e)
+    set_tests_properties(sdk.browser_e2e PROPERTIES
+      FIXTURES_REQUIRED pki
+      ENVIRONMENT "${KYSO_TEST_ENV};KYSO_AGENT_BIN=$<TARGET_FILE:kyso-agent>"
+      RESOURCE_LOCK kyso_sdk_js_dist
+      TIMEOUT 180)
+  endif()
+endif()
