@@ -17,9 +17,11 @@ namespace {
 
 pkcs11::Library& library(bool fault) {
   static std::mutex m;
-  static std::map<bool, std::unique_ptr<pkcs11::Library>> libs;
+  // Never destroyed: the module must not be finalized during static destruction, after
+  // SoftHSM2's own globals are gone.
+  static auto* libs = new std::map<bool, std::unique_ptr<pkcs11::Library>>();
   const std::scoped_lock lock(m);
-  auto& lib = libs[fault];
+  auto& lib = (*libs)[fault];
   if (!lib) {
     const auto& f = fixture();
     lib = std::make_unique<pkcs11::Library>(pkcs11::ModuleConfig{

@@ -1,0 +1,169 @@
+#include "kyso/formats/cms.hpp"
+
+#include <openssl/cms.h>
+#include <openssl/ess.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "der.hpp"
+
+namespace kyso::formats {
+namespace {
+
+using detail::check;
+using detail::CmsPtr;
+using AlgorPtr = std::unique_ptr<X509_ALGOR, FnDeleter<X509_ALGOR_free>>;
+using PssPtr = std::unique_ptr<RSA_PSS_PARAMS, FnDeleter<RSA_PSS_PARAMS_free>>;
+using EssPtr = std::unique_ptr<ESS_SIGNING_CERT_V2, FnDeleter<ESS_SIGNING_CERT_V2_free>>;
+using TimePtr = std::unique_ptr<ASN1_TIME, FnDeleter<ASN1_TIME_free>>;
+
+// RSASSA-PSS parameters as the token signs them: the same hash for the message and MGF1, salt
+// as long as the digest (RFC 4055).
+void set_pss_algorithm(X509_ALGOR* sig_alg, SignAlgorithm alg) {
+  const EVP_MD* md = detail::evp_md(hash_of(alg));
+  PssPtr pss(RSA_PSS_PARAMS_new());
+  check(pss != nullptr, "RSA_PSS_PARAMS_new");
+  pss->hashAlgorithm = X509_ALGOR_new();
+  check(pss->hashAlgorithm != nullptr, "X509_ALGOR_new");
+  X509_ALGOR_set_md(pss->hashAlgorithm, md);
+  AlgorPtr mgf_hash(X509_ALGOR_new());
+  check(mgf_hash != nullptr, "X509_ALGOR_new");
+  X509_ALGOR_set_md(mgf_hash.get(), md);
+  ASN1_STRING* mgf_param = nullptr;
+  check(ASN1_item_pack(mgf_hash.get(), ASN1_ITEM_rptr(X509_ALGOR), &mgf_param) != nullptr,
+        "MGF1 parameters");
+  pss->maskGenAlgorithm = X509_ALGOR_new();
+  check(pss->maskGenAlgorithm != nullptr, "X509_ALGOR_new");
+  X509_ALGOR_set0(pss->maskGenAlgorithm, OBJ_nid2obj(NID_mgf1), V_ASN1_SEQUENCE, mgf_param);
+  pss->saltLength = ASN1_INTEGER_new();
+  check(pss->saltLength != nullptr &&
+            ASN1_INTEGER_set(pss->saltLength, static_cast<long>(digest_size(hash_of(alg)))) == 1,
+        "PSS salt length");
+  ASN1_STRING* params = nullptr;
+  check(ASN1_item_pack(pss.get(), ASN1_ITEM_rptr(RSA_PSS_PARAMS), &params) != nullptr,
+        "PSS parameters");
+  X509_ALGOR_set0(sig_alg, OBJ_nid2obj(NID_rsassaPss), V_ASN1_SEQUENCE, params);
+}
+
+// The signed attributes as signed: DER SET OF, elements in ascending order of their encodings
+// (the order OpenSSL writes them in too).
+Bytes encode_signed_attributes(CMS_SignerInfo* si) {
+  std::vector<Bytes> parts;
+  const int count = CMS_signed_get_attr_count(si);
+  for (int i = 0; i < count; ++i) {
+    parts.push_back(detail::i2d_bytes(CMS_signed_get_attr(si, i), i2d_X509_ATTRIBUTE));
+  }
+  std::ranges::sort(parts);
+  Bytes content;
+  for (const auto& p : parts) content.insert(content.end(), p.begin(), p.end());
+  return detail::der_wrap(0x31, content);
+}
+
+Bytes build_and_sign(Signer& signer, std::span<const std::uint8_t> content_digest,
+                     std::optional<std::span<const std::uint8_t>> attached,
+                     const CmsOptions& o) {
+  const Credential& cred = signer.credential();
+  X509Ptr cert = x509_from_der(cred.cert.der);
+  const EVP_MD* md = detail::evp_md(hash_of(o.algorithm));
+  if (is_ecdsa(o.algorithm) != (cred.cert.key_type == "EC")) {
+    throw Error(ErrorCode::AlgorithmUnsupported,
+                std::string(to_string(o.algorithm)) + " does not fit a " + cred.cert.key_type + " key");
+  }
+
+  CmsPtr cms(CMS_sign(nullptr, nullptr, nullptr, nullptr, CMS_PARTIAL | CMS_BINARY));
+  check(cms != nullptr, "CMS_sign");
+  // The certificate's public key stands in for the private key: OpenSSL only uses it to fill
+  // the signer identifier and algorithms; the signature itself comes from the Signer.
+  CMS_SignerInfo* si = CMS_add1_signer(cms.get(), cert.get(), X509_get0_pubkey(cert.get()), md,
+                                       CMS_PARTIAL | CMS_BINARY | CMS_NOSMIMECAP);
+  check(si != nullptr, "CMS_add1_signer");
+  if (o.include_chain) {
+    for (const auto& der : cred.chain) {
+      X509Ptr ca = x509_from_der(der);
+      check(CMS_add1_cert(cms.get(), ca.get()) == 1, "CMS_add1_cert");
+    }
+  }
+
+  check(CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType, V_ASN1_OBJECT,
+                                    OBJ_nid2obj(NID_pkcs7_data), -1) == 1,
+        "contentType");
+  if (o.signing_time) {
+    TimePtr now(X509_gmtime_adj(nullptr, 0));
+    check(now != nullptr && CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, now->type,
+                                                        now.get(), -1) == 1,
+          "signingTime");
+  }
+  check(CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING,
+                                    content_digest.data(),
+                                    static_cast<int>(content_digest.size())) == 1,
+        "messageDigest");
+  // ESS signing-certificate-v2 (RFC 5035): binds the signer's certificate into what is signed.
+  EssPtr ess(OSSL_ESS_signing_cert_v2_new_init(EVP_sha256(), cert.get(), nullptr, 1));
+  check(ess != nullptr, "ESS signing-certificate-v2");
+  const Bytes ess_der = detail::i2d_bytes(ess.get(), i2d_ESS_SIGNING_CERT_V2);
+  check(CMS_signed_add1_attr_by_NID(si, NID_id_smime_aa_signingCertificateV2, V_ASN1_SEQUENCE,
+                                    ess_der.data(), static_cast<int>(ess_der.size())) == 1,
+        "signingCertificateV2");
+
+  if (is_pss(o.algorithm)) {
+    X509_ALGOR* sig_alg = nullptr;
+    CMS_SignerInfo_get0_algs(si, nullptr, nullptr, nullptr, &sig_alg);
+    set_pss_algorithm(sig_alg, o.algorithm);
+  }
+
+  if (attached) {
+    check(CMS_set_detached(cms.get(), 0) == 1, "CMS_set_detached");
+    ASN1_OCTET_STRING** pos = CMS_get0_content(cms.get());
+    check(pos != nullptr && *pos != nullptr, "CMS_get0_content");
+    check(ASN1_OCTET_STRING_set(*pos, attached->data(), static_cast<int>(attached->size())) == 1,
+          "content");
+    (*pos)->flags &= ~ASN1_STRING_FLAG_CONT;  // real content here, not a streaming placeholder
+  } else {
+    check(CMS_set_detached(cms.get(), 1) == 1, "CMS_set_detached");
+  }
+
+  const Bytes attrs = encode_signed_attributes(si);
+  const Bytes tbs = digest(openssl_md_name(hash_of(o.algorithm)), attrs);
+  const Bytes sig = signer.sign_digest(o.algorithm, tbs, SignatureEncoding::Der);
+  check(ASN1_STRING_set(CMS_SignerInfo_get0_signature(si), sig.data(),
+                        static_cast<int>(sig.size())) == 1,
+        "signature value");
+
+  if (o.tsa) {
+    const Timestamp ts = request_timestamp(*o.tsa, sig);
+    check(CMS_unsigned_add1_attr_by_NID(si, NID_id_smime_aa_timeStampToken, V_ASN1_SEQUENCE,
+                                        ts.token.data(), static_cast<int>(ts.token.size())) == 1,
+          "signatureTimeStampToken");
+  }
+  return detail::i2d_bytes(cms.get(), i2d_CMS_ContentInfo);
+}
+
+}  // namespace
+
+Bytes sign_cms(Signer& signer, std::span<const std::uint8_t> content, const CmsOptions& options) {
+  const Bytes md = digest(openssl_md_name(hash_of(options.algorithm)), content);
+  return build_and_sign(signer, md, options.detached ? std::nullopt : std::optional(content),
+                        options);
+}
+
+Bytes sign_cms_digest(Signer& signer, std::span<const std::uint8_t> content_digest,
+                      const CmsOptions& options) {
+  check_digest(options.algorithm, content_digest);
+  return build_and_sign(signer, content_digest, std::nullopt, options);
+}
+
+HashSignature sign_hash(Signer& signer, SignAlgorithm algorithm,
+                        std::span<const std::uint8_t> digest_value) {
+  check_digest(algorithm, digest_value);
+  HashSignature out;
+  out.signature = signer.sign_digest(algorithm, digest_value, SignatureEncoding::Der);
+  const Credential& cred = signer.credential();
+  out.chain.push_back(cred.cert.der);
+  out.chain.insert(out.chain.end(), cred.chain.begin(), cred.chain.end());
+  return out;
+}
+
+}  // namespace kyso::formats

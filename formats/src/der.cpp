@@ -1,0 +1,39 @@
+#include "der.hpp"
+
+namespace kyso::formats::detail {
+
+Bytes der_wrap(std::uint8_t tag, std::span<const std::uint8_t> content) {
+  Bytes out{tag};
+  const std::size_t n = content.size();
+  if (n < 0x80) {
+    out.push_back(static_cast<std::uint8_t>(n));
+  } else {
+    Bytes len;
+    for (std::size_t v = n; v != 0; v >>= 8) len.insert(len.begin(), static_cast<std::uint8_t>(v));
+    out.push_back(static_cast<std::uint8_t>(0x80U | len.size()));
+    out.insert(out.end(), len.begin(), len.end());
+  }
+  out.insert(out.end(), content.begin(), content.end());
+  return out;
+}
+
+void check(bool ok, const char* what) {
+  if (!ok) throw Error(ErrorCode::Internal, std::string(what) + ": " + openssl_error());
+}
+
+const EVP_MD* evp_md(HashAlgorithm alg) {
+  const EVP_MD* md = EVP_get_digestbyname(openssl_md_name(alg));
+  check(md != nullptr, "digest");
+  return md;
+}
+
+X509StorePtr make_store(const std::vector<std::string>& pem_files) {
+  X509StorePtr store(X509_STORE_new());
+  check(store != nullptr, "X509_STORE_new");
+  for (const auto& file : pem_files) {
+    for (auto& cert : x509_read_file(file)) check(X509_STORE_add_cert(store.get(), cert.get()) == 1, "X509_STORE_add_cert");
+  }
+  return store;
+}
+
+}  // namespace kyso::formats::detail

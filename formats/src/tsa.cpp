@@ -1,0 +1,136 @@
+#include "kyso/formats/tsa.hpp"
+
+#include <openssl/http.h>
+#include <openssl/rand.h>
+#include <openssl/ts.h>
+
+#include <ctime>
+
+#include "der.hpp"
+
+namespace kyso::formats {
+namespace {
+
+using detail::check;
+using TsReqPtr = std::unique_ptr<TS_REQ, FnDeleter<TS_REQ_free>>;
+using TsRespPtr = std::unique_ptr<TS_RESP, FnDeleter<TS_RESP_free>>;
+using TsVerifyPtr = std::unique_ptr<TS_VERIFY_CTX, FnDeleter<TS_VERIFY_CTX_free>>;
+using TsImprintPtr = std::unique_ptr<TS_MSG_IMPRINT, FnDeleter<TS_MSG_IMPRINT_free>>;
+using AlgorPtr = std::unique_ptr<X509_ALGOR, FnDeleter<X509_ALGOR_free>>;
+using IntPtr = std::unique_ptr<ASN1_INTEGER, FnDeleter<ASN1_INTEGER_free>>;
+using BnPtr = std::unique_ptr<BIGNUM, FnDeleter<BN_free>>;
+using TstPtr = std::unique_ptr<TS_TST_INFO, FnDeleter<TS_TST_INFO_free>>;
+using Pkcs7Ptr = std::unique_ptr<PKCS7, FnDeleter<PKCS7_free>>;
+template <typename T>
+using OsslStr = std::unique_ptr<T, FnDeleter<[](T* p) { OPENSSL_free(p); }>>;
+
+std::chrono::system_clock::time_point gen_time(const TS_TST_INFO* info) {
+  std::tm tm{};
+  check(ASN1_TIME_to_tm(TS_TST_INFO_get_time(info), &tm) == 1, "genTime");
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+TsReqPtr make_request(const TsaConfig& config, std::span<const std::uint8_t> hash) {
+  TsReqPtr req(TS_REQ_new());
+  check(req != nullptr && TS_REQ_set_version(req.get(), 1) == 1, "TS_REQ");
+  TsImprintPtr imprint(TS_MSG_IMPRINT_new());
+  AlgorPtr alg(X509_ALGOR_new());
+  check(imprint != nullptr && alg != nullptr, "TS_MSG_IMPRINT");
+  X509_ALGOR_set_md(alg.get(), detail::evp_md(config.hash));
+  check(TS_MSG_IMPRINT_set_algo(imprint.get(), alg.get()) == 1 &&
+            TS_MSG_IMPRINT_set_msg(imprint.get(), const_cast<std::uint8_t*>(hash.data()),
+                                   static_cast<int>(hash.size())) == 1 &&
+            TS_REQ_set_msg_imprint(req.get(), imprint.get()) == 1,
+        "message imprint");
+  // A fresh 64-bit nonce: the response must echo it, so an old or replayed answer is refused.
+  std::array<unsigned char, 8> raw{};
+  check(RAND_bytes(raw.data(), static_cast<int>(raw.size())) == 1, "RAND_bytes");
+  raw[0] &= 0x7F;
+  BnPtr bn(BN_bin2bn(raw.data(), static_cast<int>(raw.size()), nullptr));
+  IntPtr nonce(BN_to_ASN1_INTEGER(bn.get(), nullptr));
+  check(nonce != nullptr && TS_REQ_set_nonce(req.get(), nonce.get()) == 1, "nonce");
+  check(TS_REQ_set_cert_req(req.get(), 1) == 1, "certReq");
+  return req;
+}
+
+Bytes post(const TsaConfig& config, const Bytes& body) {
+  char* host_raw = nullptr;
+  char* port_raw = nullptr;
+  char* path_raw = nullptr;
+  int use_ssl = 0;
+  if (OSSL_HTTP_parse_url(config.url.c_str(), &use_ssl, nullptr, &host_raw, &port_raw, nullptr,
+                          &path_raw, nullptr, nullptr) != 1) {
+    throw Error(ErrorCode::ConfigInvalid, "TSA URL is not a URL: " + config.url);
+  }
+  const OsslStr<char> host(host_raw);
+  const OsslStr<char> port(port_raw);
+  const OsslStr<char> path(path_raw);
+  BioPtr req(BIO_new_mem_buf(body.data(), static_cast<int>(body.size())));
+  check(req != nullptr, "BIO_new_mem_buf");
+  BioPtr resp(OSSL_HTTP_transfer(nullptr, host.get(), port.get(), path.get(), use_ssl, nullptr,
+                                 nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr,
+                                 "application/timestamp-query", req.get(),
+                                 "application/timestamp-reply", 0, 1U << 20U,
+                                 static_cast<int>(config.timeout.count()), 0));
+  if (!resp) {
+    throw Error(ErrorCode::TsaUnavailable, "TSA " + config.url + ": " + openssl_error());
+  }
+  Bytes out;
+  std::array<unsigned char, 4096> buf{};
+  int n = 0;
+  while ((n = BIO_read(resp.get(), buf.data(), static_cast<int>(buf.size()))) > 0) {
+    out.insert(out.end(), buf.begin(), buf.begin() + n);
+  }
+  return out;
+}
+
+}  // namespace
+
+Timestamp request_timestamp(const TsaConfig& config, std::span<const std::uint8_t> data) {
+  const Bytes hash = digest(openssl_md_name(config.hash), data);
+  TsReqPtr req = make_request(config, hash);
+  const Bytes reply = post(config, detail::i2d_bytes(req.get(), i2d_TS_REQ));
+
+  const unsigned char* p = reply.data();
+  TsRespPtr resp(d2i_TS_RESP(nullptr, &p, static_cast<long>(reply.size())));
+  if (!resp) throw Error(ErrorCode::TsaError, "TSA answer is not a TimeStampResp");
+  const TS_STATUS_INFO* status = TS_RESP_get_status_info(resp.get());
+  const long code = ASN1_INTEGER_get(TS_STATUS_INFO_get0_status(status));
+  if (code != 0 && code != 1) {
+    const ASN1_BIT_STRING* fail = TS_STATUS_INFO_get0_failure_info(status);
+    const bool busy = fail != nullptr && ASN1_BIT_STRING_get_bit(fail, TS_INFO_SYSTEM_FAILURE) == 1;
+    throw Error(busy || code == 3 ? ErrorCode::TsaUnavailable : ErrorCode::TsaError,
+                "TSA refused the request (PKIStatus " + std::to_string(code) + ")");
+  }
+
+  // The answer must match this request: imprint, nonce, version; signed by the TSA.
+  TsVerifyPtr vctx(TS_REQ_to_TS_VERIFY_CTX(req.get(), nullptr));
+  check(vctx != nullptr, "TS_VERIFY_CTX");
+  if (!config.trusted_pem.empty()) {
+    TS_VERIFY_CTX_add_flags(vctx.get(), TS_VFY_SIGNATURE);
+    TS_VERIFY_CTX_set_store(vctx.get(), detail::make_store(config.trusted_pem).release());
+  }
+  if (TS_RESP_verify_response(vctx.get(), resp.get()) != 1) {
+    throw Error(ErrorCode::TsaError, "TSA answer does not match the request: " + openssl_error());
+  }
+  PKCS7* token = TS_RESP_get_token(resp.get());
+  if (config.trusted_pem.empty() &&
+      PKCS7_verify(token, nullptr, nullptr, nullptr, nullptr, PKCS7_NOVERIFY) != 1) {
+    throw Error(ErrorCode::TsaError, "TSA token signature invalid: " + openssl_error());
+  }
+  Timestamp ts;
+  ts.token = detail::i2d_bytes(token, i2d_PKCS7);
+  ts.time = gen_time(TS_RESP_get_tst_info(resp.get()));
+  return ts;
+}
+
+std::chrono::system_clock::time_point timestamp_time(std::span<const std::uint8_t> token) {
+  const unsigned char* p = token.data();
+  Pkcs7Ptr p7(d2i_PKCS7(nullptr, &p, static_cast<long>(token.size())));
+  if (!p7) throw Error(ErrorCode::TsaError, "not a timestamp token");
+  TstPtr info(PKCS7_to_TS_TST_INFO(p7.get()));
+  if (!info) throw Error(ErrorCode::TsaError, "not a timestamp token");
+  return gen_time(info.get());
+}
+
+}  // namespace kyso::formats
