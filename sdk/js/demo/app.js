@@ -211,7 +211,9 @@ function record(student, role, sig) {
 async function loadCredentials() {
   const all = await Promise.all(ORDER.map((role) => state.client.listCredentials({ role, validNow: true })));
   ORDER.forEach((role, i) => {
-    state.credentials[role] = all[i];
+    // The role's likely holder first (a "Hiệu trưởng" certificate for principal), as the agent does.
+    const score = (c) => (c.suggestedRole === role ? 2 : 0) + (c.certificate.validNow ? 1 : 0);
+    state.credentials[role] = [...all[i]].sort((a, b) => score(b) - score(a));
     for (const c of all[i]) state.credentialById.set(c.id, c);
   });
   renderCredentials();
@@ -384,6 +386,8 @@ async function hashAll() {
 
 async function main() {
   $('count').textContent = String(students.length);
+  $('meta-teacher').textContent = school.homeroomTeacher;
+  $('meta-principal').textContent = school.principal;
   $('btn-pair').addEventListener('click', pairClick);
   $('btn-reconnect').addEventListener('click', () => connectAgent());
   $('btn-teacher').addEventListener('click', () => signBatch('teacher'));

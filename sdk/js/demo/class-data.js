@@ -7,8 +7,8 @@ export const school = {
   province: 'Hà Nội',
   className: '12A1',
   schoolYear: '2025-2026',
-  homeroomTeacher: 'Nguyễn Thị Thu Hà',
-  principal: 'Trần Văn Minh',
+  homeroomTeacher: 'Nguyễn Thị Ánh',
+  principal: 'Trần Văn Bình',
 };
 
 const names = [
