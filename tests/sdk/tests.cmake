@@ -1,12 +1,16 @@
-# The JS SDK (sdk/js): a pure-Node unit test of the SDK against a scripted fake agent, and the
-# browser end-to-end test: the real kyso-agent on the demo token, the demo page served on loopback,
-# Debian's chromium driven by playwright-core. ./run deps does `npm ci` in sdk/js first.
-# Both rebuild sdk/js/dist, hence the shared lock.
+# The JS SDK (sdk/js), three tests; ./run deps does `npm ci` in sdk/js first:
+#  - sdk.unit: the SDK in Node against a scripted fake agent (no browser, no agent);
+#  - sdk.demo_page: the demo page in headless Debian chromium against that fake agent holding real
+#    keys (statuses, progress, a batch cut short, the page's own signature check);
+#  - sdk.browser_e2e: the real kyso-agent on the demo token, the demo page, chromium.
+# Each rebuilds sdk/js/dist, hence the shared lock.
 find_program(KYSO_NPM npm)
 if(KYSO_NPM)
   set(KYSO_SDK_JS "${CMAKE_SOURCE_DIR}/sdk/js")
   add_test(NAME sdk.unit COMMAND ${KYSO_NPM} --prefix ${KYSO_SDK_JS} run test:unit)
   set_tests_properties(sdk.unit PROPERTIES TIMEOUT 120 RESOURCE_LOCK kyso_sdk_js_dist)
+  add_test(NAME sdk.demo_page COMMAND ${KYSO_NPM} --prefix ${KYSO_SDK_JS} run test:page)
+  set_tests_properties(sdk.demo_page PROPERTIES TIMEOUT 120 RESOURCE_LOCK kyso_sdk_js_dist)
 
   if(TARGET kyso-agent)
     add_test(NAME sdk.browser_e2e COMMAND ${KYSO_NPM} --prefix ${KYSO_SDK_JS} run test:e2e)

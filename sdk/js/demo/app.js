@@ -3,6 +3,7 @@
 // Query options: ?ports=19587,19588 (agent ports to try), ?secure=1 (wss), ?lang=en (agent dialogs).
 import { connect, KysoError } from './sdk/index.js';
 import { school, students, transcriptOf } from './class-data.js';
+import { verifySignature } from './verify.js';
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
@@ -19,9 +20,13 @@ const state = {
   info: null,
   busy: false,
   batchId: null,
-  /** lookupCode -> {hex, bytes} */
+  /** lookupCode -> {hex, bytes (the digest), data (the transcript JSON, UTF-8)} */
   hashes: new Map(),
-  /** lookupCode -> {teacher?, principal?, seal?}: {signature, algorithm, credentialId, certificate, chain, hash, signer, at} */
+  /**
+   * lookupCode -> {teacher?, principal?, seal?}: {signature, algorithm, credentialId, certificate,
+   * chain, hash, signer, at, valid}; valid: the page's own WebCrypto check over the transcript
+   * (true / false / null = algorithm not checkable here / undefined = not checked yet).
+   */
   signatures: {},
   /** lookupCode -> {role, code, messageVi} of the last failed attempt */
   errors: {},
@@ -70,6 +75,13 @@ function showError(e, prefix = '') {
 
 // ---------------------------------------------------------------- rendering
 
+function validMark(valid) {
+  if (valid === true) return ' <span class="v-ok" title="Chữ ký hợp lệ: trang đã kiểm tra chữ ký trên bản ghi học bạ bằng WebCrypto">✓</span>';
+  if (valid === false) return ' <span class="v-bad" title="Chữ ký KHÔNG hợp lệ với bản ghi học bạ này">✗ không hợp lệ</span>';
+  if (valid === null) return ' <span class="v-unk" title="Trang không tự kiểm tra được thuật toán này">?</span>';
+  return '';
+}
+
 function statusOf(sigs) {
   for (const role of [...ORDER].reverse()) if (sigs?.[role]) return ROLES[role];
   return { status: 'Chưa ký', css: 'st-none' };
@@ -85,7 +97,7 @@ function renderRows() {
       .map(
         (r) =>
           `<div title="${escapeHtml(`${sigs[r].algorithm} · ${formatDate(sigs[r].at)} ${new Date(sigs[r].at).toLocaleTimeString('vi-VN')}`)}">` +
-          `<span class="role">${ROLES[r].label}:</span> <span class="who">${escapeHtml(sigs[r].signer)}</span></div>`,
+          `<span class="role">${ROLES[r].label}:</span> <span class="who">${escapeHtml(sigs[r].signer)}</span>${validMark(sigs[r].valid)}</div>`,
       )
       .join('');
     const canTeacher = !sigs.teacher && state.client && state.info?.paired && !state.busy;
@@ -204,8 +216,22 @@ function signerOf(credentialId) {
 
 function record(student, role, sig) {
   const entry = (state.signatures[student.lookupCode] ??= {});
-  entry[role] = { ...sig, signer: signerOf(sig.credentialId), at: new Date().toISOString() };
+  entry[role] = { ...sig, signer: signerOf(sig.credentialId), at: new Date().toISOString(), valid: undefined };
   if (state.errors[student.lookupCode]?.role === role) delete state.errors[student.lookupCode];
+}
+
+/** Checks every signature not checked yet against its transcript, then redraws once. */
+async function verifyPending() {
+  const jobs = [];
+  for (const s of students) {
+    for (const sig of Object.values(state.signatures[s.lookupCode] ?? {})) {
+      if (sig.valid !== undefined) continue;
+      const data = state.hashes.get(s.lookupCode).data;
+      jobs.push(verifySignature(sig, data).then((v) => (sig.valid = v), () => (sig.valid = false)));
+    }
+  }
+  await Promise.all(jobs);
+  renderRows();
 }
 
 async function loadCredentials() {
@@ -258,6 +284,7 @@ async function withBusy(fn) {
   renderControls();
   try {
     await fn();
+    await verifyPending();
   } finally {
     state.busy = false;
     renderControls();
@@ -377,10 +404,10 @@ async function cancelClick() {
 async function hashAll() {
   const enc = new TextEncoder();
   for (const s of students) {
-    const json = JSON.stringify(transcriptOf(s));
-    const bytes = new Uint8Array(await crypto.subtle.digest('SHA-256', enc.encode(json)));
+    const data = enc.encode(JSON.stringify(transcriptOf(s)));
+    const bytes = new Uint8Array(await crypto.subtle.digest('SHA-256', data));
     const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-    state.hashes.set(s.lookupCode, { bytes, hex });
+    state.hashes.set(s.lookupCode, { bytes, hex, data });
   }
 }
 
