@@ -334,7 +334,11 @@ export class KysoClient {
           },
         },
       );
-      summary.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
+      // Awaited below; meanwhile keep its error (it explains a failing batch.items best).
+      let refused: unknown;
+      summary.catch((e: unknown) => {
+        refused = e;
+      });
 
       const onAbort = () => cancelQuietly();
       options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -344,6 +348,7 @@ export class KysoClient {
           try {
             await this.request('batch.items', { batchId, items: chunk });
           } catch (e) {
+            if (refused !== undefined) throw refused;
             cancelQuietly();
             throw e;
           }

@@ -329,6 +329,19 @@ test('signBatch_largeBatch_splitIntoBatchItemsUnderMessageLimit', async () => {
   );
 });
 
+test('signBatch_refusedWhileSendingChunks_rejectsWithTheRefusalNotTheChunkError', async () => {
+  await withAgent(
+    (msg, conn) =>
+      msg.method === 'batch.sign'
+        ? conn.send({ id: msg.id, error: err('BUSY') })
+        : conn.send({ id: msg.id, error: err('BAD_REQUEST', { detail: 'unknown batchId' }) }),
+    async (client) => {
+      await assert.rejects(client.signBatch(classItems(100), { role: 'principal' }), (e) => e.code === 'BUSY');
+    },
+    { maxMessageBytes: 4 * 1024 },
+  );
+});
+
 test('signBatch_cancel_summaryCancelledWithUnsignedItemsFailed', async () => {
   const fake = batchAgent({ delayMs: 5 });
   await withAgent(fake.handler, async (client, agent) => {
