@@ -1,0 +1,164 @@
+# Debian packages (cpack -G DEB), one per component:
+#   kyso-tools      the `kyso` command for IT staff                          COMPONENT tools
+#   kyso-agent      kyso-agent, its systemd user units, /etc/kyso/agent.toml,
+#                   kyso-local-tls (local CA for wss, run by postinst/prerm)  COMPONENT agent
+#   kyso-appliance  kyso-appliance as a confined system service, its system
+#                   user (postinst), /etc/kyso/appliance.toml                 COMPONENT appliance
+# A package is made only when its executable target exists, so the build never depends on
+# work in progress elsewhere. install() rules outside installer/ that name no COMPONENT land in
+# "Unspecified", which no package ships: give them one of the three components above.
+# docs/installers.md describes what each package installs.
+
+set(KYSO_DEB_MAINTAINER "Kyso maintainers <packaging@kyso.invalid>" CACHE STRING
+  "Maintainer field of the Debian packages (Name <address>)")
+set(KYSO_DEB_RELEASE "1" CACHE STRING "Debian revision of the packages")
+
+set(_kyso_inst "${CMAKE_CURRENT_LIST_DIR}")
+set(_kyso_gen "${CMAKE_BINARY_DIR}/installer")
+file(MAKE_DIRECTORY "${_kyso_gen}")
+set(KYSO_DEB_VERSION "${PROJECT_VERSION}-${KYSO_DEB_RELEASE}")
+set(KYSO_VERSION "${PROJECT_VERSION}")
+
+# changelog.Debian.gz and man pages, compressed as lintian expects (gzip -9n: no name, no time).
+# The date honours SOURCE_DATE_EPOCH for reproducible packages.
+string(TIMESTAMP KYSO_DEB_DATE "%a, %d %b %Y %H:%M:%S +0000" UTC)
+function(_kyso_gzip_configured src dst)
+  configure_file("${src}" "${dst}" @ONLY)
+  execute_process(COMMAND gzip -9nf "${dst}" RESULT_VARIABLE _rc)
+  if(NOT _rc EQUAL 0)
+    message(FATAL_ERROR "gzip ${dst} failed")
+  endif()
+endfunction()
+_kyso_gzip_configured("${_kyso_inst}/debian/changelog.in" "${_kyso_gen}/changelog.Debian")
+foreach(page kyso.1 kyso-agent.1 kyso-local-tls.8 kyso-appliance.8)
+  _kyso_gzip_configured("${_kyso_inst}/man/${page}" "${_kyso_gen}/man/${page}")
+endforeach()
+
+# Files every package carries: copyright and changelog under /usr/share/doc/<package>/, and its
+# lintian overrides, each with the reason next to it (installer/debian/lintian/).
+function(_kyso_deb_docs component package)
+  install(FILES "${_kyso_inst}/debian/copyright" "${_kyso_gen}/changelog.Debian.gz"
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/${package} COMPONENT ${component})
+  install(FILES "${_kyso_inst}/debian/lintian/${package}"
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides COMPONENT ${component})
+endfunction()
+
+# Packaged executables link with full RELRO and immediate binding (Debian's hardening flags).
+function(_kyso_harden target)
+  target_link_options(${target} PRIVATE LINKER:-z,relro LINKER:-z,now)
+endfunction()
+
+set(_kyso_components tools)
+
+# ---- kyso-tools -----------------------------------------------------------------------------
+_kyso_harden(kyso)
+install(TARGETS kyso RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)
+install(FILES "${_kyso_gen}/man/kyso.1.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT tools)
+_kyso_deb_docs(tools kyso-tools)
+
+# ---- kyso-agent -----------------------------------------------------------------------------
+if(TARGET kyso-agent)
+  list(APPEND _kyso_components agent)
+  _kyso_harden(kyso-agent)
+  install(TARGETS kyso-agent RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT agent)
+  install(PROGRAMS "${_kyso_inst}/tls/kyso-local-tls" DESTINATION ${CMAKE_INSTALL_SBINDIR}
+    COMPONENT agent)
+  # User units live in /usr/lib/systemd/user (systemd's user search path on Debian 12).
+  install(FILES "${_kyso_inst}/systemd/kyso-agent.service" "${_kyso_inst}/systemd/kyso-agent.socket"
+    DESTINATION lib/systemd/user COMPONENT agent)
+  install(FILES "${_kyso_inst}/config/agent.toml" DESTINATION /etc/kyso COMPONENT agent)
+  install(FILES "${_kyso_gen}/man/kyso-agent.1.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
+    COMPONENT agent)
+  install(FILES "${_kyso_gen}/man/kyso-local-tls.8.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
+    COMPONENT agent)
+  install(FILES "${_kyso_inst}/debian/README.Debian.agent" RENAME README.Debian
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kyso-agent COMPONENT agent)
+  _kyso_deb_docs(agent kyso-agent)
+else()
+  message(STATUS "kyso-agent target not defined yet: no kyso-agent package")
+endif()
+
+# ---- kyso-appliance -------------------------------------------------------------------------
+if(TARGET kyso-appliance)
+  list(APPEND _kyso_components appliance)
+  _kyso_harden(kyso-appliance)
+  install(TARGETS kyso-appliance RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT appliance)
+  # System units stay in /lib/systemd/system on Debian 12 (lintian: systemd-service-file-outside-lib).
+  install(FILES "${_kyso_inst}/systemd/kyso-appliance.service" DESTINATION /lib/systemd/system
+    COMPONENT appliance)
+  install(FILES "${_kyso_inst}/config/appliance.toml" DESTINATION /etc/kyso COMPONENT appliance)
+  install(FILES "${_kyso_gen}/man/kyso-appliance.8.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
+    COMPONENT appliance)
+  install(FILES "${_kyso_inst}/debian/README.Debian.appliance" RENAME README.Debian
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kyso-appliance COMPONENT appliance)
+  _kyso_deb_docs(appliance kyso-appliance)
+else()
+  message(STATUS "kyso-appliance target not defined yet: no kyso-appliance package")
+endif()
+
+# ---- CPack ----------------------------------------------------------------------------------
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME kyso)
+set(CPACK_PACKAGE_VENDOR "Kyso")
+set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
+set(CPACK_PACKAGE_CONTACT "${KYSO_DEB_MAINTAINER}")
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_STRIP_FILES ON)
+set(CPACK_COMPONENTS_ALL ${_kyso_components})
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_RELEASE "${KYSO_DEB_RELEASE}")
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${KYSO_DEB_MAINTAINER}")
+set(CPACK_DEBIAN_PACKAGE_SOURCE kyso)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS OFF)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
+
+# Descriptions: ASCII only in control files; the Vietnamese term is given without diacritics.
+set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME kyso-tools)
+set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION utils)
+set(CPACK_DEBIAN_TOOLS_DESCRIPTION
+"IT staff command for Kyso transcript signing tokens
+Kyso signs Vietnam's digital school transcripts (hoc ba so) with the teachers',
+principals' and school seal's USB tokens or with remote signing. The kyso
+command lists the USB tokens plugged in and the PKCS#11 module each needs,
+provisions tokens (PINs, keys, certificate requests with Vietnamese subjects,
+certificates), and checks a teacher's computer.")
+
+set(CPACK_DEBIAN_AGENT_PACKAGE_NAME kyso-agent)
+set(CPACK_DEBIAN_AGENT_PACKAGE_SECTION utils)
+set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "openssl, libnss3-tools, ca-certificates")
+set(CPACK_DEBIAN_AGENT_PACKAGE_RECOMMENDS
+  "kyso-tools, pinentry-gnome3 | pinentry-qt | pinentry-gtk2, opensc-pkcs11, pcscd")
+set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_EXTRA
+  "${_kyso_inst}/debian/agent/postinst;${_kyso_inst}/debian/agent/prerm;${_kyso_inst}/debian/agent/postrm;${_kyso_inst}/debian/agent/conffiles")
+set(CPACK_DEBIAN_AGENT_DESCRIPTION
+"local signing agent for Vietnamese digital school transcripts
+Kyso signs Vietnam's digital school transcripts (hoc ba so). The agent runs as
+each teacher's own systemd user service and lets the school's web transcript
+system ask for signatures over a WebSocket on 127.0.0.1: the site's origin is
+checked or paired, the PIN is typed only in the agent's own dialog, and a
+batch of transcripts is approved once.
+.
+Installing the package makes a certificate authority for this computer only,
+issues the agent's wss certificate for localhost from it, destroys the
+authority's key, and trusts it in the system store and in every user's
+Chrome and Firefox profiles; removing the package takes that trust back.")
+
+set(CPACK_DEBIAN_APPLIANCE_PACKAGE_NAME kyso-appliance)
+set(CPACK_DEBIAN_APPLIANCE_PACKAGE_SECTION net)
+set(CPACK_DEBIAN_APPLIANCE_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_APPLIANCE_PACKAGE_CONTROL_EXTRA
+  "${_kyso_inst}/debian/appliance/postinst;${_kyso_inst}/debian/appliance/prerm;${_kyso_inst}/debian/appliance/postrm;${_kyso_inst}/debian/appliance/conffiles")
+set(CPACK_DEBIAN_APPLIANCE_DESCRIPTION
+"remote signing appliance for Kyso (CSC API over an HSM)
+Kyso signs Vietnam's digital school transcripts (hoc ba so). The appliance
+keeps signing keys in a hardware security module and signs for authenticated
+teachers through the Cloud Signature Consortium API, each authorization bound
+to exactly the hashes approved with a second factor. It runs as a dedicated
+system user in a confined systemd service.")
+
+include(CPack)
