@@ -71,6 +71,22 @@ std::string transcript_element(const Transcript& t) {
 
 }  // namespace
 
+std::vector<std::size_t> run_all(const std::vector<std::string>& commands) {
+  std::vector<std::size_t> failed;
+  constexpr std::size_t kBatch = 4;
+  for (std::size_t i = 0; i < commands.size(); i += kBatch) {
+    std::string script;
+    for (std::size_t k = i; k < std::min(commands.size(), i + kBatch); ++k) {
+      script += "( " + commands[k] + " >/dev/null 2>&1 || echo " + std::to_string(k) + " ) & ";
+    }
+    script += "wait";
+    const auto [rc, out] = run(script);
+    std::istringstream in(out);
+    for (std::size_t k = 0; in >> k;) failed.push_back(k);
+  }
+  return failed;
+}
+
 std::shared_ptr<Signer> demo_signer(const std::string& name, bool fault) {
   auto signer = library(fault).signer(fixture().credential(name).credential_id());
   if (signer->auth_required() == AuthKind::Pin) {

@@ -12,6 +12,9 @@
 
 namespace kyso::test {
 
+/// Runs shell commands four at a time; returns the indexes of those that exited non-zero.
+std::vector<std::size_t> run_all(const std::vector<std::string>& commands);
+
 /// A logged-in signer for the demo credential `name` (teacher, principal, seal, ...).
 /// `fault` loads the token through the fault-injection module (C_Sign counter).
 std::shared_ptr<Signer> demo_signer(const std::string& name, bool fault = false);

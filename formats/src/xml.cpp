@@ -1,0 +1,289 @@
+#include "kyso/formats/xml.hpp"
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <openssl/rand.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <unordered_map>
+
+#include "der.hpp"
+#include "xml_c14n.hpp"
+
+namespace kyso::formats {
+
+using detail::kDsigNs;
+using detail::kXadesNs;
+
+namespace {
+
+const xmlChar* X(const char* s) { return reinterpret_cast<const xmlChar*>(s); }
+const xmlChar* X(const std::string& s) { return X(s.c_str()); }
+
+std::string random_suffix() {
+  std::array<unsigned char, 6> r{};
+  detail::check(RAND_bytes(r.data(), static_cast<int>(r.size())) == 1, "RAND_bytes");
+  return to_hex(r);
+}
+
+// IssuerSerial (RFC 5035) of a certificate: SEQUENCE { GeneralNames{ [4] Name }, serial }.
+Bytes issuer_serial(const X509* cert) {
+  const Bytes name = detail::i2d_bytes(X509_get_issuer_name(cert), i2d_X509_NAME);
+  const Bytes serial = detail::i2d_bytes(X509_get0_serialNumber(cert), i2d_ASN1_INTEGER);
+  Bytes general_names = detail::der_wrap(0x30, detail::der_wrap(0xA4, name));
+  general_names.insert(general_names.end(), serial.begin(), serial.end());
+  return detail::der_wrap(0x30, general_names);
+}
+
+bool is_id_attr(const xmlChar* name) {
+  return xmlStrEqual(name, X("Id")) || xmlStrEqual(name, X("ID")) || xmlStrEqual(name, X("id"));
+}
+
+}  // namespace
+
+struct XmlDocument::Impl {
+  xmlDocPtr doc = nullptr;
+  std::unordered_map<std::string, xmlNodePtr> ids;
+
+  Impl() = default;
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  Impl(Impl&&) = delete;
+  Impl& operator=(Impl&&) = delete;
+  ~Impl() {
+    if (doc != nullptr) xmlFreeDoc(doc);
+  }
+
+  void index(xmlNodePtr node) {
+    for (xmlNodePtr n = node; n != nullptr; n = n->next) {
+      if (n->type != XML_ELEMENT_NODE) continue;
+      for (xmlAttrPtr a = n->properties; a != nullptr; a = a->next) {
+        if (a->ns != nullptr || !is_id_attr(a->name)) continue;
+        const std::string v = detail::attr(n, reinterpret_cast<const char*>(a->name));
+        // Two elements with one Id would let a signature be moved onto other content.
+        if (!ids.emplace(v, n).second) {
+          throw Error(ErrorCode::DocumentInvalid, "duplicate Id \"" + v + "\" in the XML document");
+        }
+      }
+      index(n->children);
+    }
+  }
+
+  xmlNodePtr find(const std::string& id) const {
+    const auto it = ids.find(id);
+    if (it == ids.end()) throw Error(ErrorCode::BadRequest, "no element with Id \"" + id + "\"");
+    return it->second;
+  }
+
+  void add_id(xmlNodePtr node, const std::string& id) {
+    if (!ids.emplace(id, node).second) {
+      throw Error(ErrorCode::BadRequest, "Id \"" + id + "\" is already used in the document");
+    }
+    xmlNewProp(node, X("Id"), X(id));
+  }
+};
+
+XmlDocument::XmlDocument(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+XmlDocument::XmlDocument(XmlDocument&&) noexcept = default;
+XmlDocument& XmlDocument::operator=(XmlDocument&&) noexcept = default;
+XmlDocument::~XmlDocument() = default;
+
+XmlDocument XmlDocument::parse(std::span<const std::uint8_t> xml) {
+  auto impl = std::make_unique<Impl>();
+  std::unique_ptr<xmlParserCtxt, FnDeleter<xmlFreeParserCtxt>> ctxt(xmlNewParserCtxt());
+  if (!ctxt) throw Error(ErrorCode::Internal, "libxml2 parser context");
+  // No network, no external DTD or entity expansion, no noise on stderr.
+  impl->doc = xmlCtxtReadMemory(ctxt.get(), reinterpret_cast<const char*>(xml.data()),
+                                static_cast<int>(xml.size()), "document.xml", nullptr,
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  if (impl->doc == nullptr || ctxt->wellFormed == 0 || xmlDocGetRootElement(impl->doc) == nullptr) {
+    const xmlError* err = xmlCtxtGetLastError(ctxt.get());
+    std::string detail = "not well-formed XML";
+    if (err != nullptr && err->message != nullptr) {
+      detail += " (line " + std::to_string(err->line) + "): " + err->message;
+      while (!detail.empty() && detail.back() == '\n') detail.pop_back();
+    }
+    throw Error(ErrorCode::DocumentInvalid, detail);
+  }
+  impl->index(xmlDocGetRootElement(impl->doc));
+  return XmlDocument(std::move(impl));
+}
+
+XmlDocument XmlDocument::load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCode::DocumentInvalid, "cannot read " + path);
+  const Bytes data{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  return parse(data);
+}
+
+std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
+  Impl& d = *impl_;
+  if (o.level == XmlLevel::XadesT && !o.tsa) {
+    throw Error(ErrorCode::BadRequest, "XAdES B-T needs a TSA URL");
+  }
+  const Credential& cred = signer.credential();
+  if (is_ecdsa(o.algorithm) != (cred.cert.key_type == "EC")) {
+    throw Error(ErrorCode::AlgorithmUnsupported,
+                std::string(to_string(o.algorithm)) + " does not fit a " + cred.cert.key_type + " key");
+  }
+  xmlNodePtr ref = d.find(o.reference_id);
+  xmlNodePtr parent = o.parent_id.empty() ? ref : d.find(o.parent_id);
+  const std::string sig_id =
+      o.signature_id.empty() ? o.reference_id + "-sig-" + random_suffix() : o.signature_id;
+  if (d.ids.contains(sig_id)) throw Error(ErrorCode::BadRequest, "Id \"" + sig_id + "\" is already used");
+  const HashAlgorithm h = hash_of(o.algorithm);
+  const std::string digest_alg(detail::digest_uri(h));
+  const std::string now = to_iso8601(std::chrono::system_clock::now());
+
+  // Everything added below hangs off `top`; on any failure it is removed again, so the
+  // document is never left half-signed.
+  xmlNodePtr top = nullptr;
+  std::vector<std::string> new_ids;
+  try {
+    if (!o.container.empty()) {
+      parent = xmlNewChild(parent, parent->ns, X(o.container), nullptr);
+      top = parent;
+    }
+    xmlNodePtr sig = xmlNewNode(nullptr, X("Signature"));
+    xmlNsPtr ds = xmlNewNs(sig, X(kDsigNs), nullptr);
+    xmlSetNs(sig, ds);
+    xmlAddChild(parent, sig);
+    if (top == nullptr) top = sig;
+    auto el = [&](xmlNodePtr p, const char* name, xmlNsPtr ns = nullptr) {
+      return xmlNewChild(p, ns != nullptr ? ns : ds, X(name), nullptr);
+    };
+    auto text_el = [&](xmlNodePtr p, const char* name, const std::string& value, xmlNsPtr ns = nullptr) {
+      return xmlNewTextChild(p, ns != nullptr ? ns : ds, X(name), X(value));
+    };
+    auto set_id = [&](xmlNodePtr n, const std::string& id) {
+      d.add_id(n, id);
+      new_ids.push_back(id);
+    };
+    set_id(sig, sig_id);
+
+    xmlNodePtr si = el(sig, "SignedInfo");
+    xmlNewProp(el(si, "CanonicalizationMethod"), X("Algorithm"), X(detail::kC14n));
+    xmlNewProp(el(si, "SignatureMethod"), X("Algorithm"), X(std::string(detail::signature_uri(o.algorithm))));
+    xmlNodePtr r1 = el(si, "Reference");
+    xmlNewProp(r1, X("URI"), X("#" + o.reference_id));
+    xmlNodePtr tr = el(r1, "Transforms");
+    xmlNewProp(el(tr, "Transform"), X("Algorithm"), X(detail::kEnveloped));
+    xmlNewProp(el(tr, "Transform"), X("Algorithm"), X(detail::kC14n));
+    xmlNewProp(el(r1, "DigestMethod"), X("Algorithm"), X(digest_alg));
+    xmlNodePtr dv1 = el(r1, "DigestValue");
+    xmlNodePtr r2 = el(si, "Reference");
+    xmlNewProp(el(r2, "DigestMethod"), X("Algorithm"), X(digest_alg));
+    xmlNodePtr dv2 = el(r2, "DigestValue");
+    xmlNodePtr sv = el(sig, "SignatureValue");
+    xmlNodePtr x509 = el(el(sig, "KeyInfo"), "X509Data");
+    text_el(x509, "X509Certificate", to_base64(cred.cert.der));
+
+    xmlNodePtr object = el(sig, "Object");
+    xmlNodePtr covered = nullptr;  // what the second Reference points at
+    xmlNodePtr qualifying = nullptr;
+    xmlNsPtr xa = nullptr;
+    if (o.level == XmlLevel::Dsig) {
+      // The Vietnamese e-invoice / transcript profile: signing time as a signature property.
+      const std::string obj_id = sig_id + "-SigningTime";
+      set_id(object, obj_id);
+      xmlNodePtr prop = el(el(object, "SignatureProperties"), "SignatureProperty");
+      xmlNewProp(prop, X("Target"), X("#" + sig_id));
+      text_el(prop, "SigningTime", now);
+      xmlNewProp(r2, X("URI"), X("#" + obj_id));
+      covered = object;
+    } else {
+      qualifying = xmlNewChild(object, nullptr, X("QualifyingProperties"), nullptr);
+      xa = xmlNewNs(qualifying, X(kXadesNs), X("xades"));
+      xmlSetNs(qualifying, xa);
+      xmlNewProp(qualifying, X("Target"), X("#" + sig_id));
+      xmlNodePtr sp = el(qualifying, "SignedProperties", xa);
+      const std::string sp_id = sig_id + "-SignedProperties";
+      set_id(sp, sp_id);
+      xmlNodePtr ssp = el(sp, "SignedSignatureProperties", xa);
+      text_el(ssp, "SigningTime", now, xa);
+      xmlNodePtr cert = el(el(ssp, "SigningCertificateV2", xa), "Cert", xa);
+      xmlNodePtr cd = el(cert, "CertDigest", xa);
+      xmlNewProp(el(cd, "DigestMethod"), X("Algorithm"), X(std::string(detail::digest_uri(HashAlgorithm::Sha256))));
+      text_el(cd, "DigestValue", to_base64(sha256(cred.cert.der)));
+      X509Ptr x = x509_from_der(cred.cert.der);
+      text_el(cert, "IssuerSerialV2", to_base64(issuer_serial(x.get())), xa);
+      xmlNewProp(r2, X("Type"), X("http://uri.etsi.org/01903#SignedProperties"));
+      xmlNewProp(r2, X("URI"), X("#" + sp_id));
+      covered = sp;
+    }
+
+    xmlDocPtr doc = d.doc;
+    xmlNodeSetContent(dv1, X(to_base64(detail::c14n_digest(doc, ref, sig, h))));
+    xmlNodeSetContent(dv2, X(to_base64(detail::c14n_digest(doc, covered, nullptr, h))));
+    const Bytes tbs = detail::c14n_digest(doc, si, nullptr, h);
+    const Bytes value = signer.sign_digest(o.algorithm, tbs, SignatureEncoding::Raw);
+    xmlNodeSetContent(sv, X(to_base64(value)));
+
+    if (o.level == XmlLevel::XadesT) {
+      const std::string sv_c14n = detail::c14n_string(doc, sv, nullptr);
+      const Timestamp ts = request_timestamp(*o.tsa, detail::as_bytes(sv_c14n));
+      xmlNodePtr sts = el(el(el(qualifying, "UnsignedProperties", xa), "UnsignedSignatureProperties", xa),
+                          "SignatureTimeStamp", xa);
+      set_id(sts, sig_id + "-SignatureTimeStamp");
+      xmlNewProp(el(sts, "CanonicalizationMethod"), X("Algorithm"), X(detail::kC14n));
+      text_el(sts, "EncapsulatedTimeStamp", to_base64(ts.token), xa);
+    }
+  } catch (...) {
+    for (const auto& id : new_ids) d.ids.erase(id);
+    if (top != nullptr) {
+      xmlUnlinkNode(top);
+      xmlFreeNode(top);
+    }
+    throw;
+  }
+  return sig_id;
+}
+
+std::vector<std::string> XmlDocument::ids_of(std::string_view element_name) const {
+  std::vector<std::string> out;
+  std::vector<xmlNodePtr> stack{xmlDocGetRootElement(impl_->doc)};
+  while (!stack.empty()) {
+    xmlNodePtr n = stack.back();
+    stack.pop_back();
+    if (n->type != XML_ELEMENT_NODE) continue;
+    if (reinterpret_cast<const char*>(n->name) == element_name) {
+      const std::string id = detail::attr(n, "Id");
+      if (!id.empty()) out.push_back(id);
+    }
+    std::vector<xmlNodePtr> kids;
+    for (xmlNodePtr c = n->children; c != nullptr; c = c->next) kids.push_back(c);
+    stack.insert(stack.end(), kids.rbegin(), kids.rend());
+  }
+  return out;
+}
+
+Bytes XmlDocument::serialize() const {
+  xmlChar* buf = nullptr;
+  int len = 0;
+  xmlDocDumpMemoryEnc(impl_->doc, &buf, &len, "UTF-8");
+  if (buf == nullptr) throw Error(ErrorCode::Internal, "XML serialization failed");
+  Bytes out(buf, buf + len);
+  xmlFree(buf);
+  return out;
+}
+
+void XmlDocument::save(const std::string& path) const {
+  const Bytes data = serialize();
+  const std::string tmp = path + ".kyso-tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+    if (!out) throw Error(ErrorCode::DocumentInvalid, "cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+Bytes sign_xml(Signer& signer, std::span<const std::uint8_t> xml, const XmlSignOptions& options) {
+  XmlDocument doc = XmlDocument::parse(xml);
+  doc.sign(signer, options);
+  return doc.serialize();
+}
+
+}  // namespace kyso::formats
