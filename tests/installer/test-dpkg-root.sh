@@ -1,0 +1,186 @@
+#!/bin/bash
+# Installs the built packages into a scratch root with dpkg (maintainer scripts run chrootless
+# with DPKG_ROOT set, as they would for an image build), checks files, units, configs, the
+# appliance's system user and the agent's local TLS, reinstalls, purges, and checks that the
+# host was not touched at any point.
+# Usage: test-dpkg-root.sh <output dir of installer.cpack> <package>...
+set -euo pipefail
+OUT=$1
+shift
+PKGS=("$@")
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+R=$T/root
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+has() { local p; for p in "${PKGS[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
+deb_of() { find "$OUT" -maxdepth 1 -name "${1}_*.deb" -print -quit; }
+
+DEBS=()
+for p in "${PKGS[@]}"; do
+  d=$(deb_of "$p")
+  [[ -n $d ]] || fail "no ${p}_*.deb in $OUT (did installer.cpack run?)"
+  DEBS+=("$d")
+done
+
+# ---- the host, before ------------------------------------------------------------------------
+# Only what these packages could have touched, so other work on the machine does not count.
+host_state() {
+  local f
+  for f in /etc/kyso /var/lib/kyso /var/lib/kyso-appliance /usr/local/share/ca-certificates \
+           /etc/systemd/user/default.target.wants/kyso-agent.service \
+           /etc/systemd/system/multi-user.target.wants/kyso-appliance.service \
+           /var/lib/systemd/deb-systemd-user-helper-enabled/kyso-agent.service.dsh-also; do
+    if [[ -e $f || -L $f ]]; then stat -c '%n %Y %s' "$f"; else echo "$f absent"; fi
+  done
+  ls /usr/local/share/ca-certificates 2>&1 || true
+  grep -c '^kyso' /etc/passwd /etc/group || true
+  dpkg-query -W -f='${Package} ${Status}\n' 'kyso-*' 2>&1 || true
+  if [[ -d $HOME/.pki/nssdb ]]; then certutil -L -d "sql:$HOME/.pki/nssdb" 2>&1 || true; fi
+}
+host_state >"$T/host.before"
+
+# ---- a scratch root: dpkg database, users, a teacher with Chrome and Firefox ------------------
+mkdir -p "$R"/var/lib/dpkg/{info,updates,triggers} "$R/etc" "$R/usr/bin"
+touch "$R/var/lib/dpkg/status" "$R/var/lib/dpkg/available"
+printf 'root:x:0:0:root:/root:/bin/bash\nteacher:x:1000:1000:Teacher:/home/teacher:/bin/bash\nprincipal:x:1001:1001:Principal:/home/principal:/bin/bash\n' >"$R/etc/passwd"
+printf 'root:x:0:\nteacher:x:1000:\nprincipal:x:1001:\n' >"$R/etc/group"
+printf 'root:*:19000:0:99999:7:::\nteacher:*:19000:0:99999:7:::\nprincipal:*:19000:0:99999:7:::\n' >"$R/etc/shadow"
+printf 'root:*::\nteacher:!::\nprincipal:!::\n' >"$R/etc/gshadow"
+chmod 640 "$R/etc/shadow" "$R/etc/gshadow"
+CHROME=$R/home/teacher/.pki/nssdb
+FIREFOX=$R/home/teacher/.mozilla/firefox/k7s0.default-esr
+mkdir -p "$CHROME" "$FIREFOX" "$R/home/principal"
+certutil -N --empty-password -d "sql:$CHROME"
+certutil -N --empty-password -d "sql:$FIREFOX"
+# A Chromium in the root: postinst then makes ~/.pki/nssdb for users who never started it.
+printf '#!/bin/sh\n' >"$R/usr/bin/chromium"
+chmod 755 "$R/usr/bin/chromium"
+
+DPKG=(dpkg --root="$R" --force-script-chrootless --force-not-root --force-depends --no-triggers)
+# Dependencies (libc6, openssl...) are not in the scratch root: dpkg's complaints go to a log.
+"${DPKG[@]}" -i "${DEBS[@]}" >"$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log"; fail "dpkg -i into the scratch root failed"; }
+ok "dpkg --root installed: ${PKGS[*]}"
+
+check_file() { # <mode> <path in root>
+  [[ -e $R$2 ]] || fail "$2 missing"
+  [[ $(stat -c %a "$R$2") == "$1" ]] || fail "$2 has mode $(stat -c %a "$R$2"), expected $1"
+}
+is_conffile() { grep -qx "$2" "$R/var/lib/dpkg/info/$1.conffiles" || fail "$2 is not a conffile of $1"; }
+nick_trust() { certutil -L -d "sql:$1" | awk '/^Kyso Local CA / { print $NF }'; }
+
+# Rewrites a unit's binary path into the scratch root and verifies it with systemd-analyze.
+verify_unit() { # <--user|--system> <unit path in root> [more units]
+  local scope=$1; shift
+  if ! command -v systemd-analyze >/dev/null; then
+    echo "skip: systemd-analyze not installed, units not verified"
+    return 0
+  fi
+  local u copies=()
+  mkdir -p "$T/units" "$T/xdg"
+  chmod 700 "$T/xdg"
+  for u in "$@"; do
+    sed -e "s|ExecStart=/usr/|ExecStart=$R/usr/|" "$R$u" >"$T/units/$(basename "$u")"
+    copies+=("$T/units/$(basename "$u")")
+  done
+  XDG_RUNTIME_DIR=$T/xdg systemd-analyze "$scope" verify --man=no "${copies[@]}" ||
+    fail "systemd-analyze verify: $*"
+  ok "systemd-analyze $scope verify: $*"
+}
+
+# ---- kyso-tools --------------------------------------------------------------------------------
+if has kyso-tools; then
+  check_file 755 /usr/bin/kyso
+  check_file 644 /usr/share/man/man1/kyso.1.gz
+  check_file 644 /usr/share/doc/kyso-tools/copyright
+  check_file 644 /usr/share/doc/kyso-tools/changelog.Debian.gz
+  ok "kyso-tools: /usr/bin/kyso, man page, copyright, changelog"
+fi
+
+# ---- kyso-agent ------------------------------------------------------------------------------
+if has kyso-agent; then
+  check_file 755 /usr/bin/kyso-agent
+  check_file 755 /usr/sbin/kyso-local-tls
+  check_file 644 /usr/lib/systemd/user/kyso-agent.service
+  check_file 644 /usr/lib/systemd/user/kyso-agent.socket
+  check_file 644 /etc/kyso/agent.toml
+  is_conffile kyso-agent /etc/kyso/agent.toml
+  [[ -L $R/etc/systemd/user/default.target.wants/kyso-agent.service ]] ||
+    fail "user service not enabled (no default.target.wants link)"
+  [[ ! -e $R/etc/systemd/user/sockets.target.wants/kyso-agent.socket ]] ||
+    fail "socket unit enabled while the agent does not take LISTEN_FDS"
+  ok "kyso-agent: binary, kyso-local-tls, user units (service enabled for every user), agent.toml conffile"
+  verify_unit --user /usr/lib/systemd/user/kyso-agent.service /usr/lib/systemd/user/kyso-agent.socket
+
+  TLS=$R/var/lib/kyso/tls
+  check_file 644 /var/lib/kyso/tls/ca.crt
+  check_file 644 /var/lib/kyso/tls/agent.crt
+  openssl verify -x509_strict -purpose sslserver -CAfile "$TLS/ca.crt" "$TLS/agent.crt" >/dev/null ||
+    fail "agent certificate does not verify against the local CA"
+  cmp -s "$TLS/ca.crt" "$R/usr/local/share/ca-certificates/kyso-local-ca.crt" ||
+    fail "local CA not in the root's /usr/local/share/ca-certificates"
+  [[ $(nick_trust "$CHROME") == "C,," ]] || fail "local CA not trusted in the teacher's Chrome db"
+  [[ $(nick_trust "$FIREFOX") == "C,," ]] || fail "local CA not trusted in the teacher's Firefox profile"
+  [[ $(nick_trust "$R/home/principal/.pki/nssdb") == "C,," ]] ||
+    fail "no Chrome db with the CA made for a user who never started Chromium"
+  KEYS=$(grep -rl "PRIVATE KEY" "$R" 2>/dev/null || true)
+  [[ $KEYS == "$TLS/agent.key" ]] || fail "private keys other than the agent's in the root: $KEYS"
+  ok "postinst: local CA made, agent certificate verifies, CA key gone, trusted in system anchors and 3 NSS dbs"
+
+  # Reinstall (postinst configure <old version>): same CA, trust added to a new profile only.
+  FP=$(openssl x509 -noout -fingerprint -sha256 -in "$TLS/ca.crt")
+  FIREFOX2=$R/home/teacher/.mozilla/firefox/n3w1.second
+  mkdir -p "$FIREFOX2"
+  certutil -N --empty-password -d "sql:$FIREFOX2"
+  "${DPKG[@]}" -i "$(deb_of kyso-agent)" >"$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log"; fail "reinstalling kyso-agent failed"; }
+  [[ $(openssl x509 -noout -fingerprint -sha256 -in "$TLS/ca.crt") == "$FP" ]] ||
+    fail "reinstall replaced a valid local CA"
+  [[ $(nick_trust "$FIREFOX2") == "C,," ]] || fail "reinstall did not trust the CA in a new profile"
+  ok "reinstall: same CA, trust added to a Firefox profile made since"
+fi
+
+# ---- kyso-appliance --------------------------------------------------------------------------
+if has kyso-appliance; then
+  check_file 755 /usr/sbin/kyso-appliance
+  check_file 644 /lib/systemd/system/kyso-appliance.service
+  check_file 640 /etc/kyso/appliance.toml
+  is_conffile kyso-appliance /etc/kyso/appliance.toml
+  entry=$(grep '^kyso-appliance:' "$R/etc/passwd") || fail "system user kyso-appliance not created"
+  IFS=: read -r _ _ uid gid _ home shell <<<"$entry"
+  ((uid < 1000)) || fail "kyso-appliance is not a system user (uid $uid)"
+  [[ $shell == /usr/sbin/nologin && $home == /var/lib/kyso-appliance ]] || fail "user entry: $entry"
+  [[ $(stat -c %g "$R/etc/kyso/appliance.toml") == "$gid" ]] || fail "appliance.toml not group kyso-appliance"
+  [[ -L $R/etc/systemd/system/multi-user.target.wants/kyso-appliance.service ]] ||
+    fail "kyso-appliance.service not enabled"
+  unit=$R/lib/systemd/system/kyso-appliance.service
+  for directive in "ProtectSystem=strict" "NoNewPrivileges=yes" "PrivateTmp=yes" "ProtectHome=yes" \
+                   "CapabilityBoundingSet=" "RestrictAddressFamilies=" "StateDirectory=kyso-appliance" \
+                   "User=kyso-appliance"; do
+    grep -q "^$directive" "$unit" || fail "kyso-appliance.service lacks $directive"
+  done
+  ok "kyso-appliance: binary, hardened unit enabled, system user $uid:$gid, appliance.toml 0640 conffile"
+  verify_unit --system /lib/systemd/system/kyso-appliance.service
+  if command -v systemd-analyze >/dev/null; then
+    # Exposure is 0-10; 2.0 or less is systemd's "OK" band.
+    systemd-analyze security --offline=yes --threshold=20 "$T/units/kyso-appliance.service" |
+      tail -1 || fail "kyso-appliance.service exposure above 2.0"
+  fi
+fi
+
+# ---- purge: every trust taken back, nothing left -------------------------------------------
+"${DPKG[@]}" -P "${PKGS[@]}" >"$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log"; fail "dpkg -P in the scratch root failed"; }
+if has kyso-agent; then
+  for db in "$CHROME" "$FIREFOX" "$FIREFOX2" "$R/home/principal/.pki/nssdb"; do
+    [[ -z $(nick_trust "$db") ]] || fail "local CA still trusted in $db after purge"
+  done
+  [[ ! -e $R/usr/local/share/ca-certificates/kyso-local-ca.crt ]] || fail "local CA still in system anchors"
+  [[ ! -e $R/var/lib/kyso ]] || fail "/var/lib/kyso left after purge"
+  [[ ! -e $R/etc/systemd/user/default.target.wants/kyso-agent.service ]] || fail "user unit link left"
+fi
+[[ ! -e $R/etc/kyso ]] || fail "/etc/kyso left after purge: $(ls "$R/etc/kyso")"
+ok "purge: trust removed from every NSS db and the system anchors, no files left"
+
+host_state >"$T/host.after"
+diff -u "$T/host.before" "$T/host.after" || fail "the host changed during the test"
+ok "host untouched"
+echo PASS

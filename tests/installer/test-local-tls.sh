@@ -1,0 +1,103 @@
+#!/bin/bash
+# kyso-local-tls against temporary NSS databases and a temporary anchor directory: the CA is
+# trusted (C,,) where it should be, the agent certificate verifies with OpenSSL and NSS, the
+# CA key is gone, a second run only adds missing trust, and uninstall removes exactly what was
+# added. Nothing outside a temp directory is touched.
+# Usage: test-local-tls.sh <path to kyso-local-tls>
+set -euo pipefail
+TOOL=$1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+
+HOST=testhost
+NICK="Kyso Local CA $HOST $(date -u +%Y-%m-%d)"
+CHROME=$T/home/teacher/.pki/nssdb
+FIREFOX=$T/home/teacher/.mozilla/firefox/abcd1234.default-esr
+mkdir -p "$CHROME" "$FIREFOX" "$T/anchors"
+certutil -N --empty-password -d "sql:$CHROME"
+certutil -N --empty-password -d "sql:$FIREFOX"
+
+# Someone else's CA, in the NSS db and the anchor directory: must survive our uninstall.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=Other CA" \
+  -keyout "$T/other.key" -out "$T/other.crt" 2>/dev/null
+rm -f "$T/other.key"
+certutil -A -d "sql:$CHROME" -n "Other CA" -t "C,," -i "$T/other.crt"
+cp "$T/other.crt" "$T/anchors/other-ca.crt"
+
+run() {
+  "$TOOL" "$@" --tls-dir "$T/tls" --state-file "$T/state/local-tls.state" --anchor-dir "$T/anchors" \
+    --hostname "$HOST" --no-update-ca-certificates --home "$T/home/teacher"
+}
+trust_of() { certutil -L -d "sql:$1" | awk -v n="$NICK" 'index($0, n) == 1 { print $NF }'; }
+fp() { openssl x509 -noout -fingerprint -sha256 -in "$1" | cut -d= -f2; }
+
+# ---- install ---------------------------------------------------------------------------------
+run install
+[[ $(trust_of "$CHROME") == "C,," ]] || fail "Chrome db: CA not trusted with C,,"
+[[ $(trust_of "$FIREFOX") == "C,," ]] || fail "Firefox db: CA not trusted with C,,"
+ok "certutil -L shows '$NICK' with trust C,, in both databases"
+
+[[ $(openssl x509 -noout -subject -in "$T/tls/ca.crt") == *"CN = $NICK"* ]] || fail "CA subject lacks host and date"
+openssl verify -x509_strict -purpose sslserver -CAfile "$T/tls/ca.crt" "$T/tls/agent.crt" >/dev/null ||
+  fail "agent certificate does not verify against the CA"
+ok "openssl verify: agent certificate chains to the local CA"
+SAN=$(openssl x509 -noout -ext subjectAltName -in "$T/tls/agent.crt" | tail -1)
+for name in "DNS:localhost" "IP Address:127.0.0.1" "IP Address:0:0:0:0:0:0:0:1"; do
+  [[ $SAN == *"$name"* ]] || fail "SAN lacks $name ($SAN)"
+done
+ok "SAN: $SAN"
+[[ $(openssl x509 -noout -ext nameConstraints -in "$T/tls/ca.crt") == *"DNS:localhost"* ]] ||
+  fail "CA is not name-constrained to localhost"
+if command -v vfychain >/dev/null; then
+  [[ $(vfychain -d "sql:$FIREFOX" -u 1 -a "$T/tls/agent.crt" 2>&1) == *"Chain is good"* ]] ||
+    fail "NSS (vfychain) does not accept the agent certificate for TLS servers"
+  ok "NSS vfychain: chain is good for an SSL server"
+fi
+# The agent's key matches its certificate, and it is the only private key left anywhere.
+[[ $(openssl pkey -in "$T/tls/agent.key" -pubout | sha256sum) == \
+   $(openssl x509 -in "$T/tls/agent.crt" -noout -pubkey | sha256sum) ]] || fail "agent key does not match"
+KEYS=$(grep -rl "PRIVATE KEY" "$T" --exclude-dir=nssdb --exclude-dir=firefox || true)
+[[ $KEYS == "$T/tls/agent.key" ]] || fail "private keys other than the agent's remain: $KEYS"
+ok "CA private key destroyed (only agent.key remains)"
+cmp -s "$T/tls/ca.crt" "$T/anchors/kyso-local-ca.crt" || fail "CA not in the anchor directory"
+"$TOOL" status --tls-dir "$T/tls" --state-file "$T/state/local-tls.state" >/dev/null || fail "status reports a problem"
+ok "status: everything recorded is present"
+
+# ---- second run: same CA, trust added only where missing -------------------------------------
+FP1=$(fp "$T/tls/ca.crt")
+FIREFOX2=$T/home/teacher/.mozilla/firefox/new5678.second
+mkdir -p "$FIREFOX2"
+certutil -N --empty-password -d "sql:$FIREFOX2"
+run install
+[[ $(fp "$T/tls/ca.crt") == "$FP1" ]] || fail "a second install replaced a valid CA"
+[[ $(trust_of "$FIREFOX2") == "C,," ]] || fail "a second install did not trust the CA in a new profile"
+[[ $(certutil -L -d "sql:$FIREFOX" | grep -c "^$NICK") == 1 ]] || fail "the CA was added twice"
+ok "second install keeps the CA and adds it to a new Firefox profile only"
+
+# ---- uninstall --------------------------------------------------------------------------------
+run uninstall
+for db in "$CHROME" "$FIREFOX" "$FIREFOX2"; do
+  [[ -z $(trust_of "$db") ]] || fail "CA still in $db"
+done
+[[ ! -e $T/anchors/kyso-local-ca.crt ]] || fail "CA still in the anchor directory"
+[[ ! -e $T/tls/agent.key && ! -e $T/state/local-tls.state ]] || fail "files left behind"
+[[ $(certutil -L -d "sql:$CHROME") == *"Other CA"* ]] || fail "uninstall removed someone else's CA"
+[[ -f $T/anchors/other-ca.crt ]] || fail "uninstall removed someone else's anchor"
+ok "uninstall removed the CA from every NSS db and the anchor dir, and nothing else"
+
+# ---- renewal: a certificate expiring within 30 days is replaced by a new CA -------------------
+run install --days 10
+FP_OLD=$(fp "$T/tls/ca.crt")
+if "$TOOL" status --tls-dir "$T/tls" --state-file "$T/state/local-tls.state" >/dev/null; then
+  fail "status does not report a certificate expiring in 10 days"
+fi
+run install
+[[ $(fp "$T/tls/ca.crt") != "$FP_OLD" ]] || fail "an expiring certificate was not renewed"
+[[ $(certutil -L -d "sql:$CHROME" | grep -c "^$NICK") == 1 ]] || fail "old CA left next to the new one"
+certutil -L -d "sql:$CHROME" -n "$NICK" -a >"$T/in-db.pem"
+[[ $(fp "$T/in-db.pem") == "$(fp "$T/tls/ca.crt")" ]] || fail "the NSS db holds the old CA"
+run uninstall
+ok "an expiring certificate is renewed with a new CA, the old one's trust removed"
+echo PASS
