@@ -1,0 +1,49 @@
+#pragma once
+/// @file
+/// Origins the user paired with the agent, kept in `<state_dir>/pairings.json` (mode 0600).
+/// Read afresh on every check so `kyso origins revoke` takes effect on a running agent.
+
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kyso::agent {
+
+struct Pairing {
+  std::string origin;
+  std::string paired_at;  ///< RFC 3339 UTC
+};
+
+class PairingStore {
+ public:
+  explicit PairingStore(std::filesystem::path file);
+
+  [[nodiscard]] bool contains(std::string_view origin) const;
+  void add(std::string_view origin);
+  /// Returns false when the origin was not paired.
+  bool remove(std::string_view origin);
+  [[nodiscard]] std::vector<Pairing> list() const;
+  [[nodiscard]] const std::filesystem::path& file() const noexcept { return file_; }
+
+ private:
+  [[nodiscard]] std::vector<Pairing> load() const;
+  void save(const std::vector<Pairing>& pairings) const;
+
+  std::filesystem::path file_;
+  mutable std::mutex mutex_;
+};
+
+/// Whether a browser origin may be paired at all: `https://host[:port]`, or `http://` on
+/// localhost / 127.0.0.1 / [::1] (development). Anything else (http sites, file:, "null",
+/// extensions) can only be allow-listed by IT.
+bool origin_pairable(std::string_view origin);
+
+/// Syntactic check of a serialized origin: scheme://host[:port], no path, no user info.
+bool origin_well_formed(std::string_view origin);
+
+/// The state directory: the configured one, else $XDG_DATA_HOME/kyso or ~/.local/share/kyso.
+std::filesystem::path default_state_dir();
+
+}  // namespace kyso::agent

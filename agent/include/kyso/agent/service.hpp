@@ -1,0 +1,127 @@
+#pragma once
+/// @file
+/// What the agent does, without the WebSocket: lists credentials for a role, asks the user in
+/// the agent's own dialog, logs in once and signs, writes the audit log. Blocking: the server
+/// calls it from its worker pool, never from an io thread. Thread-safe.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "kyso/agent/audit.hpp"
+#include "kyso/agent/pairing.hpp"
+#include "kyso/agent/pinentry.hpp"
+#include "kyso/config/agent_config.hpp"
+#include "kyso/core/roles.hpp"
+#include "kyso/core/signer.hpp"
+#include "kyso/pkcs11/library.hpp"
+
+namespace kyso::agent {
+
+inline constexpr std::string_view kAgentVersion = "0.1.0";
+inline constexpr int kProtocolVersion = 1;
+
+/// One thing to sign. v1: a pre-computed hash; xml/pdf/cms come from the formats work.
+struct Item {
+  HashAlgorithm hash_algorithm = HashAlgorithm::Sha256;
+  Bytes digest;
+  std::string title;  ///< shown in the dialog, already cleaned of control characters
+};
+
+/// Parses a protocol item (docs/protocol.md, "Items"). Throws Error(BadRequest),
+/// Error(NotSupported) for reserved types, Error(DigestInvalid) for a wrong digest length.
+Item parse_item(const nlohmann::json& j);
+
+/// A signing request as the user will approve it.
+struct SignJob {
+  std::string origin;
+  Role role = Role::Teacher;
+  std::optional<std::string> credential_id;
+  std::optional<SignAlgorithm> algorithm;
+  SignatureEncoding encoding = SignatureEncoding::Der;
+  std::vector<Item> items;
+  bool batch = false;
+  Language language = Language::Vi;
+};
+
+struct SignOutcome {
+  Credential credential;
+  SignAlgorithm algorithm = SignAlgorithm::RsaPkcs1Sha256;
+  std::vector<SignResult> results;  ///< one per item, in order
+  bool cancelled = false;
+};
+
+/// The error's wire form: {"code", "message": {"vi", "en"}, "retriable", "detail"?}.
+nlohmann::json error_json(const Error& e);
+
+/// Which token a credential lives on, for logging out after a job.
+struct Located {
+  std::shared_ptr<pkcs11::Token> token;
+  Credential credential;
+};
+
+class Service {
+ public:
+  /// Called after each item: index, its result.
+  using Progress = std::function<void(std::size_t, const SignResult&)>;
+
+  explicit Service(config::AgentConfig config);
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+  Service(Service&&) = delete;
+  Service& operator=(Service&&) = delete;
+
+  [[nodiscard]] const config::AgentConfig& config() const noexcept { return config_; }
+  [[nodiscard]] pkcs11::Library& library() noexcept { return *library_; }
+  [[nodiscard]] PairingStore& pairings() noexcept { return pairings_; }
+  [[nodiscard]] AuditLog& audit() noexcept { return *audit_; }
+
+  /// IT's allow-list (exact match).
+  [[nodiscard]] bool allow_listed(std::string_view origin) const;
+  /// Allow-listed or paired by the user.
+  [[nodiscard]] bool trusted(std::string_view origin) const;
+
+  /// `credentials.list` params -> result.
+  nlohmann::json list_credentials(const nlohmann::json& params);
+
+  /// Shows the pairing dialog with `code`; stores the pairing when the user confirms.
+  /// Throws Error(UserCancelled), Error(Timeout).
+  void pair(const std::string& origin, const std::string& code, Language lang,
+            const std::atomic<bool>* abort);
+
+  /// Chooses the credential, checks it, asks for approval and the PIN, logs in once, signs
+  /// every item in order (stopping at `cancel`), logs out. Throws for errors that stop the job
+  /// before the first signature; item errors are in the outcome.
+  SignOutcome sign(const SignJob& job, const std::atomic<bool>& cancel, const Progress& progress);
+
+  /// One approval or signing job at a time (one dialog on screen, one user).
+  bool try_begin_job() noexcept;
+  void end_job() noexcept;
+
+  /// Records a refusal that happened outside a job (refused upgrade, unpaired origin).
+  void audit_refusal(const std::string& origin, const std::string& role, ErrorCode code,
+                     const std::string& detail) noexcept;
+
+  /// The role's credentials among those present; `why_none` says what is missing when empty.
+  std::vector<Located> credentials_for(Role role, std::string* why_none);
+
+ private:
+  Located choose(const SignJob& job);
+  Dialog sign_dialog(const SignJob& job, const Credential& cred, bool with_pin) const;
+
+  config::AgentConfig config_;
+  std::unique_ptr<pkcs11::Library> library_;
+  PairingStore pairings_;
+  std::unique_ptr<AuditLog> audit_;
+  Pinentry pinentry_;
+  std::atomic<bool> busy_{false};
+};
+
+}  // namespace kyso::agent

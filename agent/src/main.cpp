@@ -1,0 +1,87 @@
+// kyso-agent: the signing agent web transcript systems talk to over ws://127.0.0.1:19587.
+// A thin main: options -> AgentConfig -> Service -> Server, until SIGINT/SIGTERM.
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "kyso/agent/server.hpp"
+#include "kyso/agent/service.hpp"
+#include "kyso/config/agent_config.hpp"
+#include "kyso/core/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kyso-agent: ký số học bạ từ trình duyệt / signing agent for web transcript systems",
+               "kyso-agent"};
+  std::string config_file;
+  std::vector<std::string> origins;
+  std::vector<std::string> modules;
+  std::string pinentry;
+  std::string state_dir;
+  std::string log_level = "info";
+  int port = -1;
+  bool no_system_modules = false;
+#ifdef KYSO_HAVE_CONFIG_LOADER
+  app.add_option("--config", config_file, "kyso-agent.toml (docs/configuration.md)")
+      ->check(CLI::ExistingFile);
+#else
+  app.add_option("--config", config_file, "kyso-agent.toml (needs firmware-config's loader)");
+#endif
+  app.add_option("--port", port, "Port (default 19587, fallbacks 19588, 19589; 0: any free port)")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--allow-origin", origins,
+                 "Allow-listed origin, e.g. https://hocba.example.edu.vn");
+  app.add_option("--module", modules, "Extra PKCS#11 module (repeatable)");
+  app.add_flag("--no-system-modules", no_system_modules, "Only the --module paths");
+  app.add_option("--pinentry", pinentry, "pinentry program (default: pinentry)");
+  app.add_option("--state-dir", state_dir, "Pairings and audit log (default ~/.local/share/kyso)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  try {
+    kyso::config::AgentConfig cfg;
+    if (!config_file.empty()) {
+#ifdef KYSO_HAVE_CONFIG_LOADER
+      cfg = kyso::config::load_agent_config(config_file);
+#else
+      throw kyso::Error(kyso::ErrorCode::NotSupported,
+                        "this build has no configuration loader; use the command-line options");
+#endif
+    }
+    if (port >= 0) cfg.port = static_cast<std::uint16_t>(port);
+    for (auto& o : origins) cfg.allowed_origins.push_back(o);
+    for (auto& m : modules) cfg.pkcs11_modules.push_back(m);
+    if (no_system_modules) cfg.system_modules = false;
+    if (!pinentry.empty()) cfg.pinentry = pinentry;
+    if (!state_dir.empty()) cfg.state_dir = state_dir;
+
+    // SIGINT/SIGTERM are taken by sigwait below, in this thread only.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    auto service = std::make_shared<kyso::agent::Service>(std::move(cfg));
+    kyso::agent::Server server(service);
+    server.start();
+    // A line on stdout that scripts (tests, the benchmark) wait for.
+    std::cout << "kyso-agent listening on " << (service->config().tls ? "wss" : "ws")
+              << "://127.0.0.1:" << server.port() << "/" << std::endl;
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal {}: stopping", sig);
+    server.stop();
+  } catch (const kyso::Error& e) {
+    std::cerr << "kyso-agent: " << e.message(kyso::Language::Vi) << "\n  " << e.what() << '\n';
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "kyso-agent: " << e.what() << '\n';
+    return 1;
+  }
+  return 0;
+}

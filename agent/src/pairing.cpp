@@ -1,0 +1,117 @@
+#include "kyso/agent/pairing.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "kyso/core/certificate.hpp"
+#include "kyso/core/error.hpp"
+
+namespace kyso::agent {
+
+PairingStore::PairingStore(std::filesystem::path file) : file_(std::move(file)) {}
+
+std::vector<Pairing> PairingStore::load() const {
+  std::ifstream in(file_);
+  if (!in) return {};
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  std::vector<Pairing> out;
+  if (!j.is_object() || !j.contains("pairings") || !j["pairings"].is_array()) return out;
+  for (const auto& p : j["pairings"]) {
+    if (!p.is_object() || !p.contains("origin") || !p["origin"].is_string()) continue;
+    out.push_back({p["origin"].get<std::string>(), p.value("pairedAt", std::string())});
+  }
+  return out;
+}
+
+void PairingStore::save(const std::vector<Pairing>& pairings) const {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& p : pairings) arr.push_back({{"origin", p.origin}, {"pairedAt", p.paired_at}});
+  const std::string text = nlohmann::json{{"version", 1}, {"pairings", arr}}.dump(2) + "\n";
+  std::filesystem::create_directories(file_.parent_path());
+  // Written aside and renamed: a crash never leaves half a file; 0600: only this user.
+  const std::filesystem::path tmp = file_.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw Error(ErrorCode::ConfigInvalid, "cannot write " + tmp.string());
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                  ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), file_.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    throw Error(ErrorCode::ConfigInvalid, "cannot write " + file_.string());
+  }
+}
+
+bool PairingStore::contains(std::string_view origin) const {
+  const std::lock_guard lock(mutex_);
+  const auto all = load();
+  return std::ranges::any_of(all, [&](const Pairing& p) { return p.origin == origin; });
+}
+
+void PairingStore::add(std::string_view origin) {
+  const std::lock_guard lock(mutex_);
+  auto all = load();
+  if (std::ranges::any_of(all, [&](const Pairing& p) { return p.origin == origin; })) return;
+  all.push_back({std::string(origin), to_iso8601(std::chrono::system_clock::now())});
+  save(all);
+}
+
+bool PairingStore::remove(std::string_view origin) {
+  const std::lock_guard lock(mutex_);
+  auto all = load();
+  const auto n = std::erase_if(all, [&](const Pairing& p) { return p.origin == origin; });
+  if (n == 0) return false;
+  save(all);
+  return true;
+}
+
+std::vector<Pairing> PairingStore::list() const {
+  const std::lock_guard lock(mutex_);
+  return load();
+}
+
+bool origin_well_formed(std::string_view origin) {
+  const auto sep = origin.find("://");
+  if (sep == std::string_view::npos || sep == 0) return false;
+  const std::string_view scheme = origin.substr(0, sep);
+  const std::string_view rest = origin.substr(sep + 3);
+  if (rest.empty() || rest.size() > 253 + 7) return false;
+  if (!std::ranges::all_of(scheme, [](char c) { return (c >= 'a' && c <= 'z') || c == '-'; })) {
+    return false;
+  }
+  return std::ranges::all_of(rest, [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == ':' ||
+           c == '[' || c == ']';
+  });
+}
+
+bool origin_pairable(std::string_view origin) {
+  if (!origin_well_formed(origin)) return false;
+  if (origin.starts_with("https://")) return true;
+  if (!origin.starts_with("http://")) return false;
+  std::string_view host = origin.substr(7);
+  if (host.starts_with("[::1]")) {
+    host = host.substr(5);
+  } else {
+    const auto colon = host.find(':');
+    const std::string_view name = host.substr(0, colon);
+    if (name != "localhost" && name != "127.0.0.1") return false;
+    host = colon == std::string_view::npos ? std::string_view() : host.substr(colon);
+  }
+  return host.empty() || host.front() == ':';
+}
+
+std::filesystem::path default_state_dir() {
+  if (const char* x = std::getenv("XDG_DATA_HOME"); x != nullptr && *x == '/') {
+    return std::filesystem::path(x) / "kyso";
+  }
+  const char* home = std::getenv("HOME");
+  return std::filesystem::path(home != nullptr ? home : "/tmp") / ".local" / "share" / "kyso";
+}
+
+}  // namespace kyso::agent

@@ -1,0 +1,298 @@
+#include "kyso/agent/pinentry.hpp"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <optional>
+#include <vector>
+
+#include "kyso/core/error.hpp"
+
+extern char** environ;
+
+namespace kyso::agent {
+namespace {
+
+// GPG_ERR_CANCELED (99) and GPG_ERR_NOT_CONFIRMED (114), in the low 16 bits of an ERR code.
+constexpr unsigned long kGpgErrCanceled = 99;
+constexpr unsigned long kGpgErrNotConfirmed = 114;
+constexpr unsigned long kGpgErrTimeout = 62;
+constexpr std::size_t kMaxLine = 4096;  // Assuan lines are at most 1000 bytes; be lenient
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/// One pinentry process and its two pipes; killed and reaped on every path.
+class Child {
+ public:
+  Child(const std::string& program, std::chrono::steady_clock::time_point deadline,
+        const std::atomic<bool>* abort)
+      : deadline_(deadline), abort_(abort) {
+    std::array<int, 2> to_child{-1, -1};
+    std::array<int, 2> from_child{-1, -1};
+    if (::pipe2(to_child.data(), O_CLOEXEC) != 0 || ::pipe2(from_child.data(), O_CLOEXEC) != 0) {
+      close_all(to_child, from_child);
+      throw Error(ErrorCode::Internal, "pinentry: pipe failed");
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, to_child[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, from_child[1], STDOUT_FILENO);
+    // Nothing else of the agent's (listening sockets, the token module's files) reaches pinentry.
+    posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
+    std::vector<char*> argv{const_cast<char*>(program.c_str()), nullptr};
+    const int rc = ::posix_spawnp(&pid_, program.c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(to_child[0]);
+    ::close(from_child[1]);
+    in_ = to_child[1];
+    out_ = from_child[0];
+    if (rc != 0) {
+      pid_ = -1;
+      throw Error(ErrorCode::Internal, "cannot start pinentry program '" + program + "'");
+    }
+  }
+
+  ~Child() {
+    OPENSSL_cleanse(buf_.data(), buf_.size());
+    if (in_ >= 0) ::close(in_);
+    if (out_ >= 0) ::close(out_);
+    if (pid_ > 0) {
+      int status = 0;
+      // Give a well-behaved pinentry a moment to exit after BYE, then make sure.
+      for (int i = 0; i < 20 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i) ::usleep(5000);
+      if (::waitpid(pid_, &status, WNOHANG) == 0) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+      }
+    }
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  Child(Child&&) = delete;
+  Child& operator=(Child&&) = delete;
+
+  void send(std::string_view line) {
+    std::string s(line);
+    s.push_back('\n');
+    std::size_t off = 0;
+    while (off < s.size()) {
+      const ssize_t n = ::write(in_, s.data() + off, s.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw Error(ErrorCode::Internal, "pinentry closed its input");
+      off += static_cast<std::size_t>(n);
+    }
+  }
+
+  /// The next line (without the newline) in the internal buffer, which is wiped on reuse.
+  std::string_view read_line() {
+    OPENSSL_cleanse(buf_.data(), line_len_);
+    // Move any bytes after the previous line to the front.
+    if (consumed_ > 0) {
+      const std::size_t rest = filled_ - consumed_;
+      for (std::size_t i = 0; i < rest; ++i) buf_[i] = buf_[consumed_ + i];
+      OPENSSL_cleanse(buf_.data() + rest, filled_ - rest);
+      filled_ = rest;
+      consumed_ = 0;
+    }
+    line_len_ = 0;
+    for (;;) {
+      for (std::size_t i = 0; i < filled_; ++i) {
+        if (buf_[i] == '\n') {
+          consumed_ = i + 1;
+          line_len_ = i + 1;
+          return {buf_.data(), i};
+        }
+      }
+      if (filled_ == buf_.size()) throw Error(ErrorCode::Internal, "pinentry line too long");
+      wait_readable();
+      const ssize_t n = ::read(out_, buf_.data() + filled_, buf_.size() - filled_);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw Error(ErrorCode::Internal, "pinentry exited unexpectedly");
+      filled_ += static_cast<std::size_t>(n);
+    }
+  }
+
+ private:
+  void wait_readable() {
+    for (;;) {
+      if (abort_ != nullptr && abort_->load()) {
+        throw Error(ErrorCode::UserCancelled, "dialog closed: the request was cancelled");
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline_) throw Error(ErrorCode::Timeout, "no answer in the pinentry dialog");
+      // Wake up regularly to notice `abort`.
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - now).count();
+      pollfd p{out_, POLLIN, 0};
+      const int r = ::poll(&p, 1, static_cast<int>(std::min<long>(left, 100)));
+      if (r > 0) return;
+      if (r < 0 && errno != EINTR) throw Error(ErrorCode::Internal, "poll on pinentry failed");
+    }
+  }
+
+  static void close_all(std::array<int, 2>& a, std::array<int, 2>& b) {
+    for (int fd : {a[0], a[1], b[0], b[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+
+  pid_t pid_ = -1;
+  int in_ = -1;
+  int out_ = -1;
+  std::chrono::steady_clock::time_point deadline_;
+  const std::atomic<bool>* abort_;
+  std::array<char, kMaxLine> buf_{};
+  std::size_t filled_ = 0;
+  std::size_t consumed_ = 0;
+  std::size_t line_len_ = 0;
+};
+
+struct Reply {
+  bool ok = false;
+  unsigned long err = 0;
+  std::string text;
+};
+
+/// Reads until OK or ERR. `on_data` gets the still-escaped payload of each D line.
+template <typename OnData>
+Reply read_reply(Child& c, OnData&& on_data) {
+  for (;;) {
+    const std::string_view line = c.read_line();
+    if (line == "OK" || line.starts_with("OK ")) return {true, 0, {}};
+    if (line.starts_with("ERR")) {
+      Reply r;
+      std::string_view rest = line.substr(3);
+      while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+      char* end = nullptr;
+      const std::string code(rest.substr(0, rest.find(' ')));
+      r.err = std::strtoul(code.c_str(), &end, 10);
+      r.text = std::string(rest);
+      return r;
+    }
+    if (line.starts_with("D ")) {
+      on_data(line.substr(2));
+      continue;
+    }
+    // Status lines (S ...), comments (#) and anything else: ignore.
+  }
+}
+
+Reply command(Child& c, std::string_view line) {
+  c.send(line);
+  return read_reply(c, [](std::string_view) {});
+}
+
+bool is_cancel(unsigned long err) {
+  const unsigned long code = err & 0xFFFFUL;
+  return code == kGpgErrCanceled || code == kGpgErrNotConfirmed;
+}
+
+void setup(Child& c, const Dialog& d) {
+  const Reply hello = read_reply(c, [](std::string_view) {});
+  if (!hello.ok) throw Error(ErrorCode::Internal, "pinentry did not greet: " + hello.text);
+  // Options a pinentry does not know answer ERR; they are hints, not requirements.
+  (void)command(c, "OPTION lc-ctype=C.UTF-8");
+  if (const char* tty = std::getenv("GPG_TTY"); tty != nullptr && *tty != '\0') {
+    (void)command(c, "OPTION ttyname=" + assuan_escape(tty));
+    if (const char* term = std::getenv("TERM"); term != nullptr) {
+      (void)command(c, "OPTION ttytype=" + assuan_escape(term));
+    }
+  }
+  const std::pair<const char*, const std::string*> fields[] = {{"SETTITLE ", &d.title},
+                                                               {"SETDESC ", &d.description},
+                                                               {"SETPROMPT ", &d.prompt},
+                                                               {"SETOK ", &d.ok},
+                                                               {"SETCANCEL ", &d.cancel}};
+  for (const auto& [cmd, value] : fields) {
+    if (value->empty()) continue;
+    const Reply r = command(c, std::string(cmd) + assuan_escape(*value));
+    if (!r.ok) throw Error(ErrorCode::Internal, std::string("pinentry refused ") + cmd + r.text);
+  }
+}
+
+}  // namespace
+
+std::string assuan_escape(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (ch == '%' || u < 0x20 || u == 0x7F) {
+      out.push_back('%');
+      out.push_back(kHex[u >> 4U]);
+      out.push_back(kHex[u & 0xFU]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  return out;
+}
+
+Pinentry::Pinentry(std::string program, std::chrono::seconds timeout)
+    : program_(std::move(program)), timeout_(timeout) {}
+
+bool Pinentry::confirm(const Dialog& dialog, const std::atomic<bool>* abort) const {
+  Child c(program_, std::chrono::steady_clock::now() + timeout_, abort);
+  setup(c, dialog);
+  const Reply r = command(c, "CONFIRM");
+  try {
+    c.send("BYE");
+  } catch (const Error&) {
+    // The answer is what counts; a pinentry that already left is fine.
+  }
+  if (r.ok) return true;
+  if (is_cancel(r.err)) return false;
+  if ((r.err & 0xFFFFUL) == kGpgErrTimeout) throw Error(ErrorCode::Timeout, "pinentry timed out");
+  throw Error(ErrorCode::Internal, "pinentry CONFIRM failed: " + r.text);
+}
+
+Secret Pinentry::get_pin(const Dialog& dialog, const std::atomic<bool>* abort) const {
+  Child c(program_, std::chrono::steady_clock::now() + timeout_, abort);
+  setup(c, dialog);
+  Secret pin;
+  c.send("GETPIN");
+  // Decode the D line's percent-escapes straight into the Secret: no other copy of the PIN.
+  const Reply r = read_reply(c, [&](std::string_view data) {
+    for (std::size_t i = 0; i < data.size(); ++i) {
+      if (data[i] == '%' && i + 2 < data.size()) {
+        const int hi = hex_value(data[i + 1]);
+        const int lo = hex_value(data[i + 2]);
+        if (hi >= 0 && lo >= 0) {
+          pin.push_back(static_cast<char>(hi * 16 + lo));
+          i += 2;
+          continue;
+        }
+      }
+      pin.push_back(data[i]);
+    }
+  });
+  try {
+    c.send("BYE");
+  } catch (const Error&) {
+    // See confirm().
+  }
+  if (!r.ok) {
+    pin.wipe();
+    if (is_cancel(r.err)) throw Error(ErrorCode::UserCancelled, "cancelled in the PIN dialog");
+    if ((r.err & 0xFFFFUL) == kGpgErrTimeout) throw Error(ErrorCode::Timeout, "pinentry timed out");
+    throw Error(ErrorCode::Internal, "pinentry GETPIN failed: " + r.text);
+  }
+  if (pin.empty()) throw Error(ErrorCode::UserCancelled, "no PIN entered");
+  return pin;
+}
+
+}  // namespace kyso::agent
