@@ -1,0 +1,110 @@
+#pragma once
+/// @file
+/// Remote credentials as kyso::Signer. RemoteSigner is what the agent and the format code see;
+/// the provider's protocol lives in a ProviderAdapter. CscAdapter speaks CSC v2 (kyso-appliance,
+/// CSC-conformant providers); an asynchronous provider (the user approves on a phone and the
+/// client polls, as VNPT SmartCA or MISA eSign do) is one more adapter, with no change to the
+/// agent (docs/remote-signing.md, "Adding a provider").
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kyso/core/secret.hpp"
+#include "kyso/core/signer.hpp"
+#include "kyso/remote/csc_client.hpp"
+
+namespace kyso::remote {
+
+/// What a provider needs before it signs, beyond the OTP passed to authorize().
+struct AuthNeeds {
+  bool pin = false;        ///< a PIN (set with RemoteSigner::set_pin before authorize)
+  bool otp = false;        ///< an OTP typed by the user (passed as authorize's secret)
+  bool approval = false;   ///< the user approves on another device; authorize() waits
+};
+
+/// One remote signing service's protocol. Implementations may block (network, polling); the
+/// agent calls them on a worker thread. Errors are kyso::Error with the remote codes
+/// (RemoteUnreachable, RemoteAuthFailed, RemoteError, OtpIncorrect, PinIncorrect, Timeout).
+class ProviderAdapter {
+ public:
+  ProviderAdapter() = default;
+  virtual ~ProviderAdapter() = default;
+  ProviderAdapter(const ProviderAdapter&) = delete;
+  ProviderAdapter& operator=(const ProviderAdapter&) = delete;
+  ProviderAdapter(ProviderAdapter&&) = delete;
+  ProviderAdapter& operator=(ProviderAdapter&&) = delete;
+
+  /// The service's name as the user knows it ("Sở GD&ĐT - máy ký").
+  [[nodiscard]] virtual std::string name() const = 0;
+  /// The user's credentials at the service (after the adapter has logged in).
+  virtual std::vector<Credential> credentials() = 0;
+  [[nodiscard]] virtual AuthNeeds needs(const std::string& credential_id) const = 0;
+  /// Authorizes exactly `digests` for one batch (SCAL2). `pin`/`otp` may be null when not needed.
+  virtual void authorize(const std::string& credential_id, const Secret* pin, const Secret* otp,
+                         std::span<const Bytes> digests, HashAlgorithm hash) = 0;
+  /// Signs digests authorized before, in order; one result per digest.
+  virtual std::vector<SignResult> sign(const std::string& credential_id, SignAlgorithm alg,
+                                       std::span<const Bytes> digests) = 0;
+};
+
+/// CSC v2 (and v1.0.4-flavoured) services. Authorizes a batch as one credentials/authorize for
+/// the first `multisign` hashes (PIN + OTP, once) and one credentials/extendTransaction per
+/// further chunk, then signs with one signatures/signHash per chunk: at most two HTTP round
+/// trips per chunk.
+class CscAdapter : public ProviderAdapter {
+ public:
+  /// `client` must be logged in already (the agent logs in with the user's password).
+  CscAdapter(std::string name, std::shared_ptr<CscClient> client);
+
+  [[nodiscard]] std::string name() const override { return name_; }
+  std::vector<Credential> credentials() override;
+  [[nodiscard]] AuthNeeds needs(const std::string& credential_id) const override;
+  void authorize(const std::string& credential_id, const Secret* pin, const Secret* otp,
+                 std::span<const Bytes> digests, HashAlgorithm hash) override;
+  std::vector<SignResult> sign(const std::string& credential_id, SignAlgorithm alg,
+                               std::span<const Bytes> digests) override;
+
+ private:
+  struct Chunk {
+    std::string sad;
+    std::vector<Bytes> digests;
+  };
+  const RemoteCredentialInfo& info(const std::string& id) const;
+
+  std::string name_;
+  std::shared_ptr<CscClient> client_;
+  mutable std::mutex mutex_;
+  std::vector<RemoteCredentialInfo> infos_;
+  std::vector<Chunk> chunks_;  // the current authorization, in batch order
+};
+
+/// A remote credential as a kyso::Signer.
+class RemoteSigner : public Signer {
+ public:
+  RemoteSigner(std::shared_ptr<ProviderAdapter> adapter, Credential credential);
+
+  [[nodiscard]] const Credential& credential() const override { return credential_; }
+  /// Otp when the service wants one (the PIN, if any, is set with set_pin first), else None.
+  [[nodiscard]] AuthKind auth_required() const override;
+  [[nodiscard]] AuthNeeds needs() const { return adapter_->needs(credential_.id()); }
+  /// The credential's PIN for the next authorize(); wiped after it.
+  void set_pin(Secret pin);
+  /// `secret` is the OTP (nullptr when none is needed). Never retried.
+  void authorize(const Secret* secret, std::span<const Bytes> digests) override;
+  Bytes sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest,
+                    SignatureEncoding enc = SignatureEncoding::Der) override;
+  std::vector<SignResult> sign_digests(SignAlgorithm alg, std::span<const Bytes> digests,
+                                       SignatureEncoding enc = SignatureEncoding::Der) override;
+
+ private:
+  std::shared_ptr<ProviderAdapter> adapter_;
+  Credential credential_;
+  std::optional<Secret> pin_;
+};
+
+}  // namespace kyso::remote

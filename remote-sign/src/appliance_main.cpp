@@ -1,0 +1,118 @@
+// kyso-appliance: the CSC v2 signing server (see docs/remote-signing.md).
+//
+//   kyso-appliance --config FILE [--port-file FILE]   serve until SIGINT / SIGTERM
+//   kyso-appliance hash-password [--cost LOG2N]       hash a password read from stdin
+//   kyso-appliance verify-audit --db FILE             check the audit log's hash chain
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <unistd.h>
+
+#include "kyso/core/error.hpp"
+#include "kyso/core/secret.hpp"
+#include "kyso/remote/appliance.hpp"
+#include "kyso/remote/security.hpp"
+#include "kyso/remote/state_store.hpp"
+
+namespace {
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: kyso-appliance --config FILE [--port-file FILE]\n"
+               "       kyso-appliance hash-password [--cost LOG2N]   (password on stdin)\n"
+               "       kyso-appliance verify-audit --db FILE\n");
+  return 2;
+}
+
+int hash_password_cmd(unsigned cost) {
+  kyso::Secret pw;
+  if (isatty(STDIN_FILENO) != 0) {
+    pw = kyso::Secret::from_terminal("Password: ");
+  } else {
+    int c = 0;
+    while ((c = std::getchar()) != EOF && c != '\n') pw.push_back(static_cast<char>(c));
+  }
+  if (pw.empty()) {
+    std::fprintf(stderr, "kyso-appliance: empty password\n");
+    return 1;
+  }
+  std::cout << kyso::remote::hash_password(pw, cost) << "\n";
+  return 0;
+}
+
+int serve(const std::string& config, const std::string& port_file) {
+  // Signals go to sigwait below, not to whichever thread happens to run.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  kyso::remote::Appliance appliance(kyso::remote::load_appliance_config(config));
+  appliance.start();
+  std::fprintf(stderr, "kyso-appliance: listening on port %u\n", appliance.port());
+  if (!port_file.empty()) {
+    const std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << appliance.port() << "\n";
+    std::rename(tmp.c_str(), port_file.c_str());  // readers never see a half-written file
+  }
+  int sig = 0;
+  sigwait(&set, &sig);
+  std::fprintf(stderr, "kyso-appliance: signal %d, stopping\n", sig);
+  appliance.stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    std::string config;
+    std::string port_file;
+    std::string db;
+    unsigned cost = 15;
+    std::string command = "serve";
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      auto next = [&]() -> std::string {
+        if (i + 1 >= argc) throw kyso::Error(kyso::ErrorCode::BadRequest, a + " needs a value");
+        return argv[++i];
+      };
+      if (a == "hash-password" || a == "verify-audit") {
+        command = a;
+      } else if (a == "--config") {
+        config = next();
+      } else if (a == "--port-file") {
+        port_file = next();
+      } else if (a == "--db") {
+        db = next();
+      } else if (a == "--cost") {
+        cost = static_cast<unsigned>(std::stoul(next()));
+      } else {
+        return usage();
+      }
+    }
+    if (command == "hash-password") return hash_password_cmd(cost);
+    if (command == "verify-audit") {
+      if (db.empty()) return usage();
+      kyso::remote::StateStore store(db);
+      if (auto broken = store.verify_audit_chain()) {
+        std::printf("audit log BROKEN at row %lld\n", static_cast<long long>(*broken));
+        return 1;
+      }
+      std::printf("audit log intact: %zu rows\n", store.audit_log().size());
+      return 0;
+    }
+    if (config.empty()) return usage();
+    return serve(config, port_file);
+  } catch (const kyso::Error& e) {
+    std::fprintf(stderr, "kyso-appliance: %s: %s\n  %s\n", std::string(e.name()).c_str(),
+                 e.detail().c_str(), std::string(e.message(kyso::Language::En)).c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kyso-appliance: %s\n", e.what());
+    return 1;
+  }
+}

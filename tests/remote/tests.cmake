@@ -1,0 +1,8 @@
+# Remote signing: kyso-appliance (CSC v2 over SoftHSM) and the CSC client. Each test copies the
+# fixture's token into a temp dir of its own, so parallel tests never share SoftHSM state.
+
+# An independent client: the whole CSC flow with curl + oathtool + openssl only.
+add_test(NAME remote.csc_curl_walk
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/remote/csc_curl_walk.sh $<TARGET_FILE:kyso-appliance>)
+set_tests_properties(remote.csc_curl_walk PROPERTIES FIXTURES_REQUIRED pki
+  ENVIRONMENT "KYSO_TEST_DIR=${KYSO_TEST_DIR}" TIMEOUT 60 LABELS "csc;security")
