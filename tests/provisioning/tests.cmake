@@ -2,3 +2,5 @@
 # provisioning tests make their own SoftHSM2 tokens under a temp SOFTHSM2_CONF per test case,
 # so they never touch the fixture's tokens. TOKEN only for the fixture's test PKI (sub CA).
 kyso_add_tests(unit_config SOURCES provisioning/test_config.cpp DEPS kyso::firmware_config)
+kyso_add_tests(integration_provisioning TOKEN SOURCES provisioning/test_provision.cpp
+  provisioning/test_batch.cpp DEPS kyso::firmware_config kyso::pkcs11)
