@@ -1,0 +1,165 @@
+// PAdES B-B / B-T by incremental update: teacher -> principal -> seal on the fixture token, each
+// revision checked by pdfsig (poppler) and qpdf --check; earlier bytes stay untouched.
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <regex>
+
+#include "format_support.hpp"
+#include "kyso/formats/pdf.hpp"
+
+using kyso::SignAlgorithm;
+using kyso::formats::PdfSignOptions;
+using namespace kyso::test;
+
+namespace {
+
+PdfSignOptions opts(SignAlgorithm alg, std::string reason = {}) {
+  PdfSignOptions o;
+  o.algorithm = alg;
+  o.reason = std::move(reason);
+  o.location = "Hà Nội";
+  return o;
+}
+
+// Number of signatures pdfsig calls valid, or -1 when pdfsig fails outright.
+int pdfsig_valid(const std::string& path, std::string* output = nullptr) {
+  const auto [rc, out] = run("pdfsig " + path + " 2>&1");
+  if (output != nullptr) *output = out;
+  int valid = 0;
+  for (std::size_t p = 0; (p = out.find("Signature Validation: Signature is Valid", p)) != std::string::npos; ++p) ++valid;
+  return rc == 0 || valid > 0 ? valid : -1;
+}
+
+bool qpdf_check(const std::string& path) { return run("qpdf --check " + path + " >/dev/null 2>&1").first == 0; }
+
+bool starts_with_file(const std::string& path, const std::string& prefix_path) {
+  const auto a = read_bytes(path);
+  const auto b = read_bytes(prefix_path);
+  return a.size() > b.size() && std::equal(b.begin(), b.end(), a.begin());
+}
+
+// teacher (PKCS#1 v1.5), principal (RSA-PSS), seal (PKCS#1 v1.5), each a new revision.
+void sign_three(const std::string& dir, const std::string& in, const std::string& out) {
+  const std::string r1 = dir + "/r1.pdf";
+  const std::string r2 = dir + "/r2.pdf";
+  kyso::formats::sign_pdf(*demo_signer("teacher"), in, r1, opts(SignAlgorithm::RsaPkcs1Sha256, "Giáo viên chủ nhiệm ký học bạ"));
+  kyso::formats::sign_pdf(*demo_signer("principal"), r1, r2, opts(SignAlgorithm::RsaPssSha256, "Hiệu trưởng phê duyệt"));
+  kyso::formats::sign_pdf(*demo_signer("seal"), r2, out, opts(SignAlgorithm::RsaPkcs1Sha256, "Đóng dấu phát hành"));
+  CHECK(starts_with_file(r1, in));
+  CHECK(starts_with_file(r2, r1));
+  CHECK(starts_with_file(out, r2));
+}
+
+}  // namespace
+
+TEST_CASE("pdf: 40 transcripts signed teacher, principal, seal verify in pdfsig and qpdf", "[pades]") {
+  ScratchDir dir;
+  std::vector<std::string> checks;
+  for (const auto& t : sample_class(40)) {
+    const auto in = dir.file(t.id + ".pdf");
+    write_bytes(in, transcript_pdf(t));
+    const auto out = dir.file(t.id + "-signed.pdf");
+    sign_three(dir.path().string(), in, out);
+    // All three valid, the last one covering the whole file.
+    checks.push_back("test $(pdfsig " + out + " 2>&1 | grep -c 'Signature is Valid') = 3");
+    checks.push_back("pdfsig " + out + " 2>&1 | grep -q 'Total document signed'");
+    checks.push_back("qpdf --check " + out);
+  }
+  const auto failed = run_all(checks);
+  for (auto i : failed) INFO(checks[i] << "\n" << run(checks[i]).second);
+  CHECK(failed.empty());
+  std::string out;
+  CHECK(pdfsig_valid(dir.file("hb-01-signed.pdf"), &out) == 3);
+  INFO(out);
+  CHECK(out.find("Trần Văn Bình") != std::string::npos);
+  CHECK(out.find("ETSI.CAdES.detached") != std::string::npos);
+}
+
+TEST_CASE("pdf: a file with a cross-reference stream gets stream updates and stays valid", "[pades]") {
+  ScratchDir dir;
+  const auto t = sample_class(1).at(0);
+  write_bytes(dir.file("in.pdf"), transcript_pdf(t, true));
+  REQUIRE(qpdf_check(dir.file("in.pdf")));
+  sign_three(dir.path().string(), dir.file("in.pdf"), dir.file("out.pdf"));
+  std::string out;
+  CHECK(pdfsig_valid(dir.file("out.pdf"), &out) == 3);
+  INFO(out);
+  CHECK(qpdf_check(dir.file("out.pdf")));
+}
+
+TEST_CASE("pdf: one changed byte makes pdfsig report the signatures invalid", "[pades]") {
+  ScratchDir dir;
+  const auto t = sample_class(1).at(0);
+  write_bytes(dir.file("in.pdf"), transcript_pdf(t));
+  sign_three(dir.path().string(), dir.file("in.pdf"), dir.file("out.pdf"));
+  REQUIRE(pdfsig_valid(dir.file("out.pdf")) == 3);
+  // A byte of the page content ("Ho va ten" line) inside every signature's byte range.
+  const auto bytes = read_bytes(dir.file("out.pdf"));
+  const auto pos = std::string(bytes.begin(), bytes.end()).find("Ho va ten");
+  REQUIRE(pos != std::string::npos);
+  flip_byte(dir.file("out.pdf"), static_cast<long>(pos));
+  std::string out;
+  CHECK(pdfsig_valid(dir.file("out.pdf"), &out) == 0);
+  INFO(out);
+}
+
+TEST_CASE("pdf: B-T signature carries a timestamp token from the TSA", "[pades][tsa]") {
+  ScratchDir dir;
+  LoopbackTsa tsa;
+  const auto t = sample_class(1).at(0);
+  write_bytes(dir.file("in.pdf"), transcript_pdf(t));
+  auto o = opts(SignAlgorithm::RsaPssSha256);
+  o.tsa = kyso::formats::TsaConfig{};
+  o.tsa->url = tsa.url();
+  o.tsa->trusted_pem = {pki_path("root")};
+  kyso::formats::sign_pdf(*demo_signer("seal"), dir.file("in.pdf"), dir.file("out.pdf"), o);
+  CHECK(tsa.requests() == 1);
+  CHECK(pdfsig_valid(dir.file("out.pdf")) == 1);
+  const auto [rc, out] = run("cd " + dir.path().string() + " && pdfsig -dump out.pdf >/dev/null 2>&1 && "
+                             "openssl cms -cmsout -print -inform DER -in out.pdf.sig0");
+  CHECK(out.find("id-smime-aa-timeStampToken") != std::string::npos);
+  // PAdES: no signingTime among the signer's signed attributes (the time is the PDF's /M);
+  // the timestamp token's own attributes, printed after unsignedAttrs, may have one.
+  CHECK(out.substr(0, out.find("unsignedAttrs")).find("signingTime") == std::string::npos);
+  CHECK(out.find("id-smime-aa-signingCertificateV2") != std::string::npos);
+}
+
+TEST_CASE("pdf: broken, encrypted and non-PDF files are refused with no output", "[pades]") {
+  ScratchDir dir;
+  const auto t = sample_class(1).at(0);
+  const auto good = transcript_pdf(t);
+  auto signer = demo_signer("teacher");
+  auto expect = [&](const std::string& in, kyso::ErrorCode code) {
+    const auto out = dir.file("out.pdf");
+    try {
+      kyso::formats::sign_pdf(*signer, in, out, opts(SignAlgorithm::RsaPkcs1Sha256));
+      FAIL("signed " << in);
+    } catch (const kyso::Error& e) {
+      INFO(in << ": " << e.detail());
+      CHECK(e.code() == code);
+    }
+    CHECK_FALSE(std::filesystem::exists(out));
+    CHECK_FALSE(std::filesystem::exists(out + ".kyso-tmp"));
+  };
+  // Broken xref: every offset in the table shifted.
+  std::string broken(good.begin(), good.end());
+  broken = std::regex_replace(broken, std::regex("0000000(\\d\\d\\d) 00000 n"), "0000000$1 00000 x");
+  write_text(dir.file("broken.pdf"), broken);
+  expect(dir.file("broken.pdf"), kyso::ErrorCode::DocumentInvalid);
+  // startxref pointing nowhere.
+  std::string bad_start(good.begin(), good.end());
+  const auto sx = bad_start.rfind("startxref\n") + 10;
+  bad_start.replace(sx, bad_start.find('\n', sx) - sx, "17");
+  write_text(dir.file("badstart.pdf"), bad_start);
+  expect(dir.file("badstart.pdf"), kyso::ErrorCode::DocumentInvalid);
+  // Encrypted, with and without a user password.
+  write_bytes(dir.file("plain.pdf"), good);
+  REQUIRE(run("qpdf --encrypt secret owner 256 -- " + dir.file("plain.pdf") + " " + dir.file("enc.pdf")).first == 0);
+  expect(dir.file("enc.pdf"), kyso::ErrorCode::DocumentEncrypted);
+  REQUIRE(run("qpdf --encrypt '' owner 256 -- " + dir.file("plain.pdf") + " " + dir.file("enc0.pdf")).first == 0);
+  expect(dir.file("enc0.pdf"), kyso::ErrorCode::DocumentEncrypted);
+  // Not a PDF at all.
+  write_text(dir.file("hocba.pdf"), "Họ và tên: Nguyễn Văn An\nĐây không phải PDF.\n");
+  expect(dir.file("hocba.pdf"), kyso::ErrorCode::DocumentInvalid);
+}
