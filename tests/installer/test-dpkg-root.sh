@@ -80,7 +80,7 @@ verify_unit() { # <--user|--system> <unit path in root> [more units]
   mkdir -p "$T/units" "$T/xdg"
   chmod 700 "$T/xdg"
   for u in "$@"; do
-    sed -e "s|ExecStart=/usr/|ExecStart=$R/usr/|" "$R$u" >"$T/units/$(basename "$u")"
+    sed -E "s#^(Exec[A-Za-z]*=[-@:+!]*)/usr/#\\1$R/usr/#" "$R$u" >"$T/units/$(basename "$u")"
     copies+=("$T/units/$(basename "$u")")
   done
   XDG_RUNTIME_DIR=$T/xdg systemd-analyze "$scope" verify --man=no "${copies[@]}" ||

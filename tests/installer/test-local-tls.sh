@@ -76,9 +76,18 @@ run install
 [[ $(certutil -L -d "sql:$FIREFOX" | grep -c "^$NICK") == 1 ]] || fail "the CA was added twice"
 ok "second install keeps the CA and adds it to a new Firefox profile only"
 
+# A profile made later, trusted by the user's own agent start (user-trust), not by root.
+FIREFOX3=$T/home/teacher/.mozilla/firefox/late9999.third
+mkdir -p "$FIREFOX3"
+certutil -N --empty-password -d "sql:$FIREFOX3"
+HOME=$T/home/teacher "$TOOL" user-trust --tls-dir "$T/tls" --state-file "$T/state/local-tls.state"
+[[ $(trust_of "$FIREFOX3") == "C,," ]] || fail "user-trust did not trust the CA in the user's new profile"
+[[ $(certutil -L -d "sql:$FIREFOX" | grep -c "^$NICK") == 1 ]] || fail "user-trust added the CA twice"
+ok "user-trust adds the CA to a profile made after install"
+
 # ---- uninstall --------------------------------------------------------------------------------
 run uninstall
-for db in "$CHROME" "$FIREFOX" "$FIREFOX2"; do
+for db in "$CHROME" "$FIREFOX" "$FIREFOX2" "$FIREFOX3"; do
   [[ -z $(trust_of "$db") ]] || fail "CA still in $db"
 done
 [[ ! -e $T/anchors/kyso-local-ca.crt ]] || fail "CA still in the anchor directory"
