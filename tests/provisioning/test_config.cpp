@@ -3,11 +3,15 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <random>
 
 #include "kyso/config/agent_config.hpp"
+#include "kyso/config/appliance_config.hpp"
+#include "kyso/config/token_profiles.hpp"
 #include "kyso/config/config_error.hpp"
+#include "kyso/config/provision.hpp"
 
 namespace fs = std::filesystem;
 using kyso::config::ConfigError;
@@ -31,7 +35,9 @@ struct TempDir {
   TempDir& operator=(TempDir&&) = delete;
   fs::path write(const std::string& name, const std::string& text) const {
     const fs::path p = path / name;
+    fs::create_directories(p.parent_path());
     std::ofstream(p, std::ios::binary) << text;
+    fs::permissions(p, fs::perms::owner_read | fs::perms::owner_write);
     return p;
   }
 };
@@ -235,5 +241,177 @@ TEST_CASE("loadAgentConfig_missingFile_saysSo", "[config]") {
   } catch (const ConfigError& e) {
     CHECK_THAT(e.detail(), Catch::StartsWith("/nonexistent/kyso-agent.toml: "));
     CHECK_THAT(e.located(kyso::Language::Vi), Catch::Contains("không mở được tệp"));
+  }
+}
+
+namespace {
+
+ConfigError error_of(const std::function<void(const fs::path&)>& load, const TempDir& dir,
+                     const std::string& name, const std::string& text) {
+  const auto file = dir.write(name, text);
+  try {
+    load(file);
+  } catch (const ConfigError& e) {
+    CHECK(e.file() == file.string());
+    return e;
+  }
+  FAIL("no error for:\n" << text);
+  throw std::logic_error("unreachable");
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_CASE("defaultTokenProfiles_coverDomainTable_andMatchBuiltinTable", "[config]") {
+  const auto& profiles = kyso::config::default_token_profiles();
+  REQUIRE(profiles.size() == 5);
+  const auto* epass = kyso::config::find_profile(profiles, 0x096e, 0x0807);
+  REQUIRE(epass != nullptr);
+  CHECK(epass->token.model == "ePass2003");
+  CHECK(epass->token.linux_package == "opensc-pkcs11");
+  CHECK_FALSE(epass->token.windows_modules.empty());
+  REQUIRE(kyso::config::find_profile(profiles, 0x0529, 0x0620) != nullptr);
+  CHECK(kyso::config::find_profile(profiles, 0x0529, 0x0620)->token.model == "eToken 5110");
+  CHECK(kyso::config::find_profile(profiles, 0x08e6, 0x34cc) != nullptr);
+  const auto known = kyso::config::to_known_tokens(profiles);
+  for (const auto& b : kyso::pkcs11::builtin_known_tokens()) {
+    const auto* p = kyso::config::find_profile(profiles, b.vendor_id, b.product_id);
+    REQUIRE(p != nullptr);
+    CHECK(p->token.linux_modules.front() == b.linux_modules.front());
+  }
+  // A fake inventory: an ePass2003 on a machine without any module installed.
+  const std::vector<kyso::pkcs11::UsbDevice> devices{{0x096e, 0x0807, 1, 4}};
+  const auto status = kyso::pkcs11::diagnose_usb(devices, known, [](const std::string&) { return false; });
+  REQUIRE(status.size() == 1);
+  CHECK_FALSE(status[0].module.has_value());
+  CHECK_THAT(status[0].hint_en, Catch::Contains("opensc-pkcs11"));
+}
+
+TEST_CASE("tokenProfiles_mistakes_nameFileLineAndKey", "[config]") {
+  TempDir dir;
+  auto load = [](const fs::path& f) { (void)kyso::config::load_token_profiles(f); };
+  const std::string head = "schema = 1\n[[token]]\nvendor = \"F\"\nmodel = \"M\"\n";
+  SECTION("bad VID:PID") {
+    const auto e = error_of(load, dir, "t.toml", head + "usb = \"96e:807\"\n[token.modules]\nlinux = [\"/x.so\"]\n");
+    CHECK(e.key() == "token[0].usb");
+    CHECK(e.line() == 5);
+  }
+  SECTION("duplicate VID:PID") {
+    const auto e = error_of(load, dir, "t.toml",
+                            head + "usb = \"096e:0807\"\n[token.modules]\nlinux = [\"/x.so\"]\n" + "[[token]]\nvendor = \"F\"\nmodel = \"N\"\nusb = \"096E:0807\"\n");
+    CHECK(e.key() == "token[1].usb");
+    CHECK(e.line() == 11);
+  }
+  SECTION("relative Linux module") {
+    const auto e = error_of(load, dir, "t.toml", head + "usb = \"096e:0807\"\n[token.modules]\nlinux = [\"opensc-pkcs11.so\"]\n");
+    CHECK(e.key() == "token[0].modules.linux[0]");
+    CHECK(e.line() == 7);
+  }
+  SECTION("bad PIN policy") {
+    const auto e = error_of(load, dir, "t.toml",
+                            head + "usb = \"096e:0807\"\n[token.modules]\nlinux = [\"/x.so\"]\n[token.pin]\nmin_length = 9\nmax_length = 8\n");
+    CHECK(e.key() == "token[0].pin.min_length");
+    CHECK(e.line() == 9);
+  }
+  SECTION("unknown algorithm") {
+    const auto e = error_of(load, dir, "t.toml", head + "usb = \"096e:0807\"\nalgorithms = [\"rsa1024\"]\n[token.modules]\nlinux = [\"/x.so\"]\n");
+    CHECK(e.key() == "token[0].algorithms[0]");
+  }
+  SECTION("missing schema") {
+    const auto e = error_of(load, dir, "t.toml", "[[token]]\n");
+    CHECK(e.key() == "schema");
+  }
+}
+
+TEST_CASE("pinPolicy_check_refusesWhatTheTokenWould", "[config]") {
+  kyso::config::PinPolicy p{.min_length = 6, .max_length = 8, .charset = kyso::config::PinCharset::Digits};
+  kyso::Secret ok;
+  ok.assign("123456");
+  CHECK_NOTHROW(p.check(ok));
+  kyso::Secret shortpin;
+  shortpin.assign("1234");
+  CHECK_THROWS_AS(p.check(shortpin), kyso::Error);
+  kyso::Secret letters;
+  letters.assign("12345a");
+  CHECK_THROWS_AS(p.check(letters), kyso::Error);
+}
+
+TEST_CASE("examples_loadWithoutError", "[config]") {
+  const fs::path examples = KYSO_EXAMPLES_DIR;
+  TempDir dir;
+  // The examples' relative files, as an installation would have them.
+  for (const char* f : {"tls/agent.crt", "tls/agent.key", "ca/neac-root.pem", "ca/vgca-root.pem",
+                        "tls/appliance.crt", "tls/appliance.key", "secrets/hsm.pin",
+                        "certs/gv-nguyenthianh.pem", "certs/ht-tranvanbinh.pem",
+                        "secrets/gv.nguyenthianh.hash", "secrets/gv.nguyenthianh.totp",
+                        "secrets/ht.tranvanbinh.hash", "secrets/ht.tranvanbinh.totp"}) {
+    dir.write(f, "x");
+  }
+  const auto agent = kyso::config::load_agent_config(dir.write("kyso-agent.toml", slurp(examples / "kyso-agent.toml")));
+  CHECK(agent.allowed_origins.size() == 2);
+  CHECK(agent.remote.size() == 1);
+  // The example's module path may not exist here; the appliance refuses a missing module.
+  std::string appliance_text = slurp(examples / "kyso-appliance.toml");
+  const auto module_line = appliance_text.find("/usr/lib/softhsm/libsofthsm2.so");
+  appliance_text.replace(module_line, std::string("/usr/lib/softhsm/libsofthsm2.so").size(), "tls/appliance.crt");
+  const auto appliance = kyso::config::load_appliance_config(dir.write("kyso-appliance.toml", appliance_text));
+  CHECK(appliance.listen_port == 8443);
+  CHECK(appliance.hsm_token_label == "Kyso HSM");
+  REQUIRE(appliance.users.size() == 2);
+  CHECK(appliance.users[0].display_name == "Nguyễn Thị Ánh");
+  CHECK(appliance.credentials[1].multisign == 2000);
+  const auto school = kyso::config::load_token_profiles(examples / "tokens-school.toml");
+  REQUIRE(school.size() == 1);
+  CHECK(school[0].pin.charset == kyso::config::PinCharset::Digits);
+  const auto rows = kyso::config::read_batch_csv(examples / "staff.csv", {{"o", "Trường THPT Chu Văn An"}});
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[2].subject.size() == 6);  // C, O, title, UID CCCD, UID MST, CN
+}
+
+TEST_CASE("applianceConfig_mistakes_nameFileLineAndKey", "[config]") {
+  TempDir dir;
+  dir.write("a.crt", "x");
+  dir.write("a.key", "x");
+  dir.write("hsm.pin", "x");
+  dir.write("m.so", "x");
+  dir.write("u.hash", "x");
+  auto load = [](const fs::path& f) { (void)kyso::config::load_appliance_config(f); };
+  const std::string base =
+      "[server]\nlisten = \"0.0.0.0:8443\"\n[tls]\ncert = \"a.crt\"\nkey = \"a.key\"\n"
+      "[hsm]\nmodule = \"m.so\"\ntoken_label = \"HSM\"\npin_file = \"hsm.pin\"\n";
+  SECTION("bad listen port") {
+    const auto e = error_of(load, dir, "a.toml", "[server]\nlisten = \"0.0.0.0:70000\"\n");
+    CHECK(e.key() == "server.listen");
+    CHECK(e.line() == 2);
+  }
+  SECTION("both slot and label") {
+    const auto e = error_of(load, dir, "a.toml", base + "slot = 1\n");
+    CHECK(e.key() == "hsm.slot");
+  }
+  SECTION("world-readable PIN file") {
+    fs::permissions(dir.path / "hsm.pin", fs::perms::others_read, fs::perm_options::add);
+    const auto e = error_of(load, dir, "a.toml", base);
+    CHECK(e.key() == "hsm.pin_file");
+    CHECK(e.line() == 9);
+    CHECK_THAT(e.detail(), Catch::Contains("chmod 600"));
+  }
+  SECTION("user with an unknown credential") {
+    const auto e = error_of(load, dir, "a.toml",
+                            base + "[[users]]\nname = \"gv\"\npassword_hash_file = \"u.hash\"\nsecond_factor = \"none\"\ncredentials = [\"nope\"]\n");
+    CHECK(e.key() == "users[0].credentials[0]");
+    CHECK(e.line() == 14);
+  }
+  SECTION("TOTP without a secret") {
+    const auto e = error_of(load, dir, "a.toml", base + "[[users]]\nname = \"gv\"\npassword_hash_file = \"u.hash\"\n");
+    CHECK(e.key() == "users[0].totp_secret_file");
+  }
+  SECTION("unknown algorithm") {
+    const auto e = error_of(load, dir, "a.toml",
+                            base + "[[credentials]]\nid = \"c\"\nkey_label = \"k\"\ncertificate = \"a.crt\"\nalgorithms = [\"md5\"]\n");
+    CHECK(e.key() == "credentials[0].algorithms[0]");
   }
 }

@@ -4,3 +4,5 @@
 kyso_add_tests(unit_config SOURCES provisioning/test_config.cpp DEPS kyso::firmware_config)
 kyso_add_tests(integration_provisioning TOKEN SOURCES provisioning/test_provision.cpp
   provisioning/test_batch.cpp DEPS kyso::firmware_config kyso::pkcs11)
+target_compile_definitions(unit_config PRIVATE
+  KYSO_EXAMPLES_DIR="${PROJECT_SOURCE_DIR}/firmware-config/examples")
