@@ -154,6 +154,7 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   if (auto p11 = root.table("pkcs11")) {
     if (auto mods = p11->file_paths("modules", false)) c.pkcs11_modules = std::move(*mods);
     c.system_modules = p11->boolean("system_modules").value_or(c.system_modules);
+    c.token_profiles = p11->file_path("profiles", true).value_or("");
     p11->finish();
   }
 

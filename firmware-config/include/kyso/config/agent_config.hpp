@@ -52,6 +52,7 @@ struct AgentConfig {
   std::string pinentry = "pinentry";         ///< GnuPG pinentry program (PATH or absolute)
   std::vector<std::string> pkcs11_modules;   ///< extra module paths
   bool system_modules = true;                ///< also p11-kit's and the known-token table's
+  std::string token_profiles;                ///< tokens.toml replacing the built-in table (optional)
   std::vector<RemoteService> remote;
   std::filesystem::path state_dir;           ///< pairings and audit log; default ~/.local/share/kyso
   std::string language = "vi";
