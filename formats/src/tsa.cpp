@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "der.hpp"
+#include "http.hpp"
 
 namespace kyso::formats {
 namespace {
@@ -21,8 +22,6 @@ using IntPtr = std::unique_ptr<ASN1_INTEGER, FnDeleter<ASN1_INTEGER_free>>;
 using BnPtr = std::unique_ptr<BIGNUM, FnDeleter<BN_free>>;
 using TstPtr = std::unique_ptr<TS_TST_INFO, FnDeleter<TS_TST_INFO_free>>;
 using Pkcs7Ptr = std::unique_ptr<PKCS7, FnDeleter<PKCS7_free>>;
-template <typename T>
-using OsslStr = std::unique_ptr<T, FnDeleter<[](T* p) { OPENSSL_free(p); }>>;
 
 std::chrono::system_clock::time_point gen_time(const TS_TST_INFO* info) {
   std::tm tm{};
@@ -54,34 +53,10 @@ TsReqPtr make_request(const TsaConfig& config, std::span<const std::uint8_t> has
 }
 
 Bytes post(const TsaConfig& config, const Bytes& body) {
-  char* host_raw = nullptr;
-  char* port_raw = nullptr;
-  char* path_raw = nullptr;
-  int use_ssl = 0;
-  if (OSSL_HTTP_parse_url(config.url.c_str(), &use_ssl, nullptr, &host_raw, &port_raw, nullptr,
-                          &path_raw, nullptr, nullptr) != 1) {
-    throw Error(ErrorCode::ConfigInvalid, "TSA URL is not a URL: " + config.url);
-  }
-  const OsslStr<char> host(host_raw);
-  const OsslStr<char> port(port_raw);
-  const OsslStr<char> path(path_raw);
-  BioPtr req(BIO_new_mem_buf(body.data(), static_cast<int>(body.size())));
-  check(req != nullptr, "BIO_new_mem_buf");
-  BioPtr resp(OSSL_HTTP_transfer(nullptr, host.get(), port.get(), path.get(), use_ssl, nullptr,
-                                 nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr,
-                                 "application/timestamp-query", req.get(),
-                                 "application/timestamp-reply", 0, 1U << 20U,
-                                 static_cast<int>(config.timeout.count()), 0));
-  if (!resp) {
-    throw Error(ErrorCode::TsaUnavailable, "TSA " + config.url + ": " + openssl_error());
-  }
-  Bytes out;
-  std::array<unsigned char, 4096> buf{};
-  int n = 0;
-  while ((n = BIO_read(resp.get(), buf.data(), static_cast<int>(buf.size()))) > 0) {
-    out.insert(out.end(), buf.begin(), buf.begin() + n);
-  }
-  return out;
+  auto r = detail::http_request(config.url, &body, "application/timestamp-query",
+                                "application/timestamp-reply", config.timeout);
+  if (!r.body) throw Error(ErrorCode::TsaUnavailable, "TSA " + config.url + ": " + r.error);
+  return std::move(*r.body);
 }
 
 }  // namespace

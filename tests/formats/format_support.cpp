@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "kyso/core/secret.hpp"
 #include "kyso/pkcs11/library.hpp"
@@ -88,7 +89,18 @@ std::vector<std::size_t> run_all(const std::vector<std::string>& commands) {
 }
 
 std::shared_ptr<Signer> demo_signer(const std::string& name, bool fault) {
-  auto signer = library(fault).signer(fixture().credential(name).credential_id());
+  // SoftHSM2's file store is shared by the test processes ctest runs in parallel; a listing
+  // taken while another process rewrites an object file can miss it, so look again.
+  std::shared_ptr<Signer> signer;
+  for (int attempt = 0;; ++attempt) {
+    try {
+      signer = library(fault).signer(fixture().credential(name).credential_id());
+      break;
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::CredentialNotFound || attempt == 10) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
   if (signer->auth_required() == AuthKind::Pin) {
     Secret pin;
     pin.assign(fixture().user_pin);

@@ -86,4 +86,22 @@ class LoopbackTsa {
   std::unique_ptr<Impl> impl_;
 };
 
+/// `openssl ocsp` as a responder on a free loopback port for the fixture's index.txt, started
+/// as a child process and stopped (by its pid) at destruction.
+class OcspResponder {
+ public:
+  OcspResponder();
+  ~OcspResponder();
+  OcspResponder(const OcspResponder&) = delete;
+  OcspResponder& operator=(const OcspResponder&) = delete;
+  OcspResponder(OcspResponder&&) = delete;
+  OcspResponder& operator=(OcspResponder&&) = delete;
+  [[nodiscard]] std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
+  void stop();
+
+ private:
+  int port_ = 0;
+  int pid_ = -1;
+};
+
 }  // namespace kyso::test

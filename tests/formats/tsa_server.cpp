@@ -5,9 +5,17 @@
 #include <netinet/in.h>
 #include <openssl/pem.h>
 #include <openssl/ts.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
 
 #include <atomic>
 #include <stdexcept>
@@ -129,5 +137,62 @@ LoopbackTsa::~LoopbackTsa() {
 
 std::string LoopbackTsa::url() const { return "http://127.0.0.1:" + std::to_string(impl_->port) + "/tsa"; }
 int LoopbackTsa::requests() const { return impl_->count; }
+
+namespace {
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), len);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Whether something listens on the port, read from /proc: a probing connect would make
+// `openssl ocsp` wait forever on the probe instead of serving the next client.
+bool listening(int port) {
+  std::array<char, 8> hex{};
+  std::snprintf(hex.data(), hex.size(), ":%04X ", static_cast<unsigned>(port));
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    for (std::string line; std::getline(in, line);) {
+      if (line.find(hex.data()) != std::string::npos && line.find(" 0A ") != std::string::npos) return true;
+    }
+  }
+  return false;
+}
+}  // namespace
+
+OcspResponder::OcspResponder() : port_(free_port()) {
+  const std::vector<std::string> args{"openssl", "ocsp", "-index", pki_path("index"), "-CA", pki_path("sub"),
+                                      "-rsigner", pki_path("ocsp_cert"), "-rkey", pki_path("ocsp_key"),
+                                      "-port", std::to_string(port_), "-ignore_err"};
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, "openssl", &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("cannot start openssl ocsp");
+  pid_ = pid;
+  for (int i = 0; i < 100 && !listening(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+}
+
+void OcspResponder::stop() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+}
+
+OcspResponder::~OcspResponder() { stop(); }
 
 }  // namespace kyso::test
