@@ -1,9 +1,9 @@
 # Debian packages (cpack -G DEB), one per component:
 #   kyso-tools      the `kyso` command for IT staff                          COMPONENT tools
-#   kyso-agent      kyso-agent, its systemd user units, /etc/kyso/agent.toml,
+#   kyso-agent      kyso-agent, its systemd user units, /etc/kyso/kyso-agent.toml,
 #                   kyso-local-tls (local CA for wss, run by postinst/prerm)  COMPONENT agent
 #   kyso-appliance  kyso-appliance as a confined system service, its system
-#                   user (postinst), /etc/kyso/appliance.toml                 COMPONENT appliance
+#                   user (postinst), /etc/kyso/kyso-appliance.toml                 COMPONENT appliance
 # A package is made only when its executable target exists, so the build never depends on
 # work in progress elsewhere. install() rules outside installer/ that name no COMPONENT land in
 # "Unspecified", which no package ships: give them one of the three components above.
@@ -66,7 +66,7 @@ if(TARGET kyso-agent)
   # User units live in /usr/lib/systemd/user (systemd's user search path on Debian 12).
   install(FILES "${_kyso_inst}/systemd/kyso-agent.service" "${_kyso_inst}/systemd/kyso-agent.socket"
     DESTINATION lib/systemd/user COMPONENT agent)
-  install(FILES "${_kyso_inst}/config/agent.toml" DESTINATION /etc/kyso COMPONENT agent)
+  install(FILES "${_kyso_inst}/config/kyso-agent.toml" DESTINATION /etc/kyso COMPONENT agent)
   install(FILES "${_kyso_gen}/man/kyso-agent.1.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
     COMPONENT agent)
   install(FILES "${_kyso_gen}/man/kyso-local-tls.8.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
@@ -86,7 +86,7 @@ if(TARGET kyso-appliance)
   # System units stay in /lib/systemd/system on Debian 12 (lintian: systemd-service-file-outside-lib).
   install(FILES "${_kyso_inst}/systemd/kyso-appliance.service" DESTINATION /lib/systemd/system
     COMPONENT appliance)
-  install(FILES "${_kyso_inst}/config/appliance.toml" DESTINATION /etc/kyso COMPONENT appliance)
+  install(FILES "${_kyso_inst}/config/kyso-appliance.toml" DESTINATION /etc/kyso COMPONENT appliance)
   install(FILES "${_kyso_gen}/man/kyso-appliance.8.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
     COMPONENT appliance)
   install(FILES "${_kyso_inst}/debian/README.Debian.appliance" RENAME README.Debian

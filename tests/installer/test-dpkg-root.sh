@@ -103,13 +103,13 @@ if has kyso-agent; then
   check_file 755 /usr/sbin/kyso-local-tls
   check_file 644 /usr/lib/systemd/user/kyso-agent.service
   check_file 644 /usr/lib/systemd/user/kyso-agent.socket
-  check_file 644 /etc/kyso/agent.toml
-  is_conffile kyso-agent /etc/kyso/agent.toml
+  check_file 644 /etc/kyso/kyso-agent.toml
+  is_conffile kyso-agent /etc/kyso/kyso-agent.toml
   [[ -L $R/etc/systemd/user/default.target.wants/kyso-agent.service ]] ||
     fail "user service not enabled (no default.target.wants link)"
   [[ ! -e $R/etc/systemd/user/sockets.target.wants/kyso-agent.socket ]] ||
     fail "socket unit enabled while the agent does not take LISTEN_FDS"
-  ok "kyso-agent: binary, kyso-local-tls, user units (service enabled for every user), agent.toml conffile"
+  ok "kyso-agent: binary, kyso-local-tls, user units (service enabled for every user), kyso-agent.toml conffile"
   verify_unit --user /usr/lib/systemd/user/kyso-agent.service /usr/lib/systemd/user/kyso-agent.socket
 
   TLS=$R/var/lib/kyso/tls
@@ -143,13 +143,13 @@ fi
 if has kyso-appliance; then
   check_file 755 /usr/sbin/kyso-appliance
   check_file 644 /lib/systemd/system/kyso-appliance.service
-  check_file 640 /etc/kyso/appliance.toml
-  is_conffile kyso-appliance /etc/kyso/appliance.toml
+  check_file 640 /etc/kyso/kyso-appliance.toml
+  is_conffile kyso-appliance /etc/kyso/kyso-appliance.toml
   entry=$(grep '^kyso-appliance:' "$R/etc/passwd") || fail "system user kyso-appliance not created"
   IFS=: read -r _ _ uid gid _ home shell <<<"$entry"
   ((uid < 1000)) || fail "kyso-appliance is not a system user (uid $uid)"
   [[ $shell == /usr/sbin/nologin && $home == /var/lib/kyso-appliance ]] || fail "user entry: $entry"
-  [[ $(stat -c %g "$R/etc/kyso/appliance.toml") == "$gid" ]] || fail "appliance.toml not group kyso-appliance"
+  [[ $(stat -c %g "$R/etc/kyso/kyso-appliance.toml") == "$gid" ]] || fail "kyso-appliance.toml not group kyso-appliance"
   [[ ! -e $R/etc/systemd/system/multi-user.target.wants/kyso-appliance.service ]] ||
     fail "kyso-appliance.service enabled before its HSM is configured"
   unit=$R/lib/systemd/system/kyso-appliance.service
@@ -158,7 +158,7 @@ if has kyso-appliance; then
                    "User=kyso-appliance"; do
     grep -q "^$directive" "$unit" || fail "kyso-appliance.service lacks $directive"
   done
-  ok "kyso-appliance: binary, hardened unit (not enabled until configured), system user $uid:$gid, appliance.toml 0640 conffile"
+  ok "kyso-appliance: binary, hardened unit (not enabled until configured), system user $uid:$gid, kyso-appliance.toml 0640 conffile"
   verify_unit --system /lib/systemd/system/kyso-appliance.service
   if command -v systemd-analyze >/dev/null; then
     # Exposure is 0-10; 2.0 or less is systemd's "OK" band.
