@@ -88,6 +88,30 @@ verify_unit() { # <--user|--system> <unit path in root> [more units]
   ok "systemd-analyze $scope verify: $*"
 }
 
+# Starts the packaged agent on a free port, asks its status page, stops it.
+agent_status() { # <config> <http|https> [curl options]
+  local config=$1 scheme=$2 log=$T/agent.log port="" pid body i
+  shift 2
+  "$R/usr/bin/kyso-agent" --config "$config" --port 0 --state-dir "$T/agent-state" \
+    --no-system-modules >"$log" 2>&1 &
+  pid=$!
+  for ((i = 0; i < 100; i++)); do
+    port=$(sed -n 's|^kyso-agent listening on [a-z]*://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log")
+    [[ -n $port ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -z $port ]]; then
+    kill "$pid" 2>/dev/null || true
+    cat "$log" >&2
+    fail "kyso-agent did not start with $config"
+  fi
+  body=$(curl -sS --max-time 5 "$@" "$scheme://127.0.0.1:$port/") || body="curl failed"
+  kill "$pid"
+  wait "$pid" || true
+  [[ $body == *'"kyso-agent"'* ]] || { cat "$log" >&2; fail "agent status over $scheme: $body"; }
+}
+
 # ---- kyso-tools --------------------------------------------------------------------------------
 if has kyso-tools; then
   check_file 755 /usr/bin/kyso
@@ -126,6 +150,18 @@ if has kyso-agent; then
   KEYS=$(grep -rl "PRIVATE KEY" "$R" 2>/dev/null || true)
   [[ $KEYS == "$TLS/agent.key" ]] || fail "private keys other than the agent's in the root: $KEYS"
   ok "postinst: local CA made, agent certificate verifies, CA key gone, trusted in system anchors and 3 NSS dbs"
+
+  # The packaged agent starts with the packaged configuration, and with wss on the certificate
+  # postinst made, which curl accepts trusting only the local CA.
+  if [[ $("$R/usr/bin/kyso-agent" --help 2>&1) == *--config* ]]; then
+    agent_status "$R/etc/kyso/kyso-agent.toml" http
+    sed -e 's|^enabled = false|enabled = true|' -e "s|\"/var/lib/kyso/tls/|\"$TLS/|" \
+      "$R/etc/kyso/kyso-agent.toml" >"$T/kyso-agent-wss.toml"
+    agent_status "$T/kyso-agent-wss.toml" https --cacert "$TLS/ca.crt"
+    ok "kyso-agent serves ws:// with the shipped kyso-agent.toml, and wss:// with the local CA's certificate"
+  else
+    echo "skip: $R/usr/bin/kyso-agent has no --config option, not started"
+  fi
 
   # Reinstall (postinst configure <old version>): same CA, trust added to a new profile only.
   FP=$(openssl x509 -noout -fingerprint -sha256 -in "$TLS/ca.crt")
