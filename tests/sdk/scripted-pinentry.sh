@@ -4,10 +4,15 @@
 # user who reads the dialog and confirms.
 #   KYSO_PINENTRY_PIN     PIN typed at GETPIN (default 123456, the demo token's)
 #   KYSO_PINENTRY_ACTION  confirm (default) | cancel: press OK or Cancel
+#   KYSO_PINENTRY_ACTION_FILE  if set and readable, its first word overrides the action (lets a
+#                         test change the user's answer between dialogs of one running agent)
 #   KYSO_PINENTRY_LOG     file that receives each dialog's title, description and prompt
 set -u
 pin="${KYSO_PINENTRY_PIN:-123456}"
 action="${KYSO_PINENTRY_ACTION:-confirm}"
+if [[ -n "${KYSO_PINENTRY_ACTION_FILE:-}" && -r "$KYSO_PINENTRY_ACTION_FILE" ]]; then
+  read -r action _ <"$KYSO_PINENTRY_ACTION_FILE" || true
+fi
 log="${KYSO_PINENTRY_LOG:-/dev/null}"
 # GPG_ERR_CANCELED (99) from GPG_ERR_SOURCE_PINENTRY (5): what a real pinentry answers on Cancel.
 readonly CANCELLED="ERR 83886179 Operation cancelled <Pinentry>"
@@ -17,7 +22,7 @@ decode() { printf '%b' "${1//%/\\x}"; }
 
 dialog() {
   {
-    printf '=== %s\n' "$1"
+    printf '=== %s (%s)\n' "$1" "$action"
     printf 'title: %s\n' "$title"
     printf 'desc: %s\n' "$desc"
     printf 'prompt: %s\n' "$prompt"

@@ -111,11 +111,14 @@ test('browser_demoPage_pairsAndSignsClassAsTeacherPrincipalSeal_everySignatureVe
   writeFileSync(pinentryLog, '');
   // The agent may start its pinentry with a clean environment: bake the settings into a wrapper.
   const pinentry = join(tmp, 'pinentry');
+  const actionFile = join(tmp, 'pinentry.action'); // what the "user" answers: confirm | cancel
   const scripted = process.env.KYSO_PINENTRY ?? join(repo, 'tests', 'sdk', 'scripted-pinentry.sh');
   writeFileSync(
     pinentry,
-    `#!/bin/sh\nexport KYSO_PINENTRY_LOG='${pinentryLog}' KYSO_PINENTRY_PIN='${manifest.user_pin}'\nexec '${scripted}' "$@"\n`,
+    `#!/bin/sh\nexport KYSO_PINENTRY_LOG='${pinentryLog}' KYSO_PINENTRY_PIN='${manifest.user_pin}' KYSO_PINENTRY_ACTION_FILE='${actionFile}'\nexec '${scripted}' "$@"\n`,
   );
+  const userWill = (action) => writeFileSync(actionFile, `${action}\n`);
+  userWill('confirm');
   chmodSync(pinentry, 0o755);
 
   const env = { ...process.env, SOFTHSM2_CONF: process.env.SOFTHSM2_CONF ?? manifest.softhsm2_conf };
@@ -173,6 +176,18 @@ test('browser_demoPage_pairsAndSignsClassAsTeacherPrincipalSeal_everySignatureVe
       await page.screenshot({ path: join(shots, '1-connected.png') });
     });
 
+    await step('the user cancels the first pairing dialog: the page says so in Vietnamese', async () => {
+      userWill('cancel');
+      await page.click('#btn-pair');
+      await page.waitForFunction(() => !window.kysoDemo.state.busy && !document.getElementById('notice').hidden, null, { timeout: 30_000 });
+      userWill('confirm');
+      const notice = await page.textContent('#notice');
+      assert.match(notice, /Người dùng đã hủy thao tác/);
+      assert.match(notice, /\[USER_CANCELLED\]/);
+      assert.equal(await page.evaluate(() => window.kysoDemo.state.info.paired), false);
+      assert.equal(await page.isEnabled('#btn-pair'), true);
+    });
+
     await step('pairing shows the same code in the page and in the agent dialog', async () => {
       const since = Date.now();
       await page.click('#btn-pair');
@@ -200,6 +215,21 @@ test('browser_demoPage_pairsAndSignsClassAsTeacherPrincipalSeal_everySignatureVe
         await page.selectOption(`#cred-${role}`, id);
       }
       await page.screenshot({ path: join(shots, '2-paired.png') });
+    });
+
+    await step('the user cancels a signing dialog: nothing is signed, the row says why', async () => {
+      newDialogs();
+      const first = students[0];
+      userWill('cancel');
+      await page.click(`[data-sign-one="${first.lookupCode}"]`);
+      await page.waitForFunction((k) => window.kysoDemo.state.errors[k] && !window.kysoDemo.state.busy, first.lookupCode, { timeout: 30_000 });
+      userWill('confirm');
+      const st = await page.evaluate((k) => ({ err: window.kysoDemo.state.errors[k], sig: window.kysoDemo.state.signatures[k] }), first.lookupCode);
+      assert.equal(st.err.code, 'USER_CANCELLED');
+      assert.equal(st.sig, undefined);
+      assert.match(await page.textContent('#notice'), /Người dùng đã hủy thao tác/);
+      assert.match(await page.textContent(`tr[data-key="${first.lookupCode}"]`), /Lỗi ký GVCN/);
+      assert.match(newDialogs(), /=== GETPIN \(cancel\)/);
     });
 
     await step('GVCN signs one transcript', async () => {
