@@ -44,6 +44,9 @@ struct ProvisionOptions {
   std::size_t limit = 0;
   bool no_init = false;
   std::string org, unit, locality, province, title;
+  // token profile
+  std::string model;
+  std::string profiles;
 };
 
 std::string module_path(const Context& ctx) {
@@ -51,6 +54,21 @@ std::string module_path(const Context& ctx) {
   if (const char* env = std::getenv("KYSO_PKCS11_MODULE"); env != nullptr && *env != '\0') return env;
   throw Error(ErrorCode::BadRequest,
               "provisioning needs the token's module: --module /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so");
+}
+
+// Holds the provisioner to the token model's profile when --token-model is given.
+void apply_profile(Provisioner& p, const ProvisionOptions& o) {
+  if (o.model.empty()) return;
+  const auto profiles = o.profiles.empty() ? config::default_token_profiles() : config::load_token_profiles(o.profiles);
+  std::string known;
+  for (const auto& prof : profiles) {
+    if (prof.token.model == o.model || prof.token.vendor + " " + prof.token.model == o.model) {
+      p.set_profile(prof);
+      return;
+    }
+    known += (known.empty() ? "" : ", ") + prof.token.model;
+  }
+  throw Error(ErrorCode::BadRequest, "no token profile for model '" + o.model + "' (known: " + known + ")");
 }
 
 Secret read_pin(const Context& ctx, const std::string& file, const char* vi, const char* en) {
@@ -80,6 +98,7 @@ void print_key(const Context& ctx, const pkcs11::KeyPairInfo& k) {
 
 void cmd_init(Context& ctx, const ProvisionOptions& o) {
   Provisioner p(module_path(ctx));
+  apply_profile(p, o);
   Secret so = read_new_pin(ctx, o.so_pin_file, "PIN quản trị (SO PIN) mới: ", "New SO PIN: ");
   Secret user = read_new_pin(ctx, o.pin_file, "PIN người dùng mới: ", "New user PIN: ");
   const auto r = p.init_token(o.label, so, user,
@@ -94,6 +113,7 @@ void cmd_init(Context& ctx, const ProvisionOptions& o) {
 
 void cmd_change_pin(Context& ctx, const ProvisionOptions& o) {
   Provisioner p(module_path(ctx));
+  apply_profile(p, o);
   if (o.so) {
     Secret old = read_pin(ctx, o.so_pin_file, "SO PIN hiện tại: ", "Current SO PIN: ");
     Secret fresh = read_new_pin(ctx, o.new_pin_file, "SO PIN mới: ", "New SO PIN: ");
@@ -109,6 +129,7 @@ void cmd_change_pin(Context& ctx, const ProvisionOptions& o) {
 
 void cmd_unblock(Context& ctx, const ProvisionOptions& o) {
   Provisioner p(module_path(ctx));
+  apply_profile(p, o);
   Secret so = read_pin(ctx, o.so_pin_file, "SO PIN: ", "SO PIN: ");
   Secret fresh = read_new_pin(ctx, o.new_pin_file, "PIN người dùng mới: ", "New user PIN: ");
   p.unblock_pin(o.token, so, fresh);
@@ -120,12 +141,14 @@ void cmd_keygen(Context& ctx, const ProvisionOptions& o) {
   const auto alg = pkcs11::parse_key_algorithm(o.alg);
   if (!alg) throw Error(ErrorCode::AlgorithmUnsupported, "key algorithm " + o.alg + " (rsa2048, rsa3072, ec-p256)");
   Provisioner p(module_path(ctx));
+  apply_profile(p, o);
   Secret pin = read_pin(ctx, o.pin_file, "Nhập mã PIN: ", "PIN: ");
   print_key(ctx, p.keygen(o.token, pin, *alg, o.key_label, o.id_hex.empty() ? Bytes{} : from_hex(o.id_hex)));
 }
 
 void cmd_keys(Context& ctx, const ProvisionOptions& o) {
   Provisioner p(module_path(ctx));
+  apply_profile(p, o);
   Secret pin = read_pin(ctx, o.pin_file, "Nhập mã PIN: ", "PIN: ");
   const auto keys = p.key_pairs(o.token, pin);
   if (ctx.json) {
@@ -142,6 +165,7 @@ void cmd_keys(Context& ctx, const ProvisionOptions& o) {
 void cmd_csr(Context& ctx, const ProvisionOptions& o) {
   const auto subject = config::parse_subject(o.subject);
   Provisioner p(module_path(ctx));
+  apply_profile(p, o);
   Secret pin = read_pin(ctx, o.pin_file, "Nhập mã PIN: ", "PIN: ");
   const auto csr = p.make_csr(o.token, pin, o.key.empty() ? o.key_label : o.key, subject);
   if (o.out.empty() || o.out == "-") {
@@ -158,6 +182,7 @@ void cmd_import(Context& ctx, const ProvisionOptions& o) {
     for (const auto& c : x509_read_file(f)) ders.push_back(x509_to_der(c.get()));
   }
   Provisioner p(module_path(ctx));
+  apply_profile(p, o);
   Secret pin = read_pin(ctx, o.pin_file, "Nhập mã PIN: ", "PIN: ");
   const auto r = p.import_certificate(o.token, pin, ders);
   if (ctx.json) {
@@ -190,6 +215,7 @@ void cmd_batch(Context& ctx, const ProvisionOptions& o) {
   (void)config::read_batch_csv(b.csv, b.defaults);  // a broken CSV stops before any PIN prompt
 
   Provisioner p(module_path(ctx));
+  apply_profile(p, o);
   Secret so = b.init_blank ? read_pin(ctx, o.so_pin_file, "SO PIN cho các token mới: ", "SO PIN for new tokens: ")
                            : Secret();
   Secret user = read_pin(ctx, o.pin_file, "PIN người dùng (ban đầu) cho các token: ", "Initial user PIN for the tokens: ");
@@ -256,6 +282,8 @@ void add_provision_commands(CLI::App& app, Context& ctx) {
     if (token) c->add_option("--token", o.token, "Token label or serial")->required();
     c->add_option("--pin-file", o.pin_file, "User PIN from this file (mode 600) instead of the terminal");
     c->add_flag("--json", ctx.json, "JSON output");
+    c->add_option("--token-model", o.model, "Token model (e.g. ePass2003): apply its profile's PIN policy and key algorithms");
+    c->add_option("--profiles", o.profiles, "Token profiles file (default: the built-in Vietnamese table)");
   };
 
   auto* init = prov->add_subcommand("init-token", "Khởi tạo token trắng / initialize a blank token");

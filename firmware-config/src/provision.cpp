@@ -166,6 +166,18 @@ std::string format_subject(const Subject& subject) {
 
 Provisioner::Provisioner(std::string module_path) : module_(std::move(module_path)), admin_(module_) {}
 
+void Provisioner::check_new_pin(const Secret& pin) const {
+  if (profile_) profile_->pin.check(pin);
+}
+
+void Provisioner::check_new_so_pin(const Secret& pin) const {
+  if (!profile_) return;
+  // The SO PIN follows the token's length limits but not the user PIN's charset rule.
+  PinPolicy so_policy = profile_->pin;
+  so_policy.charset = PinCharset::Any;
+  so_policy.check(pin);
+}
+
 pkcs11::SlotState Provisioner::find_token(std::string_view token) {
   for (auto& s : admin_.slots()) {
     if (s.initialized && (s.label == token || s.serial == token)) return s;
@@ -179,6 +191,8 @@ InitResult Provisioner::init_token(std::string_view label, const Secret& so_pin,
   if (label.empty() || label.size() > 32) {
     throw Error(ErrorCode::BadRequest, "token label must be 1..32 bytes of UTF-8");
   }
+  check_new_pin(user_pin);
+  check_new_so_pin(so_pin);
   const auto before = admin_.slots();
   const pkcs11::SlotState* slot = nullptr;
   for (const auto& s : before) {
@@ -225,6 +239,7 @@ InitResult Provisioner::init_token(std::string_view label, const Secret& so_pin,
 }
 
 void Provisioner::change_pin(std::string_view token, const Secret& old_pin, const Secret& new_pin) {
+  check_new_pin(new_pin);
   auto session = admin_.open(find_token(token).slot_id);
   session.login_user(old_pin);
   session.set_pin(old_pin, new_pin);
@@ -232,12 +247,14 @@ void Provisioner::change_pin(std::string_view token, const Secret& old_pin, cons
 
 void Provisioner::change_so_pin(std::string_view token, const Secret& old_so_pin,
                                 const Secret& new_so_pin) {
+  check_new_so_pin(new_so_pin);
   auto session = admin_.open(find_token(token).slot_id);
   session.login_so(old_so_pin);
   session.set_pin(old_so_pin, new_so_pin);
 }
 
 void Provisioner::unblock_pin(std::string_view token, const Secret& so_pin, const Secret& new_pin) {
+  check_new_pin(new_pin);
   auto session = admin_.open(find_token(token).slot_id);
   session.login_so(so_pin);
   session.init_user_pin(new_pin);
@@ -252,6 +269,10 @@ std::vector<pkcs11::KeyPairInfo> Provisioner::key_pairs(std::string_view token, 
 pkcs11::KeyPairInfo Provisioner::keygen(std::string_view token, const Secret& pin,
                                         pkcs11::KeyAlgorithm alg, std::string_view label, Bytes id) {
   if (label.empty()) throw Error(ErrorCode::BadRequest, "a key pair needs a label");
+  if (profile_ && std::ranges::find(profile_->algorithms, alg) == profile_->algorithms.end()) {
+    throw Error(ErrorCode::AlgorithmUnsupported, std::string(pkcs11::to_string(alg)) + " is not among the " +
+                                                     profile_->token.model + "'s key algorithms");
+  }
   auto session = admin_.open(find_token(token).slot_id);
   session.login_user(pin);
   if (id.empty()) id = random_id(16);

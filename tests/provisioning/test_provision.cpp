@@ -182,3 +182,29 @@ TEST_CASE("parseSubject_vietnameseIdentities_checked", "[provision]") {
   CHECK_THROWS_AS(kyso::config::parse_subject("C=VN, O=X"), Error);
   CHECK_THROWS_AS(kyso::config::parse_subject("C=VN, Foo=1, CN=X"), Error);
 }
+
+TEST_CASE("provisionWithProfile_pinPolicyAndAlgorithms_enforcedBeforeTouchingToken", "[provision]") {
+  ScratchHsm hsm;
+  Provisioner p(hsm.module);
+  kyso::config::TokenProfile profile;
+  profile.token.model = "ePass2003 (VNPT-CA)";
+  profile.pin = {.min_length = 6, .max_length = 8, .charset = kyso::config::PinCharset::Digits};
+  profile.algorithms = {kyso::pkcs11::KeyAlgorithm::Rsa2048};
+  p.set_profile(profile);
+  try {
+    (void)p.init_token("GV-POL", secret("12345678"), secret("12ab56"));
+    FAIL("a PIN against the policy was accepted");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::PinInvalid);
+  }
+  for (const auto& s : p.admin().slots()) CHECK_FALSE(s.initialized);  // untouched
+  (void)p.init_token("GV-POL", secret("12345678"), secret("123456"));
+  CHECK_THROWS_AS(p.change_pin("GV-POL", secret("123456"), secret("123456789")), Error);
+  try {
+    (void)p.keygen("GV-POL", secret("123456"), kyso::pkcs11::KeyAlgorithm::Rsa3072, "kyso-sign");
+    FAIL("an algorithm outside the profile was generated");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::AlgorithmUnsupported);
+  }
+  CHECK(p.key_pairs("GV-POL", secret("123456")).empty());
+}

@@ -16,6 +16,7 @@
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/core/secret.hpp"
+#include "kyso/config/token_profiles.hpp"
 #include "kyso/pkcs11/admin.hpp"
 
 namespace kyso::config {
@@ -59,6 +60,10 @@ class Provisioner {
  public:
   explicit Provisioner(std::string module_path);
 
+  /// The profile of the token model being provisioned: new PINs must meet its PIN policy and
+  /// keygen makes only the algorithms it lists. Checked before the token is touched.
+  void set_profile(TokenProfile profile) { profile_ = std::move(profile); }
+
   /// Initializes a blank token (or the one named `slot_or_label` — which erases it when
   /// `allow_reinit`) with a label, an SO PIN and a user PIN.
   InitResult init_token(std::string_view label, const Secret& so_pin, const Secret& user_pin,
@@ -92,8 +97,12 @@ class Provisioner {
   [[nodiscard]] const std::string& module_path() const noexcept { return module_; }
 
  private:
+  void check_new_pin(const Secret& pin) const;
+  void check_new_so_pin(const Secret& pin) const;
+
   std::string module_;
   pkcs11::Admin admin_;
+  std::optional<TokenProfile> profile_;
 };
 
 /// One row of `kyso provision batch`: one person, one token.
