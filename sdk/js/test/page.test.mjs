@@ -29,8 +29,15 @@ const tokenRemoved = {
   retriable: true,
 };
 
+const cancelledError = {
+  code: 'USER_CANCELLED',
+  message: { vi: 'Người dùng đã hủy thao tác.', en: 'The user cancelled.' },
+  retriable: true,
+};
+
 function fakeAgentHandler(signer, titles) {
   let paired = false;
+  const cancels = new Set();
   const result = (role, signature) => {
     const c = signer.creds[role];
     return { signature, algorithm: c.algorithm, credentialId: c.credential.id, certificate: c.credential.certificateDer, chain: [] };
@@ -53,23 +60,31 @@ function fakeAgentHandler(signer, titles) {
         const hash = tampered ? createHash('sha256').update('another transcript').digest('base64') : m.params.item.hash;
         return conn.send({ id: m.id, result: { ...result(m.params.role, signer.sign(m.params.role, hash)), hash: Buffer.from(m.params.item.hash, 'base64').toString('hex') } });
       }
+      case 'batch.cancel':
+        cancels.add(m.params.batchId);
+        return conn.send({ id: m.id, result: { cancelled: true } });
       case 'batch.sign': {
         const { role, items } = m.params;
         titles.push(...items.map((i) => i.title));
         const results = [];
         for (const [index, item] of items.entries()) {
+          if (cancels.has(m.id)) {
+            results.push({ index, ok: false, error: cancelledError });
+            conn.send({ event: 'batch.progress', id: m.id, params: { done: index + 1, total: items.length, index, ok: false, error: cancelledError } });
+            continue;
+          }
           const ok = !(role === 'seal' && index >= SEAL_TOKEN_REMOVED_AT);
           const tampered = role === 'teacher' && item.title.endsWith(students.find((s) => s.lookupCode === TAMPERED).fullName);
           const hash = tampered ? createHash('sha256').update('another transcript').digest('base64') : item.hash;
           const r = ok ? { index, ok, signature: signer.sign(role, hash) } : { index, ok, error: tokenRemoved };
           results.push(r);
           conn.send({ event: 'batch.progress', id: m.id, params: { done: index + 1, total: items.length, index, ok, ...(ok ? {} : { error: tokenRemoved }) } });
-          await new Promise((r) => setTimeout(r, 5));
+          await new Promise((r) => setTimeout(r, role === 'principal' ? 25 : 5));
         }
         const signed = results.filter((r) => r.ok).length;
         const base = result(role, '');
         delete base.signature;
-        return conn.send({ id: m.id, result: { total: items.length, signed, failed: items.length - signed, cancelled: false, ...base, results } });
+        return conn.send({ id: m.id, result: { total: items.length, signed, failed: items.length - signed, cancelled: cancels.has(m.id), ...base, results } });
       }
       default:
         break;
@@ -110,6 +125,15 @@ test('demoPage_againstFakeAgent_statusesSignersProgressErrorsAndPageSideVerifica
     await idle();
     await page.click('#btn-teacher');
     await idle();
+    // The principal stops the first batch with "Dừng", then signs the rest in a second one.
+    await page.click('#btn-principal');
+    await page.waitForFunction(() => window.kysoDemo.state.progressEvents.filter((e) => e.role === 'principal').length >= 5);
+    await page.click('#btn-cancel');
+    await idle();
+    const stopped = await page.evaluate(() => window.kysoDemo.state.summaries.at(-1));
+    assert.equal(stopped.cancelled, true);
+    assert.ok(stopped.signed >= 5 && stopped.signed < 40, `signed ${stopped.signed}`);
+    assert.match(await page.textContent('#notice'), /\(đã dừng\)/);
     await page.click('#btn-principal');
     await idle();
     await page.click('#btn-seal');
@@ -121,10 +145,12 @@ test('demoPage_againstFakeAgent_statusesSignersProgressErrorsAndPageSideVerifica
       return { signatures: s.signatures, errors: s.errors, progress: s.progressEvents, summaries: s.summaries };
     });
     assert.equal(titles[0], `Học bạ 12A1 - ${students[0].fullName}`);
+    const k = st.summaries[1].signed; // signed before "Dừng"
     assert.deepEqual(st.summaries.map((s) => [s.role, s.total, s.signed, s.failed]), [
-      ['teacher', 39, 39, 0], ['principal', 40, 40, 0], ['seal', 40, 37, 3],
+      ['teacher', 39, 39, 0], ['principal', 40, k, 40 - k], ['principal', 40 - k, 40 - k, 0], ['seal', 40, 37, 3],
     ]);
-    assert.deepEqual(st.progress.filter((e) => e.role === 'principal').map((e) => e.done), Array.from({ length: 40 }, (_, i) => i + 1));
+    const first = st.progress.filter((e) => e.role === 'principal' && e.batchId === st.summaries[1].batchId);
+    assert.deepEqual(first.map((e) => e.done), Array.from({ length: 40 }, (_, i) => i + 1));
     // Exactly the students the token signed before it was removed carry the seal.
     const sealed = students.filter((s) => st.signatures[s.lookupCode]?.seal).map((s) => s.no);
     assert.deepEqual(sealed, Array.from({ length: 37 }, (_, i) => i + 1));
