@@ -55,7 +55,14 @@ bool truthy(const json* j) {
 
 }  // namespace
 
-CscClient::CscClient(ClientOptions options) : http_(std::move(options)) {}
+CscClient::CscClient(ClientOptions options) : options_(options), http_(std::move(options)) {}
+
+std::unique_ptr<CscClient> CscClient::clone() const {
+  auto c = std::make_unique<CscClient>(options_);
+  c->token_ = token_;
+  c->specs_ = specs_;
+  return c;
+}
 
 HttpResult CscClient::call(const std::string& method, const std::string& body, bool idempotent) {
   std::map<std::string, std::string> headers;

@@ -1,6 +1,9 @@
 #include "kyso/remote/remote_signer.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <thread>
 
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
@@ -25,8 +28,44 @@ std::size_t ec_field_bytes(const CertificateInfo& c) {
 
 }  // namespace
 
-CscAdapter::CscAdapter(std::string name, std::shared_ptr<CscClient> client)
-    : name_(std::move(name)), client_(std::move(client)) {}
+CscAdapter::CscAdapter(std::string name, std::shared_ptr<CscClient> client, std::size_t pipeline)
+    : name_(std::move(name)), client_(std::move(client)), pipeline_(std::max<std::size_t>(1, pipeline)) {}
+
+std::size_t CscAdapter::round_trips() const {
+  const std::lock_guard lock(mutex_);
+  std::size_t n = client_->round_trips();
+  for (const auto& c : lanes_) n += c->round_trips();
+  return n;
+}
+
+template <typename Fn>
+void CscAdapter::run_jobs(std::size_t count, Fn&& fn) {
+  const std::size_t lanes = std::min(pipeline_, count);
+  while (lanes_.size() + 1 < lanes) lanes_.push_back(client_->clone());
+  for (auto& c : lanes_) c->set_access_token(client_->access_token());
+  std::atomic<std::size_t> next{0};
+  std::mutex failure_mutex;
+  std::exception_ptr failure;
+  auto lane = [&](CscClient& c) {
+    for (;;) {
+      const std::size_t i = next++;
+      if (i >= count) return;
+      try {
+        fn(c, i);
+      } catch (...) {
+        const std::lock_guard lock(failure_mutex);
+        if (!failure) failure = std::current_exception();
+        next = count;  // start nothing new
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (std::size_t k = 1; k < lanes; ++k) threads.emplace_back(lane, std::ref(*lanes_[k - 1]));
+  lane(*client_);
+  for (auto& t : threads) t.join();
+  if (failure) std::rethrow_exception(failure);
+}
 
 std::vector<Credential> CscAdapter::credentials() {
   std::vector<RemoteCredentialInfo> infos;
@@ -65,12 +104,23 @@ void CscAdapter::authorize(const std::string& credential_id, const Secret* pin, 
   const std::lock_guard lock(mutex_);
   const std::size_t chunk = info(credential_id).multisign;
   chunks_.clear();
+  if (digests.empty()) return;
+  const std::size_t count = (digests.size() + chunk - 1) / chunk;
+  chunks_.resize(count);
+  for (std::size_t k = 0; k < count; ++k) {
+    const auto part = digests.subspan(k * chunk, std::min(chunk, digests.size() - k * chunk));
+    chunks_[k].digests.assign(part.begin(), part.end());
+  }
   // The PIN and OTP go out once; further chunks extend that approval (no second OTP).
-  for (std::size_t at = 0; at < digests.size(); at += chunk) {
-    const auto part = digests.subspan(at, std::min(chunk, digests.size() - at));
-    Authorization a = at == 0 ? client_->authorize(credential_id, part, hash, pin, otp)
-                              : client_->extend(credential_id, chunks_.front().sad, part, hash);
-    chunks_.push_back({std::move(a.sad), {part.begin(), part.end()}});
+  chunks_[0].sad = client_->authorize(credential_id, chunks_[0].digests, hash, pin, otp).sad;
+  const std::string& first = chunks_[0].sad;
+  try {
+    run_jobs(count - 1, [&](CscClient& c, std::size_t i) {
+      chunks_[i + 1].sad = c.extend(credential_id, first, chunks_[i + 1].digests, hash).sad;
+    });
+  } catch (...) {
+    chunks_.clear();
+    throw;
   }
 }
 
@@ -78,6 +128,12 @@ std::vector<SignResult> CscAdapter::sign(const std::string& credential_id, SignA
                                          std::span<const Bytes> digests) {
   const std::lock_guard lock(mutex_);
   std::vector<SignResult> results(digests.size());
+  struct Job {
+    const Chunk* chunk;
+    std::size_t at;
+    std::size_t len;
+  };
+  std::vector<Job> jobs;
   std::size_t at = 0;
   // One signHash per authorized chunk, matched in order; a digest outside the authorization
   // is refused here rather than sent for the server to refuse.
@@ -85,8 +141,7 @@ std::vector<SignResult> CscAdapter::sign(const std::string& credential_id, SignA
     const Chunk* match = nullptr;
     std::size_t len = 0;
     for (const auto& c : chunks_) {
-      const auto it = std::ranges::find(c.digests, digests[at]);
-      if (it == c.digests.end()) continue;
+      if (std::ranges::find(c.digests, digests[at]) == c.digests.end()) continue;
       match = &c;
       while (at + len < digests.size() && len < c.digests.size() &&
              std::ranges::find(c.digests, digests[at + len]) != c.digests.end()) {
@@ -99,15 +154,18 @@ std::vector<SignResult> CscAdapter::sign(const std::string& credential_id, SignA
       ++at;
       continue;
     }
-    const auto part = digests.subspan(at, len);
-    try {
-      auto sigs = client_->sign_hash(credential_id, match->sad, part, alg);
-      for (std::size_t i = 0; i < len; ++i) results[at + i].signature = std::move(sigs[i]);
-    } catch (const Error& e) {
-      for (std::size_t i = 0; i < len; ++i) results[at + i].error = e;
-    }
+    jobs.push_back({match, at, len});
     at += len;
   }
+  run_jobs(jobs.size(), [&](CscClient& c, std::size_t j) {
+    const Job& job = jobs[j];
+    try {
+      auto sigs = c.sign_hash(credential_id, job.chunk->sad, digests.subspan(job.at, job.len), alg);
+      for (std::size_t i = 0; i < job.len; ++i) results[job.at + i].signature = std::move(sigs[i]);
+    } catch (const Error& e) {
+      for (std::size_t i = 0; i < job.len; ++i) results[job.at + i].error = e;
+    }
+  });
   return results;
 }
 

@@ -3,6 +3,7 @@
 // Requests are handled on a worker pool and the answers posted back to the session's strand.
 #include <openssl/ssl.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -72,12 +73,14 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::end_of_stream) return do_close();
     if (ec == http::error::body_limit) {
       keep_alive_ = false;
+      drain_ = true;
       return send(error_response({413, "invalid_request",
                                   "Request body larger than " +
                                       std::to_string(limits_.max_body_bytes) + " bytes"}));
     }
     if (ec == http::error::header_limit) {
       keep_alive_ = false;
+      drain_ = true;
       return send(error_response({431, "invalid_request", "Request headers too large"}));
     }
     if (ec) return;
@@ -117,8 +120,28 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_write(beast::error_code ec, std::size_t /*bytes*/) {
     if (ec) return;
+    if (drain_) return do_drain();
     if (!keep_alive_) return do_close();
     do_read();
+  }
+
+  // After refusing an oversized request the client may still be sending it. Closing at once
+  // would reset the connection and could destroy our answer in the client's buffers, so read
+  // and discard for a short while (bounded in time and bytes) before closing.
+  void do_drain() {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
+    stream_.async_read_some(asio::buffer(discard_),
+                            beast::bind_front_handler(&Session::on_drain, shared_from_this()));
+  }
+
+  void on_drain(beast::error_code ec, std::size_t bytes) {
+    drained_ += bytes;
+    if (ec || drained_ > 4 * limits_.max_body_bytes + kHeaderLimit) {
+      beast::error_code ignored;
+      beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      return;
+    }
+    do_drain();
   }
 
   void do_close() {
@@ -137,6 +160,9 @@ class Session : public std::enable_shared_from_this<Session> {
   const ApplianceLimits& limits_;
   bool keep_alive_ = true;
   bool first_ = true;
+  bool drain_ = false;
+  std::size_t drained_ = 0;
+  std::array<char, 16 * 1024> discard_{};
 };
 
 class Listener : public std::enable_shared_from_this<Listener> {

@@ -302,7 +302,8 @@ HttpResponse Service::oauth2_token(HttpRequest& req) {
   // Form-encoded (RFC 6749) or JSON; client authentication in the body or as HTTP Basic.
   std::map<std::string, std::string> params;
   if (req.content_type.starts_with("application/json")) {
-    for (auto& [k, v] : parse_body(req).items()) {
+    const json body = parse_body(req);
+    for (const auto& [k, v] : body.items()) {
       if (v.is_string()) params[k] = v.get<std::string>();
     }
   } else {

@@ -6,3 +6,8 @@ add_test(NAME remote.csc_curl_walk
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/remote/csc_curl_walk.sh $<TARGET_FILE:kyso-appliance>)
 set_tests_properties(remote.csc_curl_walk PROPERTIES FIXTURES_REQUIRED pki
   ENVIRONMENT "KYSO_TEST_DIR=${KYSO_TEST_DIR}" TIMEOUT 60 LABELS "csc;security")
+
+kyso_add_tests(remote_appliance TOKEN
+  SOURCES remote/test_appliance.cpp remote/harness.cpp
+  DEPS kyso::remote_sign kyso::pkcs11)
+target_include_directories(remote_appliance PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote)

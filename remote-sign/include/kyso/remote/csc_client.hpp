@@ -90,12 +90,16 @@ class CscClient {
  public:
   explicit CscClient(ClientOptions options);
 
+  /// Another connection to the same service with the same access token (for pipelining).
+  [[nodiscard]] std::unique_ptr<CscClient> clone() const;
+
   nlohmann::json info();
   /// auth/login with HTTP Basic. Throws Error(RemoteAuthFailed).
   void login(const std::string& user, const Secret& password);
   /// oauth2/token, client credentials grant.
   void login_client(const std::string& client_id, const Secret& secret);
   void set_access_token(std::string token) { token_ = std::move(token); }
+  [[nodiscard]] const std::string& access_token() const noexcept { return token_; }
   [[nodiscard]] bool logged_in() const noexcept { return !token_.empty(); }
 
   std::vector<std::string> list_credentials();
@@ -126,6 +130,7 @@ class CscClient {
                          const std::map<std::string, std::string>& extra = {});
   [[nodiscard]] bool v1() const noexcept { return specs_.starts_with("1."); }
 
+  ClientOptions options_;
   HttpsConnection http_;
   std::string token_;
   std::string specs_;

@@ -55,11 +55,12 @@ class ProviderAdapter {
 /// CSC v2 (and v1.0.4-flavoured) services. Authorizes a batch as one credentials/authorize for
 /// the first `multisign` hashes (PIN + OTP, once) and one credentials/extendTransaction per
 /// further chunk, then signs with one signatures/signHash per chunk: at most two HTTP round
-/// trips per chunk.
+/// trips per chunk. Chunks after the first go out on `pipeline` connections at once, so the
+/// HSM signs one chunk while the next travels.
 class CscAdapter : public ProviderAdapter {
  public:
   /// `client` must be logged in already (the agent logs in with the user's password).
-  CscAdapter(std::string name, std::shared_ptr<CscClient> client);
+  CscAdapter(std::string name, std::shared_ptr<CscClient> client, std::size_t pipeline = 2);
 
   [[nodiscard]] std::string name() const override { return name_; }
   std::vector<Credential> credentials() override;
@@ -68,6 +69,8 @@ class CscAdapter : public ProviderAdapter {
                  std::span<const Bytes> digests, HashAlgorithm hash) override;
   std::vector<SignResult> sign(const std::string& credential_id, SignAlgorithm alg,
                                std::span<const Bytes> digests) override;
+  /// HTTP round trips on all of this adapter's connections.
+  [[nodiscard]] std::size_t round_trips() const;
 
  private:
   struct Chunk {
@@ -75,9 +78,15 @@ class CscAdapter : public ProviderAdapter {
     std::vector<Bytes> digests;
   };
   const RemoteCredentialInfo& info(const std::string& id) const;
+  /// Runs fn(client, i) for i in [0, count) over up to `pipeline_` connections; rethrows the
+  /// first exception after all lanes stopped.
+  template <typename Fn>
+  void run_jobs(std::size_t count, Fn&& fn);
 
   std::string name_;
   std::shared_ptr<CscClient> client_;
+  std::size_t pipeline_;
+  std::vector<std::unique_ptr<CscClient>> lanes_;  // the extra connections
   mutable std::mutex mutex_;
   std::vector<RemoteCredentialInfo> infos_;
   std::vector<Chunk> chunks_;  // the current authorization, in batch order

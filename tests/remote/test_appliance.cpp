@@ -1,0 +1,343 @@
+// kyso-appliance on loopback over a private copy of the demo SoftHSM token, driven by Kyso's CSC
+// client (tests/remote/csc_curl_walk.sh drives it with curl alone). Every signature is checked
+// by OpenSSL against the certificate the appliance returned.
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "fixture.hpp"
+#include "harness.hpp"
+#include "kyso/core/error.hpp"
+#include "kyso/remote/remote_signer.hpp"
+#include "kyso/remote/state_store.hpp"
+
+using namespace kyso;
+using namespace kyso::test;
+using namespace kyso::test::remote;
+using kyso::remote::CscAdapter;
+using kyso::remote::CscClient;
+using kyso::remote::RemoteSigner;
+
+namespace {
+
+Bytes random_digest(std::size_t n = 32) {
+  Bytes d(n);
+  REQUIRE(RAND_bytes(d.data(), static_cast<int>(n)) == 1);
+  return d;
+}
+
+std::vector<Bytes> random_digests(std::size_t count) {
+  std::vector<Bytes> out;
+  for (std::size_t i = 0; i < count; ++i) out.push_back(random_digest());
+  return out;
+}
+
+ErrorCode code_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    INFO(e.detail());
+    return e.code();
+  }
+  FAIL("no error");
+  return ErrorCode::Internal;
+}
+
+std::string detail_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.detail();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("credentials_listAndInfo_showOnlyTheCallersOwnWithChainAndScal2", "[csc][security]") {
+  Harness h;
+  const auto& f = fixture();
+  const std::string principal = f.credential("principal").credential_id();
+  const std::string teacher = f.credential("teacher").credential_id();
+
+  auto p = h.login("principal");
+  CHECK(p->info().value("specs", "").starts_with("2."));
+  CHECK(p->list_credentials() == std::vector<std::string>{principal});
+  auto t = h.login("teacher");
+  const auto mine = t->list_credentials();
+  CHECK(mine.size() == 2);
+  CHECK(std::ranges::find(mine, principal) == mine.end());
+
+  const auto info = p->credential_info(principal);
+  CHECK(info.scal == 2);
+  CHECK(info.auth_mode == "explicit");
+  CHECK(info.pin);
+  CHECK(info.otp);
+  CHECK(info.multisign == h.config().limits.multisign);
+  REQUIRE(info.certificates.size() == 3);  // leaf, issuing CA, root
+  CHECK(info.certificates.front() == f.credential("principal").cert_der);
+
+  // Another user's credential reads exactly like one that does not exist.
+  const std::string other = detail_of([&] { (void)t->credential_info(principal); });
+  const std::string none = detail_of([&] { (void)t->credential_info(std::string(64, 'a')); });
+  CHECK(other == none);
+  CHECK(other.find("invalid_request") != std::string::npos);
+
+  // No token, a made-up token: 401.
+  CscClient anon(h.options());
+  CHECK(code_of([&] { (void)anon.list_credentials(); }) == ErrorCode::RemoteAuthFailed);
+  anon.set_access_token("made-up");
+  CHECK(code_of([&] { (void)anon.list_credentials(); }) == ErrorCode::RemoteAuthFailed);
+}
+
+TEST_CASE("remoteSigner_500HashesWithPinAndTotp_signsInChunksAndEveryVerifies", "[csc]") {
+  Harness h;
+  auto client = h.login("principal");
+  const std::size_t before = client->round_trips();
+  auto adapter = std::make_shared<CscAdapter>("test appliance", client);
+  const auto creds = adapter->credentials();
+  REQUIRE(creds.size() == 1);
+  RemoteSigner signer(adapter, creds.front());
+  CHECK(signer.credential().source.kind == "remote");
+  CHECK(signer.auth_required() == AuthKind::Otp);
+  CHECK(signer.needs().pin);
+
+  const auto digests = random_digests(500);
+  OtpSource otp(kPrincipalTotp);
+  signer.set_pin(secret(fixture().user_pin));
+  const Secret code = otp.next();
+  signer.authorize(&code, digests);
+  const auto results = signer.sign_digests(SignAlgorithm::RsaPkcs1Sha256, digests);
+  REQUIRE(results.size() == digests.size());
+  std::size_t verified = 0;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    REQUIRE(results[i].ok());
+    if (openssl_verify(signer.credential().cert.der, SignAlgorithm::RsaPkcs1Sha256, digests[i],
+                       results[i].signature)) {
+      ++verified;
+    }
+  }
+  CHECK(verified == 500);
+  // list + info, then per chunk of 100: one authorize or extend, one signHash.
+  const std::size_t chunks = 500 / h.config().limits.multisign;
+  CHECK(adapter->round_trips() - before == 2 + 2 * chunks);
+  CHECK(client->connections_opened() == 1);  // kept alive (the pipeline adds one of its own)
+
+  // The same digests cannot be signed a second time with that authorization.
+  const auto again = signer.sign_digests(SignAlgorithm::RsaPkcs1Sha256,
+                                         std::span(digests).subspan(0, 3));
+  for (const auto& r : again) CHECK(!r.ok());
+}
+
+TEST_CASE("remoteSigner_pssAndEcdsa_verifyWithOpenssl", "[csc]") {
+  Harness h;
+  auto client = h.login("teacher");
+  auto adapter = std::make_shared<CscAdapter>("test appliance", client);
+  OtpSource otp(kTeacherTotp);
+  for (const auto& cred : adapter->credentials()) {
+    RemoteSigner signer(adapter, cred);
+    const bool ec = cred.cert.key_type == "EC";
+    const SignAlgorithm alg = ec ? SignAlgorithm::EcdsaSha384 : SignAlgorithm::RsaPssSha256;
+    const auto digests = std::vector<Bytes>{random_digest(ec ? 48 : 32), random_digest(ec ? 48 : 32)};
+    signer.set_pin(secret(fixture().user_pin));
+    const Secret code = otp.next();
+    signer.authorize(&code, digests);
+    const auto r = signer.sign_digests(alg, digests);
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      REQUIRE(r[i].ok());
+      CHECK(openssl_verify(cred.cert.der, alg, digests[i], r[i].signature));
+    }
+  }
+}
+
+TEST_CASE("sad_otherHashTwiceOtherBearerExpired_refused", "[csc][security]") {
+  Harness h([](auto& c) { c.limits.sad_ttl = std::chrono::seconds(2); });
+  const auto& f = fixture();
+  const std::string id = f.credential("principal").credential_id();
+  auto p = h.login("principal");
+  OtpSource otp(kPrincipalTotp);
+  const Secret pin = secret(f.user_pin);
+  const auto digests = random_digests(2);
+  const Secret code = otp.next();
+  const auto sad = p->authorize(id, digests, HashAlgorithm::Sha256, &pin, &code).sad;
+  const auto alg = SignAlgorithm::RsaPkcs1Sha256;
+  const auto one = [&](const Bytes& d) { return std::vector<Bytes>{d}; };
+
+  // A hash the SAD was not issued for.
+  CHECK(code_of([&] { (void)p->sign_hash(id, sad, one(random_digest()), alg); }) ==
+        ErrorCode::RemoteError);
+  // Another user's bearer, with the SAD and the (not theirs) credential.
+  auto t = h.login("teacher");
+  CHECK(code_of([&] { (void)t->sign_hash(id, sad, one(digests[0]), alg); }) ==
+        ErrorCode::RemoteError);
+  // The same user with another bearer token: the SAD is bound to the one that asked for it.
+  auto p2 = h.login("principal");
+  CHECK(detail_of([&] { (void)p2->sign_hash(id, sad, one(digests[0]), alg); }).find("Invalid SAD") !=
+        std::string::npos);
+  // Nothing above consumed anything: the first use works, the second is refused.
+  const auto sig = p->sign_hash(id, sad, one(digests[0]), alg);
+  CHECK(openssl_verify(f.credential("principal").cert_der, alg, digests[0], sig.front()));
+  CHECK(code_of([&] { (void)p->sign_hash(id, sad, one(digests[0]), alg); }) ==
+        ErrorCode::RemoteError);
+  // A batch with one bad hash signs nothing, so the good one stays usable.
+  CHECK(code_of([&] {
+          (void)p->sign_hash(id, sad, std::vector<Bytes>{digests[1], digests[0]}, alg);
+        }) == ErrorCode::RemoteError);
+  // Expired: digests[1] is still authorized but the SAD lives 2 s.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  CHECK(detail_of([&] { (void)p->sign_hash(id, sad, one(digests[1]), alg); }).find("expired") !=
+        std::string::npos);
+  // More than multisign hashes in one authorization is refused.
+  const Secret code2 = otp.next();
+  CHECK(code_of([&] {
+          (void)p->authorize(id, random_digests(h.config().limits.multisign + 1),
+                             HashAlgorithm::Sha256, &pin, &code2);
+        }) == ErrorCode::RemoteError);
+}
+
+TEST_CASE("otp_fiveWrong_locksTheUser_andReuseIsRefused", "[csc][security]") {
+  Harness h;
+  const auto& f = fixture();
+  const std::string id = f.credential("principal").credential_id();
+  auto p = h.login("principal");
+  OtpSource otp(kPrincipalTotp);
+  const Secret pin = secret(f.user_pin);
+  const auto digests = random_digests(1);
+
+  // A good OTP works once; the same code again is refused (and counts as a failure).
+  const Secret good = otp.next();
+  (void)p->authorize(id, digests, HashAlgorithm::Sha256, &pin, &good);
+  CHECK(code_of([&] { (void)p->authorize(id, digests, HashAlgorithm::Sha256, &pin, &good); }) ==
+        ErrorCode::OtpIncorrect);
+  // A fresh good one clears the count; then five wrong ones lock the user.
+  const Secret good2 = otp.next();
+  (void)p->authorize(id, digests, HashAlgorithm::Sha256, &pin, &good2);
+  const Secret bad = otp.wrong();
+  for (int i = 0; i < 5; ++i) {
+    CHECK(code_of([&] { (void)p->authorize(id, digests, HashAlgorithm::Sha256, &pin, &bad); }) ==
+          ErrorCode::OtpIncorrect);
+  }
+  const Secret good3 = otp.next();
+  CHECK(code_of([&] { (void)p->authorize(id, digests, HashAlgorithm::Sha256, &pin, &good3); }) ==
+        ErrorCode::PinLocked);
+  CHECK(code_of([&] { (void)h.login("principal"); }) == ErrorCode::PinLocked);
+  // Other users are not affected.
+  auto t = h.login("teacher");
+  CHECK(t->list_credentials().size() == 2);
+  const auto log = h.appliance().store().audit_log();
+  CHECK(std::ranges::any_of(log, [](const auto& e) {
+    return e.detail.find("user locked") != std::string::npos;
+  }));
+}
+
+TEST_CASE("pinAndPassword_wrong_refusedAndCounted", "[csc][security]") {
+  Harness h;
+  const auto& f = fixture();
+  const std::string id = f.credential("principal").credential_id();
+  // Wrong PIN first, in a fresh process: the HSM itself rejects it.
+  auto p = h.login("principal");
+  OtpSource otp(kPrincipalTotp);
+  const Secret wrong_pin = secret("999999");
+  const auto digests = random_digests(1);
+  const Secret c1 = otp.next();
+  CHECK(code_of([&] { (void)p->authorize(id, digests, HashAlgorithm::Sha256, &wrong_pin, &c1); }) ==
+        ErrorCode::PinIncorrect);
+  const Secret pin = secret(f.user_pin);
+  const Secret c2 = otp.next();
+  (void)p->authorize(id, digests, HashAlgorithm::Sha256, &pin, &c2);
+  // After the HSM accepted it, a wrong PIN is still refused (checked against what it accepted).
+  const Secret c3 = otp.next();
+  CHECK(code_of([&] { (void)p->authorize(id, digests, HashAlgorithm::Sha256, &wrong_pin, &c3); }) ==
+        ErrorCode::PinIncorrect);
+
+  // Five wrong passwords lock the login; the right one is then refused too.
+  CscClient c(h.options());
+  for (int i = 0; i < 5; ++i) {
+    CHECK(code_of([&] { c.login("teacher", secret("nope")); }) == ErrorCode::RemoteAuthFailed);
+  }
+  CHECK(code_of([&] { c.login("teacher", secret(kTeacherPassword)); }) == ErrorCode::PinLocked);
+  // Unknown users get the same answer as wrong passwords.
+  CHECK(detail_of([&] { c.login("nobody", secret("x")); }) ==
+        detail_of([&] { c.login("principal", secret("x")); }));
+}
+
+TEST_CASE("oauth2ClientCredentials_tokenActsForItsUser", "[csc][security]") {
+  Harness h;
+  CscClient c(h.options());
+  c.login_client("school-server", secret(kClientSecret));
+  CHECK(c.list_credentials().size() == 2);  // the teacher's
+  CscClient bad(h.options());
+  CHECK(code_of([&] { bad.login_client("school-server", secret("wrong")); }) ==
+        ErrorCode::RemoteAuthFailed);
+}
+
+TEST_CASE("tls_below12_refused_12and13_accepted", "[csc][security]") {
+  Harness h;
+  const std::string base = "openssl s_client -connect 127.0.0.1:" + std::to_string(h.port()) +
+                           " -CAfile " + env().ca_file + " </dev/null 2>&1";
+  // SECLEVEL=0 lets this client really offer TLS 1.1 / 1.0, so the refusal is the server's.
+  for (const char* old : {"-tls1_1", "-tls1"}) {
+    const auto [rc, out] = run(base.substr(0, base.find(" </dev")) + " " + old +
+                               " -cipher DEFAULT@SECLEVEL=0 </dev/null 2>&1");
+    INFO(out);
+    CHECK(rc != 0);
+    CHECK(out.find("alert protocol version") != std::string::npos);
+  }
+  for (const char* ok : {"-tls1_2", "-tls1_3"}) {
+    const auto [rc, out] = run(base.substr(0, base.find(" </dev")) + " " + ok + " </dev/null 2>&1");
+    INFO(out);
+    CHECK(out.find("Verify return code: 0 (ok)") != std::string::npos);
+  }
+}
+
+TEST_CASE("body_oversized_refusedWith413", "[csc][security]") {
+  Harness h([](auto& c) { c.limits.max_body_bytes = 64 * 1024; });
+  const std::string big = env().dir + "/big.json";
+  {
+    std::ofstream out(big);
+    out << "{\"pad\":\"" << std::string(200 * 1024, 'a') << "\"}";
+  }
+  const std::string curl = "curl -s -o " + env().dir + "/413.json -w '%{http_code}' --cacert " +
+                           env().ca_file + " -H 'Content-Type: application/json' ";
+  // With a Content-Length (refused from the header) and chunked (refused while reading).
+  for (const std::string extra : {"", "-H 'Transfer-Encoding: chunked' "}) {
+    const auto [rc, code] =
+        run(curl + extra + "--data-binary @" + big + " " + h.base_url() + "/info");
+    CHECK(code == "413");
+  }
+  std::ifstream in(env().dir + "/413.json");
+  const auto j = nlohmann::json::parse(in, nullptr, false);
+  CHECK(j.value("error", "") == "invalid_request");
+  // A normal request still works.
+  CscClient c(h.options());
+  CHECK(c.info().contains("specs"));
+}
+
+TEST_CASE("auditLog_hashChain_intactAndTamperingDetected", "[csc][security]") {
+  std::string db;
+  {
+    Harness h;
+    db = h.config().state_db.string();
+    auto p = h.login("principal");
+    (void)p->list_credentials();
+    CscClient c(h.options());
+    CHECK_THROWS(c.login("principal", secret("wrong")));
+    REQUIRE(h.appliance().store().audit_log().size() >= 3);
+    CHECK_FALSE(h.appliance().store().verify_audit_chain().has_value());
+  }
+  // The database refuses to rewrite history...
+  const auto [rc, out] = run("sqlite3 " + db + " \"UPDATE audit SET user='x' WHERE seq=2\" 2>&1");
+  CHECK(rc != 0);
+  CHECK(out.find("append-only") != std::string::npos);
+  // ...and if someone drops the guard, the chain shows where.
+  REQUIRE(run("sqlite3 " + db +
+              " \"DROP TRIGGER audit_no_update; UPDATE audit SET detail='forged' WHERE seq=2\"")
+              .first == 0);
+  kyso::remote::StateStore store(db);
+  CHECK(store.verify_audit_chain() == std::optional<std::int64_t>(2));
+}
