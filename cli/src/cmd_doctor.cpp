@@ -12,8 +12,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
-#include <map>
 #include <iostream>
+#include <map>
 #include <regex>
 
 #include "context.hpp"
@@ -79,11 +79,13 @@ std::vector<pkcs11::UsbDevice> read_inventory(const std::string& file) {
 
 void check_usb(std::vector<Check>& out, const DoctorOptions& o,
                const std::vector<config::TokenProfile>& profiles) {
-  const auto devices = o.usb_inventory.empty() ? pkcs11::list_usb_devices() : read_inventory(o.usb_inventory);
+  const auto devices =
+      o.usb_inventory.empty() ? pkcs11::list_usb_devices() : read_inventory(o.usb_inventory);
   const auto table = config::to_known_tokens(profiles);
   const auto status = pkcs11::diagnose_usb(devices, table);
   if (status.empty()) {
-    out.push_back({"usb", Status::Warn,
+    out.push_back({"usb",
+                   Status::Warn,
                    "Không thấy token USB nào đã biết (đã quét " + std::to_string(devices.size()) +
                        " thiết bị). Hãy cắm token, hoặc token này chưa có trong bảng token.",
                    "No known USB token seen (" + std::to_string(devices.size()) +
@@ -99,17 +101,20 @@ void check_usb(std::vector<Check>& out, const DoctorOptions& o,
 
 void check_modules(std::vector<Check>& out, Context& ctx) {
   for (const auto& m : ctx.library().modules()) {
-    nlohmann::json j{{"path", m.path}, {"source", m.source}, {"loaded", m.loaded}, {"error", m.error}};
+    nlohmann::json j{
+        {"path", m.path}, {"source", m.source}, {"loaded", m.loaded}, {"error", m.error}};
     if (m.loaded) {
-      out.push_back({"module", Status::Ok, "Đã nạp thư viện " + m.path + " (" + m.description + ").",
+      out.push_back({"module", Status::Ok,
+                     "Đã nạp thư viện " + m.path + " (" + m.description + ").",
                      "Module " + m.path + " loaded (" + m.description + ").", j});
     } else {
-      out.push_back({"module", Status::Fail,
-                     "Không nạp được thư viện " + m.path + ": " + m.error +
-                         ". Hãy cài lại phần mềm của token hoặc bỏ đường dẫn này khỏi cấu hình.",
-                     "Module " + m.path + " failed to load: " + m.error +
-                         ". Reinstall the token's software or remove this path from the configuration.",
-                     j});
+      out.push_back(
+          {"module", Status::Fail,
+           "Không nạp được thư viện " + m.path + ": " + m.error +
+               ". Hãy cài lại phần mềm của token hoặc bỏ đường dẫn này khỏi cấu hình.",
+           "Module " + m.path + " failed to load: " + m.error +
+               ". Reinstall the token's software or remove this path from the configuration.",
+           j});
     }
   }
 }
@@ -120,12 +125,16 @@ void check_tokens_and_certificates(std::vector<Check>& out, Context& ctx, int ex
   try {
     tokens = lib.tokens();
   } catch (const Error& e) {
-    out.push_back({"token", Status::Fail, std::string(e.message(Language::Vi)), std::string(e.message(Language::En)),
+    out.push_back({"token",
+                   Status::Fail,
+                   std::string(e.message(Language::Vi)),
+                   std::string(e.message(Language::En)),
                    {{"error", e.detail()}}});
     return;
   }
   if (tokens.empty()) {
-    out.push_back({"token", Status::Warn, std::string(message(ErrorCode::TokenNotFound, Language::Vi)),
+    out.push_back({"token", Status::Warn,
+                   std::string(message(ErrorCode::TokenNotFound, Language::Vi)),
                    std::string(message(ErrorCode::TokenNotFound, Language::En))});
   }
   const auto now = std::chrono::system_clock::now();
@@ -135,27 +144,42 @@ void check_tokens_and_certificates(std::vector<Check>& out, Context& ctx, int ex
     try {
       info = t->info();
     } catch (const Error& e) {
-      out.push_back({"token", Status::Fail, std::string(e.message(Language::Vi)),
-                     std::string(e.message(Language::En)), {{"error", e.detail()}}});
+      out.push_back({"token",
+                     Status::Fail,
+                     std::string(e.message(Language::Vi)),
+                     std::string(e.message(Language::En)),
+                     {{"error", e.detail()}}});
       continue;
     }
     const std::string name = "«" + info.label + "» (serial " + info.serial + ")";
-    Check c{"token", Status::Ok, "Token " + name + ": PIN bình thường.", "Token " + name + ": PIN OK.", info};
+    Check c{"token", Status::Ok, "Token " + name + ": PIN bình thường.",
+            "Token " + name + ": PIN OK.", info};
     if (info.pin_locked) {
-      c = {"token", Status::Fail, "Token " + name + ": PIN đã bị khóa. Cán bộ CNTT cần mở khóa bằng SO PIN (kyso provision unblock-pin).",
-           "Token " + name + ": the PIN is locked. IT must unblock it with the SO PIN (kyso provision unblock-pin).", info};
+      c = {
+          "token", Status::Fail,
+          "Token " + name +
+              ": PIN đã bị khóa. Cán bộ CNTT cần mở khóa bằng SO PIN (kyso provision unblock-pin).",
+          "Token " + name +
+              ": the PIN is locked. IT must unblock it with the SO PIN (kyso provision "
+              "unblock-pin).",
+          info};
     } else if (!info.user_pin_initialized) {
-      c = {"token", Status::Warn, "Token " + name + ": chưa đặt PIN người dùng (kyso provision unblock-pin).",
+      c = {"token", Status::Warn,
+           "Token " + name + ": chưa đặt PIN người dùng (kyso provision unblock-pin).",
            "Token " + name + ": no user PIN set yet (kyso provision unblock-pin).", info};
     } else if (info.pin_final_try) {
-      c = {"token", Status::Warn, "Token " + name + ": chỉ còn 1 lần nhập PIN. Nhập sai nữa token sẽ bị khóa.",
+      c = {"token", Status::Warn,
+           "Token " + name + ": chỉ còn 1 lần nhập PIN. Nhập sai nữa token sẽ bị khóa.",
            "Token " + name + ": one PIN try left; one more wrong PIN locks the token.", info};
     } else if (info.pin_count_low) {
       c = {"token", Status::Warn, "Token " + name + ": đã nhập sai PIN gần đây; hãy cẩn thận.",
            "Token " + name + ": wrong PINs were entered recently; take care.", info};
     } else if (info.pin_to_be_changed) {
-      c = {"token", Status::Warn, "Token " + name + ": cần đổi PIN trước khi ký (kyso provision change-pin).",
-           "Token " + name + ": the PIN must be changed before signing (kyso provision change-pin).", info};
+      c = {
+          "token", Status::Warn,
+          "Token " + name + ": cần đổi PIN trước khi ký (kyso provision change-pin).",
+          "Token " + name + ": the PIN must be changed before signing (kyso provision change-pin).",
+          info};
     }
     out.push_back(std::move(c));
 
@@ -168,21 +192,34 @@ void check_tokens_and_certificates(std::vector<Check>& out, Context& ctx, int ex
     for (const auto& cr : creds) {
       const std::string who = cr.cert.common_name + " (" + cr.id().substr(0, 16) + ")";
       const std::string until = to_iso8601(cr.cert.not_after).substr(0, 10);
-      const auto days = std::chrono::duration_cast<std::chrono::hours>(cr.cert.not_after - now).count() / 24;
-      nlohmann::json j{{"credential", cr.id()}, {"subject", cr.cert.subject}, {"token", info.label},
-                       {"notAfter", to_iso8601(cr.cert.not_after)}, {"daysLeft", days}};
+      const auto days =
+          std::chrono::duration_cast<std::chrono::hours>(cr.cert.not_after - now).count() / 24;
+      nlohmann::json j{{"credential", cr.id()},
+                       {"subject", cr.cert.subject},
+                       {"token", info.label},
+                       {"notAfter", to_iso8601(cr.cert.not_after)},
+                       {"daysLeft", days}};
       if (cr.cert.not_after < now) {
-        out.push_back({"certificate", Status::Fail, "Chứng thư số của " + who + " đã hết hạn ngày " + until + ". Hãy xin cấp lại.",
-                       "The certificate of " + who + " expired on " + until + ". Ask the CA for a new one.", j});
+        out.push_back(
+            {"certificate", Status::Fail,
+             "Chứng thư số của " + who + " đã hết hạn ngày " + until + ". Hãy xin cấp lại.",
+             "The certificate of " + who + " expired on " + until + ". Ask the CA for a new one.",
+             j});
       } else if (cr.cert.not_before > now) {
-        out.push_back({"certificate", Status::Warn, "Chứng thư số của " + who + " chưa đến ngày hiệu lực. Kiểm tra đồng hồ máy tính.",
-                       "The certificate of " + who + " is not valid yet. Check the computer's clock.", j});
+        out.push_back(
+            {"certificate", Status::Warn,
+             "Chứng thư số của " + who + " chưa đến ngày hiệu lực. Kiểm tra đồng hồ máy tính.",
+             "The certificate of " + who + " is not valid yet. Check the computer's clock.", j});
       } else if (cr.cert.not_after < soon) {
         out.push_back({"certificate", Status::Warn,
-                       "Chứng thư số của " + who + " hết hạn ngày " + until + " (còn " + std::to_string(days) + " ngày). Hãy gia hạn sớm.",
-                       "The certificate of " + who + " expires on " + until + " (" + std::to_string(days) + " days left). Renew it soon.", j});
+                       "Chứng thư số của " + who + " hết hạn ngày " + until + " (còn " +
+                           std::to_string(days) + " ngày). Hãy gia hạn sớm.",
+                       "The certificate of " + who + " expires on " + until + " (" +
+                           std::to_string(days) + " days left). Renew it soon.",
+                       j});
       } else {
-        out.push_back({"certificate", Status::Ok, "Chứng thư số của " + who + " còn hiệu lực đến " + until + ".",
+        out.push_back({"certificate", Status::Ok,
+                       "Chứng thư số của " + who + " còn hiệu lực đến " + until + ".",
                        "The certificate of " + who + " is valid until " + until + ".", j});
       }
     }
@@ -193,12 +230,19 @@ std::uint16_t check_config(std::vector<Check>& out, const DoctorOptions& o) {
   if (o.config.empty()) return config::kDefaultAgentPort;
   try {
     const auto c = config::load_agent_config(o.config);
-    out.push_back({"config", Status::Ok, "Tệp cấu hình " + o.config + " hợp lệ.", "Configuration " + o.config + " is valid.",
+    out.push_back({"config",
+                   Status::Ok,
+                   "Tệp cấu hình " + o.config + " hợp lệ.",
+                   "Configuration " + o.config + " is valid.",
                    {{"file", o.config}, {"port", c.port}, {"allowedOrigins", c.allowed_origins}}});
     return c.port;
   } catch (const config::ConfigError& e) {
-    out.push_back({"config", Status::Fail, e.located(Language::Vi), e.located(Language::En),
-                   {{"file", e.file()}, {"line", e.line()}, {"column", e.column()}, {"key", e.key()}}});
+    out.push_back(
+        {"config",
+         Status::Fail,
+         e.located(Language::Vi),
+         e.located(Language::En),
+         {{"file", e.file()}, {"line", e.line()}, {"column", e.column()}, {"key", e.key()}}});
   }
   return config::kDefaultAgentPort;
 }
@@ -215,19 +259,26 @@ void check_agent_port(std::vector<Check>& out, std::uint16_t port) {
   ::close(fd);
   const std::string p = std::to_string(port);
   if (open) {
-    out.push_back({"agent", Status::Ok, "Có chương trình đang nghe ở cổng " + p + " (127.0.0.1).",
-                   "Something is listening on port " + p + " (127.0.0.1).", {{"port", port}, {"listening", true}}});
+    out.push_back({"agent",
+                   Status::Ok,
+                   "Có chương trình đang nghe ở cổng " + p + " (127.0.0.1).",
+                   "Something is listening on port " + p + " (127.0.0.1).",
+                   {{"port", port}, {"listening", true}}});
   } else {
-    out.push_back({"agent", Status::Warn,
-                   "Không có chương trình nào nghe ở cổng " + p + ": Kyso agent chưa chạy (systemctl --user start kyso-agent).",
-                   "Nothing listens on port " + p + ": the Kyso agent is not running (systemctl --user start kyso-agent).",
+    out.push_back({"agent",
+                   Status::Warn,
+                   "Không có chương trình nào nghe ở cổng " + p +
+                       ": Kyso agent chưa chạy (systemctl --user start kyso-agent).",
+                   "Nothing listens on port " + p +
+                       ": the Kyso agent is not running (systemctl --user start kyso-agent).",
                    {{"port", port}, {"listening", false}}});
   }
 }
 
 void cmd_doctor(Context& ctx, const DoctorOptions& o) {
   std::vector<Check> checks;
-  const auto profiles = o.profiles.empty() ? config::default_token_profiles() : config::load_token_profiles(o.profiles);
+  const auto profiles = o.profiles.empty() ? config::default_token_profiles()
+                                           : config::load_token_profiles(o.profiles);
   const std::uint16_t port = check_config(checks, o);
   check_usb(checks, o, profiles);
   check_modules(checks, ctx);
@@ -240,19 +291,24 @@ void cmd_doctor(Context& ctx, const DoctorOptions& o) {
   if (ctx.json) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& c : checks) {
-      arr.push_back({{"check", c.id}, {"status", to_string(c.status)}, {"message", vi ? c.vi : c.en},
+      arr.push_back({{"check", c.id},
+                     {"status", to_string(c.status)},
+                     {"message", vi ? c.vi : c.en},
                      {"details", c.details}});
     }
     Context::print_json({{"checks", arr}, {"summary", counts}});
   } else {
     for (const auto& c : checks) {
-      const char* mark = c.status == Status::Ok ? "[ OK ]" : c.status == Status::Warn ? "[ !! ]"
-                         : c.status == Status::Fail ? "[LỖI]" : "[ -- ]";
+      const char* mark = c.status == Status::Ok     ? "[ OK ]"
+                         : c.status == Status::Warn ? "[ !! ]"
+                         : c.status == Status::Fail ? "[LỖI]"
+                                                    : "[ -- ]";
       if (!vi && c.status == Status::Fail) mark = "[FAIL]";
       std::cout << mark << ' ' << (vi ? c.vi : c.en) << '\n';
     }
     std::cout << (vi ? "Tổng kết: " : "Summary: ") << counts["ok"] << " OK, " << counts["warn"]
-              << (vi ? " cảnh báo, " : " warnings, ") << counts["fail"] << (vi ? " lỗi.\n" : " failures.\n");
+              << (vi ? " cảnh báo, " : " warnings, ") << counts["fail"]
+              << (vi ? " lỗi.\n" : " failures.\n");
   }
   // The report is the output: exit 1 when a check failed, without an error message on top.
   std::cout.flush();
@@ -261,12 +317,16 @@ void cmd_doctor(Context& ctx, const DoctorOptions& o) {
 
 void add_doctor_command(CLI::App& app, Context& ctx) {
   static DoctorOptions o;
-  auto* doc = app.add_subcommand("doctor", "Kiểm tra máy và token / check this PC, its tokens and certificates");
+  auto* doc = app.add_subcommand(
+      "doctor", "Kiểm tra máy và token / check this PC, its tokens and certificates");
   doc->add_flag("--json", ctx.json, "JSON output for support tools");
-  doc->add_option("--usb-inventory", o.usb_inventory, "Read USB devices from this file (lsusb output or VID:PID lines)");
-  doc->add_option("--profiles", o.profiles, "Token profiles (tokens.toml) instead of the built-in table");
+  doc->add_option("--usb-inventory", o.usb_inventory,
+                  "Read USB devices from this file (lsusb output or VID:PID lines)");
+  doc->add_option("--profiles", o.profiles,
+                  "Token profiles (tokens.toml) instead of the built-in table");
   doc->add_option("--config", o.config, "Check this agent configuration file too");
-  doc->add_option("--expiry-days", o.expiry_days, "Warn about certificates expiring within this many days")
+  doc->add_option("--expiry-days", o.expiry_days,
+                  "Warn about certificates expiring within this many days")
       ->check(CLI::Range(1, 365));
   doc->callback([&ctx] { cmd_doctor(ctx, o); });
 }

@@ -34,7 +34,8 @@ void read_limits(Section& s, AgentLimits& l) {
   size("max_in_flight", l.max_in_flight, 1, 1024);
   size("max_batch_items", l.max_batch_items, 1, 100000);
   size("write_queue", l.write_queue, 1, 65536);
-  if (auto v = s.integer("idle_timeout_seconds", 1, 86400)) l.idle_timeout = std::chrono::seconds(*v);
+  if (auto v = s.integer("idle_timeout_seconds", 1, 86400))
+    l.idle_timeout = std::chrono::seconds(*v);
   if (auto v = s.integer("approval_timeout_seconds", 5, 3600)) {
     l.approval_timeout = std::chrono::seconds(*v);
   }
@@ -75,7 +76,8 @@ RemoteService read_remote(Section& r) {
   s.name = r.required_string("name");
   s.url = r.required_string("url");
   if (!detail::valid_http_url(s.url, true)) {
-    r.fail("url", "must be an https:// URL of the CSC service", "phải là địa chỉ https:// của dịch vụ ký số từ xa");
+    r.fail("url", "must be an https:// URL of the CSC service",
+           "phải là địa chỉ https:// của dịch vụ ký số từ xa");
   }
   s.username = r.string_or("username", "");
   s.ca_file = r.file_path("ca_file", true).value_or("");
@@ -99,15 +101,19 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   }
   c.pinentry = root.string_or("pinentry", c.pinentry);
   if (c.pinentry.empty()) root.fail("pinentry", "must not be empty", "không được để trống");
-  if (auto dir = root.file_path("state_dir", false)) c.state_dir = *dir;
-  else c.state_dir = default_state_dir();
+  if (auto dir = root.file_path("state_dir", false))
+    c.state_dir = *dir;
+  else
+    c.state_dir = default_state_dir();
 
   if (auto tls = root.table("tls")) {
     c.tls = tls->boolean("enabled").value_or(true);
     c.tls_cert_file = tls->file_path("cert", c.tls).value_or("");
     c.tls_key_file = tls->file_path("key", c.tls).value_or("");
-    if (c.tls && c.tls_cert_file.empty()) tls->fail("cert", "is required when TLS is enabled", "bắt buộc khi bật TLS");
-    if (c.tls && c.tls_key_file.empty()) tls->fail("key", "is required when TLS is enabled", "bắt buộc khi bật TLS");
+    if (c.tls && c.tls_cert_file.empty())
+      tls->fail("cert", "is required when TLS is enabled", "bắt buộc khi bật TLS");
+    if (c.tls && c.tls_key_file.empty())
+      tls->fail("key", "is required when TLS is enabled", "bắt buộc khi bật TLS");
     tls->finish();
   }
 
@@ -136,7 +142,8 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   if (auto ts = root.table("timestamp")) {
     c.tsa_url = ts->string_or("tsa_url", "");
     if (!c.tsa_url.empty() && !detail::valid_http_url(c.tsa_url, false)) {
-      ts->fail("tsa_url", "must be an http:// or https:// URL", "phải là địa chỉ http:// hoặc https://");
+      ts->fail("tsa_url", "must be an http:// or https:// URL",
+               "phải là địa chỉ http:// hoặc https://");
     }
     ts->finish();
   }
@@ -144,9 +151,13 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   if (auto rev = root.table("revocation")) {
     c.revocation_check = rev->boolean("check").value_or(c.revocation_check);
     if (auto on_failure = rev->string("on_failure")) {
-      if (*on_failure == "refuse") c.refuse_on_check_failure = true;
-      else if (*on_failure == "warn") c.refuse_on_check_failure = false;
-      else rev->fail("on_failure", "must be \"refuse\" or \"warn\"", "phải là \"refuse\" hoặc \"warn\"");
+      if (*on_failure == "refuse")
+        c.refuse_on_check_failure = true;
+      else if (*on_failure == "warn")
+        c.refuse_on_check_failure = false;
+      else
+        rev->fail("on_failure", "must be \"refuse\" or \"warn\"",
+                  "phải là \"refuse\" hoặc \"warn\"");
     }
     rev->finish();
   }
@@ -161,7 +172,8 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   for (auto& r : root.tables("remote")) {
     RemoteService s = read_remote(r);
     for (const auto& other : c.remote) {
-      if (other.name == s.name) r.fail("name", "duplicate remote service name", "tên dịch vụ bị lặp lại");
+      if (other.name == s.name)
+        r.fail("name", "duplicate remote service name", "tên dịch vụ bị lặp lại");
     }
     c.remote.push_back(std::move(s));
   }

@@ -22,8 +22,10 @@ void read_listen(Section& s, ApplianceConfig& c) {
   if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
   int value = 0;
   const auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (host.empty() || ec != std::errc{} || p != port.data() + port.size() || value < 1 || value > 65535) {
-    s.fail("listen", "must be \"host:port\" with a port 1..65535, e.g. \"0.0.0.0:8443\" or \"[::]:8443\"",
+  if (host.empty() || ec != std::errc{} || p != port.data() + port.size() || value < 1 ||
+      value > 65535) {
+    s.fail("listen",
+           "must be \"host:port\" with a port 1..65535, e.g. \"0.0.0.0:8443\" or \"[::]:8443\"",
            "phải có dạng \"địa-chỉ:cổng\" với cổng từ 1 đến 65535, ví dụ \"0.0.0.0:8443\"");
   }
   c.listen_host = host;
@@ -53,7 +55,9 @@ ApplianceConfig load_appliance_config(const std::filesystem::path& file) {
   server->finish();
 
   auto tls = root.table("tls");
-  if (!tls) root.fail("tls", "section [tls] is required: the appliance only speaks HTTPS", "thiếu mục [tls]: máy ký chỉ dùng HTTPS");
+  if (!tls)
+    root.fail("tls", "section [tls] is required: the appliance only speaks HTTPS",
+              "thiếu mục [tls]: máy ký chỉ dùng HTTPS");
   c.tls_cert_file = *tls->file_path("cert", true);
   c.tls_key_file = tls->file_path("key", true).value_or("");
   if (c.tls_key_file.empty()) tls->fail("key", "is required", "bắt buộc phải có");
@@ -64,15 +68,19 @@ ApplianceConfig load_appliance_config(const std::filesystem::path& file) {
   auto hsm = root.table("hsm");
   if (!hsm) root.fail("hsm", "section [hsm] is required", "thiếu mục [hsm]");
   c.hsm_module = hsm->file_path("module", true).value_or("");
-  if (c.hsm_module.empty()) hsm->fail("module", "is required (the HSM's PKCS#11 module)", "bắt buộc phải có (thư viện PKCS#11 của HSM)");
-  if (auto slot = hsm->integer("slot", 0, 0xFFFFFFFFLL)) c.hsm_slot = static_cast<unsigned long>(*slot);
+  if (c.hsm_module.empty())
+    hsm->fail("module", "is required (the HSM's PKCS#11 module)",
+              "bắt buộc phải có (thư viện PKCS#11 của HSM)");
+  if (auto slot = hsm->integer("slot", 0, 0xFFFFFFFFLL))
+    c.hsm_slot = static_cast<unsigned long>(*slot);
   c.hsm_token_label = hsm->string_or("token_label", "");
   if (c.hsm_slot.has_value() == !c.hsm_token_label.empty()) {
     hsm->fail(c.hsm_slot ? "slot" : "token_label", "give exactly one of slot and token_label",
               "chỉ ghi một trong hai: slot hoặc token_label");
   }
   c.hsm_pin_file = hsm->file_path("pin_file", true).value_or("");
-  if (c.hsm_pin_file.empty()) hsm->fail("pin_file", "is required (mode 600)", "bắt buộc phải có (quyền 600)");
+  if (c.hsm_pin_file.empty())
+    hsm->fail("pin_file", "is required (mode 600)", "bắt buộc phải có (quyền 600)");
   check_private(*hsm, "pin_file", c.hsm_pin_file);
   hsm->finish();
 
@@ -80,7 +88,8 @@ ApplianceConfig load_appliance_config(const std::filesystem::path& file) {
     ApplianceCredential cred;
     cred.id = s.required_string("id");
     for (const auto& other : c.credentials) {
-      if (other.id == cred.id) s.fail("id", "duplicate credential id " + cred.id, "mã chứng thư bị lặp: " + cred.id);
+      if (other.id == cred.id)
+        s.fail("id", "duplicate credential id " + cred.id, "mã chứng thư bị lặp: " + cred.id);
     }
     cred.key_label = s.required_string("key_label");
     cred.certificate = s.file_path("certificate", true).value_or("");
@@ -88,7 +97,8 @@ ApplianceConfig load_appliance_config(const std::filesystem::path& file) {
     cred.algorithms = s.strings("algorithms").value_or(std::vector<std::string>{"rsa-sha256"});
     for (std::size_t i = 0; i < cred.algorithms.size(); ++i) {
       if (!parse_sign_algorithm(cred.algorithms[i])) {
-        s.fail_at("algorithms", i, "unknown algorithm (rsa-sha256, rsa-pss-sha256, ecdsa-sha256, ...)",
+        s.fail_at("algorithms", i,
+                  "unknown algorithm (rsa-sha256, rsa-pss-sha256, ecdsa-sha256, ...)",
                   "thuật toán không hợp lệ (rsa-sha256, rsa-pss-sha256, ecdsa-sha256, ...)");
       }
     }
@@ -102,24 +112,33 @@ ApplianceConfig load_appliance_config(const std::filesystem::path& file) {
     ApplianceUser u;
     u.name = s.required_string("name");
     for (const auto& other : c.users) {
-      if (other.name == u.name) s.fail("name", "duplicate user " + u.name, "người dùng bị lặp: " + u.name);
+      if (other.name == u.name)
+        s.fail("name", "duplicate user " + u.name, "người dùng bị lặp: " + u.name);
     }
     u.display_name = s.string_or("display_name", u.name);
     u.password_hash_file = s.file_path("password_hash_file", true).value_or("");
-    if (u.password_hash_file.empty()) s.fail("password_hash_file", "is required", "bắt buộc phải có");
+    if (u.password_hash_file.empty())
+      s.fail("password_hash_file", "is required", "bắt buộc phải có");
     check_private(s, "password_hash_file", u.password_hash_file);
     const std::string factor = s.string_or("second_factor", "totp");
-    if (factor == "totp") u.second_factor = SecondFactor::Totp;
-    else if (factor == "none") u.second_factor = SecondFactor::None;
-    else s.fail("second_factor", "must be \"totp\" or \"none\"", "phải là \"totp\" hoặc \"none\"");
+    if (factor == "totp")
+      u.second_factor = SecondFactor::Totp;
+    else if (factor == "none")
+      u.second_factor = SecondFactor::None;
+    else
+      s.fail("second_factor", "must be \"totp\" or \"none\"", "phải là \"totp\" hoặc \"none\"");
     u.totp_secret_file = s.file_path("totp_secret_file", true).value_or("");
     if (u.second_factor == SecondFactor::Totp) {
-      if (u.totp_secret_file.empty()) s.fail("totp_secret_file", "is required with second_factor = \"totp\"", "bắt buộc khi second_factor = \"totp\"");
+      if (u.totp_secret_file.empty())
+        s.fail("totp_secret_file", "is required with second_factor = \"totp\"",
+               "bắt buộc khi second_factor = \"totp\"");
       check_private(s, "totp_secret_file", u.totp_secret_file);
     }
     u.credentials = s.strings("credentials").value_or(std::vector<std::string>{});
     for (std::size_t i = 0; i < u.credentials.size(); ++i) {
-      if (std::ranges::none_of(c.credentials, [&](const ApplianceCredential& k) { return k.id == u.credentials[i]; })) {
+      if (std::ranges::none_of(c.credentials, [&](const ApplianceCredential& k) {
+            return k.id == u.credentials[i];
+          })) {
         s.fail_at("credentials", i, "no [[credentials]] with id " + u.credentials[i],
                   "không có mục [[credentials]] nào có id " + u.credentials[i]);
       }
@@ -136,7 +155,8 @@ ApplianceConfig load_appliance_config(const std::filesystem::path& file) {
     size("requests_per_minute", c.limits.requests_per_minute, 1, 1000000);
     size("max_hashes_per_request", c.limits.max_hashes_per_request, 1, 100000);
     size("max_failed_logins", c.limits.max_failed_logins, 1, 100);
-    if (auto v = l->integer("sad_lifetime_seconds", 10, 3600)) c.limits.sad_lifetime = std::chrono::seconds(*v);
+    if (auto v = l->integer("sad_lifetime_seconds", 10, 3600))
+      c.limits.sad_lifetime = std::chrono::seconds(*v);
     if (auto v = l->integer("access_token_lifetime_seconds", 60, 86400)) {
       c.limits.access_token_lifetime = std::chrono::seconds(*v);
     }

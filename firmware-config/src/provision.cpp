@@ -14,9 +14,10 @@ namespace kyso::config {
 namespace {
 
 using ReqPtr = std::unique_ptr<X509_REQ, FnDeleter<X509_REQ_free>>;
-using ExtStackPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), decltype([](STACK_OF(X509_EXTENSION)* s) {
-                                      sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
-                                    })>;
+using ExtStackPtr =
+    std::unique_ptr<STACK_OF(X509_EXTENSION), decltype([](STACK_OF(X509_EXTENSION) * s) {
+                      sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
+                    })>;
 
 // Attribute names accepted in a subject, with OpenSSL's short name for each.
 struct AttrName {
@@ -24,18 +25,27 @@ struct AttrName {
   const char* openssl;
 };
 constexpr std::array<AttrName, 14> kAttrs{{
-    {"C", "C"},       {"ST", "ST"},         {"L", "L"},
-    {"O", "O"},       {"OU", "OU"},         {"CN", "CN"},
-    {"UID", "UID"},   {"title", "title"},   {"T", "title"},
-    {"E", "emailAddress"}, {"emailAddress", "emailAddress"}, {"serialNumber", "serialNumber"},
-    {"street", "street"}, {"DC", "DC"},
+    {"C", "C"},
+    {"ST", "ST"},
+    {"L", "L"},
+    {"O", "O"},
+    {"OU", "OU"},
+    {"CN", "CN"},
+    {"UID", "UID"},
+    {"title", "title"},
+    {"T", "title"},
+    {"E", "emailAddress"},
+    {"emailAddress", "emailAddress"},
+    {"serialNumber", "serialNumber"},
+    {"street", "street"},
+    {"DC", "DC"},
 }};
 
 const AttrName* find_attr(std::string_view name) {
   for (const auto& a : kAttrs) {
-    if (a.name.size() == name.size() &&
-        std::ranges::equal(a.name, name, [](char x, char y) {
-          return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+    if (a.name.size() == name.size() && std::ranges::equal(a.name, name, [](char x, char y) {
+          return std::tolower(static_cast<unsigned char>(x)) ==
+                 std::tolower(static_cast<unsigned char>(y));
         })) {
       return &a;
     }
@@ -58,16 +68,23 @@ bool all_digits(std::string_view s) {
 void check_uid(const std::string& v) {
   const auto colon = v.find(':');
   if (colon == std::string::npos) {
-    throw Error(ErrorCode::BadRequest, "UID '" + v + "' needs a prefix: CCCD:, CMND:, HC:, MST: or MNS:");
+    throw Error(ErrorCode::BadRequest,
+                "UID '" + v + "' needs a prefix: CCCD:, CMND:, HC:, MST: or MNS:");
   }
   std::string prefix = v.substr(0, colon);
-  std::ranges::transform(prefix, prefix.begin(), [](char c) { return static_cast<char>(std::toupper(static_cast<unsigned char>(c))); });
+  std::ranges::transform(prefix, prefix.begin(), [](char c) {
+    return static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  });
   const std::string value = v.substr(colon + 1);
   bool ok = false;
-  if (prefix == "CCCD") ok = value.size() == 12 && all_digits(value);
-  else if (prefix == "CMND") ok = (value.size() == 9 || value.size() == 12) && all_digits(value);
-  else if (prefix == "HC") ok = value.size() >= 6 && value.size() <= 12 &&
-                               std::ranges::all_of(value, [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
+  if (prefix == "CCCD")
+    ok = value.size() == 12 && all_digits(value);
+  else if (prefix == "CMND")
+    ok = (value.size() == 9 || value.size() == 12) && all_digits(value);
+  else if (prefix == "HC")
+    ok = value.size() >= 6 && value.size() <= 12 && std::ranges::all_of(value, [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) != 0;
+         });
   else if (prefix == "MST") {
     const auto dash = value.find('-');
     ok = dash == std::string::npos ? (value.size() == 10 || value.size() == 13) && all_digits(value)
@@ -76,14 +93,17 @@ void check_uid(const std::string& v) {
   } else if (prefix == "MNS") {
     ok = value.size() >= 5 && value.size() <= 10 && all_digits(value);
   } else {
-    throw Error(ErrorCode::BadRequest, "UID prefix '" + prefix + "' is not CCCD, CMND, HC, MST or MNS");
+    throw Error(ErrorCode::BadRequest,
+                "UID prefix '" + prefix + "' is not CCCD, CMND, HC, MST or MNS");
   }
-  if (!ok) throw Error(ErrorCode::BadRequest, "UID '" + v + "' is not a valid " + prefix + " number");
+  if (!ok)
+    throw Error(ErrorCode::BadRequest, "UID '" + v + "' is not a valid " + prefix + " number");
 }
 
 Bytes random_id(std::size_t n) {
   Bytes id(n);
-  if (RAND_bytes(id.data(), static_cast<int>(n)) != 1) throw Error(ErrorCode::Internal, "RAND_bytes failed");
+  if (RAND_bytes(id.data(), static_cast<int>(n)) != 1)
+    throw Error(ErrorCode::Internal, "RAND_bytes failed");
   return id;
 }
 
@@ -133,10 +153,14 @@ Subject parse_subject(std::string_view dn) {
       throw Error(ErrorCode::BadRequest, "subject part '" + trim(part) + "' is not NAME=value");
     }
     const AttrName* attr = find_attr(name);
-    if (attr == nullptr) throw Error(ErrorCode::BadRequest, "unknown subject attribute '" + name + "'");
+    if (attr == nullptr)
+      throw Error(ErrorCode::BadRequest, "unknown subject attribute '" + name + "'");
     std::string value = trim(part.substr(eq + 1));
-    if (value.empty()) throw Error(ErrorCode::BadRequest, "subject attribute " + name + " is empty");
-    const std::string canonical(attr->name == "T" ? "title" : attr->name == "E" ? "emailAddress" : attr->name);
+    if (value.empty())
+      throw Error(ErrorCode::BadRequest, "subject attribute " + name + " is empty");
+    const std::string canonical(attr->name == "T"   ? "title"
+                                : attr->name == "E" ? "emailAddress"
+                                                    : attr->name);
     if (canonical == "C" && (value.size() != 2 || !std::ranges::all_of(value, [](char c) {
                                return std::isupper(static_cast<unsigned char>(c)) != 0;
                              }))) {
@@ -164,7 +188,8 @@ std::string format_subject(const Subject& subject) {
   return s;
 }
 
-Provisioner::Provisioner(std::string module_path) : module_(std::move(module_path)), admin_(module_) {}
+Provisioner::Provisioner(std::string module_path)
+    : module_(std::move(module_path)), admin_(module_) {}
 
 void Provisioner::check_new_pin(const Secret& pin) const {
   if (profile_) profile_->pin.check(pin);
@@ -182,7 +207,8 @@ pkcs11::SlotState Provisioner::find_token(std::string_view token) {
   for (auto& s : admin_.slots()) {
     if (s.initialized && (s.label == token || s.serial == token)) return s;
   }
-  throw Error(ErrorCode::TokenNotFound, "no initialized token '" + std::string(token) + "' in " + module_);
+  throw Error(ErrorCode::TokenNotFound,
+              "no initialized token '" + std::string(token) + "' in " + module_);
 }
 
 InitResult Provisioner::init_token(std::string_view label, const Secret& so_pin,
@@ -203,22 +229,25 @@ InitResult Provisioner::init_token(std::string_view label, const Secret& so_pin,
     }
   }
   if (slot == nullptr) {
-    throw Error(ErrorCode::TokenNotFound, target ? "no token '" + *target + "'" : "no blank token: insert one");
+    throw Error(ErrorCode::TokenNotFound,
+                target ? "no token '" + *target + "'" : "no blank token: insert one");
   }
   if (slot->initialized && !allow_reinit) {
-    throw Error(ErrorCode::BadRequest, "token '" + slot->label +
-                                           "' is already initialized; re-initializing erases it (--force)");
+    throw Error(
+        ErrorCode::BadRequest,
+        "token '" + slot->label + "' is already initialized; re-initializing erases it (--force)");
   }
   for (const Secret* pin : {&so_pin, &user_pin}) {
     const bool sane = slot->max_pin > 0 && slot->max_pin < 1024;
     if (sane && (pin->size() < slot->min_pin || pin->size() > slot->max_pin)) {
-      throw Error(ErrorCode::PinInvalid, "PIN length must be " + std::to_string(slot->min_pin) + ".." +
-                                             std::to_string(slot->max_pin));
+      throw Error(ErrorCode::PinInvalid, "PIN length must be " + std::to_string(slot->min_pin) +
+                                             ".." + std::to_string(slot->max_pin));
     }
   }
   for (const auto& s : before) {
     if (s.initialized && s.label == label && s.slot_id != slot->slot_id) {
-      throw Error(ErrorCode::BadRequest, "another token is already labelled '" + std::string(label) + "'");
+      throw Error(ErrorCode::BadRequest,
+                  "another token is already labelled '" + std::string(label) + "'");
     }
   }
   admin_.init_token(slot->slot_id, so_pin, label);
@@ -267,11 +296,13 @@ std::vector<pkcs11::KeyPairInfo> Provisioner::key_pairs(std::string_view token, 
 }
 
 pkcs11::KeyPairInfo Provisioner::keygen(std::string_view token, const Secret& pin,
-                                        pkcs11::KeyAlgorithm alg, std::string_view label, Bytes id) {
+                                        pkcs11::KeyAlgorithm alg, std::string_view label,
+                                        Bytes id) {
   if (label.empty()) throw Error(ErrorCode::BadRequest, "a key pair needs a label");
   if (profile_ && std::ranges::find(profile_->algorithms, alg) == profile_->algorithms.end()) {
-    throw Error(ErrorCode::AlgorithmUnsupported, std::string(pkcs11::to_string(alg)) + " is not among the " +
-                                                     profile_->token.model + "'s key algorithms");
+    throw Error(ErrorCode::AlgorithmUnsupported, std::string(pkcs11::to_string(alg)) +
+                                                     " is not among the " + profile_->token.model +
+                                                     "'s key algorithms");
   }
   auto session = admin_.open(find_token(token).slot_id);
   session.login_user(pin);
@@ -294,25 +325,31 @@ CsrResult Provisioner::make_csr(std::string_view token, const Secret& pin, std::
     session.login_user(pin);
     for (auto& k : session.key_pairs()) {
       if (key_matches(k, key)) {
-        if (found) throw Error(ErrorCode::BadRequest, "several key pairs match '" + std::string(key) + "'");
+        if (found)
+          throw Error(ErrorCode::BadRequest, "several key pairs match '" + std::string(key) + "'");
         found = std::move(k);
       }
     }
   }  // logs the admin session out before the token layer logs in for signing
-  if (!found) throw Error(ErrorCode::KeyNotFound, "no key pair '" + std::string(key) + "' on the token");
-  if (found->spki.empty()) throw Error(ErrorCode::TokenError, "the token does not reveal the public key");
+  if (!found)
+    throw Error(ErrorCode::KeyNotFound, "no key pair '" + std::string(key) + "' on the token");
+  if (found->spki.empty())
+    throw Error(ErrorCode::TokenError, "the token does not reveal the public key");
 
   ReqPtr req(X509_REQ_new());
-  if (!req || X509_REQ_set_version(req.get(), 0) != 1) throw Error(ErrorCode::Internal, openssl_error());
+  if (!req || X509_REQ_set_version(req.get(), 0) != 1)
+    throw Error(ErrorCode::Internal, openssl_error());
   X509_NAME* name = X509_REQ_get_subject_name(req.get());
   for (const auto& [attr, value] : subject) {
     const AttrName* a = find_attr(attr);
     // MBSTRING_UTF8 with OpenSSL's default utf8only mask: names stay UTF8String (C stays
     // PrintableString as X.520 requires).
-    if (a == nullptr || X509_NAME_add_entry_by_txt(name, a->openssl, MBSTRING_UTF8,
-                                                   reinterpret_cast<const unsigned char*>(value.data()),
-                                                   static_cast<int>(value.size()), -1, 0) != 1) {
-      throw Error(ErrorCode::BadRequest, "cannot encode subject attribute " + attr + ": " + openssl_error());
+    if (a == nullptr ||
+        X509_NAME_add_entry_by_txt(name, a->openssl, MBSTRING_UTF8,
+                                   reinterpret_cast<const unsigned char*>(value.data()),
+                                   static_cast<int>(value.size()), -1, 0) != 1) {
+      throw Error(ErrorCode::BadRequest,
+                  "cannot encode subject attribute " + attr + ": " + openssl_error());
     }
   }
   const unsigned char* p = found->spki.data();
@@ -341,7 +378,8 @@ CsrResult Provisioner::make_csr(std::string_view token, const Secret& pin, std::
   const SignAlgorithm alg = ec ? SignAlgorithm::EcdsaSha256 : SignAlgorithm::RsaPkcs1Sha256;
   Bytes signature;
   {
-    pkcs11::Library lib(pkcs11::ModuleConfig{.paths = {module_}, .use_p11kit = false, .use_known = false});
+    pkcs11::Library lib(
+        pkcs11::ModuleConfig{.paths = {module_}, .use_p11kit = false, .use_known = false});
     auto t = lib.token(slot.serial.empty() ? slot.label : slot.serial);
     t->login(&pin);
     CertificateInfo key_only;  // no certificate yet: the token layer needs only the key type
@@ -351,13 +389,16 @@ CsrResult Provisioner::make_csr(std::string_view token, const Secret& pin, std::
   }
 
   std::unique_ptr<X509_ALGOR, FnDeleter<X509_ALGOR_free>> algor(X509_ALGOR_new());
-  if (!algor || X509_ALGOR_set0(algor.get(), OBJ_nid2obj(ec ? NID_ecdsa_with_SHA256 : NID_sha256WithRSAEncryption),
-                                ec ? V_ASN1_UNDEF : V_ASN1_NULL, nullptr) != 1 ||
+  if (!algor ||
+      X509_ALGOR_set0(algor.get(),
+                      OBJ_nid2obj(ec ? NID_ecdsa_with_SHA256 : NID_sha256WithRSAEncryption),
+                      ec ? V_ASN1_UNDEF : V_ASN1_NULL, nullptr) != 1 ||
       X509_REQ_set1_signature_algo(req.get(), algor.get()) != 1) {
     throw Error(ErrorCode::Internal, "signature algorithm: " + openssl_error());
   }
   ASN1_BIT_STRING* bits = ASN1_BIT_STRING_new();
-  if (bits == nullptr || ASN1_BIT_STRING_set(bits, signature.data(), static_cast<int>(signature.size())) != 1) {
+  if (bits == nullptr ||
+      ASN1_BIT_STRING_set(bits, signature.data(), static_cast<int>(signature.size())) != 1) {
     ASN1_BIT_STRING_free(bits);
     throw Error(ErrorCode::Internal, "signature bits: " + openssl_error());
   }
@@ -375,7 +416,8 @@ CsrResult Provisioner::make_csr(std::string_view token, const Secret& pin, std::
   unsigned char* dp = out.der.data();
   (void)i2d_X509_REQ(req.get(), &dp);
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_X509_REQ(bio.get(), req.get()) != 1) throw Error(ErrorCode::Internal, openssl_error());
+  if (!bio || PEM_write_bio_X509_REQ(bio.get(), req.get()) != 1)
+    throw Error(ErrorCode::Internal, openssl_error());
   char* data = nullptr;
   const long n = BIO_get_mem_data(bio.get(), &data);
   out.pem.assign(data, static_cast<std::size_t>(n));
@@ -414,7 +456,8 @@ ImportResult Provisioner::import_certificate(std::string_view token, const Secre
                                             ": refusing to import it");
   }
   const CertificateInfo info = parse_certificate(certificates[*ee]);
-  if (info.is_ca) throw Error(ErrorCode::CertInvalid, "the certificate for the token's key is a CA certificate");
+  if (info.is_ca)
+    throw Error(ErrorCode::CertInvalid, "the certificate for the token's key is a CA certificate");
   if (!present(certificates[*ee])) {
     session.import_certificate(certificates[*ee], result.key.id, result.key.label, false);
     result.certificate_added = true;
@@ -423,7 +466,8 @@ ImportResult Provisioner::import_certificate(std::string_view token, const Secre
     if (i == *ee || present(certificates[i])) continue;
     X509Ptr ca = x509_from_der(certificates[i]);
     const Bytes id = sha256(spki_of(ca.get()));
-    session.import_certificate(certificates[i], std::span(id).first(20), common_name(ca.get()), true);
+    session.import_certificate(certificates[i], std::span(id).first(20), common_name(ca.get()),
+                               true);
     ++result.chain_added;
   }
   return result;

@@ -78,7 +78,9 @@ std::vector<std::pair<std::size_t, std::vector<std::string>>> parse_csv(const fs
 }
 
 std::string lower(std::string s) {
-  std::ranges::transform(s, s.begin(), [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
+  std::ranges::transform(s, s.begin(), [](char c) {
+    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  });
   return s;
 }
 
@@ -86,7 +88,8 @@ std::string lower(std::string s) {
 std::string file_stem(const std::string& label) {
   std::string s = label;
   for (char& c : s) {
-    const bool ok = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '-';
+    const bool ok =
+        std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '-';
     if (!ok || (c == '.' && &c == &s.front())) c = '_';
   }
   return s;
@@ -118,12 +121,12 @@ nlohmann::json load_state(const fs::path& file) {
 
 }  // namespace
 
-std::vector<BatchRow> read_batch_csv(const fs::path& csv,
-                                     const std::vector<std::pair<std::string, std::string>>& defaults) {
+std::vector<BatchRow> read_batch_csv(
+    const fs::path& csv, const std::vector<std::pair<std::string, std::string>>& defaults) {
   const auto records = parse_csv(csv);
   if (records.empty()) csv_fail(csv, 1, "empty file: a header row (label,cn,uid,...) is required");
-  static const std::vector<std::string> known{"label", "cn", "uid", "title", "o", "ou", "l",
-                                              "st", "c", "email", "key"};
+  static const std::vector<std::string> known{"label", "cn", "uid", "title", "o",  "ou",
+                                              "l",     "st", "c",   "email", "key"};
   std::map<std::string, std::size_t> col;
   const auto& header = records.front().second;
   for (std::size_t i = 0; i < header.size(); ++i) {
@@ -131,7 +134,9 @@ std::vector<BatchRow> read_batch_csv(const fs::path& csv,
     name.erase(0, name.find_first_not_of(' '));
     name.erase(name.find_last_not_of(' ') + 1);
     if (std::ranges::find(known, name) == known.end()) {
-      csv_fail(csv, 1, "unknown column '" + header[i] + "' (known: label, cn, uid, title, o, ou, l, st, c, email, key)");
+      csv_fail(csv, 1,
+               "unknown column '" + header[i] +
+                   "' (known: label, cn, uid, title, o, ou, l, st, c, email, key)");
     }
     if (col.contains(name)) csv_fail(csv, 1, "column '" + name + "' appears twice");
     col[name] = i;
@@ -147,7 +152,9 @@ std::vector<BatchRow> read_batch_csv(const fs::path& csv,
   for (std::size_t r = 1; r < records.size(); ++r) {
     const auto& [line, fields] = records[r];
     if (fields.size() != header.size()) {
-      csv_fail(csv, line, std::to_string(fields.size()) + " fields, the header has " + std::to_string(header.size()));
+      csv_fail(csv, line,
+               std::to_string(fields.size()) + " fields, the header has " +
+                   std::to_string(header.size()));
     }
     auto get = [&](const std::string& name) -> std::string {
       std::string v;
@@ -162,19 +169,24 @@ std::vector<BatchRow> read_batch_csv(const fs::path& csv,
     BatchRow row;
     row.line = line;
     row.label = get("label");
-    if (row.label.empty() || row.label.size() > 32) csv_fail(csv, line, "label must be 1..32 bytes");
+    if (row.label.empty() || row.label.size() > 32)
+      csv_fail(csv, line, "label must be 1..32 bytes");
     for (const auto& other : rows) {
       if (other.label == row.label) {
-        csv_fail(csv, line, "label '" + row.label + "' already used on line " + std::to_string(other.line));
+        csv_fail(csv, line,
+                 "label '" + row.label + "' already used on line " + std::to_string(other.line));
       }
     }
     // Certificate order as Vietnamese CAs issue it: C, ST, L, O, OU, title, UID..., CN.
     Subject s;
     for (const char* attr : {"c", "st", "l", "o", "ou", "title"}) {
       if (auto v = get(attr); !v.empty()) {
-        const std::string name = std::string(attr) == "c" ? "C" : std::string(attr) == "st" ? "ST"
-                                 : std::string(attr) == "l" ? "L" : std::string(attr) == "o" ? "O"
-                                 : std::string(attr) == "ou" ? "OU" : "title";
+        const std::string name = std::string(attr) == "c"    ? "C"
+                                 : std::string(attr) == "st" ? "ST"
+                                 : std::string(attr) == "l"  ? "L"
+                                 : std::string(attr) == "o"  ? "O"
+                                 : std::string(attr) == "ou" ? "OU"
+                                                             : "title";
         s.emplace_back(name, v);
       }
     }
@@ -201,13 +213,14 @@ std::vector<BatchRow> read_batch_csv(const fs::path& csv,
   return rows;
 }
 
-BatchReport run_batch(Provisioner& p, const BatchOptions& o, const Secret& so_pin,
-                      const Secret& user_pin,
-                      const std::function<void(std::size_t, std::size_t, const BatchRowReport&)>& progress,
-                      const std::function<bool()>& stop) {
+BatchReport run_batch(
+    Provisioner& p, const BatchOptions& o, const Secret& so_pin, const Secret& user_pin,
+    const std::function<void(std::size_t, std::size_t, const BatchRowReport&)>& progress,
+    const std::function<bool()>& stop) {
   const auto rows = read_batch_csv(o.csv, o.defaults);
   fs::create_directories(o.out_dir);
-  const fs::path state_file = o.state_file.empty() ? o.out_dir / "provision-state.json" : o.state_file;
+  const fs::path state_file =
+      o.state_file.empty() ? o.out_dir / "provision-state.json" : o.state_file;
   nlohmann::json state = load_state(state_file);
   state["csv"] = fs::absolute(o.csv).string();
   auto& done_rows = state["rows"];
@@ -228,8 +241,10 @@ BatchReport run_batch(Provisioner& p, const BatchOptions& o, const Secret& so_pi
       r.csr = s.value("csr", "");
       r.certificate = s.value("certificate", "");
       // A certificate that arrived since the last run is still imported.
-      const fs::path crt = o.certs_dir.empty() ? fs::path() : o.certs_dir / (file_stem(row.label) + ".crt");
-      if (r.certificate.empty() && !crt.empty() && fs::exists(crt) && !limited && !(stop && stop())) {
+      const fs::path crt =
+          o.certs_dir.empty() ? fs::path() : o.certs_dir / (file_stem(row.label) + ".crt");
+      if (r.certificate.empty() && !crt.empty() && fs::exists(crt) && !limited &&
+          !(stop && stop())) {
         r.status = "";
       } else {
         ++report.skipped;
@@ -294,8 +309,11 @@ BatchReport run_batch(Provisioner& p, const BatchOptions& o, const Secret& so_pi
       }
       r.status = "done";
       ++report.done;
-      done_rows[row.label] = {{"status", "done"}, {"serial", r.serial}, {"key_id", r.key_id},
-                              {"csr", r.csr}, {"certificate", r.certificate}};
+      done_rows[row.label] = {{"status", "done"},
+                              {"serial", r.serial},
+                              {"key_id", r.key_id},
+                              {"csr", r.csr},
+                              {"certificate", r.certificate}};
     } catch (const Error& e) {
       r.status = "failed";
       r.error = std::string(e.name()) + ": " + e.detail();

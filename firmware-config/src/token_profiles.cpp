@@ -37,48 +37,65 @@ std::vector<TokenProfile> read_profiles(const toml::table& root_table, const std
     p.token.model = t.required_string("model");
     const std::string usb = t.required_string("usb");
     if (!parse_usb_id(usb, p.token.vendor_id, p.token.product_id)) {
-      t.fail("usb", "must be \"VID:PID\" in hex, e.g. \"096e:0807\"", "phải có dạng \"VID:PID\" hệ hex, ví dụ \"096e:0807\"");
+      t.fail("usb", "must be \"VID:PID\" in hex, e.g. \"096e:0807\"",
+             "phải có dạng \"VID:PID\" hệ hex, ví dụ \"096e:0807\"");
     }
     for (const auto& other : out) {
-      if (other.token.vendor_id == p.token.vendor_id && other.token.product_id == p.token.product_id) {
-        t.fail("usb", usb + " is already the " + other.token.model, usb + " đã dùng cho " + other.token.model);
+      if (other.token.vendor_id == p.token.vendor_id &&
+          other.token.product_id == p.token.product_id) {
+        t.fail("usb", usb + " is already the " + other.token.model,
+               usb + " đã dùng cho " + other.token.model);
       }
     }
     p.token.linux_package = t.string_or("package", "");
     if (auto algs = t.strings("algorithms")) {
       for (std::size_t i = 0; i < algs->size(); ++i) {
         auto a = pkcs11::parse_key_algorithm((*algs)[i]);
-        if (!a) t.fail_at("algorithms", i, "use rsa2048, rsa3072 or ec-p256", "dùng rsa2048, rsa3072 hoặc ec-p256");
+        if (!a)
+          t.fail_at("algorithms", i, "use rsa2048, rsa3072 or ec-p256",
+                    "dùng rsa2048, rsa3072 hoặc ec-p256");
         p.algorithms.push_back(*a);
       }
     } else {
       p.algorithms = {pkcs11::KeyAlgorithm::Rsa2048};
     }
     auto modules = t.table("modules");
-    if (!modules) t.fail("modules", "is required: [token.modules] with linux/windows/macos lists", "bắt buộc phải có mục [token.modules]");
+    if (!modules)
+      t.fail("modules", "is required: [token.modules] with linux/windows/macos lists",
+             "bắt buộc phải có mục [token.modules]");
     p.token.linux_modules = modules->strings("linux").value_or(std::vector<std::string>{});
     p.token.windows_modules = modules->strings("windows").value_or(std::vector<std::string>{});
     p.token.macos_modules = modules->strings("macos").value_or(std::vector<std::string>{});
-    if (p.token.linux_modules.empty() && p.token.windows_modules.empty() && p.token.macos_modules.empty()) {
-      t.fail("modules", "lists no module for any OS", "không có thư viện PKCS#11 nào cho hệ điều hành nào");
+    if (p.token.linux_modules.empty() && p.token.windows_modules.empty() &&
+        p.token.macos_modules.empty()) {
+      t.fail("modules", "lists no module for any OS",
+             "không có thư viện PKCS#11 nào cho hệ điều hành nào");
     }
     for (std::size_t i = 0; i < p.token.linux_modules.size(); ++i) {
       if (!p.token.linux_modules[i].starts_with('/')) {
-        modules->fail_at("linux", i, "Linux module paths must be absolute", "đường dẫn thư viện trên Linux phải là đường dẫn tuyệt đối");
+        modules->fail_at("linux", i, "Linux module paths must be absolute",
+                         "đường dẫn thư viện trên Linux phải là đường dẫn tuyệt đối");
       }
     }
     modules->finish();
     if (auto pin = t.table("pin")) {
-      if (auto v = pin->integer("min_length", 1, 64)) p.pin.min_length = static_cast<std::size_t>(*v);
-      if (auto v = pin->integer("max_length", 1, 255)) p.pin.max_length = static_cast<std::size_t>(*v);
+      if (auto v = pin->integer("min_length", 1, 64))
+        p.pin.min_length = static_cast<std::size_t>(*v);
+      if (auto v = pin->integer("max_length", 1, 255))
+        p.pin.max_length = static_cast<std::size_t>(*v);
       if (p.pin.min_length > p.pin.max_length) {
         pin->fail("min_length", "is larger than max_length", "lớn hơn max_length");
       }
       if (auto cs = pin->string("charset")) {
-        if (*cs == "any") p.pin.charset = PinCharset::Any;
-        else if (*cs == "digits") p.pin.charset = PinCharset::Digits;
-        else if (*cs == "alnum") p.pin.charset = PinCharset::Alphanumeric;
-        else pin->fail("charset", "must be \"any\", \"digits\" or \"alnum\"", "phải là \"any\", \"digits\" hoặc \"alnum\"");
+        if (*cs == "any")
+          p.pin.charset = PinCharset::Any;
+        else if (*cs == "digits")
+          p.pin.charset = PinCharset::Digits;
+        else if (*cs == "alnum")
+          p.pin.charset = PinCharset::Alphanumeric;
+        else
+          pin->fail("charset", "must be \"any\", \"digits\" or \"alnum\"",
+                    "phải là \"any\", \"digits\" hoặc \"alnum\"");
       }
       pin->finish();
     }
@@ -101,8 +118,9 @@ void PinPolicy::check(const Secret& pin) const {
       !std::ranges::all_of(v, [](char c) { return c >= '0' && c <= '9'; })) {
     throw Error(ErrorCode::PinInvalid, "PIN must be digits only");
   }
-  if (charset == PinCharset::Alphanumeric &&
-      !std::ranges::all_of(v, [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; })) {
+  if (charset == PinCharset::Alphanumeric && !std::ranges::all_of(v, [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0;
+      })) {
     throw Error(ErrorCode::PinInvalid, "PIN must be letters and digits only");
   }
 }

@@ -9,7 +9,9 @@
 namespace kyso::config::detail {
 namespace {
 
-std::uint32_t at_least_one(std::uint32_t v) { return v == 0 ? 1U : v; }
+std::uint32_t at_least_one(std::uint32_t v) {
+  return v == 0 ? 1U : v;
+}
 
 const char* type_name(toml::node_type t) {
   switch (t) {
@@ -36,8 +38,9 @@ toml::table parse_toml_text(std::string_view text, const std::string& name) {
   try {
     return toml::parse(text, name);
   } catch (const toml::parse_error& e) {
-    throw ConfigError(name, at_least_one(e.source().begin.line), at_least_one(e.source().begin.column),
-                      "", "TOML syntax error: " + std::string(e.description()),
+    throw ConfigError(name, at_least_one(e.source().begin.line),
+                      at_least_one(e.source().begin.column), "",
+                      "TOML syntax error: " + std::string(e.description()),
                       "sai cú pháp TOML: " + std::string(e.description()));
   }
 }
@@ -63,14 +66,17 @@ std::string Section::dotted(std::string_view key) const {
   return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
 }
 
-bool Section::has(std::string_view key) const { return table_->get(key) != nullptr; }
+bool Section::has(std::string_view key) const {
+  return table_->get(key) != nullptr;
+}
 
 const toml::node* Section::node(std::string_view key) {
   seen_->emplace(key);
   return table_->get(key);
 }
 
-void Section::fail(std::string_view key, const std::string& what_en, const std::string& what_vi) const {
+void Section::fail(std::string_view key, const std::string& what_en,
+                   const std::string& what_vi) const {
   const toml::node* n = table_->get(key);
   const auto& src = n != nullptr ? n->source() : table_->source();
   throw ConfigError(file_, at_least_one(src.begin.line), at_least_one(src.begin.column),
@@ -185,7 +191,8 @@ std::vector<std::string> Section::keys() const {
 std::string Section::resolve(const std::string& p) const {
   std::filesystem::path path(p);
   if (p.starts_with("~/")) {
-    if (const char* home = std::getenv("HOME"); home != nullptr) path = std::filesystem::path(home) / p.substr(2);
+    if (const char* home = std::getenv("HOME"); home != nullptr)
+      path = std::filesystem::path(home) / p.substr(2);
   }
   if (path.is_relative()) path = std::filesystem::path(file_).parent_path() / path;
   return path.lexically_normal().string();
@@ -234,8 +241,9 @@ bool host_char(char c) {
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::ranges::transform(out, out.begin(),
-                         [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
+  std::ranges::transform(out, out.begin(), [](char c) {
+    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  });
   return out;
 }
 
@@ -313,7 +321,8 @@ std::optional<std::string> normalize_origin(std::string_view origin, std::string
     return std::nullopt;
   }
   std::string out = scheme + "://" + host;
-  const bool default_port = (scheme == "https" && port_value == 443) || (scheme == "http" && port_value == 80);
+  const bool default_port =
+      (scheme == "https" && port_value == 443) || (scheme == "http" && port_value == 80);
   if (!port.empty() && !default_port) out += ":" + std::to_string(port_value);
   return out;
 }

@@ -40,7 +40,8 @@ Bytes read_attribute(const Module& m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
   return value;
 }
 
-CK_ULONG read_ulong(const Module& m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type) {
+CK_ULONG read_ulong(const Module& m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+                    CK_ATTRIBUTE_TYPE type) {
   CK_ULONG v = 0;
   CK_ATTRIBUTE attr{type, &v, sizeof v};
   KYSO_CK(m, C_GetAttributeValue, s, o, &attr, 1UL);
@@ -54,8 +55,8 @@ std::vector<CK_OBJECT_HANDLE> find_objects(const Module& m, CK_SESSION_HANDLE s,
   std::array<CK_OBJECT_HANDLE, 32> batch{};
   for (;;) {
     CK_ULONG n = 0;
-    const CK_RV rv = m.invoke<&CK_FUNCTION_LIST::C_FindObjects>(s, batch.data(),
-                                                                 CK_ULONG{batch.size()}, &n);
+    const CK_RV rv =
+        m.invoke<&CK_FUNCTION_LIST::C_FindObjects>(s, batch.data(), CK_ULONG{batch.size()}, &n);
     if (rv != CKR_OK) {
       (void)m.invoke<&CK_FUNCTION_LIST::C_FindObjectsFinal>(s);
       detail::throw_rv(rv, "C_FindObjects", __func__);
@@ -116,8 +117,10 @@ Bytes ec_spki(const Bytes& params_der, const Bytes& point_der) {
                  ASN1_STRING_get0_data(os.get()) + ASN1_STRING_length(os.get()));
   }
   ParamBldPtr bld(OSSL_PARAM_BLD_new());
-  if (!bld || OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
-      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) != 1) {
+  if (!bld ||
+      OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
+      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                       point.size()) != 1) {
     throw Error(ErrorCode::Internal, "OSSL_PARAM_BLD: " + openssl_error());
   }
   return pkey_to_spki(pkey_from_params("EC", bld.get()).get());
@@ -128,9 +131,9 @@ Bytes ec_spki(const Bytes& params_der, const Bytes& point_der) {
 Bytes public_key_spki(const Module& m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, const Bytes& id,
                       CK_KEY_TYPE type) {
   CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
-  std::array<CK_ATTRIBUTE, 2> tmpl{{{CKA_CLASS, &cls, sizeof cls},
-                                    {CKA_ID, const_cast<std::uint8_t*>(id.data()),
-                                     static_cast<CK_ULONG>(id.size())}}};
+  std::array<CK_ATTRIBUTE, 2> tmpl{
+      {{CKA_CLASS, &cls, sizeof cls},
+       {CKA_ID, const_cast<std::uint8_t*>(id.data()), static_cast<CK_ULONG>(id.size())}}};
   const auto pubs = find_objects(m, s, tmpl);
   const CK_OBJECT_HANDLE o = pubs.empty() ? priv : pubs.front();
   if (type == CKK_RSA) {
@@ -146,7 +149,9 @@ Bytes public_key_spki(const Module& m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pri
   return {};
 }
 
-std::string as_string(const Bytes& b) { return {b.begin(), b.end()}; }
+std::string as_string(const Bytes& b) {
+  return {b.begin(), b.end()};
+}
 
 }  // namespace
 
@@ -172,7 +177,9 @@ std::optional<KeyAlgorithm> parse_key_algorithm(std::string_view name) noexcept 
 Admin::Admin(const std::string& module_path) : module_(detail::Module::load(module_path)) {}
 Admin::~Admin() = default;
 
-const std::string& Admin::module_path() const noexcept { return module_->path(); }
+const std::string& Admin::module_path() const noexcept {
+  return module_->path();
+}
 
 std::vector<SlotState> Admin::slots() {
   CK_ULONG n = 0;
@@ -202,8 +209,8 @@ std::vector<SlotState> Admin::slots() {
 
 void Admin::init_token(unsigned long slot, const Secret& so_pin, std::string_view label) {
   if (label.empty() || label.size() > 32) {
-    throw Error(ErrorCode::BadRequest, "token label must be 1..32 bytes (UTF-8), got " +
-                                           std::to_string(label.size()));
+    throw Error(ErrorCode::BadRequest,
+                "token label must be 1..32 bytes (UTF-8), got " + std::to_string(label.size()));
   }
   std::array<unsigned char, 32> padded{};
   padded.fill(' ');
@@ -212,7 +219,9 @@ void Admin::init_token(unsigned long slot, const Secret& so_pin, std::string_vie
           static_cast<CK_ULONG>(so_pin.size()), padded.data());
 }
 
-AdminSession Admin::open(unsigned long slot) { return AdminSession(module_, slot); }
+AdminSession Admin::open(unsigned long slot) {
+  return AdminSession(module_, slot);
+}
 
 AdminSession::AdminSession(std::shared_ptr<detail::Module> module, unsigned long slot)
     : module_(std::move(module)) {
@@ -284,10 +293,10 @@ KeyPairInfo AdminSession::generate_key_pair(KeyAlgorithm alg, std::span<const st
       {CKA_LABEL, label_ptr, label_len},
   };
   std::vector<CK_ATTRIBUTE> priv{
-      {CKA_TOKEN, &yes, sizeof yes},       {CKA_PRIVATE, &yes, sizeof yes},
-      {CKA_SENSITIVE, &yes, sizeof yes},   {CKA_EXTRACTABLE, &no, sizeof no},
-      {CKA_SIGN, &yes, sizeof yes},        {CKA_DECRYPT, &no, sizeof no},
-      {CKA_UNWRAP, &no, sizeof no},        {CKA_ID, id_ptr, id_len},
+      {CKA_TOKEN, &yes, sizeof yes},     {CKA_PRIVATE, &yes, sizeof yes},
+      {CKA_SENSITIVE, &yes, sizeof yes}, {CKA_EXTRACTABLE, &no, sizeof no},
+      {CKA_SIGN, &yes, sizeof yes},      {CKA_DECRYPT, &no, sizeof no},
+      {CKA_UNWRAP, &no, sizeof no},      {CKA_ID, id_ptr, id_len},
       {CKA_LABEL, label_ptr, label_len},
   };
   CK_MECHANISM mech{CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};

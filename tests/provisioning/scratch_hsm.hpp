@@ -27,7 +27,8 @@ struct ScratchHsm {
     const auto& fx = kyso::test::fixture();  // reads the fixture (and its SOFTHSM2_CONF) first
     module = fx.module;
     std::random_device rd;
-    dir = std::filesystem::temp_directory_path() / ("kyso-prov-" + std::to_string(rd()) + std::to_string(rd()));
+    dir = std::filesystem::temp_directory_path() /
+          ("kyso-prov-" + std::to_string(rd()) + std::to_string(rd()));
     std::filesystem::create_directories(dir / "tokens");
     std::ofstream(dir / "softhsm2.conf") << "directories.tokendir = " << (dir / "tokens").string()
                                          << "\nobjectstore.backend = file\nlog.level = ERROR\n";

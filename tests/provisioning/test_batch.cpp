@@ -32,26 +32,29 @@ std::string label_of(int i) {
 
 void write_staff_csv(const std::string& path) {
   static const std::array<const char*, 6> family{"Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Võ"};
-  static const std::array<const char*, 5> given{"Thị Ánh", "Văn Bình", "Minh Đức", "Thu Hà", "Quốc Hùng"};
+  static const std::array<const char*, 5> given{"Thị Ánh", "Văn Bình", "Minh Đức", "Thu Hà",
+                                                "Quốc Hùng"};
   std::ofstream out(path, std::ios::binary);
   out << "\xEF\xBB\xBFlabel,cn,uid,title,key\n";  // as Excel saves UTF-8
   for (int i = 1; i <= kRows; ++i) {
     char cccd[16];
     std::snprintf(cccd, sizeof cccd, "0011850%05d", i);
-    const char* title = i == 1 ? "Hiệu trưởng" : (i % 2 == 0 ? "Giáo viên chủ nhiệm" : "Giáo viên bộ môn");
+    const char* title =
+        i == 1 ? "Hiệu trưởng" : (i % 2 == 0 ? "Giáo viên chủ nhiệm" : "Giáo viên bộ môn");
     out << label_of(i) << ",\"" << family[static_cast<std::size_t>(i) % family.size()] << " "
-        << given[static_cast<std::size_t>(i) % given.size()] << "\",CCCD:" << cccd << "," << title << ","
-        << (i % 10 == 1 ? "rsa2048" : "ec-p256") << "\n";
+        << given[static_cast<std::size_t>(i) % given.size()] << "\",CCCD:" << cccd << "," << title
+        << "," << (i % 10 == 1 ? "rsa2048" : "ec-p256") << "\n";
   }
 }
 
 nlohmann::json run_batch(const ScratchHsm& hsm, const std::string& extra) {
   const char* cli = std::getenv("KYSO_CLI");
   REQUIRE(cli != nullptr);
-  const std::string cmd = std::string(cli) + " --module '" + hsm.module + "' --lang en provision batch '" +
-                          hsm.path("staff.csv") + "' --out '" + hsm.path("out") + "' --so-pin-file '" +
-                          hsm.so_pin_file + "' --pin-file '" + hsm.pin_file +
-                          "' --o 'Trường THPT Chu Văn An' --st 'HÀ NỘI' --json " + extra + " 2>/dev/null";
+  const std::string cmd =
+      std::string(cli) + " --module '" + hsm.module + "' --lang en provision batch '" +
+      hsm.path("staff.csv") + "' --out '" + hsm.path("out") + "' --so-pin-file '" +
+      hsm.so_pin_file + "' --pin-file '" + hsm.pin_file +
+      "' --o 'Trường THPT Chu Văn An' --st 'HÀ NỘI' --json " + extra + " 2>/dev/null";
   const auto [rc, out] = kyso::test::run(cmd);
   INFO(cmd << "\n" << out);
   REQUIRE(rc == 0);
@@ -68,7 +71,8 @@ const nlohmann::json& row(const nlohmann::json& report, const std::string& label
 
 }  // namespace
 
-TEST_CASE("provisionBatch_interruptedThenResumed_makes30TokensWithoutDuplicateKeys", "[provision]") {
+TEST_CASE("provisionBatch_interruptedThenResumed_makes30TokensWithoutDuplicateKeys",
+          "[provision]") {
   ScratchHsm hsm;
   write_staff_csv(hsm.path("staff.csv"));
 
@@ -124,7 +128,8 @@ TEST_CASE("provisionBatch_interruptedThenResumed_makes30TokensWithoutDuplicateKe
 
     kyso::BioPtr bio(BIO_new_file(hsm.path("out/" + slot.label + ".csr").c_str(), "r"));
     REQUIRE(bio);
-    std::unique_ptr<X509_REQ, kyso::FnDeleter<X509_REQ_free>> req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+    std::unique_ptr<X509_REQ, kyso::FnDeleter<X509_REQ_free>> req(
+        PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
     REQUIRE(req);
     EVP_PKEY* pub = X509_REQ_get0_pubkey(req.get());
     CHECK(X509_REQ_verify(req.get(), pub) == 1);
@@ -140,16 +145,20 @@ TEST_CASE("provisionBatch_interruptedThenResumed_makes30TokensWithoutDuplicateKe
   CHECK(labels.contains("GV-030"));
 
   // One CSR checked by the openssl tool too, with its Vietnamese subject.
-  const auto [rc, out] = kyso::test::run("openssl req -in '" + hsm.path("out/GV-002.csr") +
-                                         "' -verify -noout -subject -nameopt utf8,sep_comma_plus_space 2>&1");
+  const auto [rc, out] =
+      kyso::test::run("openssl req -in '" + hsm.path("out/GV-002.csr") +
+                      "' -verify -noout -subject -nameopt utf8,sep_comma_plus_space 2>&1");
   CHECK(rc == 0);
-  CHECK_THAT(out, Catch::Contains("subject=C=VN, ST=HÀ NỘI, O=Trường THPT Chu Văn An, title=Giáo viên chủ nhiệm, "
-                                  "UID=CCCD:001185000002, CN="));
+  CHECK_THAT(out,
+             Catch::Contains(
+                 "subject=C=VN, ST=HÀ NỘI, O=Trường THPT Chu Văn An, title=Giáo viên chủ nhiệm, "
+                 "UID=CCCD:001185000002, CN="));
 }
 
 TEST_CASE("provisionBatch_badCsv_namesTheLine_beforeTouchingTokens", "[provision]") {
   ScratchHsm hsm;
-  std::ofstream(hsm.path("staff.csv")) << "label,cn,uid\nGV-1,Nguyễn Thị Ánh,CCCD:001185012345\nGV-2,Trần Văn Bình,CCCD:123\n";
+  std::ofstream(hsm.path("staff.csv"))
+      << "label,cn,uid\nGV-1,Nguyễn Thị Ánh,CCCD:001185012345\nGV-2,Trần Văn Bình,CCCD:123\n";
   try {
     (void)kyso::config::read_batch_csv(hsm.path("staff.csv"), {});
     FAIL("accepted");

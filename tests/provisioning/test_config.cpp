@@ -3,15 +3,15 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <random>
 
 #include "kyso/config/agent_config.hpp"
 #include "kyso/config/appliance_config.hpp"
-#include "kyso/config/token_profiles.hpp"
 #include "kyso/config/config_error.hpp"
 #include "kyso/config/provision.hpp"
+#include "kyso/config/token_profiles.hpp"
 
 namespace fs = std::filesystem;
 using kyso::config::ConfigError;
@@ -166,7 +166,8 @@ TEST_CASE("loadAgentConfig_mistakes_nameFileLineAndKey", "[config]") {
     CHECK_THAT(e.detail(), Catch::Contains("out of range"));
   }
   SECTION("origin with a path") {
-    const auto e = agent_error("[origins]\nallowed = [\n  \"https://ok.vn\",\n  \"https://hocba.vn/app\",\n]\n");
+    const auto e = agent_error(
+        "[origins]\nallowed = [\n  \"https://ok.vn\",\n  \"https://hocba.vn/app\",\n]\n");
     CHECK(e.line() == 4);
     CHECK(e.column() == 3);
     CHECK(e.key() == "origins.allowed[1]");
@@ -285,7 +286,8 @@ TEST_CASE("defaultTokenProfiles_coverDomainTable_andMatchBuiltinTable", "[config
   }
   // A fake inventory: an ePass2003 on a machine without any module installed.
   const std::vector<kyso::pkcs11::UsbDevice> devices{{0x096e, 0x0807, 1, 4}};
-  const auto status = kyso::pkcs11::diagnose_usb(devices, known, [](const std::string&) { return false; });
+  const auto status =
+      kyso::pkcs11::diagnose_usb(devices, known, [](const std::string&) { return false; });
   REQUIRE(status.size() == 1);
   CHECK_FALSE(status[0].module.has_value());
   CHECK_THAT(status[0].hint_en, Catch::Contains("opensc-pkcs11"));
@@ -296,29 +298,38 @@ TEST_CASE("tokenProfiles_mistakes_nameFileLineAndKey", "[config]") {
   auto load = [](const fs::path& f) { (void)kyso::config::load_token_profiles(f); };
   const std::string head = "schema = 1\n[[token]]\nvendor = \"F\"\nmodel = \"M\"\n";
   SECTION("bad VID:PID") {
-    const auto e = error_of(load, dir, "t.toml", head + "usb = \"96e:807\"\n[token.modules]\nlinux = [\"/x.so\"]\n");
+    const auto e = error_of(load, dir, "t.toml",
+                            head + "usb = \"96e:807\"\n[token.modules]\nlinux = [\"/x.so\"]\n");
     CHECK(e.key() == "token[0].usb");
     CHECK(e.line() == 5);
   }
   SECTION("duplicate VID:PID") {
     const auto e = error_of(load, dir, "t.toml",
-                            head + "usb = \"096e:0807\"\n[token.modules]\nlinux = [\"/x.so\"]\n" + "[[token]]\nvendor = \"F\"\nmodel = \"N\"\nusb = \"096E:0807\"\n");
+                            head + "usb = \"096e:0807\"\n[token.modules]\nlinux = [\"/x.so\"]\n" +
+                                "[[token]]\nvendor = \"F\"\nmodel = \"N\"\nusb = \"096E:0807\"\n");
     CHECK(e.key() == "token[1].usb");
     CHECK(e.line() == 11);
   }
   SECTION("relative Linux module") {
-    const auto e = error_of(load, dir, "t.toml", head + "usb = \"096e:0807\"\n[token.modules]\nlinux = [\"opensc-pkcs11.so\"]\n");
+    const auto e =
+        error_of(load, dir, "t.toml",
+                 head + "usb = \"096e:0807\"\n[token.modules]\nlinux = [\"opensc-pkcs11.so\"]\n");
     CHECK(e.key() == "token[0].modules.linux[0]");
     CHECK(e.line() == 7);
   }
   SECTION("bad PIN policy") {
     const auto e = error_of(load, dir, "t.toml",
-                            head + "usb = \"096e:0807\"\n[token.modules]\nlinux = [\"/x.so\"]\n[token.pin]\nmin_length = 9\nmax_length = 8\n");
+                            head +
+                                "usb = \"096e:0807\"\n[token.modules]\nlinux = "
+                                "[\"/x.so\"]\n[token.pin]\nmin_length = 9\nmax_length = 8\n");
     CHECK(e.key() == "token[0].pin.min_length");
     CHECK(e.line() == 9);
   }
   SECTION("unknown algorithm") {
-    const auto e = error_of(load, dir, "t.toml", head + "usb = \"096e:0807\"\nalgorithms = [\"rsa1024\"]\n[token.modules]\nlinux = [\"/x.so\"]\n");
+    const auto e = error_of(load, dir, "t.toml",
+                            head +
+                                "usb = \"096e:0807\"\nalgorithms = "
+                                "[\"rsa1024\"]\n[token.modules]\nlinux = [\"/x.so\"]\n");
     CHECK(e.key() == "token[0].algorithms[0]");
   }
   SECTION("missing schema") {
@@ -328,7 +339,8 @@ TEST_CASE("tokenProfiles_mistakes_nameFileLineAndKey", "[config]") {
 }
 
 TEST_CASE("pinPolicy_check_refusesWhatTheTokenWould", "[config]") {
-  kyso::config::PinPolicy p{.min_length = 6, .max_length = 8, .charset = kyso::config::PinCharset::Digits};
+  kyso::config::PinPolicy p{
+      .min_length = 6, .max_length = 8, .charset = kyso::config::PinCharset::Digits};
   kyso::Secret ok;
   ok.assign("123456");
   CHECK_NOTHROW(p.check(ok));
@@ -344,21 +356,24 @@ TEST_CASE("examples_loadWithoutError", "[config]") {
   const fs::path examples = KYSO_EXAMPLES_DIR;
   TempDir dir;
   // The examples' relative files, as an installation would have them.
-  for (const char* f : {"tls/agent.crt", "tls/agent.key", "ca/neac-root.pem", "ca/vgca-root.pem",
-                        "tls/appliance.crt", "tls/appliance.key", "secrets/hsm.pin",
-                        "certs/gv-nguyenthianh.pem", "certs/ht-tranvanbinh.pem",
-                        "secrets/gv.nguyenthianh.hash", "secrets/gv.nguyenthianh.totp",
-                        "secrets/ht.tranvanbinh.hash", "secrets/ht.tranvanbinh.totp"}) {
+  for (const char* f :
+       {"tls/agent.crt", "tls/agent.key", "ca/neac-root.pem", "ca/vgca-root.pem",
+        "tls/appliance.crt", "tls/appliance.key", "secrets/hsm.pin", "certs/gv-nguyenthianh.pem",
+        "certs/ht-tranvanbinh.pem", "secrets/gv.nguyenthianh.hash", "secrets/gv.nguyenthianh.totp",
+        "secrets/ht.tranvanbinh.hash", "secrets/ht.tranvanbinh.totp"}) {
     dir.write(f, "x");
   }
-  const auto agent = kyso::config::load_agent_config(dir.write("kyso-agent.toml", slurp(examples / "kyso-agent.toml")));
+  const auto agent = kyso::config::load_agent_config(
+      dir.write("kyso-agent.toml", slurp(examples / "kyso-agent.toml")));
   CHECK(agent.allowed_origins.size() == 2);
   CHECK(agent.remote.size() == 1);
   // The example's module path may not exist here; the appliance refuses a missing module.
   std::string appliance_text = slurp(examples / "kyso-appliance.toml");
   const auto module_line = appliance_text.find("/usr/lib/softhsm/libsofthsm2.so");
-  appliance_text.replace(module_line, std::string("/usr/lib/softhsm/libsofthsm2.so").size(), "tls/appliance.crt");
-  const auto appliance = kyso::config::load_appliance_config(dir.write("kyso-appliance.toml", appliance_text));
+  appliance_text.replace(module_line, std::string("/usr/lib/softhsm/libsofthsm2.so").size(),
+                         "tls/appliance.crt");
+  const auto appliance =
+      kyso::config::load_appliance_config(dir.write("kyso-appliance.toml", appliance_text));
   CHECK(appliance.listen_port == 8443);
   CHECK(appliance.hsm_token_label == "Kyso HSM");
   REQUIRE(appliance.users.size() == 2);
@@ -367,7 +382,8 @@ TEST_CASE("examples_loadWithoutError", "[config]") {
   const auto school = kyso::config::load_token_profiles(examples / "tokens-school.toml");
   REQUIRE(school.size() == 1);
   CHECK(school[0].pin.charset == kyso::config::PinCharset::Digits);
-  const auto rows = kyso::config::read_batch_csv(examples / "staff.csv", {{"o", "Trường THPT Chu Văn An"}});
+  const auto rows =
+      kyso::config::read_batch_csv(examples / "staff.csv", {{"o", "Trường THPT Chu Văn An"}});
   REQUIRE(rows.size() == 3);
   CHECK(rows[2].subject.size() == 6);  // C, O, title, UID CCCD, UID MST, CN
 }
@@ -401,17 +417,22 @@ TEST_CASE("applianceConfig_mistakes_nameFileLineAndKey", "[config]") {
   }
   SECTION("user with an unknown credential") {
     const auto e = error_of(load, dir, "a.toml",
-                            base + "[[users]]\nname = \"gv\"\npassword_hash_file = \"u.hash\"\nsecond_factor = \"none\"\ncredentials = [\"nope\"]\n");
+                            base +
+                                "[[users]]\nname = \"gv\"\npassword_hash_file = "
+                                "\"u.hash\"\nsecond_factor = \"none\"\ncredentials = [\"nope\"]\n");
     CHECK(e.key() == "users[0].credentials[0]");
     CHECK(e.line() == 14);
   }
   SECTION("TOTP without a secret") {
-    const auto e = error_of(load, dir, "a.toml", base + "[[users]]\nname = \"gv\"\npassword_hash_file = \"u.hash\"\n");
+    const auto e = error_of(load, dir, "a.toml",
+                            base + "[[users]]\nname = \"gv\"\npassword_hash_file = \"u.hash\"\n");
     CHECK(e.key() == "users[0].totp_secret_file");
   }
   SECTION("unknown algorithm") {
     const auto e = error_of(load, dir, "a.toml",
-                            base + "[[credentials]]\nid = \"c\"\nkey_label = \"k\"\ncertificate = \"a.crt\"\nalgorithms = [\"md5\"]\n");
+                            base +
+                                "[[credentials]]\nid = \"c\"\nkey_label = \"k\"\ncertificate = "
+                                "\"a.crt\"\nalgorithms = [\"md5\"]\n");
     CHECK(e.key() == "credentials[0].algorithms[0]");
   }
 }

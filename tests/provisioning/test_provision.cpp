@@ -12,10 +12,10 @@
 #include <set>
 
 #include "fixture.hpp"
-#include "scratch_hsm.hpp"
 #include "kyso/config/provision.hpp"
 #include "kyso/core/secret.hpp"
 #include "kyso/pkcs11/library.hpp"
+#include "scratch_hsm.hpp"
 
 namespace fs = std::filesystem;
 using kyso::Bytes;
@@ -32,9 +32,13 @@ constexpr const char* kSubject =
     "C=VN, ST=HÀ NỘI, L=Quận Ba Đình, O=Trường THPT Chu Văn An, title=Giáo viên chủ nhiệm, "
     "UID=CCCD:001185099999, CN=Nguyễn Thị Ánh";
 
-void write(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+void write(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
 
-std::string pki(const std::string& key) { return kyso::test::fixture().manifest.at("pki").at(key).get<std::string>(); }
+std::string pki(const std::string& key) {
+  return kyso::test::fixture().manifest.at("pki").at(key).get<std::string>();
+}
 
 // The fixture's issuing CA certifies a request, as `openssl x509 -req` (keyUsage from the request).
 std::string issue(const ScratchHsm& hsm, const std::string& csr, const std::string& name) {
@@ -42,9 +46,10 @@ std::string issue(const ScratchHsm& hsm, const std::string& csr, const std::stri
   const std::string sub_key = fs::path(sub).parent_path() / "sub.key";
   const std::string out = hsm.path(name + ".crt");
   std::random_device rd;
-  const auto [rc, text] = kyso::test::run(
-      "openssl x509 -req -in '" + csr + "' -CA '" + sub + "' -CAkey '" + sub_key +
-      "' -set_serial " + std::to_string(rd()) + " -days 30 -sha256 -copy_extensions copy -out '" + out + "' 2>&1");
+  const auto [rc, text] =
+      kyso::test::run("openssl x509 -req -in '" + csr + "' -CA '" + sub + "' -CAkey '" + sub_key +
+                      "' -set_serial " + std::to_string(rd()) +
+                      " -days 30 -sha256 -copy_extensions copy -out '" + out + "' 2>&1");
   INFO(text);
   REQUIRE(rc == 0);
   return out;
@@ -58,7 +63,9 @@ std::vector<Bytes> ders_of(const std::vector<std::string>& files) {
   return out;
 }
 
-std::string shell_quote(const std::string& s) { return "'" + s + "'"; }
+std::string shell_quote(const std::string& s) {
+  return "'" + s + "'";
+}
 
 }  // namespace
 
@@ -85,22 +92,25 @@ TEST_CASE("provision_blankToken_initKeygenCsrImportSign_verifiesWithOpenSSL", "[
   const std::string csr_file = hsm.path("req.csr");
   write(csr_file, csr.pem);
   {
-    const auto [rc, out] = kyso::test::run("openssl req -in " + shell_quote(csr_file) +
-                                           " -verify -noout -subject -nameopt utf8,sep_comma_plus_space 2>&1");
+    const auto [rc, out] =
+        kyso::test::run("openssl req -in " + shell_quote(csr_file) +
+                        " -verify -noout -subject -nameopt utf8,sep_comma_plus_space 2>&1");
     INFO(out);
     CHECK(rc == 0);
     CHECK_THAT(out, Catch::Contains("verify OK"));
     CHECK_THAT(out, Catch::Contains(std::string("subject=") + kSubject));
   }
   {
-    const auto [rc, out] = kyso::test::run("openssl asn1parse -in " + shell_quote(csr_file) + " 2>&1");
+    const auto [rc, out] =
+        kyso::test::run("openssl asn1parse -in " + shell_quote(csr_file) + " 2>&1");
     CHECK_THAT(out, Catch::Contains("UTF8STRING        :CCCD:001185099999"));
   }
 
   const std::string crt = issue(hsm, csr_file, "gv");
   {
-    const auto [rc, out] = kyso::test::run("openssl verify -CAfile " + shell_quote(pki("root")) + " -untrusted " +
-                                           shell_quote(pki("sub")) + " " + shell_quote(crt) + " 2>&1");
+    const auto [rc, out] =
+        kyso::test::run("openssl verify -CAfile " + shell_quote(pki("root")) + " -untrusted " +
+                        shell_quote(pki("sub")) + " " + shell_quote(crt) + " 2>&1");
     INFO(out);
     REQUIRE(rc == 0);
   }
@@ -123,9 +133,11 @@ TEST_CASE("provision_blankToken_initKeygenCsrImportSign_verifiesWithOpenSSL", "[
   auto signer = lib.signer(creds[0].id());
   signer->authorize(&pin, {});
   const std::string doc = "Học bạ số: Nguyễn Văn An, lớp 12A1";
-  const Bytes digest = kyso::sha256(std::span(reinterpret_cast<const std::uint8_t*>(doc.data()), doc.size()));
-  const auto sign_alg = alg == kyso::pkcs11::KeyAlgorithm::EcP256 ? kyso::SignAlgorithm::EcdsaSha256
-                                                                  : kyso::SignAlgorithm::RsaPkcs1Sha256;
+  const Bytes digest =
+      kyso::sha256(std::span(reinterpret_cast<const std::uint8_t*>(doc.data()), doc.size()));
+  const auto sign_alg = alg == kyso::pkcs11::KeyAlgorithm::EcP256
+                            ? kyso::SignAlgorithm::EcdsaSha256
+                            : kyso::SignAlgorithm::RsaPkcs1Sha256;
   const Bytes sig = signer->sign_digest(sign_alg, digest);
   CHECK(kyso::test::openssl_verify(creds[0].cert.der, sign_alg, digest, sig));
 }
@@ -168,11 +180,13 @@ TEST_CASE("provisionPins_changeAndUnblock_takeEffect", "[provision]") {
   p.change_so_pin("GV-PIN", secret("12345678"), secret("87654321"));
   CHECK_NOTHROW(p.unblock_pin("GV-PIN", secret("87654321"), secret("123456")));
   // Initializing a token that is already in use needs an explicit target and --force.
-  CHECK_THROWS_AS(p.init_token("GV-PIN2", secret("12345678"), secret("123456"), std::string("GV-PIN")), Error);
+  CHECK_THROWS_AS(
+      p.init_token("GV-PIN2", secret("12345678"), secret("123456"), std::string("GV-PIN")), Error);
 }
 
 TEST_CASE("parseSubject_vietnameseIdentities_checked", "[provision]") {
-  const auto s = kyso::config::parse_subject("C=VN, ST=HÀ NỘI, O=Trường A\\, B, UID=MST:0100686209-199, CN=Trường A");
+  const auto s = kyso::config::parse_subject(
+      "C=VN, ST=HÀ NỘI, O=Trường A\\, B, UID=MST:0100686209-199, CN=Trường A");
   REQUIRE(s.size() == 5);
   CHECK(s[2].second == "Trường A, B");
   CHECK(s[3] == std::pair<std::string, std::string>{"UID", "MST:0100686209-199"});
@@ -183,7 +197,8 @@ TEST_CASE("parseSubject_vietnameseIdentities_checked", "[provision]") {
   CHECK_THROWS_AS(kyso::config::parse_subject("C=VN, Foo=1, CN=X"), Error);
 }
 
-TEST_CASE("provisionWithProfile_pinPolicyAndAlgorithms_enforcedBeforeTouchingToken", "[provision]") {
+TEST_CASE("provisionWithProfile_pinPolicyAndAlgorithms_enforcedBeforeTouchingToken",
+          "[provision]") {
   ScratchHsm hsm;
   Provisioner p(hsm.module);
   kyso::config::TokenProfile profile;

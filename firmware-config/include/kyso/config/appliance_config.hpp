@@ -19,18 +19,19 @@ enum class SecondFactor { None, Totp };
 struct ApplianceUser {
   std::string name;          ///< login name, e.g. "gv.nguyenthianh"
   std::string display_name;  ///< "Nguyễn Thị Ánh"
-  std::string password_hash_file;  ///< file holding the password hash (argon2id/scrypt); never the password
+  std::string
+      password_hash_file;  ///< file holding the password hash (argon2id/scrypt); never the password
   SecondFactor second_factor = SecondFactor::Totp;
-  std::string totp_secret_file;    ///< required with second_factor = "totp"
+  std::string totp_secret_file;          ///< required with second_factor = "totp"
   std::vector<std::string> credentials;  ///< ids of [[credentials]] this user may sign with
 };
 
 struct ApplianceCredential {
-  std::string id;           ///< CSC credentialID
-  std::string key_label;    ///< CKA_LABEL of the private key in the HSM
-  std::string certificate;  ///< certificate file (PEM/DER) with its chain
+  std::string id;                       ///< CSC credentialID
+  std::string key_label;                ///< CKA_LABEL of the private key in the HSM
+  std::string certificate;              ///< certificate file (PEM/DER) with its chain
   std::vector<std::string> algorithms;  ///< "rsa-sha256", "rsa-pss-sha256", ...
-  int scal = 2;             ///< 1: SAD for any hashes; 2: SAD bound to the listed hashes
+  int scal = 2;               ///< 1: SAD for any hashes; 2: SAD bound to the listed hashes
   std::size_t multisign = 1;  ///< signatures one authorization may cover
 };
 

@@ -13,15 +13,16 @@
 #include <utility>
 #include <vector>
 
+#include "kyso/config/token_profiles.hpp"
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/core/secret.hpp"
-#include "kyso/config/token_profiles.hpp"
 #include "kyso/pkcs11/admin.hpp"
 
 namespace kyso::config {
 
-/// A subject DN in certificate order, e.g. {{"C","VN"},{"ST","HÀ NỘI"},...,{"CN","Nguyễn Thị Ánh"}}.
+/// A subject DN in certificate order, e.g. {{"C","VN"},{"ST","HÀ NỘI"},...,{"CN","Nguyễn Thị
+/// Ánh"}}.
 using Subject = std::vector<std::pair<std::string, std::string>>;
 
 /// Parses "C=VN, ST=HÀ NỘI, O=Trường X, UID=CCCD:001185012345, CN=Nguyễn Thị Ánh" (the order
@@ -51,7 +52,7 @@ struct CsrResult {
 };
 
 struct ImportResult {
-  pkcs11::KeyPairInfo key;     ///< the key pair the certificate belongs to
+  pkcs11::KeyPairInfo key;         ///< the key pair the certificate belongs to
   bool certificate_added = false;  ///< false when the same certificate was already there
   std::size_t chain_added = 0;
 };
@@ -116,8 +117,9 @@ struct BatchRow {
 /// Reads the staff CSV. Header names (any order): label, cn, uid (several separated by ';'),
 /// title, o, ou, l, st, c, email, key. `defaults` fill o/ou/l/st/c/title left empty in a row.
 /// Throws Error(BadRequest) naming the line of any mistake.
-std::vector<BatchRow> read_batch_csv(const std::filesystem::path& csv,
-                                     const std::vector<std::pair<std::string, std::string>>& defaults);
+std::vector<BatchRow> read_batch_csv(
+    const std::filesystem::path& csv,
+    const std::vector<std::pair<std::string, std::string>>& defaults);
 
 struct BatchOptions {
   std::filesystem::path csv;
@@ -125,19 +127,19 @@ struct BatchOptions {
   std::filesystem::path state_file;  ///< default: <out_dir>/provision-state.json
   std::filesystem::path certs_dir;   ///< optional: <label>.crt found here is imported
   std::vector<std::pair<std::string, std::string>> defaults;
-  bool init_blank = true;            ///< initialize a blank token for a row with none
-  std::size_t limit = 0;             ///< stop after this many rows done in this run (0: all)
+  bool init_blank = true;  ///< initialize a blank token for a row with none
+  std::size_t limit = 0;   ///< stop after this many rows done in this run (0: all)
   std::string key_label = "kyso-sign";
 };
 
 struct BatchRowReport {
   std::size_t index = 0;  ///< 1-based row number
   std::string label;
-  std::string status;     ///< "done", "skipped" (done in an earlier run), "failed", "pending"
+  std::string status;  ///< "done", "skipped" (done in an earlier run), "failed", "pending"
   std::string serial;
   std::string key_id;
   std::string csr;
-  std::string certificate;  ///< "imported", "present" or empty
+  std::string certificate;           ///< "imported", "present" or empty
   std::vector<std::string> actions;  ///< what this run did: "init", "keygen", "csr", "import"
   std::string error;
 };
@@ -152,9 +154,9 @@ struct BatchReport {
 /// (Ctrl-C, --limit, a crash) resumes where it left off. A row whose token already holds the
 /// key pair labelled `key_label` reuses it: a resumed run never makes a second key.
 /// `progress(i, n, row)` is called after each row; `stop()` is polled between rows.
-BatchReport run_batch(Provisioner& p, const BatchOptions& options, const Secret& so_pin,
-                      const Secret& user_pin,
-                      const std::function<void(std::size_t, std::size_t, const BatchRowReport&)>& progress = {},
-                      const std::function<bool()>& stop = {});
+BatchReport run_batch(
+    Provisioner& p, const BatchOptions& options, const Secret& so_pin, const Secret& user_pin,
+    const std::function<void(std::size_t, std::size_t, const BatchRowReport&)>& progress = {},
+    const std::function<bool()>& stop = {});
 
 }  // namespace kyso::config

@@ -28,8 +28,8 @@ struct SlotState {
   std::string label;
   std::string serial;
   std::string model;
-  bool initialized = false;            ///< CKF_TOKEN_INITIALIZED
-  bool user_pin_initialized = false;   ///< CKF_USER_PIN_INITIALIZED
+  bool initialized = false;           ///< CKF_TOKEN_INITIALIZED
+  bool user_pin_initialized = false;  ///< CKF_USER_PIN_INITIALIZED
   bool user_pin_locked = false;
   bool so_pin_locked = false;
   unsigned long min_pin = 0;
@@ -43,10 +43,10 @@ std::optional<KeyAlgorithm> parse_key_algorithm(std::string_view name) noexcept;
 
 /// A key pair on the token, found by its CKA_ID.
 struct KeyPairInfo {
-  Bytes id;             ///< CKA_ID, shared by the private key, the public key and the certificate
-  std::string label;    ///< CKA_LABEL, the same on all three
-  std::string key_type; ///< "RSA" or "EC"
-  Bytes spki;           ///< DER SubjectPublicKeyInfo (empty if the token hides the public key)
+  Bytes id;              ///< CKA_ID, shared by the private key, the public key and the certificate
+  std::string label;     ///< CKA_LABEL, the same on all three
+  std::string key_type;  ///< "RSA" or "EC"
+  Bytes spki;            ///< DER SubjectPublicKeyInfo (empty if the token hides the public key)
 };
 
 /// A certificate object on the token.
