@@ -108,4 +108,35 @@ std::chrono::system_clock::time_point timestamp_time(std::span<const std::uint8_
   return gen_time(info.get());
 }
 
+std::optional<std::chrono::system_clock::time_point> verify_timestamp(
+    std::span<const std::uint8_t> token, std::span<const std::uint8_t> data,
+    const std::vector<std::string>& anchors, std::string& why) {
+  const unsigned char* p = token.data();
+  Pkcs7Ptr p7(d2i_PKCS7(nullptr, &p, static_cast<long>(token.size())));
+  TstPtr info(p7 ? PKCS7_to_TS_TST_INFO(p7.get()) : nullptr);
+  if (!info) {
+    why = "not a timestamp token";
+    openssl_error();
+    return std::nullopt;
+  }
+  TsVerifyPtr ctx(TS_VERIFY_CTX_new());
+  unsigned flags = TS_VFY_VERSION | TS_VFY_DATA;
+  BIO* bio = BIO_new_mem_buf(data.data(), static_cast<int>(data.size()));
+  TS_VERIFY_CTX_set_data(ctx.get(), bio);  // owned by ctx from here
+  if (!anchors.empty()) {
+    flags |= TS_VFY_SIGNATURE;
+    TS_VERIFY_CTX_set_store(ctx.get(), detail::make_store(anchors).release());
+  }
+  TS_VERIFY_CTX_set_flags(ctx.get(), static_cast<int>(flags));
+  if (TS_RESP_verify_token(ctx.get(), p7.get()) != 1) {
+    why = "timestamp does not verify: " + openssl_error();
+    return std::nullopt;
+  }
+  if (anchors.empty() && PKCS7_verify(p7.get(), nullptr, nullptr, nullptr, nullptr, PKCS7_NOVERIFY) != 1) {
+    why = "timestamp signature invalid: " + openssl_error();
+    return std::nullopt;
+  }
+  return gen_time(info.get());
+}
+
 }  // namespace kyso::formats

@@ -178,7 +178,9 @@ std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
     xmlNodePtr dv2 = el(r2, "DigestValue");
     xmlNodePtr sv = el(sig, "SignatureValue");
     xmlNodePtr x509 = el(el(sig, "KeyInfo"), "X509Data");
+    // The signer's certificate first, then its issuers: a verifier needs only the root.
     text_el(x509, "X509Certificate", to_base64(cred.cert.der));
+    for (const auto& ca : cred.chain) text_el(x509, "X509Certificate", to_base64(ca));
 
     xmlNodePtr object = el(sig, "Object");
     xmlNodePtr covered = nullptr;  // what the second Reference points at

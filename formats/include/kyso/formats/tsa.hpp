@@ -4,6 +4,8 @@
 /// TSA's certificate requested), and checks the response answers exactly that request.
 
 #include <chrono>
+#include <optional>
+#include <vector>
 #include <span>
 #include <string>
 
@@ -33,5 +35,12 @@ Timestamp request_timestamp(const TsaConfig& config, std::span<const std::uint8_
 
 /// The genTime of a DER TimeStampToken; throws Error(TsaError) when it is not one.
 std::chrono::system_clock::time_point timestamp_time(std::span<const std::uint8_t> token);
+
+/// Verifies a TimeStampToken over `data`: the imprint matches, the TSA's signature is valid
+/// and, when `anchors` are given, its certificate chains to one of them. Returns the genTime,
+/// or nullopt with `why` set.
+std::optional<std::chrono::system_clock::time_point> verify_timestamp(
+    std::span<const std::uint8_t> token, std::span<const std::uint8_t> data,
+    const std::vector<std::string>& anchors, std::string& why);
 
 }  // namespace kyso::formats

@@ -1,0 +1,68 @@
+#pragma once
+/// @file
+/// Verification of XML-DSig/XAdES, PAdES and CMS/CAdES signatures, one report per signature:
+/// signer (name, UID fields, person/organization, guessed role), claimed signing time,
+/// timestamp, integrity, chain to a trust anchor, revocation, and for PDFs whether the file
+/// was changed after the signature.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "kyso/core/certificate.hpp"
+#include "kyso/core/error.hpp"
+#include "kyso/core/roles.hpp"
+
+namespace kyso::formats {
+
+struct VerifyOptions {
+  std::vector<std::string> anchors;        ///< trust anchors (PEM/DER files)
+  std::vector<std::string> intermediates;  ///< extra CA certificates
+  bool check_revocation = true;
+  std::string ocsp_url;                ///< overrides the certificates' AIA
+  std::vector<std::string> crl_files;  ///< local CRLs
+  std::chrono::seconds timeout{10};
+  std::string content;  ///< detached CMS: the signed file
+};
+
+enum class CheckStatus { Ok, Failed, Unknown };
+std::string_view to_string(CheckStatus s) noexcept;  ///< "ok", "failed", "unknown"
+
+struct SignatureReport {
+  std::string id;      ///< XML Signature Id, PDF field name, or "signer-<n>" for CMS
+  std::string format;  ///< "xmldsig", "xades", "pades", "cades"
+  std::string algorithm;
+  std::optional<CertificateInfo> signer;
+  std::optional<Role> role;
+  std::optional<std::chrono::system_clock::time_point> signing_time;  ///< as the signer claims
+  std::optional<std::chrono::system_clock::time_point> timestamp;     ///< from a verified TSA token
+  bool integrity = false;
+  std::string integrity_detail;
+  CheckStatus chain = CheckStatus::Unknown;
+  std::string chain_detail;
+  CheckStatus revocation = CheckStatus::Unknown;
+  std::string revocation_detail;
+  std::optional<bool> covers_whole_file;  ///< PDF: false when revisions were appended later
+  [[nodiscard]] bool ok() const noexcept {
+    return integrity && chain == CheckStatus::Ok && revocation != CheckStatus::Failed;
+  }
+};
+
+struct VerifyReport {
+  std::string file;
+  std::string kind;  ///< "xml", "pdf", "cms"
+  std::vector<SignatureReport> signatures;
+  [[nodiscard]] bool ok() const noexcept;  ///< at least one signature and all ok
+};
+
+/// Detects the kind from the content (XML, %PDF-, DER CMS). Throws Error(DocumentInvalid) for
+/// a file that is none of them or cannot be parsed.
+VerifyReport verify_file(const std::string& path, const VerifyOptions& options);
+
+void to_json(nlohmann::json& j, const SignatureReport& r);
+void to_json(nlohmann::json& j, const VerifyReport& r);
+
+}  // namespace kyso::formats

@@ -1,0 +1,310 @@
+#include "kyso/formats/verify.hpp"
+
+#include <openssl/cms.h>
+#include <openssl/pem.h>
+#include <openssl/cms.h>
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "der.hpp"
+#include "kyso/formats/cert_check.hpp"
+#include "kyso/formats/tsa.hpp"
+#include "verify_common.hpp"
+
+namespace kyso::formats {
+
+std::string_view to_string(CheckStatus s) noexcept {
+  switch (s) {
+    case CheckStatus::Ok: return "ok";
+    case CheckStatus::Failed: return "failed";
+    case CheckStatus::Unknown: return "unknown";
+  }
+  return "unknown";
+}
+
+bool VerifyReport::ok() const noexcept {
+  if (signatures.empty()) return false;
+  for (const auto& s : signatures) {
+    if (!s.ok()) return false;
+  }
+  return true;
+}
+
+namespace detail {
+
+std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view s) {
+  std::tm tm{};
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  const std::string str(s);
+  int used = 0;
+  if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6) {
+    return std::nullopt;
+  }
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  auto t = std::chrono::system_clock::from_time_t(timegm(&tm));
+  std::string_view rest = s.substr(static_cast<std::size_t>(used));
+  while (!rest.empty() && (rest.front() == '.' || (rest.front() >= '0' && rest.front() <= '9'))) rest.remove_prefix(1);
+  if (rest.size() >= 6 && (rest[0] == '+' || rest[0] == '-')) {
+    int oh = 0, om = 0;
+    if (std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) == 2) {
+      const auto off = std::chrono::hours(oh) + std::chrono::minutes(om);
+      t = rest[0] == '+' ? t - off : t + off;
+    }
+  }
+  return t;
+}
+
+void judge_certificate(SignatureReport& r, const Bytes& cert_der, const std::vector<Bytes>& extra,
+                       const VerifyOptions& o) {
+  try {
+    r.signer = parse_certificate(cert_der);
+  } catch (const Error& e) {
+    r.chain = CheckStatus::Failed;
+    r.chain_detail = e.detail();
+    return;
+  }
+  r.role = guess_role(*r.signer);
+  if (o.anchors.empty()) {
+    r.chain = CheckStatus::Failed;
+    r.chain_detail = "no trust anchor configured";
+    r.revocation_detail = "not checked";
+    return;
+  }
+  Credential cred;
+  cred.cert = *r.signer;
+  for (const auto& c : extra) {
+    if (c != cert_der) cred.chain.push_back(c);
+  }
+  TrustConfig t;
+  t.anchors = o.anchors;
+  t.intermediates = o.intermediates;
+  t.check_revocation = o.check_revocation;
+  t.ocsp_url = o.ocsp_url;
+  t.crl_files = o.crl_files;
+  t.timeout = o.timeout;
+  t.policy = CheckPolicy::Warn;
+  CertificateChecker checker(t);
+  const auto at = r.timestamp ? *r.timestamp
+                              : r.signing_time ? *r.signing_time : std::chrono::system_clock::now();
+  const CertCheckResult res = checker.evaluate(cred, at);
+  r.chain = CheckStatus::Ok;
+  r.revocation = o.check_revocation ? CheckStatus::Ok : CheckStatus::Unknown;
+  r.revocation_detail = o.check_revocation ? res.revocation : "not checked";
+  for (const auto& p : res.problems) {
+    switch (p.code()) {
+      case ErrorCode::CertRevoked:
+        r.revocation = CheckStatus::Failed;
+        r.revocation_detail = p.detail();
+        break;
+      case ErrorCode::CertRevocationUnknown:
+        r.revocation = CheckStatus::Unknown;
+        r.revocation_detail = p.detail();
+        break;
+      default:
+        r.chain = CheckStatus::Failed;
+        r.chain_detail += (r.chain_detail.empty() ? "" : "; ") + std::string(p.name()) + ": " + p.detail();
+    }
+  }
+}
+
+std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* content,
+                                        const VerifyOptions& o, const std::string& format) {
+  const unsigned char* p = der.data();
+  CmsPtr cms(d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(der.size())));
+  if (!cms || OBJ_obj2nid(CMS_get0_type(cms.get())) != NID_pkcs7_signed) {
+    openssl_error();
+    throw Error(ErrorCode::DocumentInvalid, "not a CMS SignedData");
+  }
+  std::vector<Bytes> certs_der;
+  detail::X509StackPtr certs(CMS_get1_certs(cms.get()));
+  for (int i = 0; certs && i < sk_X509_num(certs.get()); ++i) certs_der.push_back(x509_to_der(sk_X509_value(certs.get(), i)));
+  CMS_set1_signers_certs(cms.get(), nullptr, 0);
+  openssl_error();
+
+  ContentDigest attached = [&](const EVP_MD* md) {
+    ASN1_OCTET_STRING** pos = CMS_get0_content(cms.get());
+    if (pos == nullptr || *pos == nullptr) return Bytes{};
+    return digest(EVP_MD_get0_name(md), {ASN1_STRING_get0_data(*pos), static_cast<std::size_t>(ASN1_STRING_length(*pos))});
+  };
+  const ContentDigest& content_digest = content != nullptr ? *content : attached;
+
+  std::vector<SignatureReport> out;
+  STACK_OF(CMS_SignerInfo)* sis = CMS_get0_SignerInfos(cms.get());
+  for (int i = 0; i < sk_CMS_SignerInfo_num(sis); ++i) {
+    CMS_SignerInfo* si = sk_CMS_SignerInfo_value(sis, i);
+    SignatureReport r;
+    r.id = "signer-" + std::to_string(i + 1);
+    r.format = format;
+    X509* signer = nullptr;
+    X509_ALGOR* dig = nullptr;
+    X509_ALGOR* sig = nullptr;
+    CMS_SignerInfo_get0_algs(si, nullptr, &signer, &dig, &sig);
+    const ASN1_OBJECT* dig_oid = nullptr;
+    const ASN1_OBJECT* sig_oid = nullptr;
+    X509_ALGOR_get0(&dig_oid, nullptr, nullptr, dig);
+    X509_ALGOR_get0(&sig_oid, nullptr, nullptr, sig);
+    r.algorithm = std::string(OBJ_nid2sn(OBJ_obj2nid(sig_oid))) + "/" + OBJ_nid2sn(OBJ_obj2nid(dig_oid));
+
+    // Claimed signing time (CAdES) — PAdES takes it from /M instead.
+    const int ti = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1);
+    if (ti >= 0) {
+      const ASN1_TYPE* t = X509_ATTRIBUTE_get0_type(CMS_signed_get_attr(si, ti), 0);
+      std::tm tm{};
+      if (t != nullptr && (t->type == V_ASN1_UTCTIME || t->type == V_ASN1_GENERALIZEDTIME) &&
+          ASN1_TIME_to_tm(t->value.utctime, &tm) == 1) {
+        r.signing_time = std::chrono::system_clock::from_time_t(timegm(&tm));
+      }
+    }
+
+    const EVP_MD* md = EVP_get_digestbyobj(dig_oid);
+    const int mi = CMS_signed_get_attr_by_NID(si, NID_pkcs9_messageDigest, -1);
+    const ASN1_TYPE* mt = mi >= 0 ? X509_ATTRIBUTE_get0_type(CMS_signed_get_attr(si, mi), 0) : nullptr;
+    if (signer == nullptr) {
+      r.integrity_detail = "signer certificate not in the signature";
+    } else if (md == nullptr || mt == nullptr || mt->type != V_ASN1_OCTET_STRING) {
+      r.integrity_detail = "no messageDigest attribute";
+    } else {
+      const Bytes want(ASN1_STRING_get0_data(mt->value.octet_string),
+                       ASN1_STRING_get0_data(mt->value.octet_string) + ASN1_STRING_length(mt->value.octet_string));
+      const Bytes got = content_digest(md);
+      if (got != want) {
+        r.integrity_detail = "content digest does not match: the document was changed";
+      } else if (CMS_SignerInfo_verify(si) != 1) {
+        r.integrity_detail = "signature value invalid: " + openssl_error();
+      } else {
+        r.integrity = true;
+      }
+    }
+    // Signature timestamp over the signature value.
+    const int tsi = CMS_unsigned_get_attr_by_NID(si, NID_id_smime_aa_timeStampToken, -1);
+    if (tsi >= 0) {
+      const ASN1_TYPE* tt = X509_ATTRIBUTE_get0_type(CMS_unsigned_get_attr(si, tsi), 0);
+      const ASN1_OCTET_STRING* sv = CMS_SignerInfo_get0_signature(si);
+      if (tt != nullptr && tt->type == V_ASN1_SEQUENCE) {
+        std::string why;
+        r.timestamp = verify_timestamp({tt->value.sequence->data, static_cast<std::size_t>(tt->value.sequence->length)},
+                                       {ASN1_STRING_get0_data(sv), static_cast<std::size_t>(ASN1_STRING_length(sv))},
+                                       o.anchors, why);
+        if (!r.timestamp) r.integrity_detail += (r.integrity_detail.empty() ? "" : "; ") + why;
+      }
+    }
+    if (signer != nullptr) judge_certificate(r, x509_to_der(signer), certs_der, o);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace detail
+
+namespace {
+
+Bytes read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCode::DocumentInvalid, "cannot read " + path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+Bytes file_digest(const std::string& path, const EVP_MD* md) {
+  std::ifstream in(path, std::ios::binary);
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  EVP_DigestInit_ex(ctx.get(), md, nullptr);
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  Bytes d(static_cast<std::size_t>(EVP_MD_get_size(md)));
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(ctx.get(), d.data(), &n);
+  return d;
+}
+
+}  // namespace
+
+VerifyReport verify_file(const std::string& path, const VerifyOptions& o) {
+  VerifyReport report;
+  report.file = path;
+  std::string head(1024, '\0');
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(ErrorCode::DocumentInvalid, "cannot read " + path);
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<std::size_t>(in.gcount()));
+  }
+  std::size_t first = head.find_first_not_of(" \t\r\n");
+  if (head.rfind("\xEF\xBB\xBF", 0) == 0) first = 3;
+  if (head.find("%PDF-") != std::string::npos) {
+    report.kind = "pdf";
+    report.signatures = detail::verify_pdf(path, o);
+  } else if (first != std::string::npos && head[first] == '<') {
+    report.kind = "xml";
+    report.signatures = detail::verify_xml(read_all(path), o);
+  } else {
+    report.kind = "cms";
+    Bytes der = read_all(path);
+    if (head.rfind("-----BEGIN", 0) == 0) {
+      BioPtr bio(BIO_new_mem_buf(der.data(), static_cast<int>(der.size())));
+      char* name = nullptr;
+      char* header = nullptr;
+      unsigned char* data = nullptr;
+      long len = 0;
+      if (PEM_read_bio(bio.get(), &name, &header, &data, &len) != 1) {
+        openssl_error();
+        throw Error(ErrorCode::DocumentInvalid, path + " is not a PEM CMS");
+      }
+      der.assign(data, data + len);
+      OPENSSL_free(name);
+      OPENSSL_free(header);
+      OPENSSL_free(data);
+    } else if (head.empty() || static_cast<unsigned char>(head[0]) != 0x30) {
+      throw Error(ErrorCode::DocumentInvalid, path + " is neither XML, PDF nor CMS");
+    }
+    if (!o.content.empty()) {
+      const detail::ContentDigest content = [&](const EVP_MD* md) { return file_digest(o.content, md); };
+      report.signatures = detail::verify_cms(der, &content, o, "cades");
+    } else {
+      report.signatures = detail::verify_cms(der, nullptr, o, "cades");
+    }
+  }
+  return report;
+}
+
+void to_json(nlohmann::json& j, const SignatureReport& r) {
+  auto time = [](const auto& t) { return t ? nlohmann::json(to_iso8601(*t)) : nlohmann::json(nullptr); };
+  nlohmann::json signer = nullptr;
+  if (r.signer) {
+    nlohmann::json uids = nlohmann::json::array();
+    for (const auto& u : r.signer->uids) uids.push_back({{"prefix", u.prefix}, {"value", u.value}});
+    signer = {{"commonName", r.signer->common_name}, {"subject", r.signer->subject},
+              {"organization", r.signer->organization}, {"title", r.signer->title},
+              {"uids", uids}, {"kind", std::string(to_string(r.signer->kind))},
+              {"issuer", r.signer->issuer_common_name}, {"serial", r.signer->serial_hex},
+              {"certificateId", r.signer->id}};
+  }
+  j = {{"id", r.id},
+       {"format", r.format},
+       {"algorithm", r.algorithm},
+       {"signer", signer},
+       {"role", r.role ? nlohmann::json(std::string(to_string(*r.role))) : nlohmann::json(nullptr)},
+       {"signingTime", time(r.signing_time)},
+       {"timestamp", time(r.timestamp)},
+       {"integrity", {{"ok", r.integrity}, {"detail", r.integrity_detail}}},
+       {"chain", {{"status", std::string(to_string(r.chain))}, {"detail", r.chain_detail}}},
+       {"revocation", {{"status", std::string(to_string(r.revocation))}, {"detail", r.revocation_detail}}},
+       {"coversWholeFile", r.covers_whole_file ? nlohmann::json(*r.covers_whole_file) : nlohmann::json(nullptr)},
+       {"ok", r.ok()}};
+}
+
+void to_json(nlohmann::json& j, const VerifyReport& r) {
+  j = {{"file", r.file}, {"kind", r.kind}, {"ok", r.ok()}, {"signatures", r.signatures}};
+}
+
+}  // namespace kyso::formats

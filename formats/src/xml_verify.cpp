@@ -1,0 +1,193 @@
+// XML-DSig / XAdES verification with the same inclusive C14N the signer uses.
+
+#include <libxml/parser.h>
+#include <openssl/rsa.h>
+
+#include <unordered_map>
+
+#include "der.hpp"
+#include "kyso/formats/tsa.hpp"
+#include "verify_common.hpp"
+#include "xml_c14n.hpp"
+
+namespace kyso::formats::detail {
+namespace {
+
+Bytes b64(std::string s) {
+  std::erase_if(s, [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; });
+  return from_base64(s);
+}
+
+bool is_ds(xmlNodePtr n, const char* name) {
+  return n != nullptr && n->type == XML_ELEMENT_NODE && n->ns != nullptr &&
+         xmlStrEqual(n->ns->href, reinterpret_cast<const xmlChar*>(kDsigNs)) &&
+         xmlStrEqual(n->name, reinterpret_cast<const xmlChar*>(name));
+}
+
+xmlNodePtr find_desc(xmlNodePtr n, const char* local) {
+  for (xmlNodePtr c = n->children; c != nullptr; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE) continue;
+    if (xmlStrEqual(c->name, reinterpret_cast<const xmlChar*>(local))) return c;
+    if (xmlNodePtr f = find_desc(c, local)) return f;
+  }
+  return nullptr;
+}
+
+bool verify_value(const Bytes& cert_der, SignAlgorithm alg, const Bytes& tbs, const Bytes& sig) {
+  X509Ptr cert = x509_from_der(cert_der);
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(X509_get0_pubkey(cert.get()), nullptr));
+  if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1 ||
+      EVP_PKEY_CTX_set_signature_md(ctx.get(), evp_md(hash_of(alg))) != 1) {
+    return false;
+  }
+  if (is_pss(alg)) {
+    EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING);
+    EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_DIGEST);
+  } else if (is_rsa(alg)) {
+    EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING);
+  }
+  const Bytes s = is_ecdsa(alg) ? ecdsa_raw_to_der(sig) : sig;
+  const bool ok = EVP_PKEY_verify(ctx.get(), s.data(), s.size(), tbs.data(), tbs.size()) == 1;
+  openssl_error();
+  return ok;
+}
+
+struct Doc {
+  xmlDocPtr doc = nullptr;
+  Doc() = default;
+  Doc(const Doc&) = delete;
+  Doc& operator=(const Doc&) = delete;
+  Doc(Doc&&) = delete;
+  Doc& operator=(Doc&&) = delete;
+  ~Doc() {
+    if (doc != nullptr) xmlFreeDoc(doc);
+  }
+};
+
+void index_ids(xmlNodePtr n, std::unordered_map<std::string, xmlNodePtr>& ids, std::vector<xmlNodePtr>& sigs) {
+  for (; n != nullptr; n = n->next) {
+    if (n->type != XML_ELEMENT_NODE) continue;
+    for (xmlAttrPtr a = n->properties; a != nullptr; a = a->next) {
+      if (a->ns != nullptr) continue;
+      if (xmlStrEqual(a->name, reinterpret_cast<const xmlChar*>("Id")) ||
+          xmlStrEqual(a->name, reinterpret_cast<const xmlChar*>("ID")) ||
+          xmlStrEqual(a->name, reinterpret_cast<const xmlChar*>("id"))) {
+        const std::string v = attr(n, reinterpret_cast<const char*>(a->name));
+        if (!ids.emplace(v, n).second) {
+          throw Error(ErrorCode::DocumentInvalid, "duplicate Id \"" + v + "\": signatures cannot be trusted");
+        }
+      }
+    }
+    if (is_ds(n, "Signature")) sigs.push_back(n);
+    index_ids(n->children, ids, sigs);
+  }
+}
+
+SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig, const std::unordered_map<std::string, xmlNodePtr>& ids,
+                           const VerifyOptions& o) {
+  SignatureReport r;
+  r.id = attr(sig, "Id");
+  r.format = find_desc(sig, "QualifyingProperties") != nullptr ? "xades" : "xmldsig";
+  if (xmlNodePtr st = find_desc(sig, "SigningTime")) r.signing_time = parse_iso8601(text(st));
+  xmlNodePtr si = child(sig, "SignedInfo");
+  xmlNodePtr sv = child(sig, "SignatureValue");
+  xmlNodePtr certs_node = find_desc(sig, "X509Data");
+  Bytes cert_der;
+  std::vector<Bytes> extra;
+  for (xmlNodePtr c = certs_node != nullptr ? certs_node->children : nullptr; c != nullptr; c = c->next) {
+    if (is_ds(c, "X509Certificate")) (cert_der.empty() ? cert_der : extra.emplace_back()) = b64(text(c));
+  }
+  const std::string cm = attr(child(si, "CanonicalizationMethod"), "Algorithm");
+  const auto alg = signature_from_uri(attr(child(si, "SignatureMethod"), "Algorithm"));
+  r.algorithm = attr(child(si, "SignatureMethod"), "Algorithm");
+  if (si == nullptr || sv == nullptr || cert_der.empty()) {
+    r.integrity_detail = "incomplete Signature (SignedInfo, SignatureValue or certificate missing)";
+    return r;
+  }
+  if (cm != kC14n || !alg) {
+    r.integrity_detail = "unsupported canonicalization or signature method";
+    return r;
+  }
+  bool refs_ok = true;
+  bool covers_content = false;
+  std::string covered;
+  for (xmlNodePtr ref = si->children; ref != nullptr; ref = ref->next) {
+    if (!is_ds(ref, "Reference")) continue;
+    const std::string uri = attr(ref, "URI");
+    xmlNodePtr target = nullptr;
+    if (uri.empty()) {
+      target = xmlDocGetRootElement(doc);
+    } else if (uri[0] == '#' && ids.contains(uri.substr(1))) {
+      target = ids.at(uri.substr(1));
+    }
+    bool enveloped = false;
+    bool transforms_ok = true;
+    for (xmlNodePtr t = child(child(ref, "Transforms"), "Transform"); t != nullptr; t = t->next) {
+      if (t->type != XML_ELEMENT_NODE) continue;
+      const std::string a = attr(t, "Algorithm");
+      if (a == kEnveloped) enveloped = true;
+      else if (a != kC14n) transforms_ok = false;
+    }
+    const auto h = hash_from_uri(attr(child(ref, "DigestMethod"), "Algorithm"));
+    if (target == nullptr || !transforms_ok || !h) {
+      refs_ok = false;
+      r.integrity_detail = "reference " + uri + " cannot be resolved or uses an unsupported transform";
+      break;
+    }
+    const Bytes want = b64(text(child(ref, "DigestValue")));
+    if (c14n_digest(doc, target, enveloped ? sig : nullptr, *h) != want) {
+      refs_ok = false;
+      r.integrity_detail = "digest of " + uri + " does not match: the content was changed";
+      break;
+    }
+    bool inside_sig = false;
+    for (xmlNodePtr p = target; p != nullptr; p = p->parent) inside_sig = inside_sig || p == sig;
+    if (!inside_sig) {
+      covers_content = true;
+      covered += (covered.empty() ? "" : " ") + uri;
+    }
+  }
+  if (refs_ok && !covers_content) {
+    refs_ok = false;
+    r.integrity_detail = "the signature covers nothing outside itself";
+  }
+  if (refs_ok) {
+    const Bytes tbs = c14n_digest(doc, si, nullptr, hash_of(*alg));
+    if (verify_value(cert_der, *alg, tbs, b64(text(sv)))) {
+      r.integrity = true;
+      r.integrity_detail = "covers " + covered;
+    } else {
+      r.integrity_detail = "signature value invalid";
+    }
+  }
+  if (xmlNodePtr ts = find_desc(sig, "EncapsulatedTimeStamp")) {
+    const std::string sv_c14n = c14n_string(doc, sv, nullptr);
+    std::string why;
+    r.timestamp = verify_timestamp(b64(text(ts)), as_bytes(sv_c14n), o.anchors, why);
+    if (!r.timestamp) r.integrity_detail += "; " + why;
+  }
+  judge_certificate(r, cert_der, extra, o);
+  return r;
+}
+
+}  // namespace
+
+std::vector<SignatureReport> verify_xml(const Bytes& xml, const VerifyOptions& o) {
+  std::unique_ptr<xmlParserCtxt, FnDeleter<xmlFreeParserCtxt>> ctxt(xmlNewParserCtxt());
+  Doc d;
+  d.doc = xmlCtxtReadMemory(ctxt.get(), reinterpret_cast<const char*>(xml.data()), static_cast<int>(xml.size()),
+                            "document.xml", nullptr, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  if (d.doc == nullptr || ctxt->wellFormed == 0) {
+    const xmlError* err = xmlCtxtGetLastError(ctxt.get());
+    throw Error(ErrorCode::DocumentInvalid,
+                std::string("not well-formed XML") + (err != nullptr && err->message != nullptr ? ": " + std::string(err->message) : ""));
+  }
+  std::unordered_map<std::string, xmlNodePtr> ids;
+  std::vector<xmlNodePtr> sigs;
+  index_ids(xmlDocGetRootElement(d.doc), ids, sigs);
+  std::vector<SignatureReport> out;
+  for (xmlNodePtr s : sigs) out.push_back(verify_one(d.doc, s, ids, o));
+  return out;
+}
+
+}  // namespace kyso::formats::detail
