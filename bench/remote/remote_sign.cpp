@@ -143,8 +143,10 @@ int main(int argc, char** argv) {
     } else if (a == "--rounds" && has) {
       rounds = std::atoi(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: %s --dir TOKEN_DIR [--hashes N] [--multisign M] [--threads T] "
-                           "[--rounds R]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s --dir TOKEN_DIR [--hashes N] [--multisign M] [--threads T] "
+                   "[--rounds R]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -171,9 +173,11 @@ int main(int argc, char** argv) {
       }
     } cleanup{tmp};
     sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=ca"
-       " -keyout " + tmp + "/ca.key -out " + tmp + "/ca.crt");
+       " -keyout " +
+       tmp + "/ca.key -out " + tmp + "/ca.crt");
     sh("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1"
-       " -keyout " + tmp + "/tls.key -out " + tmp + "/tls.csr");
+       " -keyout " +
+       tmp + "/tls.key -out " + tmp + "/tls.csr");
     std::ofstream(tmp + "/san.ext") << "subjectAltName=IP:127.0.0.1\n";
     sh("openssl x509 -req -in " + tmp + "/tls.csr -CA " + tmp + "/ca.crt -CAkey " + tmp +
        "/ca.key -CAcreateserial -days 1 -extfile " + tmp + "/san.ext -out " + tmp + "/tls.crt");
@@ -196,9 +200,10 @@ int main(int argc, char** argv) {
     opts.ca_file = tmp + "/ca.crt";
 
     std::vector<kyso::Bytes> digests(static_cast<std::size_t>(hashes), kyso::Bytes(32));
-    std::printf("bench/remote-sign: %d hashes, RSA-2048 rsa-sha256, SoftHSM2, multisign %zu, "
-                "%u signing sessions, best of %d\n",
-                hashes, multisign, threads, rounds);
+    std::printf(
+        "bench/remote-sign: %d hashes, RSA-2048 rsa-sha256, SoftHSM2, multisign %zu, "
+        "%u signing sessions, best of %d\n",
+        hashes, multisign, threads, rounds);
     std::printf("%-10s %12s %12s %8s %12s %10s %10s\n", "round", "raw sig/s", "remote sig/s",
                 "ratio", "round trips", "chunks", "rt/chunk");
     double best_raw = 0;
@@ -217,8 +222,8 @@ int main(int argc, char** argv) {
       auto adapter = std::make_shared<kyso::remote::CscAdapter>("bench", client);
       kyso::remote::RemoteSigner signer(adapter, adapter->credentials().front());
       signer.set_pin(secret(pin));
-      const kyso::Secret otp = secret(kyso::remote::totp_generate(
-          kTotp, std::time(nullptr) + 30L * (r - 1)));
+      const kyso::Secret otp =
+          secret(kyso::remote::totp_generate(kTotp, std::time(nullptr) + 30L * (r - 1)));
       signer.authorize(&otp, digests);
       const auto results = signer.sign_digests(kyso::SignAlgorithm::RsaPkcs1Sha256, digests);
       const double secs = std::chrono::duration<double>(Clock::now() - start).count();
@@ -228,15 +233,17 @@ int main(int argc, char** argv) {
       const double remote = hashes / secs;
       trips = adapter->round_trips();
       std::printf("%-10d %12.0f %12.0f %8.3f %12zu %10zu %10.2f\n", r + 1, raw, remote,
-                  remote / raw, trips, chunks, static_cast<double>(trips) / static_cast<double>(chunks));
+                  remote / raw, trips, chunks,
+                  static_cast<double>(trips) / static_cast<double>(chunks));
       best_raw = std::max(best_raw, raw);
       best_remote = std::max(best_remote, remote);
     }
     std::printf("%-10s %12.0f %12.0f %8.3f   (goal >= 0.75)\n", "best", best_raw, best_remote,
                 best_remote / best_raw);
-    std::printf("round trips: %zu for %zu chunks = 2 x %zu + %zu (login, list, info)"
-                "   (goal <= 2 per chunk + constant)\n",
-                trips, chunks, chunks, trips - 2 * chunks);
+    std::printf(
+        "round trips: %zu for %zu chunks = 2 x %zu + %zu (login, list, info)"
+        "   (goal <= 2 per chunk + constant)\n",
+        trips, chunks, chunks, trips - 2 * chunks);
     appliance.stop();
     return 0;
   } catch (const std::exception& e) {

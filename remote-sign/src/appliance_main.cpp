@@ -3,12 +3,12 @@
 //   kyso-appliance --config FILE [--port-file FILE]   serve until SIGINT / SIGTERM
 //   kyso-appliance hash-password [--cost LOG2N]       hash a password read from stdin
 //   kyso-appliance verify-audit --db FILE             check the audit log's hash chain
+#include <unistd.h>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <string>
-#include <unistd.h>
 
 #include "kyso/core/error.hpp"
 #include "kyso/core/secret.hpp"

@@ -116,8 +116,9 @@ ApplianceConfig load_appliance_config(const std::filesystem::path& path) {
     read_seconds(l, "idle_timeout_seconds", L.idle_timeout, file);
     if (L.multisign == 0 || L.max_failures == 0 || L.io_threads == 0 || L.workers == 0 ||
         L.sign_threads == 0 || L.max_body_bytes < 1024) {
-      bad(file, "limits", "multisign, max_failures and thread counts must be positive, "
-                          "max_body_bytes at least 1024");
+      bad(file, "limits",
+          "multisign, max_failures and thread counts must be positive, "
+          "max_body_bytes at least 1024");
     }
   }
   return c;

@@ -16,8 +16,12 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           static constexpr char kHex[] = "0123456789abcdef";
@@ -110,8 +114,9 @@ json CscClient::info() {
 void CscClient::login(const std::string& user, const Secret& password) {
   std::string pair = user + ":";
   pair.append(password.view());
-  std::string header = "Basic " + to_base64(std::span(
-                                      reinterpret_cast<const std::uint8_t*>(pair.data()), pair.size()));
+  std::string header =
+      "Basic " +
+      to_base64(std::span(reinterpret_cast<const std::uint8_t*>(pair.data()), pair.size()));
   OPENSSL_cleanse(pair.data(), pair.size());
   token_.clear();
   json j;
@@ -196,8 +201,9 @@ RemoteCredentialInfo CscClient::credential_info(const std::string& id) {
     }
   }
   if (const json* scal = field(j, {"SCAL", "scal"})) {
-    info.scal = scal->is_string() ? std::atoi(scal->get<std::string>().c_str())
-                                  : scal->is_number_integer() ? scal->get<int>() : 1;
+    info.scal = scal->is_string()           ? std::atoi(scal->get<std::string>().c_str())
+                : scal->is_number_integer() ? scal->get<int>()
+                                            : 1;
   }
   if (const json* ms = field(j, {"multisign", "multiSign"})) {
     if (ms->is_number_unsigned()) info.multisign = ms->get<std::size_t>();
@@ -280,8 +286,8 @@ std::vector<Bytes> CscClient::sign_hash(const std::string& id, const std::string
   const json j = checked("signatures/signHash", req.dump(), false);
   const json* sigs = field(j, {"signatures"});
   if (sigs == nullptr || !sigs->is_array() || sigs->size() != hashes.size()) {
-    throw Error(ErrorCode::RemoteError, "signatures/signHash: expected " +
-                                            std::to_string(hashes.size()) + " signatures");
+    throw Error(ErrorCode::RemoteError,
+                "signatures/signHash: expected " + std::to_string(hashes.size()) + " signatures");
   }
   std::vector<Bytes> out;
   out.reserve(sigs->size());

@@ -24,8 +24,10 @@ constexpr std::array<SignOid, 9> kSignOids{{
 
 SignAlgorithm with_hash(SignAlgorithm family, HashAlgorithm h) noexcept {
   const int i = static_cast<int>(h);  // Sha256, Sha384, Sha512 in this order in each family
-  if (is_pss(family)) return static_cast<SignAlgorithm>(static_cast<int>(SignAlgorithm::RsaPssSha256) + i);
-  if (is_ecdsa(family)) return static_cast<SignAlgorithm>(static_cast<int>(SignAlgorithm::EcdsaSha256) + i);
+  if (is_pss(family))
+    return static_cast<SignAlgorithm>(static_cast<int>(SignAlgorithm::RsaPssSha256) + i);
+  if (is_ecdsa(family))
+    return static_cast<SignAlgorithm>(static_cast<int>(SignAlgorithm::EcdsaSha256) + i);
   return static_cast<SignAlgorithm>(static_cast<int>(SignAlgorithm::RsaPkcs1Sha256) + i);
 }
 
@@ -33,9 +35,12 @@ SignAlgorithm with_hash(SignAlgorithm family, HashAlgorithm h) noexcept {
 
 std::string_view hash_oid(HashAlgorithm alg) noexcept {
   switch (alg) {
-    case HashAlgorithm::Sha256: return kSha256;
-    case HashAlgorithm::Sha384: return kSha384;
-    case HashAlgorithm::Sha512: return kSha512;
+    case HashAlgorithm::Sha256:
+      return kSha256;
+    case HashAlgorithm::Sha384:
+      return kSha384;
+    case HashAlgorithm::Sha512:
+      return kSha512;
   }
   return kSha256;
 }

@@ -34,7 +34,8 @@ Url parse_url(const std::string& url) {
   static const std::regex re(R"(^https://(\[[0-9a-fA-F:.]+\]|[^/:]+)(?::(\d+))?(/.*)?$)");
   std::smatch m;
   if (!std::regex_match(url, m, re)) {
-    throw Error(ErrorCode::ConfigInvalid, "remote service URL must be https://host[:port]/path: " + url);
+    throw Error(ErrorCode::ConfigInvalid,
+                "remote service URL must be https://host[:port]/path: " + url);
   }
   Url u{m[1].str(), m[2].matched ? m[2].str() : "443", m[3].matched ? m[3].str() : ""};
   if (u.host.front() == '[') u.host = u.host.substr(1, u.host.size() - 2);
@@ -80,8 +81,8 @@ struct HttpsConnection::Impl {
     // SNI and host name verification (RFC 6125) for names; IP addresses are checked as such.
     beast::error_code ec;
     const auto addr = asio::ip::make_address(url.host, ec);
-    if (ec && SSL_ctrl(stream->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                       const_cast<char*>(url.host.c_str())) != 1) {
+    if (ec && SSL_ctrl(stream->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME,
+                       TLSEXT_NAMETYPE_host_name, const_cast<char*>(url.host.c_str())) != 1) {
       throw NotSent("cannot set SNI");
     }
     stream->set_verify_callback(ssl::host_name_verification(url.host));

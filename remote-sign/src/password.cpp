@@ -32,8 +32,7 @@ bool scrypt(const Secret& password, std::span<const std::uint8_t> salt, ScryptPa
   const std::uint64_t n = std::uint64_t{1} << p.log2_n;
   const std::uint64_t maxmem = 128 * n * p.r * p.p + (std::uint64_t{1} << 20) * 8;
   return EVP_PBE_scrypt(reinterpret_cast<const char*>(password.data()), password.size(),
-                        salt.data(), salt.size(), n, p.r, p.p, maxmem, out.data(),
-                        out.size()) == 1;
+                        salt.data(), salt.size(), n, p.r, p.p, maxmem, out.data(), out.size()) == 1;
 }
 
 std::optional<unsigned> parse_uint(std::string_view s) {
@@ -125,8 +124,8 @@ void decode_secret(std::string_view base32, OathKey& key) {
     if (c == ' ' || c == '-') continue;
     clean += (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
   }
-  if (clean.empty() || oath_base32_decode(clean.data(), clean.size(), &key.data, &key.size) !=
-                           OATH_OK) {
+  if (clean.empty() ||
+      oath_base32_decode(clean.data(), clean.size(), &key.data, &key.size) != OATH_OK) {
     throw Error(ErrorCode::ConfigInvalid, "TOTP secret is not base32");
   }
 }
@@ -156,9 +155,9 @@ std::optional<std::uint64_t> totp_match(std::string_view base32_secret, const Se
   decode_secret(base32_secret, key);
   int pos = 0;
   std::uint64_t counter = 0;
-  const int rc = oath_totp_validate3(key.data, key.size, now, OATH_TOTP_DEFAULT_TIME_STEP_SIZE,
-                                     OATH_TOTP_DEFAULT_START_TIME, window, &pos, &counter,
-                                     text.data());
+  const int rc =
+      oath_totp_validate3(key.data, key.size, now, OATH_TOTP_DEFAULT_TIME_STEP_SIZE,
+                          OATH_TOTP_DEFAULT_START_TIME, window, &pos, &counter, text.data());
   OPENSSL_cleanse(text.data(), text.size());
   if (rc < 0) return std::nullopt;
   return counter;

@@ -13,10 +13,14 @@ namespace {
 
 HashAlgorithm hash_for_size(std::size_t n) {
   switch (n) {
-    case 32: return HashAlgorithm::Sha256;
-    case 48: return HashAlgorithm::Sha384;
-    case 64: return HashAlgorithm::Sha512;
-    default: throw Error(ErrorCode::DigestInvalid, "digest of " + std::to_string(n) + " bytes");
+    case 32:
+      return HashAlgorithm::Sha256;
+    case 48:
+      return HashAlgorithm::Sha384;
+    case 64:
+      return HashAlgorithm::Sha512;
+    default:
+      throw Error(ErrorCode::DigestInvalid, "digest of " + std::to_string(n) + " bytes");
   }
 }
 
@@ -29,7 +33,9 @@ std::size_t ec_field_bytes(const CertificateInfo& c) {
 }  // namespace
 
 CscAdapter::CscAdapter(std::string name, std::shared_ptr<CscClient> client, std::size_t pipeline)
-    : name_(std::move(name)), client_(std::move(client)), pipeline_(std::max<std::size_t>(1, pipeline)) {}
+    : name_(std::move(name)),
+      client_(std::move(client)),
+      pipeline_(std::max<std::size_t>(1, pipeline)) {}
 
 std::size_t CscAdapter::round_trips() const {
   const std::lock_guard lock(mutex_);
@@ -208,7 +214,8 @@ Bytes RemoteSigner::sign_digest(SignAlgorithm alg, std::span<const std::uint8_t>
   return std::move(r.front().signature);
 }
 
-std::vector<SignResult> RemoteSigner::sign_digests(SignAlgorithm alg, std::span<const Bytes> digests,
+std::vector<SignResult> RemoteSigner::sign_digests(SignAlgorithm alg,
+                                                   std::span<const Bytes> digests,
                                                    SignatureEncoding enc) {
   for (const auto& d : digests) check_digest(alg, d);
   auto results = adapter_->sign(credential_.id(), alg, digests);

@@ -74,9 +74,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::body_limit) {
       keep_alive_ = false;
       drain_ = true;
-      return send(error_response({413, "invalid_request",
-                                  "Request body larger than " +
-                                      std::to_string(limits_.max_body_bytes) + " bytes"}));
+      return send(error_response(
+          {413, "invalid_request",
+           "Request body larger than " + std::to_string(limits_.max_body_bytes) + " bytes"}));
     }
     if (ec == http::error::header_limit) {
       keep_alive_ = false;
@@ -169,8 +169,12 @@ class Listener : public std::enable_shared_from_this<Listener> {
  public:
   Listener(asio::io_context& ioc, ssl::context& ctx, tcp::endpoint endpoint, Service& service,
            asio::thread_pool& workers, const ApplianceLimits& limits)
-      : ioc_(ioc), ctx_(ctx), acceptor_(asio::make_strand(ioc)), service_(service),
-        workers_(workers), limits_(limits) {
+      : ioc_(ioc),
+        ctx_(ctx),
+        acceptor_(asio::make_strand(ioc)),
+        service_(service),
+        workers_(workers),
+        limits_(limits) {
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
     acceptor_.bind(endpoint);
@@ -305,9 +309,7 @@ void Appliance::stop() noexcept {
   i.threads.clear();
   i.workers.join();
   i.sign_pool.join();
-  {
-    const std::lock_guard lock(i.wait_mutex);
-  }
+  { const std::lock_guard lock(i.wait_mutex); }
   i.wait_cv.notify_all();
 }
 

@@ -52,7 +52,8 @@ json parse_body(const HttpRequest& req) {
 std::string string_field(const json& j, const char* key, bool required = true) {
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) {
-    if (required) throw invalid_request(std::string("Missing (or invalid type) string parameter ") + key);
+    if (required)
+      throw invalid_request(std::string("Missing (or invalid type) string parameter ") + key);
     return {};
   }
   if (!it->is_string()) throw invalid_request(std::string("Invalid parameter ") + key);
@@ -114,7 +115,8 @@ HashAlgorithm parse_hash_alg(const json& j, std::optional<SignAlgorithm> alg = s
 json cert_json(const Credential& c, const std::string& certificates, bool cert_info) {
   json cert = json::object();
   const auto now = Clock::now();
-  cert["status"] = c.cert.valid_at(now) ? "valid" : (now > c.cert.not_after ? "expired" : "suspended");
+  cert["status"] =
+      c.cert.valid_at(now) ? "valid" : (now > c.cert.not_after ? "expired" : "suspended");
   if (certificates != "none") {
     json list = json::array();
     list.push_back(to_base64(c.cert.der));
@@ -177,9 +179,14 @@ HttpResponse Service::handle(HttpRequest& req) noexcept {
     if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
     constexpr std::string_view kBase = "/csc/v2/";
     if (!target.starts_with(kBase)) throw CscError{404, "invalid_request", "Unknown API path"};
-    return dispatch(target.substr(kBase.size()), req);
+    HttpResponse r = dispatch(target.substr(kBase.size()), req);
+    OPENSSL_cleanse(req.authorization.data(), req.authorization.size());
+    return r;
   } catch (const CscError& e) {
+    OPENSSL_cleanse(req.authorization.data(), req.authorization.size());
     return error_response(e);
+  } catch (const json::exception& e) {
+    return error_response({400, "invalid_request", std::string("Invalid parameter: ") + e.what()});
   } catch (const Error& e) {
     return error_response({500, "server_error", std::string(e.name()) + ": " + e.detail()});
   } catch (const std::exception& e) {
@@ -208,7 +215,8 @@ Service::Caller Service::authenticate(const HttpRequest& req) {
   if (!req.authorization.starts_with(kBearer)) {
     throw CscError{401, "invalid_token", "A Bearer access token is required"};
   }
-  const std::string token_hash = hash_hex(std::string_view(req.authorization).substr(kBearer.size()));
+  const std::string token_hash =
+      hash_hex(std::string_view(req.authorization).substr(kBearer.size()));
   auto user = store_.token_user(token_hash, Clock::now());
   if (!user) throw CscError{401, "invalid_token", "The access token is invalid or expired"};
   return {std::move(*user), token_hash};
@@ -235,17 +243,17 @@ std::string Service::issue_token(const std::string& user) {
 }
 
 HttpResponse Service::info() {
-  json j{{"specs", kSpecs},
-         {"name", config_.name},
-         {"logo", ""},
-         {"region", "VN"},
-         {"lang", "vi-VN"},
-         {"description", "Kyso signing appliance (CSC API v2, keys in a PKCS#11 HSM)"},
-         {"authType", {"basic", "oauth2client"}},
-         {"methods",
-          {"info", "auth/login", "auth/revoke", "oauth2/token", "credentials/list",
-           "credentials/info", "credentials/authorize", "credentials/extendTransaction",
-           "signatures/signHash"}}};
+  json j{
+      {"specs", kSpecs},
+      {"name", config_.name},
+      {"logo", ""},
+      {"region", "VN"},
+      {"lang", "vi-VN"},
+      {"description", "Kyso signing appliance (CSC API v2, keys in a PKCS#11 HSM)"},
+      {"authType", {"basic", "oauth2client"}},
+      {"methods",
+       {"info", "auth/login", "auth/revoke", "oauth2/token", "credentials/list", "credentials/info",
+        "credentials/authorize", "credentials/extendTransaction", "signatures/signHash"}}};
   return {200, j.dump(), false};
 }
 
@@ -277,7 +285,8 @@ HttpResponse Service::auth_login(const HttpRequest& req) {
   }
   const auto it = users_.find(name);
   const bool known = it != users_.end() && !it->second->password_hash.empty();
-  const bool ok = verify_password(password, known ? it->second->password_hash : dummy_hash_) && known;
+  const bool ok =
+      verify_password(password, known ? it->second->password_hash : dummy_hash_) && known;
   if (!ok) {
     const bool locked = store_.record_failure(name, "login", now, config_.limits.max_failures,
                                               config_.limits.lockout);
@@ -380,8 +389,8 @@ HttpResponse Service::oauth2_token(HttpRequest& req) {
 HttpResponse Service::credentials_list(const HttpRequest& req) {
   const Caller caller = authenticate(req);
   const json body = parse_body(req);
-  if (const auto uid = body.find("userID"); uid != body.end() && uid->is_string() &&
-                                            uid->get<std::string>() != caller.user) {
+  if (const auto uid = body.find("userID");
+      uid != body.end() && uid->is_string() && uid->get<std::string>() != caller.user) {
     throw invalid_request("Invalid parameter userID");
   }
   const bool with_info = body.value("credentialInfo", false);
@@ -413,28 +422,35 @@ HttpResponse Service::credentials_info(const HttpRequest& req) {
   json key{{"status", "enabled"}, {"algo", wire::key_algo_oids(c.cert)}, {"len", c.cert.key_bits}};
   if (!c.cert.curve.empty()) key["curve"] = c.cert.curve;
   json objects = json::array();
-  objects.push_back({{"type", "Password"}, {"id", "PIN"}, {"format", "N"}, {"label", "PIN"},
+  objects.push_back({{"type", "Password"},
+                     {"id", "PIN"},
+                     {"format", "N"},
+                     {"label", "PIN"},
                      {"description", "PIN of the signing key in the HSM"}});
   if (otp) {
-    objects.push_back({{"type", "Password"}, {"id", "OTP"}, {"format", "N"}, {"label", "OTP"},
+    objects.push_back({{"type", "Password"},
+                       {"id", "OTP"},
+                       {"format", "N"},
+                       {"label", "OTP"},
                        {"generator", "totp"},
                        {"description", "6-digit code from the authenticator app (RFC 6238)"}});
   }
-  json j{{"description", c.cert.common_name},
-         {"key", key},
-         {"cert", cert_json(c, body.value("certificates", std::string("single")),
-                            body.value("certInfo", false))},
-         {"auth",
-          {{"mode", "explicit"}, {"expression", otp ? "PIN AND OTP" : "PIN"}, {"objects", objects}}},
-         {"SCAL", "2"},
-         {"multisign", config_.limits.multisign},
-         {"lang", "vi-VN"},
-         // CSC v1.0.4 names, for clients of the older API.
-         {"authMode", "explicit"},
-         {"PIN", {{"presence", "true"}, {"format", "N"}, {"label", "PIN"}}}};
+  json j{
+      {"description", c.cert.common_name},
+      {"key", key},
+      {"cert", cert_json(c, body.value("certificates", std::string("single")),
+                         body.value("certInfo", false))},
+      {"auth",
+       {{"mode", "explicit"}, {"expression", otp ? "PIN AND OTP" : "PIN"}, {"objects", objects}}},
+      {"SCAL", "2"},
+      {"multisign", config_.limits.multisign},
+      {"lang", "vi-VN"},
+      // CSC v1.0.4 names, for clients of the older API.
+      {"authMode", "explicit"},
+      {"PIN", {{"presence", "true"}, {"format", "N"}, {"label", "PIN"}}}};
   if (otp) {
-    j["OTP"] = {{"presence", "true"}, {"type", "offline"}, {"format", "N"}, {"label", "OTP"},
-                {"ID", "totp"}, {"provider", "RFC 6238"}};
+    j["OTP"] = {{"presence", "true"}, {"type", "offline"}, {"format", "N"},
+                {"label", "OTP"},     {"ID", "totp"},      {"provider", "RFC 6238"}};
   } else {
     j["OTP"] = {{"presence", "false"}};
   }
@@ -452,14 +468,16 @@ void Service::check_otp(const ApplianceUser& u, const Secret* otp) {
   if (!fresh) {
     const bool locked = store_.record_failure(u.name, "otp", now, config_.limits.max_failures,
                                               config_.limits.lockout);
-    store_.audit(u.name, "authorize.failed",
-                 std::string(counter ? "OTP reused" : "wrong OTP") + (locked ? "; user locked" : ""));
+    store_.audit(
+        u.name, "authorize.failed",
+        std::string(counter ? "OTP reused" : "wrong OTP") + (locked ? "; user locked" : ""));
     throw CscError{400, "invalid_otp", counter ? "The OTP was already used" : "Invalid OTP"};
   }
   store_.clear_failures(u.name, "otp");
 }
 
-void Service::check_pin(const std::string& user_name, const HsmCredential& cred, const Secret& pin) {
+void Service::check_pin(const std::string& user_name, const HsmCredential& cred,
+                        const Secret& pin) {
   std::array<unsigned char, 32> tag{};
   std::size_t tag_len = 0;
   if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, pin_key_.data(), pin_key_.size(),
@@ -543,12 +561,13 @@ HttpResponse Service::credentials_authorize(HttpRequest& req) {
   const std::string sad = random_token();
   const auto expires = std::min(now + config_.limits.sad_ttl, txn_expires);
   store_.put_sad(hash_hex(sad),
-                 {caller.user, caller.bearer, hsm.credential.id(),
-                  std::string(wire::hash_oid(alg)), hash_hex(txn), expires},
+                 {caller.user, caller.bearer, hsm.credential.id(), std::string(wire::hash_oid(alg)),
+                  hash_hex(txn), expires},
                  hashes);
   store_.audit(caller.user, "authorize",
                "credential " + hsm.credential.id() + ", " + std::to_string(count) + " hashes");
-  json j{{"SAD", sad}, {"expiresIn", std::chrono::duration_cast<std::chrono::seconds>(expires - now).count()}};
+  json j{{"SAD", sad},
+         {"expiresIn", std::chrono::duration_cast<std::chrono::seconds>(expires - now).count()}};
   return {200, j.dump(), false};
 }
 
@@ -588,13 +607,14 @@ HttpResponse Service::credentials_extend(const HttpRequest& req) {
   const std::string sad = random_token();
   const auto expires = std::min(now + config_.limits.sad_ttl, txn->expires);
   store_.put_sad(hash_hex(sad),
-                 {caller.user, caller.bearer, hsm.credential.id(),
-                  std::string(wire::hash_oid(alg)), old.transaction, expires},
+                 {caller.user, caller.bearer, hsm.credential.id(), std::string(wire::hash_oid(alg)),
+                  old.transaction, expires},
                  hashes);
-  store_.audit(caller.user, "authorize.extend",
-               "credential " + hsm.credential.id() + ", " + std::to_string(hashes.size()) +
-                   " hashes");
-  json j{{"SAD", sad}, {"expiresIn", std::chrono::duration_cast<std::chrono::seconds>(expires - now).count()}};
+  store_.audit(
+      caller.user, "authorize.extend",
+      "credential " + hsm.credential.id() + ", " + std::to_string(hashes.size()) + " hashes");
+  json j{{"SAD", sad},
+         {"expiresIn", std::chrono::duration_cast<std::chrono::seconds>(expires - now).count()}};
   return {200, j.dump(), false};
 }
 
@@ -603,7 +623,8 @@ HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
   const json body = parse_body(req);
   const auto& hsm = owned_credential(caller, string_field(body, "credentialID"));
   const std::string sad_hash = hash_hex(string_field(body, "SAD"));
-  const SadRecord sad = valid_sad(store_, sad_hash, caller.user, caller.bearer, hsm.credential.id());
+  const SadRecord sad =
+      valid_sad(store_, sad_hash, caller.user, caller.bearer, hsm.credential.id());
   if (body.value("operationMode", std::string("S")) != "S") {
     throw invalid_request("Only synchronous operationMode S is supported");
   }
@@ -619,7 +640,8 @@ HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
   const auto hashes = parse_hashes(body, hash_of(*sign_alg), config_.limits.multisign);
   if (!store_.consume(sad_hash, hashes)) {
     store_.audit(caller.user, "sign.refused", "hash not authorized by the SAD (or already signed)");
-    throw CscError{400, "invalid_request", "A hash is not authorized by this SAD or was already signed"};
+    throw CscError{400, "invalid_request",
+                   "A hash is not authorized by this SAD or was already signed"};
   }
 
   // Spread the chunk over the HSM sessions; this worker waits, io threads never do.
@@ -646,7 +668,8 @@ HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
     }
   }
   if (failure) {
-    store_.audit(caller.user, "sign.failed", std::string(failure->name()) + ": " + failure->detail());
+    store_.audit(caller.user, "sign.failed",
+                 std::string(failure->name()) + ": " + failure->detail());
     if (failure->code() == ErrorCode::LoginRequired) {
       throw CscError{400, "invalid_request", "The HSM session was reset: authorize again"};
     }

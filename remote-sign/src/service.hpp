@@ -26,7 +26,7 @@ struct HttpRequest {
 
 struct HttpResponse {
   unsigned status = 200;
-  std::string body;  ///< JSON
+  std::string body;               ///< JSON
   bool bearer_challenge = false;  ///< adds WWW-Authenticate: Bearer
 };
 

@@ -122,7 +122,8 @@ StateStore::StateStore(const std::filesystem::path& path) {
     const std::string why = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
-    throw Error(ErrorCode::ConfigInvalid, "cannot open state database " + path.string() + ": " + why);
+    throw Error(ErrorCode::ConfigInvalid,
+                "cannot open state database " + path.string() + ": " + why);
   }
   sqlite3_busy_timeout(db_, 5000);
   exec("PRAGMA journal_mode=WAL");
@@ -242,8 +243,7 @@ void StateStore::put_transaction(std::string_view id, const TransactionRecord& t
 
 std::optional<TransactionRecord> StateStore::transaction(std::string_view id) {
   const std::lock_guard lock(mutex_);
-  Stmt s(db_,
-         "SELECT user, bearer, credential, expires, remaining FROM transactions WHERE id = ?");
+  Stmt s(db_, "SELECT user, bearer, credential, expires, remaining FROM transactions WHERE id = ?");
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
   return TransactionRecord{s.text(0), s.text(1), s.text(2), from_unix(s.integer(3)), s.integer(4)};
@@ -278,8 +278,7 @@ void StateStore::put_sad(std::string_view sad_hash, const SadRecord& sad,
 
 std::optional<SadRecord> StateStore::sad(std::string_view sad_hash) {
   const std::lock_guard lock(mutex_);
-  Stmt s(db_,
-         "SELECT user, bearer, credential, hash_alg, txn, expires FROM sads WHERE sad = ?");
+  Stmt s(db_, "SELECT user, bearer, credential, hash_alg, txn, expires FROM sads WHERE sad = ?");
   s.bind(1, sad_hash);
   if (!s.step()) return std::nullopt;
   return SadRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), from_unix(s.integer(5))};
@@ -323,8 +322,9 @@ void StateStore::audit(std::string_view user, std::string_view event, std::strin
   const std::int64_t seq = next.integer(0);
   const std::string time = to_iso8601(std::chrono::system_clock::now());
   const std::string hash = chain_hash(last_audit_hash_, seq, time, user, event, detail);
-  Stmt s(db_,
-         "INSERT INTO audit(seq, time, user, event, detail, prev, hash) VALUES(?, ?, ?, ?, ?, ?, ?)");
+  Stmt s(
+      db_,
+      "INSERT INTO audit(seq, time, user, event, detail, prev, hash) VALUES(?, ?, ?, ?, ?, ?, ?)");
   s.bind(1, seq).bind(2, time).bind(3, user).bind(4, event).bind(5, detail);
   s.bind(6, last_audit_hash_).bind(7, hash).step();
   tx.commit();
@@ -344,7 +344,8 @@ std::vector<AuditEntry> StateStore::audit_log() {
 std::optional<std::int64_t> StateStore::verify_audit_chain() {
   std::string prev = kGenesis;
   for (const auto& e : audit_log()) {
-    if (e.prev_hash != prev || chain_hash(prev, e.seq, e.time, e.user, e.event, e.detail) != e.hash) {
+    if (e.prev_hash != prev ||
+        chain_hash(prev, e.seq, e.time, e.user, e.event, e.detail) != e.hash) {
       return e.seq;
     }
     prev = e.hash;

@@ -49,10 +49,14 @@ Env make_env() {
   e.cert_file = e.dir + "/tls.crt";
   e.key_file = e.dir + "/tls.key";
   const std::string d = e.dir;
-  must("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "
-       "'/CN=Kyso test TLS CA' -keyout " + d + "/ca.key -out " + e.ca_file);
-  must("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 "
-       "-keyout " + e.key_file + " -out " + d + "/tls.csr");
+  must(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "
+      "'/CN=Kyso test TLS CA' -keyout " +
+      d + "/ca.key -out " + e.ca_file);
+  must(
+      "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 "
+      "-keyout " +
+      e.key_file + " -out " + d + "/tls.csr");
   std::ofstream(d + "/san.ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
   must("openssl x509 -req -in " + d + "/tls.csr -CA " + e.ca_file + " -CAkey " + d +
        "/ca.key -CAcreateserial -days 2 -extfile " + d + "/san.ext -out " + e.cert_file);

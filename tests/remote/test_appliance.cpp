@@ -129,8 +129,8 @@ TEST_CASE("remoteSigner_500HashesWithPinAndTotp_signsInChunksAndEveryVerifies", 
   CHECK(client->connections_opened() == 1);  // kept alive (the pipeline adds one of its own)
 
   // The same digests cannot be signed a second time with that authorization.
-  const auto again = signer.sign_digests(SignAlgorithm::RsaPkcs1Sha256,
-                                         std::span(digests).subspan(0, 3));
+  const auto again =
+      signer.sign_digests(SignAlgorithm::RsaPkcs1Sha256, std::span(digests).subspan(0, 3));
   for (const auto& r : again) CHECK(!r.ok());
 }
 
@@ -143,7 +143,8 @@ TEST_CASE("remoteSigner_pssAndEcdsa_verifyWithOpenssl", "[csc]") {
     RemoteSigner signer(adapter, cred);
     const bool ec = cred.cert.key_type == "EC";
     const SignAlgorithm alg = ec ? SignAlgorithm::EcdsaSha384 : SignAlgorithm::RsaPssSha256;
-    const auto digests = std::vector<Bytes>{random_digest(ec ? 48 : 32), random_digest(ec ? 48 : 32)};
+    const auto digests =
+        std::vector<Bytes>{random_digest(ec ? 48 : 32), random_digest(ec ? 48 : 32)};
     signer.set_pin(secret(fixture().user_pin));
     const Secret code = otp.next();
     signer.authorize(&code, digests);
@@ -177,8 +178,9 @@ TEST_CASE("sad_otherHashTwiceOtherBearerExpired_refused", "[csc][security]") {
         ErrorCode::RemoteError);
   // The same user with another bearer token: the SAD is bound to the one that asked for it.
   auto p2 = h.login("principal");
-  CHECK(detail_of([&] { (void)p2->sign_hash(id, sad, one(digests[0]), alg); }).find("Invalid SAD") !=
-        std::string::npos);
+  CHECK(detail_of([&] {
+          (void)p2->sign_hash(id, sad, one(digests[0]), alg);
+        }).find("Invalid SAD") != std::string::npos);
   // Nothing above consumed anything: the first use works, the second is refused.
   const auto sig = p->sign_hash(id, sad, one(digests[0]), alg);
   CHECK(openssl_verify(f.credential("principal").cert_der, alg, digests[0], sig.front()));
@@ -230,9 +232,8 @@ TEST_CASE("otp_fiveWrong_locksTheUser_andReuseIsRefused", "[csc][security]") {
   auto t = h.login("teacher");
   CHECK(t->list_credentials().size() == 2);
   const auto log = h.appliance().store().audit_log();
-  CHECK(std::ranges::any_of(log, [](const auto& e) {
-    return e.detail.find("user locked") != std::string::npos;
-  }));
+  CHECK(std::ranges::any_of(
+      log, [](const auto& e) { return e.detail.find("user locked") != std::string::npos; }));
 }
 
 TEST_CASE("pinAndPassword_wrong_refusedAndCounted", "[csc][security]") {

@@ -40,11 +40,11 @@ struct ApplianceLimits {
   std::size_t multisign = 100;                 ///< hashes per authorization
   std::size_t max_failures = 5;                ///< wrong passwords / PINs / OTPs before the lock
   std::chrono::seconds lockout{15 * 60};
-  std::chrono::seconds token_ttl{60 * 60};    ///< bearer tokens
-  std::chrono::seconds sad_ttl{5 * 60};       ///< one SAD
+  std::chrono::seconds token_ttl{60 * 60};        ///< bearer tokens
+  std::chrono::seconds sad_ttl{5 * 60};           ///< one SAD
   std::chrono::seconds transaction_ttl{30 * 60};  ///< an authorization and its extensions
   std::size_t transaction_signatures = 10000;     ///< hashes one PIN + OTP may cover in all
-  unsigned totp_window = 1;  ///< time steps accepted either side of now
+  unsigned totp_window = 1;                       ///< time steps accepted either side of now
   std::chrono::seconds request_timeout{30};
   std::chrono::seconds idle_timeout{30};  ///< keep-alive connections
   unsigned io_threads = 2;

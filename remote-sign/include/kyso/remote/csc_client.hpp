@@ -71,9 +71,9 @@ class HttpsConnection {
 struct RemoteCredentialInfo {
   std::string id;
   std::string description;
-  std::vector<Bytes> certificates;  ///< leaf first
+  std::vector<Bytes> certificates;          ///< leaf first
   std::vector<std::string> key_algorithms;  ///< OIDs
-  std::string auth_mode;  ///< "explicit", "oauth2code", "implicit"
+  std::string auth_mode;                    ///< "explicit", "oauth2code", "implicit"
   bool pin = false;
   bool otp = false;
   int scal = 1;
@@ -106,11 +106,11 @@ class CscClient {
   RemoteCredentialInfo credential_info(const std::string& id);
   /// credentials/authorize for exactly these hashes (SCAL2), PIN and OTP as the credential asks.
   /// Throws Error(PinIncorrect / OtpIncorrect / RemoteAuthFailed / RemoteError).
-  Authorization authorize(const std::string& id, std::span<const Bytes> hashes,
-                          HashAlgorithm hash, const Secret* pin, const Secret* otp);
+  Authorization authorize(const std::string& id, std::span<const Bytes> hashes, HashAlgorithm hash,
+                          const Secret* pin, const Secret* otp);
   /// credentials/extendTransaction: a new SAD for more hashes under the same approval.
-  Authorization extend(const std::string& id, const std::string& sad,
-                       std::span<const Bytes> hashes, HashAlgorithm hash);
+  Authorization extend(const std::string& id, const std::string& sad, std::span<const Bytes> hashes,
+                       HashAlgorithm hash);
   /// signatures/signHash: signatures in the order of `hashes`.
   std::vector<Bytes> sign_hash(const std::string& id, const std::string& sad,
                                std::span<const Bytes> hashes, SignAlgorithm alg);

@@ -22,9 +22,9 @@ namespace kyso::remote {
 
 /// What a provider needs before it signs, beyond the OTP passed to authorize().
 struct AuthNeeds {
-  bool pin = false;        ///< a PIN (set with RemoteSigner::set_pin before authorize)
-  bool otp = false;        ///< an OTP typed by the user (passed as authorize's secret)
-  bool approval = false;   ///< the user approves on another device; authorize() waits
+  bool pin = false;       ///< a PIN (set with RemoteSigner::set_pin before authorize)
+  bool otp = false;       ///< an OTP typed by the user (passed as authorize's secret)
+  bool approval = false;  ///< the user approves on another device; authorize() waits
 };
 
 /// One remote signing service's protocol. Implementations may block (network, polling); the

@@ -27,8 +27,8 @@ using TimePoint = std::chrono::system_clock::time_point;
 
 struct SadRecord {
   std::string user;
-  std::string bearer;      ///< SHA-256 hex of the bearer token it is bound to
-  std::string credential;  ///< credential id
+  std::string bearer;          ///< SHA-256 hex of the bearer token it is bound to
+  std::string credential;      ///< credential id
   std::string hash_algorithm;  ///< OID
   std::string transaction;     ///< id of the transaction (first authorization) it belongs to
   TimePoint expires;
