@@ -43,6 +43,7 @@ struct ProvisionOptions {
   std::string report;
   std::size_t limit = 0;
   bool no_init = false;
+  bool wait = false;
   std::string org, unit, locality, province, title;
   // token profile
   std::string model;
@@ -232,6 +233,23 @@ void cmd_batch(Context& ctx, const ProvisionOptions& o) {
   b.init_blank = !o.no_init;
   b.limit = o.limit;
   b.key_label = o.key_label;
+  if (o.wait) {
+    b.insert_token = [&ctx](const config::BatchRow& row) {
+      std::string name;
+      for (const auto& [k, v] : row.subject) {
+        if (k == "CN") name = v;
+      }
+      std::cerr << '\n'
+                << ctx.tr("Cắm token trắng (hoặc token «", "Plug in a blank token (or the token «")
+                << row.label << "») " << ctx.tr("cho ", "for ") << name
+                << ctx.tr(" rồi nhấn Enter; gõ q để dừng: ", ", then press Enter; q to stop: ")
+                << std::flush;
+      std::ifstream tty("/dev/tty");
+      std::string answer;
+      if (!std::getline(tty, answer)) return false;
+      return answer != "q" && answer != "Q";
+    };
+  }
   for (const auto& [k, v] : {std::pair{"o", &o.org},
                              {"ou", &o.unit},
                              {"l", &o.locality},

@@ -14,6 +14,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+struct Interrupted {};  // the person asked to stop while a row waited for its token
+
 [[noreturn]] void csv_fail(const fs::path& csv, std::size_t line, const std::string& what) {
   throw Error(ErrorCode::BadRequest, csv.string() + ":" + std::to_string(line) + ": " + what);
 }
@@ -227,6 +229,7 @@ BatchReport run_batch(
 
   BatchReport report;
   std::size_t worked = 0;
+  bool stopped = false;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const BatchRow& row = rows[i];
     BatchRowReport r;
@@ -253,7 +256,7 @@ BatchReport run_batch(
         continue;
       }
     }
-    if (limited || (stop && stop())) {
+    if (limited || stopped || (stop && stop())) {
       report.interrupted = true;
       r.status = "pending";
       ++report.pending;
@@ -267,6 +270,17 @@ BatchReport run_batch(
         slot = p.find_token(row.label);
       } catch (const Error& e) {
         if (e.code() != ErrorCode::TokenNotFound || !o.init_blank) throw;
+      }
+      // One token at a time: ask for the next one until this row's token or a blank one is in.
+      while (!slot && o.insert_token && o.init_blank &&
+             std::ranges::none_of(p.admin().slots(),
+                                  [](const pkcs11::SlotState& s) { return !s.initialized; })) {
+        if (!o.insert_token(row)) throw Interrupted{};
+        try {
+          slot = p.find_token(row.label);
+        } catch (const Error& e) {
+          if (e.code() != ErrorCode::TokenNotFound) throw;
+        }
       }
       if (!slot) {
         p.init_token(row.label, so_pin, user_pin);
@@ -314,6 +328,13 @@ BatchReport run_batch(
                               {"key_id", r.key_id},
                               {"csr", r.csr},
                               {"certificate", r.certificate}};
+    } catch (const Interrupted&) {
+      report.interrupted = true;
+      r.status = "pending";
+      ++report.pending;
+      report.rows.push_back(r);
+      stopped = true;
+      continue;
     } catch (const Error& e) {
       r.status = "failed";
       r.error = std::string(e.name()) + ": " + e.detail();

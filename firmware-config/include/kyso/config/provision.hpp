@@ -130,6 +130,10 @@ struct BatchOptions {
   bool init_blank = true;  ///< initialize a blank token for a row with none
   std::size_t limit = 0;   ///< stop after this many rows done in this run (0: all)
   std::string key_label = "kyso-sign";
+  /// Field use, one USB token at a time: called when a row has neither its token nor a blank
+  /// one present. Returns once the person has plugged one in (true) or wants to stop (false:
+  /// the batch ends as interrupted and resumes later). Unset: such a row fails.
+  std::function<bool(const BatchRow&)> insert_token;
 };
 
 struct BatchRowReport {
