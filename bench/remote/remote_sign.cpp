@@ -208,6 +208,7 @@ int main(int argc, char** argv) {
                 "ratio", "round trips", "chunks", "rt/chunk");
     double best_raw = 0;
     double best_remote = 0;
+    std::vector<double> ratios;
     std::size_t trips = 0;
     std::size_t chunks = (static_cast<std::size_t>(hashes) + multisign - 1) / multisign;
     (void)raw_rate(pin, 0x01, 100, static_cast<int>(threads));  // warm up the key and sessions
@@ -235,11 +236,16 @@ int main(int argc, char** argv) {
       std::printf("%-10d %12.0f %12.0f %8.3f %12zu %10zu %10.2f\n", r + 1, raw, remote,
                   remote / raw, trips, chunks,
                   static_cast<double>(trips) / static_cast<double>(chunks));
+      ratios.push_back(remote / raw);
       best_raw = std::max(best_raw, raw);
       best_remote = std::max(best_remote, remote);
     }
-    std::printf("%-10s %12.0f %12.0f %8.3f   (goal >= 0.75)\n", "best", best_raw, best_remote,
-                best_remote / best_raw);
+    // Each round pairs raw and remote back to back; the median of those ratios is the least
+    // sensitive to other load on the machine.
+    std::ranges::sort(ratios);
+    const double median = ratios[ratios.size() / 2];
+    std::printf("%-10s %12.0f %12.0f %8.3f   (median of the rounds' ratios; goal >= 0.75)\n",
+                "best", best_raw, best_remote, median);
     std::printf(
         "round trips: %zu for %zu chunks = 2 x %zu + %zu (login, list, info)"
         "   (goal <= 2 per chunk + constant)\n",
