@@ -1,0 +1,259 @@
+// What the agent refuses: before the upgrade (Host, Origin, other users), and on the socket
+// (unpaired origins, oversized frames, malformed JSON, unknown methods, over-approved batches,
+// Cancel, wrong PINs).
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "harness.hpp"
+#include "kyso/agent/audit.hpp"
+
+using namespace kyso;
+using namespace kyso::test;
+using json = nlohmann::json;
+namespace websocket = boost::beast::websocket;
+
+namespace {
+
+json teacher_sign(const std::string& title) {
+  return {{"role", "teacher"}, {"item", hash_item(title)}};
+}
+
+std::string code_of(const json& response) {
+  return response.at("error").at("code").get<std::string>();
+}
+
+}  // namespace
+
+TEST_CASE("upgrade_wrongHost_refusedBeforeUpgrade", "[ws][security]") {
+  Agent a;
+  const auto port = std::to_string(a.port());
+  CHECK(upgrade_status(a.port(), kSchool, "evil.example:" + port) == 403);
+  CHECK(upgrade_status(a.port(), kSchool, "127.0.0.1.nip.io:" + port) == 403);
+  CHECK(upgrade_status(a.port(), kSchool, "127.0.0.1:1") == 403);
+  CHECK(upgrade_status(a.port(), kSchool, "localhost:" + port) == 101);
+  CHECK(upgrade_status(a.port(), kSchool, "[::1]:" + port) == 101);
+}
+
+TEST_CASE("upgrade_foreignOrigin_refusedBeforeUpgrade", "[ws][security]") {
+  Agent a;
+  const auto host = "127.0.0.1:" + std::to_string(a.port());
+  CHECK(upgrade_status(a.port(), "http://evil.example", host) == 403);
+  CHECK(upgrade_status(a.port(), "null", host) == 403);
+  CHECK(upgrade_status(a.port(), "chrome-extension://abcdef", host) == 403);
+  CHECK(upgrade_status(a.port(), kSchool, host) == 101);
+  CHECK(a.server->connections() <= 1);
+}
+
+TEST_CASE("upgrade_missingOrigin_refusedBeforeUpgrade", "[ws][security]") {
+  Agent a;
+  CHECK(upgrade_status(a.port(), std::nullopt, "127.0.0.1:" + std::to_string(a.port())) == 403);
+  const auto rows = agent::AuditLog::verify(a.state / "state" / "audit.db");
+  CHECK(rows.ok);
+  CHECK(rows.rows >= 1);  // the refusal is audited
+}
+
+TEST_CASE("connection_fromAnotherOsUser_refused", "[ws][security]") {
+  if (::getuid() != 0) {
+    WARN("needs root to act as another user; skipped");
+    return;
+  }
+  Agent a;
+  const auto port = a.port();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    // The child becomes "nobody" and tries what any page of that user could.
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
+    const int st = upgrade_status(port, kSchool, "127.0.0.1:" + std::to_string(port));
+    ::_exit(st == 101 ? 1 : 0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(upgrade_status(port, kSchool, "127.0.0.1:" + std::to_string(port)) == 101);
+}
+
+TEST_CASE("sign_unpairedOrigin_originNotPaired", "[ws][security]") {
+  Agent a;
+  Client c(a.port(), "https://other-school.example.vn");
+  const auto hello = c.call("hello", {{"protocols", {1}}});
+  CHECK(hello["result"]["paired"] == false);
+  CHECK(code_of(c.call("sign", teacher_sign("Học bạ - Nguyễn Văn A"))) == "ORIGIN_NOT_PAIRED");
+  CHECK(code_of(c.call("credentials.list", json::object())) == "ORIGIN_NOT_PAIRED");
+  CHECK(code_of(c.call("batch.sign", {{"role", "teacher"}, {"items", {hash_item("x")}}})) ==
+        "ORIGIN_NOT_PAIRED");
+  CHECK(pinentry_dialogs().empty());
+  CHECK(Faults::get("count.C_Login") == 0);
+}
+
+TEST_CASE("pair_userConfirmsCode_originPairedThenRevoked", "[ws][security]") {
+  Agent a;
+  const std::string origin = "https://thpt-chuvanan.hanoi.edu.vn";
+  Client c(a.port(), origin);
+  const auto r = c.call("pair", json::object());
+  REQUIRE(r.contains("result"));
+  CHECK(r["result"]["paired"] == true);
+  // The page got the code as an event first, and the agent's dialog showed the same code.
+  REQUIRE(c.events.size() == 1);
+  CHECK(c.events[0]["event"] == "pair.code");
+  const auto code = c.events[0]["params"]["code"].get<std::string>();
+  CHECK(code.size() == 7);
+  const auto dialogs = pinentry_dialogs();
+  REQUIRE(dialogs.size() == 1);
+  CHECK(dialogs[0].starts_with("CONFIRM"));
+  CHECK(dialogs[0].find(code) != std::string::npos);
+  CHECK(dialogs[0].find(origin) != std::string::npos);
+
+  CHECK(c.call("hello", json::object())["result"]["paired"] == true);
+  CHECK(c.call("credentials.list", {{"role", "seal"}}).contains("result"));
+  // Revoked (what `kyso origins revoke` does): the next request is refused.
+  CHECK(a.service->pairings().remove(origin));
+  CHECK(code_of(c.call("credentials.list", json::object())) == "ORIGIN_NOT_PAIRED");
+}
+
+TEST_CASE("pair_userCancels_notPaired", "[ws][security]") {
+  pinentry_script("cancel", "");
+  Agent a;
+  Client c(a.port(), "https://other-school.example.vn");
+  CHECK(code_of(c.call("pair", json::object())) == "USER_CANCELLED");
+  CHECK(c.call("hello", json::object())["result"]["paired"] == false);
+}
+
+TEST_CASE("frame_overTheLimit_connectionClosedTooBig", "[ws][security]") {
+  Agent a([](config::AgentConfig& cfg) { cfg.limits.max_frame_bytes = 4096; });
+  Client c(a.port());
+  CHECK(c.call("hello", json::object()).contains("result"));
+  c.send_text(
+      json{{"id", 1}, {"method", "hello"}, {"params", {{"pad", std::string(5000, 'x')}}}}.dump());
+  CHECK_THROWS(c.read());
+  CHECK(c.ws().reason().code == websocket::close_code::too_big);
+}
+
+TEST_CASE("message_malformedJson_badRequestAndConnectionStays", "[ws][security]") {
+  Agent a;
+  Client c(a.port());
+  c.send_text("{\"id\": 1, \"method\": \"hello\"");
+  auto r = c.read();
+  CHECK(r["id"].is_null());
+  CHECK(code_of(r) == "BAD_REQUEST");
+  CHECK(r["error"]["message"]["vi"].get<std::string>().size() > 0);
+  CHECK(r["error"]["message"]["en"].get<std::string>().size() > 0);
+  c.send_text("[1,2,3]");
+  CHECK(code_of(c.read()) == "BAD_REQUEST");
+  c.send_text(R"({"id": {"x": 1}, "method": "hello"})");
+  CHECK(code_of(c.read()) == "BAD_REQUEST");
+  CHECK(c.call("hello", json::object()).contains("result"));
+}
+
+TEST_CASE("method_unknown_notSupported", "[ws][security]") {
+  Agent a;
+  Client c(a.port());
+  CHECK(code_of(c.call("token.format", json::object())) == "NOT_SUPPORTED");
+  CHECK(code_of(c.call("sign", {{"role", "teacher"}, {"item", {{"type", "pdf"}}}})) ==
+        "NOT_SUPPORTED");
+  CHECK(code_of(c.call("sign", {{"role", "dean"}, {"item", hash_item("x")}})) == "BAD_REQUEST");
+}
+
+TEST_CASE("batch_approvedForNThenNPlusOne_batchLimitAndNeverSigned", "[ws][security]") {
+  Agent a;
+  Client c(a.port());
+  // Announcing N and sending N+1 at once.
+  CHECK(code_of(
+            c.call("batch.sign", {{"role", "principal"},
+                                  {"total", 2},
+                                  {"items", {hash_item("a"), hash_item("b"), hash_item("c")}}})) ==
+        "BATCH_LIMIT");
+  // Approved for exactly 3, signed, then one more for the same approval.
+  json items = {hash_item("Học bạ 1"), hash_item("Học bạ 2")};
+  c.send_text(json{{"id", "b1"},
+                   {"method", "batch.sign"},
+                   {"params", {{"role", "principal"}, {"total", 3}, {"items", items}}}}
+                  .dump());
+  const auto more = c.call("batch.items", {{"batchId", "b1"}, {"items", {hash_item("Học bạ 3")}}});
+  CHECK(more["result"]["received"] == 3);
+  json summary;
+  do {
+    summary = c.read();
+  } while (summary.contains("event") || summary.value("id", json()) != "b1");
+  INFO(summary.dump());
+  REQUIRE(summary.contains("result"));
+  CHECK(summary["result"]["signed"] == 3);
+  const auto signs = Faults::get("count.C_Sign");
+  CHECK(code_of(c.call("batch.items", {{"batchId", "b1"}, {"items", {hash_item("Học bạ 4")}}})) ==
+        "BATCH_LIMIT");
+  CHECK(Faults::get("count.C_Sign") == signs);
+  CHECK(pinentry_dialogs().size() == 1);
+  CHECK(Faults::get("count.C_Login") == 1);
+}
+
+TEST_CASE("sign_userPressesCancel_userCancelledNothingSigned", "[ws][security]") {
+  pinentry_script("cancel", "");
+  Agent a;
+  Client c(a.port());
+  const auto r = c.call("sign", teacher_sign("Học bạ - Nguyễn Văn A"));
+  CHECK(code_of(r) == "USER_CANCELLED");
+  CHECK(Faults::get("count.C_Login") == 0);
+  CHECK(Faults::get("count.C_Sign") == 0);
+  const auto dialogs = pinentry_dialogs();
+  REQUIRE(dialogs.size() == 1);
+  // What the user saw: origin, role, holder, issuer, title, in Vietnamese.
+  for (const char* s : {"Trang web: https://hocba.example.edu.vn", "Giáo viên chủ nhiệm",
+                        "Nguyễn Thị Ánh", "Kyso Demo Issuing CA", "Học bạ - Nguyễn Văn A"}) {
+    CHECK(dialogs[0].find(s) != std::string::npos);
+  }
+}
+
+TEST_CASE("sign_wrongPin_oneLoginOnlyAndNeverRetried", "[ws][security]") {
+  pinentry_script("ok", "000000");
+  Agent a;
+  Client c(a.port());
+  CHECK(code_of(c.call("sign", teacher_sign("Học bạ - A"))) == "PIN_INCORRECT");
+  CHECK(Faults::get("count.C_Login") == 1);
+  // The page may call again; the same wrong PIN is not sent to the token a second time.
+  CHECK(code_of(c.call("sign", teacher_sign("Học bạ - A"))) == "PIN_REPEATED");
+  CHECK(Faults::get("count.C_Login") == 1);
+  CHECK(Faults::get("count.C_Sign") == 0);
+}
+
+TEST_CASE("sign_whileAnotherDialogIsOpen_busy", "[ws][security]") {
+  pinentry_script("hang", "");
+  Agent a;
+  Client c1(a.port());
+  Client c2(a.port());
+  c1.send_text(json{{"id", 1}, {"method", "sign"}, {"params", teacher_sign("a")}}.dump());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(code_of(c2.call("sign", teacher_sign("b"))) == "BUSY");
+}
+
+TEST_CASE("sign_sealRolePinnedToAnotherIssuer_roleNoCredentialSaysWhatIsMissing",
+          "[ws][security]") {
+  Agent a([](config::AgentConfig& cfg) {
+    cfg.roles[Role::Seal] =
+        RolePin{.credential_ids = {}, .issuer_contains = {"Ban Cơ yếu Chính phủ"}};
+  });
+  Client c(a.port());
+  const auto r = c.call("sign", {{"role", "seal"}, {"item", hash_item("x")}});
+  CHECK(code_of(r) == "ROLE_NO_CREDENTIAL");
+  CHECK(r["error"]["detail"].get<std::string>().find("organization") != std::string::npos);
+  CHECK(r["error"]["detail"].get<std::string>().find("pins") != std::string::npos);
+  CHECK(pinentry_dialogs().empty());
+}
+
+TEST_CASE("sign_expiredCertificate_certExpiredBeforeAnyDialog", "[ws][security]") {
+  Agent a;
+  Client c(a.port());
+  const auto id = fixture().credential("expired").credential_id();
+  const auto r =
+      c.call("sign", {{"role", "teacher"}, {"credentialId", id}, {"item", hash_item("x")}});
+  CHECK(code_of(r) == "CERT_EXPIRED");
+  CHECK(pinentry_dialogs().empty());
+  // A seal credential asked for as teacher is a mismatch, not a silent substitution.
+  const auto seal = fixture().credential("seal").credential_id();
+  CHECK(code_of(c.call("sign",
+                       {{"role", "teacher"}, {"credentialId", seal}, {"item", hash_item("x")}})) ==
+        "ROLE_MISMATCH");
+}

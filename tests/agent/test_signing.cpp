@@ -1,0 +1,207 @@
+// Signing through the agent as a page would: every algorithm, a class batch with progress, a
+// token pulled out mid-batch, cancel, token events; each signature checked by OpenSSL alone.
+
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "harness.hpp"
+#include "kyso/agent/audit.hpp"
+
+using namespace kyso;
+using namespace kyso::test;
+using json = nlohmann::json;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+json read_until_id(Client& c, const json& id) {
+  for (;;) {
+    json m = c.read();
+    if (m.contains("event")) {
+      c.events.push_back(m);
+      continue;
+    }
+    if (m.value("id", json()) == id) return m;
+  }
+}
+
+json batch_items(int n, const std::string& alg = "sha256") {
+  json items = json::array();
+  for (int i = 0; i < n; ++i)
+    items.push_back(hash_item("Học bạ - Học sinh " + std::to_string(i + 1), alg));
+  return items;
+}
+
+}  // namespace
+
+TEST_CASE("status_getSlash_answersJsonWithoutUpgrade", "[ws]") {
+  Agent a;
+  boost::asio::io_context ioc;
+  beast::tcp_stream s(ioc);
+  s.connect({boost::asio::ip::address_v4::loopback(), a.port()});
+  http::request<http::empty_body> req(http::verb::get, "/", 11);
+  req.set(http::field::host, "127.0.0.1:" + std::to_string(a.port()));
+  http::write(s, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  CHECK(res.result() == http::status::ok);
+  const auto j = json::parse(res.body());
+  CHECK(j["name"] == "kyso-agent");
+  CHECK(j["protocols"] == json::array({1}));
+}
+
+TEST_CASE("credentialsList_roleSeal_onlyOrganizationCertificates", "[ws]") {
+  Agent a;
+  Client c(a.port());
+  const auto r = c.call("credentials.list", {{"role", "seal"}});
+  const auto& creds = r["result"]["credentials"];
+  REQUIRE(creds.size() == 1);
+  CHECK(creds[0]["certificate"]["kind"] == "organization");
+  CHECK(creds[0]["certificate"]["mns"] == "1047665");
+  CHECK(creds[0]["roles"] == json::array({"seal"}));
+  const auto persons = c.call("credentials.list", {{"kind", "person"}, {"validNow", true}});
+  for (const auto& p : persons["result"]["credentials"])
+    CHECK(p["certificate"]["validNow"] == true);
+  CHECK(persons["result"]["credentials"].size() >= 3);
+}
+
+TEST_CASE("sign_hashWithEveryAlgorithm_verifiesWithOpenSsl", "[ws]") {
+  Agent a;
+  Client c(a.port());
+  struct Case {
+    const char* cred;
+    const char* alg;
+    const char* hash;
+  };
+  const Case cases[] = {
+      {"teacher", "rsa-sha256", "sha256"},      {"teacher", "rsa-sha384", "sha384"},
+      {"teacher", "rsa-sha512", "sha512"},      {"teacher", "rsa-pss-sha256", "sha256"},
+      {"teacher", "rsa-pss-sha384", "sha384"},  {"teacher", "rsa-pss-sha512", "sha512"},
+      {"teacher-ec", "ecdsa-sha256", "sha256"}, {"teacher-ec", "ecdsa-sha384", "sha384"},
+      {"teacher-ec", "ecdsa-sha512", "sha512"},
+  };
+  for (const auto& k : cases) {
+    INFO(k.alg);
+    const auto item = hash_item(std::string("Học bạ - ") + k.alg, k.hash);
+    const auto r = c.call("sign", {{"role", "teacher"},
+                                   {"credentialId", fixture().credential(k.cred).credential_id()},
+                                   {"algorithm", k.alg},
+                                   {"item", item}});
+    REQUIRE(r.contains("result"));
+    CHECK(r["result"]["algorithm"] == k.alg);
+    CHECK(r["result"]["hash"] == to_hex(item_digest(item)));
+    CHECK(r["result"]["chain"].size() == 2);
+    const Bytes cert = from_base64(r["result"]["certificate"].get<std::string>());
+    const Bytes sig = from_base64(r["result"]["signature"].get<std::string>());
+    CHECK(openssl_verify(cert, *parse_sign_algorithm(k.alg), item_digest(item), sig));
+  }
+  // Default algorithm for an RSA key: PKCS#1 v1.5, what deployed systems verify.
+  const auto item = hash_item("mặc định");
+  const auto r = c.call("sign", {{"role", "principal"}, {"item", item}});
+  CHECK(r["result"]["algorithm"] == "rsa-sha256");
+  CHECK(r["result"]["credentialId"] == fixture().credential("principal").credential_id());
+  // Every request needed its own login: the PIN is not kept between requests.
+  CHECK(Faults::get("count.C_Login") == 10);
+  CHECK(agent::AuditLog::verify(a.state / "state" / "audit.db").ok);
+}
+
+TEST_CASE("batchSign_40Items_oneDialogOneLoginProgressEventsAllVerify", "[ws]") {
+  Agent a;
+  Client c(a.port());
+  const auto items = batch_items(40);
+  const auto r = c.call("batch.sign", {{"role", "principal"}, {"items", items}}, "lop-12A1");
+  REQUIRE(r.contains("result"));
+  const auto& s = r["result"];
+  CHECK(s["total"] == 40);
+  CHECK(s["signed"] == 40);
+  CHECK(s["failed"] == 0);
+  REQUIRE(c.events.size() == 40);
+  for (std::size_t i = 0; i < 40; ++i) {
+    CHECK(c.events[i]["event"] == "batch.progress");
+    CHECK(c.events[i]["id"] == "lop-12A1");
+    CHECK(c.events[i]["params"]["done"] == i + 1);
+    CHECK(c.events[i]["params"]["total"] == 40);
+  }
+  const Bytes cert = from_base64(s["certificate"].get<std::string>());
+  for (std::size_t i = 0; i < 40; ++i) {
+    CHECK(s["results"][i]["index"] == i);
+    const Bytes sig = from_base64(s["results"][i]["signature"].get<std::string>());
+    CHECK(openssl_verify(cert, SignAlgorithm::RsaPkcs1Sha256, item_digest(items[i]), sig));
+  }
+  CHECK(Faults::get("count.C_Login") == 1);
+  const auto dialogs = pinentry_dialogs();
+  REQUIRE(dialogs.size() == 1);
+  CHECK(dialogs[0].find("Ký 40 văn bản") != std::string::npos);
+  CHECK(dialogs[0].find("Học bạ - Học sinh 1") != std::string::npos);
+  CHECK(dialogs[0].find("và 35 văn bản khác") != std::string::npos);
+  CHECK(dialogs[0].find("Hiệu trưởng") != std::string::npos);
+}
+
+TEST_CASE("batchSign_tokenRemovedMidway_reportsExactlySignedDocuments", "[ws][security]") {
+  Agent a;
+  Client c(a.port());
+  const auto items = batch_items(10);
+  Faults::set("remove_after_signs", 4);
+  const auto r =
+      c.call("batch.sign", {{"role", "teacher"},
+                            {"credentialId", fixture().credential("teacher").credential_id()},
+                            {"items", items}});
+  REQUIRE(r.contains("result"));
+  const auto& s = r["result"];
+  CHECK(s["signed"] == 4);
+  CHECK(s["failed"] == 6);
+  const Bytes cert = from_base64(s["certificate"].get<std::string>());
+  for (std::size_t i = 0; i < 10; ++i) {
+    const auto& e = s["results"][i];
+    if (i < 4) {
+      REQUIRE(e["ok"] == true);
+      CHECK(openssl_verify(cert, SignAlgorithm::RsaPkcs1Sha256, item_digest(items[i]),
+                           from_base64(e["signature"].get<std::string>())));
+    } else {
+      CHECK(e["ok"] == false);
+      CHECK(e["error"]["code"] == "TOKEN_REMOVED");
+    }
+  }
+  CHECK(c.events.size() == 10);
+}
+
+TEST_CASE("batchCancel_midway_summaryMarksUnsignedItemsCancelled", "[ws]") {
+  Agent a;
+  Client c(a.port());
+  Faults::set("sign_delay_us", 20000);
+  c.send_text(json{{"id", 7},
+                   {"method", "batch.sign"},
+                   {"params", {{"role", "teacher"}, {"items", batch_items(100)}}}}
+                  .dump());
+  // Wait until signing started, then cancel.
+  while (c.events.empty()) {
+    auto m = c.read();
+    if (m.contains("event")) c.events.push_back(m);
+  }
+  c.send_text(json{{"id", 8}, {"method", "batch.cancel"}, {"params", {{"batchId", 7}}}}.dump());
+  const auto summary = read_until_id(c, 7);
+  REQUIRE(summary.contains("result"));
+  CHECK(summary["result"]["cancelled"] == true);
+  const auto signed_n = summary["result"]["signed"].get<int>();
+  CHECK(signed_n >= 1);
+  CHECK(signed_n < 100);
+  CHECK(summary["result"]["results"][99]["error"]["code"] == "USER_CANCELLED");
+}
+
+TEST_CASE("tokenEvents_removedAndInserted_sentToPairedPages", "[ws]") {
+  Agent a;
+  Client c(a.port());
+  CHECK(c.call("hello", json::object())["result"]["paired"] == true);
+  Faults::set("removed", 1);
+  json e = c.read();
+  CHECK(e["event"] == "token.removed");
+  CHECK(e["params"]["token"]["label"].is_string());
+  Faults::set("removed", 0);
+  // Removal is module-wide: both of the fixture's tokens leave, then both come back.
+  do {
+    e = c.read();
+  } while (e["event"] == "token.removed");
+  CHECK(e["event"] == "token.inserted");
+}

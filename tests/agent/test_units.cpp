@@ -1,0 +1,165 @@
+// Agent pieces without a token: Assuan escaping, the pinentry round trip, /proc/net/tcp parsing,
+// origins, items and the audit chain.
+
+#include <sqlite3.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "harness.hpp"
+#include "kyso/agent/audit.hpp"
+#include "kyso/agent/pairing.hpp"
+#include "kyso/agent/peer.hpp"
+#include "kyso/agent/pinentry.hpp"
+#include "kyso/agent/service.hpp"
+
+using namespace kyso;
+using namespace kyso::agent;
+
+TEST_CASE("assuan_escape escapes percent, CR, LF and control characters only", "[ws][security]") {
+  CHECK(assuan_escape("Học bạ 100%\nNguyễn\r") == "Học bạ 100%25%0ANguyễn%0D");
+  CHECK(assuan_escape("a\tb") == "a%09b");
+}
+
+TEST_CASE("pinentry_getPin_readsPinIntoSecretAndShowsDialogText", "[ws][security]") {
+  const auto dir = std::filesystem::temp_directory_path() / "kyso-pinentry-unit";
+  std::filesystem::create_directories(dir);
+  ::setenv("KYSO_PINENTRY_LOG", (dir / "log").c_str(), 1);
+  std::filesystem::remove(dir / "log");
+  test::pinentry_script("ok", "12%34");
+  Pinentry p(KYSO_TEST_PINENTRY, std::chrono::seconds(5));
+  Dialog d{.title = "Kyso",
+           .description = "Trang web: x\nVai trò: y",
+           .prompt = "PIN:",
+           .ok = "Ký",
+           .cancel = "Hủy"};
+  // The script sends the PIN unescaped; "%34" decodes to '4' on our side, as Assuan says.
+  const Secret pin = p.get_pin(d);
+  CHECK(pin.view() == "124");
+  CHECK(p.confirm(d));
+  test::pinentry_script("cancel", "");
+  CHECK_FALSE(p.confirm(d));
+  CHECK_THROWS_MATCHES(p.get_pin(d), Error, Catch::Predicate<Error>([](const Error& e) {
+                         return e.code() == ErrorCode::UserCancelled;
+                       }));
+  std::ifstream in(dir / "log");
+  std::string first;
+  std::getline(in, first);
+  CHECK(first.find("desc=Trang web: x%0AVai trò: y") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("pinentry_userNeverAnswers_timesOutAndAbortCancels", "[ws][security]") {
+  test::pinentry_script("hang", "");
+  Pinentry p(KYSO_TEST_PINENTRY, std::chrono::seconds(1));
+  Dialog d{.title = "t", .description = "d", .prompt = {}, .ok = {}, .cancel = {}};
+  CHECK_THROWS_MATCHES(p.confirm(d), Error, Catch::Predicate<Error>([](const Error& e) {
+                         return e.code() == ErrorCode::Timeout;
+                       }));
+  std::atomic<bool> abort{true};
+  CHECK_THROWS_MATCHES(p.get_pin(d, &abort), Error, Catch::Predicate<Error>([](const Error& e) {
+                         return e.code() == ErrorCode::UserCancelled;
+                       }));
+}
+
+TEST_CASE("find_socket_uid reads the peer's row of /proc/net/tcp and tcp6", "[ws][security]") {
+  using boost::asio::ip::make_address;
+  using boost::asio::ip::tcp;
+  const std::string v4 =
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
+      "inode\n"
+      "   0: 0100007F:4C93 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 "
+      "1 1\n"
+      "   1: 0100007F:A1B2 0100007F:4C93 01 00000000:00000000 00:00000000 00000000  1001        0 "
+      "2 1\n";
+  const tcp::endpoint peer(make_address("127.0.0.1"), 0xA1B2);
+  const tcp::endpoint agent(make_address("127.0.0.1"), 0x4C93);
+  CHECK(find_socket_uid(v4, peer, agent) == 1001U);
+  CHECK_FALSE(find_socket_uid(v4, agent, tcp::endpoint(make_address("127.0.0.1"), 1)));
+  const std::string v6 =
+      "  sl  local_address                         remote_address                        st "
+      "tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+      "   0: 00000000000000000000000001000000:C001 00000000000000000000000001000000:4C93 01 "
+      "00000000:00000000 00:00000000 00000000   0        0 3 1\n";
+  CHECK(find_socket_uid(v6, tcp::endpoint(make_address("::1"), 0xC001),
+                        tcp::endpoint(make_address("::1"), 0x4C93)) == 0U);
+}
+
+TEST_CASE("origins: only https (or loopback http) can be paired", "[ws][security]") {
+  CHECK(origin_pairable("https://hocba.example.edu.vn"));
+  CHECK(origin_pairable("http://localhost:8080"));
+  CHECK(origin_pairable("http://127.0.0.1:5173"));
+  CHECK_FALSE(origin_pairable("http://evil.example"));
+  CHECK_FALSE(origin_pairable("http://localhost.evil.example"));
+  CHECK_FALSE(origin_pairable("null"));
+  CHECK_FALSE(origin_pairable("file://"));
+  CHECK_FALSE(origin_pairable("https://a.example/path"));
+}
+
+TEST_CASE("parse_item accepts hex and base64 and checks the digest length", "[ws]") {
+  const std::string hex(64, 'a');
+  CHECK(parse_item({{"type", "hash"}, {"hash", hex}, {"hashAlgorithm", "sha256"}}).digest.size() ==
+        32);
+  const auto b64 = to_base64(Bytes(48, 7));
+  CHECK(parse_item({{"type", "hash"}, {"hash", b64}, {"hashAlgorithm", "sha384"}}).digest.size() ==
+        48);
+  CHECK_THROWS_MATCHES(
+      parse_item({{"type", "hash"}, {"hash", b64}, {"hashAlgorithm", "sha256"}}), Error,
+      Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::DigestInvalid; }));
+  CHECK_THROWS_MATCHES(
+      parse_item({{"type", "pdf"}}), Error,
+      Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::NotSupported; }));
+  const auto title =
+      parse_item(
+          {{"type", "hash"}, {"hash", hex}, {"hashAlgorithm", "sha256"}, {"title", "Học bạ\n- A"}})
+          .title;
+  CHECK(title == "Học bạ - A");
+}
+
+TEST_CASE("audit_tamperedRow_verifyReportsFirstBrokenRow", "[security]") {
+  const auto dir = std::filesystem::temp_directory_path() / "kyso-audit-unit";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto db = dir / "audit.db";
+  {
+    AuditLog log(db);
+    for (int i = 0; i < 5; ++i) {
+      log.append(AuditRow{.event = "signature",
+                          .origin = "https://a",
+                          .role = "teacher",
+                          .credential_id = "c",
+                          .digest = std::to_string(i),
+                          .result = "ok",
+                          .detail = {}});
+    }
+  }
+  auto ok = AuditLog::verify(db);
+  CHECK(ok.ok);
+  CHECK(ok.rows == 5);
+
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+  // The triggers refuse edits through SQLite...
+  CHECK(sqlite3_exec(h, "UPDATE audit SET result='forged' WHERE seq=3", nullptr, nullptr,
+                     nullptr) != SQLITE_OK);
+  CHECK(sqlite3_exec(h, "DELETE FROM audit WHERE seq=3", nullptr, nullptr, nullptr) != SQLITE_OK);
+  // ...and someone who drops them is caught by the chain.
+  REQUIRE(sqlite3_exec(h,
+                       "DROP TRIGGER audit_no_update; UPDATE audit SET result='forged' WHERE seq=3",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(h);
+  auto bad = AuditLog::verify(db);
+  CHECK_FALSE(bad.ok);
+  CHECK(bad.first_broken == 3);
+
+  REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(h, "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq=3", nullptr,
+                       nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(h);
+  bad = AuditLog::verify(db);
+  CHECK_FALSE(bad.ok);
+  CHECK(bad.first_broken == 4);
+  std::filesystem::remove_all(dir);
+}

@@ -1,0 +1,9 @@
+# The agent's tests: a real Beast WebSocket client against the in-process agent on loopback, over
+# the fixture's SoftHSM token through the fault module, with a scripted pinentry as the user.
+find_package(SQLite3 REQUIRED)
+kyso_add_tests(agent_ws TOKEN
+  SOURCES agent/harness.cpp agent/test_security.cpp agent/test_signing.cpp agent/test_units.cpp
+  DEPS kyso::agent)
+target_compile_definitions(agent_ws PRIVATE
+  KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh")
+target_link_libraries(agent_ws PRIVATE SQLite::SQLite3)
