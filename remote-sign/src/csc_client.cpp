@@ -163,9 +163,12 @@ std::vector<std::string> CscClient::list_credentials() {
 
 RemoteCredentialInfo CscClient::credential_info(const std::string& id) {
   json req{{"credentialID", id}, {"certificates", "chain"}, {"certInfo", true}, {"authInfo", true}};
-  const json j = checked("credentials/info", req.dump(), true);
+  return parse_credential_info(id, checked("credentials/info", req.dump(), true));
+}
+
+RemoteCredentialInfo parse_credential_info(std::string id, const json& j) {
   RemoteCredentialInfo info;
-  info.id = id;
+  info.id = std::move(id);
   info.description = j.value("description", std::string());
   if (const json* cert = field(j, {"cert"}); cert && cert->is_object()) {
     if (const json* certs = field(*cert, {"certificates"}); certs && certs->is_array()) {
@@ -207,7 +210,7 @@ RemoteCredentialInfo CscClient::credential_info(const std::string& id) {
   }
   if (const json* ms = field(j, {"multisign", "multiSign"})) {
     if (ms->is_number_unsigned()) info.multisign = ms->get<std::size_t>();
-    if (ms->is_string()) info.multisign = std::stoul(ms->get<std::string>());
+    if (ms->is_string()) info.multisign = std::strtoul(ms->get<std::string>().c_str(), nullptr, 10);
   }
   if (info.multisign == 0) info.multisign = 1;
   return info;

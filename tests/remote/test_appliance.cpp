@@ -194,6 +194,10 @@ TEST_CASE("sad_otherHashTwiceOtherBearerExpired_refused", "[csc][security]") {
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   CHECK(detail_of([&] { (void)p->sign_hash(id, sad, one(digests[1]), alg); }).find("expired") !=
         std::string::npos);
+  // extendTransaction is bound like signHash: another bearer cannot stretch the approval.
+  CHECK(detail_of([&] {
+          (void)p2->extend(id, sad, random_digests(1), HashAlgorithm::Sha256);
+        }).find("Invalid SAD") != std::string::npos);
   // More than multisign hashes in one authorization is refused.
   const Secret code2 = otp.next();
   CHECK(code_of([&] {
@@ -341,4 +345,83 @@ TEST_CASE("auditLog_hashChain_intactAndTamperingDetected", "[csc][security]") {
               .first == 0);
   kyso::remote::StateStore store(db);
   CHECK(store.verify_audit_chain() == std::optional<std::int64_t>(2));
+}
+
+TEST_CASE("bearer_expired_refused", "[csc][security]") {
+  Harness h([](auto& c) { c.limits.token_ttl = std::chrono::seconds(1); });
+  auto p = h.login("principal");
+  CHECK(p->list_credentials().size() == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  CHECK(code_of([&] { (void)p->list_credentials(); }) == ErrorCode::RemoteAuthFailed);
+}
+
+TEST_CASE("client_untrustedServerCertificate_refused", "[csc][security]") {
+  Harness h;
+  auto o = h.options();
+  o.ca_file.clear();  // the system store does not know the test CA
+  CscClient c(o);
+  CHECK(code_of([&] { (void)c.info(); }) == ErrorCode::RemoteUnreachable);
+  auto named = h.options();
+  named.base_url = "https://localhost:" + std::to_string(h.port()) + "/csc/v2";  // SAN has it
+  CscClient ok(named);
+  CHECK(ok.info().contains("specs"));
+}
+
+TEST_CASE("authorize_v104PinAndOtpFields_accepted", "[csc]") {
+  Harness h;
+  const auto& f = fixture();
+  const std::string id = f.credential("principal").credential_id();
+  auto p = h.login("principal");
+  OtpSource otp(kPrincipalTotp);
+  const Bytes d = random_digest();
+  const nlohmann::json req{
+      {"credentialID", id},       {"numSignatures", 1},
+      {"hashes", {to_base64(d)}}, {"hashAlgorithmOID", "2.16.840.1.101.3.4.2.1"},
+      {"PIN", f.user_pin},        {"OTP", std::string(otp.next().view())}};
+  const auto r = p->call("credentials/authorize", req.dump());
+  REQUIRE(r.status == 200);
+  const std::string sad = nlohmann::json::parse(r.body).at("SAD");
+  // v1.0.4 clients name the algorithm by rsaEncryption + hashAlgorithmOID.
+  const nlohmann::json sign{{"credentialID", id},
+                            {"SAD", sad},
+                            {"hashes", {to_base64(d)}},
+                            {"hashAlgorithmOID", "2.16.840.1.101.3.4.2.1"},
+                            {"signAlgo", "1.2.840.113549.1.1.1"}};
+  const auto s = p->call("signatures/signHash", sign.dump());
+  REQUIRE(s.status == 200);
+  const Bytes sig =
+      from_base64(nlohmann::json::parse(s.body).at("signatures").at(0).get<std::string>());
+  CHECK(openssl_verify(f.credential("principal").cert_der, SignAlgorithm::RsaPkcs1Sha256, d, sig));
+}
+
+TEST_CASE("client_credentialInfo_v104AndV2Names_readAlike", "[csc]") {
+  const auto v1 = nlohmann::json::parse(R"({
+    "key": {"status": "enabled", "algo": ["1.2.840.113549.1.1.11"], "len": 2048},
+    "cert": {"status": "valid", "certificates": ["AQID"]},
+    "authMode": "explicit",
+    "PIN": {"presence": "true", "format": "N"},
+    "OTP": {"presence": "true", "type": "online"},
+    "SCAL": "2", "multisign": "50"})");
+  const auto v2 = nlohmann::json::parse(R"({
+    "key": {"status": "enabled", "algo": ["1.2.840.113549.1.1.11"], "len": 2048},
+    "cert": {"status": "valid", "certificates": ["AQID"]},
+    "auth": {"mode": "explicit", "expression": "PIN AND OTP",
+             "objects": [{"type": "Password", "id": "PIN"}, {"type": "Password", "id": "OTP"}]},
+    "SCAL": 2, "multisign": 50})");
+  for (const auto& j : {v1, v2}) {
+    const auto i = kyso::remote::parse_credential_info("c1", j);
+    CHECK(i.auth_mode == "explicit");
+    CHECK(i.pin);
+    CHECK(i.otp);
+    CHECK(i.scal == 2);
+    CHECK(i.multisign == 50);
+    CHECK(i.certificates == std::vector<Bytes>{Bytes{1, 2, 3}});
+    CHECK(i.key_algorithms == std::vector<std::string>{"1.2.840.113549.1.1.11"});
+  }
+  const auto none = nlohmann::json::parse(R"({"authMode": "explicit", "PIN": {"presence": "false"},
+                                              "OTP": {"presence": "false"}})");
+  const auto i = kyso::remote::parse_credential_info("c2", none);
+  CHECK_FALSE(i.pin);
+  CHECK_FALSE(i.otp);
+  CHECK(i.multisign == 1);
 }

@@ -80,6 +80,9 @@ struct RemoteCredentialInfo {
   std::size_t multisign = 1;
 };
 
+/// Reads a credentials/info answer, v2 or v1.0.4 names (exposed for tests).
+RemoteCredentialInfo parse_credential_info(std::string id, const nlohmann::json& j);
+
 /// A SAD and how long it lives.
 struct Authorization {
   std::string sad;
