@@ -6,6 +6,9 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 
 #include "der.hpp"
@@ -62,11 +65,39 @@ Bytes encode_signed_attributes(CMS_SignerInfo* si) {
   return detail::der_wrap(0x31, content);
 }
 
+// What every signature by one credential shares, parsed once: signing a batch of a thousand
+// transcripts should not parse the same certificates a thousand times.
+struct SignerMaterial {
+  X509Ptr cert;
+  std::vector<X509Ptr> chain;
+  Bytes ess_der;  // ESS signing-certificate-v2 attribute value
+};
+
+std::shared_ptr<const SignerMaterial> material_for(const Credential& cred) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<const SignerMaterial>> cache;
+  const std::scoped_lock lock(mutex);
+  auto& slot = cache[cred.id() + "/" + std::to_string(cred.chain.size())];
+  if (!slot) {
+    auto m = std::make_shared<SignerMaterial>();
+    m->cert = x509_from_der(cred.cert.der);
+    for (const auto& der : cred.chain) m->chain.push_back(x509_from_der(der));
+    // ESS signing-certificate-v2 (RFC 5035): binds the signer's certificate into what is signed.
+    EssPtr ess(OSSL_ESS_signing_cert_v2_new_init(EVP_sha256(), m->cert.get(), nullptr, 1));
+    check(ess != nullptr, "ESS signing-certificate-v2");
+    m->ess_der = detail::i2d_bytes(ess.get(), i2d_ESS_SIGNING_CERT_V2);
+    if (cache.size() > 64) cache.clear();  // a handful of credentials per process in practice
+    slot = std::move(m);
+  }
+  return slot;
+}
+
 Bytes build_and_sign(Signer& signer, std::span<const std::uint8_t> content_digest,
                      std::optional<std::span<const std::uint8_t>> attached,
                      const CmsOptions& o) {
   const Credential& cred = signer.credential();
-  X509Ptr cert = x509_from_der(cred.cert.der);
+  const auto material = material_for(cred);
+  X509* cert = material->cert.get();
   const EVP_MD* md = detail::evp_md(hash_of(o.algorithm));
   if (is_ecdsa(o.algorithm) != (cred.cert.key_type == "EC")) {
     throw Error(ErrorCode::AlgorithmUnsupported,
@@ -77,14 +108,11 @@ Bytes build_and_sign(Signer& signer, std::span<const std::uint8_t> content_diges
   check(cms != nullptr, "CMS_sign");
   // The certificate's public key stands in for the private key: OpenSSL only uses it to fill
   // the signer identifier and algorithms; the signature itself comes from the Signer.
-  CMS_SignerInfo* si = CMS_add1_signer(cms.get(), cert.get(), X509_get0_pubkey(cert.get()), md,
+  CMS_SignerInfo* si = CMS_add1_signer(cms.get(), cert, X509_get0_pubkey(cert), md,
                                        CMS_PARTIAL | CMS_BINARY | CMS_NOSMIMECAP);
   check(si != nullptr, "CMS_add1_signer");
   if (o.include_chain) {
-    for (const auto& der : cred.chain) {
-      X509Ptr ca = x509_from_der(der);
-      check(CMS_add1_cert(cms.get(), ca.get()) == 1, "CMS_add1_cert");
-    }
+    for (const auto& ca : material->chain) check(CMS_add1_cert(cms.get(), ca.get()) == 1, "CMS_add1_cert");
   }
 
   check(CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType, V_ASN1_OBJECT,
@@ -100,10 +128,7 @@ Bytes build_and_sign(Signer& signer, std::span<const std::uint8_t> content_diges
                                     content_digest.data(),
                                     static_cast<int>(content_digest.size())) == 1,
         "messageDigest");
-  // ESS signing-certificate-v2 (RFC 5035): binds the signer's certificate into what is signed.
-  EssPtr ess(OSSL_ESS_signing_cert_v2_new_init(EVP_sha256(), cert.get(), nullptr, 1));
-  check(ess != nullptr, "ESS signing-certificate-v2");
-  const Bytes ess_der = detail::i2d_bytes(ess.get(), i2d_ESS_SIGNING_CERT_V2);
+  const Bytes& ess_der = material->ess_der;
   check(CMS_signed_add1_attr_by_NID(si, NID_id_smime_aa_signingCertificateV2, V_ASN1_SEQUENCE,
                                     ess_der.data(), static_cast<int>(ess_der.size())) == 1,
         "signingCertificateV2");

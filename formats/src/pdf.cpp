@@ -216,50 +216,64 @@ PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::stri
   if (o.tsa) reserve += 12288;
   const Update u = build_update(src, input, signer, o, reserve);
 
+  // Pass 1: the digest of the byte ranges, streaming the original bytes (never held whole).
+  std::vector<char> buf(static_cast<std::size_t>(std::min<std::uint64_t>(src.size, 1U << 20U)));
+  auto for_each_chunk = [&](const auto& fn) {
+    std::ifstream in(input, std::ios::binary);
+    if (!in) throw Error(ErrorCode::DocumentInvalid, "cannot read " + input);
+    for (std::uint64_t done = 0; done < src.size;) {
+      in.read(buf.data(), static_cast<std::streamsize>(std::min<std::uint64_t>(buf.size(), src.size - done)));
+      const auto n = static_cast<std::size_t>(in.gcount());
+      if (n == 0) throw Error(ErrorCode::DocumentInvalid, input + " changed while signing");
+      fn(buf.data(), n);
+      done += n;
+    }
+  };
+  EvpMdCtxPtr md(EVP_MD_CTX_new());
+  detail::check(md && EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1, "digest");
+  for_each_chunk([&](const char* p, std::size_t n) { EVP_DigestUpdate(md.get(), p, n); });
+  EVP_DigestUpdate(md.get(), u.text.data(), u.contents_lt);
+  EVP_DigestUpdate(md.get(), u.text.data() + u.contents_gt + 1, u.text.size() - u.contents_gt - 1);
+  Bytes d(digest_size(hash_of(o.algorithm)));
+  unsigned int dlen = 0;
+  EVP_DigestFinal_ex(md.get(), d.data(), &dlen);
+
+  CmsOptions co;
+  co.algorithm = o.algorithm;
+  co.signing_time = false;  // PAdES: the time is the PDF's /M
+  co.tsa = o.tsa;
+  const Bytes cms = sign_cms_digest(signer, d, co);
+  if (cms.size() > reserve) throw Error(ErrorCode::Internal, "CMS larger than the space reserved in the PDF");
+  std::string text = u.text;
+  static constexpr std::string_view kHex = "0123456789abcdef";
+  for (std::size_t i = 0; i < cms.size(); ++i) {
+    text[u.contents_lt + 1 + 2 * i] = kHex[cms[i] >> 4U];
+    text[u.contents_lt + 2 + 2 * i] = kHex[cms[i] & 0x0FU];
+  }
+
+  // Pass 2: the output, written once to a temporary file and renamed into place, so a failure
+  // at any point leaves no output behind.
   const std::string tmp = output + ".kyso-tmp";
   try {
-    EvpMdCtxPtr md(EVP_MD_CTX_new());
-    detail::check(md && EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1,
-                  "digest");
     {
-      std::ifstream in(input, std::ios::binary);
+      // The bytes written are hashed again: if the input changed between the passes, the
+      // signature would not match them, and nothing is output.
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!in || !out) throw Error(ErrorCode::DocumentInvalid, "cannot open " + input + " or " + tmp);
-      std::vector<char> buf(1 << 20);
-      std::uint64_t copied = 0;
-      while (copied < src.size) {
-        in.read(buf.data(), static_cast<std::streamsize>(std::min<std::uint64_t>(buf.size(), src.size - copied)));
-        const auto n = static_cast<std::size_t>(in.gcount());
-        if (n == 0) throw Error(ErrorCode::DocumentInvalid, input + " changed while signing");
-        EVP_DigestUpdate(md.get(), buf.data(), n);
-        out.write(buf.data(), static_cast<std::streamsize>(n));
-        copied += n;
-      }
-      EVP_DigestUpdate(md.get(), u.text.data(), u.contents_lt);
-      EVP_DigestUpdate(md.get(), u.text.data() + u.contents_gt + 1, u.text.size() - u.contents_gt - 1);
-      out.write(u.text.data(), static_cast<std::streamsize>(u.text.size()));
+      if (!out) throw Error(ErrorCode::DocumentInvalid, "cannot write " + tmp);
+      detail::check(EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1, "digest");
+      for_each_chunk([&](const char* p, std::size_t n) {
+        EVP_DigestUpdate(md.get(), p, n);
+        out.write(p, static_cast<std::streamsize>(n));
+      });
+      EVP_DigestUpdate(md.get(), text.data(), u.contents_lt);
+      EVP_DigestUpdate(md.get(), text.data() + u.contents_gt + 1, text.size() - u.contents_gt - 1);
+      Bytes again(d.size());
+      EVP_DigestFinal_ex(md.get(), again.data(), &dlen);
+      if (again != d) throw Error(ErrorCode::DocumentInvalid, input + " changed while signing");
+      out.write(text.data(), static_cast<std::streamsize>(text.size()));
       out.flush();
       if (!out) throw Error(ErrorCode::DocumentInvalid, "cannot write " + tmp);
     }
-    Bytes d(digest_size(hash_of(o.algorithm)));
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(md.get(), d.data(), &n);
-
-    CmsOptions co;
-    co.algorithm = o.algorithm;
-    co.signing_time = false;  // PAdES: the time is the PDF's /M
-    co.tsa = o.tsa;
-    const Bytes cms = sign_cms_digest(signer, d, co);
-    if (cms.size() > reserve) {
-      throw Error(ErrorCode::Internal, "CMS larger than the space reserved in the PDF");
-    }
-    const std::string hex = to_hex(cms);
-    std::fstream f(tmp, std::ios::binary | std::ios::in | std::ios::out);
-    f.seekp(static_cast<std::streamoff>(u.base + u.contents_lt + 1));
-    f.write(hex.data(), static_cast<std::streamsize>(hex.size()));
-    f.flush();
-    if (!f) throw Error(ErrorCode::DocumentInvalid, "cannot write " + tmp);
-    f.close();
     fs::rename(tmp, output);
   } catch (...) {
     fs::remove(tmp, ec);
