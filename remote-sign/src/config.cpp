@@ -105,6 +105,7 @@ ApplianceConfig load_appliance_config(const std::filesystem::path& path) {
     read(l, "max_failures", L.max_failures, file, "limits.");
     read(l, "transaction_signatures", L.transaction_signatures, file, "limits.");
     read(l, "totp_window", L.totp_window, file, "limits.");
+    read(l, "max_connections", L.max_connections, file, "limits.");
     read(l, "io_threads", L.io_threads, file, "limits.");
     read(l, "workers", L.workers, file, "limits.");
     read(l, "sign_threads", L.sign_threads, file, "limits.");

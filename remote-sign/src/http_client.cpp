@@ -73,6 +73,7 @@ struct HttpsConnection::Impl {
       beast::get_lowest_layer(*stream).close();
     }
     stream.reset();
+    buffer.consume(buffer.size());  // nothing of an old connection may reach the next parse
   }
 
   void connect() {

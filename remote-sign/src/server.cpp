@@ -37,8 +37,17 @@ constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, ssl::context& ctx, Service& service, asio::thread_pool& workers,
-          const ApplianceLimits& limits)
-      : stream_(std::move(socket), ctx), service_(service), workers_(workers), limits_(limits) {}
+          const ApplianceLimits& limits, std::shared_ptr<std::atomic<std::size_t>> open)
+      : stream_(std::move(socket), ctx),
+        service_(service),
+        workers_(workers),
+        limits_(limits),
+        open_(std::move(open)) {}
+  ~Session() { --*open_; }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  Session(Session&&) = delete;
+  Session& operator=(Session&&) = delete;
 
   void run() {
     asio::dispatch(stream_.get_executor(),
@@ -162,6 +171,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool first_ = true;
   bool drain_ = false;
   std::size_t drained_ = 0;
+  std::shared_ptr<std::atomic<std::size_t>> open_;
   std::array<char, 16 * 1024> discard_{};
 };
 
@@ -198,7 +208,12 @@ class Listener : public std::enable_shared_from_this<Listener> {
   void on_accept(beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     if (!ec) {
-      std::make_shared<Session>(std::move(socket), ctx_, service_, workers_, limits_)->run();
+      // Over the limit the connection is closed before the TLS handshake costs anything.
+      if (open_->load() < limits_.max_connections) {
+        ++*open_;
+        std::make_shared<Session>(std::move(socket), ctx_, service_, workers_, limits_, open_)
+            ->run();
+      }
     }
     do_accept();
   }
@@ -209,6 +224,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   Service& service_;
   asio::thread_pool& workers_;
   const ApplianceLimits& limits_;
+  std::shared_ptr<std::atomic<std::size_t>> open_ = std::make_shared<std::atomic<std::size_t>>(0);
 };
 
 ssl::context make_tls(const ApplianceConfig& c) {
