@@ -257,3 +257,24 @@ TEST_CASE("sign_expiredCertificate_certExpiredBeforeAnyDialog", "[ws][security]"
                        {{"role", "teacher"}, {"credentialId", seal}, {"item", hash_item("x")}})) ==
         "ROLE_MISMATCH");
 }
+
+TEST_CASE("cli_originsListRevokeAndAuditVerify_workOnTheAgentsState", "[ws][security]") {
+  Agent a;
+  a.service->pairings().add("https://thcs-a.example.vn");
+  {
+    Client c(a.port());
+    CHECK(c.call("sign", {{"role", "teacher"}, {"item", hash_item("Học bạ - A")}})
+              .contains("result"));
+  }
+  const std::string cli = std::getenv("KYSO_CLI");
+  const std::string state = (a.state / "state").string();
+  auto [rc, out] = run(cli + " origins list --json --state-dir " + state);
+  CHECK(rc == 0);
+  CHECK(out.find("https://thcs-a.example.vn") != std::string::npos);
+  std::tie(rc, out) = run(cli + " origins revoke https://thcs-a.example.vn --state-dir " + state);
+  CHECK(rc == 0);
+  CHECK_FALSE(a.service->trusted("https://thcs-a.example.vn"));
+  std::tie(rc, out) = run(cli + " audit verify --json --state-dir " + state);
+  CHECK(rc == 0);
+  CHECK(out.find("\"ok\": true") != std::string::npos);
+}
