@@ -425,3 +425,26 @@ TEST_CASE("client_credentialInfo_v104AndV2Names_readAlike", "[csc]") {
   CHECK_FALSE(i.otp);
   CHECK(i.multisign == 1);
 }
+
+TEST_CASE("config_mistakes_namedByKey", "[csc]") {
+  const std::string file = env().dir + "/appliance-bad.json";
+  const auto load_error = [&](const std::string& text) {
+    std::ofstream(file) << text;
+    return detail_of([&] { (void)kyso::remote::load_appliance_config(file); });
+  };
+  const std::string base =
+      R"("tls": {"cert": "c.pem", "key": "k.pem"}, "pkcs11_modules": ["m.so"], "state_db": "s.db")";
+  CHECK(load_error("{" + base + R"(, "limits": {"multisign": "many"}})").find("limits.multisign") !=
+        std::string::npos);
+  CHECK(load_error(R"({"pkcs11_modules": ["m.so"], "state_db": "s.db"})").find("tls") !=
+        std::string::npos);
+  CHECK(load_error("{" + base + R"(, "users": [{"name": "a"}, {"name": "a"}]})")
+            .find("users[1].name") != std::string::npos);
+  CHECK(load_error("{" + base +
+                   R"(, "clients": [{"client_id": "x", "secret_hash": "h", "user": "nobody"}]})")
+            .find("clients[0].user") != std::string::npos);
+  std::ofstream(file) << "{" << base << R"(, "limits": {"multisign": 7, "sad_ttl_seconds": 9}})";
+  const auto c = kyso::remote::load_appliance_config(file);
+  CHECK(c.limits.multisign == 7);
+  CHECK(c.limits.sad_ttl == std::chrono::seconds(9));
+}
