@@ -53,10 +53,12 @@ double raw_rate(int n) {
   void* h = dlopen(kModule, RTLD_NOW);
   if (h == nullptr) throw std::runtime_error("cannot load SoftHSM2");
   CK_FUNCTION_LIST* f = nullptr;
-  ck(reinterpret_cast<CK_C_GetFunctionList>(dlsym(h, "C_GetFunctionList"))(&f), "C_GetFunctionList");
+  ck(reinterpret_cast<CK_C_GetFunctionList>(dlsym(h, "C_GetFunctionList"))(&f),
+     "C_GetFunctionList");
   CK_C_INITIALIZE_ARGS args{};
   args.flags = CKF_OS_LOCKING_OK;
-  if (const CK_RV rv = f->C_Initialize(&args); rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) ck(rv, "C_Initialize");
+  if (const CK_RV rv = f->C_Initialize(&args); rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
+    ck(rv, "C_Initialize");
   CK_ULONG count = 0;
   ck(f->C_GetSlotList(CK_TRUE, nullptr, &count), "C_GetSlotList");
   std::vector<CK_SLOT_ID> slots(count);
@@ -69,7 +71,8 @@ double raw_rate(int n) {
   }
   CK_SESSION_HANDLE session = 0;
   ck(f->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &session), "C_OpenSession");
-  ck(f->C_Login(session, CKU_USER, reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(kPin)), 6), "C_Login");
+  ck(f->C_Login(session, CKU_USER, reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(kPin)), 6),
+     "C_Login");
   CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
   unsigned char id = kTeacherKeyId;
   CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, &id, 1}};
@@ -98,8 +101,8 @@ double raw_rate(int n) {
 }
 
 std::string transcript_xml(int i) {
-  std::string x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<HocBa Id=\"hb-" + std::to_string(i) +
-                  "\"><DuLieuHocBa Id=\"hb-" + std::to_string(i) +
+  std::string x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<HocBa Id=\"hb-" +
+                  std::to_string(i) + "\"><DuLieuHocBa Id=\"hb-" + std::to_string(i) +
                   "-dl\"><Truong>Trường THPT Chu Văn An</Truong><HocSinh><HoTen>Nguyễn Văn An " +
                   std::to_string(i) + "</HoTen><SoDinhDanh>0012100" + std::to_string(10000 + i) +
                   "</SoDinhDanh></HocSinh><NamHoc>2025-2026</NamHoc><KetQuaHocTap>";
@@ -107,7 +110,9 @@ std::string transcript_xml(int i) {
                         "Địa lí", "Tin học", "Giáo dục kinh tế và pháp luật"}) {
     x += std::string("<Mon Ten=\"") + s + "\" DiemTBCN=\"" + std::to_string(5 + i % 5) + ".5\"/>";
   }
-  return x + "</KetQuaHocTap><RenLuyen>Tốt</RenLuyen><KetQuaCaNam>Lên lớp</KetQuaCaNam></DuLieuHocBa></HocBa>\n";
+  return x +
+         "</KetQuaHocTap><RenLuyen>Tốt</RenLuyen><KetQuaCaNam>Lên "
+         "lớp</KetQuaCaNam></DuLieuHocBa></HocBa>\n";
 }
 
 kyso::test::PdfPage transcript_page(int i) {
@@ -161,10 +166,14 @@ int main(int argc, char** argv) {
   std::string big_out;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--dir") dir = argv[i + 1];
-    else if (a == "--n") n = std::atoi(argv[i + 1]);
-    else if (a == "--big-mb") big_mb = std::atoi(argv[i + 1]);
-    else if (a == "--work") work_root = argv[i + 1];
+    if (a == "--dir")
+      dir = argv[i + 1];
+    else if (a == "--n")
+      n = std::atoi(argv[i + 1]);
+    else if (a == "--big-mb")
+      big_mb = std::atoi(argv[i + 1]);
+    else if (a == "--work")
+      work_root = argv[i + 1];
     else if (a == "--sign-big" && i + 2 < argc) {
       big_in = argv[i + 1];
       big_out = argv[i + 2];
@@ -179,7 +188,8 @@ int main(int argc, char** argv) {
   try {
     if (!big_in.empty()) return sign_big(dir, big_in, big_out);
 
-    const auto work = std::filesystem::path(work_root) / ("kyso-bench-format-" + std::to_string(::getpid()));
+    const auto work =
+        std::filesystem::path(work_root) / ("kyso-bench-format-" + std::to_string(::getpid()));
     std::filesystem::create_directories(work);
     std::vector<std::string> xmls;
     for (int i = 0; i < n; ++i) xmls.push_back(transcript_xml(i));
@@ -199,8 +209,13 @@ int main(int argc, char** argv) {
       kyso::formats::XmlSignOptions o;
       o.reference_id = "hb-" + std::to_string(i) + "-dl";
       o.container = "ChuKyGVCN";
-      bytes_out += kyso::formats::sign_xml(*signer, {reinterpret_cast<const std::uint8_t*>(xmls[static_cast<std::size_t>(i)].data()),
-                                                     xmls[static_cast<std::size_t>(i)].size()}, o).size();
+      bytes_out +=
+          kyso::formats::sign_xml(
+              *signer,
+              {reinterpret_cast<const std::uint8_t*>(xmls[static_cast<std::size_t>(i)].data()),
+               xmls[static_cast<std::size_t>(i)].size()},
+              o)
+              .size();
     }
     const double xml = n / std::chrono::duration<double>(Clock::now() - start).count();
     // PDF: PAdES B-B incremental update, file to file.
@@ -228,19 +243,25 @@ int main(int argc, char** argv) {
     }
     const double pdf2 = n / std::chrono::duration<double>(Clock::now() - start).count();
 
-    std::printf("bench/format-sign: %d transcripts, RSA-2048 rsa-sha256 on SoftHSM2, same token, same run; PDFs in %s\n",
-                n, work_root.c_str());
+    std::printf(
+        "bench/format-sign: %d transcripts, RSA-2048 rsa-sha256 on SoftHSM2, same token, same run; "
+        "PDFs in %s\n",
+        n, work_root.c_str());
     std::printf("%-34s %10s %10s %8s\n", "case", "sig/s", "raw sig/s", "ratio");
     std::printf("%-34s %10.1f %10.1f %8s\n", "raw C_Sign of bare hashes", raw, raw, "1.00");
-    std::printf("%-34s %10.1f %10.1f %8.2f   (goal >= 0.80)\n", "XML-DSig enveloped (parse+sign+out)", xml, raw, xml / raw);
-    std::printf("%-34s %10.1f %10.1f %8.2f   (goal >= 0.70)\n", "PAdES B-B (file to file)", pdf, raw, pdf / raw);
-    std::printf("%-34s %10.1f %10.1f %8.2f   (2 in flight; raw is 1 session)\n", "PAdES B-B, 2 threads", pdf2, raw, pdf2 / raw);
+    std::printf("%-34s %10.1f %10.1f %8.2f   (goal >= 0.80)\n",
+                "XML-DSig enveloped (parse+sign+out)", xml, raw, xml / raw);
+    std::printf("%-34s %10.1f %10.1f %8.2f   (goal >= 0.70)\n", "PAdES B-B (file to file)", pdf,
+                raw, pdf / raw);
+    std::printf("%-34s %10.1f %10.1f %8.2f   (2 in flight; raw is 1 session)\n",
+                "PAdES B-B, 2 threads", pdf2, raw, pdf2 / raw);
 
     // 200 MB PDF: signed in a child process, whose own peak RSS is what we report.
     const auto big = (work / "big.pdf").string();
     {
       std::ofstream out(big, std::ios::binary);
-      kyso::test::write_pdf(out, transcript_page(0), false, static_cast<std::size_t>(big_mb) << 20U);
+      kyso::test::write_pdf(out, transcript_page(0), false,
+                            static_cast<std::size_t>(big_mb) << 20U);
     }
     const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
     const std::string big_out_path = big + ".signed.pdf";
@@ -255,7 +276,8 @@ int main(int argc, char** argv) {
     posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
     posix_spawn_file_actions_addclose(&fa, fds[0]);
     pid_t pid = -1;
-    if (posix_spawn(&pid, self.c_str(), &fa, nullptr, cargv.data(), environ) != 0) throw std::runtime_error("spawn");
+    if (posix_spawn(&pid, self.c_str(), &fa, nullptr, cargv.data(), environ) != 0)
+      throw std::runtime_error("spawn");
     posix_spawn_file_actions_destroy(&fa);
     ::close(fds[1]);
     std::string line(256, '\0');
@@ -269,8 +291,10 @@ int main(int argc, char** argv) {
     if (got <= 0 || std::sscanf(line.c_str(), "%ld %ld %lf", &before, &peak, &secs) != 3) {
       throw std::runtime_error("big PDF child failed");
     }
-    std::printf("PAdES B-B of a %d MB PDF: %.2f s, peak RSS %.1f MB (%.1f MB before signing)   (goal < 64 MB)\n",
-                big_mb, secs, static_cast<double>(peak) / 1024.0, static_cast<double>(before) / 1024.0);
+    std::printf(
+        "PAdES B-B of a %d MB PDF: %.2f s, peak RSS %.1f MB (%.1f MB before signing)   (goal < 64 "
+        "MB)\n",
+        big_mb, secs, static_cast<double>(peak) / 1024.0, static_cast<double>(before) / 1024.0);
     std::error_code ec;
     std::filesystem::remove_all(work, ec);
   } catch (const std::exception& e) {

@@ -27,18 +27,25 @@ std::vector<std::string> default_anchors() {
   const std::filesystem::path dir = "/etc/kyso/trust";
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    if (e.path().extension() == ".pem" || e.path().extension() == ".crt") out.push_back(e.path().string());
+    if (e.path().extension() == ".pem" || e.path().extension() == ".crt")
+      out.push_back(e.path().string());
   }
   return out;
 }
 
-void print_status(const Context& ctx, const char* label_vi, const char* label_en, formats::CheckStatus s,
-                  const std::string& detail) {
+void print_status(const Context& ctx, const char* label_vi, const char* label_en,
+                  formats::CheckStatus s, const std::string& detail) {
   std::cout << "  " << ctx.tr(label_vi, label_en) << ": ";
   switch (s) {
-    case formats::CheckStatus::Ok: std::cout << ctx.tr("đạt", "ok"); break;
-    case formats::CheckStatus::Failed: std::cout << ctx.tr("KHÔNG ĐẠT", "FAILED"); break;
-    case formats::CheckStatus::Unknown: std::cout << ctx.tr("không xác định", "unknown"); break;
+    case formats::CheckStatus::Ok:
+      std::cout << ctx.tr("đạt", "ok");
+      break;
+    case formats::CheckStatus::Failed:
+      std::cout << ctx.tr("KHÔNG ĐẠT", "FAILED");
+      break;
+    case formats::CheckStatus::Unknown:
+      std::cout << ctx.tr("không xác định", "unknown");
+      break;
   }
   if (!detail.empty()) std::cout << " (" << detail << ")";
   std::cout << '\n';
@@ -50,7 +57,9 @@ void print_human(const Context& ctx, const formats::VerifyReport& rep) {
             << rep.signatures.size() << ctx.tr(" chữ ký", " signature(s)") << '\n';
   int n = 0;
   for (const auto& s : rep.signatures) {
-    std::cout << '\n' << ctx.tr("Chữ ký ", "Signature ") << ++n << ": " << s.id << "  (" << s.format << ")\n";
+    std::cout << '\n'
+              << ctx.tr("Chữ ký ", "Signature ") << ++n << ": " << s.id << "  (" << s.format
+              << ")\n";
     if (s.signer) {
       const auto& c = *s.signer;
       std::cout << "  " << ctx.tr("Người ký", "Signer") << ": " << c.common_name;
@@ -62,33 +71,42 @@ void print_human(const Context& ctx, const formats::VerifyReport& rep) {
       if (!c.title.empty()) std::cout << ", " << c.title;
       if (!c.organization.empty()) std::cout << ", " << c.organization;
       std::cout << "\n  " << ctx.tr("Vai trò (ước đoán)", "Role (guessed)") << ": "
-                << (s.role ? std::string(role_label(*s.role, lang)) : std::string(ctx.tr("không rõ", "unknown")))
+                << (s.role ? std::string(role_label(*s.role, lang))
+                           : std::string(ctx.tr("không rõ", "unknown")))
                 << "\n  " << ctx.tr("Nơi cấp", "Issuer") << ": " << c.issuer_common_name << '\n';
     }
     std::cout << "  " << ctx.tr("Thời điểm ký", "Signing time") << ": "
-              << (s.signing_time ? to_iso8601(*s.signing_time) : std::string(ctx.tr("không có", "none")))
+              << (s.signing_time ? to_iso8601(*s.signing_time)
+                                 : std::string(ctx.tr("không có", "none")))
               << "\n  " << ctx.tr("Dấu thời gian", "Timestamp") << ": "
-              << (s.timestamp ? to_iso8601(*s.timestamp) : std::string(ctx.tr("không có", "none"))) << '\n';
+              << (s.timestamp ? to_iso8601(*s.timestamp) : std::string(ctx.tr("không có", "none")))
+              << '\n';
     std::cout << "  " << ctx.tr("Toàn vẹn", "Integrity") << ": "
-              << (s.integrity ? ctx.tr("đạt", "ok") : ctx.tr("KHÔNG ĐẠT: tài liệu hoặc chữ ký đã bị thay đổi",
-                                                            "FAILED: the document or signature was changed"));
+              << (s.integrity ? ctx.tr("đạt", "ok")
+                              : ctx.tr("KHÔNG ĐẠT: tài liệu hoặc chữ ký đã bị thay đổi",
+                                       "FAILED: the document or signature was changed"));
     if (!s.integrity_detail.empty()) std::cout << " (" << s.integrity_detail << ")";
     std::cout << '\n';
     print_status(ctx, "Chuỗi chứng thư", "Certificate chain", s.chain, s.chain_detail);
     print_status(ctx, "Tình trạng thu hồi", "Revocation", s.revocation, s.revocation_detail);
     if (s.covers_whole_file) {
       std::cout << "  " << ctx.tr("Sửa đổi sau khi ký", "Changed after signing") << ": "
-                << (*s.covers_whole_file ? ctx.tr("không", "no")
-                                         : ctx.tr("có phiên bản thêm sau (chữ ký sau hoặc sửa đổi)",
-                                                  "later revisions appended (later signatures or changes)"))
+                << (*s.covers_whole_file
+                        ? ctx.tr("không", "no")
+                        : ctx.tr("có phiên bản thêm sau (chữ ký sau hoặc sửa đổi)",
+                                 "later revisions appended (later signatures or changes)"))
                 << '\n';
     }
-    std::cout << "  => " << (s.ok() ? ctx.tr("HỢP LỆ", "VALID") : ctx.tr("KHÔNG HỢP LỆ", "INVALID")) << '\n';
+    std::cout << "  => " << (s.ok() ? ctx.tr("HỢP LỆ", "VALID") : ctx.tr("KHÔNG HỢP LỆ", "INVALID"))
+              << '\n';
   }
   std::cout << '\n'
-            << (rep.signatures.empty() ? ctx.tr("Không tìm thấy chữ ký nào.", "No signatures found.")
-                : rep.ok()             ? ctx.tr("Kết quả: tất cả chữ ký hợp lệ.", "Result: all signatures are valid.")
-                                       : ctx.tr("Kết quả: có chữ ký KHÔNG hợp lệ.", "Result: some signatures are INVALID."))
+            << (rep.signatures.empty()
+                    ? ctx.tr("Không tìm thấy chữ ký nào.", "No signatures found.")
+                : rep.ok()
+                    ? ctx.tr("Kết quả: tất cả chữ ký hợp lệ.", "Result: all signatures are valid.")
+                    : ctx.tr("Kết quả: có chữ ký KHÔNG hợp lệ.",
+                             "Result: some signatures are INVALID."))
             << '\n';
 }
 
@@ -112,12 +130,17 @@ void cmd_verify(Context& ctx, const VerifyArgs& a) {
 void add_verify(CLI::App& app, Context& ctx) {
   static VerifyArgs args;
   auto* v = app.add_subcommand("verify", "Kiểm tra chữ ký (XML, PDF, CMS) / verify signatures");
-  v->add_option("file", args.file, "Signed file: .xml, .pdf, .p7s/.p7m")->required()->check(CLI::ExistingFile);
-  v->add_option("--trust", args.trust, "Trust anchor certificate file (repeatable; default /etc/kyso/trust/*.pem)");
+  v->add_option("file", args.file, "Signed file: .xml, .pdf, .p7s/.p7m")
+      ->required()
+      ->check(CLI::ExistingFile);
+  v->add_option("--trust", args.trust,
+                "Trust anchor certificate file (repeatable; default /etc/kyso/trust/*.pem)");
   v->add_option("--ca", args.intermediates, "Extra intermediate CA certificate file (repeatable)");
   v->add_option("--crl", args.crls, "Local CRL file (repeatable)");
-  v->add_option("--content", args.content, "The signed file, for a detached CMS signature")->check(CLI::ExistingFile);
-  v->add_option("--ocsp-url", args.ocsp_url, "OCSP responder to ask instead of the certificates' own");
+  v->add_option("--content", args.content, "The signed file, for a detached CMS signature")
+      ->check(CLI::ExistingFile);
+  v->add_option("--ocsp-url", args.ocsp_url,
+                "OCSP responder to ask instead of the certificates' own");
   v->add_flag("--no-revocation", args.no_revocation, "Skip OCSP/CRL checks");
   v->add_flag("--json", ctx.json, "JSON output");
   v->callback([&ctx] { cmd_verify(ctx, args); });

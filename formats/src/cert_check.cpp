@@ -39,11 +39,13 @@ std::optional<Revocation> ask_ocsp(const std::string& url, X509* leaf, X509* iss
   std::unique_ptr<OCSP_CERTID, FnDeleter<OCSP_CERTID_free>> id_keep(id_copy);
   check(OCSP_request_add1_nonce(req.get(), nullptr, -1) == 1, "OCSP nonce");
   const Bytes body = detail::i2d_bytes(req.get(), i2d_OCSP_REQUEST);
-  const Bytes answer = http_exchange(url, &body, "application/ocsp-request", "application/ocsp-response", timeout);
+  const Bytes answer =
+      http_exchange(url, &body, "application/ocsp-request", "application/ocsp-response", timeout);
   if (answer.empty()) return std::nullopt;
   const unsigned char* p = answer.data();
   OcspRespPtr resp(d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(answer.size())));
-  if (!resp || OCSP_response_status(resp.get()) != OCSP_RESPONSE_STATUS_SUCCESSFUL) return std::nullopt;
+  if (!resp || OCSP_response_status(resp.get()) != OCSP_RESPONSE_STATUS_SUCCESSFUL)
+    return std::nullopt;
   OcspBasicPtr basic(OCSP_response_get1_basic(resp.get()));
   if (!basic || OCSP_check_nonce(req.get(), basic.get()) <= 0 ||
       OCSP_basic_verify(basic.get(), untrusted, store, 0) != 1) {
@@ -87,7 +89,8 @@ Bytes fetch(const std::string& url, std::chrono::seconds timeout) {
 }
 
 std::optional<Revocation> ask_crl(const std::vector<std::string>& sources, X509* leaf, X509* issuer,
-                                  std::chrono::system_clock::time_point at, std::chrono::seconds timeout) {
+                                  std::chrono::system_clock::time_point at,
+                                  std::chrono::seconds timeout) {
   for (const auto& src : sources) {
     CrlPtr crl = load_crl(fetch(src, timeout));
     if (!crl) continue;
@@ -101,7 +104,8 @@ std::optional<Revocation> ask_crl(const std::vector<std::string>& sources, X509*
     const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
     if (next != nullptr && X509_cmp_time(next, const_cast<std::time_t*>(&t)) < 0) continue;
     X509_REVOKED* rev = nullptr;
-    return X509_CRL_get0_by_cert(crl.get(), &rev, leaf) == 1 ? Revocation::Revoked : Revocation::Good;
+    return X509_CRL_get0_by_cert(crl.get(), &rev, leaf) == 1 ? Revocation::Revoked
+                                                             : Revocation::Good;
   }
   return std::nullopt;
 }
@@ -110,16 +114,20 @@ std::optional<Revocation> ask_crl(const std::vector<std::string>& sources, X509*
 
 CertificateChecker::CertificateChecker(TrustConfig config) : config_(std::move(config)) {}
 
-CertCheckResult CertificateChecker::evaluate(const Credential& cred, std::chrono::system_clock::time_point at) {
+CertCheckResult CertificateChecker::evaluate(const Credential& cred,
+                                             std::chrono::system_clock::time_point at) {
   CertCheckResult r;
   auto problem = [&](ErrorCode code, std::string detail) {
     r.ok = false;
     r.problems.emplace_back(code, std::move(detail));
   };
   const CertificateInfo& c = cred.cert;
-  if (at < c.not_before) problem(ErrorCode::CertNotYetValid, "valid from " + to_iso8601(c.not_before));
+  if (at < c.not_before)
+    problem(ErrorCode::CertNotYetValid, "valid from " + to_iso8601(c.not_before));
   if (at > c.not_after) problem(ErrorCode::CertExpired, "expired " + to_iso8601(c.not_after));
-  if (!c.can_sign()) problem(ErrorCode::CertKeyUsage, "key usage allows neither digitalSignature nor nonRepudiation");
+  if (!c.can_sign())
+    problem(ErrorCode::CertKeyUsage,
+            "key usage allows neither digitalSignature nor nonRepudiation");
 
   X509Ptr leaf = x509_from_der(c.der);
   detail::X509StorePtr store = detail::make_store(config_.anchors);
@@ -129,7 +137,9 @@ CertCheckResult CertificateChecker::evaluate(const Credential& cred, std::chrono
     for (auto& x : x509_read_file(file)) sk_X509_push(untrusted.get(), x.release());
   }
   StoreCtxPtr ctx(X509_STORE_CTX_new());
-  detail::check(ctx && X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), untrusted.get()) == 1, "X509_STORE_CTX");
+  detail::check(
+      ctx && X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), untrusted.get()) == 1,
+      "X509_STORE_CTX");
   X509_STORE_CTX_set_time(ctx.get(), 0, std::chrono::system_clock::to_time_t(at));
   X509Ptr issuer;
   if (X509_verify_cert(ctx.get()) != 1) {
@@ -138,7 +148,8 @@ CertCheckResult CertificateChecker::evaluate(const Credential& cred, std::chrono
     if (err != X509_V_ERR_CERT_HAS_EXPIRED && err != X509_V_ERR_CERT_NOT_YET_VALID) {
       problem(ErrorCode::CertUntrusted, X509_verify_cert_error_string(err));
     } else if (X509_STORE_CTX_get_error_depth(ctx.get()) > 0) {
-      problem(ErrorCode::CertUntrusted, std::string("issuer: ") + X509_verify_cert_error_string(err));
+      problem(ErrorCode::CertUntrusted,
+              std::string("issuer: ") + X509_verify_cert_error_string(err));
     }
     openssl_error();
   }
@@ -158,9 +169,11 @@ CertCheckResult CertificateChecker::evaluate(const Credential& cred, std::chrono
     r.revocation = "unknown";
     std::optional<Revocation> status;
     if (issuer) {
-      std::vector<std::string> ocsp = config_.ocsp_url.empty() ? c.ocsp_urls : std::vector{config_.ocsp_url};
+      std::vector<std::string> ocsp =
+          config_.ocsp_url.empty() ? c.ocsp_urls : std::vector{config_.ocsp_url};
       for (const auto& url : ocsp) {
-        status = ask_ocsp(url, leaf.get(), issuer.get(), untrusted.get(), store.get(), config_.timeout);
+        status =
+            ask_ocsp(url, leaf.get(), issuer.get(), untrusted.get(), store.get(), config_.timeout);
         if (status && *status != Revocation::Unknown) {
           r.revocation = "ocsp";
           break;
@@ -183,7 +196,8 @@ CertCheckResult CertificateChecker::evaluate(const Credential& cred, std::chrono
   return r;
 }
 
-CertCheckResult CertificateChecker::check(const Credential& cred, std::chrono::system_clock::time_point at) {
+CertCheckResult CertificateChecker::check(const Credential& cred,
+                                          std::chrono::system_clock::time_point at) {
   CertCheckResult r;
   {
     std::unique_lock lock(mutex_);
@@ -201,7 +215,8 @@ CertCheckResult CertificateChecker::check(const Credential& cred, std::chrono::s
   return r;
 }
 
-CheckedSigner::CheckedSigner(std::shared_ptr<Signer> inner, std::shared_ptr<CertificateChecker> checker)
+CheckedSigner::CheckedSigner(std::shared_ptr<Signer> inner,
+                             std::shared_ptr<CertificateChecker> checker)
     : inner_(std::move(inner)), checker_(std::move(checker)) {}
 
 void CheckedSigner::ensure_checked() {
@@ -217,7 +232,8 @@ void CheckedSigner::authorize(const Secret* secret, std::span<const Bytes> diges
   inner_->authorize(secret, digests);
 }
 
-Bytes CheckedSigner::sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest, SignatureEncoding enc) {
+Bytes CheckedSigner::sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest,
+                                 SignatureEncoding enc) {
   ensure_checked();
   return inner_->sign_digest(alg, digest, enc);
 }

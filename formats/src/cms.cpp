@@ -93,15 +93,15 @@ std::shared_ptr<const SignerMaterial> material_for(const Credential& cred) {
 }
 
 Bytes build_and_sign(Signer& signer, std::span<const std::uint8_t> content_digest,
-                     std::optional<std::span<const std::uint8_t>> attached,
-                     const CmsOptions& o) {
+                     std::optional<std::span<const std::uint8_t>> attached, const CmsOptions& o) {
   const Credential& cred = signer.credential();
   const auto material = material_for(cred);
   X509* cert = material->cert.get();
   const EVP_MD* md = detail::evp_md(hash_of(o.algorithm));
   if (is_ecdsa(o.algorithm) != (cred.cert.key_type == "EC")) {
-    throw Error(ErrorCode::AlgorithmUnsupported,
-                std::string(to_string(o.algorithm)) + " does not fit a " + cred.cert.key_type + " key");
+    throw Error(
+        ErrorCode::AlgorithmUnsupported,
+        std::string(to_string(o.algorithm)) + " does not fit a " + cred.cert.key_type + " key");
   }
 
   CmsPtr cms(CMS_sign(nullptr, nullptr, nullptr, nullptr, CMS_PARTIAL | CMS_BINARY));
@@ -112,7 +112,8 @@ Bytes build_and_sign(Signer& signer, std::span<const std::uint8_t> content_diges
                                        CMS_PARTIAL | CMS_BINARY | CMS_NOSMIMECAP);
   check(si != nullptr, "CMS_add1_signer");
   if (o.include_chain) {
-    for (const auto& ca : material->chain) check(CMS_add1_cert(cms.get(), ca.get()) == 1, "CMS_add1_cert");
+    for (const auto& ca : material->chain)
+      check(CMS_add1_cert(cms.get(), ca.get()) == 1, "CMS_add1_cert");
   }
 
   check(CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType, V_ASN1_OBJECT,
@@ -120,8 +121,8 @@ Bytes build_and_sign(Signer& signer, std::span<const std::uint8_t> content_diges
         "contentType");
   if (o.signing_time) {
     TimePtr now(X509_gmtime_adj(nullptr, 0));
-    check(now != nullptr && CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, now->type,
-                                                        now.get(), -1) == 1,
+    check(now != nullptr &&
+              CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, now->type, now.get(), -1) == 1,
           "signingTime");
   }
   check(CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING,

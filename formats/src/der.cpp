@@ -31,7 +31,8 @@ X509StorePtr make_store(const std::vector<std::string>& pem_files) {
   X509StorePtr store(X509_STORE_new());
   check(store != nullptr, "X509_STORE_new");
   for (const auto& file : pem_files) {
-    for (auto& cert : x509_read_file(file)) check(X509_STORE_add_cert(store.get(), cert.get()) == 1, "X509_STORE_add_cert");
+    for (auto& cert : x509_read_file(file))
+      check(X509_STORE_add_cert(store.get(), cert.get()) == 1, "X509_STORE_add_cert");
   }
   return store;
 }

@@ -8,17 +8,17 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 
 namespace kyso::formats::detail {
 namespace {
 
 // Connects within `timeout`; returns the fd or -1 with `error` set.
-int connect_with_timeout(const std::string& host, const std::string& port, std::chrono::seconds timeout,
-                         std::string& error) {
+int connect_with_timeout(const std::string& host, const std::string& port,
+                         std::chrono::seconds timeout, std::string& error) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -42,7 +42,8 @@ int connect_with_timeout(const std::string& host, const std::string& port, std::
     socklen_t len = sizeof so_error;
     if (::poll(&p, 1, static_cast<int>(timeout.count() * 1000)) != 1 ||
         ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0 || so_error != 0) {
-      error = so_error != 0 ? std::string("connect: ") + std::strerror(so_error) : "connect: timed out";
+      error =
+          so_error != 0 ? std::string("connect: ") + std::strerror(so_error) : "connect: timed out";
       ::close(fd);
       fd = -1;
       continue;
@@ -66,8 +67,8 @@ HttpResult http_request(const std::string& url, const Bytes* body, const char* c
   char* port_raw = nullptr;
   char* path_raw = nullptr;
   int tls = 0;
-  if (OSSL_HTTP_parse_url(url.c_str(), &tls, nullptr, &host_raw, &port_raw, nullptr, &path_raw, nullptr,
-                          nullptr) != 1) {
+  if (OSSL_HTTP_parse_url(url.c_str(), &tls, nullptr, &host_raw, &port_raw, nullptr, &path_raw,
+                          nullptr, nullptr) != 1) {
     openssl_error();
     r.error = "not a URL: " + url;
     return r;
@@ -86,10 +87,10 @@ HttpResult http_request(const std::string& url, const Bytes* body, const char* c
   ERR_clear_error();
   BioPtr req;
   if (body != nullptr) req.reset(BIO_new_mem_buf(body->data(), static_cast<int>(body->size())));
-  BIO* resp = OSSL_HTTP_transfer(nullptr, host.c_str(), port.c_str(), path.c_str(), 0, nullptr, nullptr,
-                                 conn.get(), conn.get(), nullptr, nullptr, 0, nullptr,
-                                 body != nullptr ? content_type : nullptr, req.get(), expected_type, 0,
-                                 16U << 20U, static_cast<int>(timeout.count()), 0);
+  BIO* resp = OSSL_HTTP_transfer(nullptr, host.c_str(), port.c_str(), path.c_str(), 0, nullptr,
+                                 nullptr, conn.get(), conn.get(), nullptr, nullptr, 0, nullptr,
+                                 body != nullptr ? content_type : nullptr, req.get(), expected_type,
+                                 0, 16U << 20U, static_cast<int>(timeout.count()), 0);
   if (resp == nullptr) {
     r.error = openssl_error();
     return r;

@@ -55,10 +55,10 @@ std::string text_string(const std::string& utf8) {
 }
 
 struct Update {
-  std::string text;                     // appended after the original bytes
-  std::uint64_t base = 0;               // file offset where `text` starts
-  std::size_t contents_lt = 0;          // index in text of '<' of /Contents
-  std::size_t contents_gt = 0;          // index in text of '>' of /Contents
+  std::string text;             // appended after the original bytes
+  std::uint64_t base = 0;       // file offset where `text` starts
+  std::size_t contents_lt = 0;  // index in text of '<' of /Contents
+  std::size_t contents_gt = 0;  // index in text of '>' of /Contents
   std::string field_name;
 };
 
@@ -84,15 +84,18 @@ Update build_update(const detail::PdfSource& src, const std::string& input, Sign
     if (size <= 0) throw Error(ErrorCode::DocumentInvalid, "trailer /Size missing");
 
     QPDFObjectHandle acro = root.getKey("/AcroForm");
-    QPDFObjectHandle fields = acro.isDictionary() ? acro.getKey("/Fields") : QPDFObjectHandle::newNull();
+    QPDFObjectHandle fields =
+        acro.isDictionary() ? acro.getKey("/Fields") : QPDFObjectHandle::newNull();
     std::set<std::string> names;
     if (fields.isArray()) {
       for (auto& f : fields.getArrayAsVector()) {
-        if (f.isDictionary() && f.getKey("/T").isString()) names.insert(f.getKey("/T").getUTF8Value());
+        if (f.isDictionary() && f.getKey("/T").isString())
+          names.insert(f.getKey("/T").getUTF8Value());
       }
     }
     u.field_name = o.field_name;
-    for (int n = 1; u.field_name.empty() || (o.field_name.empty() && names.contains(u.field_name)); ++n) {
+    for (int n = 1; u.field_name.empty() || (o.field_name.empty() && names.contains(u.field_name));
+         ++n) {
       u.field_name = "Signature" + std::to_string(n);
     }
     if (names.contains(u.field_name)) {
@@ -113,7 +116,8 @@ Update build_update(const detail::PdfSource& src, const std::string& input, Sign
 
     // The signature dictionary: /Contents reserved as zeros, /ByteRange filled in below.
     const Credential& cred = signer.credential();
-    std::string sig = "<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached /ByteRange ";
+    std::string sig =
+        "<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached /ByteRange ";
     sig += kByteRangeHolder;
     sig += " /Contents <";
     const std::size_t lt_in_sig = sig.size() - 1;
@@ -133,13 +137,15 @@ Update build_update(const detail::PdfSource& src, const std::string& input, Sign
                           ref(page.getObjGen()) + " >>");
     object(page.getObjGen(), open_dict_without(page, {"/Annots"}) + " /Annots [" +
                                  array_items(page.getKey("/Annots")) + ref(widget_og) + "] >>");
-    const std::string form = open_dict_without(acro.isDictionary() ? acro : QPDFObjectHandle::newDictionary(),
-                                               {"/Fields", "/SigFlags"}) +
-                             " /Fields [" + array_items(fields) + ref(widget_og) + "] /SigFlags 3 >>";
+    const std::string form =
+        open_dict_without(acro.isDictionary() ? acro : QPDFObjectHandle::newDictionary(),
+                          {"/Fields", "/SigFlags"}) +
+        " /Fields [" + array_items(fields) + ref(widget_og) + "] /SigFlags 3 >>";
     if (acro.isIndirect()) {
       object(acro.getObjGen(), form);
     } else {
-      object(root.getObjGen(), open_dict_without(root, {"/AcroForm"}) + " /AcroForm " + form + " >>");
+      object(root.getObjGen(),
+             open_dict_without(root, {"/AcroForm"}) + " /AcroForm " + form + " >>");
     }
 
     std::string trailer_keys = " /Root " + root.unparse();
@@ -156,8 +162,8 @@ Update build_update(const detail::PdfSource& src, const std::string& input, Sign
                       static_cast<unsigned long long>(entry.first), entry.second);
         u.text += line.data();
       }
-      u.text += "trailer\n<< /Size " + std::to_string(new_size) + trailer_keys + " >>\nstartxref\n" +
-                std::to_string(xref_at) + "\n%%EOF\n";
+      u.text += "trailer\n<< /Size " + std::to_string(new_size) + trailer_keys +
+                " >>\nstartxref\n" + std::to_string(xref_at) + "\n%%EOF\n";
     } else {
       // A cross-reference stream, uncompressed, listing itself too.
       const int xref_num = new_size;
@@ -170,13 +176,15 @@ Update build_update(const detail::PdfSource& src, const std::string& input, Sign
       for (const auto& [num, entry] : xref) {
         index += std::to_string(num) + " 1 ";
         rows += '\x01';
-        for (unsigned b = width; b-- > 0;) rows += static_cast<char>((entry.first >> (8U * b)) & 0xFFU);
+        for (unsigned b = width; b-- > 0;)
+          rows += static_cast<char>((entry.first >> (8U * b)) & 0xFFU);
         rows += static_cast<char>((static_cast<unsigned>(entry.second) >> 8U) & 0xFFU);
         rows += static_cast<char>(static_cast<unsigned>(entry.second) & 0xFFU);
       }
-      u.text += std::to_string(xref_num) + " 0 obj\n<< /Type /XRef /Size " + std::to_string(xref_num + 1) +
-                " /Index [" + index + "] /W [1 " + std::to_string(width) + " 2]" + trailer_keys +
-                " /Length " + std::to_string(rows.size()) + " >>\nstream\n" + rows +
+      u.text += std::to_string(xref_num) + " 0 obj\n<< /Type /XRef /Size " +
+                std::to_string(xref_num + 1) + " /Index [" + index + "] /W [1 " +
+                std::to_string(width) + " 2]" + trailer_keys + " /Length " +
+                std::to_string(rows.size()) + " >>\nstream\n" + rows +
                 "\nendstream\nendobj\nstartxref\n" + std::to_string(xref_at) + "\n%%EOF\n";
     }
   } catch (const QPDFExc& e) {
@@ -192,8 +200,10 @@ Update build_update(const detail::PdfSource& src, const std::string& input, Sign
   const std::uint64_t b1 = u.base + u.contents_lt;
   const std::uint64_t c2 = u.base + u.contents_gt + 1;
   const std::uint64_t end = u.base + u.text.size();
-  std::string br = "[0 " + std::to_string(b1) + " " + std::to_string(c2) + " " + std::to_string(end - c2);
-  if (br.size() + 1 > kByteRangeHolder.size()) throw Error(ErrorCode::DocumentInvalid, "PDF too large");
+  std::string br =
+      "[0 " + std::to_string(b1) + " " + std::to_string(c2) + " " + std::to_string(end - c2);
+  if (br.size() + 1 > kByteRangeHolder.size())
+    throw Error(ErrorCode::DocumentInvalid, "PDF too large");
   br += std::string(kByteRangeHolder.size() - br.size() - 1, ' ') + "]";
   const auto at = u.text.find(kByteRangeHolder);
   u.text.replace(at, kByteRangeHolder.size(), br);
@@ -222,7 +232,8 @@ PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::stri
     std::ifstream in(input, std::ios::binary);
     if (!in) throw Error(ErrorCode::DocumentInvalid, "cannot read " + input);
     for (std::uint64_t done = 0; done < src.size;) {
-      in.read(buf.data(), static_cast<std::streamsize>(std::min<std::uint64_t>(buf.size(), src.size - done)));
+      in.read(buf.data(),
+              static_cast<std::streamsize>(std::min<std::uint64_t>(buf.size(), src.size - done)));
       const auto n = static_cast<std::size_t>(in.gcount());
       if (n == 0) throw Error(ErrorCode::DocumentInvalid, input + " changed while signing");
       fn(buf.data(), n);
@@ -230,7 +241,9 @@ PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::stri
     }
   };
   EvpMdCtxPtr md(EVP_MD_CTX_new());
-  detail::check(md && EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1, "digest");
+  detail::check(
+      md && EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1,
+      "digest");
   for_each_chunk([&](const char* p, std::size_t n) { EVP_DigestUpdate(md.get(), p, n); });
   EVP_DigestUpdate(md.get(), u.text.data(), u.contents_lt);
   EVP_DigestUpdate(md.get(), u.text.data() + u.contents_gt + 1, u.text.size() - u.contents_gt - 1);
@@ -243,7 +256,8 @@ PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::stri
   co.signing_time = false;  // PAdES: the time is the PDF's /M
   co.tsa = o.tsa;
   const Bytes cms = sign_cms_digest(signer, d, co);
-  if (cms.size() > reserve) throw Error(ErrorCode::Internal, "CMS larger than the space reserved in the PDF");
+  if (cms.size() > reserve)
+    throw Error(ErrorCode::Internal, "CMS larger than the space reserved in the PDF");
   std::string text = u.text;
   static constexpr std::string_view kHex = "0123456789abcdef";
   for (std::size_t i = 0; i < cms.size(); ++i) {
@@ -260,7 +274,8 @@ PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::stri
       // signature would not match them, and nothing is output.
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
       if (!out) throw Error(ErrorCode::DocumentInvalid, "cannot write " + tmp);
-      detail::check(EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1, "digest");
+      detail::check(EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1,
+                    "digest");
       for_each_chunk([&](const char* p, std::size_t n) {
         EVP_DigestUpdate(md.get(), p, n);
         out.write(p, static_cast<std::streamsize>(n));

@@ -34,7 +34,8 @@ PdfSource inspect_pdf(const std::string& path) {
   } catch (const std::exception&) {
     throw Error(ErrorCode::DocumentInvalid, path + ": startxref is not a number");
   }
-  if (s.startxref >= s.size) throw Error(ErrorCode::DocumentInvalid, path + ": startxref past the end");
+  if (s.startxref >= s.size)
+    throw Error(ErrorCode::DocumentInvalid, path + ": startxref past the end");
   in.clear();
   in.seekg(static_cast<std::streamoff>(s.startxref));
   std::string at_xref(16, '\0');

@@ -21,14 +21,16 @@ struct SigField {
   QPDFObjectHandle value;
 };
 
-void collect(QPDFObjectHandle fields, const std::string& prefix, std::vector<SigField>& out, int depth) {
+void collect(QPDFObjectHandle fields, const std::string& prefix, std::vector<SigField>& out,
+             int depth) {
   if (!fields.isArray() || depth > 32) return;
   for (auto& f : fields.getArrayAsVector()) {
     if (!f.isDictionary()) continue;
     const std::string partial = f.getKey("/T").isString() ? f.getKey("/T").getUTF8Value() : "";
     const std::string name = prefix.empty() ? partial : prefix + "." + partial;
     if (f.getKey("/Kids").isArray()) collect(f.getKey("/Kids"), name, out, depth + 1);
-    if (f.getKey("/FT").isName() && f.getKey("/FT").getName() == "/Sig" && f.getKey("/V").isDictionary()) {
+    if (f.getKey("/FT").isName() && f.getKey("/FT").getName() == "/Sig" &&
+        f.getKey("/V").isDictionary()) {
       out.push_back({name, f.getKey("/V")});
     }
   }
@@ -36,7 +38,8 @@ void collect(QPDFObjectHandle fields, const std::string& prefix, std::vector<Sig
 
 std::optional<std::chrono::system_clock::time_point> pdf_date(const std::string& s) {
   int y = 0, mo = 1, d = 1, h = 0, mi = 0, sec = 0;
-  if (std::sscanf(s.c_str(), "D:%4d%2d%2d%2d%2d%2d", &y, &mo, &d, &h, &mi, &sec) < 1) return std::nullopt;
+  if (std::sscanf(s.c_str(), "D:%4d%2d%2d%2d%2d%2d", &y, &mo, &d, &h, &mi, &sec) < 1)
+    return std::nullopt;
   std::tm tm{};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;
@@ -88,7 +91,9 @@ std::vector<SignatureReport> verify_pdf(const std::string& path, const VerifyOpt
       for (auto& v : range.isArray() ? range.getArrayAsVector() : std::vector<QPDFObjectHandle>{}) {
         br.push_back(v.isInteger() ? v.getIntValue() : -1);
       }
-      const std::string contents = f.value.getKey("/Contents").isString() ? f.value.getKey("/Contents").getStringValue() : "";
+      const std::string contents = f.value.getKey("/Contents").isString()
+                                       ? f.value.getKey("/Contents").getStringValue()
+                                       : "";
       cms.assign(contents.begin(), contents.end());
       if (f.value.getKey("/M").isString()) m = f.value.getKey("/M").getUTF8Value();
     } catch (const std::exception& e) {
@@ -110,7 +115,8 @@ std::vector<SignatureReport> verify_pdf(const std::string& path, const VerifyOpt
       for (const auto& [start, len] : {std::pair{br[0], br[1]}, std::pair{br[2], br[3]}}) {
         in.seekg(start);
         for (long long left = len; left > 0;) {
-          in.read(buf.data(), static_cast<std::streamsize>(std::min<long long>(left, static_cast<long long>(buf.size()))));
+          in.read(buf.data(), static_cast<std::streamsize>(
+                                  std::min<long long>(left, static_cast<long long>(buf.size()))));
           const auto n = in.gcount();
           if (n <= 0) break;
           EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));

@@ -132,7 +132,8 @@ std::optional<std::chrono::system_clock::time_point> verify_timestamp(
     why = "timestamp does not verify: " + openssl_error();
     return std::nullopt;
   }
-  if (anchors.empty() && PKCS7_verify(p7.get(), nullptr, nullptr, nullptr, nullptr, PKCS7_NOVERIFY) != 1) {
+  if (anchors.empty() &&
+      PKCS7_verify(p7.get(), nullptr, nullptr, nullptr, nullptr, PKCS7_NOVERIFY) != 1) {
     why = "timestamp signature invalid: " + openssl_error();
     return std::nullopt;
   }

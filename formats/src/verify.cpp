@@ -2,7 +2,6 @@
 
 #include <openssl/cms.h>
 #include <openssl/pem.h>
-#include <openssl/cms.h>
 
 #include <cstdio>
 #include <ctime>
@@ -18,9 +17,12 @@ namespace kyso::formats {
 
 std::string_view to_string(CheckStatus s) noexcept {
   switch (s) {
-    case CheckStatus::Ok: return "ok";
-    case CheckStatus::Failed: return "failed";
-    case CheckStatus::Unknown: return "unknown";
+    case CheckStatus::Ok:
+      return "ok";
+    case CheckStatus::Failed:
+      return "failed";
+    case CheckStatus::Unknown:
+      return "unknown";
   }
   return "unknown";
 }
@@ -40,7 +42,8 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
   const std::string str(s);
   int used = 0;
-  if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6) {
+  if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) !=
+      6) {
     return std::nullopt;
   }
   tm.tm_year = y - 1900;
@@ -51,7 +54,8 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
   tm.tm_sec = sec;
   auto t = std::chrono::system_clock::from_time_t(timegm(&tm));
   std::string_view rest = s.substr(static_cast<std::size_t>(used));
-  while (!rest.empty() && (rest.front() == '.' || (rest.front() >= '0' && rest.front() <= '9'))) rest.remove_prefix(1);
+  while (!rest.empty() && (rest.front() == '.' || (rest.front() >= '0' && rest.front() <= '9')))
+    rest.remove_prefix(1);
   if (rest.size() >= 6 && (rest[0] == '+' || rest[0] == '-')) {
     int oh = 0, om = 0;
     if (std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) == 2) {
@@ -92,8 +96,9 @@ void judge_certificate(SignatureReport& r, const Bytes& cert_der, const std::vec
   t.timeout = o.timeout;
   t.policy = CheckPolicy::Warn;
   CertificateChecker checker(t);
-  const auto at = r.timestamp ? *r.timestamp
-                              : r.signing_time ? *r.signing_time : std::chrono::system_clock::now();
+  const auto at = r.timestamp      ? *r.timestamp
+                  : r.signing_time ? *r.signing_time
+                                   : std::chrono::system_clock::now();
   const CertCheckResult res = checker.evaluate(cred, at);
   r.chain = CheckStatus::Ok;
   r.revocation = o.check_revocation ? CheckStatus::Ok : CheckStatus::Unknown;
@@ -110,7 +115,8 @@ void judge_certificate(SignatureReport& r, const Bytes& cert_der, const std::vec
         break;
       default:
         r.chain = CheckStatus::Failed;
-        r.chain_detail += (r.chain_detail.empty() ? "" : "; ") + std::string(p.name()) + ": " + p.detail();
+        r.chain_detail +=
+            (r.chain_detail.empty() ? "" : "; ") + std::string(p.name()) + ": " + p.detail();
     }
   }
 }
@@ -125,14 +131,16 @@ std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* c
   }
   std::vector<Bytes> certs_der;
   detail::X509StackPtr certs(CMS_get1_certs(cms.get()));
-  for (int i = 0; certs && i < sk_X509_num(certs.get()); ++i) certs_der.push_back(x509_to_der(sk_X509_value(certs.get(), i)));
+  for (int i = 0; certs && i < sk_X509_num(certs.get()); ++i)
+    certs_der.push_back(x509_to_der(sk_X509_value(certs.get(), i)));
   CMS_set1_signers_certs(cms.get(), nullptr, 0);
   openssl_error();
 
   ContentDigest attached = [&](const EVP_MD* md) {
     ASN1_OCTET_STRING** pos = CMS_get0_content(cms.get());
     if (pos == nullptr || *pos == nullptr) return Bytes{};
-    return digest(EVP_MD_get0_name(md), {ASN1_STRING_get0_data(*pos), static_cast<std::size_t>(ASN1_STRING_length(*pos))});
+    return digest(EVP_MD_get0_name(md), {ASN1_STRING_get0_data(*pos),
+                                         static_cast<std::size_t>(ASN1_STRING_length(*pos))});
   };
   const ContentDigest& content_digest = content != nullptr ? *content : attached;
 
@@ -151,7 +159,8 @@ std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* c
     const ASN1_OBJECT* sig_oid = nullptr;
     X509_ALGOR_get0(&dig_oid, nullptr, nullptr, dig);
     X509_ALGOR_get0(&sig_oid, nullptr, nullptr, sig);
-    r.algorithm = std::string(OBJ_nid2sn(OBJ_obj2nid(sig_oid))) + "/" + OBJ_nid2sn(OBJ_obj2nid(dig_oid));
+    r.algorithm =
+        std::string(OBJ_nid2sn(OBJ_obj2nid(sig_oid))) + "/" + OBJ_nid2sn(OBJ_obj2nid(dig_oid));
 
     // Claimed signing time (CAdES) — PAdES takes it from /M instead.
     const int ti = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1);
@@ -166,14 +175,16 @@ std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* c
 
     const EVP_MD* md = EVP_get_digestbyobj(dig_oid);
     const int mi = CMS_signed_get_attr_by_NID(si, NID_pkcs9_messageDigest, -1);
-    const ASN1_TYPE* mt = mi >= 0 ? X509_ATTRIBUTE_get0_type(CMS_signed_get_attr(si, mi), 0) : nullptr;
+    const ASN1_TYPE* mt =
+        mi >= 0 ? X509_ATTRIBUTE_get0_type(CMS_signed_get_attr(si, mi), 0) : nullptr;
     if (signer == nullptr) {
       r.integrity_detail = "signer certificate not in the signature";
     } else if (md == nullptr || mt == nullptr || mt->type != V_ASN1_OCTET_STRING) {
       r.integrity_detail = "no messageDigest attribute";
     } else {
       const Bytes want(ASN1_STRING_get0_data(mt->value.octet_string),
-                       ASN1_STRING_get0_data(mt->value.octet_string) + ASN1_STRING_length(mt->value.octet_string));
+                       ASN1_STRING_get0_data(mt->value.octet_string) +
+                           ASN1_STRING_length(mt->value.octet_string));
       const Bytes got = content_digest(md);
       if (got != want) {
         r.integrity_detail = "content digest does not match: the document was changed";
@@ -190,9 +201,10 @@ std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* c
       const ASN1_OCTET_STRING* sv = CMS_SignerInfo_get0_signature(si);
       if (tt != nullptr && tt->type == V_ASN1_SEQUENCE) {
         std::string why;
-        r.timestamp = verify_timestamp({tt->value.sequence->data, static_cast<std::size_t>(tt->value.sequence->length)},
-                                       {ASN1_STRING_get0_data(sv), static_cast<std::size_t>(ASN1_STRING_length(sv))},
-                                       o.anchors, why);
+        r.timestamp = verify_timestamp(
+            {tt->value.sequence->data, static_cast<std::size_t>(tt->value.sequence->length)},
+            {ASN1_STRING_get0_data(sv), static_cast<std::size_t>(ASN1_STRING_length(sv))},
+            o.anchors, why);
         if (!r.timestamp) r.integrity_detail += (r.integrity_detail.empty() ? "" : "; ") + why;
       }
     }
@@ -268,7 +280,9 @@ VerifyReport verify_file(const std::string& path, const VerifyOptions& o) {
       throw Error(ErrorCode::DocumentInvalid, path + " is neither XML, PDF nor CMS");
     }
     if (!o.content.empty()) {
-      const detail::ContentDigest content = [&](const EVP_MD* md) { return file_digest(o.content, md); };
+      const detail::ContentDigest content = [&](const EVP_MD* md) {
+        return file_digest(o.content, md);
+      };
       report.signatures = detail::verify_cms(der, &content, o, "cades");
     } else {
       report.signatures = detail::verify_cms(der, nullptr, o, "cades");
@@ -278,15 +292,21 @@ VerifyReport verify_file(const std::string& path, const VerifyOptions& o) {
 }
 
 void to_json(nlohmann::json& j, const SignatureReport& r) {
-  auto time = [](const auto& t) { return t ? nlohmann::json(to_iso8601(*t)) : nlohmann::json(nullptr); };
+  auto time = [](const auto& t) {
+    return t ? nlohmann::json(to_iso8601(*t)) : nlohmann::json(nullptr);
+  };
   nlohmann::json signer = nullptr;
   if (r.signer) {
     nlohmann::json uids = nlohmann::json::array();
     for (const auto& u : r.signer->uids) uids.push_back({{"prefix", u.prefix}, {"value", u.value}});
-    signer = {{"commonName", r.signer->common_name}, {"subject", r.signer->subject},
-              {"organization", r.signer->organization}, {"title", r.signer->title},
-              {"uids", uids}, {"kind", std::string(to_string(r.signer->kind))},
-              {"issuer", r.signer->issuer_common_name}, {"serial", r.signer->serial_hex},
+    signer = {{"commonName", r.signer->common_name},
+              {"subject", r.signer->subject},
+              {"organization", r.signer->organization},
+              {"title", r.signer->title},
+              {"uids", uids},
+              {"kind", std::string(to_string(r.signer->kind))},
+              {"issuer", r.signer->issuer_common_name},
+              {"serial", r.signer->serial_hex},
               {"certificateId", r.signer->id}};
   }
   j = {{"id", r.id},
@@ -298,8 +318,10 @@ void to_json(nlohmann::json& j, const SignatureReport& r) {
        {"timestamp", time(r.timestamp)},
        {"integrity", {{"ok", r.integrity}, {"detail", r.integrity_detail}}},
        {"chain", {{"status", std::string(to_string(r.chain))}, {"detail", r.chain_detail}}},
-       {"revocation", {{"status", std::string(to_string(r.revocation))}, {"detail", r.revocation_detail}}},
-       {"coversWholeFile", r.covers_whole_file ? nlohmann::json(*r.covers_whole_file) : nlohmann::json(nullptr)},
+       {"revocation",
+        {{"status", std::string(to_string(r.revocation))}, {"detail", r.revocation_detail}}},
+       {"coversWholeFile",
+        r.covers_whole_file ? nlohmann::json(*r.covers_whole_file) : nlohmann::json(nullptr)},
        {"ok", r.ok()}};
 }
 

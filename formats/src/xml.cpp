@@ -19,8 +19,12 @@ using detail::kXadesNs;
 
 namespace {
 
-const xmlChar* X(const char* s) { return reinterpret_cast<const xmlChar*>(s); }
-const xmlChar* X(const std::string& s) { return X(s.c_str()); }
+const xmlChar* X(const char* s) {
+  return reinterpret_cast<const xmlChar*>(s);
+}
+const xmlChar* X(const std::string& s) {
+  return X(s.c_str());
+}
 
 std::string random_suffix() {
   std::array<unsigned char, 6> r{};
@@ -125,14 +129,16 @@ std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
   }
   const Credential& cred = signer.credential();
   if (is_ecdsa(o.algorithm) != (cred.cert.key_type == "EC")) {
-    throw Error(ErrorCode::AlgorithmUnsupported,
-                std::string(to_string(o.algorithm)) + " does not fit a " + cred.cert.key_type + " key");
+    throw Error(
+        ErrorCode::AlgorithmUnsupported,
+        std::string(to_string(o.algorithm)) + " does not fit a " + cred.cert.key_type + " key");
   }
   xmlNodePtr ref = d.find(o.reference_id);
   xmlNodePtr parent = o.parent_id.empty() ? ref : d.find(o.parent_id);
   const std::string sig_id =
       o.signature_id.empty() ? o.reference_id + "-sig-" + random_suffix() : o.signature_id;
-  if (d.ids.contains(sig_id)) throw Error(ErrorCode::BadRequest, "Id \"" + sig_id + "\" is already used");
+  if (d.ids.contains(sig_id))
+    throw Error(ErrorCode::BadRequest, "Id \"" + sig_id + "\" is already used");
   const HashAlgorithm h = hash_of(o.algorithm);
   const std::string digest_alg(detail::digest_uri(h));
   const std::string now = to_iso8601(std::chrono::system_clock::now());
@@ -154,7 +160,8 @@ std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
     auto el = [&](xmlNodePtr p, const char* name, xmlNsPtr ns = nullptr) {
       return xmlNewChild(p, ns != nullptr ? ns : ds, X(name), nullptr);
     };
-    auto text_el = [&](xmlNodePtr p, const char* name, const std::string& value, xmlNsPtr ns = nullptr) {
+    auto text_el = [&](xmlNodePtr p, const char* name, const std::string& value,
+                       xmlNsPtr ns = nullptr) {
       return xmlNewTextChild(p, ns != nullptr ? ns : ds, X(name), X(value));
     };
     auto set_id = [&](xmlNodePtr n, const std::string& id) {
@@ -165,7 +172,8 @@ std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
 
     xmlNodePtr si = el(sig, "SignedInfo");
     xmlNewProp(el(si, "CanonicalizationMethod"), X("Algorithm"), X(detail::kC14n));
-    xmlNewProp(el(si, "SignatureMethod"), X("Algorithm"), X(std::string(detail::signature_uri(o.algorithm))));
+    xmlNewProp(el(si, "SignatureMethod"), X("Algorithm"),
+               X(std::string(detail::signature_uri(o.algorithm))));
     xmlNodePtr r1 = el(si, "Reference");
     xmlNewProp(r1, X("URI"), X("#" + o.reference_id));
     xmlNodePtr tr = el(r1, "Transforms");
@@ -207,7 +215,8 @@ std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
       text_el(ssp, "SigningTime", now, xa);
       xmlNodePtr cert = el(el(ssp, "SigningCertificateV2", xa), "Cert", xa);
       xmlNodePtr cd = el(cert, "CertDigest", xa);
-      xmlNewProp(el(cd, "DigestMethod"), X("Algorithm"), X(std::string(detail::digest_uri(HashAlgorithm::Sha256))));
+      xmlNewProp(el(cd, "DigestMethod"), X("Algorithm"),
+                 X(std::string(detail::digest_uri(HashAlgorithm::Sha256))));
       text_el(cd, "DigestValue", to_base64(sha256(cred.cert.der)));
       X509Ptr x = x509_from_der(cred.cert.der);
       text_el(cert, "IssuerSerialV2", to_base64(issuer_serial(x.get())), xa);
@@ -226,8 +235,9 @@ std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
     if (o.level == XmlLevel::XadesT) {
       const std::string sv_c14n = detail::c14n_string(doc, sv, nullptr);
       const Timestamp ts = request_timestamp(*o.tsa, detail::as_bytes(sv_c14n));
-      xmlNodePtr sts = el(el(el(qualifying, "UnsignedProperties", xa), "UnsignedSignatureProperties", xa),
-                          "SignatureTimeStamp", xa);
+      xmlNodePtr sts =
+          el(el(el(qualifying, "UnsignedProperties", xa), "UnsignedSignatureProperties", xa),
+             "SignatureTimeStamp", xa);
       set_id(sts, sig_id + "-SignatureTimeStamp");
       xmlNewProp(el(sts, "CanonicalizationMethod"), X("Algorithm"), X(detail::kC14n));
       text_el(sts, "EncapsulatedTimeStamp", to_base64(ts.token), xa);
@@ -276,7 +286,8 @@ void XmlDocument::save(const std::string& path) const {
   const std::string tmp = path + ".kyso-tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+    out.write(reinterpret_cast<const char*>(data.data()),
+              static_cast<std::streamsize>(data.size()));
     if (!out) throw Error(ErrorCode::DocumentInvalid, "cannot write " + tmp);
   }
   std::filesystem::rename(tmp, path);

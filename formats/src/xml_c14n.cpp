@@ -17,7 +17,8 @@ struct Scope {
 // Namespace and attribute nodes belong where their element belongs.
 int visible(void* user, xmlNodePtr node, xmlNodePtr parent) {
   const auto* s = static_cast<const Scope*>(user);
-  xmlNodePtr n = (node->type == XML_NAMESPACE_DECL || node->type == XML_ATTRIBUTE_NODE) ? parent : node;
+  xmlNodePtr n =
+      (node->type == XML_NAMESPACE_DECL || node->type == XML_ATTRIBUTE_NODE) ? parent : node;
   for (; n != nullptr; n = n->parent) {
     if (n == s->exclude) return 0;
     if (n == s->root) return 1;
@@ -39,8 +40,8 @@ bool run_c14n(xmlDocPtr doc, const Scope& scope, xmlOutputBufferPtr out) {
   xmlNodePtr prev = root->prev;
   root->next = nullptr;
   root->prev = nullptr;
-  const int rc = xmlC14NExecute(&shallow, visible, const_cast<Scope*>(&scope), XML_C14N_1_0,
-                                nullptr, 0, out);
+  const int rc =
+      xmlC14NExecute(&shallow, visible, const_cast<Scope*>(&scope), XML_C14N_1_0, nullptr, 0, out);
   root->next = next;
   root->prev = prev;
   return rc >= 0;
@@ -61,7 +62,8 @@ int string_write(void* ctx, const char* buf, int len) {
 
 Bytes c14n_digest(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude, HashAlgorithm hash) {
   EvpMdCtxPtr md(EVP_MD_CTX_new());
-  if (!md || EVP_DigestInit_ex(md.get(), EVP_get_digestbyname(openssl_md_name(hash)), nullptr) != 1) {
+  if (!md ||
+      EVP_DigestInit_ex(md.get(), EVP_get_digestbyname(openssl_md_name(hash)), nullptr) != 1) {
     throw Error(ErrorCode::Internal, "digest init: " + openssl_error());
   }
   xmlOutputBufferPtr out = xmlOutputBufferCreateIO(hash_write, nullptr, md.get(), nullptr);
@@ -150,7 +152,8 @@ std::string attr(xmlNodePtr node, const char* name) {
 
 xmlNodePtr child(xmlNodePtr node, const char* local_name) {
   for (xmlNodePtr c = node != nullptr ? node->children : nullptr; c != nullptr; c = c->next) {
-    if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, reinterpret_cast<const xmlChar*>(local_name))) {
+    if (c->type == XML_ELEMENT_NODE &&
+        xmlStrEqual(c->name, reinterpret_cast<const xmlChar*>(local_name))) {
       return c;
     }
   }

@@ -64,7 +64,8 @@ struct Doc {
   }
 };
 
-void index_ids(xmlNodePtr n, std::unordered_map<std::string, xmlNodePtr>& ids, std::vector<xmlNodePtr>& sigs) {
+void index_ids(xmlNodePtr n, std::unordered_map<std::string, xmlNodePtr>& ids,
+               std::vector<xmlNodePtr>& sigs) {
   for (; n != nullptr; n = n->next) {
     if (n->type != XML_ELEMENT_NODE) continue;
     for (xmlAttrPtr a = n->properties; a != nullptr; a = a->next) {
@@ -74,7 +75,8 @@ void index_ids(xmlNodePtr n, std::unordered_map<std::string, xmlNodePtr>& ids, s
           xmlStrEqual(a->name, reinterpret_cast<const xmlChar*>("id"))) {
         const std::string v = attr(n, reinterpret_cast<const char*>(a->name));
         if (!ids.emplace(v, n).second) {
-          throw Error(ErrorCode::DocumentInvalid, "duplicate Id \"" + v + "\": signatures cannot be trusted");
+          throw Error(ErrorCode::DocumentInvalid,
+                      "duplicate Id \"" + v + "\": signatures cannot be trusted");
         }
       }
     }
@@ -83,7 +85,8 @@ void index_ids(xmlNodePtr n, std::unordered_map<std::string, xmlNodePtr>& ids, s
   }
 }
 
-SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig, const std::unordered_map<std::string, xmlNodePtr>& ids,
+SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig,
+                           const std::unordered_map<std::string, xmlNodePtr>& ids,
                            const VerifyOptions& o) {
   SignatureReport r;
   r.id = attr(sig, "Id");
@@ -94,8 +97,10 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig, const std::unordered_m
   xmlNodePtr certs_node = find_desc(sig, "X509Data");
   Bytes cert_der;
   std::vector<Bytes> extra;
-  for (xmlNodePtr c = certs_node != nullptr ? certs_node->children : nullptr; c != nullptr; c = c->next) {
-    if (is_ds(c, "X509Certificate")) (cert_der.empty() ? cert_der : extra.emplace_back()) = b64(text(c));
+  for (xmlNodePtr c = certs_node != nullptr ? certs_node->children : nullptr; c != nullptr;
+       c = c->next) {
+    if (is_ds(c, "X509Certificate"))
+      (cert_der.empty() ? cert_der : extra.emplace_back()) = b64(text(c));
   }
   const std::string cm = attr(child(si, "CanonicalizationMethod"), "Algorithm");
   const auto alg = signature_from_uri(attr(child(si, "SignatureMethod"), "Algorithm"));
@@ -125,13 +130,16 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig, const std::unordered_m
     for (xmlNodePtr t = child(child(ref, "Transforms"), "Transform"); t != nullptr; t = t->next) {
       if (t->type != XML_ELEMENT_NODE) continue;
       const std::string a = attr(t, "Algorithm");
-      if (a == kEnveloped) enveloped = true;
-      else if (a != kC14n) transforms_ok = false;
+      if (a == kEnveloped)
+        enveloped = true;
+      else if (a != kC14n)
+        transforms_ok = false;
     }
     const auto h = hash_from_uri(attr(child(ref, "DigestMethod"), "Algorithm"));
     if (target == nullptr || !transforms_ok || !h) {
       refs_ok = false;
-      r.integrity_detail = "reference " + uri + " cannot be resolved or uses an unsupported transform";
+      r.integrity_detail =
+          "reference " + uri + " cannot be resolved or uses an unsupported transform";
       break;
     }
     const Bytes want = b64(text(child(ref, "DigestValue")));
@@ -175,12 +183,15 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig, const std::unordered_m
 std::vector<SignatureReport> verify_xml(const Bytes& xml, const VerifyOptions& o) {
   std::unique_ptr<xmlParserCtxt, FnDeleter<xmlFreeParserCtxt>> ctxt(xmlNewParserCtxt());
   Doc d;
-  d.doc = xmlCtxtReadMemory(ctxt.get(), reinterpret_cast<const char*>(xml.data()), static_cast<int>(xml.size()),
-                            "document.xml", nullptr, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  d.doc = xmlCtxtReadMemory(ctxt.get(), reinterpret_cast<const char*>(xml.data()),
+                            static_cast<int>(xml.size()), "document.xml", nullptr,
+                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
   if (d.doc == nullptr || ctxt->wellFormed == 0) {
     const xmlError* err = xmlCtxtGetLastError(ctxt.get());
-    throw Error(ErrorCode::DocumentInvalid,
-                std::string("not well-formed XML") + (err != nullptr && err->message != nullptr ? ": " + std::string(err->message) : ""));
+    throw Error(
+        ErrorCode::DocumentInvalid,
+        std::string("not well-formed XML") +
+            (err != nullptr && err->message != nullptr ? ": " + std::string(err->message) : ""));
   }
   std::unordered_map<std::string, xmlNodePtr> ids;
   std::vector<xmlNodePtr> sigs;

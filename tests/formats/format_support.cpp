@@ -41,11 +41,20 @@ std::string xml_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -65,7 +74,8 @@ std::string transcript_element(const Transcript& t) {
     x << "    <Mon Ten=\"" << subject << "\" DiemTBCN=\"" << fmt_score(score) << "\"/>\n";
   }
   x << "  </KetQuaHocTap>\n  <RenLuyen>" << t.conduct << "</RenLuyen><KetQuaCaNam>" << t.result
-    << "</KetQuaCaNam>\n  <NhanXet>Chăm ngoan, tích cực tham gia hoạt động của lớp &amp; trường.</NhanXet>\n"
+    << "</KetQuaCaNam>\n  <NhanXet>Chăm ngoan, tích cực tham gia hoạt động của lớp &amp; "
+       "trường.</NhanXet>\n"
     << "</DuLieuHocBa>\n</HocBa>";
   return x.str();
 }
@@ -153,14 +163,14 @@ void flip_byte(const std::string& path, long offset) {
 
 std::vector<Transcript> sample_class(std::size_t n) {
   static const std::array<const char*, 10> family{"Nguyễn", "Trần", "Lê", "Phạm", "Hoàng",
-                                                  "Huỳnh", "Phan", "Vũ", "Võ", "Đặng"};
-  static const std::array<const char*, 8> middle{"Văn", "Thị", "Minh", "Thu", "Đức",
-                                                 "Ngọc", "Quốc", "Hải"};
-  static const std::array<const char*, 12> given{"An", "Bình", "Châu", "Dũng", "Giang", "Hà",
-                                                 "Khánh", "Linh", "Mỹ", "Phương", "Quân", "Tuấn"};
+                                                  "Huỳnh",  "Phan", "Vũ", "Võ",   "Đặng"};
+  static const std::array<const char*, 8> middle{"Văn", "Thị",  "Minh", "Thu",
+                                                 "Đức", "Ngọc", "Quốc", "Hải"};
+  static const std::array<const char*, 12> given{
+      "An", "Bình", "Châu", "Dũng", "Giang", "Hà", "Khánh", "Linh", "Mỹ", "Phương", "Quân", "Tuấn"};
   static const std::array<const char*, 10> subjects{
-      "Toán", "Ngữ văn", "Tiếng Anh", "Vật lí", "Hóa học", "Sinh học", "Lịch sử", "Địa lí",
-      "Tin học", "Giáo dục kinh tế và pháp luật"};
+      "Toán",     "Ngữ văn", "Tiếng Anh", "Vật lí",  "Hóa học",
+      "Sinh học", "Lịch sử", "Địa lí",    "Tin học", "Giáo dục kinh tế và pháp luật"};
   std::vector<Transcript> out;
   for (std::size_t i = 0; i < n; ++i) {
     Transcript t;
@@ -168,7 +178,8 @@ std::vector<Transcript> sample_class(std::size_t n) {
     std::snprintf(id.data(), id.size(), "hb-%02zu", i + 1);
     t.id = id.data();
     const std::string seed = "kyso-10A1-" + std::to_string(i);
-    const std::string h = to_hex(sha256({reinterpret_cast<const std::uint8_t*>(seed.data()), seed.size()}));
+    const std::string h =
+        to_hex(sha256({reinterpret_cast<const std::uint8_t*>(seed.data()), seed.size()}));
     t.lookup = h.substr(0, 8) + "-" + h.substr(8, 4) + "-4" + h.substr(13, 3) + "-a" +
                h.substr(17, 3) + "-" + h.substr(20, 12);
     t.name = std::string(family[i % family.size()]) + " " + middle[(i / 3) % middle.size()] + " " +
@@ -207,11 +218,11 @@ Bytes transcript_pdf(const Transcript& t, bool xref_stream, std::size_t padding)
   PdfPage page;
   page.title = "Học bạ số - " + t.name;
   page.lines = {"Trường THPT Chu Văn An - Sở Giáo dục và Đào tạo Hà Nội",
-                "Năm học 2025-2026, lớp 10A1",
-                "Họ và tên: " + t.name + "   Giới tính: " + t.gender,
+                "Năm học 2025-2026, lớp 10A1", "Họ và tên: " + t.name + "   Giới tính: " + t.gender,
                 "Số định danh: " + t.citizen_id + "   Ngày sinh: " + t.birth_date,
                 "Mã tra cứu: " + t.lookup};
-  for (const auto& [subject, score] : t.scores) page.lines.push_back(subject + ": " + fmt_score(score));
+  for (const auto& [subject, score] : t.scores)
+    page.lines.push_back(subject + ": " + fmt_score(score));
   page.lines.push_back("Rèn luyện: " + t.conduct + "   Kết quả cả năm: " + t.result);
   std::ostringstream out;
   write_pdf(out, page, xref_stream, padding);

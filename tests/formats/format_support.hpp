@@ -46,9 +46,9 @@ void flip_byte(const std::string& path, long offset);
 
 /// One student's transcript (Học bạ) with realistic Vietnamese content.
 struct Transcript {
-  std::string id;        ///< XML id, e.g. "hb-07"
-  std::string lookup;    ///< the transcript's lookup code (UUID)
-  std::string name;      ///< "Nguyễn Văn An"
+  std::string id;      ///< XML id, e.g. "hb-07"
+  std::string lookup;  ///< the transcript's lookup code (UUID)
+  std::string name;    ///< "Nguyễn Văn An"
   std::string citizen_id;
   std::string birth_date;
   std::string gender;
@@ -96,7 +96,9 @@ class OcspResponder {
   OcspResponder& operator=(const OcspResponder&) = delete;
   OcspResponder(OcspResponder&&) = delete;
   OcspResponder& operator=(OcspResponder&&) = delete;
-  [[nodiscard]] std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
+  [[nodiscard]] std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/";
+  }
   void stop();
 
  private:

@@ -53,17 +53,32 @@ std::string strip_vietnamese(std::string_view utf8) {
   static const std::u32string o = U"òóọỏõôồốộổỗơờớợởỡ", O = U"ÒÓỌỎÕÔỒỐỘỔỖƠỜỚỢỞỠ";
   static const std::u32string u = U"ùúụủũưừứựửữ", U = U"ÙÚỤỦŨƯỪỨỰỬỮ";
   static const std::u32string y = U"ỳýỵỷỹ", Y = U"ỲÝỴỶỸ";
-  const std::array<std::pair<const std::u32string*, char>, 12> table{
-      {{&a, 'a'}, {&A, 'A'}, {&e, 'e'}, {&E, 'E'}, {&i, 'i'}, {&I, 'I'},
-       {&o, 'o'}, {&O, 'O'}, {&u, 'u'}, {&U, 'U'}, {&y, 'y'}, {&Y, 'Y'}}};
+  const std::array<std::pair<const std::u32string*, char>, 12> table{{{&a, 'a'},
+                                                                      {&A, 'A'},
+                                                                      {&e, 'e'},
+                                                                      {&E, 'E'},
+                                                                      {&i, 'i'},
+                                                                      {&I, 'I'},
+                                                                      {&o, 'o'},
+                                                                      {&O, 'O'},
+                                                                      {&u, 'u'},
+                                                                      {&U, 'U'},
+                                                                      {&y, 'y'},
+                                                                      {&Y, 'Y'}}};
   std::string out;
   for (char32_t cp : to_u32(utf8)) {
     if (cp < 0x80) {
       out += static_cast<char>(cp);
       continue;
     }
-    if (cp == U'đ') { out += 'd'; continue; }
-    if (cp == U'Đ') { out += 'D'; continue; }
+    if (cp == U'đ') {
+      out += 'd';
+      continue;
+    }
+    if (cp == U'Đ') {
+      out += 'D';
+      continue;
+    }
     char base = '?';
     for (const auto& [set, b] : table) {
       if (set->find(cp) != std::u32string::npos) base = b;
@@ -89,8 +104,8 @@ void write_pdf(std::ostream& out, const PdfPage& page, bool xref_stream, std::si
   std::string content = "BT /F1 16 Tf 50 790 Td (" + strip_vietnamese(page.title) + ") Tj ET\n";
   int y = 760;
   for (const auto& line : page.lines) {
-    content += "BT /F1 11 Tf 50 " + std::to_string(y) + " Td " + pdf_string(strip_vietnamese(line)) +
-               " Tj ET\n";
+    content += "BT /F1 11 Tf 50 " + std::to_string(y) + " Td " +
+               pdf_string(strip_vietnamese(line)) + " Tj ET\n";
     y -= 16;
   }
 
@@ -103,9 +118,11 @@ void write_pdf(std::ostream& out, const PdfPage& page, bool xref_stream, std::si
   put("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 5 0 R >> >> "
       "/Contents 4 0 R >>\nendobj\n");
   begin_obj(4);
-  put("<< /Length " + std::to_string(content.size()) + " >>\nstream\n" + content + "endstream\nendobj\n");
+  put("<< /Length " + std::to_string(content.size()) + " >>\nstream\n" + content +
+      "endstream\nendobj\n");
   begin_obj(5);
-  put("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>\nendobj\n");
+  put("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding "
+      ">>\nendobj\n");
   begin_obj(6);
   put("<< /Title " + utf16_hex(page.title) +
       " /Producer (Kyso test writer) /CreationDate (D:20260520080000+07'00') >>\nendobj\n");

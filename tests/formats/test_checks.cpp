@@ -66,10 +66,12 @@ TEST_CASE("checks: revoked and expired certificates are refused before any C_Sig
 
 TEST_CASE("checks: OCSP down falls back to the CRL", "[ocsp]") {
   CertificateChecker checker(trust("http://127.0.0.1:1/"));
-  const auto good = checker.evaluate(demo_signer("teacher")->credential(), std::chrono::system_clock::now());
+  const auto good =
+      checker.evaluate(demo_signer("teacher")->credential(), std::chrono::system_clock::now());
   CHECK(good.ok);
   CHECK(good.revocation == "crl");
-  const auto bad = checker.evaluate(demo_signer("revoked")->credential(), std::chrono::system_clock::now());
+  const auto bad =
+      checker.evaluate(demo_signer("revoked")->credential(), std::chrono::system_clock::now());
   REQUIRE_FALSE(bad.ok);
   CHECK(bad.problems.front().code() == ErrorCode::CertRevoked);
   CHECK(bad.revocation == "crl");
@@ -100,7 +102,8 @@ TEST_CASE("checks: untrusted anchor and the warn policy", "[ocsp]") {
   t.anchors = {pki_path("tsa_cert")};  // not the root of the signers' chain
   t.check_revocation = false;
   CertificateChecker untrusted(t);
-  const auto r = untrusted.evaluate(demo_signer("teacher")->credential(), std::chrono::system_clock::now());
+  const auto r =
+      untrusted.evaluate(demo_signer("teacher")->credential(), std::chrono::system_clock::now());
   REQUIRE_FALSE(r.ok);
   CHECK(r.problems.front().code() == ErrorCode::CertUntrusted);
 

@@ -75,9 +75,9 @@ TEST_CASE("cms: attached signature carries the content and verifies", "[cms]") {
   const auto p7m = kyso::formats::sign_cms(*signer, bytes_of(kPackage),
                                            opts(SignAlgorithm::RsaPssSha256, false));
   write_bytes(dir.file("goi.p7m"), p7m);
-  const auto [rc, out] = run("openssl cms -verify -binary -inform DER -in " + dir.file("goi.p7m") +
-                             " -CAfile " + pki_path("root") + " -purpose any -out " +
-                             dir.file("out.json") + " 2>&1");
+  const auto [rc, out] =
+      run("openssl cms -verify -binary -inform DER -in " + dir.file("goi.p7m") + " -CAfile " +
+          pki_path("root") + " -purpose any -out " + dir.file("out.json") + " 2>&1");
   INFO(out);
   REQUIRE(rc == 0);
   const auto got = read_bytes(dir.file("out.json"));
@@ -116,12 +116,14 @@ TEST_CASE("cms: B-T carries a loopback TSA token over the signature value", "[cm
   REQUIRE(cms);
   CMS_SignerInfo* si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms.get()), 0);
   const ASN1_OCTET_STRING* sig = CMS_SignerInfo_get0_signature(si);
-  write_bytes(dir.file("sig.bin"), {ASN1_STRING_get0_data(sig), static_cast<std::size_t>(ASN1_STRING_length(sig))});
+  write_bytes(dir.file("sig.bin"),
+              {ASN1_STRING_get0_data(sig), static_cast<std::size_t>(ASN1_STRING_length(sig))});
   const int idx = CMS_unsigned_get_attr_by_NID(si, NID_id_smime_aa_timeStampToken, -1);
   REQUIRE(idx >= 0);
   const ASN1_TYPE* t = X509_ATTRIBUTE_get0_type(CMS_unsigned_get_attr(si, idx), 0);
   REQUIRE(t->type == V_ASN1_SEQUENCE);
-  write_bytes(dir.file("tst.der"), {t->value.sequence->data, static_cast<std::size_t>(t->value.sequence->length)});
+  write_bytes(dir.file("tst.der"),
+              {t->value.sequence->data, static_cast<std::size_t>(t->value.sequence->length)});
   const auto [rc, out] = run("openssl ts -verify -token_in -in " + dir.file("tst.der") + " -data " +
                              dir.file("sig.bin") + " -CAfile " + pki_path("root") + " -untrusted " +
                              pki_path("chain") + " 2>&1");

@@ -27,11 +27,15 @@ int pdfsig_valid(const std::string& path, std::string* output = nullptr) {
   const auto [rc, out] = run("pdfsig " + path + " 2>&1");
   if (output != nullptr) *output = out;
   int valid = 0;
-  for (std::size_t p = 0; (p = out.find("Signature Validation: Signature is Valid", p)) != std::string::npos; ++p) ++valid;
+  for (std::size_t p = 0;
+       (p = out.find("Signature Validation: Signature is Valid", p)) != std::string::npos; ++p)
+    ++valid;
   return rc == 0 || valid > 0 ? valid : -1;
 }
 
-bool qpdf_check(const std::string& path) { return run("qpdf --check " + path + " >/dev/null 2>&1").first == 0; }
+bool qpdf_check(const std::string& path) {
+  return run("qpdf --check " + path + " >/dev/null 2>&1").first == 0;
+}
 
 bool starts_with_file(const std::string& path, const std::string& prefix_path) {
   const auto a = read_bytes(path);
@@ -43,9 +47,12 @@ bool starts_with_file(const std::string& path, const std::string& prefix_path) {
 void sign_three(const std::string& dir, const std::string& in, const std::string& out) {
   const std::string r1 = dir + "/r1.pdf";
   const std::string r2 = dir + "/r2.pdf";
-  kyso::formats::sign_pdf(*demo_signer("teacher"), in, r1, opts(SignAlgorithm::RsaPkcs1Sha256, "Giáo viên chủ nhiệm ký học bạ"));
-  kyso::formats::sign_pdf(*demo_signer("principal"), r1, r2, opts(SignAlgorithm::RsaPssSha256, "Hiệu trưởng phê duyệt"));
-  kyso::formats::sign_pdf(*demo_signer("seal"), r2, out, opts(SignAlgorithm::RsaPkcs1Sha256, "Đóng dấu phát hành"));
+  kyso::formats::sign_pdf(*demo_signer("teacher"), in, r1,
+                          opts(SignAlgorithm::RsaPkcs1Sha256, "Giáo viên chủ nhiệm ký học bạ"));
+  kyso::formats::sign_pdf(*demo_signer("principal"), r1, r2,
+                          opts(SignAlgorithm::RsaPssSha256, "Hiệu trưởng phê duyệt"));
+  kyso::formats::sign_pdf(*demo_signer("seal"), r2, out,
+                          opts(SignAlgorithm::RsaPkcs1Sha256, "Đóng dấu phát hành"));
   CHECK(starts_with_file(r1, in));
   CHECK(starts_with_file(r2, r1));
   CHECK(starts_with_file(out, r2));
@@ -53,7 +60,8 @@ void sign_three(const std::string& dir, const std::string& in, const std::string
 
 }  // namespace
 
-TEST_CASE("pdf: 40 transcripts signed teacher, principal, seal verify in pdfsig and qpdf", "[pades]") {
+TEST_CASE("pdf: 40 transcripts signed teacher, principal, seal verify in pdfsig and qpdf",
+          "[pades]") {
   ScratchDir dir;
   std::vector<std::string> checks;
   for (const auto& t : sample_class(40)) {
@@ -76,7 +84,8 @@ TEST_CASE("pdf: 40 transcripts signed teacher, principal, seal verify in pdfsig 
   CHECK(out.find("ETSI.CAdES.detached") != std::string::npos);
 }
 
-TEST_CASE("pdf: a file with a cross-reference stream gets stream updates and stays valid", "[pades]") {
+TEST_CASE("pdf: a file with a cross-reference stream gets stream updates and stays valid",
+          "[pades]") {
   ScratchDir dir;
   const auto t = sample_class(1).at(0);
   write_bytes(dir.file("in.pdf"), transcript_pdf(t, true));
@@ -116,7 +125,8 @@ TEST_CASE("pdf: B-T signature carries a timestamp token from the TSA", "[pades][
   kyso::formats::sign_pdf(*demo_signer("seal"), dir.file("in.pdf"), dir.file("out.pdf"), o);
   CHECK(tsa.requests() == 1);
   CHECK(pdfsig_valid(dir.file("out.pdf")) == 1);
-  const auto [rc, out] = run("cd " + dir.path().string() + " && pdfsig -dump out.pdf >/dev/null 2>&1 && "
+  const auto [rc, out] = run("cd " + dir.path().string() +
+                             " && pdfsig -dump out.pdf >/dev/null 2>&1 && "
                              "openssl cms -cmsout -print -inform DER -in out.pdf.sig0");
   CHECK(out.find("id-smime-aa-timeStampToken") != std::string::npos);
   // PAdES: no signingTime among the signer's signed attributes (the time is the PDF's /M);
@@ -144,7 +154,8 @@ TEST_CASE("pdf: broken, encrypted and non-PDF files are refused with no output",
   };
   // Broken xref: every offset in the table shifted.
   std::string broken(good.begin(), good.end());
-  broken = std::regex_replace(broken, std::regex("0000000(\\d\\d\\d) 00000 n"), "0000000$1 00000 x");
+  broken =
+      std::regex_replace(broken, std::regex("0000000(\\d\\d\\d) 00000 n"), "0000000$1 00000 x");
   write_text(dir.file("broken.pdf"), broken);
   expect(dir.file("broken.pdf"), kyso::ErrorCode::DocumentInvalid);
   // startxref pointing nowhere.
@@ -155,9 +166,13 @@ TEST_CASE("pdf: broken, encrypted and non-PDF files are refused with no output",
   expect(dir.file("badstart.pdf"), kyso::ErrorCode::DocumentInvalid);
   // Encrypted, with and without a user password.
   write_bytes(dir.file("plain.pdf"), good);
-  REQUIRE(run("qpdf --encrypt secret owner 256 -- " + dir.file("plain.pdf") + " " + dir.file("enc.pdf")).first == 0);
+  REQUIRE(
+      run("qpdf --encrypt secret owner 256 -- " + dir.file("plain.pdf") + " " + dir.file("enc.pdf"))
+          .first == 0);
   expect(dir.file("enc.pdf"), kyso::ErrorCode::DocumentEncrypted);
-  REQUIRE(run("qpdf --encrypt '' owner 256 -- " + dir.file("plain.pdf") + " " + dir.file("enc0.pdf")).first == 0);
+  REQUIRE(
+      run("qpdf --encrypt '' owner 256 -- " + dir.file("plain.pdf") + " " + dir.file("enc0.pdf"))
+          .first == 0);
   expect(dir.file("enc0.pdf"), kyso::ErrorCode::DocumentEncrypted);
   // Not a PDF at all.
   write_text(dir.file("hocba.pdf"), "Họ và tên: Nguyễn Văn An\nĐây không phải PDF.\n");

@@ -25,7 +25,8 @@ std::string kyso_verify(const std::string& file, const std::string& extra = "") 
 std::string signed_xml(const ScratchDir& dir) {
   const auto t = sample_class(1).at(0);
   const auto xml = transcript_xml(t);
-  auto doc = kyso::formats::XmlDocument::parse({reinterpret_cast<const std::uint8_t*>(xml.data()), xml.size()});
+  auto doc = kyso::formats::XmlDocument::parse(
+      {reinterpret_cast<const std::uint8_t*>(xml.data()), xml.size()});
   kyso::formats::XmlSignOptions o;
   o.reference_id = t.id + "-dl";
   o.container = "ChuKyGVCN";
@@ -56,7 +57,8 @@ std::string signed_pdf(const ScratchDir& dir) {
 
 }  // namespace
 
-TEST_CASE("verify: XML with three signatures reports signers in Vietnamese, tampering fails", "[verify]") {
+TEST_CASE("verify: XML with three signatures reports signers in Vietnamese, tampering fails",
+          "[verify]") {
   ScratchDir dir;
   const auto path = signed_xml(dir);
   auto [rc, out] = run(kyso_verify(path));
@@ -75,7 +77,8 @@ TEST_CASE("verify: XML with three signatures reports signers in Vietnamese, tamp
   CHECK(out.find("Kết quả: có chữ ký KHÔNG hợp lệ.") != std::string::npos);
 }
 
-TEST_CASE("verify: PDF revisions as JSON in English, later changes flagged, tampering fails", "[verify]") {
+TEST_CASE("verify: PDF revisions as JSON in English, later changes flagged, tampering fails",
+          "[verify]") {
   ScratchDir dir;
   const auto path = signed_pdf(dir);
   auto [rc, out] = run(kyso_verify(path, "--json --lang en"));
@@ -108,9 +111,11 @@ TEST_CASE("verify: CMS detached and B-T, a revoked signer fails", "[verify][cms]
   kyso::formats::CmsOptions o;
   o.tsa = kyso::formats::TsaConfig{};
   o.tsa->url = tsa.url();
-  const std::span<const std::uint8_t> bytes{reinterpret_cast<const std::uint8_t*>(data.data()), data.size()};
+  const std::span<const std::uint8_t> bytes{reinterpret_cast<const std::uint8_t*>(data.data()),
+                                            data.size()};
   write_bytes(dir.file("goi.p7s"), kyso::formats::sign_cms(*demo_signer("seal"), bytes, o));
-  auto [rc, out] = run(kyso_verify(dir.file("goi.p7s"), "--content " + dir.file("goi.json") + " --json"));
+  auto [rc, out] =
+      run(kyso_verify(dir.file("goi.p7s"), "--content " + dir.file("goi.json") + " --json"));
   INFO(out);
   REQUIRE(rc == 0);
   const auto j = nlohmann::json::parse(out);
@@ -119,7 +124,8 @@ TEST_CASE("verify: CMS detached and B-T, a revoked signer fails", "[verify][cms]
 
   // Signed without the pre-sign check: verification still catches the revoked certificate.
   write_bytes(dir.file("revoked.p7s"), kyso::formats::sign_cms(*demo_signer("revoked"), bytes, {}));
-  std::tie(rc, out) = run(kyso_verify(dir.file("revoked.p7s"), "--content " + dir.file("goi.json")));
+  std::tie(rc, out) =
+      run(kyso_verify(dir.file("revoked.p7s"), "--content " + dir.file("goi.json")));
   CHECK(rc == 2);
   CHECK(out.find("Tình trạng thu hồi: KHÔNG ĐẠT") != std::string::npos);
   // Wrong content for a detached signature.

@@ -28,7 +28,8 @@ XmlSignOptions opts(SignAlgorithm alg, std::string ref, std::string parent, std:
 
 std::string xmlsec_verify(const std::string& file, const std::string& sig_id) {
   return "xmlsec1 --verify --trusted-pem " + pki_path("root") + " --untrusted-pem " +
-         pki_path("sub") + " --id-attr:Id HocBa --id-attr:Id DuLieuHocBa --id-attr:Id DanhSachHocBa" +
+         pki_path("sub") +
+         " --id-attr:Id HocBa --id-attr:Id DuLieuHocBa --id-attr:Id DanhSachHocBa" +
          " --node-xpath \"//*[@Id='" + sig_id + "']\" " + file + " 2>&1";
 }
 
@@ -49,8 +50,8 @@ Ids sign_three(XmlDocument& doc, const std::string& id, SignAlgorithm principal_
   Ids ids;
   ids.teacher = doc.sign(*demo_signer("teacher"),
                          opts(SignAlgorithm::RsaPkcs1Sha256, id + "-dl", "", "ChuKyGVCN"));
-  ids.principal = doc.sign(*demo_signer("principal"),
-                           opts(principal_alg, id + "-dl", id, "ChuKyHieuTruong"));
+  ids.principal =
+      doc.sign(*demo_signer("principal"), opts(principal_alg, id + "-dl", id, "ChuKyHieuTruong"));
   ids.seal = doc.sign(*demo_signer("seal"), opts(SignAlgorithm::RsaPkcs1Sha256, id, id, "ConDau"));
   return ids;
 }
@@ -67,7 +68,8 @@ TEST_CASE("xml: 40 transcripts signed teacher, principal, seal all verify with x
     const Ids ids = sign_three(doc, t.id, SignAlgorithm::RsaPkcs1Sha256);
     const auto path = dir.file(t.id + ".xml");
     doc.save(path);
-    for (const auto& sig : {ids.teacher, ids.principal, ids.seal}) checks.push_back(xmlsec_verify(path, sig));
+    for (const auto& sig : {ids.teacher, ids.principal, ids.seal})
+      checks.push_back(xmlsec_verify(path, sig));
   }
   REQUIRE(checks.size() == 120);
   const auto failed = run_all(checks);
@@ -98,7 +100,8 @@ TEST_CASE("xml: one byte changed in a transcript breaks its three signatures onl
     INFO(out);
     CHECK(rc != 0);
   }
-  for (const auto& sig : {b.teacher, b.principal, b.seal}) CHECK(run(xmlsec_verify(path, sig)).first == 0);
+  for (const auto& sig : {b.teacher, b.principal, b.seal})
+    CHECK(run(xmlsec_verify(path, sig)).first == 0);
 }
 
 TEST_CASE("xml: RSA-PSS and ECDSA signatures verify independently", "[xades]") {
@@ -144,9 +147,14 @@ TEST_CASE("xml: the whole class in one file, 120 signatures, all verify", "[xade
   auto principal = demo_signer("principal");
   auto seal = demo_signer("seal");
   // In batch order: the teacher signs the class, then the principal approves it, then the seal.
-  for (const auto& t : ts) sigs.push_back(doc.sign(*teacher, opts(SignAlgorithm::RsaPkcs1Sha256, t.id + "-dl", "", "ChuKyGVCN")));
-  for (const auto& t : ts) sigs.push_back(doc.sign(*principal, opts(SignAlgorithm::RsaPkcs1Sha256, t.id + "-dl", t.id, "ChuKyHieuTruong")));
-  for (const auto& t : ts) sigs.push_back(doc.sign(*seal, opts(SignAlgorithm::RsaPkcs1Sha256, t.id, t.id, "ConDau")));
+  for (const auto& t : ts)
+    sigs.push_back(
+        doc.sign(*teacher, opts(SignAlgorithm::RsaPkcs1Sha256, t.id + "-dl", "", "ChuKyGVCN")));
+  for (const auto& t : ts)
+    sigs.push_back(doc.sign(
+        *principal, opts(SignAlgorithm::RsaPkcs1Sha256, t.id + "-dl", t.id, "ChuKyHieuTruong")));
+  for (const auto& t : ts)
+    sigs.push_back(doc.sign(*seal, opts(SignAlgorithm::RsaPkcs1Sha256, t.id, t.id, "ConDau")));
   const auto path = dir.file("lop-10A1.xml");
   doc.save(path);
   std::vector<std::string> checks;
@@ -154,13 +162,15 @@ TEST_CASE("xml: the whole class in one file, 120 signatures, all verify", "[xade
   CHECK(run_all(checks).empty());
 }
 
-TEST_CASE("xml: XAdES B-B and B-T verify with xmlsec1 and carry a valid timestamp", "[xades][tsa]") {
+TEST_CASE("xml: XAdES B-B and B-T verify with xmlsec1 and carry a valid timestamp",
+          "[xades][tsa]") {
   ScratchDir dir;
   LoopbackTsa tsa;
   const auto t = sample_class(1).at(0);
   const auto xml = transcript_xml(t);
   auto doc = XmlDocument::parse({reinterpret_cast<const std::uint8_t*>(xml.data()), xml.size()});
-  const auto b = doc.sign(*demo_signer("teacher"), opts(SignAlgorithm::RsaPkcs1Sha256, t.id + "-dl", "", "ChuKyGVCN", XmlLevel::XadesB));
+  const auto b = doc.sign(*demo_signer("teacher"), opts(SignAlgorithm::RsaPkcs1Sha256, t.id + "-dl",
+                                                        "", "ChuKyGVCN", XmlLevel::XadesB));
   auto o = opts(SignAlgorithm::RsaPkcs1Sha256, t.id, t.id, "ConDau", XmlLevel::XadesT);
   o.tsa = kyso::formats::TsaConfig{};
   o.tsa->url = tsa.url();
@@ -190,12 +200,17 @@ TEST_CASE("xml: malformed XML and unknown ids are refused with clear errors", "[
     CHECK(e.detail().find("line") != std::string::npos);
   }
   const std::string dup = "<a><b Id=\"x\"/><c Id=\"x\"/></a>";
-  CHECK_THROWS_AS(XmlDocument::parse({reinterpret_cast<const std::uint8_t*>(dup.data()), dup.size()}), kyso::Error);
+  CHECK_THROWS_AS(
+      XmlDocument::parse({reinterpret_cast<const std::uint8_t*>(dup.data()), dup.size()}),
+      kyso::Error);
   const std::string ok = "<a Id=\"x\"/>";
   auto doc = XmlDocument::parse({reinterpret_cast<const std::uint8_t*>(ok.data()), ok.size()});
-  CHECK_THROWS_AS(doc.sign(*demo_signer("teacher"), opts(SignAlgorithm::RsaPkcs1Sha256, "nope", "", "")), kyso::Error);
+  CHECK_THROWS_AS(
+      doc.sign(*demo_signer("teacher"), opts(SignAlgorithm::RsaPkcs1Sha256, "nope", "", "")),
+      kyso::Error);
   // A failed signature leaves the document as it was.
-  CHECK_THROWS_AS(doc.sign(*demo_signer("teacher"), opts(SignAlgorithm::EcdsaSha256, "x", "", "C")), kyso::Error);
+  CHECK_THROWS_AS(doc.sign(*demo_signer("teacher"), opts(SignAlgorithm::EcdsaSha256, "x", "", "C")),
+                  kyso::Error);
   const auto out = doc.serialize();
   CHECK(std::string(out.begin(), out.end()).find("Signature") == std::string::npos);
 }

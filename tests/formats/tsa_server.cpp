@@ -2,14 +2,14 @@
 // signed by the fixture's TSA key, or with an HTTP error status when asked to fail.
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/pem.h>
 #include <openssl/ts.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,7 +33,8 @@ struct LoopbackTsa::Impl {
   std::atomic<int> count{0};
   X509Ptr cert;
   EvpPkeyPtr key;
-  std::unique_ptr<STACK_OF(X509), FnDeleter<[](STACK_OF(X509) * s) { sk_X509_pop_free(s, X509_free); }>>
+  std::unique_ptr<STACK_OF(X509),
+                  FnDeleter<[](STACK_OF(X509) * s) { sk_X509_pop_free(s, X509_free); }>>
       chain{sk_X509_new_null()};
   std::thread thread;
 
@@ -51,7 +52,8 @@ struct LoopbackTsa::Impl {
     TS_RESP_CTX_add_md(ctx.get(), EVP_sha512());
     TS_RESP_CTX_set_accuracy(ctx.get(), 1, 0, 0);
     BioPtr in(BIO_new_mem_buf(query.data(), static_cast<int>(query.size())));
-    std::unique_ptr<TS_RESP, FnDeleter<TS_RESP_free>> resp(TS_RESP_create_response(ctx.get(), in.get()));
+    std::unique_ptr<TS_RESP, FnDeleter<TS_RESP_free>> resp(
+        TS_RESP_create_response(ctx.get(), in.get()));
     if (!resp) return {};
     unsigned char* der = nullptr;
     const int n = i2d_TS_RESP(resp.get(), &der);
@@ -82,12 +84,15 @@ struct LoopbackTsa::Impl {
     }
     std::string reply;
     if (fail_status != 0) {
-      reply = "HTTP/1.0 " + std::to_string(fail_status) + " Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      reply = "HTTP/1.0 " + std::to_string(fail_status) +
+              " Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     } else {
-      const Bytes q(req.begin() + static_cast<long>(body_at), req.begin() + static_cast<long>(body_at + length));
+      const Bytes q(req.begin() + static_cast<long>(body_at),
+                    req.begin() + static_cast<long>(body_at + length));
       const Bytes a = answer(q);
       reply = "HTTP/1.0 200 OK\r\nContent-Type: application/timestamp-reply\r\nContent-Length: " +
-              std::to_string(a.size()) + "\r\nConnection: close\r\n\r\n" + std::string(a.begin(), a.end());
+              std::to_string(a.size()) + "\r\nConnection: close\r\n\r\n" +
+              std::string(a.begin(), a.end());
     }
     for (std::size_t sent = 0; sent < reply.size();) {
       const ssize_t n = ::send(c, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL);
@@ -121,7 +126,8 @@ LoopbackTsa::LoopbackTsa(int fail_with_status) : impl_(std::make_unique<Impl>())
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof addr;
-  if (::bind(impl_->fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(impl_->fd, 16) != 0 ||
+  if (::bind(impl_->fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+      ::listen(impl_->fd, 16) != 0 ||
       ::getsockname(impl_->fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     throw std::runtime_error("cannot listen on loopback");
   }
@@ -135,8 +141,12 @@ LoopbackTsa::~LoopbackTsa() {
   ::close(impl_->fd);
 }
 
-std::string LoopbackTsa::url() const { return "http://127.0.0.1:" + std::to_string(impl_->port) + "/tsa"; }
-int LoopbackTsa::requests() const { return impl_->count; }
+std::string LoopbackTsa::url() const {
+  return "http://127.0.0.1:" + std::to_string(impl_->port) + "/tsa";
+}
+int LoopbackTsa::requests() const {
+  return impl_->count;
+}
 
 namespace {
 int free_port() {
@@ -159,7 +169,8 @@ bool listening(int port) {
   for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
     std::ifstream in(table);
     for (std::string line; std::getline(in, line);) {
-      if (line.find(hex.data()) != std::string::npos && line.find(" 0A ") != std::string::npos) return true;
+      if (line.find(hex.data()) != std::string::npos && line.find(" 0A ") != std::string::npos)
+        return true;
     }
   }
   return false;
@@ -167,9 +178,13 @@ bool listening(int port) {
 }  // namespace
 
 OcspResponder::OcspResponder() : port_(free_port()) {
-  const std::vector<std::string> args{"openssl", "ocsp", "-index", pki_path("index"), "-CA", pki_path("sub"),
-                                      "-rsigner", pki_path("ocsp_cert"), "-rkey", pki_path("ocsp_key"),
-                                      "-port", std::to_string(port_), "-ignore_err"};
+  const std::vector<std::string> args{"openssl",    "ocsp",
+                                      "-index",     pki_path("index"),
+                                      "-CA",        pki_path("sub"),
+                                      "-rsigner",   pki_path("ocsp_cert"),
+                                      "-rkey",      pki_path("ocsp_key"),
+                                      "-port",      std::to_string(port_),
+                                      "-ignore_err"};
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -182,7 +197,8 @@ OcspResponder::OcspResponder() : port_(free_port()) {
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) throw std::runtime_error("cannot start openssl ocsp");
   pid_ = pid;
-  for (int i = 0; i < 100 && !listening(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int i = 0; i < 100 && !listening(port_); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
 }
 
 void OcspResponder::stop() {
@@ -193,6 +209,8 @@ void OcspResponder::stop() {
   }
 }
 
-OcspResponder::~OcspResponder() { stop(); }
+OcspResponder::~OcspResponder() {
+  stop();
+}
 
 }  // namespace kyso::test

@@ -44,8 +44,8 @@ class CertificateChecker {
 
   /// Runs every check (cached per certificate). Refuse policy: throws the first problem.
   /// Warn policy: returns the problems and lets signing go ahead.
-  CertCheckResult check(const Credential& credential,
-                        std::chrono::system_clock::time_point at = std::chrono::system_clock::now());
+  CertCheckResult check(const Credential& credential, std::chrono::system_clock::time_point at =
+                                                          std::chrono::system_clock::now());
 
   /// The checks without the policy: never throws for a certificate problem.
   CertCheckResult evaluate(const Credential& credential, std::chrono::system_clock::time_point at);

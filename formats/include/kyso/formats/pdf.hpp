@@ -19,8 +19,8 @@ struct PdfSignOptions {
   SignAlgorithm algorithm = SignAlgorithm::RsaPkcs1Sha256;
   /// The field's name (/T); empty: "Signature<n>" with the next free n.
   std::string field_name;
-  std::string reason;    ///< UTF-8, e.g. "Phê duyệt học bạ"
-  std::string location;  ///< UTF-8, e.g. "Hà Nội"
+  std::string reason;            ///< UTF-8, e.g. "Phê duyệt học bạ"
+  std::string location;          ///< UTF-8, e.g. "Hà Nội"
   std::optional<TsaConfig> tsa;  ///< B-T: a signature timestamp in the CMS
 };
 

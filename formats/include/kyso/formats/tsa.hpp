@@ -5,9 +5,9 @@
 
 #include <chrono>
 #include <optional>
-#include <vector>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/signer.hpp"

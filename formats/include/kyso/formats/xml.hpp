@@ -23,9 +23,9 @@
 namespace kyso::formats {
 
 enum class XmlLevel {
-  Dsig,     ///< the Vietnamese e-invoice profile: SignatureProperties/SigningTime object
-  XadesB,   ///< XAdES baseline B-B: SignedProperties (SigningTime, SigningCertificateV2)
-  XadesT,   ///< XAdES baseline B-T: B-B plus a SignatureTimeStamp (needs `tsa`)
+  Dsig,    ///< the Vietnamese e-invoice profile: SignatureProperties/SigningTime object
+  XadesB,  ///< XAdES baseline B-B: SignedProperties (SigningTime, SigningCertificateV2)
+  XadesT,  ///< XAdES baseline B-T: B-B plus a SignatureTimeStamp (needs `tsa`)
 };
 
 struct XmlSignOptions {
