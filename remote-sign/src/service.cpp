@@ -489,11 +489,14 @@ void Service::check_pin(const std::string& user_name, const HsmCredential& cred,
   {
     const std::lock_guard lock(pin_mutex_);
     const auto it = accepted_pins_.find(cred.token->identity());
-    if (cred.token->logged_in() && it != accepted_pins_.end()) {
-      ok = CRYPTO_memcmp(tag.data(), it->second.data(), tag.size()) == 0;
-    } else {
+    // Once the HSM accepted a PIN, every later one is compared with it first, also when the
+    // token must log in again (after an HSM reset): a module still logged in at the PKCS#11
+    // level answers CKR_USER_ALREADY_LOGGED_IN to any PIN.
+    const bool known = it != accepted_pins_.end();
+    ok = known && CRYPTO_memcmp(tag.data(), it->second.data(), tag.size()) == 0;
+    if ((ok && !cred.token->logged_in()) || !known) {
       try {
-        cred.token->login(&pin);  // the HSM itself checks the PIN (C_Login), once
+        cred.token->login(&pin);  // the HSM itself checks the PIN (C_Login)
         accepted_pins_[cred.token->identity()] = tag;
         ok = true;
       } catch (const Error& e) {
@@ -503,6 +506,7 @@ void Service::check_pin(const std::string& user_name, const HsmCredential& cred,
           throw CscError{503, "temporarily_unavailable",
                          "The HSM refused the login: " + std::string(e.name())};
         }
+        ok = false;
         why = "wrong PIN (" + std::string(e.name()) + ")";
       }
     }

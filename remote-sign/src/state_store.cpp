@@ -10,11 +10,12 @@
 namespace kyso::remote {
 namespace {
 
+// Times are Unix milliseconds: whole seconds would cut up to a second off short lifetimes.
 std::int64_t to_unix(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
-TimePoint from_unix(std::int64_t s) {
-  return TimePoint{std::chrono::seconds{s}};
+TimePoint from_unix(std::int64_t ms) {
+  return TimePoint{std::chrono::duration_cast<TimePoint::duration>(std::chrono::milliseconds{ms})};
 }
 
 [[noreturn]] void fail(sqlite3* db, const char* what) {
