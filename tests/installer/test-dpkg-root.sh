@@ -9,7 +9,12 @@ OUT=$1
 shift
 PKGS=("$@")
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+AGENT_PID=""
+cleanup() {
+  if [[ -n $AGENT_PID ]]; then kill "$AGENT_PID" 2>/dev/null || true; wait "$AGENT_PID" 2>/dev/null || true; fi
+  rm -rf "$T"
+}
+trap cleanup EXIT
 R=$T/root
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
@@ -92,11 +97,13 @@ verify_unit() { # <--user|--system> <unit path in root> [more units]
 agent_status() { # <config> <http|https> [curl options]
   local config=$1 scheme=$2 log=$T/agent.log port="" pid body i
   shift 2
+  : >"$log"
   "$R/usr/bin/kyso-agent" --config "$config" --port 0 --state-dir "$T/agent-state" \
     --no-system-modules >"$log" 2>&1 &
   pid=$!
+  AGENT_PID=$pid
   for ((i = 0; i < 100; i++)); do
-    port=$(sed -n 's|^kyso-agent listening on [a-z]*://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log")
+    port=$(sed -n 's|^kyso-agent listening on [a-z]*://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log" || true)
     [[ -n $port ]] && break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
@@ -109,6 +116,7 @@ agent_status() { # <config> <http|https> [curl options]
   body=$(curl -sS --max-time 5 "$@" "$scheme://127.0.0.1:$port/") || body="curl failed"
   kill "$pid"
   wait "$pid" || true
+  AGENT_PID=""
   [[ $body == *'"kyso-agent"'* ]] || { cat "$log" >&2; fail "agent status over $scheme: $body"; }
 }
 
