@@ -3,6 +3,6 @@
 # so they never touch the fixture's tokens. TOKEN only for the fixture's test PKI (sub CA).
 kyso_add_tests(unit_config SOURCES provisioning/test_config.cpp DEPS kyso::firmware_config)
 kyso_add_tests(integration_provisioning TOKEN SOURCES provisioning/test_provision.cpp
-  provisioning/test_batch.cpp provisioning/test_doctor.cpp DEPS kyso::firmware_config kyso::pkcs11)
+  provisioning/test_batch.cpp provisioning/test_doctor.cpp provisioning/test_provision_cli.cpp DEPS kyso::firmware_config kyso::pkcs11)
 target_compile_definitions(unit_config PRIVATE
   KYSO_EXAMPLES_DIR="${PROJECT_SOURCE_DIR}/firmware-config/examples")
