@@ -54,6 +54,12 @@ set(_kyso_components tools)
 _kyso_harden(kyso)
 install(TARGETS kyso RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)
 install(FILES "${_kyso_gen}/man/kyso.1.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT tools)
+# The token table is compiled in; this copy is the reference IT starts a school's own profile
+# from (firmware-config installs it without a component).
+if(EXISTS "${PROJECT_SOURCE_DIR}/firmware-config/profiles/tokens.toml")
+  install(FILES "${PROJECT_SOURCE_DIR}/firmware-config/profiles/tokens.toml"
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/kyso/profiles COMPONENT tools)
+endif()
 _kyso_deb_docs(tools kyso-tools)
 
 # ---- kyso-agent -----------------------------------------------------------------------------

@@ -126,6 +126,11 @@ if has kyso-tools; then
   check_file 644 /usr/share/man/man1/kyso.1.gz
   check_file 644 /usr/share/doc/kyso-tools/copyright
   check_file 644 /usr/share/doc/kyso-tools/changelog.Debian.gz
+  if [[ -e $R/usr/share/kyso/profiles/tokens.toml ]]; then
+    check_file 644 /usr/share/kyso/profiles/tokens.toml
+  else
+    echo "note: no token table in kyso-tools (firmware-config/profiles/tokens.toml absent)"
+  fi
   ok "kyso-tools: /usr/bin/kyso, man page, copyright, changelog"
 fi
 
