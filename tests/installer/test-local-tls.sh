@@ -62,8 +62,11 @@ KEYS=$(grep -rl "PRIVATE KEY" "$T" --exclude-dir=nssdb --exclude-dir=firefox || 
 [[ $KEYS == "$T/tls/agent.key" ]] || fail "private keys other than the agent's remain: $KEYS"
 ok "CA private key destroyed (only agent.key remains)"
 cmp -s "$T/tls/ca.crt" "$T/anchors/kyso-local-ca.crt" || fail "CA not in the anchor directory"
-"$TOOL" status --tls-dir "$T/tls" --state-file "$T/state/local-tls.state" >/dev/null || fail "status reports a problem"
-ok "status: everything recorded is present"
+status() { "$TOOL" status --tls-dir "$T/tls" --state-file "$T/state/local-tls.state" --home "$T/home/teacher" "$@"; }
+status >/dev/null || fail "status reports a problem"
+status --json | python3 -c 'import json, sys; d = json.load(sys.stdin); assert d["ok"] and d["installed"], d
+assert {t["kind"] for t in d["trust"]} == {"file", "system", "nssdb"}, d' || fail "status --json"
+ok "status (text and --json): everything recorded is present"
 
 # ---- second run: same CA, trust added only where missing -------------------------------------
 FP1=$(fp "$T/tls/ca.crt")
@@ -80,10 +83,15 @@ ok "second install keeps the CA and adds it to a new Firefox profile only"
 FIREFOX3=$T/home/teacher/.mozilla/firefox/late9999.third
 mkdir -p "$FIREFOX3"
 certutil -N --empty-password -d "sql:$FIREFOX3"
+if json=$(status --json); then fail "status does not report the new profile's missing trust"; fi
+python3 -c 'import json, sys; d = json.loads(sys.argv[1]); p = sys.argv[2]
+assert [t["status"] for t in d["trust"] if t["path"] == p] == ["missing"], d' "$json" "$FIREFOX3" ||
+  fail "status --json does not list $FIREFOX3 as missing"
 HOME=$T/home/teacher "$TOOL" user-trust --tls-dir "$T/tls" --state-file "$T/state/local-tls.state"
 [[ $(trust_of "$FIREFOX3") == "C,," ]] || fail "user-trust did not trust the CA in the user's new profile"
 [[ $(certutil -L -d "sql:$FIREFOX" | grep -c "^$NICK") == 1 ]] || fail "user-trust added the CA twice"
-ok "user-trust adds the CA to a profile made after install"
+status >/dev/null || fail "status reports a problem after user-trust"
+ok "status shows a profile made after install as missing; user-trust adds the CA there"
 
 # ---- uninstall --------------------------------------------------------------------------------
 run uninstall
@@ -99,7 +107,7 @@ ok "uninstall removed the CA from every NSS db and the anchor dir, and nothing e
 # ---- renewal: a certificate expiring within 30 days is replaced by a new CA -------------------
 run install --days 10
 FP_OLD=$(fp "$T/tls/ca.crt")
-if "$TOOL" status --tls-dir "$T/tls" --state-file "$T/state/local-tls.state" >/dev/null; then
+if status >/dev/null; then
   fail "status does not report a certificate expiring in 10 days"
 fi
 run install
