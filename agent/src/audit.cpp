@@ -126,24 +126,22 @@ AuditLog::~AuditLog() {
   sqlite3_close(db_);
 }
 
-void AuditLog::append_locked(const AuditRow& row) {
+void AuditLog::append_locked(sqlite3_stmt* st, const AuditRow& row) {
   Fields f{.seq = last_seq_ + 1,
            .time = to_iso8601(std::chrono::system_clock::now()),
            .row = row,
            .prev_hash = last_hash_};
   const std::string hash = row_hash(f);
-  auto st = prepare(db_,
-                    "INSERT INTO audit (seq, time, event, origin, role, credential_id, digest, "
-                    "result, detail, prev_hash, row_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
-  sqlite3_bind_int64(st.get(), 1, f.seq);
+  sqlite3_reset(st);
+  sqlite3_bind_int64(st, 1, f.seq);
   int i = 2;
   const std::array<const std::string*, 10> values{
       &f.time,     &row.event,  &row.origin, &row.role,    &row.credential_id,
       &row.digest, &row.result, &row.detail, &f.prev_hash, &hash};
   for (const std::string* s : values) {
-    sqlite3_bind_text(st.get(), i++, s->c_str(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, i++, s->c_str(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
   }
-  if (sqlite3_step(st.get()) != SQLITE_DONE) {
+  if (sqlite3_step(st) != SQLITE_DONE) {
     throw Error(ErrorCode::Internal, std::string("audit log insert: ") + sqlite3_errmsg(db_));
   }
   last_seq_ = f.seq;
@@ -159,9 +157,13 @@ void AuditLog::append(std::span<const AuditRow> rows) {
   const std::lock_guard lock(mutex_);
   const auto seq = last_seq_;
   const auto hash = last_hash_;
+  // One prepared statement and one transaction for all rows (a batch's signatures).
+  auto st = prepare(db_,
+                    "INSERT INTO audit (seq, time, event, origin, role, credential_id, digest, "
+                    "result, detail, prev_hash, row_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
   exec(db_, "BEGIN IMMEDIATE");
   try {
-    for (const auto& r : rows) append_locked(r);
+    for (const auto& r : rows) append_locked(st.get(), r);
     exec(db_, "COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   std::string state_dir;
   std::string log_level = "info";
   int port = -1;
+  std::size_t max_connections = 0;
   bool no_system_modules = false;
 #ifdef KYSO_HAVE_CONFIG_LOADER
   app.add_option("--config", config_file, "kyso-agent.toml (docs/configuration.md)")
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
 #endif
   app.add_option("--port", port, "Port (default 19587, fallbacks 19588, 19589; 0: any free port)")
       ->check(CLI::Range(0, 65535));
+  app.add_option("--max-connections", max_connections, "Open WebSocket connections at most (16)");
   app.add_option("--allow-origin", origins,
                  "Allow-listed origin, e.g. https://hocba.example.edu.vn");
   app.add_option("--module", modules, "Extra PKCS#11 module (repeatable)");
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
     for (auto& o : origins) cfg.allowed_origins.push_back(o);
     for (auto& m : modules) cfg.pkcs11_modules.push_back(m);
     if (no_system_modules) cfg.system_modules = false;
+    if (max_connections > 0) cfg.limits.max_connections = max_connections;
     if (!pinentry.empty()) cfg.pinentry = pinentry;
     if (!state_dir.empty()) cfg.state_dir = state_dir;
 

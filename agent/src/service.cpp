@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "kyso/core/secret.hpp"
 
@@ -12,6 +14,8 @@ namespace {
 
 constexpr std::size_t kMaxTitleBytes = 200;
 constexpr std::size_t kDialogTitles = 5;
+// Batches this big sign on two sessions at once.
+constexpr std::size_t kParallelFrom = 8;
 
 /// Control characters out, at most kMaxTitleBytes, never cutting a UTF-8 sequence.
 std::string clean_title(std::string_view in) {
@@ -476,25 +480,71 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
                           .detail = std::to_string(job.items.size()) + " item(s), " +
                                     std::string(to_string(out.algorithm))});
 
-  out.results.reserve(digests.size());
-  std::vector<AuditRow> rows;
-  rows.reserve(digests.size());
+  // Two lanes, each on its own session, keep the token busy: while one waits for C_Sign the
+  // other prepares and submits the next item (tokens that serialize internally lose nothing).
+  // Results and progress events stay in item order.
+  const std::size_t n = digests.size();
+  out.results.resize(n);
+  std::vector<char> finished(n, 0);
+  std::size_t emitted = 0;
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> cancelled{false};
   std::optional<Error> fatal;
-  for (std::size_t i = 0; i < digests.size(); ++i) {
-    SignResult r;
-    if (fatal) {
-      r.error = fatal;
-    } else if (cancel.load()) {
-      out.cancelled = true;
-      r.error = Error(ErrorCode::UserCancelled, "batch cancelled before this item");
-    } else {
-      try {
-        r.signature = signer->sign_digest(out.algorithm, digests[i], job.encoding);
-      } catch (const Error& e) {
-        r.error = e;
-        if (stops_batch(e.code())) fatal = e;
+  std::mutex mutex;
+  auto lane = [&] {
+    for (;;) {
+      const std::size_t i = next.fetch_add(1);
+      if (i >= n) return;
+      SignResult r;
+      std::optional<Error> stop;
+      {
+        const std::lock_guard lock(mutex);
+        stop = fatal;
+      }
+      if (stop) {
+        r.error = stop;
+      } else if (cancel.load()) {
+        cancelled = true;
+        r.error = Error(ErrorCode::UserCancelled, "batch cancelled before this item");
+      } else {
+        try {
+          r.signature = signer->sign_digest(out.algorithm, digests[i], job.encoding);
+        } catch (const Error& e) {
+          r.error = e;
+          if (stops_batch(e.code())) {
+            const std::lock_guard lock(mutex);
+            if (!fatal) fatal = e;
+          }
+        }
+      }
+      const std::lock_guard lock(mutex);
+      out.results[i] = std::move(r);
+      finished[i] = 1;
+      while (emitted < n && finished[emitted] != 0) {
+        if (progress) progress(emitted, out.results[emitted]);
+        ++emitted;
       }
     }
+  };
+  if (n >= kParallelFrom) {
+    std::thread second(lane);
+    try {
+      lane();
+    } catch (...) {
+      next = n;
+      second.join();
+      throw;
+    }
+    second.join();
+  } else {
+    lane();
+  }
+  out.cancelled = cancelled.load();
+
+  std::vector<AuditRow> rows;
+  rows.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& r = out.results[i];
     rows.push_back(AuditRow{.event = "signature",
                             .origin = job.origin,
                             .role = role_name,
@@ -502,8 +552,6 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
                             .digest = to_hex(digests[i]),
                             .result = r.ok() ? "ok" : std::string(r.error->name()),
                             .detail = {}});
-    if (progress) progress(i, r);
-    out.results.push_back(std::move(r));
   }
   audit_->append(rows);
   return out;

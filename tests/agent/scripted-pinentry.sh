@@ -31,7 +31,7 @@ while IFS= read -r line; do
             echo OK
           fi ;;
       esac ;;
-    BYE) echo "OK closing connection"; exit 0 ;;
+    BYE) echo "OK closing connection" 2>/dev/null; exit 0 ;;
     *) echo "ERR 536871187 Unknown IPC command <User defined source 1>" ;;
   esac
 done

@@ -13,6 +13,7 @@
 #include <vector>
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace kyso::agent {
 
@@ -51,7 +52,7 @@ class AuditLog {
   static AuditVerifyResult verify(const std::filesystem::path& path);
 
  private:
-  void append_locked(const AuditRow& row);
+  void append_locked(sqlite3_stmt* st, const AuditRow& row);
 
   sqlite3* db_ = nullptr;
   std::mutex mutex_;
