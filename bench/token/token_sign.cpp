@@ -60,11 +60,14 @@ struct Raw {
     }
   }
 
-  double run(unsigned char key_id, CK_MECHANISM_TYPE mech_type, const std::vector<unsigned char>& input,
-             int n, int threads) const {
+  double run(unsigned char key_id, CK_MECHANISM_TYPE mech_type,
+             const std::vector<unsigned char>& input, int n, int threads) const {
     std::vector<CK_SESSION_HANDLE> sessions(static_cast<std::size_t>(threads));
-    for (auto& s : sessions) check(f->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &s), "C_OpenSession");
-    check(f->C_Login(sessions[0], CKU_USER, reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(kPin)), 6), "C_Login");
+    for (auto& s : sessions)
+      check(f->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &s), "C_OpenSession");
+    check(f->C_Login(sessions[0], CKU_USER,
+                     reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(kPin)), 6),
+          "C_Login");
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, &key_id, 1}};
     CK_OBJECT_HANDLE key = 0;
@@ -84,7 +87,9 @@ struct Raw {
         for (int i = 0; i < n / threads; ++i) {
           CK_ULONG len = sizeof sig;
           check(f->C_SignInit(sessions[static_cast<std::size_t>(t)], &mech, key), "C_SignInit");
-          check(f->C_Sign(sessions[static_cast<std::size_t>(t)], in.data(), static_cast<CK_ULONG>(in.size()), sig, &len), "C_Sign");
+          check(f->C_Sign(sessions[static_cast<std::size_t>(t)], in.data(),
+                          static_cast<CK_ULONG>(in.size()), sig, &len),
+                "C_Sign");
         }
       });
     }
@@ -96,7 +101,8 @@ struct Raw {
   }
 };
 
-double kyso_run(kyso::Signer& signer, kyso::SignAlgorithm alg, const kyso::Bytes& digest, int n, int threads) {
+double kyso_run(kyso::Signer& signer, kyso::SignAlgorithm alg, const kyso::Bytes& digest, int n,
+                int threads) {
   const auto start = Clock::now();
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) {
@@ -124,10 +130,14 @@ int main(int argc, char** argv) {
   int rounds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--dir") dir = argv[i + 1];
-    else if (a == "--rsa") n_rsa = std::atoi(argv[i + 1]);
-    else if (a == "--ec") n_ec = std::atoi(argv[i + 1]);
-    else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
+    if (a == "--dir")
+      dir = argv[i + 1];
+    else if (a == "--rsa")
+      n_rsa = std::atoi(argv[i + 1]);
+    else if (a == "--ec")
+      n_ec = std::atoi(argv[i + 1]);
+    else if (a == "--rounds")
+      rounds = std::atoi(argv[i + 1]);
   }
   if (dir.empty()) {
     std::fprintf(stderr, "usage: %s --dir TOKEN_DIR [--rsa N] [--ec N] [--rounds R]\n", argv[0]);
@@ -148,35 +158,44 @@ int main(int argc, char** argv) {
   };
   const kyso::Bytes digest(32, 0x5a);
   // CKM_RSA_PKCS signs DigestInfo(SHA-256) || digest, as Kyso's layer does for rsa-sha256.
-  static constexpr unsigned char kPrefix[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-                                              0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
+  static constexpr unsigned char kPrefix[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
+                                              0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                                              0x01, 0x05, 0x00, 0x04, 0x20};
   std::vector<unsigned char> digest_info(sizeof kPrefix + digest.size());
   std::memcpy(digest_info.data(), kPrefix, sizeof kPrefix);
   std::memcpy(digest_info.data() + sizeof kPrefix, digest.data(), digest.size());
   const Case cases[] = {
-      {"RSA-2048 rsa-sha256", "teacher", 0x01, kyso::SignAlgorithm::RsaPkcs1Sha256, CKM_RSA_PKCS, n_rsa},
-      {"ECDSA P-256 ecdsa-sha256", "teacher-ec", 0x04, kyso::SignAlgorithm::EcdsaSha256, CKM_ECDSA, n_ec},
+      {"RSA-2048 rsa-sha256", "teacher", 0x01, kyso::SignAlgorithm::RsaPkcs1Sha256, CKM_RSA_PKCS,
+       n_rsa},
+      {"ECDSA P-256 ecdsa-sha256", "teacher-ec", 0x04, kyso::SignAlgorithm::EcdsaSha256, CKM_ECDSA,
+       n_ec},
   };
 
-  std::printf("bench/token-sign: SoftHSM2 %s, %d rounds (best of each), same token, same run\n", kModule, rounds);
-  std::printf("%-26s %8s %14s %14s %8s\n", "case", "sessions", "raw sig/s", "kyso sig/s", "kyso/raw");
+  std::printf("bench/token-sign: SoftHSM2 %s, %d rounds (best of each), same token, same run\n",
+              kModule, rounds);
+  std::printf("%-26s %8s %14s %14s %8s\n", "case", "sessions", "raw sig/s", "kyso sig/s",
+              "kyso/raw");
   for (const auto& c : cases) {
     auto signer = lib.signer(credential_id(dir, c.credential));
     kyso::Secret pin;
     pin.assign(kPin);
     signer->authorize(&pin, {});
-    const std::vector<unsigned char> input = c.mech == CKM_RSA_PKCS ? digest_info
-                                                                    : std::vector<unsigned char>(digest.begin(), digest.end());
+    const std::vector<unsigned char> input =
+        c.mech == CKM_RSA_PKCS ? digest_info
+                               : std::vector<unsigned char>(digest.begin(), digest.end());
     for (int threads : {1, 2}) {
       (void)kyso_run(*signer, c.alg, digest, std::max(50, c.n / 20), threads);  // warm up
       double best_raw = 0;
       double best_kyso = 0;
       for (int r = 0; r < rounds; ++r) {  // interleaved, alternating who goes first
-        if (r % 2 == 0) best_raw = std::max(best_raw, raw.run(c.key_id, c.mech, input, c.n, threads));
+        if (r % 2 == 0)
+          best_raw = std::max(best_raw, raw.run(c.key_id, c.mech, input, c.n, threads));
         best_kyso = std::max(best_kyso, kyso_run(*signer, c.alg, digest, c.n, threads));
-        if (r % 2 == 1) best_raw = std::max(best_raw, raw.run(c.key_id, c.mech, input, c.n, threads));
+        if (r % 2 == 1)
+          best_raw = std::max(best_raw, raw.run(c.key_id, c.mech, input, c.n, threads));
       }
-      std::printf("%-26s %8d %14.0f %14.0f %8.3f\n", c.name, threads, best_raw, best_kyso, best_kyso / best_raw);
+      std::printf("%-26s %8d %14.0f %14.0f %8.3f\n", c.name, threads, best_raw, best_kyso,
+                  best_kyso / best_raw);
     }
   }
   return 0;

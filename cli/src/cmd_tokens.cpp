@@ -39,14 +39,20 @@ void cmd_tokens(Context& ctx) {
   for (const auto& t : tokens) {
     std::cout << "Token «" << t["label"].get<std::string>() << "»  "
               << t["manufacturer"].get<std::string>() << " " << t["model"].get<std::string>()
-              << "  serial " << t["serial"].get<std::string>() << "\n  " << ctx.tr("thư viện", "module")
-              << ": " << t["module"].get<std::string>() << "\n  PIN: ";
-    if (t["pinLocked"].get<bool>()) std::cout << ctx.tr("BỊ KHÓA", "LOCKED");
-    else if (t["pinFinalTry"].get<bool>()) std::cout << ctx.tr("còn 1 lần thử", "final try");
-    else if (t["pinCountLow"].get<bool>()) std::cout << ctx.tr("đã nhập sai gần đây", "recent wrong tries");
-    else std::cout << "OK";
+              << "  serial " << t["serial"].get<std::string>() << "\n  "
+              << ctx.tr("thư viện", "module") << ": " << t["module"].get<std::string>()
+              << "\n  PIN: ";
+    if (t["pinLocked"].get<bool>())
+      std::cout << ctx.tr("BỊ KHÓA", "LOCKED");
+    else if (t["pinFinalTry"].get<bool>())
+      std::cout << ctx.tr("còn 1 lần thử", "final try");
+    else if (t["pinCountLow"].get<bool>())
+      std::cout << ctx.tr("đã nhập sai gần đây", "recent wrong tries");
+    else
+      std::cout << "OK";
     if (t["pinToBeChanged"].get<bool>()) std::cout << ctx.tr(", cần đổi PIN", ", must be changed");
-    if (t["protectedAuthPath"].get<bool>()) std::cout << ctx.tr(", nhập trên bàn phím của token", ", PIN pad");
+    if (t["protectedAuthPath"].get<bool>())
+      std::cout << ctx.tr(", nhập trên bàn phím của token", ", PIN pad");
     std::cout << '\n';
   }
 }
@@ -77,7 +83,8 @@ void cmd_credentials(Context& ctx, const std::string& role_name) {
     return;
   }
   if (creds.empty()) {
-    std::cout << message(role_name.empty() ? ErrorCode::CredentialNotFound : ErrorCode::RoleNoCredential,
+    std::cout << message(role_name.empty() ? ErrorCode::CredentialNotFound
+                                           : ErrorCode::RoleNoCredential,
                          ctx.language())
               << '\n';
   }
@@ -90,8 +97,9 @@ void cmd_credentials(Context& ctx, const std::string& role_name) {
               << c.cert.issuer_common_name << "   " << ctx.tr("Hiệu lực", "Valid") << ": "
               << to_iso8601(c.cert.not_before).substr(0, 10) << " → "
               << to_iso8601(c.cert.not_after).substr(0, 10)
-              << (c.cert.valid_at(now) ? "" : ctx.tr("  (HẾT HIỆU LỰC)", "  (NOT VALID NOW)")) << "\n    "
-              << c.cert.key_type << "-" << (c.cert.curve.empty() ? std::to_string(c.cert.key_bits) : c.cert.curve)
+              << (c.cert.valid_at(now) ? "" : ctx.tr("  (HẾT HIỆU LỰC)", "  (NOT VALID NOW)"))
+              << "\n    " << c.cert.key_type << "-"
+              << (c.cert.curve.empty() ? std::to_string(c.cert.key_bits) : c.cert.curve)
               << "   token «" << c.source.name << "»\n";
   }
 }
@@ -107,8 +115,18 @@ std::string resolve_credential(Context& ctx, const std::string& id) {
   throw Error(ErrorCode::BadRequest, "credential prefix " + id + " is ambiguous");
 }
 
+// The credential to sign as `role`: valid now, of the right kind, the likeliest holder first.
+std::string credential_for_role(Context& ctx, const std::string& role) {
+  const auto now = std::chrono::system_clock::now();
+  for (const auto& c : credentials_for(ctx, role)) {
+    if (c.cert.valid_at(now) && c.cert.can_sign()) return c.id();
+  }
+  throw Error(ErrorCode::RoleNoCredential, "no valid credential for role " + role);
+}
+
 struct SignHashOptions {
   std::string credential;
+  std::string role;
   std::string alg = "rsa-sha256";
   std::string hash;
   std::string pin_file;
@@ -121,7 +139,11 @@ void cmd_sign_hash(Context& ctx, const SignHashOptions& o) {
   const Bytes digest = from_hex(o.hash);
   check_digest(*alg, digest);
 
-  auto signer = ctx.library().signer(resolve_credential(ctx, o.credential));
+  if (o.credential.empty() == o.role.empty()) {
+    throw Error(ErrorCode::BadRequest, "give either --credential or --role");
+  }
+  auto signer = ctx.library().signer(o.role.empty() ? resolve_credential(ctx, o.credential)
+                                                    : credential_for_role(ctx, o.role));
   const auto& cred = signer->credential();
   switch (signer->auth_required()) {
     case AuthKind::None:
@@ -134,8 +156,9 @@ void cmd_sign_hash(Context& ctx, const SignHashOptions& o) {
     case AuthKind::Pin:
     case AuthKind::Otp: {
       Secret pin = o.pin_file.empty()
-                       ? Secret::from_terminal(std::string(ctx.tr("Nhập mã PIN cho token «", "PIN for token «")) +
-                                               cred.source.name + "»: ")
+                       ? Secret::from_terminal(
+                             std::string(ctx.tr("Nhập mã PIN cho token «", "PIN for token «")) +
+                             cred.source.name + "»: ")
                        : Secret::from_file(o.pin_file);
       signer->authorize(&pin, {});
       break;  // `pin` is wiped when it goes out of scope
@@ -168,7 +191,8 @@ void cmd_usb(Context& ctx) {
     return;
   }
   if (status.empty()) {
-    std::cout << ctx.tr("Không thấy token USB nào đã biết (đã quét ", "No known USB token seen (scanned ")
+    std::cout << ctx.tr("Không thấy token USB nào đã biết (đã quét ",
+                        "No known USB token seen (scanned ")
               << devices.size() << ctx.tr(" thiết bị).\n", " devices).\n");
   }
   for (const auto& s : status) {
@@ -193,15 +217,20 @@ void add_token_commands(CLI::App& app, Context& ctx) {
 
   static SignHashOptions sh;
   auto* sign = app.add_subcommand("sign-hash", "Ký một giá trị băm / sign one hash");
-  sign->add_option("--credential", sh.credential, "Credential id (or a unique prefix)")->required();
-  sign->add_option("--alg", sh.alg, "rsa-sha256 | rsa-pss-sha256 | ecdsa-sha256 | ... (sha384, sha512)");
+  sign->add_option("--credential", sh.credential, "Credential id (or a unique prefix)");
+  sign->add_option("--role", sh.role, "Or: the valid credential that fits this role")
+      ->check(CLI::IsMember({"teacher", "principal", "seal"}));
+  sign->add_option("--alg", sh.alg,
+                   "rsa-sha256 | rsa-pss-sha256 | ecdsa-sha256 | ... (sha384, sha512)");
   sign->add_option("--hash", sh.hash, "Hex digest to sign")->required();
-  sign->add_option("--pin-file", sh.pin_file, "Read the PIN from this file (mode 600) instead of the terminal");
+  sign->add_option("--pin-file", sh.pin_file,
+                   "Read the PIN from this file (mode 600) instead of the terminal");
   sign->add_flag("--raw-ecdsa", sh.raw_ecdsa, "ECDSA as raw r||s instead of DER");
   sign->add_flag("--json", ctx.json, "JSON output");
   sign->callback([&ctx] { cmd_sign_hash(ctx, sh); });
 
-  auto* usb = app.add_subcommand("usb", "Token USB đang cắm / USB tokens plugged in and their modules");
+  auto* usb =
+      app.add_subcommand("usb", "Token USB đang cắm / USB tokens plugged in and their modules");
   usb->add_flag("--json", ctx.json, "JSON output");
   usb->callback([&ctx] { cmd_usb(ctx); });
 }

@@ -24,14 +24,16 @@ std::vector<CommandAdder>& command_adders() {
   return adders;
 }
 
-void Context::print_json(const nlohmann::json& j) { std::cout << j.dump(2) << '\n'; }
+void Context::print_json(const nlohmann::json& j) {
+  std::cout << j.dump(2) << '\n';
+}
 
 int report_error(const Context& ctx, const Error& e) {
   if (ctx.json) {
     Context::print_json({{"error",
-                 {{"code", std::string(e.name())},
-                  {"message", std::string(e.message(ctx.language()))},
-                  {"detail", e.detail()}}}});
+                          {{"code", std::string(e.name())},
+                           {"message", std::string(e.message(ctx.language()))},
+                           {"detail", e.detail()}}}});
   } else {
     std::cerr << ctx.tr("Lỗi", "Error") << " [" << e.name() << "]: " << e.message(ctx.language())
               << "\n  (" << e.detail() << ")\n";

@@ -8,8 +8,9 @@
 
 int main(int argc, char** argv) {
   kyso::cli::Context ctx;
-  CLI::App app{"Kyso: ký số học bạ bằng token USB và HSM / signing for Vietnam's digital school transcripts",
-               "kyso"};
+  CLI::App app{
+      "Kyso: ký số học bạ bằng token USB và HSM / signing for Vietnam's digital school transcripts",
+      "kyso"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the subcommand
   app.add_option("--module", ctx.modules, "PKCS#11 module to load (repeatable)");

@@ -101,8 +101,7 @@ std::vector<X509Ptr> x509_read_file(const std::string& path) {
     while (X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(c);
     ERR_clear_error();  // the loop ends on a "no start line" error
   } else {
-    out.push_back(x509_from_der(
-        {reinterpret_cast<const std::uint8_t*>(data.data()), data.size()}));
+    out.push_back(x509_from_der({reinterpret_cast<const std::uint8_t*>(data.data()), data.size()}));
   }
   if (out.empty()) throw Error(ErrorCode::CertInvalid, "no certificate in " + path);
   return out;

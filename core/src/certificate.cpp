@@ -102,10 +102,14 @@ void read_key(X509* cert, CertificateInfo& info) {
       std::size_t len = 0;
       if (EVP_PKEY_get_group_name(pkey, group.data(), group.size(), &len) == 1) {
         const std::string g(group.data(), len);
-        if (g == "prime256v1" || g == "P-256") info.curve = "P-256";
-        else if (g == "secp384r1" || g == "P-384") info.curve = "P-384";
-        else if (g == "secp521r1" || g == "P-521") info.curve = "P-521";
-        else info.curve = g;
+        if (g == "prime256v1" || g == "P-256")
+          info.curve = "P-256";
+        else if (g == "secp384r1" || g == "P-384")
+          info.curve = "P-384";
+        else if (g == "secp521r1" || g == "P-521")
+          info.curve = "P-521";
+        else
+          info.curve = g;
       }
       break;
     }
@@ -162,7 +166,8 @@ void read_extensions(X509* cert, CertificateInfo& info) {
     const GENERAL_NAMES* names = dp->distpoint->name.fullname;
     for (int k = 0; k < sk_GENERAL_NAME_num(names); ++k) {
       const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, k);
-      if (gn->type == GEN_URI) info.crl_urls.push_back(asn1_to_utf8(gn->d.uniformResourceIdentifier));
+      if (gn->type == GEN_URI)
+        info.crl_urls.push_back(asn1_to_utf8(gn->d.uniformResourceIdentifier));
     }
   }
 }
@@ -181,8 +186,12 @@ std::string_view to_string(SubjectKind kind) noexcept {
   return "unknown";
 }
 
-bool UidValue::is_personal() const { return prefix == "CCCD" || prefix == "CMND" || prefix == "HC"; }
-bool UidValue::is_organization() const { return prefix == "MST" || prefix == "MNS"; }
+bool UidValue::is_personal() const {
+  return prefix == "CCCD" || prefix == "CMND" || prefix == "HC";
+}
+bool UidValue::is_organization() const {
+  return prefix == "MST" || prefix == "MNS";
+}
 
 std::optional<std::string> CertificateInfo::uid(std::string_view prefix) const {
   for (const auto& u : uids) {
@@ -227,7 +236,7 @@ CertificateInfo parse_certificate(std::span<const std::uint8_t> der) {
   // an organization certificate has MST/MNS and no personal ID.
   const bool personal = std::ranges::any_of(info.uids, &UidValue::is_personal);
   const bool organization = std::ranges::any_of(info.uids, &UidValue::is_organization);
-  info.kind = personal ? SubjectKind::Person
+  info.kind = personal       ? SubjectKind::Person
               : organization ? SubjectKind::Organization
                              : SubjectKind::Unknown;
 
@@ -285,8 +294,8 @@ void to_json(nlohmann::json& j, const CertificateInfo& c) {
   };
   if (!c.curve.empty()) j["curve"] = c.curve;
   // Convenience fields for the prefixes web apps look up most.
-  static constexpr std::array<std::pair<std::string_view, const char*>, 5> kShortcuts{{
-      {"CCCD", "cccd"}, {"CMND", "cmnd"}, {"HC", "passport"}, {"MST", "mst"}, {"MNS", "mns"}}};
+  static constexpr std::array<std::pair<std::string_view, const char*>, 5> kShortcuts{
+      {{"CCCD", "cccd"}, {"CMND", "cmnd"}, {"HC", "passport"}, {"MST", "mst"}, {"MNS", "mns"}}};
   for (auto [prefix, field] : kShortcuts) {
     if (auto v = c.uid(prefix)) j[field] = *v;
   }

@@ -18,8 +18,8 @@ constexpr std::array kEntries{
     Entry{ErrorCode::BadRequest, "BAD_REQUEST", false,
           "Yêu cầu không hợp lệ. Hãy báo cho bộ phận phát triển phần mềm học bạ.",
           "The request is malformed. Report it to the transcript system's developers."},
-    Entry{ErrorCode::NotSupported, "NOT_SUPPORTED", false,
-          "Chức năng này chưa được hỗ trợ.", "This function is not supported."},
+    Entry{ErrorCode::NotSupported, "NOT_SUPPORTED", false, "Chức năng này chưa được hỗ trợ.",
+          "This function is not supported."},
     Entry{ErrorCode::ConfigInvalid, "CONFIG_INVALID", false,
           "Tệp cấu hình có lỗi. Hãy nhờ cán bộ CNTT kiểm tra theo thông báo chi tiết.",
           "The configuration has an error. Ask IT to fix it using the detailed message."},
@@ -174,7 +174,9 @@ Language parse_language(std::string_view s) noexcept {
   return s == "en" ? Language::En : Language::Vi;
 }
 
-std::string_view code_name(ErrorCode code) noexcept { return entry(code).name; }
+std::string_view code_name(ErrorCode code) noexcept {
+  return entry(code).name;
+}
 
 std::optional<ErrorCode> code_from_name(std::string_view name) noexcept {
   for (const auto& e : kEntries) {
@@ -188,7 +190,9 @@ std::string_view message(ErrorCode code, Language lang) noexcept {
   return lang == Language::Vi ? e.vi : e.en;
 }
 
-bool is_retriable(ErrorCode code) noexcept { return entry(code).retriable; }
+bool is_retriable(ErrorCode code) noexcept {
+  return entry(code).retriable;
+}
 
 Error::Error(ErrorCode code, std::string detail)
     : std::runtime_error(std::string(code_name(code)) + ": " + detail),

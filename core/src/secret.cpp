@@ -96,7 +96,7 @@ Secret Secret::from_terminal(std::string_view prompt) {
   std::fflush(out);
 
   const int fd = ::fileno(in);
-  termios old {};
+  termios old{};
   const bool is_tty = ::tcgetattr(fd, &old) == 0;
   if (is_tty) {
     termios noecho = old;

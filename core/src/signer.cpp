@@ -57,7 +57,9 @@ bool stops_batch(ErrorCode code) {
 
 }  // namespace
 
-std::string_view to_string(SignAlgorithm alg) noexcept { return alg_entry(alg).name; }
+std::string_view to_string(SignAlgorithm alg) noexcept {
+  return alg_entry(alg).name;
+}
 
 std::optional<SignAlgorithm> parse_sign_algorithm(std::string_view name) noexcept {
   for (const auto& e : kAlgs) {
@@ -85,7 +87,9 @@ std::optional<HashAlgorithm> parse_hash_algorithm(std::string_view name) noexcep
   return std::nullopt;
 }
 
-HashAlgorithm hash_of(SignAlgorithm alg) noexcept { return alg_entry(alg).hash; }
+HashAlgorithm hash_of(SignAlgorithm alg) noexcept {
+  return alg_entry(alg).hash;
+}
 
 std::size_t digest_size(HashAlgorithm alg) noexcept {
   switch (alg) {
@@ -121,7 +125,9 @@ bool is_ecdsa(SignAlgorithm alg) noexcept {
          alg == SignAlgorithm::EcdsaSha512;
 }
 
-bool is_rsa(SignAlgorithm alg) noexcept { return !is_ecdsa(alg); }
+bool is_rsa(SignAlgorithm alg) noexcept {
+  return !is_ecdsa(alg);
+}
 
 std::vector<SignAlgorithm> algorithms_for_key(const CertificateInfo& cert) {
   std::vector<SignAlgorithm> out;

@@ -32,7 +32,8 @@ std::vector<std::string> p11kit_module_paths() {
     std::string path(file);
     std::free(file);
     if (is_trust) continue;
-    if (!std::filesystem::path(path).is_absolute()) path = std::string(KYSO_P11_MODULE_PATH) + "/" + path;
+    if (!std::filesystem::path(path).is_absolute())
+      path = std::string(KYSO_P11_MODULE_PATH) + "/" + path;
     out.push_back(std::move(path));
   }
   p11_kit_modules_release(modules);
@@ -60,13 +61,19 @@ Library::Library(ModuleConfig config) {
     if (std::ranges::find(seen, canonical) != seen.end()) continue;
     seen.push_back(canonical);
 
-    ModuleStatus st{.path = c.path, .source = c.source, .loaded = false, .error = {}, .manufacturer = {}, .description = {}};
+    ModuleStatus st{.path = c.path,
+                    .source = c.source,
+                    .loaded = false,
+                    .error = {},
+                    .manufacturer = {},
+                    .description = {}};
     try {
       auto m = detail::Module::load(c.path);
       st.loaded = true;
-      st.manufacturer = detail::fixed_string(m->info().manufacturerID, sizeof m->info().manufacturerID);
-      st.description = detail::fixed_string(m->info().libraryDescription,
-                                            sizeof m->info().libraryDescription);
+      st.manufacturer =
+          detail::fixed_string(m->info().manufacturerID, sizeof m->info().manufacturerID);
+      st.description =
+          detail::fixed_string(m->info().libraryDescription, sizeof m->info().libraryDescription);
       modules_.push_back(std::move(m));
     } catch (const Error& e) {
       st.error = e.detail();
@@ -82,9 +89,11 @@ std::vector<std::shared_ptr<Token>> Library::tokens() {
   std::vector<std::shared_ptr<Token>> present;
   for (const auto& m : modules_) {
     CK_ULONG n = 0;
-    if (m->invoke<&CK_FUNCTION_LIST::C_GetSlotList>(CK_BBOOL{CK_TRUE}, nullptr, &n) != CKR_OK) continue;
+    if (m->invoke<&CK_FUNCTION_LIST::C_GetSlotList>(CK_BBOOL{CK_TRUE}, nullptr, &n) != CKR_OK)
+      continue;
     std::vector<CK_SLOT_ID> slots(n);
-    if (n > 0 && m->invoke<&CK_FUNCTION_LIST::C_GetSlotList>(CK_BBOOL{CK_TRUE}, slots.data(), &n) != CKR_OK) {
+    if (n > 0 && m->invoke<&CK_FUNCTION_LIST::C_GetSlotList>(CK_BBOOL{CK_TRUE}, slots.data(), &n) !=
+                     CKR_OK) {
       continue;
     }
     slots.resize(n);
@@ -94,9 +103,9 @@ std::vector<std::shared_ptr<Token>> Library::tokens() {
       if ((ti.flags & CKF_TOKEN_INITIALIZED) == 0) continue;  // an empty slot, nothing to use
       // The same physical token keeps its Token object (login, sessions) across refreshes
       // and re-insertion, even in another slot.
-      const std::string identity =
-          m->path() + "\n" + detail::fixed_string(ti.serialNumber, sizeof ti.serialNumber) +
-          "\n" + detail::fixed_string(ti.label, sizeof ti.label);
+      const std::string identity = m->path() + "\n" +
+                                   detail::fixed_string(ti.serialNumber, sizeof ti.serialNumber) +
+                                   "\n" + detail::fixed_string(ti.label, sizeof ti.label);
       auto it = std::ranges::find_if(known_tokens_, [&](const std::shared_ptr<Token>& t) {
         return t->identity() == identity;
       });

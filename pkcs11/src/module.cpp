@@ -44,13 +44,15 @@ std::shared_ptr<Module> Module::load(const std::string& path) {
   void* handle = ::dlopen(key.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
     const char* why = ::dlerror();
-    throw Error(ErrorCode::ModuleLoadFailed, path + ": " + (why != nullptr ? why : "dlopen failed"));
+    throw Error(ErrorCode::ModuleLoadFailed,
+                path + ": " + (why != nullptr ? why : "dlopen failed"));
   }
   auto* get_list = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(handle, "C_GetFunctionList"));
   CK_FUNCTION_LIST* functions = nullptr;
   if (get_list == nullptr || get_list(&functions) != CKR_OK || functions == nullptr) {
     ::dlclose(handle);
-    throw Error(ErrorCode::ModuleLoadFailed, path + ": not a PKCS#11 module (no C_GetFunctionList)");
+    throw Error(ErrorCode::ModuleLoadFailed,
+                path + ": not a PKCS#11 module (no C_GetFunctionList)");
   }
   std::shared_ptr<Module> m(new Module(path, handle, functions));
   registry()[key] = m;

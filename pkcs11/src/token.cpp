@@ -87,8 +87,8 @@ std::vector<CK_OBJECT_HANDLE> find_objects(const Module& m, CK_SESSION_HANDLE s,
   std::array<CK_OBJECT_HANDLE, 32> batch{};
   for (;;) {
     CK_ULONG n = 0;
-    const CK_RV rv = m.invoke<&CK_FUNCTION_LIST::C_FindObjects>(s, batch.data(),
-                                                                 CK_ULONG{batch.size()}, &n);
+    const CK_RV rv =
+        m.invoke<&CK_FUNCTION_LIST::C_FindObjects>(s, batch.data(), CK_ULONG{batch.size()}, &n);
     if (rv != CKR_OK) {
       (void)m.invoke<&CK_FUNCTION_LIST::C_FindObjectsFinal>(s);
       detail::throw_rv(rv, "C_FindObjects", __func__);
@@ -166,7 +166,9 @@ Token::~Token() {
   OPENSSL_cleanse(pin_tag_key_.data(), pin_tag_key_.size());
 }
 
-const std::string& Token::module_path() const noexcept { return module_->path(); }
+const std::string& Token::module_path() const noexcept {
+  return module_->path();
+}
 
 TokenInfo Token::info() {
   CK_TOKEN_INFO ti{};
@@ -219,7 +221,8 @@ void Token::login(const Secret* pin) {
     logged_in_ = true;
     return;
   }
-  if (t.pin_locked) throw Error(ErrorCode::PinLocked, "token '" + t.label + "' reports its PIN locked");
+  if (t.pin_locked)
+    throw Error(ErrorCode::PinLocked, "token '" + t.label + "' reports its PIN locked");
   if (t.pin_final_try) {
     throw Error(ErrorCode::PinFinalTry, "token '" + t.label + "' reports one PIN try left");
   }
@@ -230,7 +233,8 @@ void Token::login(const Secret* pin) {
   std::array<unsigned char, 32> tag{};
   if (pin == nullptr) {
     if (!t.protected_auth_path) {
-      throw Error(ErrorCode::LoginRequired, "token '" + t.label + "' has no PIN pad; a PIN is needed");
+      throw Error(ErrorCode::LoginRequired,
+                  "token '" + t.label + "' has no PIN pad; a PIN is needed");
     }
   } else {
     std::size_t tag_len = 0;
@@ -320,8 +324,8 @@ std::vector<Credential> Token::credentials() {
   try {
     CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
     CK_CERTIFICATE_TYPE ctype = CKC_X_509;
-    std::array<CK_ATTRIBUTE, 2> tmpl{{{CKA_CLASS, &cls, sizeof cls},
-                                      {CKA_CERTIFICATE_TYPE, &ctype, sizeof ctype}}};
+    std::array<CK_ATTRIBUTE, 2> tmpl{
+        {{CKA_CLASS, &cls, sizeof cls}, {CKA_CERTIFICATE_TYPE, &ctype, sizeof ctype}}};
     struct Found {
       CertificateInfo cert;
       Bytes key_id;
@@ -419,9 +423,9 @@ unsigned long Token::find_private_key(std::span<const std::uint8_t> key_id) {
   std::vector<CK_OBJECT_HANDLE> found;
   try {
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    std::array<CK_ATTRIBUTE, 2> tmpl{{{CKA_CLASS, &cls, sizeof cls},
-                                      {CKA_ID, const_cast<std::uint8_t*>(id.data()),
-                                       static_cast<CK_ULONG>(id.size())}}};
+    std::array<CK_ATTRIBUTE, 2> tmpl{
+        {{CKA_CLASS, &cls, sizeof cls},
+         {CKA_ID, const_cast<std::uint8_t*>(id.data()), static_cast<CK_ULONG>(id.size())}}};
     found = find_objects(*module_, lease.handle(), tmpl);
   } catch (const Error&) {
     lease.poison();

@@ -73,7 +73,8 @@ std::vector<UsbTokenStatus> diagnose_usb(std::span<const UsbDevice> devices,
       return t.vendor_id == d.vendor_id && t.product_id == d.product_id;
     });
     if (it == table.end()) continue;
-    UsbTokenStatus s{.device = d, .token = *it, .module = std::nullopt, .hint_vi = {}, .hint_en = {}};
+    UsbTokenStatus s{
+        .device = d, .token = *it, .module = std::nullopt, .hint_vi = {}, .hint_en = {}};
     for (const auto& m : it->linux_modules) {
       if (file_exists(m)) {
         s.module = m;
@@ -104,7 +105,9 @@ struct UsbWatcher::Impl {
 UsbWatcher::UsbWatcher(Callback callback, std::vector<KnownToken> table)
     : callback_(std::move(callback)), table_(std::move(table)), impl_(std::make_unique<Impl>()) {}
 
-UsbWatcher::~UsbWatcher() { stop(); }
+UsbWatcher::~UsbWatcher() {
+  stop();
+}
 
 void UsbWatcher::emit(UsbEvent::Kind kind, const UsbDevice& d) {
   UsbEvent ev{.kind = kind, .device = d, .token = std::nullopt};
@@ -127,7 +130,7 @@ void UsbWatcher::start() {
         const UsbDevice d{desc.idVendor, desc.idProduct, libusb_get_bus_number(dev),
                           libusb_get_device_address(dev)};
         self->emit(event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED ? UsbEvent::Kind::Arrived
-                                                                 : UsbEvent::Kind::Left,
+                                                                : UsbEvent::Kind::Left,
                    d);
       }
       return 0;  // keep the callback registered
@@ -160,7 +163,8 @@ void UsbWatcher::poll_loop() {
     }
     auto now = list_with(impl_->ctx);
     for (const auto& d : now) {
-      if (std::ranges::none_of(impl_->last, [&](const UsbDevice& o) { return same_device(o, d); })) {
+      if (std::ranges::none_of(impl_->last,
+                               [&](const UsbDevice& o) { return same_device(o, d); })) {
         emit(UsbEvent::Kind::Arrived, d);
       }
     }

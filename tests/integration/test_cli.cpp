@@ -78,14 +78,15 @@ TEST_CASE("cli_signHash_eachRole_verifiesWithOpenSsl", "[cli]") {
 }
 
 TEST_CASE("cli_signHash_pinIsNeverAnArgument_andErrorsAreBilingual", "[cli][security]") {
-  auto [code, out] = kyso::test::run(kyso_cmd("sign-hash --credential 00 --hash 00 --pin 123456 2>&1"));
+  auto [code, out] =
+      kyso::test::run(kyso_cmd("sign-hash --credential 00 --hash 00 --pin 123456 2>&1"));
   CHECK(code != 0);  // there is no --pin option
   const auto err = run_json("sign-hash --json --credential ffff --hash " + std::string(64, 'a') +
                                 " --pin-file " + fixture().pin_file,
                             1);
   CHECK(err["error"]["code"] == "CREDENTIAL_NOT_FOUND");
-  auto [code_en, out_en] = kyso::test::run(kyso_cmd("--lang en sign-hash --credential ffff --hash " +
-                                                    std::string(64, 'a') + " 2>&1"));
+  auto [code_en, out_en] = kyso::test::run(
+      kyso_cmd("--lang en sign-hash --credential ffff --hash " + std::string(64, 'a') + " 2>&1"));
   CHECK(code_en == 1);
   CHECK(out_en.find("certificate was not found") != std::string::npos);
 }

@@ -29,7 +29,8 @@ kyso::Bytes digest_for(SignAlgorithm alg, std::string_view text) {
                       {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
 }
 
-std::shared_ptr<kyso::Signer> logged_in_signer(kyso::pkcs11::Library& lib, const std::string& name) {
+std::shared_ptr<kyso::Signer> logged_in_signer(kyso::pkcs11::Library& lib,
+                                               const std::string& name) {
   auto signer = lib.signer(fixture().credential(name).credential_id());
   const auto p = pin();
   signer->authorize(&p, {});
@@ -78,7 +79,8 @@ TEST_CASE("credentials: Vietnamese subjects, kinds, UIDs and chains", "[pkcs11]"
   CHECK(teacher.chain.size() == 2);  // issuing CA and root, from the token itself
   CHECK(teacher.source.kind == "token");
   CHECK(teacher.source.name == "Kyso Demo");
-  CHECK(std::ranges::find(teacher.algorithms, SignAlgorithm::RsaPssSha256) != teacher.algorithms.end());
+  CHECK(std::ranges::find(teacher.algorithms, SignAlgorithm::RsaPssSha256) !=
+        teacher.algorithms.end());
 
   const auto& principal = find("principal");
   CHECK(principal.cert.key_bits == 3072);
@@ -125,7 +127,8 @@ TEST_CASE("sign: every RSA algorithm verifies with OpenSSL against the certifica
 TEST_CASE("sign: ECDSA P-256 in DER and raw r||s verifies with OpenSSL", "[pkcs11]") {
   kyso::pkcs11::Library lib(fixture_modules());
   auto signer = logged_in_signer(lib, "teacher-ec");
-  for (auto alg : {SignAlgorithm::EcdsaSha256, SignAlgorithm::EcdsaSha384, SignAlgorithm::EcdsaSha512}) {
+  for (auto alg :
+       {SignAlgorithm::EcdsaSha256, SignAlgorithm::EcdsaSha384, SignAlgorithm::EcdsaSha512}) {
     INFO(kyso::to_string(alg));
     const auto digest = digest_for(alg, "Học bạ số");
     const auto der = signer->sign_digest(alg, digest, kyso::SignatureEncoding::Der);
@@ -202,9 +205,8 @@ TEST_CASE("modules: a missing module path is reported and the others keep workin
 }
 
 TEST_CASE("modules: a file that is not a PKCS#11 module is refused with a reason", "[pkcs11]") {
-  kyso::pkcs11::Library lib({.paths = {"/usr/lib/x86_64-linux-gnu/libz.so.1"},
-                             .use_p11kit = false,
-                             .use_known = false});
+  kyso::pkcs11::Library lib(
+      {.paths = {"/usr/lib/x86_64-linux-gnu/libz.so.1"}, .use_p11kit = false, .use_known = false});
   REQUIRE(lib.modules().size() == 1);
   CHECK_FALSE(lib.modules()[0].loaded);
   CHECK(lib.modules()[0].error.find("C_GetFunctionList") != std::string::npos);

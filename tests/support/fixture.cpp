@@ -3,11 +3,13 @@
 #include <dlfcn.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
+#include <unistd.h>
 
 #include <array>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -19,13 +21,35 @@ Bytes read_file(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+// SoftHSM2's file store is not safe for several processes at once: every process rewrites the
+// token's generation file, and a reader meeting a half-written one drops objects. ctest runs
+// test processes in parallel, so each process signs on its own copy of the run's fresh token
+// (same keys and certificates), under KYSO_TEST_DIR/proc/<pid>, set before any module loads.
+void use_private_token_copy(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const fs::path own = fs::path(dir) / "proc" / std::to_string(::getpid());
+  fs::remove_all(own);
+  fs::create_directories(own);
+  fs::copy(fs::path(dir) / "tokens", own / "tokens", fs::copy_options::recursive);
+  const fs::path conf = own / "softhsm2.conf";
+  std::ofstream(conf) << "directories.tokendir = " << (own / "tokens").string()
+                      << "\nobjectstore.backend = file\nlog.level = ERROR\n";
+  ::setenv("SOFTHSM2_CONF", conf.c_str(), 1);
+  static const struct Cleanup {
+    fs::path path;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  } cleanup{own};
+}
+
 Fixture load_fixture() {
   Fixture f;
   const char* dir = std::getenv("KYSO_TEST_DIR");
   if (dir == nullptr) throw std::runtime_error("KYSO_TEST_DIR not set: run through ctest");
   f.dir = dir;
-  // Before any module is loaded: SoftHSM2 reads its configuration in C_Initialize.
-  ::setenv("SOFTHSM2_CONF", (f.dir + "/softhsm2.conf").c_str(), 1);
+  use_private_token_copy(f.dir);
   ::setenv("KYSO_CLI", KYSO_CLI_PATH, 0);
   std::ifstream in(f.dir + "/manifest.json");
   if (!in) throw std::runtime_error("no manifest.json in " + f.dir);
@@ -59,7 +83,9 @@ void* fault_handle() {
 
 }  // namespace
 
-std::string DemoCredential::credential_id() const { return to_hex(sha256(cert_der)); }
+std::string DemoCredential::credential_id() const {
+  return to_hex(sha256(cert_der));
+}
 
 const DemoCredential& Fixture::credential(const std::string& name) const {
   for (const auto& c : credentials) {

@@ -73,10 +73,12 @@ TEST_CASE("a teacher's subject keeps its diacritics, order and CCCD", "[core][ce
 }
 
 TEST_CASE("a school seal is an organization (MNS, no personal id)", "[core][cert]") {
-  const auto c = kyso::parse_certificate(make_cert(
-      {{"C", "VN"}, {"ST", "HÀ NỘI"}, {"O", "Trường Tiểu học X"}, {"UID", "MNS:1047665"},
-       {"CN", "Trường Tiểu học X"}},
-      -1, 365));
+  const auto c = kyso::parse_certificate(make_cert({{"C", "VN"},
+                                                    {"ST", "HÀ NỘI"},
+                                                    {"O", "Trường Tiểu học X"},
+                                                    {"UID", "MNS:1047665"},
+                                                    {"CN", "Trường Tiểu học X"}},
+                                                   -1, 365));
   CHECK(c.kind == kyso::SubjectKind::Organization);
   CHECK(c.uid("MNS") == "1047665");
   CHECK(kyso::guess_role(c) == kyso::Role::Seal);
@@ -86,9 +88,11 @@ TEST_CASE("a school seal is an organization (MNS, no personal id)", "[core][cert
 
 TEST_CASE("a person carrying the employer's MST stays a person; branch MST keeps its suffix",
           "[core][cert]") {
-  const auto c = kyso::parse_certificate(make_cert(
-      {{"C", "VN"}, {"UID", "CMND:025123456"}, {"UID", "MST:0100686209-199"}, {"CN", "Lê Hoàng Phúc"}},
-      -1, 365));
+  const auto c = kyso::parse_certificate(make_cert({{"C", "VN"},
+                                                    {"UID", "CMND:025123456"},
+                                                    {"UID", "MST:0100686209-199"},
+                                                    {"CN", "Lê Hoàng Phúc"}},
+                                                   -1, 365));
   CHECK(c.kind == kyso::SubjectKind::Person);
   CHECK(c.uid("CMND") == "025123456");
   CHECK(c.uid("MST") == "0100686209-199");
@@ -97,7 +101,8 @@ TEST_CASE("a person carrying the employer's MST stays a person; branch MST keeps
 
 TEST_CASE("passport and lower-case prefixes are recognised; no UID means unknown kind",
           "[core][cert]") {
-  const auto p = kyso::parse_certificate(make_cert({{"UID", "hc:B1234567"}, {"CN", "Anna"}}, -1, 30));
+  const auto p =
+      kyso::parse_certificate(make_cert({{"UID", "hc:B1234567"}, {"CN", "Anna"}}, -1, 30));
   CHECK(p.kind == kyso::SubjectKind::Person);
   CHECK(p.uid("HC") == "B1234567");
   const auto u = kyso::parse_certificate(make_cert({{"CN", "no id"}}, -1, 30));
@@ -121,8 +126,8 @@ TEST_CASE("an expired certificate and a key-usage without signing are reported",
       make_cert({{"UID", "CCCD:001190011111"}, {"CN", "Phạm Minh Đức"}}, -400, 365));
   CHECK_FALSE(expired.valid_at(std::chrono::system_clock::now()));
   CHECK(expired.not_after < std::chrono::system_clock::now());
-  const auto enc_only = kyso::parse_certificate(
-      make_cert({{"CN", "x"}}, -1, 30, "critical,keyEncipherment"));
+  const auto enc_only =
+      kyso::parse_certificate(make_cert({{"CN", "x"}}, -1, 30, "critical,keyEncipherment"));
   CHECK_FALSE(enc_only.can_sign());
 }
 

@@ -21,7 +21,8 @@ TEST_CASE("every error code has a unique wire name and a message in both languag
 }
 
 TEST_CASE("errors keep code, detail and PKCS#11 payload; retriable vs fatal", "[core]") {
-  const kyso::Error e(ErrorCode::PinIncorrect, "C_Login returned CKR_PIN_INCORRECT", 0xa0, "C_Login");
+  const kyso::Error e(ErrorCode::PinIncorrect, "C_Login returned CKR_PIN_INCORRECT", 0xa0,
+                      "C_Login");
   CHECK(e.name() == "PIN_INCORRECT");
   CHECK(e.ck_rv() == 0xa0UL);
   CHECK(e.call() == "C_Login");

@@ -36,9 +36,7 @@ TEST_CASE("Secret::from_file reads the first line and refuses a file others can 
   const auto dir = std::filesystem::temp_directory_path() / "kyso-secret-test";
   std::filesystem::create_directories(dir);
   const auto file = dir / "pin.txt";
-  {
-    std::ofstream(file) << "654321\nignored\n";
-  }
+  { std::ofstream(file) << "654321\nignored\n"; }
   ::chmod(file.c_str(), 0644);
   try {
     (void)kyso::Secret::from_file(file);

@@ -4,7 +4,8 @@
 
 using kyso::pkcs11::UsbDevice;
 
-TEST_CASE("a plugged-in ePass2003 without its module says which package to install", "[pkcs11][usb]") {
+TEST_CASE("a plugged-in ePass2003 without its module says which package to install",
+          "[pkcs11][usb]") {
   const std::vector<UsbDevice> inventory{{0x1d6b, 0x0002, 1, 1}, {0x096e, 0x0807, 1, 4}};
   const auto status = kyso::pkcs11::diagnose_usb(inventory, kyso::pkcs11::builtin_known_tokens(),
                                                  [](const std::string&) { return false; });
@@ -28,9 +29,8 @@ TEST_CASE("a known token with its module installed names the module", "[pkcs11][
 TEST_CASE("the built-in table covers the tokens used in Vietnam", "[pkcs11][usb]") {
   const auto& table = kyso::pkcs11::builtin_known_tokens();
   auto has = [&](std::uint16_t v, std::uint16_t p) {
-    return std::any_of(table.begin(), table.end(), [&](const auto& t) {
-      return t.vendor_id == v && t.product_id == p;
-    });
+    return std::any_of(table.begin(), table.end(),
+                       [&](const auto& t) { return t.vendor_id == v && t.product_id == p; });
   };
   CHECK(has(0x096e, 0x0807));
   CHECK(has(0x096e, 0x080a));

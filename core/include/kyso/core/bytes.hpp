@@ -25,7 +25,9 @@ std::string to_base64(std::span<const std::uint8_t> data);
 Bytes from_base64(std::string_view b64);
 /// SHA-256/384/512 by name ("SHA256", ...), through OpenSSL.
 Bytes digest(std::string_view md_name, std::span<const std::uint8_t> data);
-inline Bytes sha256(std::span<const std::uint8_t> data) { return digest("SHA256", data); }
+inline Bytes sha256(std::span<const std::uint8_t> data) {
+  return digest("SHA256", data);
+}
 
 /// The most recent OpenSSL error as text (and clears the queue), for `detail` strings.
 std::string openssl_error();

@@ -29,7 +29,7 @@ struct UidValue {
 };
 
 struct CertificateInfo {
-  std::string id;       ///< SHA-256 of the DER certificate, lower-case hex: the credential id
+  std::string id;  ///< SHA-256 of the DER certificate, lower-case hex: the credential id
   Bytes der;
   std::string subject;  ///< as issued, in certificate order: "C=VN, ST=HÀ NỘI, ..., CN=..."
   std::string issuer;
@@ -49,7 +49,7 @@ struct CertificateInfo {
   std::chrono::system_clock::time_point not_after;
   std::string key_type;  ///< "RSA" or "EC"
   int key_bits = 0;
-  std::string curve;  ///< "P-256", "P-384" for EC keys
+  std::string curve;                            ///< "P-256", "P-384" for EC keys
   std::vector<std::string> key_usage;           ///< e.g. "digitalSignature", "nonRepudiation"
   std::vector<std::string> extended_key_usage;  ///< dotted OIDs or short names
   bool is_ca = false;

@@ -76,10 +76,10 @@ void to_json(nlohmann::json& j, const Credential& c);
 
 /// What the signer needs from the user before it can sign.
 enum class AuthKind {
-  None,            ///< already logged in / authorized
-  Pin,             ///< a PIN typed into Kyso's own dialog
-  ProtectedPath,   ///< the token's PIN pad or its own dialog: Kyso sends no PIN
-  Otp,             ///< a one-time password (remote signing second factor)
+  None,           ///< already logged in / authorized
+  Pin,            ///< a PIN typed into Kyso's own dialog
+  ProtectedPath,  ///< the token's PIN pad or its own dialog: Kyso sends no PIN
+  Otp,            ///< a one-time password (remote signing second factor)
 };
 
 /// One item's outcome in a batch: a signature or the error that stopped it.
