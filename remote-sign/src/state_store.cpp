@@ -102,7 +102,8 @@ std::string chain_hash(const std::string& prev, std::int64_t seq, const std::str
                        std::string_view user, std::string_view event, std::string_view detail) {
   // Length-prefixed fields: no two different rows serialize alike.
   std::string buf;
-  for (std::string_view f : {std::string_view(prev), std::string_view(std::to_string(seq)),
+  const std::string seq_text = std::to_string(seq);  // must outlive the list below
+  for (std::string_view f : {std::string_view(prev), std::string_view(seq_text),
                              std::string_view(time), user, event, detail}) {
     buf += std::to_string(f.size());
     buf += ':';
