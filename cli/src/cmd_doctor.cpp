@@ -4,17 +4,15 @@
 // tokens plugged in without their module, modules that fail to load, PIN states, certificates
 // about to expire, the agent's configuration and port. --json is for support tools.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <regex>
+#include <set>
+#include <sstream>
 
 #include "context.hpp"
 #include "kyso/config/agent_config.hpp"
@@ -247,32 +245,81 @@ std::uint16_t check_config(std::vector<Check>& out, const DoctorOptions& o) {
   return config::kDefaultAgentPort;
 }
 
-// Whether something accepts TCP connections on 127.0.0.1:port.
-void check_agent_port(std::vector<Check>& out, std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool open = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  const std::string p = std::to_string(port);
-  if (open) {
-    out.push_back({"agent",
-                   Status::Ok,
-                   "Có chương trình đang nghe ở cổng " + p + " (127.0.0.1).",
-                   "Something is listening on port " + p + " (127.0.0.1).",
-                   {{"port", port}, {"listening", true}}});
-  } else {
-    out.push_back({"agent",
-                   Status::Warn,
-                   "Không có chương trình nào nghe ở cổng " + p +
-                       ": Kyso agent chưa chạy (systemctl --user start kyso-agent).",
-                   "Nothing listens on port " + p +
-                       ": the Kyso agent is not running (systemctl --user start kyso-agent).",
-                   {{"port", port}, {"listening", false}}});
+// The process listening on TCP `port` (IPv4 or IPv6), from /proc: its socket inode in
+// /proc/net/tcp{,6}, then the /proc/<pid>/fd link naming that socket. Only processes this user
+// may inspect are found (another user's process shows as unknown).
+struct Listener {
+  long pid = 0;
+  std::string name;
+};
+
+std::optional<Listener> who_listens(std::uint16_t port) {
+  std::set<std::string> inodes;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream f(line);
+      std::string sl, local, remote, state, queues, timer, retr, uid, timeout, inode;
+      f >> sl >> local >> remote >> state >> queues >> timer >> retr >> uid >> timeout >> inode;
+      const auto colon = local.rfind(':');
+      if (state != "0A" || colon == std::string::npos) continue;  // 0A: LISTEN
+      if (std::stoul(local.substr(colon + 1), nullptr, 16) == port)
+        inodes.insert("socket:[" + inode + "]");
+    }
   }
+  if (inodes.empty()) return std::nullopt;
+  std::error_code ec;
+  for (const auto& proc : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid = proc.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::error_code fd_ec;
+    for (const auto& fd : std::filesystem::directory_iterator(proc.path() / "fd", fd_ec)) {
+      std::error_code link_ec;
+      const auto target = std::filesystem::read_symlink(fd.path(), link_ec);
+      if (!link_ec && inodes.contains(target.string())) {
+        std::string name;
+        std::getline(std::ifstream(proc.path() / "comm"), name);
+        return Listener{std::stol(pid), name};
+      }
+    }
+  }
+  return Listener{};
+}
+
+// Whether the agent listens on its port (or a fallback), and if another program holds it.
+void check_agent_port(std::vector<Check>& out, std::uint16_t port) {
+  for (std::uint16_t p = port; p <= port + config::kAgentPortFallbacks; ++p) {
+    const auto l = who_listens(p);
+    if (!l) continue;
+    const std::string ps = std::to_string(p);
+    nlohmann::json j{{"port", p}, {"listening", true}, {"pid", l->pid}, {"process", l->name}};
+    if (l->name == "kyso-agent") {
+      out.push_back(
+          {"agent", Status::Ok,
+           "Kyso agent đang chạy ở cổng " + ps + " (pid " + std::to_string(l->pid) + ").",
+           "The Kyso agent is running on port " + ps + " (pid " + std::to_string(l->pid) + ").",
+           j});
+      return;
+    }
+    const std::string who =
+        l->name.empty() ? std::string("?") : l->name + " (pid " + std::to_string(l->pid) + ")";
+    out.push_back({"agent", Status::Warn,
+                   "Cổng " + ps + " đang bị chương trình khác chiếm: " + who +
+                       ". Kyso agent sẽ dùng cổng dự phòng.",
+                   "Port " + ps + " is held by another program: " + who +
+                       ". The Kyso agent falls back to the next port.",
+                   j});
+  }
+  const std::string ps = std::to_string(port);
+  out.push_back({"agent",
+                 Status::Warn,
+                 "Kyso agent chưa chạy (không có gì nghe ở cổng " + ps +
+                     "). Hãy chạy: systemctl --user start kyso-agent",
+                 "The Kyso agent is not running (nothing listens on port " + ps +
+                     "). Run: systemctl --user start kyso-agent",
+                 {{"port", port}, {"listening", false}}});
 }
 
 void cmd_doctor(Context& ctx, const DoctorOptions& o) {

@@ -1,9 +1,15 @@
 // The `kyso provision` subcommands as IT types them, PINs from files (never from argv).
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "fixture.hpp"
 #include "kyso/pkcs11/admin.hpp"
@@ -109,6 +115,42 @@ TEST_CASE("cliDoctor_badConfig_reportsFileLineAndKey", "[provision][cli][doctor]
     CHECK(c.at("details").at("key") == "origins.allowed[0]");
     CHECK_THAT(c.at("message").get<std::string>(),
                Catch::StartsWith(hsm.path("agent.toml") + ":3:"));
+  }
+  CHECK(seen);
+}
+
+TEST_CASE("cliDoctor_portHeldByAnotherProgram_namesIt", "[provision][cli][doctor]") {
+  ScratchHsm hsm;
+  // This test process holds a port; doctor, told that the agent uses it, must name the holder.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  // A free port in the agent's range (1024..65533).
+  std::random_device rd;
+  int port = 0;
+  for (int attempt = 0; attempt < 50 && port == 0; ++attempt) {
+    const int candidate = 30000 + static_cast<int>(rd() % 30000U);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(candidate));
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) port = candidate;
+  }
+  REQUIRE(port != 0);
+  REQUIRE(::listen(fd, 1) == 0);
+  std::ofstream(hsm.path("agent.toml")) << "port = " << port << "\n";
+  const auto [rc, out] = kyso_cli(
+      hsm, "doctor --json --usb-inventory /dev/null --config '" + hsm.path("agent.toml") + "'");
+  ::close(fd);
+  INFO(out);
+  const auto report = nlohmann::json::parse(out);
+  bool seen = false;
+  for (const auto& c : report.at("checks")) {
+    if (c.at("check") != "agent" || !c.at("details").at("listening").get<bool>()) continue;
+    seen = true;
+    CHECK(c.at("status") == "warn");
+    CHECK(c.at("details").at("port") == port);
+    CHECK(c.at("details").at("pid") == ::getpid());
+    CHECK_THAT(c.at("message").get<std::string>(), Catch::Contains("held by another program"));
   }
   CHECK(seen);
 }
