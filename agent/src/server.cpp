@@ -117,6 +117,7 @@ struct Batch {
   json id;
   SignJob job;
   std::size_t total = 0;
+  std::size_t progress_every = 1;
   enum class State { Collecting, Running, Done } state = State::Collecting;
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
 };
@@ -554,6 +555,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     auto b = std::make_shared<Batch>();
     b->id = id;
     b->total = total;
+    if (const auto e = params.find("progressEvery"); e != params.end()) {
+      if (!e->is_number_unsigned() || e->get<std::size_t>() == 0) {
+        throw Error(ErrorCode::BadRequest, "progressEvery must be a positive integer");
+      }
+      b->progress_every = e->get<std::size_t>();
+    }
     b->job = std::move(job);
     batches_[key] = b;
     ++in_flight_;  // the batch counts from now until its summary
@@ -630,8 +637,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (batch) {
       const std::size_t total = job.items.size();
       auto done = std::make_shared<std::size_t>(0);
-      progress = [this, id, total, done](std::size_t index, const SignResult& r) {
-        json params = {{"done", ++*done}, {"total", total}, {"index", index}, {"ok", r.ok()}};
+      const std::size_t every = batch->progress_every;
+      progress = [this, id, total, done, every](std::size_t index, const SignResult& r) {
+        ++*done;
+        // With progressEvery k: every k-th item, every failed item and the last one.
+        if (every > 1 && r.ok() && *done % every != 0 && *done != total) return;
+        json params = {{"done", *done}, {"total", total}, {"index", index}, {"ok", r.ok()}};
         if (!r.ok()) params["error"] = error_json(*r.error);
         auto text = std::make_shared<const std::string>(
             json{{"event", "batch.progress"}, {"id", id}, {"params", std::move(params)}}.dump());

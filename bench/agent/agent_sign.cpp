@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
@@ -32,6 +33,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kyso/core/bytes.hpp"
@@ -83,7 +85,7 @@ struct Raw {
 
   /// Signatures per second over `inputs` (DigestInfo for RSA PKCS#1, the bare hash for ECDSA).
   double run(unsigned char key_id, CK_MECHANISM_TYPE mech_type,
-             const std::vector<kyso::Bytes>& inputs) const {
+             const std::vector<kyso::Bytes>& inputs, int lanes = 1) const {
     CK_SESSION_HANDLE s = 0;
     check(f->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &s), "C_OpenSession");
     check(f->C_Login(s, CKU_USER, reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(kPin)), 6),
@@ -96,16 +98,30 @@ struct Raw {
     check(f->C_FindObjects(s, &key, 1, &found), "C_FindObjects");
     f->C_FindObjectsFinal(s);
     if (found != 1) throw std::runtime_error("key not found");
-    CK_MECHANISM mech{mech_type, nullptr, 0};
-    unsigned char sig[512];
-    const auto start = Clock::now();
-    for (const auto& in : inputs) {
-      CK_ULONG len = sizeof sig;
-      check(f->C_SignInit(s, &mech, key), "C_SignInit");
-      check(f->C_Sign(s, const_cast<unsigned char*>(in.data()), static_cast<CK_ULONG>(in.size()),
-                      sig, &len),
-            "C_Sign");
+    // `lanes` sessions sign in parallel (lane 0 on the login session).
+    std::vector<CK_SESSION_HANDLE> sessions{s};
+    for (int i = 1; i < lanes; ++i) {
+      CK_SESSION_HANDLE extra = 0;
+      check(f->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &extra), "C_OpenSession");
+      sessions.push_back(extra);
     }
+    const auto start = Clock::now();
+    std::vector<std::thread> pool;
+    for (std::size_t t = 0; t < sessions.size(); ++t) {
+      pool.emplace_back([&, t] {
+        CK_MECHANISM mech{mech_type, nullptr, 0};
+        unsigned char sig[512];
+        for (std::size_t i = t; i < inputs.size(); i += sessions.size()) {
+          CK_ULONG len = sizeof sig;
+          check(f->C_SignInit(sessions[t], &mech, key), "C_SignInit");
+          check(f->C_Sign(sessions[t], const_cast<unsigned char*>(inputs[i].data()),
+                          static_cast<CK_ULONG>(inputs[i].size()), sig, &len),
+                "C_Sign");
+        }
+      });
+    }
+    for (auto& th : pool) th.join();
+    for (std::size_t i = 1; i < sessions.size(); ++i) f->C_CloseSession(sessions[i]);
     const double secs = std::chrono::duration<double>(Clock::now() - start).count();
     f->C_Logout(s);
     f->C_CloseSession(s);
@@ -278,6 +294,9 @@ int main(int argc, char** argv) {
         "(SoftHSM2)\n",
         items, agent.port);
     std::printf("%-12s %14s %14s %8s\n", "key", "raw sig/s", "agent sig/s", "ratio");
+    std::printf(
+        "(raw: C_SignInit+C_Sign, one session; agent: signing phase of batch.sign, approval "
+        "excluded)\n");
     struct Key {
       const char* name;
       const char* cred;
@@ -292,6 +311,8 @@ int main(int argc, char** argv) {
         inputs.push_back(k.mech == CKM_RSA_PKCS ? digest_info_sha256(d) : d);
       }
       const double raw_rate = raw.run(k.id, k.mech, inputs);
+      std::printf("%-12s raw PKCS#11 with 2 sessions (context): %.0f sig/s\n", k.name,
+                  raw.run(k.id, k.mech, inputs, 2));
       const std::string cred =
           kyso::to_hex(kyso::sha256(file_bytes(dir / "certs" / (std::string(k.cred) + ".der"))));
       json list = json::array();
@@ -301,26 +322,30 @@ int main(int argc, char** argv) {
                         {"hashAlgorithm", "sha256"},
                         {"title", "Học bạ số " + std::to_string(i)}});
       }
-      std::size_t events = 0;
-      const auto t0 = Clock::now();
-      const json r =
-          c.call({{"id", std::string("batch-") + k.cred},
-                  {"method", "batch.sign"},
-                  {"params", {{"role", "teacher"}, {"credentialId", cred}, {"items", list}}}},
-                 &events);
-      const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-      if (!r.contains("result") || r["result"]["signed"] != items) {
-        throw std::runtime_error("batch failed: " + r.dump().substr(0, 400));
+      for (const int every : {1, 100}) {
+        std::size_t events = 0;
+        json params = {{"role", "teacher"}, {"credentialId", cred}, {"items", list}};
+        if (every > 1) params["progressEvery"] = every;
+        const auto t0 = Clock::now();
+        const json r = c.call({{"id", std::string("batch-") + k.cred + std::to_string(every)},
+                               {"method", "batch.sign"},
+                               {"params", params}},
+                              &events);
+        const auto t1 = Clock::now();
+        const double secs = std::chrono::duration<double>(t1 - t0).count();
+        if (!r.contains("result") || r["result"]["signed"] != items) {
+          throw std::runtime_error("batch failed: " + r.dump().substr(0, 400));
+        }
+        const double agent_rate = items / secs;
+        // Signing phase: from the first progress event to the summary (approval excluded).
+        const double phase = std::chrono::duration<double>(t1 - c.first_event).count();
+        const double phase_rate = (every == 1 ? items - 1 : items - every) / phase;
+        std::printf(
+            "%-12s %14.0f %14.0f %8.2f   events every %3d item(s): %4zu; end to end incl. "
+            "dialog+login %.0f sig/s (%.2f)\n",
+            k.name, raw_rate, phase_rate, phase_rate / raw_rate, every, events, agent_rate,
+            agent_rate / raw_rate);
       }
-      const double agent_rate = items / secs;
-      // Signing phase: from the first signed item's event to the summary (approval excluded).
-      const double phase = std::chrono::duration<double>(Clock::now() - c.first_event).count();
-      const double phase_rate = (items - 1) / phase;
-      std::printf(
-          "%-12s %14.0f %14.0f %8.2f   end to end incl. dialog+login: %.0f sig/s (%.2f), "
-          "%zu progress events\n",
-          k.name, raw_rate, phase_rate, phase_rate / raw_rate, agent_rate, agent_rate / raw_rate,
-          events);
     }
 
     std::vector<double> rtt;
