@@ -48,6 +48,12 @@ TEST_CASE("doctorJson_fakeUsbInventory_reportsMissingModuleExpiringCertificateAn
                                std::vector<kyso::Bytes>{kyso::x509_to_der(c.get())});
   }
 
+  // One wrong PIN: the token reports it (SoftHSM sets CKF_USER_PIN_COUNT_LOW), doctor warns.
+  {
+    auto session = p.admin().open(p.find_token("GV-DOCTOR").slot_id);
+    CHECK_THROWS_AS(session.login_user(secret("000000")), kyso::Error);
+  }
+
   // lsusb output: an ePass2003 and a SafeNet eToken; the school's profile knows both, with
   // modules that are not installed on this machine.
   std::ofstream(hsm.path("lsusb.txt"))
@@ -86,7 +92,9 @@ TEST_CASE("doctorJson_fakeUsbInventory_reportsMissingModuleExpiringCertificateAn
 
   const auto tokens = of_kind(report, "token");
   REQUIRE(tokens.size() == 1);
-  CHECK(tokens[0].at("status") == "ok");
+  CHECK(tokens[0].at("status") == "warn");
+  CHECK(tokens[0].at("details").at("pinCountLow") == true);
+  CHECK_THAT(tokens[0].at("message").get<std::string>(), Catch::Contains("wrong PINs"));
   CHECK(tokens[0].at("details").at("label") == "GV-DOCTOR");
 
   const auto certs = of_kind(report, "certificate");
