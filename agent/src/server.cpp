@@ -671,7 +671,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                                    outcome = std::move(outcome), err, hash]() mutable {
       --self->in_flight_;
       self->drop_job_flag(flag);
-      if (batch) batch->state = Batch::State::Done;
+      if (batch) {
+        batch->state = Batch::State::Done;
+        batch->job = SignJob{};  // only the id and its "done" state stay, to refuse more items
+      }
       if (err) return self->send_error(id, *err);
       self->finish(id, *outcome, batch != nullptr, hash);
     });

@@ -5,7 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/ssl.hpp>
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <thread>
 
 #include "harness.hpp"
@@ -277,4 +280,41 @@ TEST_CASE("cli_originsListRevokeAndAuditVerify_workOnTheAgentsState", "[ws][secu
   std::tie(rc, out) = run(cli + " audit verify --json --state-dir " + state);
   CHECK(rc == 0);
   CHECK(out.find("\"ok\": true") != std::string::npos);
+}
+
+TEST_CASE("wss_withConfiguredCertificate_speaksProtocolOverTls", "[ws][security]") {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("kyso-wss-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto cert = (dir / "agent.crt").string();
+  const auto key = (dir / "agent.key").string();
+  REQUIRE(run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+              "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
+              key + " -out " + cert + " 2>/dev/null")
+              .first == 0);
+  Agent a([&](config::AgentConfig& cfg) {
+    cfg.tls = true;
+    cfg.tls_cert_file = cert;
+    cfg.tls_key_file = key;
+  });
+  namespace net = boost::asio;
+  namespace beast = boost::beast;
+  net::io_context ioc;
+  net::ssl::context ctx(net::ssl::context::tls_client);
+  ctx.load_verify_file(cert);
+  ctx.set_verify_mode(net::ssl::verify_peer);
+  websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws(ioc, ctx);
+  beast::get_lowest_layer(ws).connect({net::ip::address_v4::loopback(), a.port()});
+  ws.next_layer().handshake(net::ssl::stream_base::client);
+  ws.set_option(websocket::stream_base::decorator(
+      [](websocket::request_type& r) { r.set(boost::beast::http::field::origin, kSchool); }));
+  ws.handshake("127.0.0.1:" + std::to_string(a.port()), "/");
+  ws.write(net::buffer(std::string(R"({"id":1,"method":"hello","params":{}})")));
+  beast::flat_buffer buf;
+  ws.read(buf);
+  const auto r = json::parse(beast::buffers_to_string(buf.data()));
+  CHECK(r["result"]["paired"] == true);
+  // A plain ws client on the TLS port gets nowhere.
+  CHECK(upgrade_status(a.port(), kSchool, "127.0.0.1:" + std::to_string(a.port())) != 101);
+  std::filesystem::remove_all(dir);
 }

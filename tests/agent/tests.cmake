@@ -3,7 +3,7 @@
 find_package(SQLite3 REQUIRED)
 kyso_add_tests(agent_ws TOKEN
   SOURCES agent/harness.cpp agent/test_security.cpp agent/test_signing.cpp agent/test_units.cpp
-  DEPS kyso::agent)
+  DEPS kyso::agent OpenSSL::SSL)
 target_compile_definitions(agent_ws PRIVATE
   KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh")
 target_link_libraries(agent_ws PRIVATE SQLite::SQLite3)
