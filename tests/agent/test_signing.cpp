@@ -211,3 +211,23 @@ TEST_CASE("tokenEvents_removedAndInserted_sentToPairedPages", "[ws]") {
   } while (e["event"] == "token.removed");
   CHECK(e["event"] == "token.inserted");
 }
+
+TEST_CASE("sign_tokenWithPinPad_confirmDialogOnlyNoPinSent", "[ws][security]") {
+  ::setenv("KYSO_FAULT_PINPAD_PIN", fixture().user_pin.c_str(), 1);
+  pinentry_script("ok", "must-not-be-used");
+  Agent a;
+  Faults::set("token_flags_or", 0x100);  // CKF_PROTECTED_AUTHENTICATION_PATH
+  Client c(a.port());
+  const auto item = hash_item("Học bạ - bàn phím PIN");
+  const auto r = c.call("sign", {{"role", "teacher"},
+                                 {"credentialId", fixture().credential("teacher").credential_id()},
+                                 {"item", item}});
+  REQUIRE(r.contains("result"));
+  CHECK(openssl_verify(from_base64(r["result"]["certificate"].get<std::string>()),
+                       SignAlgorithm::RsaPkcs1Sha256, item_digest(item),
+                       from_base64(r["result"]["signature"].get<std::string>())));
+  const auto dialogs = pinentry_dialogs();
+  REQUIRE(dialogs.size() == 1);
+  CHECK(dialogs[0].starts_with("CONFIRM"));
+  CHECK(Faults::get("count.C_Login") == 1);
+}
