@@ -220,6 +220,7 @@ CheckedSigner::CheckedSigner(std::shared_ptr<Signer> inner,
     : inner_(std::move(inner)), checker_(std::move(checker)) {}
 
 void CheckedSigner::ensure_checked() {
+  const std::scoped_lock lock(mutex_);
   if (!checked_) {
     result_ = checker_->check(inner_->credential());
     checked_ = true;

@@ -102,7 +102,10 @@ std::vector<SignatureReport> verify_pdf(const std::string& path, const VerifyOpt
       continue;
     }
     if (br.size() != 4 || br[0] != 0 || br[1] < 0 || br[2] < br[1] || br[3] < 0 ||
-        static_cast<std::uint64_t>(br[2] + br[3]) > size || cms.empty()) {
+        static_cast<std::uint64_t>(br[2] + br[3]) > size || cms.empty() ||
+        // The gap must be exactly the /Contents string: nothing else may go unsigned.
+        static_cast<std::uint64_t>(br[2] - br[1]) !=
+            2 * static_cast<std::uint64_t>(cms.size()) + 2) {
       bad.integrity_detail = "malformed /ByteRange or /Contents";
       out.push_back(bad);
       continue;

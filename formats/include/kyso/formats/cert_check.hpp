@@ -73,6 +73,7 @@ class CheckedSigner final : public Signer {
   void ensure_checked();
   std::shared_ptr<Signer> inner_;
   std::shared_ptr<CertificateChecker> checker_;
+  std::mutex mutex_;  // batches may sign from several threads
   bool checked_ = false;
   CertCheckResult result_;
 };
