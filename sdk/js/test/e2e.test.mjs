@@ -16,7 +16,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, constants, verify, X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,7 +121,12 @@ test('browser_demoPage_pairsAndSignsClassAsTeacherPrincipalSeal_everySignatureVe
   userWill('confirm');
   chmodSync(pinentry, 0o755);
 
-  const env = { ...process.env, SOFTHSM2_CONF: process.env.SOFTHSM2_CONF ?? manifest.softhsm2_conf };
+  // SoftHSM2's file store is not safe for several processes at once, and ctest runs other tests
+  // on the run's token meanwhile: the agent signs on a private copy (same keys, same certificates).
+  cpSync(join(testDir, 'tokens'), join(tmp, 'tokens'), { recursive: true });
+  const softhsmConf = join(tmp, 'softhsm2.conf');
+  writeFileSync(softhsmConf, `directories.tokendir = ${join(tmp, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+  const env = { ...process.env, SOFTHSM2_CONF: softhsmConf };
   const agent = startAgent(
     ['--port', '0', '--module', manifest.module, '--no-system-modules', '--pinentry', pinentry,
       '--state-dir', join(tmp, 'state'), '--log-level', 'info'],
