@@ -11,7 +11,6 @@
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
 #include <spawn.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -137,10 +136,14 @@ std::shared_ptr<kyso::Signer> teacher(kyso::pkcs11::Library& lib, const std::str
   return signer;
 }
 
+// Peak RSS of this process image from /proc (VmHWM): getrusage's ru_maxrss would carry over
+// the parent's high-water mark through posix_spawn's shared-memory vfork.
 long max_rss_kb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss;
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
 }
 
 // Child mode: sign one (big) PDF and print the peak RSS of this process.
