@@ -154,3 +154,28 @@ TEST_CASE("cliDoctor_portHeldByAnotherProgram_namesIt", "[provision][cli][doctor
   }
   CHECK(seen);
 }
+
+TEST_CASE("cliDoctor_localTlsNotSetUp_warnsWithTheFix", "[provision][cli][doctor]") {
+  ScratchHsm hsm;
+  if (!std::filesystem::exists(KYSO_LOCAL_TLS_TOOL)) {
+    WARN("installer/tls/kyso-local-tls not in this tree: nothing to ask");
+    return;
+  }
+  // An empty root: the installer's tool reports the local CA as not installed.
+  std::filesystem::create_directories(hsm.path("root"));
+  ::setenv("KYSO_TLS_ROOT", hsm.path("root").c_str(), 1);
+  const auto [rc, out] = kyso_cli(hsm, "doctor --json --usb-inventory /dev/null --local-tls '" +
+                                           std::string(KYSO_LOCAL_TLS_TOOL) + "'");
+  ::unsetenv("KYSO_TLS_ROOT");
+  INFO(out);
+  const auto report = nlohmann::json::parse(out);
+  bool seen = false;
+  for (const auto& c : report.at("checks")) {
+    if (c.at("check") != "tls") continue;
+    seen = true;
+    CHECK(c.at("status") == "warn");
+    CHECK(c.at("details").at("installed") == false);
+    CHECK_THAT(c.at("message").get<std::string>(), Catch::Contains("kyso-local-tls install"));
+  }
+  CHECK(seen);
+}

@@ -6,3 +6,5 @@ kyso_add_tests(integration_provisioning TOKEN SOURCES provisioning/test_provisio
   provisioning/test_batch.cpp provisioning/test_doctor.cpp provisioning/test_provision_cli.cpp DEPS kyso::firmware_config kyso::pkcs11)
 target_compile_definitions(unit_config PRIVATE
   KYSO_EXAMPLES_DIR="${PROJECT_SOURCE_DIR}/firmware-config/examples")
+target_compile_definitions(integration_provisioning PRIVATE
+  KYSO_LOCAL_TLS_TOOL="${PROJECT_SOURCE_DIR}/installer/tls/kyso-local-tls")

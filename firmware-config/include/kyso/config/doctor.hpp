@@ -19,7 +19,7 @@ enum class CheckStatus { Ok, Warn, Fail, Skip };
 std::string_view to_string(CheckStatus s) noexcept;  ///< "ok", "warn", "fail", "skip"
 
 struct DoctorCheck {
-  std::string id;  ///< "config", "usb", "module", "token", "certificate", "agent"
+  std::string id;  ///< "config", "usb", "module", "token", "certificate", "tls", "agent"
   CheckStatus status = CheckStatus::Ok;
   std::string vi;  ///< what it means and what to do, in Vietnamese
   std::string en;  ///< the same in English
@@ -31,6 +31,9 @@ struct DoctorOptions {
   std::string profiles;       ///< tokens.toml instead of the built-in table
   std::string config;         ///< agent configuration to validate (and take the port from)
   int expiry_days = 30;       ///< warn about certificates expiring sooner
+  /// The installer's `kyso-local-tls` (asked `status --json` about the wss CA's trust in the
+  /// system and NSS stores); empty: looked for in /usr/sbin, /usr/local/sbin. Not found: skipped.
+  std::string local_tls;
 };
 
 /// Runs every check. Never throws for what it finds: problems are checks with Fail/Warn.
