@@ -197,12 +197,15 @@ TEST_CASE("sign_userPressesCancel_userCancelledNothingSigned", "[ws][security]")
   pinentry_script("cancel", "");
   Agent a;
   Client c(a.port());
-  const auto r = c.call("sign", teacher_sign("Học bạ - Nguyễn Văn A"));
+  auto params = teacher_sign("Học bạ - Nguyễn Văn A");
+  params["credentialId"] = fixture().credential("teacher").credential_id();
+  const auto r = c.call("sign", params);
   CHECK(code_of(r) == "USER_CANCELLED");
   CHECK(Faults::get("count.C_Login") == 0);
   CHECK(Faults::get("count.C_Sign") == 0);
   const auto dialogs = pinentry_dialogs();
   REQUIRE(dialogs.size() == 1);
+  INFO(dialogs[0]);
   // What the user saw: origin, role, holder, issuer, title, in Vietnamese.
   for (const char* s : {"Trang web: https://hocba.example.edu.vn", "Giáo viên chủ nhiệm",
                         "Nguyễn Thị Ánh", "Kyso Demo Issuing CA", "Học bạ - Nguyễn Văn A"}) {
