@@ -174,9 +174,7 @@ std::vector<Transcript> sample_class(std::size_t n) {
   std::vector<Transcript> out;
   for (std::size_t i = 0; i < n; ++i) {
     Transcript t;
-    std::array<char, 8> id{};
-    std::snprintf(id.data(), id.size(), "hb-%02zu", i + 1);
-    t.id = id.data();
+    t.id = (i + 1 < 10 ? "hb-0" : "hb-") + std::to_string(i + 1);
     const std::string seed = "kyso-10A1-" + std::to_string(i);
     const std::string h =
         to_hex(sha256({reinterpret_cast<const std::uint8_t*>(seed.data()), seed.size()}));

@@ -19,7 +19,7 @@ struct DemoCredential {
   std::string key;     ///< rsa2048 | rsa3072 | ec-p256
   std::string cert_path;
   Bytes cert_der;
-  std::string status;  ///< valid | expired | revoked
+  std::string status;                               ///< valid | expired | revoked
   [[nodiscard]] std::string credential_id() const;  ///< SHA-256 of the certificate
 };
 
