@@ -400,7 +400,7 @@ std::shared_ptr<Signer> Token::signer(const Credential& credential) {
 
 void Token::forget_key(std::span<const std::uint8_t> key_id) {
   const std::lock_guard lock(keys_mutex_);
-  key_handles_.erase(Bytes(key_id.begin(), key_id.end()));
+  if (auto it = key_handles_.find(key_id); it != key_handles_.end()) key_handles_.erase(it);
 }
 
 bool Token::session_logged_in() {
@@ -414,11 +414,11 @@ bool Token::session_logged_in() {
 }
 
 unsigned long Token::find_private_key(std::span<const std::uint8_t> key_id) {
-  const Bytes id(key_id.begin(), key_id.end());
   {
     const std::lock_guard lock(keys_mutex_);
-    if (auto it = key_handles_.find(id); it != key_handles_.end()) return it->second;
+    if (auto it = key_handles_.find(key_id); it != key_handles_.end()) return it->second;
   }
+  const Bytes id(key_id.begin(), key_id.end());
   auto lease = sessions_->acquire();
   std::vector<CK_OBJECT_HANDLE> found;
   try {

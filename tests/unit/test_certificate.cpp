@@ -11,6 +11,7 @@
 
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/roles.hpp"
+#include "kyso/core/signer.hpp"
 
 namespace {
 
@@ -134,4 +135,24 @@ TEST_CASE("an expired certificate and a key-usage without signing are reported",
 TEST_CASE("garbage is not a certificate", "[core][cert]") {
   const kyso::Bytes junk{0x30, 0x03, 0x02, 0x01, 0x01};
   CHECK_THROWS_AS(kyso::parse_certificate(junk), kyso::Error);
+}
+
+TEST_CASE("ECDSA raw r||s to DER agrees with OpenSSL, leading zeros and high bits included",
+          "[core]") {
+  for (const kyso::Bytes& raw :
+       {kyso::Bytes(64, 0x7f), kyso::Bytes(64, 0x80), kyso::Bytes(96, 0xff)}) {
+    const auto der = kyso::ecdsa_raw_to_der(raw);
+    const unsigned char* p = der.data();
+    ECDSA_SIG* sig = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size()));
+    REQUIRE(sig != nullptr);
+    CHECK(p == der.data() + der.size());
+    ECDSA_SIG_free(sig);
+    CHECK(kyso::ecdsa_der_to_raw(der, raw.size() / 2) == raw);
+  }
+  kyso::Bytes small(64, 0);
+  small[31] = 1;
+  small[63] = 0x90;
+  const auto der = kyso::ecdsa_raw_to_der(small);
+  CHECK(der == kyso::Bytes{0x30, 0x07, 0x02, 0x01, 0x01, 0x02, 0x02, 0x00, 0x90});
+  CHECK(kyso::ecdsa_der_to_raw(der, 32) == small);
 }

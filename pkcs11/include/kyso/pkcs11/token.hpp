@@ -2,6 +2,7 @@
 /// @file
 /// One token in one slot of one PKCS#11 module: its state, its login and its sessions.
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <map>
@@ -109,7 +110,14 @@ class Token : public std::enable_shared_from_this<Token> {
   std::array<unsigned char, 32> pin_tag_key_{};
   unsigned long anchor_session_ = 0;  // keeps the login alive (closing all sessions logs out)
   std::mutex keys_mutex_;
-  std::map<std::vector<std::uint8_t>, unsigned long> key_handles_;
+  // Looked up on every signature: compare against the CKA_ID span without copying it.
+  struct BytesLess {
+    using is_transparent = void;
+    bool operator()(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) const {
+      return std::ranges::lexicographical_compare(a, b);
+    }
+  };
+  std::map<Bytes, unsigned long, BytesLess> key_handles_;
   std::map<std::string, Bytes> credential_key_ids_;  // credential id -> CKA_ID
   std::optional<std::vector<unsigned long>> mechanisms_;
 };
