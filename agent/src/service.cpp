@@ -49,21 +49,6 @@ Bytes decode_digest(std::string_view s, std::size_t want) {
   return from_base64(b64);
 }
 
-// Errors after which the token cannot sign the rest of a batch.
-bool stops_batch(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::TokenRemoved:
-    case ErrorCode::TokenNotFound:
-    case ErrorCode::LoginRequired:
-    case ErrorCode::PinLocked:
-    case ErrorCode::KeyNotFound:
-    case ErrorCode::AlgorithmUnsupported:
-      return true;
-    default:
-      return false;
-  }
-}
-
 SignAlgorithm default_algorithm(const Credential& c, HashAlgorithm h) {
   const bool ec = c.cert.key_type == "EC";
   switch (h) {

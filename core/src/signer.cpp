@@ -36,24 +36,6 @@ const AlgEntry& alg_entry(SignAlgorithm alg) noexcept {
 
 using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, FnDeleter<ECDSA_SIG_free>>;
 
-// Errors after which no further item of a batch can succeed on this signer.
-bool stops_batch(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::TokenRemoved:
-    case ErrorCode::TokenNotFound:
-    case ErrorCode::LoginRequired:
-    case ErrorCode::PinLocked:
-    case ErrorCode::KeyNotFound:
-    case ErrorCode::AlgorithmUnsupported:
-    case ErrorCode::RemoteUnreachable:
-    case ErrorCode::RemoteAuthFailed:
-    case ErrorCode::UserCancelled:
-      return true;
-    default:
-      return false;
-  }
-}
-
 }  // namespace
 
 std::string_view to_string(SignAlgorithm alg) noexcept {
@@ -136,6 +118,23 @@ std::vector<SignAlgorithm> algorithms_for_key(const CertificateInfo& cert) {
     }
   }
   return out;
+}
+
+bool stops_batch(ErrorCode code) noexcept {
+  switch (code) {
+    case ErrorCode::TokenRemoved:
+    case ErrorCode::TokenNotFound:
+    case ErrorCode::LoginRequired:
+    case ErrorCode::PinLocked:
+    case ErrorCode::KeyNotFound:
+    case ErrorCode::AlgorithmUnsupported:
+    case ErrorCode::RemoteUnreachable:
+    case ErrorCode::RemoteAuthFailed:
+    case ErrorCode::UserCancelled:
+      return true;
+    default:
+      return false;
+  }
 }
 
 void check_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest) {

@@ -10,13 +10,16 @@
 #include <nlohmann/json.hpp>
 
 #include "module.hpp"
+#include "objects.hpp"
 #include "session_pool.hpp"
 #include "token_signer.hpp"
 
 namespace kyso::pkcs11 {
 namespace {
 
+using detail::find_objects;
 using detail::Module;
+using detail::read_attribute;
 
 // DigestInfo prefixes (RFC 8017, 9.2 note 1): CKM_RSA_PKCS signs DigestInfo || digest.
 constexpr std::array<unsigned char, 19> kSha256Prefix{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
@@ -63,41 +66,6 @@ CK_RSA_PKCS_MGF_TYPE ck_mgf(HashAlgorithm h) {
       break;
   }
   return CKG_MGF1_SHA256;
-}
-
-// Reads one variable-length attribute (size query, then the value).
-Bytes read_attribute(const Module& m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
-                     CK_ATTRIBUTE_TYPE type) {
-  CK_ATTRIBUTE attr{type, nullptr, 0};
-  if (m.invoke<&CK_FUNCTION_LIST::C_GetAttributeValue>(s, o, &attr, 1UL) != CKR_OK ||
-      attr.ulValueLen == CK_UNAVAILABLE_INFORMATION) {
-    return {};
-  }
-  Bytes value(attr.ulValueLen);
-  attr.pValue = value.data();
-  KYSO_CK(m, C_GetAttributeValue, s, o, &attr, 1UL);
-  value.resize(attr.ulValueLen);
-  return value;
-}
-
-std::vector<CK_OBJECT_HANDLE> find_objects(const Module& m, CK_SESSION_HANDLE s,
-                                           std::span<CK_ATTRIBUTE> tmpl) {
-  KYSO_CK(m, C_FindObjectsInit, s, tmpl.data(), static_cast<CK_ULONG>(tmpl.size()));
-  std::vector<CK_OBJECT_HANDLE> out;
-  std::array<CK_OBJECT_HANDLE, 32> batch{};
-  for (;;) {
-    CK_ULONG n = 0;
-    const CK_RV rv =
-        m.invoke<&CK_FUNCTION_LIST::C_FindObjects>(s, batch.data(), CK_ULONG{batch.size()}, &n);
-    if (rv != CKR_OK) {
-      (void)m.invoke<&CK_FUNCTION_LIST::C_FindObjectsFinal>(s);
-      detail::throw_rv(rv, "C_FindObjects", __func__);
-    }
-    if (n == 0) break;
-    out.insert(out.end(), batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(n));
-  }
-  KYSO_CK(m, C_FindObjectsFinal, s);
-  return out;
 }
 
 // Issuer certificates for `cert` among `cas`, nearest first (the token's own copy of the chain).

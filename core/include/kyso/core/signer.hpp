@@ -120,6 +120,10 @@ class Signer {
                                                SignatureEncoding enc = SignatureEncoding::Der);
 };
 
+/// Errors after which no further item of a batch can succeed on the same signer (token removed,
+/// PIN locked, login gone, service unreachable, user cancelled): the rest is not attempted.
+bool stops_batch(ErrorCode code) noexcept;
+
 /// Checks that `digest` has the length `alg` expects; throws Error(DigestInvalid).
 void check_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest);
 
