@@ -31,20 +31,20 @@ struct AgentLimits {
   std::size_t max_connections = 16;
   std::size_t max_message_bytes = 64UL * 1024 * 1024;  ///< one WebSocket message (PDF chunks)
   std::size_t max_frame_bytes = 1024UL * 1024;
-  std::size_t max_in_flight = 8;        ///< requests per connection
+  std::size_t max_in_flight = 8;  ///< requests per connection
   std::size_t max_batch_items = 5000;
-  std::size_t write_queue = 256;        ///< queued outgoing messages before reading pauses
+  std::size_t write_queue = 256;  ///< queued outgoing messages before reading pauses
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds approval_timeout{120};
 };
 
 struct AgentConfig {
   std::uint16_t port = kDefaultAgentPort;
-  bool tls = false;           ///< wss with the local CA's certificate (installer/)
+  bool tls = false;  ///< wss with the local CA's certificate (installer/)
   std::string tls_cert_file;
   std::string tls_key_file;
   std::vector<std::string> allowed_origins;  ///< IT's allow-list: "https://hocba.example.edu.vn"
-  std::map<Role, RolePin> roles;            ///< IT's pins per role
+  std::map<Role, RolePin> roles;             ///< IT's pins per role
   std::vector<std::string> trust_anchors;    ///< CA certificate files for chain checks
   std::string tsa_url;                       ///< RFC 3161 TSA for -T signatures
   bool revocation_check = true;              ///< OCSP, then CRL, before signing
@@ -52,9 +52,9 @@ struct AgentConfig {
   std::string pinentry = "pinentry";         ///< GnuPG pinentry program (PATH or absolute)
   std::vector<std::string> pkcs11_modules;   ///< extra module paths
   bool system_modules = true;                ///< also p11-kit's and the known-token table's
-  std::string token_profiles;                ///< tokens.toml replacing the built-in table (optional)
+  std::string token_profiles;  ///< tokens.toml replacing the built-in table (optional)
   std::vector<RemoteService> remote;
-  std::filesystem::path state_dir;           ///< pairings and audit log; default ~/.local/share/kyso
+  std::filesystem::path state_dir;  ///< pairings and audit log; default ~/.local/share/kyso
   std::string language = "vi";
   AgentLimits limits;
 };

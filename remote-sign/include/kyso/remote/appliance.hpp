@@ -47,7 +47,7 @@ struct ApplianceLimits {
   unsigned totp_window = 1;                       ///< time steps accepted either side of now
   std::chrono::seconds request_timeout{30};
   std::chrono::seconds idle_timeout{30};  ///< keep-alive connections
-  std::size_t max_connections = 512;  ///< further connections are closed at once
+  std::size_t max_connections = 512;      ///< further connections are closed at once
   unsigned io_threads = 2;
   unsigned workers = 4;       ///< request handling (password hashing, SQLite, waiting for signs)
   unsigned sign_threads = 2;  ///< concurrent HSM sessions signing
