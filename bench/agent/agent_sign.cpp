@@ -36,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/raw_pkcs11.hpp"
 #include "kyso/core/bytes.hpp"
 
 extern char** environ;
@@ -52,82 +53,6 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kModule = "/usr/lib/softhsm/libsofthsm2.so";
 constexpr const char* kPin = "123456";
 constexpr const char* kOrigin = "https://bench.example.edu.vn";
-
-void check(CK_RV rv, const char* what) {
-  if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
-    throw std::runtime_error(std::string(what) + " failed: " + std::to_string(rv));
-  }
-}
-
-/// The baseline: the least a program can do to sign N digests on the token.
-struct Raw {
-  CK_FUNCTION_LIST* f = nullptr;
-  CK_SLOT_ID slot = 0;
-
-  Raw() {
-    void* h = dlopen(kModule, RTLD_NOW);
-    if (h == nullptr) throw std::runtime_error("cannot load SoftHSM2");
-    auto get = reinterpret_cast<CK_C_GetFunctionList>(dlsym(h, "C_GetFunctionList"));
-    check(get(&f), "C_GetFunctionList");
-    CK_C_INITIALIZE_ARGS args{};
-    args.flags = CKF_OS_LOCKING_OK;
-    check(f->C_Initialize(&args), "C_Initialize");
-    CK_ULONG n = 0;
-    check(f->C_GetSlotList(CK_TRUE, nullptr, &n), "C_GetSlotList");
-    std::vector<CK_SLOT_ID> slots(n);
-    check(f->C_GetSlotList(CK_TRUE, slots.data(), &n), "C_GetSlotList");
-    for (auto s : slots) {
-      CK_TOKEN_INFO ti{};
-      f->C_GetTokenInfo(s, &ti);
-      if (std::memcmp(ti.label, "Kyso Demo ", 10) == 0) slot = s;
-    }
-  }
-
-  /// Signatures per second over `inputs` (DigestInfo for RSA PKCS#1, the bare hash for ECDSA).
-  double run(unsigned char key_id, CK_MECHANISM_TYPE mech_type,
-             const std::vector<kyso::Bytes>& inputs, int lanes = 1) const {
-    CK_SESSION_HANDLE s = 0;
-    check(f->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &s), "C_OpenSession");
-    check(f->C_Login(s, CKU_USER, reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(kPin)), 6),
-          "C_Login");
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, &key_id, 1}};
-    CK_OBJECT_HANDLE key = 0;
-    CK_ULONG found = 0;
-    check(f->C_FindObjectsInit(s, tmpl, 2), "C_FindObjectsInit");
-    check(f->C_FindObjects(s, &key, 1, &found), "C_FindObjects");
-    f->C_FindObjectsFinal(s);
-    if (found != 1) throw std::runtime_error("key not found");
-    // `lanes` sessions sign in parallel (lane 0 on the login session).
-    std::vector<CK_SESSION_HANDLE> sessions{s};
-    for (int i = 1; i < lanes; ++i) {
-      CK_SESSION_HANDLE extra = 0;
-      check(f->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &extra), "C_OpenSession");
-      sessions.push_back(extra);
-    }
-    const auto start = Clock::now();
-    std::vector<std::thread> pool;
-    for (std::size_t t = 0; t < sessions.size(); ++t) {
-      pool.emplace_back([&, t] {
-        CK_MECHANISM mech{mech_type, nullptr, 0};
-        unsigned char sig[512];
-        for (std::size_t i = t; i < inputs.size(); i += sessions.size()) {
-          CK_ULONG len = sizeof sig;
-          check(f->C_SignInit(sessions[t], &mech, key), "C_SignInit");
-          check(f->C_Sign(sessions[t], const_cast<unsigned char*>(inputs[i].data()),
-                          static_cast<CK_ULONG>(inputs[i].size()), sig, &len),
-                "C_Sign");
-        }
-      });
-    }
-    for (auto& th : pool) th.join();
-    for (std::size_t i = 1; i < sessions.size(); ++i) f->C_CloseSession(sessions[i]);
-    const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-    f->C_Logout(s);
-    f->C_CloseSession(s);
-    return static_cast<double>(inputs.size()) / secs;
-  }
-};
 
 /// kyso-agent as a child process, as users run it.
 struct AgentProcess {
@@ -286,7 +211,7 @@ int main(int argc, char** argv) {
     AgentProcess agent(dir, pinentry);
     ::sleep(1);
     const double idle_rss = agent.rss_mb();
-    Raw raw;
+    const kyso::bench::RawPkcs11 raw(kModule, "Kyso Demo ", kPin);
     const auto digests = make_digests(items);
 
     std::printf(

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/raw_pkcs11.hpp"
 #include "kyso/core/secret.hpp"
 #include "kyso/pkcs11/library.hpp"
 
@@ -29,77 +30,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr const char* kModule = "/usr/lib/softhsm/libsofthsm2.so";
 constexpr const char* kPin = "123456";
-
-void check(CK_RV rv, const char* what) {
-  if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
-    throw std::runtime_error(std::string(what) + " failed: " + std::to_string(rv));
-  }
-}
-
-// The baseline: the least a program can do to get N signatures out of the token.
-struct Raw {
-  CK_FUNCTION_LIST* f = nullptr;
-  CK_SLOT_ID slot = 0;
-
-  Raw() {
-    void* h = dlopen(kModule, RTLD_NOW);
-    auto get = reinterpret_cast<CK_C_GetFunctionList>(dlsym(h, "C_GetFunctionList"));
-    check(get(&f), "C_GetFunctionList");
-    CK_C_INITIALIZE_ARGS args{};
-    args.flags = CKF_OS_LOCKING_OK;
-    const CK_RV rv = f->C_Initialize(&args);
-    if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) check(rv, "C_Initialize");
-    CK_ULONG n = 0;
-    check(f->C_GetSlotList(CK_TRUE, nullptr, &n), "C_GetSlotList");
-    std::vector<CK_SLOT_ID> slots(n);
-    check(f->C_GetSlotList(CK_TRUE, slots.data(), &n), "C_GetSlotList");
-    for (auto s : slots) {
-      CK_TOKEN_INFO ti{};
-      f->C_GetTokenInfo(s, &ti);
-      if (std::memcmp(ti.label, "Kyso Demo ", 10) == 0) slot = s;
-    }
-  }
-
-  double run(unsigned char key_id, CK_MECHANISM_TYPE mech_type,
-             const std::vector<unsigned char>& input, int n, int threads) const {
-    std::vector<CK_SESSION_HANDLE> sessions(static_cast<std::size_t>(threads));
-    for (auto& s : sessions)
-      check(f->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &s), "C_OpenSession");
-    check(f->C_Login(sessions[0], CKU_USER,
-                     reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(kPin)), 6),
-          "C_Login");
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, &key_id, 1}};
-    CK_OBJECT_HANDLE key = 0;
-    CK_ULONG found = 0;
-    check(f->C_FindObjectsInit(sessions[0], tmpl, 2), "C_FindObjectsInit");
-    check(f->C_FindObjects(sessions[0], &key, 1, &found), "C_FindObjects");
-    f->C_FindObjectsFinal(sessions[0]);
-    if (found != 1) throw std::runtime_error("key not found");
-
-    const auto start = Clock::now();
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) {
-      pool.emplace_back([&, t] {
-        CK_MECHANISM mech{mech_type, nullptr, 0};
-        std::vector<unsigned char> in = input;
-        unsigned char sig[512];
-        for (int i = 0; i < n / threads; ++i) {
-          CK_ULONG len = sizeof sig;
-          check(f->C_SignInit(sessions[static_cast<std::size_t>(t)], &mech, key), "C_SignInit");
-          check(f->C_Sign(sessions[static_cast<std::size_t>(t)], in.data(),
-                          static_cast<CK_ULONG>(in.size()), sig, &len),
-                "C_Sign");
-        }
-      });
-    }
-    for (auto& th : pool) th.join();
-    const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-    // No C_Logout: the login is shared by every session of the process, Kyso's included.
-    for (auto s : sessions) f->C_CloseSession(s);
-    return (n / threads) * threads / secs;
-  }
-};
 
 double kyso_run(kyso::Signer& signer, kyso::SignAlgorithm alg, const kyso::Bytes& digest, int n,
                 int threads) {
@@ -146,7 +76,7 @@ int main(int argc, char** argv) {
   ::setenv("SOFTHSM2_CONF", (dir + "/softhsm2.conf").c_str(), 1);
 
   kyso::pkcs11::Library lib({.paths = {kModule}, .use_p11kit = false, .use_known = false});
-  const Raw raw;
+  const kyso::bench::RawPkcs11 raw(kModule, "Kyso Demo ", kPin);
 
   struct Case {
     const char* name;
@@ -183,16 +113,15 @@ int main(int argc, char** argv) {
     const std::vector<unsigned char> input =
         c.mech == CKM_RSA_PKCS ? digest_info
                                : std::vector<unsigned char>(digest.begin(), digest.end());
+    const std::vector<std::vector<unsigned char>> inputs(static_cast<std::size_t>(c.n), input);
     for (int threads : {1, 2}) {
       (void)kyso_run(*signer, c.alg, digest, std::max(50, c.n / 20), threads);  // warm up
       double best_raw = 0;
       double best_kyso = 0;
       for (int r = 0; r < rounds; ++r) {  // interleaved, alternating who goes first
-        if (r % 2 == 0)
-          best_raw = std::max(best_raw, raw.run(c.key_id, c.mech, input, c.n, threads));
+        if (r % 2 == 0) best_raw = std::max(best_raw, raw.run(c.key_id, c.mech, inputs, threads));
         best_kyso = std::max(best_kyso, kyso_run(*signer, c.alg, digest, c.n, threads));
-        if (r % 2 == 1)
-          best_raw = std::max(best_raw, raw.run(c.key_id, c.mech, input, c.n, threads));
+        if (r % 2 == 1) best_raw = std::max(best_raw, raw.run(c.key_id, c.mech, inputs, threads));
       }
       std::printf("%-26s %8d %14.0f %14.0f %8.3f\n", c.name, threads, best_raw, best_kyso,
                   best_kyso / best_raw);
