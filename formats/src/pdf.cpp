@@ -187,13 +187,8 @@ Update build_update(const detail::PdfSource& src, const std::string& input, Sign
                 std::to_string(rows.size()) + " >>\nstream\n" + rows +
                 "\nendstream\nendobj\nstartxref\n" + std::to_string(xref_at) + "\n%%EOF\n";
     }
-  } catch (const QPDFExc& e) {
-    if (e.getErrorCode() == qpdf_e_password) throw Error(ErrorCode::DocumentEncrypted, e.what());
-    throw Error(ErrorCode::DocumentInvalid, e.what());
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Error(ErrorCode::DocumentInvalid, e.what());
+  } catch (...) {
+    detail::rethrow_as_document_error();
   }
 
   // Now every offset is known: fill in the byte ranges, same width as the placeholder.

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <vector>
 
+#include <qpdf/QPDFExc.hh>
+
 #include "kyso/core/error.hpp"
 
 namespace kyso::formats::detail {
@@ -42,6 +44,19 @@ PdfSource inspect_pdf(const std::string& path) {
   in.read(at_xref.data(), static_cast<std::streamsize>(at_xref.size()));
   s.xref_stream = at_xref.rfind("xref", 0) != 0;
   return s;
+}
+
+void rethrow_as_document_error() {
+  try {
+    throw;
+  } catch (const QPDFExc& e) {
+    if (e.getErrorCode() == qpdf_e_password) throw Error(ErrorCode::DocumentEncrypted, e.what());
+    throw Error(ErrorCode::DocumentInvalid, e.what());
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::DocumentInvalid, e.what());
+  }
 }
 
 }  // namespace kyso::formats::detail

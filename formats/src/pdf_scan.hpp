@@ -17,4 +17,9 @@ struct PdfSource {
 /// Throws Error(DocumentInvalid) when the file is not a PDF or has no usable startxref.
 PdfSource inspect_pdf(const std::string& path);
 
+/// Called inside a catch (...) around qpdf: rethrows what qpdf and the standard library throw
+/// as Kyso's document errors (DOCUMENT_ENCRYPTED for a password, DOCUMENT_INVALID otherwise);
+/// a kyso::Error passes through unchanged.
+[[noreturn]] void rethrow_as_document_error();
+
 }  // namespace kyso::formats::detail

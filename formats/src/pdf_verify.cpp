@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "kyso/core/error.hpp"
+#include "pdf_scan.hpp"
 #include "verify_common.hpp"
 
 namespace kyso::formats::detail {
@@ -69,13 +70,8 @@ std::vector<SignatureReport> verify_pdf(const std::string& path, const VerifyOpt
     if (q.isEncrypted()) throw Error(ErrorCode::DocumentEncrypted, path + " is encrypted");
     QPDFObjectHandle acro = q.getRoot().getKey("/AcroForm");
     if (acro.isDictionary()) collect(acro.getKey("/Fields"), "", fields, 0);
-  } catch (const QPDFExc& e) {
-    if (e.getErrorCode() == qpdf_e_password) throw Error(ErrorCode::DocumentEncrypted, e.what());
-    throw Error(ErrorCode::DocumentInvalid, e.what());
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Error(ErrorCode::DocumentInvalid, e.what());
+  } catch (...) {
+    detail::rethrow_as_document_error();
   }
   const std::uint64_t size = std::filesystem::file_size(path);
   std::vector<SignatureReport> out;
