@@ -1,8 +1,12 @@
 #include "kyso/formats/pdf.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <qpdf/QPDF.hh>
 #include <qpdf/QPDFExc.hh>
 #include <qpdf/QPDFObjectHandle.hh>
+#include <qpdf/QPDFPageObjectHelper.hh>
 
 #include <algorithm>
 #include <array>
@@ -10,11 +14,14 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 
 #include "der.hpp"
+#include "kyso/core/roles.hpp"
 #include "kyso/formats/cms.hpp"
+#include "pdf_appearance.hpp"
 #include "pdf_scan.hpp"
 
 namespace kyso::formats {
@@ -54,6 +61,56 @@ std::string text_string(const std::string& utf8) {
   return QPDFObjectHandle::newUnicodeString(utf8).unparse();
 }
 
+// "23/11/2026 20:15:03 (GMT+7)": Vietnam's time (UTC+7 all year), as people read it.
+std::string vietnam_time(std::chrono::system_clock::time_point t) {
+  const std::time_t tt = std::chrono::system_clock::to_time_t(t + std::chrono::hours(7));
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  std::array<char, 40> buf{};
+  std::strftime(buf.data(), buf.size(), "%d/%m/%Y %H:%M:%S (GMT+7)", &tm);
+  return buf.data();
+}
+
+// Files up to this size are read once and signed from memory (one read, one hash, one write);
+// larger ones are streamed through the byte ranges so memory stays flat.
+constexpr std::uint64_t kInMemoryLimit = std::uint64_t{8} << 20U;
+
+struct Input {
+  std::string path;  // the file, or a name for messages when signing bytes
+  std::uint64_t size = 0;
+  bool whole = false;     // `data` holds the entire file
+  std::string storage;    // owns `data` when read from a file
+  std::string_view data;  // the whole input when `whole`
+};
+
+Input read_input(const std::string& path) {
+  Input in;
+  in.path = path;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(ErrorCode::DocumentInvalid, "cannot read " + path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(ErrorCode::DocumentInvalid, path + " is not a regular file");
+  }
+  in.size = static_cast<std::uint64_t>(st.st_size);
+  if (in.size <= kInMemoryLimit) {
+    in.storage.resize(static_cast<std::size_t>(in.size));
+    std::size_t done = 0;
+    while (done < in.storage.size()) {
+      const ssize_t n = ::read(fd, in.storage.data() + done, in.storage.size() - done);
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    in.storage.resize(done);
+    in.data = in.storage;
+    in.size = done;
+    in.whole = true;
+  }
+  ::close(fd);
+  return in;
+}
+
 struct Update {
   std::string text;             // appended after the original bytes
   std::uint64_t base = 0;       // file offset where `text` starts
@@ -64,14 +121,20 @@ struct Update {
 
 constexpr std::string_view kByteRangeHolder = "[0 0000000000 0000000000 0000000000]";
 
-Update build_update(const detail::PdfSource& src, const std::string& input, Signer& signer,
-                    const PdfSignOptions& o, std::size_t reserve) {
+Update build_update(const detail::PdfSource& src, const Input& in, Signer& signer,
+                    const PdfSignOptions& o, std::size_t reserve,
+                    std::chrono::system_clock::time_point now) {
+  const std::string& input = in.path;
   QPDF q;
   q.setSuppressWarnings(true);
   q.setAttemptRecovery(false);  // a damaged file is refused, not silently rebuilt
   Update u;
   try {
-    q.processFile(input.c_str());
+    if (in.whole) {
+      q.processMemoryFile(input.c_str(), in.data.data(), in.data.size());
+    } else {
+      q.processFile(input.c_str());
+    }
     if (q.isEncrypted()) {
       throw Error(ErrorCode::DocumentEncrypted, input + " is encrypted");
     }
@@ -79,7 +142,18 @@ Update build_update(const detail::PdfSource& src, const std::string& input, Sign
     QPDFObjectHandle root = q.getRoot();
     const auto& pages = q.getAllPages();
     if (pages.empty()) throw Error(ErrorCode::DocumentInvalid, input + " has no pages");
-    QPDFObjectHandle page = pages.front();
+    std::size_t page_index = 0;
+    if (o.visible) {
+      const auto count = static_cast<int>(pages.size());
+      const int p = o.visible->page == 0 ? count : o.visible->page;
+      if (p < 1 || p > count) {
+        throw Error(ErrorCode::BadRequest, "page " + std::to_string(o.visible->page) +
+                                               " does not exist (the PDF has " +
+                                               std::to_string(count) + ")");
+      }
+      page_index = static_cast<std::size_t>(p - 1);
+    }
+    QPDFObjectHandle page = pages.at(page_index);
     const int size = trailer.getKey("/Size").getIntValueAsInt();
     if (size <= 0) throw Error(ErrorCode::DocumentInvalid, "trailer /Size missing");
 
@@ -104,7 +178,45 @@ Update build_update(const detail::PdfSource& src, const std::string& input, Sign
 
     const QPDFObjGen sig_og(size, 0);
     const QPDFObjGen widget_og(size + 1, 0);
-    const int new_size = size + 2;
+    const int appearance_first = size + 2;
+    std::vector<std::string> appearance;
+    std::string rect = "[0 0 0 0]";
+    if (o.visible) {
+      const auto& v = *o.visible;
+      if (!(v.width > 0 && v.height > 0)) {
+        throw Error(ErrorCode::BadRequest, "the signature box needs a positive width and height");
+      }
+      // The box is placed relative to the page's lower-left corner (its MediaBox origin).
+      double llx = 0;
+      double lly = 0;
+      QPDFObjectHandle media = QPDFPageObjectHelper(page).getMediaBox();
+      std::vector<double> box;
+      for (auto& item :
+           media.isArray() ? media.getArrayAsVector() : std::vector<QPDFObjectHandle>{})
+        if (item.isNumber()) box.push_back(item.getNumericValue());
+      if (box.size() == 4) {
+        llx = std::min(box[0], box[2]);
+        lly = std::min(box[1], box[3]);
+      }
+      const Credential& c = signer.credential();
+      std::string role = v.role;
+      if (role.empty()) {
+        if (const auto r = guess_role(c.cert)) role = role_label(*r, Language::Vi);
+      }
+      std::vector<std::string> lines{"Ký bởi: " + (v.name.empty() ? c.cert.common_name : v.name)};
+      if (!role.empty()) lines.push_back("Vai trò: " + role);
+      lines.push_back("Thời gian ký: " + vietnam_time(now));
+      appearance =
+          detail::signature_appearance(appearance_first, v.width, v.height, lines, v.font_file);
+      auto n = [](double d) {
+        std::array<char, 32> b{};
+        std::snprintf(b.data(), b.size(), "%.2f", d);
+        return std::string(b.data());
+      };
+      rect = "[" + n(llx + v.x) + " " + n(lly + v.y) + " " + n(llx + v.x + v.width) + " " +
+             n(lly + v.y + v.height) + "]";
+    }
+    const int new_size = appearance_first + static_cast<int>(appearance.size());
     u.base = src.size + (src.ends_with_newline ? 0 : 1);
     if (!src.ends_with_newline) u.text += "\n";
     std::map<int, std::pair<std::uint64_t, int>> xref;  // obj -> (offset, gen)
@@ -122,7 +234,7 @@ Update build_update(const detail::PdfSource& src, const std::string& input, Sign
     sig += " /Contents <";
     const std::size_t lt_in_sig = sig.size() - 1;
     sig += std::string(reserve * 2, '0') + ">";
-    sig += " /M " + pdf_date(std::chrono::system_clock::now());
+    sig += " /M " + pdf_date(now);
     sig += " /Name " + text_string(cred.cert.common_name);
     if (!o.reason.empty()) sig += " /Reason " + text_string(o.reason);
     if (!o.location.empty()) sig += " /Location " + text_string(o.location);
@@ -132,9 +244,15 @@ Update build_update(const detail::PdfSource& src, const std::string& input, Sign
     u.contents_lt = sig_start + lt_in_sig;
     u.contents_gt = u.contents_lt + 1 + reserve * 2;
 
-    object(widget_og, "<< /Type /Annot /Subtype /Widget /FT /Sig /T " + text_string(u.field_name) +
-                          " /V " + ref(sig_og) + " /F 132 /Rect [0 0 0 0] /P " +
-                          ref(page.getObjGen()) + " >>");
+    object(widget_og,
+           "<< /Type /Annot /Subtype /Widget /FT /Sig /T " + text_string(u.field_name) + " /V " +
+               ref(sig_og) + " /F 132 /Rect " + rect +
+               (appearance.empty() ? std::string()
+                                   : " /AP << /N " + std::to_string(appearance_first) + " 0 R >>") +
+               " /P " + ref(page.getObjGen()) + " >>");
+    for (std::size_t i = 0; i < appearance.size(); ++i) {
+      object(QPDFObjGen(appearance_first + static_cast<int>(i), 0), appearance[i]);
+    }
     object(page.getObjGen(), open_dict_without(page, {"/Annots"}) + " /Annots [" +
                                  array_items(page.getKey("/Annots")) + ref(widget_og) + "] >>");
     const std::string form =
@@ -205,6 +323,57 @@ Update build_update(const detail::PdfSource& src, const std::string& input, Sign
   return u;
 }
 
+// The new revision with its CMS in place, and the digest of the byte ranges it signed.
+struct Signed {
+  Update update;
+  Bytes digest;
+};
+
+// Everything but the output: the update built over `in`, its byte ranges hashed (from memory,
+// or streamed from the file), the CMS made by the signer and written into /Contents.
+Signed sign_input(
+    Signer& signer, const Input& in, const PdfSignOptions& o,
+    const std::function<void(const std::function<void(const char*, std::size_t)>&)>& stream_file) {
+  const detail::PdfSource src =
+      in.whole ? detail::inspect_pdf(in.data, in.path) : detail::inspect_pdf(in.path);
+  const Credential& cred = signer.credential();
+  std::size_t reserve = 8192 + cred.cert.der.size();
+  for (const auto& c : cred.chain) reserve += c.size();
+  if (o.tsa) reserve += 12288;
+  const auto now = std::chrono::system_clock::now();
+  Signed out{build_update(src, in, signer, o, reserve, now), {}};
+  Update& u = out.update;
+
+  EvpMdCtxPtr md(EVP_MD_CTX_new());
+  detail::check(
+      md && EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1,
+      "digest");
+  if (in.whole) {
+    EVP_DigestUpdate(md.get(), in.data.data(), in.data.size());
+  } else {
+    stream_file([&](const char* p, std::size_t n) { EVP_DigestUpdate(md.get(), p, n); });
+  }
+  EVP_DigestUpdate(md.get(), u.text.data(), u.contents_lt);
+  EVP_DigestUpdate(md.get(), u.text.data() + u.contents_gt + 1, u.text.size() - u.contents_gt - 1);
+  out.digest.resize(digest_size(hash_of(o.algorithm)));
+  unsigned int dlen = 0;
+  detail::check(EVP_DigestFinal_ex(md.get(), out.digest.data(), &dlen) == 1, "digest");
+
+  CmsOptions co;
+  co.algorithm = o.algorithm;
+  co.signing_time = false;  // PAdES: the time is the PDF's /M
+  co.tsa = o.tsa;
+  const Bytes cms = sign_cms_digest(signer, out.digest, co);
+  if (cms.size() > reserve)
+    throw Error(ErrorCode::Internal, "CMS larger than the space reserved in the PDF");
+  static constexpr std::string_view kHex = "0123456789abcdef";
+  for (std::size_t i = 0; i < cms.size(); ++i) {
+    u.text[u.contents_lt + 1 + 2 * i] = kHex[cms[i] >> 4U];
+    u.text[u.contents_lt + 2 + 2 * i] = kHex[cms[i] & 0x0FU];
+  }
+  return out;
+}
+
 }  // namespace
 
 PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::string& output,
@@ -214,73 +383,57 @@ PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::stri
   if (fs::equivalent(input, output, ec)) {
     throw Error(ErrorCode::BadRequest, "input and output must be different files");
   }
-  const detail::PdfSource src = detail::inspect_pdf(input);
-  const Credential& cred = signer.credential();
-  std::size_t reserve = 8192 + cred.cert.der.size();
-  for (const auto& c : cred.chain) reserve += c.size();
-  if (o.tsa) reserve += 12288;
-  const Update u = build_update(src, input, signer, o, reserve);
+  const Input in = read_input(input);
 
-  // Pass 1: the digest of the byte ranges, streaming the original bytes (never held whole).
-  std::vector<char> buf(static_cast<std::size_t>(std::min<std::uint64_t>(src.size, 1U << 20U)));
-  auto for_each_chunk = [&](const auto& fn) {
-    std::ifstream in(input, std::ios::binary);
-    if (!in) throw Error(ErrorCode::DocumentInvalid, "cannot read " + input);
-    for (std::uint64_t done = 0; done < src.size;) {
-      in.read(buf.data(),
-              static_cast<std::streamsize>(std::min<std::uint64_t>(buf.size(), src.size - done)));
-      const auto n = static_cast<std::size_t>(in.gcount());
+  // A large input is streamed (never held whole): read twice, hashed both times.
+  std::vector<char> buf;
+  auto stream_file = [&](const std::function<void(const char*, std::size_t)>& fn) {
+    if (buf.empty())
+      buf.resize(static_cast<std::size_t>(std::min<std::uint64_t>(in.size, 1U << 20U)));
+    std::ifstream f(input, std::ios::binary);
+    if (!f) throw Error(ErrorCode::DocumentInvalid, "cannot read " + input);
+    for (std::uint64_t done = 0; done < in.size;) {
+      f.read(buf.data(),
+             static_cast<std::streamsize>(std::min<std::uint64_t>(buf.size(), in.size - done)));
+      const auto n = static_cast<std::size_t>(f.gcount());
       if (n == 0) throw Error(ErrorCode::DocumentInvalid, input + " changed while signing");
       fn(buf.data(), n);
       done += n;
     }
   };
-  EvpMdCtxPtr md(EVP_MD_CTX_new());
-  detail::check(
-      md && EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1,
-      "digest");
-  for_each_chunk([&](const char* p, std::size_t n) { EVP_DigestUpdate(md.get(), p, n); });
-  EVP_DigestUpdate(md.get(), u.text.data(), u.contents_lt);
-  EVP_DigestUpdate(md.get(), u.text.data() + u.contents_gt + 1, u.text.size() - u.contents_gt - 1);
-  Bytes d(digest_size(hash_of(o.algorithm)));
-  unsigned int dlen = 0;
-  EVP_DigestFinal_ex(md.get(), d.data(), &dlen);
+  const Signed s = sign_input(signer, in, o, stream_file);
+  const Update& u = s.update;
 
-  CmsOptions co;
-  co.algorithm = o.algorithm;
-  co.signing_time = false;  // PAdES: the time is the PDF's /M
-  co.tsa = o.tsa;
-  const Bytes cms = sign_cms_digest(signer, d, co);
-  if (cms.size() > reserve)
-    throw Error(ErrorCode::Internal, "CMS larger than the space reserved in the PDF");
-  std::string text = u.text;
-  static constexpr std::string_view kHex = "0123456789abcdef";
-  for (std::size_t i = 0; i < cms.size(); ++i) {
-    text[u.contents_lt + 1 + 2 * i] = kHex[cms[i] >> 4U];
-    text[u.contents_lt + 2 + 2 * i] = kHex[cms[i] & 0x0FU];
-  }
-
-  // Pass 2: the output, written once to a temporary file and renamed into place, so a failure
-  // at any point leaves no output behind.
+  // The output, written once to a temporary file and renamed into place, so a failure at any
+  // point leaves no output behind.
   const std::string tmp = output + ".kyso-tmp";
   try {
     {
-      // The bytes written are hashed again: if the input changed between the passes, the
-      // signature would not match them, and nothing is output.
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
       if (!out) throw Error(ErrorCode::DocumentInvalid, "cannot write " + tmp);
-      detail::check(EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1,
-                    "digest");
-      for_each_chunk([&](const char* p, std::size_t n) {
-        EVP_DigestUpdate(md.get(), p, n);
-        out.write(p, static_cast<std::streamsize>(n));
-      });
-      EVP_DigestUpdate(md.get(), text.data(), u.contents_lt);
-      EVP_DigestUpdate(md.get(), text.data() + u.contents_gt + 1, text.size() - u.contents_gt - 1);
-      Bytes again(d.size());
-      EVP_DigestFinal_ex(md.get(), again.data(), &dlen);
-      if (again != d) throw Error(ErrorCode::DocumentInvalid, input + " changed while signing");
-      out.write(text.data(), static_cast<std::streamsize>(text.size()));
+      if (in.whole) {
+        out.write(in.data.data(), static_cast<std::streamsize>(in.data.size()));
+      } else {
+        // The bytes copied are hashed again: if the input changed between the passes, the
+        // signature would not match them, and nothing is output.
+        EvpMdCtxPtr md(EVP_MD_CTX_new());
+        detail::check(
+            md && EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1,
+            "digest");
+        stream_file([&](const char* p, std::size_t n) {
+          EVP_DigestUpdate(md.get(), p, n);
+          out.write(p, static_cast<std::streamsize>(n));
+        });
+        EVP_DigestUpdate(md.get(), u.text.data(), u.contents_lt);
+        EVP_DigestUpdate(md.get(), u.text.data() + u.contents_gt + 1,
+                         u.text.size() - u.contents_gt - 1);
+        Bytes again(s.digest.size());
+        unsigned int dlen = 0;
+        EVP_DigestFinal_ex(md.get(), again.data(), &dlen);
+        if (again != s.digest)
+          throw Error(ErrorCode::DocumentInvalid, input + " changed while signing");
+      }
+      out.write(u.text.data(), static_cast<std::streamsize>(u.text.size()));
       out.flush();
       if (!out) throw Error(ErrorCode::DocumentInvalid, "cannot write " + tmp);
     }
@@ -290,6 +443,23 @@ PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::stri
     throw;
   }
   return {u.field_name, u.base + u.text.size()};
+}
+
+Bytes sign_pdf(Signer& signer, std::span<const std::uint8_t> pdf, const PdfSignOptions& o,
+               PdfSignResult* result) {
+  Input in;
+  in.path = "PDF";
+  in.data = {reinterpret_cast<const char*>(pdf.data()), pdf.size()};
+  in.size = pdf.size();
+  in.whole = true;
+  const Signed s = sign_input(signer, in, o, [](const auto&) {});
+  const Update& u = s.update;
+  Bytes out;
+  out.reserve(pdf.size() + u.text.size());
+  out.assign(pdf.begin(), pdf.end());
+  out.insert(out.end(), u.text.begin(), u.text.end());
+  if (result != nullptr) *result = {u.field_name, out.size()};
+  return out;
 }
 
 }  // namespace kyso::formats

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace kyso::formats::detail {
 
@@ -16,6 +17,8 @@ struct PdfSource {
 
 /// Throws Error(DocumentInvalid) when the file is not a PDF or has no usable startxref.
 PdfSource inspect_pdf(const std::string& path);
+/// The same for a file already in memory (`name` for messages).
+PdfSource inspect_pdf(std::string_view data, const std::string& name);
 
 /// Called inside a catch (...) around qpdf: rethrows what qpdf and the standard library throw
 /// as Kyso's document errors (DOCUMENT_ENCRYPTED for a password, DOCUMENT_INVALID otherwise);

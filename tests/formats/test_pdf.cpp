@@ -2,6 +2,7 @@
 // revision checked by pdfsig (poppler) and qpdf --check; earlier bytes stay untouched.
 
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <filesystem>
 #include <regex>
 
@@ -177,4 +178,107 @@ TEST_CASE("pdf: broken, encrypted and non-PDF files are refused with no output",
   // Not a PDF at all.
   write_text(dir.file("hocba.pdf"), "Họ và tên: Nguyễn Văn An\nĐây không phải PDF.\n");
   expect(dir.file("hocba.pdf"), kyso::ErrorCode::DocumentInvalid);
+}
+
+namespace {
+
+// Dark pixels in a region of page 1 rendered by pdftoppm at 72 dpi (PDF points = pixels), the
+// region given in PDF coordinates (origin bottom-left); -1 when rendering fails.
+int dark_pixels(const std::string& pdf, double x, double y, double w, double h,
+                double page_height = 842) {
+  const std::string prefix = pdf + ".render";
+  const auto [rc, out] =
+      run("pdftoppm -r 72 -gray -f 1 -l 1 -singlefile -x " + std::to_string(static_cast<int>(x)) +
+          " -y " + std::to_string(static_cast<int>(page_height - y - h)) + " -W " +
+          std::to_string(static_cast<int>(w)) + " -H " + std::to_string(static_cast<int>(h)) + " " +
+          pdf + " " + prefix + " 2>&1");
+  if (rc != 0) return -1;
+  const auto pgm = read_bytes(prefix + ".pgm");
+  // P5 header: magic, width, height, maxval, each followed by whitespace.
+  std::size_t pos = 0;
+  for (int fields = 0; fields < 4 && pos < pgm.size(); ++fields) {
+    while (pos < pgm.size() && std::isspace(pgm[pos]) == 0) ++pos;
+    ++pos;
+  }
+  int dark = 0;
+  for (; pos < pgm.size(); ++pos) dark += pgm[pos] < 128 ? 1 : 0;
+  return dark;
+}
+
+}  // namespace
+
+TEST_CASE("pdf: three visible signature boxes in Vietnamese verify, extract exactly and render",
+          "[pades]") {
+  ScratchDir dir;
+  const auto t = sample_class(1).at(0);
+  write_bytes(dir.file("in.pdf"), transcript_pdf(t));
+  struct Box {
+    const char* who;
+    const char* role;  // empty: guessed from the certificate
+    double x, y;
+    SignAlgorithm alg;
+  };
+  const Box boxes[] = {{"teacher", "Giáo viên chủ nhiệm", 40, 60, SignAlgorithm::RsaPkcs1Sha256},
+                       {"principal", "Hiệu trưởng", 300, 60, SignAlgorithm::RsaPssSha256},
+                       {"seal", "", 300, 140, SignAlgorithm::RsaPkcs1Sha256}};
+  std::string in = dir.file("in.pdf");
+  for (int i = 0; i < 3; ++i) {
+    auto o = opts(boxes[i].alg);
+    o.visible = kyso::formats::PdfVisibleSignature{};
+    o.visible->x = boxes[i].x;
+    o.visible->y = boxes[i].y;
+    o.visible->role = boxes[i].role;
+    const auto out = dir.file("v" + std::to_string(i + 1) + ".pdf");
+    kyso::formats::sign_pdf(*demo_signer(boxes[i].who), in, out, o);
+    CHECK(starts_with_file(out, in));
+    in = out;
+  }
+  const auto out = dir.file("v3.pdf");
+  std::string sig;
+  CHECK(pdfsig_valid(out, &sig) == 3);
+  INFO(sig);
+  CHECK(qpdf_check(out));
+  CHECK(run("qpdf --check " + dir.file("v1.pdf") + " >/dev/null 2>&1").first == 0);
+
+  // The boxes' text comes back exactly, diacritics included, through the ToUnicode maps.
+  const auto [rc, text] = run("pdftotext -enc UTF-8 " + out + " -");
+  INFO(text);
+  REQUIRE(rc == 0);
+  for (const char* s :
+       {"Ký bởi: Nguyễn Thị Ánh", "Vai trò: Giáo viên chủ nhiệm", "Ký bởi: Trần Văn Bình",
+        "Vai trò: Hiệu trưởng", "Ký bởi: Trường THPT Chu Văn An", "Vai trò: Con dấu nhà trường",
+        "Thời gian ký: "}) {
+    CHECK(text.find(s) != std::string::npos);
+  }
+  // Each box renders (text and border drawn), the page around them stays blank.
+  const kyso::formats::PdfVisibleSignature defaults;
+  for (const auto& b : boxes) {
+    CHECK(dark_pixels(out, b.x, b.y, defaults.width, defaults.height) > 300);
+  }
+  CHECK(dark_pixels(out, 40, 300, 200, 60) == 0);
+  // The font is embedded as a subset (Type0 / CIDFontType2, Identity-H, ToUnicode).
+  const auto [rc2, fonts] = run("pdffonts " + out);
+  INFO(fonts);
+  CHECK(fonts.find("CID TrueType") != std::string::npos);
+  CHECK(fonts.find("Identity-H") != std::string::npos);
+  CHECK(fonts.find("DejaVuSans") != std::string::npos);
+}
+
+TEST_CASE("pdf: a visible box on a page that does not exist is refused with no output", "[pades]") {
+  ScratchDir dir;
+  write_bytes(dir.file("in.pdf"), transcript_pdf(sample_class(1).at(0)));
+  auto o = opts(SignAlgorithm::RsaPkcs1Sha256);
+  o.visible = kyso::formats::PdfVisibleSignature{};
+  o.visible->page = 3;
+  try {
+    kyso::formats::sign_pdf(*demo_signer("teacher"), dir.file("in.pdf"), dir.file("out.pdf"), o);
+    FAIL("signed on page 3 of a one-page PDF");
+  } catch (const kyso::Error& e) {
+    CHECK(e.code() == kyso::ErrorCode::BadRequest);
+  }
+  CHECK_FALSE(std::filesystem::exists(dir.file("out.pdf")));
+  // Page 0 is the last page.
+  o.visible->page = 0;
+  kyso::formats::sign_pdf(*demo_signer("teacher"), dir.file("in.pdf"), dir.file("out.pdf"), o);
+  CHECK(pdfsig_valid(dir.file("out.pdf")) == 1);
 }
