@@ -89,13 +89,39 @@ void print_human(const Context& ctx, const formats::VerifyReport& rep) {
     std::cout << '\n';
     print_status(ctx, "Chuỗi chứng thư", "Certificate chain", s.chain, s.chain_detail);
     print_status(ctx, "Tình trạng thu hồi", "Revocation", s.revocation, s.revocation_detail);
-    if (s.covers_whole_file) {
-      std::cout << "  " << ctx.tr("Sửa đổi sau khi ký", "Changed after signing") << ": "
-                << (*s.covers_whole_file
-                        ? ctx.tr("không", "no")
-                        : ctx.tr("có phiên bản thêm sau (chữ ký sau hoặc sửa đổi)",
-                                 "later revisions appended (later signatures or changes)"))
-                << '\n';
+    if (s.signing_certificate != formats::CheckStatus::Unknown) {
+      print_status(ctx, "Chứng thư ký trong SignedProperties", "Signing certificate binding",
+                   s.signing_certificate, s.signing_certificate_detail);
+    }
+    if (s.later_changes) {
+      using Kind = formats::PdfLaterChanges::Kind;
+      const auto& c = *s.later_changes;
+      std::cout << "  " << ctx.tr("Sau khi ký", "After signing") << ": ";
+      switch (c.kind) {
+        case Kind::None:
+          std::cout << ctx.tr("không có thay đổi (chữ ký bao trùm toàn bộ tệp)",
+                              "no changes (the signature covers the whole file)");
+          break;
+        case Kind::SignaturesOrFormFields:
+          std::cout << ctx.tr("chỉ thêm chữ ký hoặc trường biểu mẫu, nội dung không đổi",
+                              "only signatures or form fields added, content unchanged")
+                    << " (" << c.signatures_added << ctx.tr(" chữ ký", " signature(s)") << ", "
+                    << c.form_fields_added
+                    << ctx.tr(" trường biểu mẫu khác", " other form field(s)") << ")";
+          break;
+        case Kind::ContentChanged:
+          std::cout << ctx.tr("NỘI DUNG ĐÃ BỊ THAY ĐỔI sau chữ ký này",
+                              "CONTENT WAS CHANGED after this signature");
+          if (!c.changed.empty()) {
+            std::cout << " (";
+            for (std::size_t i = 0; i < c.changed.size() && i < 8; ++i)
+              std::cout << (i > 0 ? "; " : "") << c.changed[i];
+            if (c.changed.size() > 8) std::cout << "; …";
+            std::cout << ")";
+          }
+          break;
+      }
+      std::cout << '\n';
     }
     std::cout << "  => " << (s.ok() ? ctx.tr("HỢP LỆ", "VALID") : ctx.tr("KHÔNG HỢP LỆ", "INVALID"))
               << '\n';

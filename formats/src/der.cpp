@@ -17,6 +17,14 @@ Bytes der_wrap(std::uint8_t tag, std::span<const std::uint8_t> content) {
   return out;
 }
 
+Bytes issuer_serial(const X509* cert) {
+  const Bytes name = i2d_bytes(X509_get_issuer_name(cert), i2d_X509_NAME);
+  const Bytes serial = i2d_bytes(X509_get0_serialNumber(cert), i2d_ASN1_INTEGER);
+  Bytes general_names = der_wrap(0x30, der_wrap(0xA4, name));
+  general_names.insert(general_names.end(), serial.begin(), serial.end());
+  return der_wrap(0x30, general_names);
+}
+
 void check(bool ok, const char* what) {
   if (!ok) throw Error(ErrorCode::Internal, std::string(what) + ": " + openssl_error());
 }

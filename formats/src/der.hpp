@@ -34,6 +34,10 @@ Bytes i2d_bytes(const T* obj, F i2d) {
   return b;
 }
 
+/// IssuerSerial (RFC 5035) of a certificate, DER: SEQUENCE { GeneralNames { [4] issuer }, serial }.
+/// DER is canonical, so two encodings name the same certificate exactly when the bytes match.
+Bytes issuer_serial(const X509* cert);
+
 /// Throws Error(Internal) with OpenSSL's reason when `ok` is false.
 void check(bool ok, const char* what);
 

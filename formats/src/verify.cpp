@@ -27,6 +27,18 @@ std::string_view to_string(CheckStatus s) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(PdfLaterChanges::Kind k) noexcept {
+  switch (k) {
+    case PdfLaterChanges::Kind::None:
+      return "none";
+    case PdfLaterChanges::Kind::SignaturesOrFormFields:
+      return "signatures-or-form-fields";
+    case PdfLaterChanges::Kind::ContentChanged:
+      return "content-changed";
+  }
+  return "content-changed";
+}
+
 bool VerifyReport::ok() const noexcept {
   if (signatures.empty()) return false;
   for (const auto& s : signatures) {
@@ -320,8 +332,17 @@ void to_json(nlohmann::json& j, const SignatureReport& r) {
        {"chain", {{"status", std::string(to_string(r.chain))}, {"detail", r.chain_detail}}},
        {"revocation",
         {{"status", std::string(to_string(r.revocation))}, {"detail", r.revocation_detail}}},
+       {"signingCertificate",
+        {{"status", std::string(to_string(r.signing_certificate))},
+         {"detail", r.signing_certificate_detail}}},
        {"coversWholeFile",
         r.covers_whole_file ? nlohmann::json(*r.covers_whole_file) : nlohmann::json(nullptr)},
+       {"laterChanges",
+        r.later_changes ? nlohmann::json{{"kind", std::string(to_string(r.later_changes->kind))},
+                                         {"signaturesAdded", r.later_changes->signatures_added},
+                                         {"formFieldsAdded", r.later_changes->form_fields_added},
+                                         {"changed", r.later_changes->changed}}
+                        : nlohmann::json(nullptr)},
        {"ok", r.ok()}};
 }
 

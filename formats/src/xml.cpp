@@ -32,15 +32,6 @@ std::string random_suffix() {
   return to_hex(r);
 }
 
-// IssuerSerial (RFC 5035) of a certificate: SEQUENCE { GeneralNames{ [4] Name }, serial }.
-Bytes issuer_serial(const X509* cert) {
-  const Bytes name = detail::i2d_bytes(X509_get_issuer_name(cert), i2d_X509_NAME);
-  const Bytes serial = detail::i2d_bytes(X509_get0_serialNumber(cert), i2d_ASN1_INTEGER);
-  Bytes general_names = detail::der_wrap(0x30, detail::der_wrap(0xA4, name));
-  general_names.insert(general_names.end(), serial.begin(), serial.end());
-  return detail::der_wrap(0x30, general_names);
-}
-
 bool is_id_attr(const xmlChar* name) {
   return xmlStrEqual(name, X("Id")) || xmlStrEqual(name, X("ID")) || xmlStrEqual(name, X("id"));
 }
@@ -219,7 +210,7 @@ std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
                  X(std::string(detail::digest_uri(HashAlgorithm::Sha256))));
       text_el(cd, "DigestValue", to_base64(sha256(cred.cert.der)));
       X509Ptr x = x509_from_der(cred.cert.der);
-      text_el(cert, "IssuerSerialV2", to_base64(issuer_serial(x.get())), xa);
+      text_el(cert, "IssuerSerialV2", to_base64(detail::issuer_serial(x.get())), xa);
       xmlNewProp(r2, X("Type"), X("http://uri.etsi.org/01903#SignedProperties"));
       xmlNewProp(r2, X("URI"), X("#" + sp_id));
       covered = sp;

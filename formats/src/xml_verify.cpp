@@ -3,6 +3,7 @@
 #include <libxml/parser.h>
 #include <openssl/rsa.h>
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "der.hpp"
@@ -50,6 +51,52 @@ bool verify_value(const Bytes& cert_der, SignAlgorithm alg, const Bytes& tbs, co
   const bool ok = EVP_PKEY_verify(ctx.get(), s.data(), s.size(), tbs.data(), tbs.size()) == 1;
   openssl_error();
   return ok;
+}
+
+// XAdES: SignedProperties must be signed, and its SigningCertificateV2 (or the older
+// SigningCertificate) must name the certificate that verifies the signature value, so that a
+// certificate swapped into KeyInfo (same key, other holder or issuer) is caught.
+void check_signing_certificate(SignatureReport& r, xmlNodePtr sig, const Bytes& cert_der,
+                               const std::vector<xmlNodePtr>& signed_nodes) {
+  r.signing_certificate = CheckStatus::Failed;
+  xmlNodePtr sp = find_desc(sig, "SignedProperties");
+  if (sp == nullptr) {
+    r.signing_certificate_detail = "XAdES signature without SignedProperties";
+    return;
+  }
+  if (std::ranges::find(signed_nodes, sp) == signed_nodes.end()) {
+    r.signing_certificate_detail = "SignedProperties is not covered by a verified reference";
+    return;
+  }
+  xmlNodePtr v2 = find_desc(sp, "SigningCertificateV2");
+  xmlNodePtr holder = v2 != nullptr ? v2 : find_desc(sp, "SigningCertificate");
+  if (holder == nullptr) {
+    r.signing_certificate_detail = "no SigningCertificateV2 in SignedProperties";
+    return;
+  }
+  const X509Ptr cert = x509_from_der(cert_der);
+  const Bytes issuer_serial_der = issuer_serial(cert.get());
+  for (xmlNodePtr c = holder->children; c != nullptr; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE ||
+        !xmlStrEqual(c->name, reinterpret_cast<const xmlChar*>("Cert")))
+      continue;
+    xmlNodePtr cd = child(c, "CertDigest");
+    const auto h = hash_from_uri(attr(child(cd, "DigestMethod"), "Algorithm"));
+    xmlNodePtr dv = child(cd, "DigestValue");
+    if (!h || dv == nullptr || digest(openssl_md_name(*h), cert_der) != b64(text(dv))) continue;
+    if (xmlNodePtr is = child(c, "IssuerSerialV2");
+        is != nullptr && b64(text(is)) != issuer_serial_der) {
+      r.signing_certificate_detail =
+          "IssuerSerialV2 in SigningCertificateV2 does not match the signing certificate";
+      return;
+    }
+    r.signing_certificate = CheckStatus::Ok;
+    r.signing_certificate_detail = v2 != nullptr ? "SigningCertificateV2" : "SigningCertificate";
+    return;
+  }
+  r.signing_certificate_detail =
+      std::string(v2 != nullptr ? "SigningCertificateV2" : "SigningCertificate") +
+      " does not name the certificate in KeyInfo (certificate digest differs)";
 }
 
 struct Doc {
@@ -115,6 +162,7 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig,
   }
   bool refs_ok = true;
   bool covers_content = false;
+  std::vector<xmlNodePtr> signed_nodes;
   std::string covered;
   for (xmlNodePtr ref = si->children; ref != nullptr; ref = ref->next) {
     if (!is_ds(ref, "Reference")) continue;
@@ -148,6 +196,7 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig,
       r.integrity_detail = "digest of " + uri + " does not match: the content was changed";
       break;
     }
+    signed_nodes.push_back(target);
     bool inside_sig = false;
     for (xmlNodePtr p = target; p != nullptr; p = p->parent) inside_sig = inside_sig || p == sig;
     if (!inside_sig) {
@@ -174,6 +223,7 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig,
     r.timestamp = verify_timestamp(b64(text(ts)), as_bytes(sv_c14n), o.anchors, why);
     if (!r.timestamp) r.integrity_detail += "; " + why;
   }
+  if (r.format == "xades" && refs_ok) check_signing_certificate(r, sig, cert_der, signed_nodes);
   judge_certificate(r, cert_der, extra, o);
   return r;
 }

@@ -3,7 +3,9 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "format_support.hpp"
 #include "kyso/formats/cms.hpp"
@@ -140,4 +142,159 @@ TEST_CASE("verify: not a signed document gives a clear error", "[verify]") {
   const auto [rc, out] = run(kyso_verify(dir.file("x.bin")));
   CHECK(rc == 1);
   CHECK(out.find("DOCUMENT_INVALID") != std::string::npos);
+}
+
+namespace {
+
+// Appends an incremental update to a classic-xref PDF written by the test writer and signed by
+// Kyso: the given objects (number -> body), an xref section and a trailer with /Prev.
+void append_revision(const std::string& path, const std::map<int, std::string>& objects) {
+  const auto bytes = read_bytes(path);
+  const std::string pdf(bytes.begin(), bytes.end());
+  std::smatch m;
+  const std::string tail = pdf.substr(pdf.rfind("trailer"));
+  REQUIRE(std::regex_search(tail, m, std::regex(R"(/Size (\d+))")));
+  int size = std::stoi(m[1]);
+  REQUIRE(std::regex_search(tail, m, std::regex(R"(startxref\s+(\d+))")));
+  const std::string prev = m[1];
+  std::string update;
+  std::map<int, std::size_t> offsets;
+  for (const auto& [num, body] : objects) {
+    offsets[num] = pdf.size() + update.size();
+    update += std::to_string(num) + " 0 obj\n" + body + "\nendobj\n";
+    size = std::max(size, num + 1);
+  }
+  const std::size_t xref = pdf.size() + update.size();
+  update += "xref\n";
+  for (const auto& [num, off] : offsets) {
+    std::string o = std::to_string(off);
+    update += std::to_string(num) + " 1\n" + std::string(10 - o.size(), '0') + o + " 00000 n \n";
+  }
+  update += "trailer\n<< /Size " + std::to_string(size) + " /Root 1 0 R /Info 6 0 R /Prev " + prev +
+            " >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
+  write_text(path, pdf + update);
+}
+
+// The latest definition of an object, as qpdf prints it.
+std::string show_object(const std::string& path, int num) {
+  auto [rc, out] = run("qpdf --show-object=" + std::to_string(num) + " " + path + " 2>/dev/null");
+  REQUIRE(rc == 0);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("verify: later signatures and form fields are told apart from content changes",
+          "[verify][pades]") {
+  ScratchDir dir;
+  const auto path = signed_pdf(dir);
+  auto [rc, out] = run(kyso_verify(path, "--json"));
+  INFO(out);
+  REQUIRE(rc == 0);
+  auto j = nlohmann::json::parse(out);
+  CHECK(j["signatures"][0]["laterChanges"]["kind"] == "signatures-or-form-fields");
+  CHECK(j["signatures"][0]["laterChanges"]["signaturesAdded"] == 2);
+  CHECK(j["signatures"][1]["laterChanges"]["kind"] == "signatures-or-form-fields");
+  CHECK(j["signatures"][1]["laterChanges"]["signaturesAdded"] == 1);
+  CHECK(j["signatures"][2]["laterChanges"]["kind"] == "none");
+  std::tie(rc, out) = run(kyso_verify(path));
+  CHECK(out.find("chỉ thêm chữ ký hoặc trường biểu mẫu, nội dung không đổi") != std::string::npos);
+
+  // A text field added after the seal (new widget, page /Annots and form /Fields grow).
+  const auto field = dir.file("field.pdf");
+  write_bytes(field, read_bytes(path));
+  const int widget = 40;
+  std::string page = show_object(field, 3);
+  std::string root = show_object(field, 1);
+  REQUIRE(page.find("/Annots [") != std::string::npos);
+  REQUIRE(root.find("/Fields [") != std::string::npos);
+  page.replace(page.find("/Annots [") + 9, 0, " 40 0 R ");
+  root.replace(root.find("/Fields [") + 9, 0, " 40 0 R ");
+  append_revision(field, {{1, root},
+                          {3, page},
+                          {widget,
+                           "<< /Type /Annot /Subtype /Widget /FT /Tx /T (GhiChu) /V (Da kiem tra)"
+                           " /Rect [50 20 250 40] /P 3 0 R >>"}});
+  std::tie(rc, out) = run(kyso_verify(field, "--json"));
+  INFO(out);
+  CHECK(rc == 0);
+  j = nlohmann::json::parse(out);
+  CHECK(j["signatures"][2]["laterChanges"]["kind"] == "signatures-or-form-fields");
+  CHECK(j["signatures"][2]["laterChanges"]["formFieldsAdded"] == 1);
+  CHECK(j["signatures"][0]["laterChanges"]["signaturesAdded"] == 2);
+
+  // The page's text replaced in a later revision: every signature still verifies over its own
+  // revision (pdfsig calls them valid), but the document shown is no longer the one signed.
+  const auto changed = dir.file("changed.pdf");
+  write_bytes(changed, read_bytes(path));
+  const std::string text = "BT /F1 11 Tf 50 760 Td (Toan: 10.0  Ngu van: 10.0) Tj ET\n";
+  append_revision(changed, {{4, "<< /Length " + std::to_string(text.size()) + " >>\nstream\n" +
+                                    text + "endstream"}});
+  REQUIRE(run("qpdf --check " + changed + " >/dev/null 2>&1").first == 0);
+  std::tie(rc, out) = run(kyso_verify(changed, "--json"));
+  INFO(out);
+  CHECK(rc == 2);
+  j = nlohmann::json::parse(out);
+  for (const auto& s : j["signatures"]) {
+    CHECK(s["integrity"]["ok"] == true);
+    CHECK(s["laterChanges"]["kind"] == "content-changed");
+    CHECK(s["laterChanges"]["changed"].dump().find("4 0 R") != std::string::npos);
+    CHECK(s["ok"] == false);
+  }
+  std::tie(rc, out) = run(kyso_verify(changed));
+  CHECK(out.find("NỘI DUNG ĐÃ BỊ THAY ĐỔI sau chữ ký này") != std::string::npos);
+  std::tie(rc, out) = run(kyso_verify(changed, "--lang en"));
+  CHECK(out.find("CONTENT WAS CHANGED after this signature") != std::string::npos);
+}
+
+TEST_CASE("verify: XAdES SigningCertificateV2 must name the certificate in KeyInfo",
+          "[verify][xades]") {
+  ScratchDir dir;
+  const auto t = sample_class(1).at(0);
+  const auto xml = transcript_xml(t);
+  auto doc = kyso::formats::XmlDocument::parse(
+      {reinterpret_cast<const std::uint8_t*>(xml.data()), xml.size()});
+  kyso::formats::XmlSignOptions o;
+  o.reference_id = t.id + "-dl";
+  o.container = "ChuKyGVCN";
+  o.level = kyso::formats::XmlLevel::XadesB;
+  auto teacher = demo_signer("teacher");
+  // Another certificate for the same key, issued by the same CA to someone else: the signature
+  // value still verifies with it, so only SigningCertificateV2 shows the swap. Made before
+  // signing, so it is already valid at the signing time the verifier judges it at.
+  write_bytes(dir.file("teacher.der"), teacher->credential().cert.der);
+  write_text(dir.file("ext.cnf"),
+             "[e]\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n");
+  const std::string sub = pki_path("sub");
+  const std::string sub_key = sub.substr(0, sub.rfind('/')) + "/sub.key";
+  REQUIRE(run("openssl x509 -inform DER -in " + dir.file("teacher.der") + " -pubkey -noout > " +
+              dir.file("pub.pem") + " && openssl x509 -new -subj '/CN=Nguyen Thi Anh (gia mao)' " +
+              "-force_pubkey " + dir.file("pub.pem") + " -CA " + sub + " -CAkey " + sub_key +
+              " -set_serial 4242 -days 30 -extfile " + dir.file("ext.cnf") +
+              " -extensions e -outform DER -out " + dir.file("fake.der") + " 2>&1")
+              .first == 0);
+  doc.sign(*teacher, o);
+  const auto path = dir.file("xades.xml");
+  doc.save(path);
+  auto [rc, out] = run(kyso_verify(path, "--json"));
+  INFO(out);
+  REQUIRE(rc == 0);
+  CHECK(nlohmann::json::parse(out)["signatures"][0]["signingCertificate"]["status"] == "ok");
+
+  const auto fake = read_bytes(dir.file("fake.der"));
+  const auto signed_bytes = read_bytes(path);
+  std::string swapped(signed_bytes.begin(), signed_bytes.end());
+  const auto start = swapped.find("X509Certificate>") + 16;
+  swapped.replace(start, swapped.find('<', start) - start, kyso::to_base64(fake));
+  write_text(dir.file("swapped.xml"), swapped);
+  std::tie(rc, out) = run(kyso_verify(dir.file("swapped.xml"), "--json"));
+  INFO(out);
+  CHECK(rc == 2);
+  const auto j = nlohmann::json::parse(out);
+  CHECK(j["signatures"][0]["integrity"]["ok"] == true);
+  CHECK(j["signatures"][0]["chain"]["status"] == "ok");
+  CHECK(j["signatures"][0]["signingCertificate"]["status"] == "failed");
+  std::tie(rc, out) = run(kyso_verify(dir.file("swapped.xml"), "--lang en"));
+  CHECK(out.find("Signing certificate binding: FAILED") != std::string::npos);
 }

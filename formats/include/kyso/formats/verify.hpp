@@ -31,6 +31,22 @@ struct VerifyOptions {
 enum class CheckStatus { Ok, Failed, Unknown };
 std::string_view to_string(CheckStatus s) noexcept;  ///< "ok", "failed", "unknown"
 
+/// PDF: what the revisions appended after a signature do to the document it signed.
+struct PdfLaterChanges {
+  enum class Kind {
+    None,                    ///< the signature covers the whole file
+    SignaturesOrFormFields,  ///< later revisions only add signatures or form fields
+    ContentChanged,          ///< something the signer saw was changed, added or removed
+  };
+  Kind kind = Kind::None;
+  int signatures_added = 0;   ///< later signatures
+  int form_fields_added = 0;  ///< later non-signature form fields (widgets)
+  /// For ContentChanged: what changed, e.g. "7 0 R (page 1): /Contents".
+  std::vector<std::string> changed;
+};
+std::string_view to_string(
+    PdfLaterChanges::Kind k) noexcept;  ///< "none", "signatures-or-form-fields", "content-changed"
+
 struct SignatureReport {
   std::string id;      ///< XML Signature Id, PDF field name, or "signer-<n>" for CMS
   std::string format;  ///< "xmldsig", "xades", "pades", "cades"
@@ -45,9 +61,18 @@ struct SignatureReport {
   std::string chain_detail;
   CheckStatus revocation = CheckStatus::Unknown;
   std::string revocation_detail;
-  std::optional<bool> covers_whole_file;  ///< PDF: false when revisions were appended later
+  /// XAdES SigningCertificateV2 (or V1) against the certificate that verifies the signature;
+  /// Unknown for formats that do not carry it here.
+  CheckStatus signing_certificate = CheckStatus::Unknown;
+  std::string signing_certificate_detail;
+  std::optional<bool> covers_whole_file;         ///< PDF: false when revisions were appended later
+  std::optional<PdfLaterChanges> later_changes;  ///< PDF only
+  /// Valid: intact, chained, not revoked, bound to its certificate, and (PDF) no content changed
+  /// after it; later signatures and form fields are allowed.
   [[nodiscard]] bool ok() const noexcept {
-    return integrity && chain == CheckStatus::Ok && revocation != CheckStatus::Failed;
+    return integrity && chain == CheckStatus::Ok && revocation != CheckStatus::Failed &&
+           signing_certificate != CheckStatus::Failed &&
+           !(later_changes && later_changes->kind == PdfLaterChanges::Kind::ContentChanged);
   }
 };
 
