@@ -93,6 +93,8 @@ if(TARGET kyso-appliance)
   install(FILES "${_kyso_inst}/systemd/kyso-appliance.service" DESTINATION /lib/systemd/system
     COMPONENT appliance)
   install(FILES "${_kyso_inst}/config/kyso-appliance.toml" DESTINATION /etc/kyso COMPONENT appliance)
+  install(FILES "${PROJECT_SOURCE_DIR}/firmware-config/examples/kyso-appliance.toml"
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kyso-appliance/examples COMPONENT appliance)
   install(FILES "${_kyso_gen}/man/kyso-appliance.8.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
     COMPONENT appliance)
   install(FILES "${_kyso_inst}/debian/README.Debian.appliance" RENAME README.Debian

@@ -1,10 +1,17 @@
+#include "kyso/config/appliance_config.hpp"
+
+#include <openssl/crypto.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <fstream>
+#include <iterator>
+#include <map>
 
-#include "kyso/config/appliance_config.hpp"
-#include "kyso/core/signer.hpp"
+#include "kyso/core/bytes.hpp"
+#include "kyso/core/error.hpp"
 #include "toml_reader.hpp"
 
 namespace kyso::config {
@@ -12,7 +19,7 @@ namespace {
 
 using detail::Section;
 
-// "host:port", "[::]:port" or "0.0.0.0:port".
+// "host:port", "[::]:port" or "0.0.0.0:port"; port 0 takes any free port (tests, --port-file).
 void read_listen(Section& s, ApplianceConfig& c) {
   const auto listen = s.string("listen");
   if (!listen) return;
@@ -20,16 +27,24 @@ void read_listen(Section& s, ApplianceConfig& c) {
   std::string host = colon == std::string::npos ? "" : listen->substr(0, colon);
   const std::string port = colon == std::string::npos ? "" : listen->substr(colon + 1);
   if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
-  int value = 0;
+  int value = -1;
   const auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (host.empty() || ec != std::errc{} || p != port.data() + port.size() || value < 1 ||
+  if (host.empty() || ec != std::errc{} || p != port.data() + port.size() || value < 0 ||
       value > 65535) {
     s.fail("listen",
-           "must be \"host:port\" with a port 1..65535, e.g. \"0.0.0.0:8443\" or \"[::]:8443\"",
-           "phải có dạng \"địa-chỉ:cổng\" với cổng từ 1 đến 65535, ví dụ \"0.0.0.0:8443\"");
+           "must be \"address:port\" with a port 0..65535, e.g. \"0.0.0.0:8443\" or \"[::]:8443\"",
+           "phải có dạng \"địa-chỉ:cổng\" với cổng từ 0 đến 65535, ví dụ \"0.0.0.0:8443\"");
   }
-  c.listen_host = host;
-  c.listen_port = static_cast<std::uint16_t>(value);
+  // An IP address: the appliance binds exactly there (no name lookups at start).
+  const bool ip = std::ranges::all_of(host, [](char ch) {
+    return std::isxdigit(static_cast<unsigned char>(ch)) != 0 || ch == '.' || ch == ':';
+  });
+  if (!ip) {
+    s.fail("listen", "the address must be an IP address (0.0.0.0, 127.0.0.1, ::), not a name",
+           "địa chỉ phải là địa chỉ IP (0.0.0.0, 127.0.0.1, ::), không phải tên miền");
+  }
+  c.listen_address = host;
+  c.port = static_cast<std::uint16_t>(value);
 }
 
 // A secret file must not be readable by group or others.
@@ -41,127 +56,237 @@ void check_private(Section& s, std::string_view key, const std::string& path) {
   }
 }
 
+std::string read_text(Section& s, std::string_view key, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) s.fail(key, "cannot read " + path, "không đọc được " + path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A base32 TOTP secret (RFC 4648 alphabet, as authenticator apps show it; spaces and padding
+// allowed), at least 128 bits as RFC 4226 asks. Returned upper-case without spaces.
+std::string read_totp_secret(Section& s, std::string_view key, const std::string& path) {
+  std::string text = read_text(s, key, path);
+  std::string secret;
+  for (const char ch : text) {
+    if (std::isspace(static_cast<unsigned char>(ch)) != 0 || ch == '=') continue;
+    const char up = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (!((up >= 'A' && up <= 'Z') || (up >= '2' && up <= '7'))) {
+      OPENSSL_cleanse(text.data(), text.size());
+      OPENSSL_cleanse(secret.data(), secret.size());
+      s.fail(key, path + " does not hold a base32 secret (letters A-Z and digits 2-7)",
+             path + " không chứa khóa bí mật base32 (chữ A-Z và số 2-7)");
+    }
+    secret.push_back(up);
+  }
+  OPENSSL_cleanse(text.data(), text.size());
+  if (secret.size() * 5 < 128) {
+    OPENSSL_cleanse(secret.data(), secret.size());
+    s.fail(key, path + " holds a secret shorter than 128 bits (26 base32 characters)",
+           path + " chứa khóa bí mật ngắn hơn 128 bit (26 ký tự base32)");
+  }
+  return secret;
+}
+
+// What `kyso-appliance hash-password` prints: $scrypt$ln=N,r=R,p=P$salt$key.
+void check_hash(Section& s, std::string_view key, const std::string& hash) {
+  if (!hash.starts_with("$scrypt$ln=") || std::ranges::count(hash, '$') != 4) {
+    s.fail(key,
+           "must be a hash made by `kyso-appliance hash-password` ($scrypt$ln=...), never "
+           "the password itself",
+           "phải là mã băm tạo bởi `kyso-appliance hash-password` ($scrypt$ln=...), không bao giờ "
+           "ghi mật khẩu");
+  }
+}
+
+// The credential id Kyso uses everywhere: SHA-256 of the DER certificate, lower-case hex.
+std::string certificate_id(Section& s, std::string_view key, const std::string& path) {
+  try {
+    const auto certs = x509_read_file(path);
+    if (certs.empty()) throw Error(ErrorCode::CertInvalid, "no certificate");
+    return to_hex(sha256(x509_to_der(certs.front().get())));
+  } catch (const Error&) {
+    s.fail(key, path + " is not a certificate (PEM or DER)",
+           path + " không phải là chứng thư số (PEM hoặc DER)");
+  }
+}
+
+std::string read_sha256(Section& s, std::string_view key) {
+  std::string v = s.required_string(key);
+  std::ranges::transform(v, v.begin(), [](char ch) { return static_cast<char>(std::tolower(ch)); });
+  if (v.size() != 64 || !std::ranges::all_of(v, [](char ch) {
+        return std::isxdigit(static_cast<unsigned char>(ch)) != 0;
+      })) {
+    s.fail(key, "must be 64 hex digits: openssl x509 -in CERT -outform DER | sha256sum",
+           "phải là 64 chữ số hex: openssl x509 -in CERT -outform DER | sha256sum");
+  }
+  return v;
+}
+
+void read_limits(Section& l, ApplianceLimits& L) {
+  auto size = [&](std::string_view key, std::size_t& out, std::int64_t min, std::int64_t max) {
+    if (auto v = l.integer(key, min, max)) out = static_cast<std::size_t>(*v);
+  };
+  auto count = [&](std::string_view key, unsigned& out, std::int64_t min, std::int64_t max) {
+    if (auto v = l.integer(key, min, max)) out = static_cast<unsigned>(*v);
+  };
+  auto seconds = [&](std::string_view key, std::chrono::seconds& out, std::int64_t min,
+                     std::int64_t max) {
+    if (auto v = l.integer(key, min, max)) out = std::chrono::seconds(*v);
+  };
+  size("max_body_bytes", L.max_body_bytes, 1024, 256LL * 1024 * 1024);
+  size("multisign", L.multisign, 1, 100000);
+  size("max_failures", L.max_failures, 1, 100);
+  seconds("lockout_seconds", L.lockout, 1, 7LL * 24 * 3600);
+  seconds("token_ttl_seconds", L.token_ttl, 10, 24LL * 3600);
+  seconds("sad_ttl_seconds", L.sad_ttl, 1, 3600);
+  seconds("transaction_ttl_seconds", L.transaction_ttl, 1, 24LL * 3600);
+  size("transaction_signatures", L.transaction_signatures, 1, 10000000);
+  count("totp_window", L.totp_window, 0, 10);
+  seconds("request_timeout_seconds", L.request_timeout, 1, 3600);
+  seconds("idle_timeout_seconds", L.idle_timeout, 1, 3600);
+  size("max_connections", L.max_connections, 1, 100000);
+  count("io_threads", L.io_threads, 1, 256);
+  count("workers", L.workers, 1, 1024);
+  count("sign_threads", L.sign_threads, 1, 256);
+  l.finish();
+}
+
 }  // namespace
 
 ApplianceConfig load_appliance_config(const std::filesystem::path& file) {
   const toml::table root_table = detail::parse_toml_file(file);
   Section root(file.string(), root_table, "");
   ApplianceConfig c;
+  c.state_db = "/var/lib/kyso-appliance/state.db";
 
   auto server = root.table("server");
   if (!server) root.fail("server", "section [server] is required", "thiếu mục [server]");
+  c.name = server->string_or("name", c.name);
   read_listen(*server, c);
-  if (auto dir = server->file_path("state_dir", false)) c.state_dir = *dir;
+  if (server->string("state_db") == ":memory:") {
+    c.state_db = ":memory:";
+  } else if (auto db = server->file_path("state_db", false)) {
+    c.state_db = *db;
+  }
   server->finish();
 
   auto tls = root.table("tls");
-  if (!tls)
+  if (!tls) {
     root.fail("tls", "section [tls] is required: the appliance only speaks HTTPS",
               "thiếu mục [tls]: máy ký chỉ dùng HTTPS");
-  c.tls_cert_file = *tls->file_path("cert", true);
+  }
+  c.tls_cert_file = tls->file_path("cert", true).value_or("");
+  if (c.tls_cert_file.empty()) tls->fail("cert", "is required", "bắt buộc phải có");
   c.tls_key_file = tls->file_path("key", true).value_or("");
   if (c.tls_key_file.empty()) tls->fail("key", "is required", "bắt buộc phải có");
   check_private(*tls, "key", c.tls_key_file);
-  c.tls_client_ca_file = tls->file_path("client_ca", true).value_or("");
   tls->finish();
 
   auto hsm = root.table("hsm");
   if (!hsm) root.fail("hsm", "section [hsm] is required", "thiếu mục [hsm]");
-  c.hsm_module = hsm->file_path("module", true).value_or("");
-  if (c.hsm_module.empty())
+  const auto module = hsm->file_path("module", true);
+  if (!module) {
     hsm->fail("module", "is required (the HSM's PKCS#11 module)",
               "bắt buộc phải có (thư viện PKCS#11 của HSM)");
-  if (auto slot = hsm->integer("slot", 0, 0xFFFFFFFFLL))
+  }
+  c.pkcs11_modules = {*module};
+  if (auto slot = hsm->integer("slot", 0, 0xFFFFFFFFLL)) {
     c.hsm_slot = static_cast<unsigned long>(*slot);
+  }
   c.hsm_token_label = hsm->string_or("token_label", "");
   if (c.hsm_slot.has_value() == !c.hsm_token_label.empty()) {
-    hsm->fail(c.hsm_slot ? "slot" : "token_label", "give exactly one of slot and token_label",
-              "chỉ ghi một trong hai: slot hoặc token_label");
+    hsm->fail(c.hsm_slot ? "slot" : "token_label",
+              "give exactly one of token_label and slot (the HSM partition to serve)",
+              "ghi đúng một trong hai: token_label hoặc slot (phân vùng HSM được dùng)");
   }
-  c.hsm_pin_file = hsm->file_path("pin_file", true).value_or("");
-  if (c.hsm_pin_file.empty())
-    hsm->fail("pin_file", "is required (mode 600)", "bắt buộc phải có (quyền 600)");
-  check_private(*hsm, "pin_file", c.hsm_pin_file);
+  if (hsm->has("pin_file")) {
+    hsm->fail("pin_file",
+              "the appliance never stores the HSM PIN: each user gives their credential's PIN "
+              "with every authorization and the HSM checks it; remove this key",
+              "máy ký không bao giờ lưu PIN của HSM: người dùng nhập PIN của chứng thư mỗi lần "
+              "phê duyệt và HSM tự kiểm tra; hãy xóa khóa này");
+  }
   hsm->finish();
 
+  // [[credentials]]: a name for each HSM credential the users of this file may sign with.
+  std::map<std::string, std::string, std::less<>> credential_ids;
   for (auto& s : root.tables("credentials")) {
-    ApplianceCredential cred;
-    cred.id = s.required_string("id");
-    for (const auto& other : c.credentials) {
-      if (other.id == cred.id)
-        s.fail("id", "duplicate credential id " + cred.id, "mã chứng thư bị lặp: " + cred.id);
+    const std::string id = s.required_string("id");
+    if (credential_ids.contains(id)) {
+      s.fail("id", "duplicate credential id " + id, "mã chứng thư bị lặp: " + id);
     }
-    cred.key_label = s.required_string("key_label");
-    cred.certificate = s.file_path("certificate", true).value_or("");
-    if (cred.certificate.empty()) s.fail("certificate", "is required", "bắt buộc phải có");
-    cred.algorithms = s.strings("algorithms").value_or(std::vector<std::string>{"rsa-sha256"});
-    for (std::size_t i = 0; i < cred.algorithms.size(); ++i) {
-      if (!parse_sign_algorithm(cred.algorithms[i])) {
-        s.fail_at("algorithms", i,
-                  "unknown algorithm (rsa-sha256, rsa-pss-sha256, ecdsa-sha256, ...)",
-                  "thuật toán không hợp lệ (rsa-sha256, rsa-pss-sha256, ecdsa-sha256, ...)");
-      }
+    std::string sha;
+    if (s.has("certificate") == s.has("sha256")) {
+      s.fail(s.has("sha256") ? "sha256" : "certificate",
+             "give exactly one of certificate (a file) and sha256 (of the DER certificate)",
+             "ghi đúng một trong hai: certificate (tệp) hoặc sha256 (của chứng thư DER)");
     }
-    if (auto scal = s.integer("scal", 1, 2)) cred.scal = static_cast<int>(*scal);
-    if (auto m = s.integer("multisign", 1, 100000)) cred.multisign = static_cast<std::size_t>(*m);
+    if (s.has("certificate")) {
+      sha = certificate_id(s, "certificate", *s.file_path("certificate", true));
+    } else {
+      sha = read_sha256(s, "sha256");
+    }
     s.finish();
-    c.credentials.push_back(std::move(cred));
+    credential_ids.emplace(id, sha);
   }
 
   for (auto& s : root.tables("users")) {
     ApplianceUser u;
     u.name = s.required_string("name");
-    for (const auto& other : c.users) {
-      if (other.name == u.name)
-        s.fail("name", "duplicate user " + u.name, "người dùng bị lặp: " + u.name);
+    if (std::ranges::any_of(c.users, [&](const ApplianceUser& o) { return o.name == u.name; })) {
+      s.fail("name", "duplicate user " + u.name, "người dùng bị lặp: " + u.name);
     }
-    u.display_name = s.string_or("display_name", u.name);
-    u.password_hash_file = s.file_path("password_hash_file", true).value_or("");
-    if (u.password_hash_file.empty())
-      s.fail("password_hash_file", "is required", "bắt buộc phải có");
-    check_private(s, "password_hash_file", u.password_hash_file);
+    if (auto hash = s.string("password_hash")) {
+      check_hash(s, "password_hash", *hash);
+      u.password_hash = *hash;
+    }
     const std::string factor = s.string_or("second_factor", "totp");
-    if (factor == "totp")
-      u.second_factor = SecondFactor::Totp;
-    else if (factor == "none")
-      u.second_factor = SecondFactor::None;
-    else
+    if (factor != "totp" && factor != "none") {
       s.fail("second_factor", "must be \"totp\" or \"none\"", "phải là \"totp\" hoặc \"none\"");
-    u.totp_secret_file = s.file_path("totp_secret_file", true).value_or("");
-    if (u.second_factor == SecondFactor::Totp) {
-      if (u.totp_secret_file.empty())
-        s.fail("totp_secret_file", "is required with second_factor = \"totp\"",
-               "bắt buộc khi second_factor = \"totp\"");
-      check_private(s, "totp_secret_file", u.totp_secret_file);
     }
-    u.credentials = s.strings("credentials").value_or(std::vector<std::string>{});
-    for (std::size_t i = 0; i < u.credentials.size(); ++i) {
-      if (std::ranges::none_of(c.credentials, [&](const ApplianceCredential& k) {
-            return k.id == u.credentials[i];
-          })) {
-        s.fail_at("credentials", i, "no [[credentials]] with id " + u.credentials[i],
-                  "không có mục [[credentials]] nào có id " + u.credentials[i]);
+    const auto totp_file = s.file_path("totp_secret_file", true);
+    if (factor == "totp") {
+      if (!totp_file) {
+        s.fail("totp_secret_file", "is required with second_factor = \"totp\" (the default)",
+               "bắt buộc khi second_factor = \"totp\" (mặc định)");
       }
+      check_private(s, "totp_secret_file", *totp_file);
+      u.totp_secret = read_totp_secret(s, "totp_secret_file", *totp_file);
+    } else if (totp_file) {
+      s.fail("totp_secret_file", "is not used with second_factor = \"none\"",
+             "không dùng khi second_factor = \"none\"");
+    }
+    const auto names = s.strings("credentials").value_or(std::vector<std::string>{});
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const auto it = credential_ids.find(names[i]);
+      if (it == credential_ids.end()) {
+        s.fail_at("credentials", i, "no [[credentials]] with id " + names[i],
+                  "không có mục [[credentials]] nào có id " + names[i]);
+      }
+      u.credentials.push_back(it->second);
     }
     s.finish();
     c.users.push_back(std::move(u));
   }
 
-  if (auto l = root.table("limits")) {
-    auto size = [&](std::string_view key, std::size_t& out, std::int64_t min, std::int64_t max) {
-      if (auto v = l->integer(key, min, max)) out = static_cast<std::size_t>(*v);
-    };
-    size("max_sessions", c.limits.max_sessions, 1, 100000);
-    size("requests_per_minute", c.limits.requests_per_minute, 1, 1000000);
-    size("max_hashes_per_request", c.limits.max_hashes_per_request, 1, 100000);
-    size("max_failed_logins", c.limits.max_failed_logins, 1, 100);
-    if (auto v = l->integer("sad_lifetime_seconds", 10, 3600))
-      c.limits.sad_lifetime = std::chrono::seconds(*v);
-    if (auto v = l->integer("access_token_lifetime_seconds", 60, 86400)) {
-      c.limits.access_token_lifetime = std::chrono::seconds(*v);
+  for (auto& s : root.tables("clients")) {
+    OAuthClient o;
+    o.client_id = s.required_string("client_id");
+    if (std::ranges::any_of(c.clients,
+                            [&](const OAuthClient& x) { return x.client_id == o.client_id; })) {
+      s.fail("client_id", "duplicate client " + o.client_id, "client bị lặp: " + o.client_id);
     }
-    l->finish();
+    o.secret_hash = s.required_string("secret_hash");
+    check_hash(s, "secret_hash", o.secret_hash);
+    o.user = s.required_string("user");
+    if (std::ranges::none_of(c.users, [&](const ApplianceUser& u) { return u.name == o.user; })) {
+      s.fail("user", "no [[users]] named " + o.user, "không có mục [[users]] nào tên là " + o.user);
+    }
+    s.finish();
+    c.clients.push_back(std::move(o));
   }
+
+  if (auto l = root.table("limits")) read_limits(*l, c.limits);
   root.finish();
   return c;
 }

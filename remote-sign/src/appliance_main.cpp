@@ -1,6 +1,7 @@
 // kyso-appliance: the CSC v2 signing server (see docs/remote-signing.md).
 //
 //   kyso-appliance --config FILE [--port-file FILE]   serve until SIGINT / SIGTERM
+//   kyso-appliance check-config --config FILE         validate the TOML file and exit
 //   kyso-appliance hash-password [--cost LOG2N]       hash a password read from stdin
 //   kyso-appliance verify-audit --db FILE             check the audit log's hash chain
 #include <unistd.h>
@@ -10,6 +11,8 @@
 #include <iostream>
 #include <string>
 
+#include "kyso/config/appliance_config.hpp"
+#include "kyso/config/config_error.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/core/secret.hpp"
 #include "kyso/remote/appliance.hpp"
@@ -21,6 +24,7 @@ namespace {
 int usage() {
   std::fprintf(stderr,
                "usage: kyso-appliance --config FILE [--port-file FILE]\n"
+               "       kyso-appliance check-config --config FILE\n"
                "       kyso-appliance hash-password [--cost LOG2N]   (password on stdin)\n"
                "       kyso-appliance verify-audit --db FILE\n");
   return 2;
@@ -50,7 +54,7 @@ int serve(const std::string& config, const std::string& port_file) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  kyso::remote::Appliance appliance(kyso::remote::load_appliance_config(config));
+  kyso::remote::Appliance appliance(kyso::config::load_appliance_config(config));
   appliance.start();
   std::fprintf(stderr, "kyso-appliance: listening on port %u\n", appliance.port());
   if (!port_file.empty()) {
@@ -80,7 +84,7 @@ int main(int argc, char** argv) {
         if (i + 1 >= argc) throw kyso::Error(kyso::ErrorCode::BadRequest, a + " needs a value");
         return argv[++i];
       };
-      if (a == "hash-password" || a == "verify-audit") {
+      if (a == "hash-password" || a == "verify-audit" || a == "check-config") {
         command = a;
       } else if (a == "--config") {
         config = next();
@@ -106,7 +110,18 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (config.empty()) return usage();
+    if (command == "check-config") {
+      const auto c = kyso::config::load_appliance_config(config);
+      std::printf("%s: OK (%zu users, %zu OAuth clients, listening on %s:%u)\n", config.c_str(),
+                  c.users.size(), c.clients.size(), c.listen_address.c_str(), c.port);
+      return 0;
+    }
     return serve(config, port_file);
+  } catch (const kyso::config::ConfigError& e) {
+    // IT reads this in the journal: where the mistake is, in both languages.
+    std::fprintf(stderr, "kyso-appliance: %s\n  %s\n", e.located(kyso::Language::En).c_str(),
+                 e.located(kyso::Language::Vi).c_str());
+    return 1;
   } catch (const kyso::Error& e) {
     std::fprintf(stderr, "kyso-appliance: %s: %s\n  %s\n", std::string(e.name()).c_str(),
                  e.detail().c_str(), std::string(e.message(kyso::Language::En)).c_str());

@@ -148,12 +148,27 @@ HttpResponse error_response(const CscError& e) {
 Service::Service(const ApplianceConfig& config, StateStore& store, pkcs11::Library& library,
                  boost::asio::thread_pool& sign_pool)
     : config_(config), store_(store), sign_pool_(sign_pool) {
+  bool token_found = false;
   for (const auto& token : library.tokens()) {
+    if (!config_.hsm_token_label.empty() || config_.hsm_slot) {
+      // Only the configured partition: another one's credentials are not this appliance's.
+      const auto info = token->info();
+      if (config_.hsm_slot ? info.slot_id != *config_.hsm_slot
+                           : info.label != config_.hsm_token_label) {
+        continue;
+      }
+    }
+    token_found = true;
     for (auto& cred : token->credentials()) {
       auto signer = token->signer(cred);
       const std::string id = cred.id();
       credentials_.emplace(id, HsmCredential{std::move(cred), token, std::move(signer)});
     }
+  }
+  if (!token_found && (!config_.hsm_token_label.empty() || config_.hsm_slot)) {
+    throw Error(ErrorCode::TokenNotFound,
+                config_.hsm_slot ? "no token in HSM slot " + std::to_string(*config_.hsm_slot)
+                                 : "no HSM token labelled \"" + config_.hsm_token_label + "\"");
   }
   for (const auto& u : config_.users) {
     users_[u.name] = &u;

@@ -212,7 +212,16 @@ if has kyso-appliance; then
                    "User=kyso-appliance"; do
     grep -q "^$directive" "$unit" || fail "kyso-appliance.service lacks $directive"
   done
-  ok "kyso-appliance: binary, hardened unit (not enabled until configured), system user $uid${gid:+:$gid}, kyso-appliance.toml 0640 conffile"
+  grep -q '^ExecStart=/usr/sbin/kyso-appliance --config /etc/kyso/kyso-appliance.toml$' "$unit" ||
+    fail "kyso-appliance.service does not start on the TOML conffile"
+  check_file 644 /usr/share/doc/kyso-appliance/examples/kyso-appliance.toml
+  # The shipped conffile is the TOML profile the binary reads: all commented out until IT fills
+  # it in, so the installed binary refuses it, naming the first missing section.
+  out=$("$R/usr/sbin/kyso-appliance" check-config --config "$R/etc/kyso/kyso-appliance.toml" 2>&1) &&
+    fail "kyso-appliance check-config accepted the unconfigured default"
+  [[ $out == *"kyso-appliance.toml:1:1: server: section [server] is required"* ]] ||
+    fail "check-config on the default config: $out"
+  ok "kyso-appliance: binary, hardened unit (not enabled until configured), system user $uid${gid:+:$gid}, kyso-appliance.toml 0640 conffile (TOML, refused until configured)"
   verify_unit --system /lib/systemd/system/kyso-appliance.service
   if command -v systemd-analyze >/dev/null; then
     # Exposure is 0-10; 2.0 or less is systemd's "OK" band.

@@ -2,6 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cctype>
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -265,6 +268,31 @@ std::string slurp(const fs::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+// A real certificate (openssl), for [[credentials]] certificate = "...".
+void make_certificate(const fs::path& cert) {
+  fs::create_directories(cert.parent_path());
+  const std::string cmd =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "
+      "/CN=test -keyout '" +
+      cert.string() + ".key' -out '" + cert.string() + "' >/dev/null 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+}
+
+// The certificate's SHA-256 as OpenSSL computes it, lower-case hex without colons.
+std::string sha256_fingerprint(const fs::path& cert) {
+  const std::string out_file = cert.string() + ".fp";
+  const std::string cmd =
+      "openssl x509 -noout -fingerprint -sha256 -in '" + cert.string() + "' > '" + out_file + "'";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  std::string fp;
+  for (const char ch : slurp(out_file).substr(slurp(out_file).find('=') + 1)) {
+    if (std::isxdigit(static_cast<unsigned char>(ch)) != 0) {
+      fp.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+    }
+  }
+  return fp;
+}
+
 }  // namespace
 
 TEST_CASE("defaultTokenProfiles_coverDomainTable_andMatchBuiltinTable", "[config]") {
@@ -356,11 +384,8 @@ TEST_CASE("examples_loadWithoutError", "[config]") {
   const fs::path examples = KYSO_EXAMPLES_DIR;
   TempDir dir;
   // The examples' relative files, as an installation would have them.
-  for (const char* f :
-       {"tls/agent.crt", "tls/agent.key", "ca/neac-root.pem", "ca/vgca-root.pem",
-        "tls/appliance.crt", "tls/appliance.key", "secrets/hsm.pin", "certs/gv-nguyenthianh.pem",
-        "certs/ht-tranvanbinh.pem", "secrets/gv.nguyenthianh.hash", "secrets/gv.nguyenthianh.totp",
-        "secrets/ht.tranvanbinh.hash", "secrets/ht.tranvanbinh.totp"}) {
+  for (const char* f : {"tls/agent.crt", "tls/agent.key", "ca/neac-root.pem", "ca/vgca-root.pem",
+                        "tls/appliance.crt", "tls/appliance.key"}) {
     dir.write(f, "x");
   }
   const auto agent = kyso::config::load_agent_config(
@@ -372,13 +397,28 @@ TEST_CASE("examples_loadWithoutError", "[config]") {
   const auto module_line = appliance_text.find("/usr/lib/softhsm/libsofthsm2.so");
   appliance_text.replace(module_line, std::string("/usr/lib/softhsm/libsofthsm2.so").size(),
                          "tls/appliance.crt");
+  make_certificate(dir.path / "certs/gv-nguyenthianh.pem");
+  make_certificate(dir.path / "certs/ht-tranvanbinh.pem");
+  dir.write("secrets/gv.nguyenthianh.totp", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n");
+  dir.write("secrets/ht.tranvanbinh.totp", "gezd gnbv gy3t qojq gezd gnbv gy3t qojq\n");
   const auto appliance =
       kyso::config::load_appliance_config(dir.write("kyso-appliance.toml", appliance_text));
-  CHECK(appliance.listen_port == 8443);
+  CHECK(appliance.listen_address == "0.0.0.0");
+  CHECK(appliance.port == 8443);
+  CHECK(appliance.name == "Sở GD&ĐT Hà Nội - máy ký");
   CHECK(appliance.hsm_token_label == "Kyso HSM");
+  CHECK_FALSE(appliance.hsm_slot.has_value());
+  CHECK(appliance.state_db == "/var/lib/kyso-appliance/state.db");
   REQUIRE(appliance.users.size() == 2);
-  CHECK(appliance.users[0].display_name == "Nguyễn Thị Ánh");
-  CHECK(appliance.credentials[1].multisign == 2000);
+  CHECK(appliance.users[0].name == "gv.nguyenthianh");
+  CHECK(appliance.users[1].totp_secret == "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+  REQUIRE(appliance.users[1].credentials.size() == 1);
+  CHECK(appliance.users[1].credentials[0] ==
+        sha256_fingerprint(dir.path / "certs/ht-tranvanbinh.pem"));
+  REQUIRE(appliance.clients.size() == 1);
+  CHECK(appliance.clients[0].user == "ht.tranvanbinh");
+  CHECK(appliance.limits.multisign == 100);
+  CHECK(appliance.limits.lockout == std::chrono::seconds(900));
   const auto school = kyso::config::load_token_profiles(examples / "tokens-school.toml");
   REQUIRE(school.size() == 1);
   CHECK(school[0].pin.charset == kyso::config::PinCharset::Digits);
@@ -392,47 +432,155 @@ TEST_CASE("applianceConfig_mistakes_nameFileLineAndKey", "[config]") {
   TempDir dir;
   dir.write("a.crt", "x");
   dir.write("a.key", "x");
-  dir.write("hsm.pin", "x");
   dir.write("m.so", "x");
-  dir.write("u.hash", "x");
+  dir.write("u.totp", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n");
+  make_certificate(dir.path / "c.pem");
   auto load = [](const fs::path& f) { (void)kyso::config::load_appliance_config(f); };
+  // Lines 1-9; a case's own lines start at 10.
   const std::string base =
       "[server]\nlisten = \"0.0.0.0:8443\"\n[tls]\ncert = \"a.crt\"\nkey = \"a.key\"\n"
-      "[hsm]\nmodule = \"m.so\"\ntoken_label = \"HSM\"\npin_file = \"hsm.pin\"\n";
+      "[hsm]\nmodule = \"m.so\"\ntoken_label = \"HSM\"\n\n";
+  const std::string cred = "[[credentials]]\nid = \"c\"\ncertificate = \"c.pem\"\n";  // 10-12
+  const std::string hash = "\"$scrypt$ln=10,r=8,p=1$c2FsdA$a2V5\"";
+  const auto check = [&](const std::string& text, const std::string& key, std::uint32_t line,
+                         const std::string& says = "") {
+    const auto e = error_of(load, dir, "a.toml", text);
+    CHECK(e.key() == key);
+    CHECK(e.line() == line);
+    CHECK_THAT(e.detail(), Catch::StartsWith((dir.path / "a.toml").string() + ":" +
+                                             std::to_string(line) + ":"));
+    if (!key.empty()) CHECK_THAT(e.detail(), Catch::Contains(": " + key + ": "));
+    CHECK_FALSE(e.what_vi().empty());
+    if (!says.empty()) CHECK_THAT(e.detail(), Catch::Contains(says));
+  };
   SECTION("bad listen port") {
-    const auto e = error_of(load, dir, "a.toml", "[server]\nlisten = \"0.0.0.0:70000\"\n");
-    CHECK(e.key() == "server.listen");
-    CHECK(e.line() == 2);
+    check("[server]\nlisten = \"0.0.0.0:70000\"\n", "server.listen", 2);
   }
-  SECTION("both slot and label") {
-    const auto e = error_of(load, dir, "a.toml", base + "slot = 1\n");
-    CHECK(e.key() == "hsm.slot");
+  SECTION("listen on a host name") {
+    check("[server]\nlisten = \"sign.example.vn:8443\"\n", "server.listen", 2, "IP address");
   }
-  SECTION("world-readable PIN file") {
-    fs::permissions(dir.path / "hsm.pin", fs::perms::others_read, fs::perm_options::add);
-    const auto e = error_of(load, dir, "a.toml", base);
-    CHECK(e.key() == "hsm.pin_file");
-    CHECK(e.line() == 9);
-    CHECK_THAT(e.detail(), Catch::Contains("chmod 600"));
+  SECTION("no [tls]") {
+    check("[server]\nlisten = \"0.0.0.0:8443\"\n", "tls", 1, "HTTPS");
+  }
+  SECTION("TLS key readable by others") {
+    fs::permissions(dir.path / "a.key", fs::perms::group_read, fs::perm_options::add);
+    check(base, "tls.key", 5, "chmod 600");
+  }
+  SECTION("missing module file") {
+    std::string text = base;
+    text.replace(text.find("m.so"), 4, "nope.so");
+    check(text, "hsm.module", 7, "file not found");
+  }
+  SECTION("unknown sub-table") {
+    check(base + "[hsm.x]\n", "hsm.x", 10, "unknown key");
+  }
+  SECTION("slot and token label together") {
+    std::string text = base;
+    text.insert(text.find("token_label"), "slot = 1\n");
+    check(text, "hsm.slot", 8, "exactly one");
+  }
+  SECTION("an HSM PIN file") {
+    std::string text = base;
+    text.insert(text.find("token_label"), "pin_file = \"a.key\"\n");
+    check(text, "hsm.pin_file", 8, "never stores the HSM PIN");
+  }
+  SECTION("credential with certificate and sha256") {
+    check(base + cred + "sha256 = \"" + std::string(64, 'a') + "\"\n", "credentials[0].sha256", 13,
+          "exactly one");
+  }
+  SECTION("credential certificate that is not one") {
+    check(base + "[[credentials]]\nid = \"c\"\ncertificate = \"a.crt\"\n",
+          "credentials[0].certificate", 12, "not a certificate");
+  }
+  SECTION("credential sha256 that is not one") {
+    check(base + "[[credentials]]\nid = \"c\"\nsha256 = \"abc\"\n", "credentials[0].sha256", 12,
+          "64 hex digits");
+  }
+  SECTION("duplicate credential id") {
+    check(base + cred + cred, "credentials[1].id", 14, "duplicate");
   }
   SECTION("user with an unknown credential") {
-    const auto e = error_of(load, dir, "a.toml",
-                            base +
-                                "[[users]]\nname = \"gv\"\npassword_hash_file = "
-                                "\"u.hash\"\nsecond_factor = \"none\"\ncredentials = [\"nope\"]\n");
-    CHECK(e.key() == "users[0].credentials[0]");
-    CHECK(e.line() == 14);
+    check(
+        base + cred +
+            "[[users]]\nname = \"gv\"\nsecond_factor = \"none\"\ncredentials = [\"c\", \"nope\"]\n",
+        "users[0].credentials[1]", 16, "no [[credentials]] with id nope");
   }
-  SECTION("TOTP without a secret") {
-    const auto e = error_of(load, dir, "a.toml",
-                            base + "[[users]]\nname = \"gv\"\npassword_hash_file = \"u.hash\"\n");
-    CHECK(e.key() == "users[0].totp_secret_file");
+  SECTION("password instead of its hash") {
+    check(base + "[[users]]\nname = \"gv\"\npassword_hash = \"123456\"\n", "users[0].password_hash",
+          12, "hash-password");
   }
-  SECTION("unknown algorithm") {
-    const auto e = error_of(load, dir, "a.toml",
-                            base +
-                                "[[credentials]]\nid = \"c\"\nkey_label = \"k\"\ncertificate = "
-                                "\"a.crt\"\nalgorithms = [\"md5\"]\n");
-    CHECK(e.key() == "credentials[0].algorithms[0]");
+  SECTION("TOTP without a secret file") {
+    check(base + "[[users]]\nname = \"gv\"\npassword_hash = " + hash + "\n",
+          "users[0].totp_secret_file", 10, "second_factor");
   }
+  SECTION("TOTP secret readable by others") {
+    fs::permissions(dir.path / "u.totp", fs::perms::others_read, fs::perm_options::add);
+    check(base + "[[users]]\nname = \"gv\"\ntotp_secret_file = \"u.totp\"\n",
+          "users[0].totp_secret_file", 12, "chmod 600");
+  }
+  SECTION("TOTP secret not base32") {
+    dir.write("bad.totp", "JBSWY3DPEHPK3PXP1BSWY3DPEHPK3PXP\n");
+    check(base + "[[users]]\nname = \"gv\"\ntotp_secret_file = \"bad.totp\"\n",
+          "users[0].totp_secret_file", 12, "base32");
+  }
+  SECTION("TOTP secret too short") {
+    dir.write("short.totp", "JBSWY3DPEHPK3PXP\n");
+    check(base + "[[users]]\nname = \"gv\"\ntotp_secret_file = \"short.totp\"\n",
+          "users[0].totp_secret_file", 12, "128 bits");
+  }
+  SECTION("unknown second factor") {
+    check(base + "[[users]]\nname = \"gv\"\nsecond_factor = \"sms\"\n", "users[0].second_factor",
+          12);
+  }
+  SECTION("duplicate user") {
+    const std::string u = "[[users]]\nname = \"gv\"\nsecond_factor = \"none\"\n";
+    check(base + u + u, "users[1].name", 14, "duplicate");
+  }
+  SECTION("client for an unknown user") {
+    check(base + "[[clients]]\nclient_id = \"s\"\nsecret_hash = " + hash + "\nuser = \"nobody\"\n",
+          "clients[0].user", 13, "no [[users]] named nobody");
+  }
+  SECTION("limit of the wrong type") {
+    check(base + "[limits]\nmultisign = \"many\"\n", "limits.multisign", 11);
+  }
+  SECTION("limit out of range") {
+    check(base + "[limits]\nmax_failures = 0\n", "limits.max_failures", 11);
+  }
+  SECTION("misspelt key") {
+    check(base + "[limits]\nmultisig = 10\n", "limits.multisig", 11, "unknown key");
+  }
+  SECTION("TOML syntax error") {
+    check(base + "[limits\n", "", 10, "TOML syntax error");
+  }
+}
+
+TEST_CASE("applianceConfig_minimal_defaultsAndPaths", "[config]") {
+  TempDir dir;
+  dir.write("a.crt", "x");
+  dir.write("a.key", "x");
+  dir.write("m.so", "x");
+  make_certificate(dir.path / "c.pem");
+  const auto file = dir.write("sub/a.toml",
+                              "[server]\nlisten = \"[::1]:0\"\nstate_db = \"state/s.db\"\n"
+                              "[tls]\ncert = \"../a.crt\"\nkey = \"../a.key\"\n"
+                              "[hsm]\nmodule = \"../m.so\"\nslot = 3\n"
+                              "[[credentials]]\nid = \"c\"\nsha256 = \"" +
+                                  std::string(64, 'A') +
+                                  "\"\n"
+                                  "[[users]]\nname = \"gv\"\nsecond_factor = \"none\"\n"
+                                  "credentials = [\"c\"]\n");
+  const auto c = kyso::config::load_appliance_config(file);
+  CHECK(c.listen_address == "::1");
+  CHECK(c.port == 0);
+  CHECK(c.state_db == dir.path / "sub/state/s.db");
+  CHECK(c.tls_cert_file == (dir.path / "a.crt").string());
+  REQUIRE(c.pkcs11_modules.size() == 1);
+  CHECK(c.pkcs11_modules[0] == (dir.path / "m.so").string());
+  CHECK(c.hsm_slot == 3UL);
+  CHECK(c.hsm_token_label.empty());
+  REQUIRE(c.users.size() == 1);
+  CHECK(c.users[0].totp_secret.empty());
+  CHECK(c.users[0].password_hash.empty());
+  CHECK(c.users[0].credentials == std::vector<std::string>{std::string(64, 'a')});
+  CHECK(c.limits.multisign == 100);
 }

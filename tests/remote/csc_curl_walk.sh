@@ -50,24 +50,50 @@ TOTP_SECRET=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP
 HASH="$(printf '%s' "$PASSWORD" | "$APPLIANCE" hash-password --cost 10)"
 HASH_T="$(printf 'teacher-pw' | "$APPLIANCE" hash-password --cost 10)"
 
-cat >"$W/appliance.json" <<EOF
-{
-  "name": "Kyso test appliance",
-  "listen": "127.0.0.1",
-  "port": 0,
-  "tls": {"cert": "$W/tls.crt", "key": "$W/tls.key"},
-  "pkcs11_modules": ["/usr/lib/softhsm/libsofthsm2.so"],
-  "state_db": "$W/state.db",
-  "users": [
-    {"name": "principal", "password_hash": "$HASH", "totp_secret": "$TOTP_SECRET",
-     "credentials": ["$PRINCIPAL_ID"]},
-    {"name": "teacher", "password_hash": "$HASH_T", "credentials": ["$TEACHER_ID"]}
-  ],
-  "limits": {"multisign": 2, "totp_window": 2}
-}
-EOF
+# The appliance's TOML profile (docs/configuration.md): the principal's credential named by its
+# certificate file, the teacher's by the certificate's SHA-256.
+(umask 077 && printf '%s\n' "$TOTP_SECRET" >"$W/principal.totp")
+cat >"$W/appliance.toml" <<EOF
+[server]
+name = "Kyso test appliance"
+listen = "127.0.0.1:0"
+state_db = "state.db"
 
-"$APPLIANCE" --config "$W/appliance.json" --port-file "$W/port" 2>"$W/appliance.log" &
+[tls]
+cert = "tls.crt"
+key = "tls.key"
+
+[hsm]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token_label = "Kyso Demo"
+
+[[credentials]]
+id = "principal"
+certificate = "$FIXTURE/certs/principal.der"
+
+[[credentials]]
+id = "teacher"
+sha256 = "$TEACHER_ID"
+
+[[users]]
+name = "principal"
+password_hash = "$HASH"
+totp_secret_file = "principal.totp"
+credentials = ["principal"]
+
+[[users]]
+name = "teacher"
+password_hash = "$HASH_T"
+second_factor = "none"
+credentials = ["teacher"]
+
+[limits]
+multisign = 2
+totp_window = 2
+EOF
+"$APPLIANCE" check-config --config "$W/appliance.toml" >"$W/log" 2>&1 || { cat "$W/log" >&2; die "check-config"; }
+
+"$APPLIANCE" --config "$W/appliance.toml" --port-file "$W/port" 2>"$W/appliance.log" &
 pid=$!
 for _ in $(seq 100); do
   [[ -s "$W/port" ]] && break

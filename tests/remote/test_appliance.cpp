@@ -426,25 +426,16 @@ TEST_CASE("client_credentialInfo_v104AndV2Names_readAlike", "[csc]") {
   CHECK(i.multisign == 1);
 }
 
-TEST_CASE("config_mistakes_namedByKey", "[csc]") {
-  const std::string file = env().dir + "/appliance-bad.json";
-  const auto load_error = [&](const std::string& text) {
-    std::ofstream(file) << text;
-    return detail_of([&] { (void)kyso::remote::load_appliance_config(file); });
-  };
-  const std::string base =
-      R"("tls": {"cert": "c.pem", "key": "k.pem"}, "pkcs11_modules": ["m.so"], "state_db": "s.db")";
-  CHECK(load_error("{" + base + R"(, "limits": {"multisign": "many"}})").find("limits.multisign") !=
-        std::string::npos);
-  CHECK(load_error(R"({"pkcs11_modules": ["m.so"], "state_db": "s.db"})").find("tls") !=
-        std::string::npos);
-  CHECK(load_error("{" + base + R"(, "users": [{"name": "a"}, {"name": "a"}]})")
-            .find("users[1].name") != std::string::npos);
-  CHECK(load_error("{" + base +
-                   R"(, "clients": [{"client_id": "x", "secret_hash": "h", "user": "nobody"}]})")
-            .find("clients[0].user") != std::string::npos);
-  std::ofstream(file) << "{" << base << R"(, "limits": {"multisign": 7, "sad_ttl_seconds": 9}})";
-  const auto c = kyso::remote::load_appliance_config(file);
-  CHECK(c.limits.multisign == 7);
-  CHECK(c.limits.sad_ttl == std::chrono::seconds(9));
+TEST_CASE("hsmToken_byLabelOrSlot_onlyThatTokensCredentials", "[csc]") {
+  // The TOML file names exactly one HSM partition (docs/configuration.md); a label that is not
+  // there stops the appliance at start instead of serving another partition's keys.
+  CHECK(code_of([] {
+          Harness h([](kyso::remote::ApplianceConfig& c) { c.hsm_token_label = "No such HSM"; });
+        }) == ErrorCode::TokenNotFound);
+  CHECK(code_of([] {
+          Harness h([](kyso::remote::ApplianceConfig& c) { c.hsm_slot = 0xFFFFFF; });
+        }) == ErrorCode::TokenNotFound);
+  Harness h([](kyso::remote::ApplianceConfig& c) { c.hsm_token_label = "Kyso Demo"; });
+  auto p = h.login("principal");
+  CHECK(p->list_credentials().size() == 1);
 }
