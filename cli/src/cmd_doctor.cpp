@@ -1,11 +1,14 @@
 // kyso doctor [--json] [--usb-inventory FILE] [--profiles FILE] [--config FILE]
+//             [--max-clock-skew SECONDS]
 //
 // Explains, in Vietnamese (English with --lang en), what stands between this PC and signing:
 // tokens plugged in without their module, modules that fail to load, PIN states, certificates
-// about to expire, the agent's configuration and port. --json is for support tools. The checks
-// themselves are kyso::config::run_doctor().
+// about to expire, the agent's configuration and port, the local wss CA's trust, the clock
+// against the configured TSA and the remote signing services. --json is for support tools. The
+// checks themselves are kyso::config::run_doctor().
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <map>
 
@@ -18,7 +21,14 @@ namespace {
 using config::CheckStatus;
 using config::DoctorOptions;
 
-void cmd_doctor(Context& ctx, const DoctorOptions& o) {
+// The installed agent's configuration (its systemd unit's --config) when none is named.
+constexpr const char* kInstalledAgentConfig = "/etc/kyso/kyso-agent.toml";
+
+void cmd_doctor(Context& ctx, DoctorOptions o, bool no_config) {
+  std::error_code ec;
+  if (o.config.empty() && !no_config && std::filesystem::exists(kInstalledAgentConfig, ec)) {
+    o.config = kInstalledAgentConfig;
+  }
   const auto checks = config::run_doctor(ctx.library(), o);
 
   std::map<std::string, std::size_t> counts{{"ok", 0}, {"warn", 0}, {"fail", 0}, {"skip", 0}};
@@ -53,6 +63,8 @@ void cmd_doctor(Context& ctx, const DoctorOptions& o) {
 
 void add_doctor_command(CLI::App& app, Context& ctx) {
   static DoctorOptions o;
+  static bool no_config = false;
+  static int max_skew = 60;
   auto* doc = app.add_subcommand(
       "doctor", "Kiểm tra máy và token / check this PC, its tokens and certificates");
   doc->add_flag("--json", ctx.json, "JSON output for support tools");
@@ -60,13 +72,22 @@ void add_doctor_command(CLI::App& app, Context& ctx) {
                   "Read USB devices from this file (lsusb output or VID:PID lines)");
   doc->add_option("--profiles", o.profiles,
                   "Token profiles (tokens.toml) instead of the built-in table");
-  doc->add_option("--config", o.config, "Check this agent configuration file too");
+  doc->add_option("--config", o.config,
+                  "The agent configuration to check (and take the port, TSA and remote services "
+                  "from); default /etc/kyso/kyso-agent.toml when it exists");
+  doc->add_flag("--no-config", no_config, "Do not read the installed agent configuration");
+  doc->add_option("--max-clock-skew", max_skew,
+                  "Warn when the clock and the TSA's differ by more seconds than this (60)")
+      ->check(CLI::Range(1, 86400));
   doc->add_option("--expiry-days", o.expiry_days,
                   "Warn about certificates expiring within this many days")
       ->check(CLI::Range(1, 365));
   doc->add_option("--local-tls", o.local_tls,
                   "The installer's kyso-local-tls program (default: /usr/sbin/kyso-local-tls)");
-  doc->callback([&ctx] { cmd_doctor(ctx, o); });
+  doc->callback([&ctx] {
+    o.max_clock_skew = std::chrono::seconds(max_skew);
+    cmd_doctor(ctx, o, no_config);
+  });
 }
 
 }  // namespace

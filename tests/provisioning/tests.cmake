@@ -7,4 +7,7 @@ kyso_add_tests(integration_provisioning TOKEN SOURCES provisioning/test_provisio
 target_compile_definitions(unit_config PRIVATE
   KYSO_EXAMPLES_DIR="${PROJECT_SOURCE_DIR}/firmware-config/examples")
 target_compile_definitions(integration_provisioning PRIVATE
-  KYSO_LOCAL_TLS_TOOL="${PROJECT_SOURCE_DIR}/installer/tls/kyso-local-tls")
+  KYSO_LOCAL_TLS_TOOL="${PROJECT_SOURCE_DIR}/installer/tls/kyso-local-tls"
+  KYSO_TSA_HTTP="${CMAKE_CURRENT_SOURCE_DIR}/provisioning/tsa_http.py"
+  KYSO_APPLIANCE="$<TARGET_FILE:kyso-appliance>")
+add_dependencies(integration_provisioning kyso kyso-appliance)

@@ -2,8 +2,10 @@
 /// @file
 /// `kyso doctor`'s checks, for the CLI and anything else that explains a PC's state to a person
 /// (the agent's tray, support tools): USB tokens vs. installed modules, module load failures,
-/// PIN state per token, certificates about to expire, the agent's configuration and port.
+/// PIN state per token, certificates about to expire, the agent's configuration and port, the
+/// local wss CA's trust, the clock against the configured TSA and the remote signing services.
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -19,7 +21,8 @@ enum class CheckStatus { Ok, Warn, Fail, Skip };
 std::string_view to_string(CheckStatus s) noexcept;  ///< "ok", "warn", "fail", "skip"
 
 struct DoctorCheck {
-  std::string id;  ///< "config", "usb", "module", "token", "certificate", "tls", "agent"
+  /// "config", "usb", "module", "token", "certificate", "tls", "agent", "tsa", "remote"
+  std::string id;
   CheckStatus status = CheckStatus::Ok;
   std::string vi;  ///< what it means and what to do, in Vietnamese
   std::string en;  ///< the same in English
@@ -34,6 +37,11 @@ struct DoctorOptions {
   /// The installer's `kyso-local-tls` (asked `status --json` about the wss CA's trust in the
   /// system and NSS stores); empty: looked for in /usr/sbin, /usr/local/sbin. Not found: skipped.
   std::string local_tls;
+  /// Warn when this PC's clock and the configured TSA's (the agent configuration's tsa_url)
+  /// differ by more than this.
+  std::chrono::seconds max_clock_skew{60};
+  /// Per network check (the TSA, each remote signing service).
+  std::chrono::seconds network_timeout{10};
 };
 
 /// Runs every check. Never throws for what it finds: problems are checks with Fail/Warn.
