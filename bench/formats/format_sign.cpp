@@ -6,7 +6,7 @@
 // Prints rates and the ratios formats/raw (goals: XML >= 0.80, PDF >= 0.70), then the peak RSS
 // of a child process signing a 200 MB PDF (goal < 64 MB).
 //
-//   kyso-bench-format-sign --dir TOKEN_DIR [--n 1000] [--rounds 3] [--big-mb 200] [--school 2000]
+//   kyso-bench-format-sign --dir TOKEN_DIR [--n 1000] [--rounds 5] [--big-mb 200] [--school 2000]
 //                          [--work DIR]
 // DIR holds the PDFs while they are signed (default: a fresh directory under /tmp).
 // TOKEN_DIR is made by tests/pki/make-demo-token.sh (bench/run-all.sh makes one).
@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   int n = 1000;
   int big_mb = 200;
   int school = 2000;
-  int rounds = 3;
+  int rounds = 5;
   std::string work_root = std::filesystem::temp_directory_path().string();
   std::string big_in;
   std::string big_out;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -409,33 +410,52 @@ PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::stri
   const std::string tmp = output + ".kyso-tmp";
   try {
     {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) throw Error(ErrorCode::DocumentInvalid, "cannot write " + tmp);
-      if (in.whole) {
-        out.write(in.data.data(), static_cast<std::streamsize>(in.data.size()));
-      } else {
-        // The bytes copied are hashed again: if the input changed between the passes, the
-        // signature would not match them, and nothing is output.
-        EvpMdCtxPtr md(EVP_MD_CTX_new());
-        detail::check(
-            md && EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1,
-            "digest");
-        stream_file([&](const char* p, std::size_t n) {
-          EVP_DigestUpdate(md.get(), p, n);
-          out.write(p, static_cast<std::streamsize>(n));
-        });
-        EVP_DigestUpdate(md.get(), u.text.data(), u.contents_lt);
-        EVP_DigestUpdate(md.get(), u.text.data() + u.contents_gt + 1,
-                         u.text.size() - u.contents_gt - 1);
-        Bytes again(s.digest.size());
-        unsigned int dlen = 0;
-        EVP_DigestFinal_ex(md.get(), again.data(), &dlen);
-        if (again != s.digest)
-          throw Error(ErrorCode::DocumentInvalid, input + " changed while signing");
+      // Plain write(2)s: a transcript is one write of the original bytes and one of the update.
+      const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+      if (fd < 0) throw Error(ErrorCode::DocumentInvalid, "cannot write " + tmp);
+      bool ok = true;
+      auto put = [&](const char* p, std::size_t n) {
+        while (ok && n > 0) {
+          const ssize_t w = ::write(fd, p, n);
+          if (w < 0 && errno == EINTR) continue;
+          if (w <= 0) {
+            ok = false;
+            break;
+          }
+          p += w;
+          n -= static_cast<std::size_t>(w);
+        }
+      };
+      try {
+        if (in.whole) {
+          put(in.data.data(), in.data.size());
+        } else {
+          // The bytes copied are hashed again: if the input changed between the passes, the
+          // signature would not match them, and nothing is output.
+          EvpMdCtxPtr md(EVP_MD_CTX_new());
+          detail::check(
+              md && EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1,
+              "digest");
+          stream_file([&](const char* p, std::size_t n) {
+            EVP_DigestUpdate(md.get(), p, n);
+            put(p, n);
+          });
+          EVP_DigestUpdate(md.get(), u.text.data(), u.contents_lt);
+          EVP_DigestUpdate(md.get(), u.text.data() + u.contents_gt + 1,
+                           u.text.size() - u.contents_gt - 1);
+          Bytes again(s.digest.size());
+          unsigned int dlen = 0;
+          EVP_DigestFinal_ex(md.get(), again.data(), &dlen);
+          if (again != s.digest)
+            throw Error(ErrorCode::DocumentInvalid, input + " changed while signing");
+        }
+        put(u.text.data(), u.text.size());
+      } catch (...) {
+        ::close(fd);
+        throw;
       }
-      out.write(u.text.data(), static_cast<std::streamsize>(u.text.size()));
-      out.flush();
-      if (!out) throw Error(ErrorCode::DocumentInvalid, "cannot write " + tmp);
+      if (::close(fd) != 0) ok = false;
+      if (!ok) throw Error(ErrorCode::DocumentInvalid, "cannot write " + tmp);
     }
     fs::rename(tmp, output);
   } catch (...) {
