@@ -476,7 +476,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       json result;
       std::optional<Error> err;
       try {
-        result = self->server_->service->list_credentials(params);
+        result = self->server_->service->list_credentials(params, self->origin_, self->lang_);
       } catch (const Error& e) {
         err = e;
       } catch (const std::exception& e) {

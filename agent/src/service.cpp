@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "kyso/core/secret.hpp"
+#include "remote_source.hpp"
 
 namespace kyso::agent {
 namespace {
@@ -147,7 +148,9 @@ Service::Service(config::AgentConfig config)
       library_(std::make_unique<pkcs11::Library>(module_config(config_))),
       pairings_(state_dir(config_) / "pairings.json"),
       audit_(std::make_unique<AuditLog>(state_dir(config_) / "audit.db")),
-      pinentry_(config_.pinentry, config_.limits.approval_timeout) {}
+      pinentry_(config_.pinentry, config_.limits.approval_timeout),
+      remote_(std::make_unique<RemoteSources>(config_.remote,
+                                              state_dir(config_) / "remote-credentials.json")) {}
 
 Service::~Service() = default;
 
@@ -193,6 +196,8 @@ std::vector<Located> Service::credentials_for(Role role, std::string* why_none) 
       // A token removed while listing contributes nothing.
     }
   }
+  // Remote credentials listed at a sign-in (no network here), after the tokens'.
+  for (auto& c : remote_->credentials()) all.push_back({nullptr, std::move(c)});
   const RolePin* pin = pin_for(config_, role);
   std::vector<Located> out;
   std::size_t kind_ok = 0;
@@ -213,8 +218,9 @@ std::vector<Located> Service::credentials_for(Role role, std::string* why_none) 
     const std::string need = role == Role::Seal ? "an organization certificate (UID MST:/MNS:)"
                                                 : "a personal certificate (UID CCCD:/CMND:/HC:)";
     *why_none = "role " + std::string(to_string(role)) + " needs " + need + "; ";
-    if (tokens.empty()) {
+    if (tokens.empty() && all.empty()) {
       *why_none += "no token is plugged in";
+      if (!remote_->empty()) *why_none += " and no remote signing service lists one";
     } else if (kind_ok > 0) {
       *why_none += std::to_string(kind_ok) +
                    " certificate(s) of the right kind are present but IT's configuration pins "
@@ -227,7 +233,8 @@ std::vector<Located> Service::credentials_for(Role role, std::string* why_none) 
   return out;
 }
 
-nlohmann::json Service::list_credentials(const nlohmann::json& params) {
+nlohmann::json Service::list_credentials(const nlohmann::json& params, const std::string& origin,
+                                         Language lang) {
   std::optional<Role> role;
   std::optional<SubjectKind> kind;
   bool valid_now = false;
@@ -249,11 +256,24 @@ nlohmann::json Service::list_credentials(const nlohmann::json& params) {
     if (!v->is_boolean()) throw Error(ErrorCode::BadRequest, "validNow must be a boolean");
     valid_now = v->get<bool>();
   }
+  if (const auto si = params.find("signIn"); si != params.end()) {
+    if (!si->is_boolean()) throw Error(ErrorCode::BadRequest, "signIn must be a boolean");
+    // Only on request: listing alone never opens a dialog.
+    if (si->get<bool>() && !remote_->empty()) {
+      if (!try_begin_job()) throw Error(ErrorCode::Busy, "another dialog is open");
+      struct End {
+        Service* s;
+        ~End() { s->end_job(); }
+      } end{this};
+      sign_in_remote(origin, lang, nullptr);
+    }
+  }
   std::vector<Credential> creds;
   if (role) {
     for (auto& l : credentials_for(*role, nullptr)) creds.push_back(std::move(l.credential));
   } else {
     creds = library_->credentials();
+    for (auto& c : remote_->credentials()) creds.push_back(std::move(c));
   }
   const auto now = std::chrono::system_clock::now();
   nlohmann::json arr = nlohmann::json::array();
@@ -270,7 +290,9 @@ nlohmann::json Service::list_credentials(const nlohmann::json& params) {
     j["suggestedRole"] = g ? nlohmann::json(std::string(to_string(*g))) : nlohmann::json(nullptr);
     arr.push_back(std::move(j));
   }
-  return {{"credentials", arr}};
+  nlohmann::json result = {{"credentials", arr}};
+  if (!remote_->empty()) result["remoteServices"] = remote_->services_json();
+  return result;
 }
 
 void Service::pair(const std::string& origin, const std::string& code, Language lang,
@@ -310,15 +332,26 @@ void Service::pair(const std::string& origin, const std::string& code, Language 
                           .detail = {}});
 }
 
-Located Service::choose(const SignJob& job) {
+Located Service::choose(const SignJob& job, const std::atomic<bool>* cancel) {
   std::string why;
   auto fits = credentials_for(job.role, &why);
+  // Nothing present fits: a remote service not signed in yet may hold it (its password dialog).
+  const bool found =
+      job.credential_id
+          ? std::ranges::any_of(
+                fits, [&](const Located& l) { return l.credential.id() == *job.credential_id; })
+          : !fits.empty();
+  if (!found && sign_in_remote(job.origin, job.language, cancel)) {
+    fits = credentials_for(job.role, &why);
+  }
   if (job.credential_id) {
     const auto it = std::ranges::find_if(
         fits, [&](const Located& l) { return l.credential.id() == *job.credential_id; });
     if (it != fits.end()) return *it;
     // Present but not for this role, or not present at all?
-    for (const auto& c : library_->credentials()) {
+    auto present = library_->credentials();
+    for (auto& c : remote_->credentials()) present.push_back(std::move(c));
+    for (const auto& c : present) {
       if (c.id() == *job.credential_id) {
         throw Error(ErrorCode::RoleMismatch, "credential " + *job.credential_id +
                                                  " may not sign as " +
@@ -391,7 +424,7 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
   Located located;
   SignOutcome out;
   try {
-    located = choose(job);
+    located = choose(job, &cancel);
     const Credential& cred = located.credential;
     out.credential = cred;
     // The certificate is checked before the user is asked anything.
@@ -423,6 +456,7 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
     throw;
   }
 
+  if (!located.token) return sign_remote(job, std::move(out), cancel, progress);
   const Credential& cred = out.credential;
   auto signer = located.token->signer(cred);
   std::vector<Bytes> digests;

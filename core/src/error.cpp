@@ -146,6 +146,11 @@ constexpr std::array kEntries{
     Entry{ErrorCode::OtpIncorrect, "OTP_INCORRECT", true,
           "Mã OTP không đúng hoặc đã hết hạn. Hãy nhập mã mới.",
           "The OTP is wrong or expired. Enter a new one."},
+    Entry{ErrorCode::RemoteLocked, "REMOTE_LOCKED", true,
+          "Dịch vụ ký số từ xa đã tạm khóa tài khoản vì nhập sai nhiều lần. Hãy đợi rồi thử lại, "
+          "hoặc liên hệ cán bộ CNTT.",
+          "The remote signing service has locked the account after too many wrong attempts. "
+          "Wait and try again later, or contact IT."},
     Entry{ErrorCode::DocumentInvalid, "DOCUMENT_INVALID", false,
           "Tệp văn bản bị hỏng hoặc không đúng định dạng.",
           "The document is damaged or not in the expected format."},

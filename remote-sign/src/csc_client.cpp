@@ -96,7 +96,7 @@ json CscClient::checked(const std::string& method, const std::string& body, bool
                              (description.empty() ? "" : ": " + description);
   if (error == "invalid_otp") throw Error(ErrorCode::OtpIncorrect, detail);
   if (error == "invalid_pin") throw Error(ErrorCode::PinIncorrect, detail);
-  if (r.status == 403 && error == "access_denied") throw Error(ErrorCode::PinLocked, detail);
+  if (r.status == 403 && error == "access_denied") throw Error(ErrorCode::RemoteLocked, detail);
   if (r.status == 401 || error == "invalid_token" || error == "expired_token" ||
       error == "authentication_error" || error == "invalid_client") {
     if (r.status == 401 && error == "invalid_token") token_.clear();

@@ -131,7 +131,8 @@ void CscAdapter::authorize(const std::string& credential_id, const Secret* pin, 
 }
 
 std::vector<SignResult> CscAdapter::sign(const std::string& credential_id, SignAlgorithm alg,
-                                         std::span<const Bytes> digests) {
+                                         std::span<const Bytes> digests,
+                                         const SignControl& control) {
   const std::lock_guard lock(mutex_);
   std::vector<SignResult> results(digests.size());
   struct Job {
@@ -163,23 +164,62 @@ std::vector<SignResult> CscAdapter::sign(const std::string& credential_id, SignA
     jobs.push_back({match, at, len});
     at += len;
   }
+  // After an error no later request can survive (service gone, session ended), the chunks not
+  // sent yet get that error without being sent.
+  std::mutex fatal_mutex;
+  std::optional<Error> fatal;
   run_jobs(jobs.size(), [&](CscClient& c, std::size_t j) {
     const Job& job = jobs[j];
-    try {
-      auto sigs = c.sign_hash(credential_id, job.chunk->sad, digests.subspan(job.at, job.len), alg);
-      for (std::size_t i = 0; i < job.len; ++i) results[job.at + i].signature = std::move(sigs[i]);
-    } catch (const Error& e) {
-      for (std::size_t i = 0; i < job.len; ++i) results[job.at + i].error = e;
+    std::optional<Error> skip;
+    {
+      const std::lock_guard fatal_lock(fatal_mutex);
+      skip = fatal;
+    }
+    if (!skip && control.cancel != nullptr && control.cancel->load()) {
+      skip = Error(ErrorCode::UserCancelled, "batch cancelled before this item");
+    }
+    if (skip) {
+      for (std::size_t i = 0; i < job.len; ++i) results[job.at + i].error = skip;
+    } else {
+      try {
+        auto sigs =
+            c.sign_hash(credential_id, job.chunk->sad, digests.subspan(job.at, job.len), alg);
+        for (std::size_t i = 0; i < job.len; ++i) {
+          results[job.at + i].signature = std::move(sigs[i]);
+        }
+      } catch (const Error& e) {
+        for (std::size_t i = 0; i < job.len; ++i) results[job.at + i].error = e;
+        if (stops_batch(e.code())) {
+          const std::lock_guard fatal_lock(fatal_mutex);
+          if (!fatal) fatal = e;
+        }
+      }
+    }
+    if (control.chunk_done) {
+      control.chunk_done(job.at, std::span<const SignResult>(results).subspan(job.at, job.len));
     }
   });
+  // Digests refused above (not authorized) are reported too.
+  if (control.chunk_done) {
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (results[i].error && results[i].error->code() == ErrorCode::LoginRequired) {
+        control.chunk_done(i, std::span<const SignResult>(results).subspan(i, 1));
+      }
+    }
+  }
   return results;
 }
 
 RemoteSigner::RemoteSigner(std::shared_ptr<ProviderAdapter> adapter, Credential credential)
     : adapter_(std::move(adapter)), credential_(std::move(credential)) {}
 
+const std::string& RemoteSigner::remote_id() const noexcept {
+  // The provider's own id (source.serial); kyso-appliance uses the certificate's SHA-256 too.
+  return credential_.source.serial.empty() ? credential_.id() : credential_.source.serial;
+}
+
 AuthKind RemoteSigner::auth_required() const {
-  const AuthNeeds n = adapter_->needs(credential_.id());
+  const AuthNeeds n = adapter_->needs(remote_id());
   if (n.otp) return AuthKind::Otp;
   if (n.pin) return AuthKind::Pin;
   return AuthKind::None;
@@ -191,14 +231,14 @@ void RemoteSigner::set_pin(Secret pin) {
 
 void RemoteSigner::authorize(const Secret* secret, std::span<const Bytes> digests) {
   if (digests.empty()) return;
-  const AuthNeeds n = adapter_->needs(credential_.id());
+  const AuthNeeds n = adapter_->needs(remote_id());
   const Secret* pin = pin_ ? &*pin_ : nullptr;
   const Secret* otp = n.otp ? secret : nullptr;
   if (n.pin && !n.otp && pin == nullptr) pin = secret;  // a PIN-only service
   if (n.pin && pin == nullptr) throw Error(ErrorCode::LoginRequired, "the remote PIN is missing");
   if (n.otp && otp == nullptr) throw Error(ErrorCode::LoginRequired, "the OTP is missing");
   try {
-    adapter_->authorize(credential_.id(), pin, otp, digests, hash_for_size(digests.front().size()));
+    adapter_->authorize(remote_id(), pin, otp, digests, hash_for_size(digests.front().size()));
   } catch (...) {
     pin_.reset();  // never resent: a wrong PIN is asked again by the caller
     throw;
@@ -217,8 +257,15 @@ Bytes RemoteSigner::sign_digest(SignAlgorithm alg, std::span<const std::uint8_t>
 std::vector<SignResult> RemoteSigner::sign_digests(SignAlgorithm alg,
                                                    std::span<const Bytes> digests,
                                                    SignatureEncoding enc) {
+  return sign_digests(alg, digests, enc, SignControl{});
+}
+
+std::vector<SignResult> RemoteSigner::sign_digests(SignAlgorithm alg,
+                                                   std::span<const Bytes> digests,
+                                                   SignatureEncoding enc,
+                                                   const SignControl& control) {
   for (const auto& d : digests) check_digest(alg, d);
-  auto results = adapter_->sign(credential_.id(), alg, digests);
+  auto results = adapter_->sign(remote_id(), alg, digests, control);
   if (is_ecdsa(alg) && enc == SignatureEncoding::Raw) {
     for (auto& r : results) {
       if (r.ok()) r.signature = ecdsa_der_to_raw(r.signature, ec_field_bytes(credential_.cert));

@@ -230,8 +230,8 @@ TEST_CASE("otp_fiveWrong_locksTheUser_andReuseIsRefused", "[csc][security]") {
   }
   const Secret good3 = otp.next();
   CHECK(code_of([&] { (void)p->authorize(id, digests, HashAlgorithm::Sha256, &pin, &good3); }) ==
-        ErrorCode::PinLocked);
-  CHECK(code_of([&] { (void)h.login("principal"); }) == ErrorCode::PinLocked);
+        ErrorCode::RemoteLocked);
+  CHECK(code_of([&] { (void)h.login("principal"); }) == ErrorCode::RemoteLocked);
   // Other users are not affected.
   auto t = h.login("teacher");
   CHECK(t->list_credentials().size() == 2);
@@ -265,7 +265,7 @@ TEST_CASE("pinAndPassword_wrong_refusedAndCounted", "[csc][security]") {
   for (int i = 0; i < 5; ++i) {
     CHECK(code_of([&] { c.login("teacher", secret("nope")); }) == ErrorCode::RemoteAuthFailed);
   }
-  CHECK(code_of([&] { c.login("teacher", secret(kTeacherPassword)); }) == ErrorCode::PinLocked);
+  CHECK(code_of([&] { c.login("teacher", secret(kTeacherPassword)); }) == ErrorCode::RemoteLocked);
   // Unknown users get the same answer as wrong passwords.
   CHECK(detail_of([&] { c.login("nobody", secret("x")); }) ==
         detail_of([&] { c.login("principal", secret("x")); }));

@@ -11,3 +11,17 @@ kyso_add_tests(remote_appliance TOKEN
   SOURCES remote/test_appliance.cpp remote/harness.cpp
   DEPS kyso::remote_sign kyso::pkcs11)
 target_include_directories(remote_appliance PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote)
+
+# The agent with a remote credential: the appliance and the agent in this process (the agent
+# has no token, so only the appliance touches SoftHSM), a WebSocket client as the page and a
+# scripted pinentry typing the password, the PIN and a TOTP from oathtool.
+if(TARGET kyso_agent)
+  kyso_add_tests(remote_agent TOKEN
+    SOURCES remote/test_agent_remote.cpp remote/harness.cpp agent/harness.cpp
+    DEPS kyso::agent kyso::remote_sign kyso::pkcs11 OpenSSL::SSL)
+  target_include_directories(remote_agent PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote
+    ${CMAKE_CURRENT_SOURCE_DIR}/agent)
+  target_compile_definitions(remote_agent PRIVATE
+    KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/remote/remote-pinentry.sh"
+    KYSO_REMOTE_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/remote/remote-pinentry.sh")
+endif()

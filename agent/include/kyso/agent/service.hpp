@@ -60,11 +60,14 @@ struct SignOutcome {
 /// The error's wire form: {"code", "message": {"vi", "en"}, "retriable", "detail"?}.
 nlohmann::json error_json(const Error& e);
 
-/// Which token a credential lives on, for logging out after a job.
+/// Which token a credential lives on, for logging out after a job (no token: a remote
+/// credential, source.kind "remote").
 struct Located {
   std::shared_ptr<pkcs11::Token> token;
   Credential credential;
 };
+
+class RemoteSources;
 
 class Service {
  public:
@@ -88,8 +91,10 @@ class Service {
   /// Allow-listed or paired by the user.
   [[nodiscard]] bool trusted(std::string_view origin) const;
 
-  /// `credentials.list` params -> result.
-  nlohmann::json list_credentials(const nlohmann::json& params);
+  /// `credentials.list` params -> result. With `signIn: true` the remote services not signed
+  /// in ask for their password first (the agent's dialog, naming `origin`).
+  nlohmann::json list_credentials(const nlohmann::json& params, const std::string& origin = {},
+                                  Language lang = Language::Vi);
 
   /// Shows the pairing dialog with `code`; stores the pairing when the user confirms.
   /// Throws Error(UserCancelled), Error(Timeout).
@@ -113,14 +118,20 @@ class Service {
   std::vector<Located> credentials_for(Role role, std::string* why_none);
 
  private:
-  Located choose(const SignJob& job);
+  Located choose(const SignJob& job, const std::atomic<bool>* cancel);
   Dialog sign_dialog(const SignJob& job, const Credential& cred, bool with_pin) const;
+  // Remote credentials (remote_source.cpp): sign in to the services not signed in (true when
+  // one was), and a job on a remote credential after the common checks.
+  bool sign_in_remote(const std::string& origin, Language lang, const std::atomic<bool>* cancel);
+  SignOutcome sign_remote(const SignJob& job, SignOutcome out, const std::atomic<bool>& cancel,
+                          const Progress& progress);
 
   config::AgentConfig config_;
   std::unique_ptr<pkcs11::Library> library_;
   PairingStore pairings_;
   std::unique_ptr<AuditLog> audit_;
   Pinentry pinentry_;
+  std::unique_ptr<RemoteSources> remote_;
   std::atomic<bool> busy_{false};
 };
 

@@ -63,6 +63,7 @@ enum class ErrorCode {
   RemoteAuthFailed,
   RemoteError,
   OtpIncorrect,
+  RemoteLocked,
   // Documents and timestamps
   DocumentInvalid,
   DocumentEncrypted,

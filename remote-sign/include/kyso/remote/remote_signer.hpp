@@ -6,7 +6,9 @@
 /// client polls, as VNPT SmartCA or MISA eSign do) is one more adapter, with no change to the
 /// agent (docs/remote-signing.md, "Adding a provider").
 
+#include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +27,17 @@ struct AuthNeeds {
   bool pin = false;       ///< a PIN (set with RemoteSigner::set_pin before authorize)
   bool otp = false;       ///< an OTP typed by the user (passed as authorize's secret)
   bool approval = false;  ///< the user approves on another device; authorize() waits
+};
+
+/// Optional controls for a long sign(): progress per chunk and cancellation.
+struct SignControl {
+  /// Called once per finished request with the index of its first digest and its results
+  /// (signatures or errors). May run on several threads at once and out of order; the caller
+  /// orders progress itself.
+  std::function<void(std::size_t first, std::span<const SignResult> results)> chunk_done;
+  /// Checked before each request is sent: once true, digests not yet sent get
+  /// Error(UserCancelled) and nothing more goes out (requests already sent finish).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 /// One remote signing service's protocol. Implementations may block (network, polling); the
@@ -49,7 +62,8 @@ class ProviderAdapter {
                          std::span<const Bytes> digests, HashAlgorithm hash) = 0;
   /// Signs digests authorized before, in order; one result per digest.
   virtual std::vector<SignResult> sign(const std::string& credential_id, SignAlgorithm alg,
-                                       std::span<const Bytes> digests) = 0;
+                                       std::span<const Bytes> digests,
+                                       const SignControl& control) = 0;
 };
 
 /// CSC v2 (and v1.0.4-flavoured) services. Authorizes a batch as one credentials/authorize for
@@ -68,7 +82,7 @@ class CscAdapter : public ProviderAdapter {
   void authorize(const std::string& credential_id, const Secret* pin, const Secret* otp,
                  std::span<const Bytes> digests, HashAlgorithm hash) override;
   std::vector<SignResult> sign(const std::string& credential_id, SignAlgorithm alg,
-                               std::span<const Bytes> digests) override;
+                               std::span<const Bytes> digests, const SignControl& control) override;
   /// HTTP round trips on all of this adapter's connections.
   [[nodiscard]] std::size_t round_trips() const;
 
@@ -100,7 +114,7 @@ class RemoteSigner : public Signer {
   [[nodiscard]] const Credential& credential() const override { return credential_; }
   /// Otp when the service wants one (the PIN, if any, is set with set_pin first), else None.
   [[nodiscard]] AuthKind auth_required() const override;
-  [[nodiscard]] AuthNeeds needs() const { return adapter_->needs(credential_.id()); }
+  [[nodiscard]] AuthNeeds needs() const { return adapter_->needs(remote_id()); }
   /// The credential's PIN for the next authorize(); wiped after it.
   void set_pin(Secret pin);
   /// `secret` is the OTP (nullptr when none is needed). Never retried.
@@ -109,8 +123,14 @@ class RemoteSigner : public Signer {
                     SignatureEncoding enc = SignatureEncoding::Der) override;
   std::vector<SignResult> sign_digests(SignAlgorithm alg, std::span<const Bytes> digests,
                                        SignatureEncoding enc = SignatureEncoding::Der) override;
+  /// The same with progress per request and cancellation (the agent's batches).
+  std::vector<SignResult> sign_digests(SignAlgorithm alg, std::span<const Bytes> digests,
+                                       SignatureEncoding enc, const SignControl& control);
 
  private:
+  /// The credential's id at the provider (source.serial), which may differ from Kyso's id.
+  [[nodiscard]] const std::string& remote_id() const noexcept;
+
   std::shared_ptr<ProviderAdapter> adapter_;
   Credential credential_;
   std::optional<Secret> pin_;

@@ -1,0 +1,425 @@
+// Remote signing in the agent: the configured CSC services (RemoteSources), and Service's
+// members for a job on a remote credential: sign-in, the approval, PIN and OTP dialogs, one
+// authorization for the whole batch, signing in multisign chunks with progress, the audit log.
+
+#include "remote_source.hpp"
+
+#include <pwd.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "kyso/agent/service.hpp"
+#include "kyso/core/certificate.hpp"
+
+namespace kyso::agent {
+namespace {
+
+using nlohmann::json;
+
+std::string login_name(const config::RemoteService& svc) {
+  if (!svc.username.empty()) return svc.username;
+  // Not configured: the OS account's name, as most district services name their users.
+  const passwd* pw = ::getpwuid(::getuid());
+  return pw != nullptr ? pw->pw_name : std::string();
+}
+
+bool same_service(const config::RemoteService& svc, const json& j) {
+  return j.value("name", "") == svc.name && j.value("url", "") == svc.url &&
+         j.value("username", "") == svc.username;
+}
+
+Credential credential_from(const config::RemoteService& svc, const std::string& remote_id,
+                           const std::vector<Bytes>& certs) {
+  Credential c;
+  c.cert = parse_certificate(certs.front());
+  c.chain.assign(certs.begin() + 1, certs.end());
+  c.source = {"remote", svc.name, remote_id, svc.url};
+  c.algorithms = algorithms_for_key(c.cert);
+  return c;
+}
+
+}  // namespace
+
+struct RemoteSources::State {
+  std::shared_ptr<remote::CscClient> client;
+  std::shared_ptr<remote::CscAdapter> adapter;  // set while a session is believed live
+  std::vector<Credential> credentials;          // listed at the last sign-in (or cached)
+};
+
+RemoteSources::RemoteSources(std::vector<config::RemoteService> services,
+                             std::filesystem::path cache_file)
+    : services_(std::move(services)), cache_file_(std::move(cache_file)) {
+  for (std::size_t i = 0; i < services_.size(); ++i) states_.push_back(std::make_unique<State>());
+  if (services_.empty()) return;
+  // Certificates are public: the cache only saves a sign-in to see them after a restart.
+  std::ifstream in(cache_file_);
+  if (!in) return;
+  const json j = json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.contains("services") || !j["services"].is_array()) {
+    spdlog::warn("remote credential cache {} is unreadable; ignored", cache_file_.string());
+    return;
+  }
+  for (const auto& entry : j["services"]) {
+    for (std::size_t i = 0; i < services_.size(); ++i) {
+      if (!entry.is_object() || !same_service(services_[i], entry)) continue;
+      try {
+        for (const auto& c : entry.value("credentials", json::array())) {
+          std::vector<Bytes> certs;
+          for (const auto& b64 : c.at("certificates"))
+            certs.push_back(from_base64(b64.get<std::string>()));
+          if (certs.empty()) continue;
+          states_[i]->credentials.push_back(
+              credential_from(services_[i], c.at("id").get<std::string>(), certs));
+        }
+      } catch (const std::exception& e) {
+        states_[i]->credentials.clear();
+        spdlog::warn("remote credential cache entry for {} ignored: {}", services_[i].name,
+                     e.what());
+      }
+    }
+  }
+}
+
+RemoteSources::~RemoteSources() = default;
+
+std::vector<Credential> RemoteSources::credentials() const {
+  const std::lock_guard lock(mutex_);
+  std::vector<Credential> out;
+  for (const auto& s : states_) out.insert(out.end(), s->credentials.begin(), s->credentials.end());
+  return out;
+}
+
+json RemoteSources::services_json() const {
+  const std::lock_guard lock(mutex_);
+  json arr = json::array();
+  for (std::size_t i = 0; i < services_.size(); ++i) {
+    arr.push_back({{"name", services_[i].name},
+                   {"url", services_[i].url},
+                   {"username", login_name(services_[i])},
+                   {"signedIn", states_[i]->adapter != nullptr},
+                   {"credentials", states_[i]->credentials.size()}});
+  }
+  return arr;
+}
+
+bool RemoteSources::signed_in(std::size_t i) const {
+  const std::lock_guard lock(mutex_);
+  return states_.at(i)->adapter != nullptr;
+}
+
+std::optional<std::size_t> RemoteSources::service_of(const Credential& cred) const {
+  if (cred.source.kind != "remote") return std::nullopt;
+  for (std::size_t i = 0; i < services_.size(); ++i) {
+    if (services_[i].name == cred.source.name) return i;
+  }
+  return std::nullopt;
+}
+
+void RemoteSources::refresh(State& s, std::size_t i) {
+  // Network first, without the lock: credentials.list must not wait for a slow service.
+  std::shared_ptr<remote::CscAdapter> adapter;
+  {
+    const std::lock_guard lock(mutex_);
+    adapter = s.adapter;
+  }
+  std::vector<Credential> listed;
+  try {
+    listed = adapter->credentials();
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::RemoteAuthFailed) {
+      const std::lock_guard lock(mutex_);
+      s.adapter.reset();  // the session ended: the next job signs in again
+    }
+    throw;
+  }
+  for (auto& c : listed) c.source.module = services_[i].url;
+  const std::lock_guard lock(mutex_);
+  s.credentials = std::move(listed);
+  try {
+    save();
+  } catch (const std::exception& e) {
+    spdlog::warn("cannot write the remote credential cache: {}", e.what());
+  }
+}
+
+void RemoteSources::sign_in(std::size_t i, const AskPassword& ask) {
+  State& s = *states_.at(i);
+  const auto& svc = services_[i];
+  bool had_session = false;
+  {
+    const std::lock_guard lock(mutex_);
+    had_session = s.adapter != nullptr;
+  }
+  if (had_session) {
+    try {
+      refresh(s, i);
+      return;
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::RemoteAuthFailed) throw;
+      spdlog::info("remote service {}: session ended, signing in again", svc.name);
+    }
+  }
+  remote::ClientOptions o;
+  o.base_url = svc.url;
+  o.ca_file = svc.ca_file;
+  auto client = std::make_shared<remote::CscClient>(o);
+  // Unreachable (or not a CSC service) is said before any password is asked.
+  client->info();
+  {
+    const Secret password = ask(svc);  // wiped when it goes out of scope
+    client->login(login_name(svc), password);
+  }
+  {
+    const std::lock_guard lock(mutex_);
+    s.client = client;
+    s.adapter = std::make_shared<remote::CscAdapter>(svc.name, client);
+  }
+  refresh(s, i);
+  spdlog::info("remote service {}: signed in as {}", svc.name, login_name(svc));
+}
+
+std::shared_ptr<remote::RemoteSigner> RemoteSources::signer(const Credential& cred) {
+  const auto i = service_of(cred);
+  if (!i) throw Error(ErrorCode::CredentialNotFound, "not a remote credential: " + cred.id());
+  const std::lock_guard lock(mutex_);
+  const State& s = *states_[*i];
+  if (!s.adapter) throw Error(ErrorCode::LoginRequired, "not signed in to " + services_[*i].name);
+  for (const auto& c : s.credentials) {
+    if (c.id() == cred.id() && c.source.serial == cred.source.serial) {
+      return std::make_shared<remote::RemoteSigner>(s.adapter, c);
+    }
+  }
+  throw Error(ErrorCode::CredentialNotFound,
+              services_[*i].name + " no longer lists credential " + cred.source.serial);
+}
+
+std::size_t RemoteSources::round_trips(std::size_t i) const {
+  std::shared_ptr<remote::CscAdapter> adapter;
+  {
+    const std::lock_guard lock(mutex_);
+    adapter = states_.at(i)->adapter;
+  }
+  return adapter ? adapter->round_trips() : 0;
+}
+
+void RemoteSources::save() const {
+  json services = json::array();
+  for (std::size_t i = 0; i < services_.size(); ++i) {
+    json creds = json::array();
+    for (const auto& c : states_[i]->credentials) {
+      json certs = json::array({to_base64(c.cert.der)});
+      for (const auto& der : c.chain) certs.push_back(to_base64(der));
+      creds.push_back({{"id", c.source.serial}, {"certificates", std::move(certs)}});
+    }
+    services.push_back({{"name", services_[i].name},
+                        {"url", services_[i].url},
+                        {"username", services_[i].username},
+                        {"credentials", std::move(creds)}});
+  }
+  const auto tmp = cache_file_.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+    ::chmod(tmp.c_str(), 0600);
+    out << json{{"version", 1}, {"services", std::move(services)}}.dump(1) << '\n';
+  }
+  std::filesystem::rename(tmp, cache_file_);
+}
+
+// ---- Service's remote members ----------------------------------------------------------------
+
+namespace {
+
+Dialog password_dialog(const config::RemoteService& svc, const std::string& origin, Language lang) {
+  const bool vi = lang == Language::Vi;
+  Dialog d;
+  d.title = vi ? "Kyso – Đăng nhập dịch vụ ký số từ xa" : "Kyso – Sign in to remote signing";
+  d.description =
+      (origin.empty() ? std::string() : (vi ? "Trang web: " : "Website: ") + origin + "\n") +
+      (vi ? "Dịch vụ ký số từ xa: " : "Remote signing service: ") + svc.name + "\n" +
+      (vi ? "Địa chỉ: " : "Address: ") + svc.url + "\n" + (vi ? "Tài khoản: " : "Account: ") +
+      login_name(svc) + "\n\n" +
+      (vi ? "Nhập mật khẩu tài khoản của bạn trên dịch vụ để dùng chứng thư số ở đó. Đăng nhập "
+            "chưa ký gì: mỗi lần ký vẫn cần bạn xác nhận, mã PIN và mã OTP."
+          : "Enter your account's password at the service to use your certificates there. "
+            "Signing in signs nothing: every signing still needs your approval, PIN and OTP.");
+  d.prompt = vi ? "Mật khẩu:" : "Password:";
+  d.ok = vi ? "Đăng nhập" : "Sign in";
+  d.cancel = vi ? "Hủy" : "Cancel";
+  return d;
+}
+
+Dialog otp_dialog(const SignJob& job, const config::RemoteService& svc) {
+  const bool vi = job.language == Language::Vi;
+  const std::string n = std::to_string(job.items.size());
+  Dialog d;
+  d.title = vi ? "Kyso – Mã xác thực OTP" : "Kyso – One-time code (OTP)";
+  d.description = (vi ? "Trang web: " : "Website: ") + job.origin + "\n" +
+                  (vi ? "Dịch vụ ký số từ xa: " : "Remote signing service: ") + svc.name + "\n\n" +
+                  (vi ? "Nhập mã OTP 6 chữ số trong ứng dụng xác thực để ký " + n +
+                            " văn bản đã xác nhận. Mã dùng một lần, cho cả lô."
+                      : "Enter the 6-digit code from your authenticator app to sign the " + n +
+                            " approved document(s). One code for the whole batch.");
+  d.prompt = vi ? "Mã OTP:" : "OTP:";
+  d.ok = vi ? "Ký" : "Sign";
+  d.cancel = vi ? "Hủy" : "Cancel";
+  return d;
+}
+
+}  // namespace
+
+bool Service::sign_in_remote(const std::string& origin, Language lang,
+                             const std::atomic<bool>* cancel) {
+  bool any = false;
+  std::optional<Error> first;
+  for (std::size_t i = 0; i < remote_->size(); ++i) {
+    if (remote_->signed_in(i)) continue;
+    try {
+      remote_->sign_in(i, [&](const config::RemoteService& svc) {
+        return pinentry_.get_pin(password_dialog(svc, origin, lang), cancel);
+      });
+      any = true;
+    } catch (const Error& e) {
+      audit_refusal(origin, {}, e.code(),
+                    "sign-in to remote service " + remote_->service(i).name + ": " + e.detail());
+      // The user's Cancel ends the request; a service that fails leaves the others a chance.
+      if (e.code() == ErrorCode::UserCancelled || e.code() == ErrorCode::Timeout) throw;
+      if (!first) first = e;
+    }
+  }
+  if (!any && first) throw *first;
+  return any;
+}
+
+SignOutcome Service::sign_remote(const SignJob& job, SignOutcome out,
+                                 const std::atomic<bool>& cancel, const Progress& progress) {
+  const Credential cred = out.credential;
+  const std::string role_name(to_string(job.role));
+  auto refuse = [&](const Error& e) {
+    try {
+      audit_->append(AuditRow{.event = "refusal",
+                              .origin = job.origin,
+                              .role = role_name,
+                              .credential_id = cred.id(),
+                              .digest = {},
+                              .result = std::string(e.name()),
+                              .detail = e.detail()});
+    } catch (...) {
+      // Reported to the page anyway.
+    }
+  };
+  std::vector<Bytes> digests;
+  digests.reserve(job.items.size());
+  for (const auto& i : job.items) digests.push_back(i.digest);
+
+  const std::size_t index = remote_->service_of(cred).value_or(0);
+  const config::RemoteService& svc = remote_->service(index);
+  std::shared_ptr<remote::RemoteSigner> signer;
+  try {
+    remote_->sign_in(index, [&](const config::RemoteService& s) {
+      return pinentry_.get_pin(password_dialog(s, job.origin, job.language), &cancel);
+    });
+    signer = remote_->signer(cred);
+    const remote::AuthNeeds needs = signer->needs();
+    const bool vi = job.language == Language::Vi;
+    // The approval dialog shows what is signed, as for a token; the PIN is typed there.
+    Dialog d = sign_dialog(job, cred, false);
+    d.description +=
+        (vi ? "\n\nKhóa ở dịch vụ ký số từ xa: " : "\n\nKey at the remote service: ") + svc.name;
+    if (needs.pin) {
+      d.description +=
+          vi ? "\nNhập mã PIN của chứng thư số để ký." : "\nEnter the key's PIN to sign.";
+      d.prompt = vi ? "Mã PIN:" : "PIN:";
+      signer->set_pin(pinentry_.get_pin(d, &cancel));
+    } else {
+      if (needs.approval) {
+        d.description +=
+            vi ? "\nSau đó xác nhận trên điện thoại của bạn." : "\nThen approve on your phone.";
+      }
+      if (!pinentry_.confirm(d, &cancel)) {
+        throw Error(ErrorCode::UserCancelled, "the user did not approve");
+      }
+    }
+    std::optional<Secret> otp;
+    if (needs.otp) otp = pinentry_.get_pin(otp_dialog(job, svc), &cancel);
+    if (cancel.load()) throw Error(ErrorCode::UserCancelled, "cancelled before authorization");
+    // One authorization for exactly these digests (authorize + extendTransaction per further
+    // multisign chunk); a wrong PIN or OTP is reported, never retried. PIN and OTP are wiped.
+    signer->authorize(otp ? &*otp : nullptr, digests);
+  } catch (const Error& e) {
+    refuse(e);
+    throw;
+  }
+
+  std::string all;
+  for (const auto& d : digests) all.append(d.begin(), d.end());
+  const auto* p = reinterpret_cast<const std::uint8_t*>(all.data());
+  audit_->append(AuditRow{.event = "approval",
+                          .origin = job.origin,
+                          .role = role_name,
+                          .credential_id = cred.id(),
+                          .digest = to_hex(sha256({p, all.size()})),
+                          .result = "ok",
+                          .detail = std::to_string(job.items.size()) + " item(s), " +
+                                    std::string(to_string(out.algorithm)) + ", remote " +
+                                    svc.name});
+
+  // One signHash per chunk, two chunks in flight; progress events stay in item order.
+  const std::size_t n = digests.size();
+  std::mutex mutex;
+  std::vector<char> finished(n, 0);
+  std::vector<SignResult> seen(n);
+  std::size_t emitted = 0;
+  auto emit_ready = [&] {
+    while (emitted < n && finished[emitted] != 0) {
+      if (progress) progress(emitted, seen[emitted]);
+      ++emitted;
+    }
+  };
+  remote::SignControl control;
+  control.cancel = &cancel;
+  control.chunk_done = [&](std::size_t first, std::span<const SignResult> rs) {
+    const std::lock_guard lock(mutex);
+    for (std::size_t k = 0; k < rs.size() && first + k < n; ++k) {
+      seen[first + k].error = rs[k].error;  // progress needs ok/error, not the signature
+      finished[first + k] = 1;
+    }
+    emit_ready();
+  };
+  out.results = signer->sign_digests(out.algorithm, digests, job.encoding, control);
+  {
+    const std::lock_guard lock(mutex);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (finished[i] == 0) {
+        seen[i].error = out.results[i].error;
+        finished[i] = 1;
+      }
+    }
+    emit_ready();
+  }
+  out.cancelled = cancel.load() && std::ranges::any_of(out.results, [](const SignResult& r) {
+                    return r.error && r.error->code() == ErrorCode::UserCancelled;
+                  });
+
+  std::vector<AuditRow> rows;
+  rows.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& r = out.results[i];
+    rows.push_back(AuditRow{.event = "signature",
+                            .origin = job.origin,
+                            .role = role_name,
+                            .credential_id = cred.id(),
+                            .digest = to_hex(digests[i]),
+                            .result = r.ok() ? "ok" : std::string(r.error->name()),
+                            .detail = {}});
+  }
+  audit_->append(rows);
+  return out;
+}
+
+}  // namespace kyso::agent

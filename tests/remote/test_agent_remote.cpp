@@ -1,0 +1,239 @@
+// The agent with a remote credential: kyso-appliance on loopback (its own SoftHSM token copy,
+// TLS with a test CA, PIN + TOTP), the agent configured with it as a [[remote]] service and no
+// token, a real WebSocket client as the page, and a scripted pinentry as the user (password,
+// PIN, and an OTP from oathtool). Every signature is verified by OpenSSL against the returned
+// certificate.
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+
+#include "../agent/harness.hpp"
+#include "harness.hpp"
+#include "kyso/agent/audit.hpp"
+#include "kyso/core/error.hpp"
+
+using kyso::Bytes;
+using kyso::SignAlgorithm;
+using kyso::test::Agent;
+using kyso::test::Client;
+using kyso::test::fixture;
+using kyso::test::openssl_verify;
+using kyso::test::pinentry_dialogs;
+using nlohmann::json;
+namespace rt = kyso::test::remote;
+
+namespace {
+
+constexpr const char* kService = "Sở GD&ĐT – máy ký";
+
+/// The scripted user: the principal's password, the HSM PIN, TOTPs from the principal's secret.
+void user_types(const std::string& otp_override = {}) {
+  ::setenv("KYSO_PINENTRY_ACTION", "ok", 1);
+  ::setenv("KYSO_PINENTRY_PIN", fixture().user_pin.c_str(), 1);
+  ::setenv("KYSO_PINENTRY_PASSWORD", rt::kPrincipalPassword, 1);
+  ::setenv("KYSO_PINENTRY_TOTP", rt::kPrincipalTotp, 1);
+  if (otp_override.empty()) {
+    ::unsetenv("KYSO_PINENTRY_OTP");
+  } else {
+    ::setenv("KYSO_PINENTRY_OTP", otp_override.c_str(), 1);
+  }
+  static const std::string steps = rt::env().dir + "/otp-steps";
+  ::setenv("KYSO_PINENTRY_OTP_STEPS", steps.c_str(), 1);
+}
+
+/// An agent with no token whose only credentials come from `url`.
+std::unique_ptr<Agent> remote_agent(const std::string& url,
+                                    const std::filesystem::path& state_dir = {}) {
+  return std::make_unique<Agent>([&](kyso::config::AgentConfig& cfg) {
+    cfg.pkcs11_modules.clear();
+    cfg.system_modules = false;
+    cfg.pinentry = KYSO_REMOTE_PINENTRY;
+    cfg.remote = {{kService, url, "principal", rt::env().ca_file}};
+    if (!state_dir.empty()) cfg.state_dir = state_dir;
+  });
+}
+
+json items(std::size_t n) {
+  json a = json::array();
+  for (std::size_t i = 0; i < n; ++i) {
+    a.push_back(kyso::test::hash_item("Học bạ - Học sinh " + std::to_string(i + 1)));
+  }
+  return a;
+}
+
+std::size_t count(const std::vector<std::string>& dialogs, const std::string& what) {
+  std::size_t n = 0;
+  for (const auto& d : dialogs) n += d.find(what) != std::string::npos ? 1U : 0U;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("agentRemote_principalBatch_oneOtpEntryEverySignatureVerifies", "[csc][agent]") {
+  rt::Harness h([](kyso::remote::ApplianceConfig& c) { c.limits.multisign = 50; });
+  user_types();
+  const auto agent = remote_agent(h.base_url());
+  Client c(agent->port());
+
+  // Listing shows the configured service, signed out, and opens no dialog.
+  auto l = c.call("credentials.list", json::object());
+  REQUIRE(l.contains("result"));
+  CHECK(l["result"]["credentials"].empty());
+  REQUIRE(l["result"]["remoteServices"].size() == 1);
+  CHECK(l["result"]["remoteServices"][0]["name"] == kService);
+  CHECK(l["result"]["remoteServices"][0]["signedIn"] == false);
+  CHECK(pinentry_dialogs().empty());
+
+  // 120 items = 3 multisign chunks: password, then one approval with the PIN, then one OTP.
+  const json batch = items(120);
+  const auto r = c.call("batch.sign", {{"role", "principal"}, {"items", batch}}, "hieu-truong");
+  REQUIRE(r.contains("result"));
+  const auto& s = r["result"];
+  CHECK(s["total"] == 120);
+  CHECK(s["signed"] == 120);
+  CHECK(s["failed"] == 0);
+  CHECK(s["cancelled"] == false);
+  const Bytes cert = kyso::from_base64(s["certificate"].get<std::string>());
+  CHECK(cert == fixture().credential("principal").cert_der);
+  CHECK(s["credentialId"] == fixture().credential("principal").credential_id());
+  for (std::size_t i = 0; i < 120; ++i) {
+    CHECK(s["results"][i]["index"] == i);
+    CHECK(openssl_verify(cert, SignAlgorithm::RsaPkcs1Sha256, kyso::test::item_digest(batch[i]),
+                         kyso::from_base64(s["results"][i]["signature"].get<std::string>())));
+  }
+  REQUIRE(c.events.size() == 120);
+  for (std::size_t i = 0; i < 120; ++i) {
+    CHECK(c.events[i]["event"] == "batch.progress");
+    CHECK(c.events[i]["params"]["done"] == i + 1);
+    CHECK(c.events[i]["params"]["index"] == i);
+  }
+  auto dialogs = pinentry_dialogs();
+  REQUIRE(dialogs.size() == 3);
+  CHECK(dialogs[0].find("prompt=Mật khẩu:") != std::string::npos);
+  CHECK(dialogs[0].find(kService) != std::string::npos);
+  CHECK(dialogs[0].find(kyso::test::kSchool) != std::string::npos);
+  CHECK(dialogs[1].find("prompt=Mã PIN:") != std::string::npos);
+  CHECK(dialogs[1].find("Ký 120 văn bản") != std::string::npos);
+  CHECK(dialogs[1].find("Hiệu trưởng") != std::string::npos);
+  CHECK(dialogs[1].find("Trần Văn Bình") != std::string::npos);
+  CHECK(dialogs[2].find("prompt=Mã OTP:") != std::string::npos);
+  CHECK(count(dialogs, "prompt=Mã OTP:") == 1);
+
+  // Now listed next to token credentials, marked remote; still no dialog for listing.
+  l = c.call("credentials.list", {{"role", "principal"}});
+  REQUIRE(l["result"]["credentials"].size() == 1);
+  const auto& cred = l["result"]["credentials"][0];
+  CHECK(cred["source"]["kind"] == "remote");
+  CHECK(cred["source"]["name"] == kService);
+  CHECK(cred["source"]["module"] == h.base_url());
+  CHECK(cred["suggestedRole"] == "principal");
+  CHECK(l["result"]["remoteServices"][0]["signedIn"] == true);
+
+  // A single sign in the same session: no password again, one approval + PIN, one OTP.
+  const json one = kyso::test::hash_item("Học bạ - Học sinh 121");
+  const auto r1 =
+      c.call("sign", {{"role", "principal"}, {"credentialId", cred["id"]}, {"item", one}});
+  REQUIRE(r1.contains("result"));
+  CHECK(openssl_verify(cert, SignAlgorithm::RsaPkcs1Sha256, kyso::test::item_digest(one),
+                       kyso::from_base64(r1["result"]["signature"].get<std::string>())));
+  dialogs = pinentry_dialogs();
+  CHECK(dialogs.size() == 5);
+  CHECK(count(dialogs, "prompt=Mật khẩu:") == 1);
+
+  // The audit log has the approval and every signature, and its chain holds.
+  const auto audit = kyso::agent::AuditLog::verify(agent->state / "state" / "audit.db");
+  CHECK(audit.ok);
+  CHECK(audit.rows >= 121 + 2);
+}
+
+TEST_CASE("agentRemote_wrongOtp_refusedNotRetriedThenLockout", "[csc][agent][security]") {
+  rt::Harness h([](kyso::remote::ApplianceConfig& c) { c.limits.max_failures = 2; });
+  user_types("000000");
+  const auto agent = remote_agent(h.base_url());
+  Client c(agent->port());
+  const auto r = c.call("batch.sign", {{"role", "principal"}, {"items", items(10)}});
+  REQUIRE(r.contains("error"));
+  CHECK(r["error"]["code"] == "OTP_INCORRECT");
+  CHECK(r["error"]["retriable"] == true);
+  CHECK(r["error"]["message"]["vi"].get<std::string>().find("OTP") != std::string::npos);
+  CHECK(r["error"]["message"]["en"].get<std::string>().find("OTP") != std::string::npos);
+  CHECK(c.events.empty());
+  // Asked once, never retried by the agent.
+  CHECK(count(pinentry_dialogs(), "prompt=Mã OTP:") == 1);
+
+  // The second wrong OTP locks the user at the service: the page gets REMOTE_LOCKED.
+  (void)c.call("batch.sign", {{"role", "principal"}, {"items", items(10)}});
+  const auto locked = c.call("batch.sign", {{"role", "principal"}, {"items", items(10)}});
+  REQUIRE(locked.contains("error"));
+  CHECK(locked["error"]["code"] == "REMOTE_LOCKED");
+  CHECK(!locked["error"]["message"]["vi"].get<std::string>().empty());
+}
+
+TEST_CASE("agentRemote_wrongOtpThenRightOne_signsOnTheNextRequest", "[csc][agent]") {
+  rt::Harness h;
+  user_types("000000");
+  const auto agent = remote_agent(h.base_url());
+  Client c(agent->port());
+  const auto bad = c.call("sign", {{"role", "principal"}, {"item", items(1)[0]}});
+  REQUIRE(bad.contains("error"));
+  CHECK(bad["error"]["code"] == "OTP_INCORRECT");
+  user_types();
+  const json one = items(1)[0];
+  const auto good = c.call("sign", {{"role", "principal"}, {"item", one}});
+  REQUIRE(good.contains("result"));
+  CHECK(openssl_verify(kyso::from_base64(good["result"]["certificate"].get<std::string>()),
+                       SignAlgorithm::RsaPkcs1Sha256, kyso::test::item_digest(one),
+                       kyso::from_base64(good["result"]["signature"].get<std::string>())));
+}
+
+TEST_CASE("agentRemote_unreachableService_saysSoWithoutAskingAnything", "[csc][agent]") {
+  std::string url;
+  {
+    rt::Harness h;  // a port that was just an appliance's and is closed now
+    url = h.base_url();
+  }
+  user_types();
+  const auto agent = remote_agent(url);
+  Client c(agent->port());
+  const auto r = c.call("batch.sign", {{"role", "principal"}, {"items", items(5)}});
+  REQUIRE(r.contains("error"));
+  CHECK(r["error"]["code"] == "REMOTE_UNREACHABLE");
+  CHECK(r["error"]["retriable"] == true);
+  CHECK(r["error"]["message"]["vi"].get<std::string>().find("từ xa") != std::string::npos);
+  CHECK(pinentry_dialogs().empty());
+  const auto l = c.call("credentials.list", {{"signIn", true}});
+  REQUIRE(l.contains("error"));
+  CHECK(l["error"]["code"] == "REMOTE_UNREACHABLE");
+}
+
+TEST_CASE("agentRemote_restart_listsCachedCredentialsWithoutDialog", "[csc][agent]") {
+  rt::Harness h;
+  user_types();
+  const auto state =
+      std::filesystem::path(rt::env().dir) / ("agent-state-" + std::to_string(::getpid()));
+  {
+    const auto agent = remote_agent(h.base_url(), state);
+    Client c(agent->port());
+    const auto l = c.call("credentials.list", {{"signIn", true}});
+    REQUIRE(l.contains("result"));
+    CHECK(l["result"]["credentials"].size() == 1);
+    CHECK(count(pinentry_dialogs(), "prompt=Mật khẩu:") == 1);
+  }
+  const auto agent = remote_agent(h.base_url(), state);
+  Client c(agent->port());
+  const auto l = c.call("credentials.list", {{"role", "principal"}});
+  REQUIRE(l["result"]["credentials"].size() == 1);
+  CHECK(l["result"]["credentials"][0]["source"]["kind"] == "remote");
+  CHECK(l["result"]["remoteServices"][0]["signedIn"] == false);
+  CHECK(pinentry_dialogs().empty());
+  // Signing with the cached credential signs in first (password), then PIN and OTP.
+  const json one = items(1)[0];
+  const auto r = c.call("sign", {{"role", "principal"},
+                                 {"credentialId", l["result"]["credentials"][0]["id"]},
+                                 {"item", one}});
+  REQUIRE(r.contains("result"));
+  CHECK(pinentry_dialogs().size() == 3);
+  std::error_code ec;
+  std::filesystem::remove_all(state, ec);
+}
