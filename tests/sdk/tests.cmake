@@ -2,7 +2,8 @@
 #  - sdk.unit: the SDK in Node against a scripted fake agent (no browser, no agent);
 #  - sdk.demo_page: the demo page in headless Debian chromium against that fake agent holding real
 #    keys (statuses, progress, a batch cut short, the page's own signature check);
-#  - sdk.browser_e2e: the real kyso-agent on the demo token, the demo page, chromium.
+#  - sdk.browser_e2e: the real kyso-agent on the demo token, the demo page, chromium;
+#  - sdk.browser_e2e_remote: the same with the principal's key in kyso-appliance (remote signing).
 # Each rebuilds sdk/js/dist, hence the shared lock.
 find_program(KYSO_NPM npm)
 if(KYSO_NPM)
@@ -17,6 +18,15 @@ if(KYSO_NPM)
     set_tests_properties(sdk.browser_e2e PROPERTIES
       FIXTURES_REQUIRED pki
       ENVIRONMENT "${KYSO_TEST_ENV};KYSO_AGENT_BIN=$<TARGET_FILE:kyso-agent>"
+      RESOURCE_LOCK kyso_sdk_js_dist
+      TIMEOUT 180)
+  endif()
+  # The principal's batch with a remote credential: kyso-appliance as the signing service.
+  if(TARGET kyso-agent AND TARGET kyso-appliance)
+    add_test(NAME sdk.browser_e2e_remote COMMAND ${KYSO_NPM} --prefix ${KYSO_SDK_JS} run test:e2e-remote)
+    set_tests_properties(sdk.browser_e2e_remote PROPERTIES
+      FIXTURES_REQUIRED pki
+      ENVIRONMENT "${KYSO_TEST_ENV};KYSO_AGENT_BIN=$<TARGET_FILE:kyso-agent>;KYSO_APPLIANCE_BIN=$<TARGET_FILE:kyso-appliance>"
       RESOURCE_LOCK kyso_sdk_js_dist
       TIMEOUT 180)
   endif()

@@ -136,6 +136,7 @@ function renderControls() {
   $('btn-pair').disabled = !ready || paired || state.busy;
   $('btn-pair').textContent = paired ? 'Đã ghép nối' : 'Ghép nối';
   $('btn-reconnect').hidden = ready;
+  $('btn-remote-signin').disabled = !paired || state.busy;
   for (const role of ORDER) {
     const btn = $(`btn-${role}`);
     btn.disabled = !paired || state.busy || eligible(role).length === 0 || state.credentials[role].length === 0;
@@ -174,12 +175,34 @@ function renderCredentials() {
             const cert = c.certificate;
             const who = cert.commonName + (cert.title ? ` (${cert.title})` : '');
             const issuer = (cert.issuer.match(/CN=([^,]+)/) ?? [])[1] ?? cert.issuer;
-            return `<option value="${c.id}">${escapeHtml(who)} — ${escapeHtml(issuer)} — đến ${formatDate(cert.notAfter)}</option>`;
+            const where = c.source?.kind === 'remote' ? ` — ký từ xa: ${escapeHtml(c.source.name ?? '')}` : '';
+            return `<option value="${c.id}">${escapeHtml(who)} — ${escapeHtml(issuer)} — đến ${formatDate(cert.notAfter)}${where}</option>`;
           })
           .join('')
       : '<option value="">Không có chứng thư phù hợp — hãy cắm đúng token</option>';
   }
+  // Remote signing services IT configured in Kyso: signed in or not (the password is asked by
+  // Kyso's own dialog, never by this page).
+  const services = state.client?.remoteServices ?? [];
+  $('remote').hidden = services.length === 0;
+  $('remote-status').textContent = services
+    .map((s) => `Ký số từ xa: ${s.name} (${s.username}) — ${s.signedIn ? 'đã đăng nhập' : 'chưa đăng nhập'}`)
+    .join('; ');
+  $('btn-remote-signin').hidden = services.every((s) => s.signedIn);
   renderControls();
+}
+
+function remoteSignInClick() {
+  return withBusy(async () => {
+    clearNotice();
+    try {
+      await state.client.listCredentials({ signIn: true });
+      await loadCredentials();
+      notice('ok', 'Đã đăng nhập dịch vụ ký số từ xa.');
+    } catch (e) {
+      showError(e, 'Chưa đăng nhập được dịch vụ ký số từ xa:');
+    }
+  });
 }
 
 // ---------------------------------------------------------------- progress
@@ -419,6 +442,7 @@ async function main() {
   $('btn-reconnect').addEventListener('click', () => connectAgent());
   $('btn-teacher').addEventListener('click', () => signBatch('teacher'));
   $('btn-principal').addEventListener('click', () => signBatch('principal'));
+  $('btn-remote-signin').addEventListener('click', remoteSignInClick);
   $('btn-seal').addEventListener('click', () => signBatch('seal'));
   $('btn-cancel').addEventListener('click', cancelClick);
   $('rows').addEventListener('click', (e) => {

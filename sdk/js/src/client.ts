@@ -16,6 +16,7 @@ import type {
   ListCredentialsOptions,
   PairCode,
   PairResult,
+  RemoteService,
   RequestId,
   Role,
   SignBatchOptions,
@@ -179,6 +180,7 @@ export class KysoClient {
   readonly #listeners = new Map<EventName, Set<Listener<EventName>>>();
   #nextId = 1;
   #closedByClient = false;
+  #remoteServices: RemoteService[] = [];
 
   /** Use connect(); this wraps a socket that is already open. */
   constructor(ws: WebSocket, url: string, port: number, options: ConnectOptions = {}) {
@@ -257,9 +259,19 @@ export class KysoClient {
     }
     if (filter.kind !== undefined) params.kind = filter.kind;
     if (filter.validNow !== undefined) params.validNow = filter.validNow;
-    const result = await this.request('credentials.list', params);
+    if (filter.signIn !== undefined) params.signIn = filter.signIn;
+    const result = await this.request('credentials.list', params, filter.signIn ? { timeoutMs: INTERACTIVE_TIMEOUT_MS } : {});
     if (!Array.isArray(result.credentials)) throw protocolError('credentials.list without credentials', result);
+    this.#remoteServices = Array.isArray(result.remoteServices) ? (result.remoteServices as RemoteService[]) : [];
     return result.credentials as Credential[];
+  }
+
+  /**
+   * The remote signing services IT configured in the agent, as the last listCredentials() saw
+   * them (empty when none is configured). No request of its own.
+   */
+  get remoteServices(): RemoteService[] {
+    return this.#remoteServices;
   }
 
   /**

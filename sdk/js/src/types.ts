@@ -122,6 +122,22 @@ export interface ListCredentialsOptions {
   role?: Role;
   kind?: CredentialKind;
   validNow?: boolean;
+  /**
+   * Sign in to the remote signing services that are not signed in first: the agent asks each
+   * service's password in its own dialog (never through the page). Without it, listing never
+   * opens a dialog.
+   */
+  signIn?: boolean;
+}
+
+/** A remote signing service IT configured in the agent (credentials.list's remoteServices). */
+export interface RemoteService {
+  name: string;
+  url: string;
+  username: string;
+  signedIn: boolean;
+  /** Credentials it listed at the last sign-in. */
+  credentials: number;
 }
 
 /** Bytes of a digest, or a string in hex or base64 (standard or URL-safe). */
