@@ -4,7 +4,7 @@
 # configuration with the user "principal" (password + TOTP) holding the principal credential.
 #
 #   prepare-appliance.sh KYSO_APPLIANCE DIR FIXTURE_DIR
-# Writes DIR/softhsm2.conf, DIR/ca.crt, DIR/appliance.json and prints the configuration's path.
+# Writes DIR/softhsm2.conf, DIR/ca.crt, DIR/appliance.toml and prints the configuration's path.
 # Run it as: SOFTHSM2_CONF=DIR/softhsm2.conf KYSO_APPLIANCE --config <path> --port-file DIR/port
 #   KYSO_REMOTE_PASSWORD  the principal's password (default "mật khẩu hiệu trưởng")
 #   KYSO_REMOTE_TOTP      the TOTP secret, base32 (default JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP)
@@ -27,22 +27,41 @@ q openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN
 printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$W/san.ext"
 q openssl x509 -req -in "$W/tls.csr" -CA "$W/ca.crt" -CAkey "$W/ca.key" -CAcreateserial \
   -days 2 -extfile "$W/san.ext" -out "$W/tls.crt"
-PRINCIPAL_ID="$(openssl dgst -sha256 -r "$FIXTURE/certs/principal.der" | cut -d' ' -f1)"
 HASH="$(printf '%s' "$PASSWORD" | "$APPLIANCE" hash-password --cost 10)"
 MODULE="$(sed -n 's/.*"module": *"\([^"]*\)".*/\1/p' "$FIXTURE/manifest.json" | head -1)"
-cat >"$W/appliance.json" <<JSON
-{
-  "name": "Sở GD&ĐT – máy ký (thử nghiệm)",
-  "listen": "127.0.0.1",
-  "port": 0,
-  "tls": {"cert": "$W/tls.crt", "key": "$W/tls.key"},
-  "pkcs11_modules": ["${MODULE:-/usr/lib/softhsm/libsofthsm2.so}"],
-  "state_db": "$W/state.db",
-  "users": [
-    {"name": "principal", "password_hash": "$HASH", "totp_secret": "$TOTP",
-     "credentials": ["$PRINCIPAL_ID"]}
-  ],
-  "limits": {"multisign": ${KYSO_REMOTE_MULTISIGN:-100}, "totp_window": 3}
+chmod 600 "$W/tls.key"
+(umask 077 && printf '%s\n' "$TOTP" >"$W/principal.totp")
+# The appliance's TOML profile (docs/configuration.md); the CSC credential id is "principal".
+cat >"$W/appliance.toml" <<TOML
+[server]
+name = "Sở GD&ĐT – máy ký (thử nghiệm)"
+listen = "127.0.0.1:0"
+state_db = "state.db"
+
+[tls]
+cert = "tls.crt"
+key = "tls.key"
+
+[hsm]
+module = "${MODULE:-/usr/lib/softhsm/libsofthsm2.so}"
+token_label = "Kyso Demo"
+
+[[credentials]]
+id = "principal"
+certificate = "$FIXTURE/certs/principal.der"
+
+[[users]]
+name = "principal"
+password_hash = "$HASH"
+totp_secret_file = "principal.totp"
+credentials = ["principal"]
+
+[limits]
+multisign = ${KYSO_REMOTE_MULTISIGN:-100}
+totp_window = 3
+TOML
+"$APPLIANCE" check-config --config "$W/appliance.toml" >"$W/prepare.log" 2>&1 || {
+  cat "$W/prepare.log" >&2
+  exit 1
 }
-JSON
-echo "$W/appliance.json"
+echo "$W/appliance.toml"

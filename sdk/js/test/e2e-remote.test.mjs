@@ -94,8 +94,8 @@ test('browser_remotePrincipal_signsClassBatchWithOneOtp_sameResultsAsToken', { s
 
   // The agent's token: a copy of the demo token without the principal's key and certificate, so
   // the principal's only credential is the remote one (same certificate, key in the "HSM").
-  // (SoftHSM2's file store is not safe for several processes: a copy taken while another test
-  // process touches the run's token can miss objects, so a failed removal copies again.)
+  // (The run's token directory also holds a blank token: name the demo token. SoftHSM2's file
+  // store is not safe for several processes, so a failed removal copies again.)
   const tokens = join(tmp, 'agent-tokens');
   const agentConf = join(tmp, 'softhsm2.conf');
   writeFileSync(agentConf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\n`);
@@ -104,7 +104,7 @@ test('browser_remotePrincipal_signsClassBatchWithOneOtp_sameResultsAsToken', { s
     cpSync(join(testDir, 'tokens'), tokens, { recursive: true });
     try {
       for (const type of ['privkey', 'cert']) {
-        execFileSync('pkcs11-tool', ['--module', manifest.module, '--login', '--pin', manifest.user_pin, '--delete-object', '--type', type, '--id', principal.id],
+        execFileSync('pkcs11-tool', ['--module', manifest.module, '--token-label', manifest.token_label ?? 'Kyso Demo', '--login', '--pin', manifest.user_pin, '--delete-object', '--type', type, '--id', principal.id],
           { env: { ...process.env, SOFTHSM2_CONF: agentConf }, stdio: ['ignore', 'pipe', 'pipe'] });
       }
       break;
