@@ -117,17 +117,12 @@ void CscAdapter::authorize(const std::string& credential_id, const Secret* pin, 
     const auto part = digests.subspan(k * chunk, std::min(chunk, digests.size() - k * chunk));
     chunks_[k].digests.assign(part.begin(), part.end());
   }
-  // The PIN and OTP go out once; further chunks extend that approval (no second OTP).
+  // The PIN and OTP go out once. Further chunks extend that approval (no second OTP) when they
+  // are signed: each lane extends its chunk right before its signHash, so the HSM signs the
+  // first chunk while the next ones are being authorized.
   chunks_[0].sad = client_->authorize(credential_id, chunks_[0].digests, hash, pin, otp).sad;
-  const std::string& first = chunks_[0].sad;
-  try {
-    run_jobs(count - 1, [&](CscClient& c, std::size_t i) {
-      chunks_[i + 1].sad = c.extend(credential_id, first, chunks_[i + 1].digests, hash).sad;
-    });
-  } catch (...) {
-    chunks_.clear();
-    throw;
-  }
+  first_sad_ = chunks_[0].sad;
+  hash_ = hash;
 }
 
 std::vector<SignResult> CscAdapter::sign(const std::string& credential_id, SignAlgorithm alg,
@@ -136,7 +131,7 @@ std::vector<SignResult> CscAdapter::sign(const std::string& credential_id, SignA
   const std::lock_guard lock(mutex_);
   std::vector<SignResult> results(digests.size());
   struct Job {
-    const Chunk* chunk;
+    Chunk* chunk;
     std::size_t at;
     std::size_t len;
   };
@@ -145,9 +140,9 @@ std::vector<SignResult> CscAdapter::sign(const std::string& credential_id, SignA
   // One signHash per authorized chunk, matched in order; a digest outside the authorization
   // is refused here rather than sent for the server to refuse.
   while (at < digests.size()) {
-    const Chunk* match = nullptr;
+    Chunk* match = nullptr;
     std::size_t len = 0;
-    for (const auto& c : chunks_) {
+    for (auto& c : chunks_) {
       if (std::ranges::find(c.digests, digests[at]) == c.digests.end()) continue;
       match = &c;
       while (at + len < digests.size() && len < c.digests.size() &&
@@ -182,8 +177,17 @@ std::vector<SignResult> CscAdapter::sign(const std::string& credential_id, SignA
       for (std::size_t i = 0; i < job.len; ++i) results[job.at + i].error = skip;
     } else {
       try {
-        auto sigs =
-            c.sign_hash(credential_id, job.chunk->sad, digests.subspan(job.at, job.len), alg);
+        std::string sad;
+        {
+          // Once per chunk, whichever lane gets there first (a chunk's digests may come in
+          // several runs).
+          const std::lock_guard extend_lock(extend_mutex_);
+          if (job.chunk->sad.empty()) {
+            job.chunk->sad = c.extend(credential_id, first_sad_, job.chunk->digests, hash_).sad;
+          }
+          sad = job.chunk->sad;
+        }
+        auto sigs = c.sign_hash(credential_id, sad, digests.subspan(job.at, job.len), alg);
         for (std::size_t i = 0; i < job.len; ++i) {
           results[job.at + i].signature = std::move(sigs[i]);
         }

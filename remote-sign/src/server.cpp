@@ -343,4 +343,8 @@ StateStore& Appliance::store() noexcept {
   return impl_->store;
 }
 
+std::uint64_t Appliance::requests() const noexcept {
+  return impl_->service.requests();
+}
+
 }  // namespace kyso::remote

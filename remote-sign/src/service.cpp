@@ -189,6 +189,7 @@ Service::Service(const ApplianceConfig& config, StateStore& store, pkcs11::Libra
 }
 
 HttpResponse Service::handle(HttpRequest& req) noexcept {
+  requests_.fetch_add(1, std::memory_order_relaxed);
   try {
     std::string target = req.target;
     if (auto q = target.find('?'); q != std::string::npos) target.resize(q);

@@ -5,6 +5,8 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <array>
+#include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -46,6 +48,8 @@ class Service {
 
   /// Never throws: every failure becomes a CSC error response.
   HttpResponse handle(HttpRequest& req) noexcept;
+  /// Requests handled so far (benchmarks count round trips on the server's side).
+  [[nodiscard]] std::uint64_t requests() const noexcept { return requests_.load(); }
 
  private:
   struct HsmCredential {
@@ -87,6 +91,7 @@ class Service {
   // The HSM checks the PIN at the token's first login; after that the PIN it accepted is
   // compared in memory as an HMAC tag (the token cannot check a PIN twice in one process).
   std::mutex pin_mutex_;
+  std::atomic<std::uint64_t> requests_{0};
   std::array<unsigned char, 32> pin_key_{};
   std::map<std::string, std::array<unsigned char, 32>> accepted_pins_;  // token identity -> tag
 };

@@ -45,6 +45,8 @@ class Appliance {
   /// The bound port (useful with port 0).
   [[nodiscard]] std::uint16_t port() const noexcept;
   [[nodiscard]] StateStore& store() noexcept;
+  /// HTTP requests answered so far (each is one round trip of some client).
+  [[nodiscard]] std::uint64_t requests() const noexcept;
 
  private:
   struct Impl;

@@ -66,11 +66,12 @@ class ProviderAdapter {
                                        const SignControl& control) = 0;
 };
 
-/// CSC v2 (and v1.0.4-flavoured) services. Authorizes a batch as one credentials/authorize for
-/// the first `multisign` hashes (PIN + OTP, once) and one credentials/extendTransaction per
-/// further chunk, then signs with one signatures/signHash per chunk: at most two HTTP round
-/// trips per chunk. Chunks after the first go out on `pipeline` connections at once, so the
-/// HSM signs one chunk while the next travels.
+/// CSC v2 (and v1.0.4-flavoured) services. authorize() sends one credentials/authorize for the
+/// first `multisign` hashes (PIN + OTP, once: a wrong one fails there); sign() sends, per chunk,
+/// one credentials/extendTransaction (chunks after the first, from the first SAD) and one
+/// signatures/signHash: at most two HTTP round trips per chunk. Chunks go out on `pipeline`
+/// connections at once, so the HSM signs one chunk while the next is extended and travels; an
+/// extension refused mid-batch (transaction expired or exhausted) fails exactly its chunk.
 class CscAdapter : public ProviderAdapter {
  public:
   /// `client` must be logged in already (the agent logs in with the user's password).
@@ -104,6 +105,9 @@ class CscAdapter : public ProviderAdapter {
   mutable std::mutex mutex_;
   std::vector<RemoteCredentialInfo> infos_;
   std::vector<Chunk> chunks_;  // the current authorization, in batch order
+  std::string first_sad_;      // what further chunks are extended from
+  HashAlgorithm hash_ = HashAlgorithm::Sha256;
+  std::mutex extend_mutex_;
 };
 
 /// A remote credential as a kyso::Signer.
