@@ -108,7 +108,7 @@ Harness::Harness(const std::function<void(ApplianceConfig&)>& tweak) {
 }
 
 Harness::~Harness() {
-  app_->stop();
+  if (app_) app_->stop();
 }
 
 std::string Harness::base_url() const {

@@ -46,6 +46,8 @@ class Harness {
   /// A client logged in as `user` ("principal" or "teacher").
   std::shared_ptr<kyso::remote::CscClient> login(const std::string& user);
   kyso::remote::Appliance& appliance() { return *app_; }
+  /// Stops the appliance and closes every connection, as if its process died.
+  void kill() { app_.reset(); }
   const kyso::remote::ApplianceConfig& config() const { return config_; }
 
  private:

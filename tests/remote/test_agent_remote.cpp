@@ -237,3 +237,98 @@ TEST_CASE("agentRemote_restart_listsCachedCredentialsWithoutDialog", "[csc][agen
   std::error_code ec;
   std::filesystem::remove_all(state, ec);
 }
+
+namespace {
+
+json read_until_id(Client& c, const json& id) {
+  for (;;) {
+    json m = c.read();
+    if (m.contains("event")) {
+      c.events.push_back(m);
+      continue;
+    }
+    if (m.value("id", json()) == id) return m;
+  }
+}
+
+/// Starts a 100-item principal batch on an appliance whose HSM is slowed down, and returns
+/// once its first progress event arrived.
+void start_slow_batch(Client& c, const json& batch) {
+  c.send_text(json{
+      {"id", 7}, {"method", "batch.sign"}, {"params", {{"role", "principal"}, {"items", batch}}}}
+                  .dump());
+  while (c.events.empty()) {
+    auto m = c.read();
+    REQUIRE(m.contains("event"));
+    c.events.push_back(m);
+  }
+}
+
+/// Every item reported signed verifies; every other one carries `code`. Returns how many signed.
+int check_summary(const json& s, const json& batch, const std::string& code) {
+  const Bytes cert = kyso::from_base64(s["certificate"].get<std::string>());
+  int ok = 0;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto& e = s["results"][i];
+    CHECK(e["index"] == i);
+    if (e["ok"] == true) {
+      ++ok;
+      CHECK(openssl_verify(cert, SignAlgorithm::RsaPkcs1Sha256, kyso::test::item_digest(batch[i]),
+                           kyso::from_base64(e["signature"].get<std::string>())));
+    } else {
+      CHECK(e["error"]["code"] == code);
+      CHECK_FALSE(e.contains("signature"));
+    }
+  }
+  CHECK(s["signed"] == ok);
+  CHECK(s["failed"] == static_cast<int>(batch.size()) - ok);
+  return ok;
+}
+
+}  // namespace
+
+TEST_CASE("agentRemote_batchCancelled_summarySaysExactlyWhichItemsWereSigned", "[csc][agent]") {
+  rt::Harness h([](kyso::remote::ApplianceConfig& c) {
+    c.pkcs11_modules = {fixture().fault_module};  // SoftHSM, slowed down below
+    c.limits.multisign = 10;
+  });
+  user_types();
+  const auto agent = remote_agent(h.base_url());
+  kyso::test::Faults::set("sign_delay_us", 20000);
+  Client c(agent->port());
+  const json batch = items(100);
+  start_slow_batch(c, batch);
+  c.send_text(json{{"id", 8}, {"method", "batch.cancel"}, {"params", {{"batchId", 7}}}}.dump());
+  const auto summary = read_until_id(c, 7);
+  kyso::test::Faults::set("sign_delay_us", 0);
+  REQUIRE(summary.contains("result"));
+  CHECK(summary["result"]["cancelled"] == true);
+  const int signed_n = check_summary(summary["result"], batch, "USER_CANCELLED");
+  CHECK(signed_n >= 10);
+  CHECK(signed_n < 100);
+  CHECK(signed_n % 10 == 0);  // whole chunks: a sent chunk finishes, no new one starts
+  CHECK(c.events.size() == 100);
+}
+
+TEST_CASE("agentRemote_serviceGoneMidBatch_summarySaysExactlyWhichItemsWereSigned",
+          "[csc][agent]") {
+  rt::Harness h([](kyso::remote::ApplianceConfig& c) {
+    c.pkcs11_modules = {fixture().fault_module};
+    c.limits.multisign = 10;
+  });
+  user_types();
+  const auto agent = remote_agent(h.base_url());
+  kyso::test::Faults::set("sign_delay_us", 20000);
+  Client c(agent->port());
+  const json batch = items(100);
+  start_slow_batch(c, batch);
+  h.kill();  // the service goes away with chunks in flight
+  const auto summary = read_until_id(c, 7);
+  kyso::test::Faults::set("sign_delay_us", 0);
+  REQUIRE(summary.contains("result"));
+  CHECK(summary["result"]["cancelled"] == false);
+  const int signed_n = check_summary(summary["result"], batch, "REMOTE_UNREACHABLE");
+  CHECK(signed_n >= 10);
+  CHECK(signed_n < 100);
+  CHECK(c.events.size() == 100);
+}
