@@ -80,6 +80,12 @@ json CscClient::checked(const std::string& method, const std::string& body, bool
   if (!token_.empty() && headers.count("Authorization") == 0) {
     headers["Authorization"] = "Bearer " + token_;
   }
+  struct Wipe {  // this copy may hold a Basic password
+    std::map<std::string, std::string>& h;
+    ~Wipe() {
+      for (auto& [k, v] : h) OPENSSL_cleanse(v.data(), v.size());
+    }
+  } wipe{headers};
   const HttpResult r = http_.post(method, body, headers, idempotent);
   json j = r.body.empty() ? json::object() : json::parse(r.body, nullptr, false);
   if (r.status >= 200 && r.status < 300) {
@@ -112,21 +118,35 @@ json CscClient::info() {
 }
 
 void CscClient::login(const std::string& user, const Secret& password) {
-  std::string pair = user + ":";
+  // Every buffer that holds the password, or its base64, is sized once and wiped.
+  std::string pair;
+  pair.reserve(user.size() + 1 + password.size());
+  pair += user;
+  pair += ':';
   pair.append(password.view());
-  std::string header =
-      "Basic " +
+  std::string b64 =
       to_base64(std::span(reinterpret_cast<const std::uint8_t*>(pair.data()), pair.size()));
   OPENSSL_cleanse(pair.data(), pair.size());
+  std::string header;
+  header.reserve(6 + b64.size());
+  header += "Basic ";
+  header += b64;
+  OPENSSL_cleanse(b64.data(), b64.size());
   token_.clear();
+  std::map<std::string, std::string> extra;
+  extra.emplace("Authorization", header);  // one copy, in the node (an initializer list makes two)
+  auto wipe = [&] {
+    OPENSSL_cleanse(header.data(), header.size());
+    OPENSSL_cleanse(extra["Authorization"].data(), extra["Authorization"].size());
+  };
   json j;
   try {
-    j = checked("auth/login", R"({"rememberMe":false})", false, {{"Authorization", header}});
+    j = checked("auth/login", R"({"rememberMe":false})", false, extra);
   } catch (...) {
-    OPENSSL_cleanse(header.data(), header.size());
+    wipe();
     throw;
   }
-  OPENSSL_cleanse(header.data(), header.size());
+  wipe();
   token_ = j.value("access_token", std::string());
   if (token_.empty()) throw Error(ErrorCode::RemoteError, "auth/login: no access_token");
 }

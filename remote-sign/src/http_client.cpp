@@ -1,5 +1,6 @@
 // The client's HTTPS connection: synchronous Beast over OpenSSL with a deadline on each step.
 // Callers run it on a worker thread (the agent never calls it from an io thread).
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include <boost/asio/connect.hpp>
@@ -128,6 +129,19 @@ HttpResult HttpsConnection::post(const std::string& method, const std::string& b
   req.body() = body;
   req.keep_alive(true);
   req.prepare_payload();
+  // The request's copies of the body (a PIN or OTP in authorize) and of the Authorization header
+  // (a password in auth/login) are wiped whatever happens. Beast writes both straight from
+  // these buffers, without another copy.
+  struct Wipe {
+    http::request<http::string_body>& r;
+    ~Wipe() {
+      OPENSSL_cleanse(r.body().data(), r.body().size());
+      if (const auto it = r.find(http::field::authorization); it != r.end()) {
+        const auto v = it->value();
+        OPENSSL_cleanse(const_cast<char*>(v.data()), v.size());
+      }
+    }
+  } wipe{req};
 
   std::string last_error;
   for (int attempt = 0; attempt <= i.options.retries; ++attempt) {
