@@ -90,7 +90,7 @@ void print_human(const Context& ctx, const formats::VerifyReport& rep) {
     print_status(ctx, "Chuỗi chứng thư", "Certificate chain", s.chain, s.chain_detail);
     print_status(ctx, "Tình trạng thu hồi", "Revocation", s.revocation, s.revocation_detail);
     if (s.signing_certificate != formats::CheckStatus::Unknown) {
-      print_status(ctx, "Chứng thư ký trong SignedProperties", "Signing certificate binding",
+      print_status(ctx, "Ràng buộc chứng thư ký", "Signing certificate binding",
                    s.signing_certificate, s.signing_certificate_detail);
     }
     if (s.later_changes) {

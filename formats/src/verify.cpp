@@ -1,6 +1,7 @@
 #include "kyso/formats/verify.hpp"
 
 #include <openssl/cms.h>
+#include <openssl/ess.h>
 #include <openssl/pem.h>
 
 #include <cstdio>
@@ -133,6 +134,50 @@ void judge_certificate(SignatureReport& r, const Bytes& cert_der, const std::vec
   }
 }
 
+namespace {
+
+// CAdES / PAdES: the signed ESS signing-certificate(-v2) attribute must name the certificate
+// the signature verifies with (a certificate for the same key swapped in is caught here).
+void check_ess_signing_certificate(SignatureReport& r, CMS_SignerInfo* si, X509* signer) {
+  using EssV2Ptr = std::unique_ptr<ESS_SIGNING_CERT_V2, FnDeleter<ESS_SIGNING_CERT_V2_free>>;
+  using EssV1Ptr = std::unique_ptr<ESS_SIGNING_CERT, FnDeleter<ESS_SIGNING_CERT_free>>;
+  struct StackFree {
+    void operator()(STACK_OF(X509) * s) const noexcept { sk_X509_free(s); }
+  };
+  auto attr = [&](int nid) -> const ASN1_STRING* {
+    const int at = CMS_signed_get_attr_by_NID(si, nid, -1);
+    const ASN1_TYPE* t =
+        at >= 0 ? X509_ATTRIBUTE_get0_type(CMS_signed_get_attr(si, at), 0) : nullptr;
+    return t != nullptr && t->type == V_ASN1_SEQUENCE ? t->value.sequence : nullptr;
+  };
+  const ASN1_STRING* v2 = attr(NID_id_smime_aa_signingCertificateV2);
+  const ASN1_STRING* v1 = attr(NID_id_smime_aa_signingCertificate);
+  if (v2 == nullptr && v1 == nullptr) {
+    r.signing_certificate_detail = "no ESS signing-certificate attribute";
+    return;
+  }
+  EssV2Ptr ess2;
+  EssV1Ptr ess1;
+  if (v2 != nullptr) {
+    const unsigned char* p = ASN1_STRING_get0_data(v2);
+    ess2.reset(d2i_ESS_SIGNING_CERT_V2(nullptr, &p, ASN1_STRING_length(v2)));
+  } else {
+    const unsigned char* p = ASN1_STRING_get0_data(v1);
+    ess1.reset(d2i_ESS_SIGNING_CERT(nullptr, &p, ASN1_STRING_length(v1)));
+  }
+  std::unique_ptr<STACK_OF(X509), StackFree> chain(sk_X509_new_null());
+  const bool ok = (ess1 || ess2) && chain && sk_X509_push(chain.get(), signer) > 0 &&
+                  OSSL_ESS_check_signing_certs(ess1.get(), ess2.get(), chain.get(), 1) > 0;
+  const std::string why = openssl_error();
+  r.signing_certificate = ok ? CheckStatus::Ok : CheckStatus::Failed;
+  r.signing_certificate_detail =
+      ok ? (v2 != nullptr ? "ESS signing-certificate-v2" : "ESS signing-certificate")
+         : "the ESS signing-certificate attribute does not name the signer's certificate" +
+               (why.empty() ? std::string() : ": " + why);
+}
+
+}  // namespace
+
 std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* content,
                                         const VerifyOptions& o, const std::string& format) {
   const unsigned char* p = der.data();
@@ -220,6 +265,7 @@ std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* c
         if (!r.timestamp) r.integrity_detail += (r.integrity_detail.empty() ? "" : "; ") + why;
       }
     }
+    if (signer != nullptr) check_ess_signing_certificate(r, si, signer);
     if (signer != nullptr) judge_certificate(r, x509_to_der(signer), certs_der, o);
     out.push_back(std::move(r));
   }

@@ -8,6 +8,7 @@
 
 #include "format_support.hpp"
 #include "kyso/formats/pdf.hpp"
+#include "kyso/formats/verify.hpp"
 
 using kyso::SignAlgorithm;
 using kyso::formats::PdfSignOptions;
@@ -96,6 +97,16 @@ TEST_CASE("pdf: a file with a cross-reference stream gets stream updates and sta
   CHECK(pdfsig_valid(dir.file("out.pdf"), &out) == 3);
   INFO(out);
   CHECK(qpdf_check(dir.file("out.pdf")));
+  // The comparison of revisions follows cross-reference streams too.
+  kyso::formats::VerifyOptions vo;
+  vo.anchors = {pki_path("root")};
+  vo.check_revocation = false;
+  const auto report = kyso::formats::verify_file(dir.file("out.pdf"), vo);
+  REQUIRE(report.signatures.size() == 3);
+  CHECK(report.ok());
+  CHECK(report.signatures[0].later_changes->kind ==
+        kyso::formats::PdfLaterChanges::Kind::SignaturesOrFormFields);
+  CHECK(report.signatures[1].later_changes->signatures_added == 1);
 }
 
 TEST_CASE("pdf: one changed byte makes pdfsig report the signatures invalid", "[pades]") {
@@ -262,9 +273,21 @@ TEST_CASE("pdf: three visible signature boxes in Vietnamese verify, extract exac
   CHECK(fonts.find("CID TrueType") != std::string::npos);
   CHECK(fonts.find("Identity-H") != std::string::npos);
   CHECK(fonts.find("DejaVuSans") != std::string::npos);
+  // Kyso's own verifier: every signature valid, the later boxes seen as added signatures only.
+  kyso::formats::VerifyOptions vo;
+  vo.anchors = {pki_path("root")};
+  vo.check_revocation = false;
+  const auto report = kyso::formats::verify_file(out, vo);
+  REQUIRE(report.signatures.size() == 3);
+  CHECK(report.ok());
+  using Kind = kyso::formats::PdfLaterChanges::Kind;
+  CHECK(report.signatures[0].later_changes->kind == Kind::SignaturesOrFormFields);
+  CHECK(report.signatures[0].later_changes->signatures_added == 2);
+  CHECK(report.signatures[2].later_changes->kind == Kind::None);
 }
 
-TEST_CASE("pdf: a visible box on a page that does not exist is refused with no output", "[pades]") {
+TEST_CASE("pdf: a visible box on a missing page or with a glyph the font lacks is refused",
+          "[pades]") {
   ScratchDir dir;
   write_bytes(dir.file("in.pdf"), transcript_pdf(sample_class(1).at(0)));
   auto o = opts(SignAlgorithm::RsaPkcs1Sha256);
@@ -277,6 +300,17 @@ TEST_CASE("pdf: a visible box on a page that does not exist is refused with no o
     CHECK(e.code() == kyso::ErrorCode::BadRequest);
   }
   CHECK_FALSE(std::filesystem::exists(dir.file("out.pdf")));
+  // A character the font has no glyph for is refused, not drawn as a blank.
+  o.visible->page = 1;
+  o.visible->name = "Nguyễn 漢字";
+  try {
+    kyso::formats::sign_pdf(*demo_signer("teacher"), dir.file("in.pdf"), dir.file("out.pdf"), o);
+    FAIL("signed with a glyph the font lacks");
+  } catch (const kyso::Error& e) {
+    CHECK(e.code() == kyso::ErrorCode::BadRequest);
+  }
+  CHECK_FALSE(std::filesystem::exists(dir.file("out.pdf")));
+  o.visible->name.clear();
   // Page 0 is the last page.
   o.visible->page = 0;
   kyso::formats::sign_pdf(*demo_signer("teacher"), dir.file("in.pdf"), dir.file("out.pdf"), o);

@@ -98,6 +98,7 @@ TEST_CASE("verify: PDF revisions as JSON in English, later changes flagged, tamp
   CHECK(j["signatures"][0]["revocation"]["status"] == "ok");
   CHECK(j["signatures"][0]["signer"]["uids"][0]["value"] == "001185012345");
   CHECK(j["signatures"][1]["signingTime"].is_string());
+  CHECK(j["signatures"][1]["signingCertificate"]["status"] == "ok");
   const auto bytes = read_bytes(path);
   flip_byte(path, static_cast<long>(std::string(bytes.begin(), bytes.end()).find("Ho va ten")));
   std::tie(rc, out) = run(kyso_verify(path, "--lang en"));
@@ -123,6 +124,7 @@ TEST_CASE("verify: CMS detached and B-T, a revoked signer fails", "[verify][cms]
   const auto j = nlohmann::json::parse(out);
   CHECK(j["signatures"][0]["timestamp"].is_string());
   CHECK(j["signatures"][0]["format"] == "cades");
+  CHECK(j["signatures"][0]["signingCertificate"]["status"] == "ok");
 
   // Signed without the pre-sign check: verification still catches the revoked certificate.
   write_bytes(dir.file("revoked.p7s"), kyso::formats::sign_cms(*demo_signer("revoked"), bytes, {}));
