@@ -14,7 +14,14 @@
 #include <set>
 #include <sstream>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "kyso/config/agent_config.hpp"
 #include "kyso/config/config_error.hpp"
@@ -426,19 +433,105 @@ std::optional<Listener> who_listens(std::uint16_t port) {
   return Listener{};
 }
 
-// Whether the agent listens on its port (or a fallback), and if another program holds it.
-void check_agent_port(std::vector<Check>& out, std::uint16_t port) {
+// What the program on 127.0.0.1:`port` answers to `GET /` (the agent's status JSON), over TLS
+// when the agent serves wss. The probe reads a public status only, so the certificate is not
+// verified here (its trust is the tls check's business). nullopt with `why` when no answer.
+std::optional<nlohmann::json> probe_agent(std::uint16_t port, bool tls, std::string& why) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) {
+    why = "socket failed";
+    return std::nullopt;
+  }
+  const std::unique_ptr<int, void (*)(int*)> closer(new int(fd), [](int* f) {
+    ::close(*f);
+    delete f;
+  });
+  timeval tv{3, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    why = "connect to 127.0.0.1:" + std::to_string(port) + " failed";
+    return std::nullopt;
+  }
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(nullptr, &SSL_CTX_free);
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(nullptr, &SSL_free);
+  if (tls) {
+    ctx.reset(SSL_CTX_new(TLS_client_method()));
+    if (ctx) ssl.reset(SSL_new(ctx.get()));
+    if (!ssl || SSL_set_fd(ssl.get(), fd) != 1 || SSL_connect(ssl.get()) != 1) {
+      why = "TLS handshake with 127.0.0.1:" + std::to_string(port) + " failed";
+      ERR_clear_error();
+      return std::nullopt;
+    }
+  }
+  const std::string req =
+      "GET / HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\nConnection: close\r\n\r\n";
+  const int sent = tls ? SSL_write(ssl.get(), req.data(), static_cast<int>(req.size()))
+                       : static_cast<int>(::send(fd, req.data(), req.size(), MSG_NOSIGNAL));
+  if (sent != static_cast<int>(req.size())) {
+    why = "could not send the request";
+    return std::nullopt;
+  }
+  std::string answer;
+  std::array<char, 4096> buf{};
+  while (answer.size() < 65536) {
+    const int n = tls ? SSL_read(ssl.get(), buf.data(), static_cast<int>(buf.size()))
+                      : static_cast<int>(::recv(fd, buf.data(), buf.size(), 0));
+    if (n <= 0) break;
+    answer.append(buf.data(), static_cast<std::size_t>(n));
+  }
+  ERR_clear_error();
+  const auto body_at = answer.find("\r\n\r\n");
+  if (!answer.starts_with("HTTP/1.1 200") || body_at == std::string::npos) {
+    why = answer.empty() ? "no answer within 3 s"
+                         : "unexpected answer: " + answer.substr(0, answer.find('\r'));
+    return std::nullopt;
+  }
+  auto j = nlohmann::json::parse(answer.substr(body_at + 4), nullptr, false);
+  if (!j.is_object() || j.value("name", "") != "kyso-agent") {
+    why = "the answer is not the Kyso agent's status";
+    return std::nullopt;
+  }
+  return j;
+}
+
+// Whether the agent listens on its port (or a fallback) and answers there, and if another
+// program holds the port, which one.
+void check_agent_port(std::vector<Check>& out, std::uint16_t port, bool tls) {
   for (std::uint16_t p = port; p <= port + config::kAgentPortFallbacks; ++p) {
     const auto l = who_listens(p);
     if (!l) continue;
     const std::string ps = std::to_string(p);
     nlohmann::json j{{"port", p}, {"listening", true}, {"pid", l->pid}, {"process", l->name}};
-    if (l->name == "kyso-agent") {
-      out.push_back(
-          {"agent", Status::Ok,
-           "Kyso agent đang chạy ở cổng " + ps + " (pid " + std::to_string(l->pid) + ").",
-           "The Kyso agent is running on port " + ps + " (pid " + std::to_string(l->pid) + ").",
-           j});
+    std::string why;
+    // Another named program is not asked (it may hold the connection without answering).
+    std::optional<nlohmann::json> status;
+    if (l->name == "kyso-agent" || l->name.empty()) status = probe_agent(p, tls, why);
+    if (status) j["status"] = *status;
+    if (l->name == "kyso-agent" || (l->name.empty() && status)) {
+      const std::string pid = l->pid > 0 ? " (pid " + std::to_string(l->pid) + ")" : "";
+      if (!status) {
+        j["error"] = why;
+        out.push_back({"agent", Status::Fail,
+                       "Kyso agent giữ cổng " + ps + pid + " nhưng không trả lời (" + why +
+                           "). Hãy khởi động lại: systemctl --user restart kyso-agent",
+                       "The Kyso agent holds port " + ps + pid + " but does not answer (" + why +
+                           "). Restart it: systemctl --user restart kyso-agent",
+                       j});
+        return;
+      }
+      const std::string version = status->value("version", std::string("?"));
+      const std::string scheme = status->value("tls", false) ? "wss" : "ws";
+      out.push_back({"agent", Status::Ok,
+                     "Kyso agent " + version + " đang chạy và trả lời ở " + scheme +
+                         "://127.0.0.1:" + ps + pid + ".",
+                     "The Kyso agent " + version + " is running and answers at " + scheme +
+                         "://127.0.0.1:" + ps + pid + ".",
+                     j});
       return;
     }
     const std::string who =
@@ -552,7 +645,7 @@ std::vector<DoctorCheck> run_doctor(pkcs11::Library& lib, const DoctorOptions& o
   check_modules(checks, lib);
   check_tokens_and_certificates(checks, lib, o.expiry_days);
   check_local_tls(checks, o);
-  check_agent_port(checks, port);
+  check_agent_port(checks, port, agent && agent->tls);
   check_tsa(checks, agent, o);
   check_remote(checks, agent, o);
   return checks;

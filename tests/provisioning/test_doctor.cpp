@@ -306,3 +306,40 @@ TEST_CASE("doctorRemote_applianceAnswersInfo_unreachableAndUntrustedFail", "[doc
   CHECK(remote[2].at("status") == "fail");
   CHECK_THAT(remote[2].at("message").get<std::string>(), Catch::Contains("TLS certificate"));
 }
+
+TEST_CASE("doctorAgent_runningAgentAnswers_stoppedAgentFails", "[doctor]") {
+  ScratchHsm hsm;
+  const std::string port = dead_port();
+  std::ofstream(hsm.path("agent.toml"))
+      << "port = " << port << "\nstate_dir = \"" << hsm.path("state") << "\"\n";
+  Background agent("'" + std::string(KYSO_AGENT) + "' --no-system-modules --config '" +
+                   hsm.path("agent.toml") + "' 2>'" + hsm.path("agent.log") + "'");
+  const auto check = [&] {
+    const auto [rc, out] = kyso::test::run(
+        std::string(std::getenv("KYSO_CLI")) +
+        " --no-system-modules --lang en doctor --json --config '" + hsm.path("agent.toml") + "'");
+    INFO(out);
+    return of_kind(nlohmann::json::parse(out), "agent").at(0);
+  };
+  nlohmann::json c;
+  for (int i = 0; i < 100; ++i) {
+    c = check();
+    if (c.at("details").at("listening") == true) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  INFO(c.dump());
+  CHECK(c.at("status") == "ok");
+  CHECK(c.at("details").at("process") == "kyso-agent");
+  CHECK(c.at("details").at("status").at("name") == "kyso-agent");
+  CHECK_THAT(c.at("message").get<std::string>(),
+             Catch::Contains("answers at ws://127.0.0.1:" + port));
+
+  // Stopped (as if hung): the port is still held, the kernel still accepts, nothing answers.
+  must("kill -STOP " + std::to_string(agent.pid));
+  c = check();
+  must("kill -CONT " + std::to_string(agent.pid));
+  INFO(c.dump());
+  CHECK(c.at("status") == "fail");
+  CHECK_THAT(c.at("message").get<std::string>(),
+             Catch::Contains("does not answer") && Catch::Contains("systemctl --user restart"));
+}

@@ -9,5 +9,6 @@ target_compile_definitions(unit_config PRIVATE
 target_compile_definitions(integration_provisioning PRIVATE
   KYSO_LOCAL_TLS_TOOL="${PROJECT_SOURCE_DIR}/installer/tls/kyso-local-tls"
   KYSO_TSA_HTTP="${CMAKE_CURRENT_SOURCE_DIR}/provisioning/tsa_http.py"
-  KYSO_APPLIANCE="$<TARGET_FILE:kyso-appliance>")
-add_dependencies(integration_provisioning kyso kyso-appliance)
+  KYSO_APPLIANCE="$<TARGET_FILE:kyso-appliance>"
+  KYSO_AGENT="$<TARGET_FILE:kyso-agent>")
+add_dependencies(integration_provisioning kyso kyso-appliance kyso-agent)
