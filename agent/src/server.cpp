@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "kyso/agent/peer.hpp"
+#include "kyso/agent/uploads.hpp"
 #include "kyso/pkcs11/usb.hpp"
 
 namespace kyso::agent {
@@ -134,7 +135,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   Session(std::shared_ptr<Server::Impl> server, Args&&... args)
       : ws_(std::forward<Args>(args)...),
         server_(std::move(server)),
-        limits_(server_->service->config().limits) {}
+        limits_(server_->service->config().limits),
+        state_dir_(server_->service->config().state_dir.empty()
+                       ? default_state_dir()
+                       : server_->service->config().state_dir) {}
 
   ~Session() override {
     if (counted_) server_->connections.fetch_sub(1);
@@ -376,8 +380,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     try {
       if (method == "hello") return hello(id, params);
       if (method == "pair") return pair(id);
+      const bool transfer = method.starts_with("upload.") || method.starts_with("download.");
       if (method != "credentials.list" && method != "sign" && method != "batch.sign" &&
-          method != "batch.items" && method != "batch.cancel") {
+          method != "batch.items" && method != "batch.cancel" && !transfer) {
         throw Error(ErrorCode::NotSupported, "unknown method '" + method + "'");
       }
       if (!server_->service->trusted(origin_)) {
@@ -387,6 +392,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
             ErrorCode::OriginNotPaired, method);
         throw Error(ErrorCode::OriginNotPaired, "origin " + origin_ + " is not paired");
       }
+      if (transfer) return respond(id, transfers().handle(method, params));
       if (method == "batch.items") return batch_items(id, params);
       if (method == "batch.cancel") return batch_cancel(id, params);
       if (in_flight_ >= limits_.max_in_flight) {
@@ -413,9 +419,22 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     const auto& svc = *server_->service;
     const auto& lim = svc.config().limits;
+    const bool tsa = !svc.config().tsa_url.empty();
+    const TransferLimits tl;
     json caps = {
-        {"itemTypes", {"hash"}},
-        {"reservedItemTypes", {"xml", "pdf", "cms"}},
+        {"itemTypes", {"hash", "xml", "pdf", "cms"}},
+        {"documents",
+         {{"xml", {{"profiles", tsa ? json{"xmldsig", "xades-b-b", "xades-b-t"}
+                                    : json{"xmldsig", "xades-b-b"}}}},
+          {"pdf", {{"levels", tsa ? json{"b-b", "b-t"} : json{"b-b"}}}},
+          {"cms", {{"levels", tsa ? json{"b-b", "b-t"} : json{"b-b"}}}},
+          {"timestamps", tsa},
+          {"certificateChecks", !svc.config().trust_anchors.empty()},
+          {"uploads",
+           {{"chunkBytes", tl.max_chunk_bytes},
+            {"maxDocumentBytes", tl.max_document_bytes},
+            {"maxConnectionBytes", tl.max_connection_bytes},
+            {"inlineResultBytes", tl.inline_result_bytes}}}}},
         {"hashAlgorithms", {"sha256", "sha384", "sha512"}},
         {"algorithms",
          {"rsa-sha256", "rsa-sha384", "rsa-sha512", "rsa-pss-sha256", "rsa-pss-sha384",
@@ -523,7 +542,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     SignJob job = parse_job(params, false);
     const auto item = params.find("item");
     if (item == params.end()) throw Error(ErrorCode::BadRequest, "item missing");
-    job.items.push_back(parse_item(*item));
+    job.items.push_back(parse_item(*item, &transfers()));
     start_job(id, std::move(job), nullptr);
   }
 
@@ -551,7 +570,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     const std::string key = id.dump();
     if (batches_.contains(key)) throw Error(ErrorCode::BadRequest, "batch id already used");
     job.items.reserve(total);
-    for (const auto& i : *items) job.items.push_back(parse_item(i));
+    for (const auto& i : *items) job.items.push_back(parse_item(i, &transfers()));
     auto b = std::make_shared<Batch>();
     b->id = id;
     b->total = total;
@@ -584,7 +603,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       throw Error(ErrorCode::BatchLimit,
                   "more items than the batch's total of " + std::to_string(b.total));
     }
-    for (const auto& i : *items) b.job.items.push_back(parse_item(i));
+    for (const auto& i : *items) b.job.items.push_back(parse_item(i, &transfers()));
     respond(id, {{"received", b.job.items.size()}, {"total", b.total}});
     if (b.job.items.size() == b.total) run_batch(it->second);
   }
@@ -622,6 +641,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       throw Error(ErrorCode::Busy, "another approval or signing job is running");
     }
     ++in_flight_;
+    if (job.items.front().document) job.scratch = transfers().dir();
     auto flag = batch ? batch->cancel : std::make_shared<std::atomic<bool>>(false);
     add_job_flag(flag);
     net::post(server_->workers, [self = this->shared_from_this(), id, job = std::move(job), batch,
@@ -683,6 +703,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void finish(const json& id, const SignOutcome& o, bool batch, const std::string& hash) {
     json chain = json::array();
     for (const auto& c : o.credential.chain) chain.push_back(to_base64(c));
+    if (!o.documents.empty()) return finish_documents(id, o, batch, std::move(chain));
     if (!batch) {
       const auto& r = o.results.front();
       if (!r.ok()) return send_error(id, *r.error);
@@ -715,6 +736,52 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                  {"results", std::move(results)}});
   }
 
+  /// Signed documents go back inline while they are small, else as downloads (items.hpp).
+  void finish_documents(const json& id, const SignOutcome& o, bool batch, json chain) {
+    auto& t = transfers();
+    std::size_t budget = t.limits().inline_answer_bytes;
+    json common = {{"credentialId", o.credential.id()},
+                   {"algorithm", std::string(to_string(o.algorithm))},
+                   {"certificate", to_base64(o.credential.cert.der)},
+                   {"chain", std::move(chain)}};
+    try {
+      if (!batch) {
+        const auto& r = o.results.front();
+        if (!r.ok()) return send_error(id, *r.error);
+        json result = output_json(*o.documents.front(), t, budget);
+        result.update(common);
+        return respond(id, std::move(result));
+      }
+      json results = json::array();
+      std::size_t ok = 0;
+      for (std::size_t i = 0; i < o.results.size(); ++i) {
+        const auto& r = o.results[i];
+        if (r.ok()) {
+          ++ok;
+          json e = output_json(*o.documents[i], t, budget);
+          e["index"] = i;
+          e["ok"] = true;
+          results.push_back(std::move(e));
+        } else {
+          results.push_back({{"index", i}, {"ok", false}, {"error", error_json(*r.error)}});
+        }
+      }
+      common.update(json{{"total", o.results.size()},
+                         {"signed", ok},
+                         {"failed", o.results.size() - ok},
+                         {"cancelled", o.cancelled},
+                         {"results", std::move(results)}});
+      respond(id, std::move(common));
+    } catch (const Error& e) {
+      send_error(id, e);
+    }
+  }
+
+  Transfers& transfers() {
+    if (!transfers_) transfers_ = std::make_unique<Transfers>(state_dir_);
+    return *transfers_;
+  }
+
   // ---- job flags (cancel on close / stop) ----------------------------------------------------
 
   std::shared_ptr<std::atomic<bool>> new_job_flag() {
@@ -740,6 +807,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   websocket::stream<NextLayer> ws_;
   std::shared_ptr<Server::Impl> server_;
   const config::AgentLimits limits_;
+  const std::filesystem::path state_dir_;
+  std::unique_ptr<Transfers> transfers_;  // uploads and downloads, made on first use
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> parser_;
   std::string origin_;
@@ -945,6 +1014,8 @@ Server::Server(std::shared_ptr<Service> service)
     }
   }
   impl_->bind();
+  const auto& dir = cfg.state_dir.empty() ? default_state_dir() : cfg.state_dir;
+  Transfers::remove_stale(dir);  // files of connections a crashed agent left behind
 }
 
 Server::~Server() {

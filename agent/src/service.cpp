@@ -89,14 +89,24 @@ pkcs11::ModuleConfig module_config(const config::AgentConfig& cfg) {
 
 }  // namespace
 
-Item parse_item(const nlohmann::json& j) {
+Item parse_item(const nlohmann::json& j, Transfers* transfers) {
   if (!j.is_object()) throw Error(ErrorCode::BadRequest, "item must be an object");
   const auto type = j.find("type");
   if (type == j.end() || !type->is_string())
     throw Error(ErrorCode::BadRequest, "item.type missing");
   const auto t = type->get<std::string>();
   if (t == "xml" || t == "pdf" || t == "cms") {
-    throw Error(ErrorCode::NotSupported, "item type '" + t + "' is reserved, not implemented yet");
+    Item item;
+    item.type = t == "xml" ? ItemType::Xml : t == "pdf" ? ItemType::Pdf : ItemType::Cms;
+    item.document = parse_document(item.type, j, transfers);
+    item.digest = item.document->sha256;
+    const auto title = j.find("title");
+    if (title != j.end() && !title->is_string()) {
+      throw Error(ErrorCode::BadRequest, "item.title must be a string");
+    }
+    item.title = dialog_label(*item.document) +
+                 clean_title(title == j.end() ? "" : title->get_ref<const std::string&>());
+    return item;
   }
   if (t != "hash") throw Error(ErrorCode::BadRequest, "unknown item type '" + t + "'");
   Item item;
@@ -406,6 +416,7 @@ Dialog Service::sign_dialog(const SignJob& job, const Credential& cred, bool wit
 SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
                           const Progress& progress) {
   if (job.items.empty()) throw Error(ErrorCode::BadRequest, "nothing to sign");
+  if (job.items.front().document) return sign_documents(job, cancel, progress);
   const std::string role_name(to_string(job.role));
   auto refuse = [&](const Error& e, const std::string& cred_id) {
     try {
@@ -437,6 +448,7 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
       throw Error(ErrorCode::CertExpired, "certificate expired " + to_iso8601(cred.cert.not_after));
     }
     if (!cred.cert.can_sign()) throw Error(ErrorCode::CertKeyUsage, "key usage forbids signing");
+    check_certificate(cred);
     const HashAlgorithm h = job.items.front().hash_algorithm;
     if (std::ranges::any_of(job.items, [&](const Item& i) { return i.hash_algorithm != h; })) {
       throw Error(ErrorCode::BadRequest, "all items of a batch must use the same hashAlgorithm");

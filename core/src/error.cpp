@@ -164,6 +164,22 @@ constexpr std::array kEntries{
     Entry{ErrorCode::TsaError, "TSA_ERROR", true,
           "Máy chủ cấp dấu thời gian trả lời không hợp lệ. Chưa văn bản nào bị thay đổi.",
           "The timestamp server sent an invalid answer. No document was changed."},
+    Entry{ErrorCode::TsaNotConfigured, "TSA_NOT_CONFIGURED", false,
+          "Kyso chưa được cấu hình máy chủ cấp dấu thời gian nên không ký được mức có dấu thời "
+          "gian (B-T). Hãy nhờ cán bộ CNTT đặt tsa_url trong cấu hình, hoặc ký mức B-B.",
+          "Kyso has no timestamp server configured, so it cannot make B-T signatures. Ask IT to "
+          "set tsa_url in the configuration, or sign at level B-B."},
+    Entry{ErrorCode::DocumentTooLarge, "DOCUMENT_TOO_LARGE", false,
+          "Văn bản quá lớn để gửi cho Kyso. Hãy chia nhỏ văn bản hoặc liên hệ cán bộ CNTT.",
+          "The document is too large to send to Kyso. Split it or contact IT."},
+    Entry{ErrorCode::UploadNotFound, "UPLOAD_NOT_FOUND", false,
+          "Kyso không còn giữ tệp đã gửi (đã dùng, đã hủy hoặc kết nối đã đóng). Hãy gửi lại "
+          "tệp.",
+          "Kyso no longer holds the transferred file (already used, aborted or the connection "
+          "closed). Send the file again."},
+    Entry{ErrorCode::UploadMismatch, "UPLOAD_MISMATCH", true,
+          "Tệp gửi đến Kyso không khớp kích thước hoặc mã băm đã báo trước. Hãy gửi lại tệp.",
+          "The file sent to Kyso does not match its announced size or hash. Send it again."},
 };
 
 const Entry& entry(ErrorCode code) noexcept {

@@ -5,10 +5,25 @@
  * back (the user approved it once; a second signature needs a second approval).
  */
 import { KysoError } from './errors.js';
-import { normalizeDigest } from './encoding.js';
+import { fromBase64, normalizeDigest, toBase64 } from './encoding.js';
+import { checkDocumentItem, documentBytes, documentWire, sha256Hex } from './documents.js';
 import type {
   BatchItemResult,
+  BatchProgress,
   BatchSummary,
+  CmsItem,
+  DocumentBatchSummary,
+  DocumentInput,
+  DocumentItem,
+  DocumentItemResult,
+  DocumentOptions,
+  HashInput,
+  PdfItem,
+  SignDocumentResult,
+  SignedDocument,
+  TransferProgress,
+  UploadResult,
+  XmlItem,
   ClientEvents,
   Credential,
   HashItem,
@@ -146,9 +161,9 @@ function signingParams(opts: SignOptions | SignBatchOptions<unknown>): Record<st
 const utf8 = new TextEncoder();
 
 /** Splits items so that each message stays under `budget` bytes of JSON. */
-function chunkItems(items: WireItem[], budget: number): WireItem[][] {
-  const chunks: WireItem[][] = [];
-  let current: WireItem[] = [];
+function chunkItems<T>(items: T[], budget: number): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
   let size = 0;
   for (const item of items) {
     const n = utf8.encode(JSON.stringify(item)).length + 1;
@@ -166,6 +181,28 @@ function chunkItems(items: WireItem[], budget: number): WireItem[][] {
 
 /** A batch in flight: the summary's promise, with the batch id to cancel it. */
 export type BatchPromise<K> = Promise<BatchSummary<K>> & { readonly batchId: RequestId };
+export type DocumentBatchPromise<K> = Promise<DocumentBatchSummary<K>> & { readonly batchId: RequestId };
+
+export type SignDocumentsOptions<K = string> = Omit<SignBatchOptions<K>, 'onProgress'> &
+  DocumentOptions & {
+    /** Called once per document, in order, as the agent signs. */
+    onProgress?: (progress: BatchProgress<K, DocumentItem<K>>) => void;
+  };
+
+function pick<T extends object>(from: T, keys: readonly string[]): Partial<T> {
+  const out: Record<string, unknown> = {};
+  for (const k of keys) {
+    const v = (from as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out as Partial<T>;
+}
+const pickXml = <K>(o: Omit<XmlItem<K>, 'type' | 'document'>) =>
+  pick(o, ['title', 'reference', 'parent', 'container', 'signatureId', 'profile', 'key']) as Omit<XmlItem<K>, 'type' | 'document'>;
+const pickPdf = <K>(o: Omit<PdfItem<K>, 'type' | 'document'>) =>
+  pick(o, ['title', 'level', 'fieldName', 'reason', 'location', 'key']) as Omit<PdfItem<K>, 'type' | 'document'>;
+const pickCms = <K>(o: Omit<CmsItem<K>, 'type' | 'document' | 'hash' | 'hashAlgorithm'>) =>
+  pick(o, ['title', 'detached', 'level', 'key']) as Omit<CmsItem<K>, 'type' | 'document' | 'hash' | 'hashAlgorithm'>;
 
 export class KysoClient {
   /** The socket's URL, e.g. ws://127.0.0.1:19587/ */
@@ -301,8 +338,24 @@ export class KysoClient {
     const batchId = this.#nextId++;
     const run = async (): Promise<BatchSummary<K>> => {
       if (!Array.isArray(items) || items.length === 0) throw badRequest('a batch needs at least one item');
-      const common = signingParams(options);
       const wire = items.map((item) => toWireItem(item));
+      const result = await this.#runBatch(batchId, items, wire, options);
+      return this.#summary(batchId, items, result);
+    };
+    return Object.assign(run(), { batchId });
+  }
+
+  /** batch.sign (+ batch.items for big batches) with progress, cancel and abort; the raw summary. */
+  async #runBatch<I>(
+    batchId: number,
+    items: readonly I[],
+    wire: Record<string, unknown>[],
+    options: Omit<SignBatchOptions<unknown>, 'onProgress'> & {
+      onProgress?: (progress: BatchProgress<unknown, I>) => void;
+    },
+  ): Promise<Record<string, unknown>> {
+    {
+      const common = signingParams(options);
       if (options.signal?.aborted) throw new KysoError({ code: 'ABORTED', detail: 'aborted before sending' });
 
       const budget = (this.#options.maxMessageBytes ?? 512 * 1024) - 1024;
@@ -381,12 +434,248 @@ export class KysoClient {
           }
           throw e;
         }
-        return this.#summary(batchId, items, result);
+        return result;
       } finally {
         options.signal?.removeEventListener('abort', onAbort);
       }
+    }
+  }
+
+  // ---- documents (xml, pdf, cms) ---------------------------------------------------------------
+
+  /**
+   * Uploads a document in chunks (upload.begin / upload.chunk / upload.end); the agent checks
+   * the size and SHA-256. The upload lives on this connection until releaseUpload() or close.
+   */
+  async upload(input: DocumentInput, options: { onProgress?: (p: TransferProgress) => void } = {}): Promise<UploadResult> {
+    const bytes = await documentBytes(input);
+    const sha256 = await sha256Hex(bytes);
+    const begin = await this.request('upload.begin', { size: bytes.length, sha256 });
+    const uploadId = String(begin.uploadId);
+    // Each chunk's message (base64 + envelope) stays within maxMessageBytes.
+    const budget = Math.floor((((this.#options.maxMessageBytes ?? 512 * 1024) - 1024) * 3) / 4);
+    const chunk = Math.max(1024, Math.min(Number(begin.chunkSize) || budget, budget));
+    let offset = 0;
+    try {
+      while (offset < bytes.length) {
+        const n = Math.min(chunk, bytes.length - offset);
+        await this.request('upload.chunk', { uploadId, offset, data: toBase64(bytes.subarray(offset, offset + n)) });
+        offset += n;
+        options.onProgress?.({ done: offset, total: bytes.length });
+      }
+      const end = await this.request('upload.end', { uploadId });
+      return { uploadId, size: Number(end.size), sha256: String(end.sha256) };
+    } catch (e) {
+      this.releaseUpload(uploadId).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Frees an upload on the agent (they are also freed when the connection closes). */
+  async releaseUpload(uploadId: string): Promise<boolean> {
+    const r = await this.request('upload.abort', { uploadId });
+    return r.aborted === true;
+  }
+
+  /** Fetches a signed document the agent kept for download (download.chunk), then releases it. */
+  async download(downloadId: string, options: { sha256?: string; onProgress?: (p: TransferProgress) => void; size?: number } = {}): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    let offset = 0;
+    try {
+      for (;;) {
+        const r = await this.request('download.chunk', { downloadId, offset });
+        if (typeof r.data !== 'string') throw protocolError('download.chunk without data', r);
+        const part = fromBase64(r.data);
+        parts.push(part);
+        offset += part.length;
+        options.onProgress?.({ done: offset, total: options.size ?? offset });
+        if (r.eof === true) break;
+        if (part.length === 0) throw protocolError('download.chunk returned nothing before eof', r);
+      }
+    } finally {
+      this.request('download.end', { downloadId }).catch(() => undefined);
+    }
+    const out = new Uint8Array(offset);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    if (options.sha256 !== undefined && (await sha256Hex(out)) !== options.sha256) {
+      throw protocolError(`download ${downloadId}: SHA-256 differs from the agent's`);
+    }
+    return out;
+  }
+
+  /**
+   * Signs one document (XML-DSig/XAdES, PAdES or CAdES) in a role, after the user approves it
+   * in Kyso's dialog (which shows its type and title). Large documents are uploaded in chunks
+   * and large results downloaded the same way; the returned bytes are checked against the
+   * agent's SHA-256.
+   */
+  async signDocument<K>(item: DocumentItem<K>, options: SignOptions & DocumentOptions): Promise<SignDocumentResult> {
+    const params = signingParams(options);
+    const { wire, uploads } = await this.#prepareDocuments([item], options);
+    try {
+      const result = await this.request('sign', { ...params, item: wire[0] }, {
+        timeoutMs: options.timeoutMs ?? INTERACTIVE_TIMEOUT_MS,
+      });
+      const doc = await this.#signedDocument(result);
+      return {
+        ...doc,
+        algorithm: result.algorithm as SignDocumentResult['algorithm'],
+        credentialId: String(result.credentialId ?? ''),
+        certificate: String(result.certificate ?? ''),
+        chain: Array.isArray(result.chain) ? (result.chain as string[]) : [],
+      };
+    } finally {
+      for (const u of uploads) this.releaseUpload(u).catch(() => undefined);
+    }
+  }
+
+  /** An XML transcript: `reference` is the Id of the element signed (see XmlItem). */
+  signXml<K>(
+    xml: string | DocumentInput,
+    options: SignOptions & DocumentOptions & Omit<XmlItem<K>, 'type' | 'document'>,
+  ): Promise<SignDocumentResult> {
+    return this.signDocument({ ...pickXml(options), type: 'xml', document: xml }, options);
+  }
+
+  /** A PDF, PAdES by incremental update (earlier signatures stay valid). */
+  signPdf<K>(
+    pdf: DocumentInput,
+    options: SignOptions & DocumentOptions & Omit<PdfItem<K>, 'type' | 'document'>,
+  ): Promise<SignDocumentResult> {
+    return this.signDocument({ ...pickPdf(options), type: 'pdf', document: pdf }, options);
+  }
+
+  /** CAdES over bytes (`document`) or over a digest (`hash`), detached by default. */
+  signCms<K>(
+    content: { document: string | DocumentInput } | { hash: HashInput; hashAlgorithm?: NonNullable<HashItem['hashAlgorithm']> },
+    options: SignOptions & DocumentOptions & Omit<CmsItem<K>, 'type' | 'document' | 'hash' | 'hashAlgorithm'>,
+  ): Promise<SignDocumentResult> {
+    return this.signDocument({ ...pickCms(options), ...content, type: 'cms' }, options);
+  }
+
+  /**
+   * Signs many documents in one role with one approval and one PIN entry (batch.sign), e.g. a
+   * class's XML or PDF transcripts. Large documents are uploaded first; the summary lists
+   * exactly which documents were signed (with their bytes) and which failed with which error
+   * (DOCUMENT_INVALID, DOCUMENT_ENCRYPTED, ...).
+   */
+  signDocuments<K>(items: readonly DocumentItem<K>[], options: SignDocumentsOptions<K>): DocumentBatchPromise<K> {
+    const batchId = this.#nextId++;
+    const run = async (): Promise<DocumentBatchSummary<K>> => {
+      if (!Array.isArray(items) || items.length === 0) throw badRequest('a batch needs at least one item');
+      signingParams(options);
+      const { wire, uploads } = await this.#prepareDocuments(items, options);
+      try {
+        const result = await this.#runBatch(batchId, items, wire, options);
+        return await this.#documentSummary(batchId, items, result);
+      } finally {
+        for (const u of uploads) this.releaseUpload(u).catch(() => undefined);
+      }
     };
     return Object.assign(run(), { batchId });
+  }
+
+  async #prepareDocuments(
+    items: readonly DocumentItem<unknown>[],
+    options: DocumentOptions,
+  ): Promise<{ wire: Record<string, unknown>[]; uploads: string[] }> {
+    const threshold = options.uploadAboveBytes ?? 256 * 1024;
+    const wire: Record<string, unknown>[] = [];
+    const uploads: string[] = [];
+    try {
+      for (const [index, item] of items.entries()) {
+        checkDocumentItem(item);
+        if (item.type === 'cms' && item.hash !== undefined) {
+          wire.push(documentWire(item, undefined));
+          continue;
+        }
+        const doc = item.document as string | DocumentInput;
+        const bytes = await documentBytes(doc);
+        if (bytes.length > threshold) {
+          const up = await this.upload(bytes, { onProgress: (p) => options.onUpload?.({ ...p, index }) });
+          uploads.push(up.uploadId);
+          wire.push(documentWire(item, { uploadId: up.uploadId }));
+        } else if (typeof doc === 'string') {
+          wire.push(documentWire(item, { text: doc }));
+        } else {
+          wire.push(documentWire(item, { bytes }));
+        }
+      }
+    } catch (e) {
+      for (const u of uploads) this.releaseUpload(u).catch(() => undefined);
+      throw e;
+    }
+    return { wire, uploads };
+  }
+
+  async #signedDocument(wire: Record<string, unknown>): Promise<SignedDocument> {
+    const expected = typeof wire.sha256 === 'string' ? wire.sha256 : undefined;
+    let bytes: Uint8Array;
+    if (typeof wire.document === 'string') {
+      bytes = fromBase64(wire.document);
+      if (expected !== undefined && (await sha256Hex(bytes)) !== expected) {
+        throw protocolError('signed document: SHA-256 differs from the agent\'s', wire.sha256);
+      }
+    } else if (typeof wire.downloadId === 'string') {
+      bytes = await this.download(wire.downloadId, {
+        ...(expected !== undefined ? { sha256: expected } : {}),
+        size: Number(wire.size ?? 0),
+      });
+    } else {
+      throw protocolError('a document result has neither document nor downloadId', wire);
+    }
+    const out: SignedDocument = { document: bytes, size: bytes.length, sha256: expected ?? (await sha256Hex(bytes)) };
+    if (typeof wire.signatureId === 'string') out.signatureId = wire.signatureId;
+    if (typeof wire.fieldName === 'string') out.fieldName = wire.fieldName;
+    return out;
+  }
+
+  async #documentSummary<K>(
+    batchId: RequestId,
+    items: readonly DocumentItem<K>[],
+    wire: Record<string, unknown>,
+  ): Promise<DocumentBatchSummary<K>> {
+    if (!Array.isArray(wire.results)) throw protocolError('batch summary without results', wire);
+    const byIndex = new Map<number, DocumentItemResult<K>>();
+    for (const r of wire.results as unknown[]) {
+      if (!isObject(r) || typeof r.index !== 'number') continue;
+      const item = items[r.index];
+      if (!item || byIndex.has(r.index)) continue;
+      if (r.ok === true) {
+        try {
+          byIndex.set(r.index, { index: r.index, item, ok: true, ...(await this.#signedDocument(r)) });
+        } catch (e) {
+          const error = e instanceof KysoError ? e : protocolError(String(e));
+          byIndex.set(r.index, { index: r.index, item, ok: false, error });
+        }
+      } else {
+        byIndex.set(r.index, { index: r.index, item, ok: false, error: errorFromWire(r.error ?? { code: 'PROTOCOL_ERROR' }, batchId) });
+      }
+    }
+    const results = items.map(
+      (item, index): DocumentItemResult<K> =>
+        byIndex.get(index) ?? { index, item, ok: false, error: protocolError(`the summary has no result for item ${index}`) },
+    );
+    const succeeded = results.filter((r): r is Extract<DocumentItemResult<K>, { ok: true }> => r.ok);
+    const failures = results.filter((r): r is Extract<DocumentItemResult<K>, { ok: false }> => !r.ok);
+    return {
+      batchId,
+      total: items.length,
+      signed: succeeded.length,
+      failed: failures.length,
+      cancelled: wire.cancelled === true,
+      credentialId: String(wire.credentialId ?? ''),
+      algorithm: wire.algorithm as DocumentBatchSummary<K>['algorithm'],
+      certificate: String(wire.certificate ?? ''),
+      chain: Array.isArray(wire.chain) ? (wire.chain as string[]) : [],
+      results,
+      succeeded,
+      failures,
+    };
   }
 
   /** Stops a running batch after the item being signed; false when it had already ended. */

@@ -7,8 +7,9 @@
  *   const sig = await kyso.sign({ hash, title: 'Học bạ - Nguyễn Văn A' }, { role: 'teacher' });
  */
 export { connect, KysoClient, errorFromWire, DEFAULT_PORTS, PROTOCOLS, VERSION } from './client.js';
-export type { BatchPromise, ConnectOptions, WebSocketConstructor } from './client.js';
+export type { BatchPromise, ConnectOptions, DocumentBatchPromise, SignDocumentsOptions, WebSocketConstructor } from './client.js';
 export { KysoError, isKysoError, messagesFor } from './errors.js';
 export type { KnownErrorCode, KysoErrorCode, KysoErrorInit } from './errors.js';
 export { normalizeDigest, toBase64, fromBase64, toHex, fromHex } from './encoding.js';
+export { documentBytes, sha256Hex } from './documents.js';
 export type * from './types.js';

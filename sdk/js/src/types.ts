@@ -157,6 +157,105 @@ export interface HashItem<K = string> {
   key?: K;
 }
 
+/** Bytes of a document: an array, a buffer, or a Blob/File (read when sent). */
+export type DocumentInput = Uint8Array | ArrayBuffer | Blob;
+export type XmlProfile = 'xmldsig' | 'xades-b-b' | 'xades-b-t';
+/** B-B, or B-T with a timestamp from the agent's TSA (capabilities.documents says which). */
+export type SignatureLevel = 'b-b' | 'b-t';
+
+/** An XML transcript signed in place (enveloped XML-DSig or XAdES), docs/protocol.md. */
+export interface XmlItem<K = string> {
+  type: 'xml';
+  /** The document: a string is sent as UTF-8 text. */
+  document: string | DocumentInput;
+  title: string;
+  /** Id of the element signed. */
+  reference: string;
+  /** Id of the element receiving the Signature (default: the signed element). */
+  parent?: string;
+  /** Role-named element created in the parent to hold the Signature, e.g. "ChuKyHieuTruong". */
+  container?: string;
+  signatureId?: string;
+  profile?: XmlProfile;
+  key?: K;
+}
+
+/** A PDF signed with PAdES by incremental update. Large files are uploaded in chunks. */
+export interface PdfItem<K = string> {
+  type: 'pdf';
+  document: DocumentInput;
+  title: string;
+  level?: SignatureLevel;
+  fieldName?: string;
+  reason?: string;
+  location?: string;
+  key?: K;
+}
+
+/** CMS / CAdES over any bytes (or over a digest the page's server computed: `hash`). */
+export interface CmsItem<K = string> {
+  type: 'cms';
+  document?: string | DocumentInput;
+  hash?: HashInput;
+  hashAlgorithm?: HashAlgorithm;
+  title: string;
+  detached?: boolean;
+  level?: SignatureLevel;
+  key?: K;
+}
+
+export type DocumentItem<K = string> = XmlItem<K> | PdfItem<K> | CmsItem<K>;
+
+/** A signed document as the SDK returns it (downloaded and checked against its SHA-256). */
+export interface SignedDocument {
+  /** The signed XML / PDF / CMS bytes. */
+  document: Uint8Array;
+  size: number;
+  /** SHA-256 of `document`, hex (checked by the SDK). */
+  sha256: string;
+  /** XML: the new Signature's Id. */
+  signatureId?: string;
+  /** PDF: the signature field's name. */
+  fieldName?: string;
+}
+
+export interface SignDocumentResult extends SignedDocument {
+  algorithm: SignatureAlgorithm;
+  credentialId: string;
+  certificate: string;
+  chain: string[];
+}
+
+export type DocumentItemResult<K = string> =
+  | ({ index: number; item: DocumentItem<K>; ok: true } & SignedDocument)
+  | { index: number; item: DocumentItem<K>; ok: false; error: KysoError };
+
+export interface DocumentBatchSummary<K = string>
+  extends Omit<BatchSummary<K>, 'results' | 'succeeded' | 'failures'> {
+  results: DocumentItemResult<K>[];
+  succeeded: Extract<DocumentItemResult<K>, { ok: true }>[];
+  failures: Extract<DocumentItemResult<K>, { ok: false }>[];
+}
+
+export interface TransferProgress {
+  /** Bytes sent or received so far, and the total. */
+  done: number;
+  total: number;
+}
+
+export interface DocumentOptions {
+  /** Documents bigger than this are uploaded in chunks first (default 256 KiB). */
+  uploadAboveBytes?: number;
+  /** Upload progress of large documents (per document). */
+  onUpload?: (progress: TransferProgress & { index: number }) => void;
+}
+
+export interface UploadResult {
+  uploadId: string;
+  size: number;
+  sha256: string;
+}
+
 export interface SignOptions {
   role: Role;
   /** Otherwise the agent picks the role's credential. */
@@ -179,13 +278,13 @@ export interface SignResult {
   hash: string;
 }
 
-export interface BatchProgress<K = string> {
+export interface BatchProgress<K = string, I = HashItem<K>> {
   batchId: RequestId;
   done: number;
   total: number;
   index: number;
   ok: boolean;
-  item: HashItem<K>;
+  item: I;
   error?: KysoError;
 }
 

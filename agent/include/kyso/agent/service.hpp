@@ -5,6 +5,7 @@
 /// calls it from its worker pool, never from an io thread. Thread-safe.
 
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "kyso/agent/audit.hpp"
+#include "kyso/agent/items.hpp"
 #include "kyso/agent/pairing.hpp"
 #include "kyso/agent/pinentry.hpp"
 #include "kyso/config/agent_config.hpp"
@@ -27,16 +29,20 @@ namespace kyso::agent {
 inline constexpr std::string_view kAgentVersion = "0.1.0";
 inline constexpr int kProtocolVersion = 1;
 
-/// One thing to sign. v1: a pre-computed hash; xml/pdf/cms come from the formats work.
+/// One thing to sign: a pre-computed hash, or a document (xml, pdf, cms; items.hpp).
 struct Item {
   HashAlgorithm hash_algorithm = HashAlgorithm::Sha256;
+  /// The hash to sign; for a document, its SHA-256: what the approval covers.
   Bytes digest;
   std::string title;  ///< shown in the dialog, already cleaned of control characters
+  ItemType type = ItemType::Hash;
+  std::shared_ptr<const DocumentItem> document;  ///< set for xml, pdf and cms
 };
 
-/// Parses a protocol item (docs/protocol.md, "Items"). Throws Error(BadRequest),
-/// Error(NotSupported) for reserved types, Error(DigestInvalid) for a wrong digest length.
-Item parse_item(const nlohmann::json& j);
+/// Parses a protocol item (docs/protocol.md, "Items"). `transfers` resolves a document's
+/// `uploadId`. Throws Error(BadRequest), Error(DigestInvalid) for a wrong digest length,
+/// Error(UploadNotFound) / Error(DocumentTooLarge) for documents.
+Item parse_item(const nlohmann::json& j, Transfers* transfers = nullptr);
 
 /// A signing request as the user will approve it.
 struct SignJob {
@@ -48,12 +54,16 @@ struct SignJob {
   std::vector<Item> items;
   bool batch = false;
   Language language = Language::Vi;
+  /// Where signed documents are written (the connection's transfer directory).
+  std::filesystem::path scratch;
 };
 
 struct SignOutcome {
   Credential credential;
   SignAlgorithm algorithm = SignAlgorithm::RsaPkcs1Sha256;
   std::vector<SignResult> results;  ///< one per item, in order
+  /// Document jobs: the signed document of each item that succeeded.
+  std::vector<std::optional<DocumentOutput>> documents;
   bool cancelled = false;
 };
 
@@ -119,6 +129,12 @@ class Service {
 
  private:
   Located choose(const SignJob& job, const std::atomic<bool>* cancel);
+  /// Document items (items.cpp): same approval, each document signed through formats/.
+  SignOutcome sign_documents(const SignJob& job, const std::atomic<bool>& cancel,
+                             const Progress& progress);
+  /// Chain to IT's trust anchors and revocation (OCSP, CRL) when anchors are configured;
+  /// throws the first problem under the refuse policy, logs it under warn.
+  void check_certificate(const Credential& cred);
   Dialog sign_dialog(const SignJob& job, const Credential& cred, bool with_pin) const;
   // Remote credentials (remote_source.cpp): sign in to the services not signed in (true when
   // one was), and a job on a remote credential after the common checks.

@@ -69,6 +69,11 @@ enum class ErrorCode {
   DocumentEncrypted,
   TsaUnavailable,
   TsaError,
+  TsaNotConfigured,
+  // Document transfers (agent uploads and downloads)
+  DocumentTooLarge,
+  UploadNotFound,
+  UploadMismatch,
 };
 
 /// The stable wire name, e.g. ErrorCode::PinLocked -> "PIN_LOCKED".

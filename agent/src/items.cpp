@@ -1,0 +1,567 @@
+// Document items: parsing (the page's side) and signing through formats/ (the token's side),
+// with the same approval, PIN and audit rules as hash items.
+
+#include "kyso/agent/items.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "kyso/agent/service.hpp"
+#include "kyso/core/secret.hpp"
+#include "kyso/formats/cert_check.hpp"
+#include "kyso/formats/cms.hpp"
+#include "kyso/formats/pdf.hpp"
+#include "kyso/formats/xml.hpp"
+
+namespace kyso::agent {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::size_t kMaxIdBytes = 200;
+constexpr std::size_t kMaxTextBytes = 500;
+// Documents this many or more sign on two token sessions at once.
+constexpr std::size_t kParallelFrom = 8;
+
+std::string optional_string(const json& j, const char* key, std::size_t max) {
+  const auto it = j.find(key);
+  if (it == j.end()) return {};
+  if (!it->is_string()) throw Error(ErrorCode::BadRequest, std::string("item.") + key + " must be a string");
+  const auto& s = it->get_ref<const std::string&>();
+  if (s.size() > max) {
+    throw Error(ErrorCode::BadRequest,
+                std::string("item.") + key + " is longer than " + std::to_string(max) + " bytes");
+  }
+  if (std::ranges::any_of(s, [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
+    throw Error(ErrorCode::BadRequest, std::string("item.") + key + " has control characters");
+  }
+  return s;
+}
+
+Level parse_level(const json& j, const char* key) {
+  const auto v = optional_string(j, key, 32);
+  if (v.empty() || v == "b-b") return Level::B;
+  if (v == "b-t") return Level::T;
+  throw Error(ErrorCode::BadRequest, std::string("item.") + key + " must be b-b or b-t");
+}
+
+/// The content: `document` (base64), `text` (UTF-8, xml and cms) or `uploadId`; exactly one.
+void parse_content(DocumentItem& d, const json& j, Transfers* transfers, bool allow_text) {
+  const int given = static_cast<int>(j.contains("document")) + static_cast<int>(j.contains("text")) +
+                    static_cast<int>(j.contains("uploadId"));
+  if (given != 1) {
+    throw Error(ErrorCode::BadRequest,
+                std::string("item needs exactly one of document (base64)") +
+                    (allow_text ? ", text (UTF-8)" : "") + " or uploadId");
+  }
+  if (const auto u = j.find("uploadId"); u != j.end()) {
+    if (!u->is_string()) throw Error(ErrorCode::BadRequest, "item.uploadId must be a string");
+    if (transfers == nullptr) throw Error(ErrorCode::BadRequest, "uploads are not available here");
+    d.file = transfers->upload(u->get<std::string>());
+    d.size = d.file->size;
+    d.sha256 = from_hex(d.file->sha256);
+    return;
+  }
+  if (const auto t = j.find("text"); t != j.end()) {
+    if (!allow_text) throw Error(ErrorCode::BadRequest, "a PDF is sent as document (base64)");
+    if (!t->is_string()) throw Error(ErrorCode::BadRequest, "item.text must be a string");
+    const auto& s = t->get_ref<const std::string&>();
+    d.bytes.assign(s.begin(), s.end());
+  } else {
+    const auto& doc = j.at("document");
+    if (!doc.is_string()) throw Error(ErrorCode::BadRequest, "item.document must be base64");
+    try {
+      d.bytes = from_base64(doc.get_ref<const std::string&>());
+    } catch (const Error&) {
+      throw Error(ErrorCode::BadRequest, "item.document is not base64");
+    }
+  }
+  if (d.bytes.empty()) throw Error(ErrorCode::DocumentInvalid, "the document is empty");
+  d.size = d.bytes.size();
+  d.sha256 = sha256(d.bytes);
+}
+
+std::string human_size(std::uint64_t n) {
+  char buf[32];
+  if (n < 1024) {
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  } else if (n < 1024 * 1024) {
+    std::snprintf(buf, sizeof buf, "%.1f KB", static_cast<double>(n) / 1024);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(n) / (1024.0 * 1024));
+  }
+  return buf;
+}
+
+SignAlgorithm default_algorithm(const Credential& c, HashAlgorithm h) {
+  const bool ec = c.cert.key_type == "EC";
+  switch (h) {
+    case HashAlgorithm::Sha384:
+      return ec ? SignAlgorithm::EcdsaSha384 : SignAlgorithm::RsaPkcs1Sha384;
+    case HashAlgorithm::Sha512:
+      return ec ? SignAlgorithm::EcdsaSha512 : SignAlgorithm::RsaPkcs1Sha512;
+    case HashAlgorithm::Sha256:
+      break;
+  }
+  return ec ? SignAlgorithm::EcdsaSha256 : SignAlgorithm::RsaPkcs1Sha256;
+}
+
+/// Passes everything to the token's signer and keeps what was signed, for the audit log.
+class RecordingSigner final : public Signer {
+ public:
+  explicit RecordingSigner(std::shared_ptr<Signer> inner) : inner_(std::move(inner)) {}
+  [[nodiscard]] const Credential& credential() const override { return inner_->credential(); }
+  [[nodiscard]] AuthKind auth_required() const override { return AuthKind::None; }
+  void authorize(const Secret* /*secret*/, std::span<const Bytes> /*digests*/) override {}
+  Bytes sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest,
+                    SignatureEncoding enc) override {
+    signed_.assign(digest.begin(), digest.end());
+    return inner_->sign_digest(alg, digest, enc);
+  }
+  [[nodiscard]] const Bytes& signed_digest() const noexcept { return signed_; }
+
+ private:
+  std::shared_ptr<Signer> inner_;
+  Bytes signed_;
+};
+
+Bytes read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw Error(ErrorCode::Internal, "cannot read " + p.string());
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_file(const std::filesystem::path& p, std::span<const std::uint8_t> data) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  if (!out) throw Error(ErrorCode::Internal, "cannot write " + p.string() + " (disk full?)");
+}
+
+}  // namespace
+
+std::string_view to_string(ItemType t) noexcept {
+  switch (t) {
+    case ItemType::Hash:
+      return "hash";
+    case ItemType::Xml:
+      return "xml";
+    case ItemType::Pdf:
+      return "pdf";
+    case ItemType::Cms:
+      return "cms";
+  }
+  return "hash";
+}
+
+std::shared_ptr<const DocumentItem> parse_document(ItemType type, const json& j,
+                                                   Transfers* transfers) {
+  auto d = std::make_shared<DocumentItem>();
+  d->type = type;
+  switch (type) {
+    case ItemType::Xml: {
+      parse_content(*d, j, transfers, true);
+      const auto profile = optional_string(j, "profile", 32);
+      if (profile.empty() || profile == "xmldsig") {
+        d->xades = false;
+      } else if (profile == "xades-b-b" || profile == "xades-b-t") {
+        d->xades = true;
+        d->level = profile == "xades-b-t" ? Level::T : Level::B;
+      } else {
+        throw Error(ErrorCode::BadRequest, "item.profile must be xmldsig, xades-b-b or xades-b-t");
+      }
+      d->reference = optional_string(j, "reference", kMaxIdBytes);
+      if (d->reference.empty()) {
+        throw Error(ErrorCode::BadRequest, "item.reference (the Id of the element to sign) missing");
+      }
+      d->parent = optional_string(j, "parent", kMaxIdBytes);
+      d->container = optional_string(j, "container", kMaxIdBytes);
+      d->signature_id = optional_string(j, "signatureId", kMaxIdBytes);
+      break;
+    }
+    case ItemType::Pdf:
+      parse_content(*d, j, transfers, false);
+      d->level = parse_level(j, "level");
+      d->field_name = optional_string(j, "fieldName", kMaxIdBytes);
+      d->reason = optional_string(j, "reason", kMaxTextBytes);
+      d->location = optional_string(j, "location", kMaxTextBytes);
+      break;
+    case ItemType::Cms: {
+      d->level = parse_level(j, "level");
+      if (const auto det = j.find("detached"); det != j.end()) {
+        if (!det->is_boolean()) throw Error(ErrorCode::BadRequest, "item.detached must be a boolean");
+        d->detached = det->get<bool>();
+      }
+      if (j.contains("hash")) {
+        // A digest computed by the page's server: detached CAdES over it.
+        if (!d->detached) throw Error(ErrorCode::BadRequest, "an attached CMS needs the content");
+        const auto& h = j.at("hash");
+        const auto alg = parse_hash_algorithm(j.value("hashAlgorithm", std::string("sha256")));
+        if (!h.is_string() || !alg) {
+          throw Error(ErrorCode::BadRequest, "item.hash (hex) and hashAlgorithm are required");
+        }
+        try {
+          d->sha256 = from_hex(h.get_ref<const std::string&>());
+        } catch (const Error&) {
+          throw Error(ErrorCode::DigestInvalid, "item.hash is not hex");
+        }
+        if (d->sha256.size() != digest_size(*alg)) {
+          throw Error(ErrorCode::DigestInvalid, "item.hash has the wrong length for " +
+                                                    std::string(to_string(*alg)));
+        }
+        d->digest_only = true;
+        d->digest_algorithm = *alg;
+      } else {
+        parse_content(*d, j, transfers, true);
+      }
+      break;
+    }
+    case ItemType::Hash:
+      throw Error(ErrorCode::Internal, "parse_document for a hash item");
+  }
+  return d;
+}
+
+std::string dialog_label(const DocumentItem& d) {
+  std::string kind;
+  const std::string lvl = d.level == Level::T ? "B-T" : "B-B";
+  switch (d.type) {
+    case ItemType::Xml:
+      kind = d.xades ? "XML · XAdES " + lvl : "XML · XML-DSig";
+      break;
+    case ItemType::Pdf:
+      kind = "PDF · PAdES " + lvl;
+      break;
+    case ItemType::Cms:
+      kind = std::string(d.digest_only ? "CMS (hash)" : "CMS") + " · CAdES " + lvl;
+      break;
+    case ItemType::Hash:
+      break;
+  }
+  if (!d.digest_only) kind += " · " + human_size(d.size);
+  return "[" + kind + "] ";
+}
+
+json output_json(const DocumentOutput& out, Transfers& transfers, std::size_t& inline_budget) {
+  json j = {{"size", out.size}, {"sha256", out.sha256}};
+  if (!out.signature_id.empty()) j["signatureId"] = out.signature_id;
+  if (!out.field_name.empty()) j["fieldName"] = out.field_name;
+  const bool fits = out.size <= transfers.limits().inline_result_bytes && out.size <= inline_budget;
+  if (fits) {
+    inline_budget -= out.size;
+    j["document"] = to_base64(out.file ? read_file(out.file->file->path()) : out.bytes);
+    return j;
+  }
+  if (out.file) {
+    j["downloadId"] = transfers.add_download(*out.file);
+  } else {
+    auto f = new_temp_file(transfers.dir(), ".out");
+    write_file(f->path(), out.bytes);
+    j["downloadId"] = transfers.add_download(StoredFile{.file = f, .size = out.size, .sha256 = out.sha256});
+  }
+  return j;
+}
+
+// ---- Service: signing documents -----------------------------------------------------------------
+
+void Service::check_certificate(const Credential& cred) {
+  if (config_.trust_anchors.empty()) return;  // no trust configured: validity and key usage only
+  formats::TrustConfig trust;
+  trust.anchors = config_.trust_anchors;
+  trust.check_revocation = config_.revocation_check;
+  trust.policy =
+      config_.refuse_on_check_failure ? formats::CheckPolicy::Refuse : formats::CheckPolicy::Warn;
+  formats::CertificateChecker checker(std::move(trust));
+  const auto r = checker.check(cred);  // refuse: throws the first problem
+  for (const auto& p : r.problems) {
+    spdlog::warn("signing with {} despite {} ({}): the policy is warn", cred.id(), p.name(),
+                 p.detail());
+  }
+}
+
+SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>& cancel,
+                                    const Progress& progress) {
+  const std::string role_name(to_string(job.role));
+  auto refuse = [&](const Error& e, const std::string& cred_id) {
+    try {
+      audit_->append(AuditRow{.event = "refusal",
+                              .origin = job.origin,
+                              .role = role_name,
+                              .credential_id = cred_id,
+                              .digest = {},
+                              .result = std::string(e.name()),
+                              .detail = e.detail()});
+    } catch (...) {
+      // Reported to the page anyway.
+    }
+  };
+
+  Located located;
+  SignOutcome out;
+  std::optional<formats::TsaConfig> tsa;
+  try {
+    if (std::ranges::any_of(job.items, [](const Item& i) { return !i.document; })) {
+      throw Error(ErrorCode::BadRequest,
+                  "hash and document items cannot share a request; send them separately");
+    }
+    if (std::ranges::any_of(job.items, [](const Item& i) { return i.document->level == Level::T; })) {
+      if (config_.tsa_url.empty()) {
+        throw Error(ErrorCode::TsaNotConfigured, "a B-T item needs tsa_url in the agent's config");
+      }
+      tsa = formats::TsaConfig{.url = config_.tsa_url,
+                               .hash = HashAlgorithm::Sha256,
+                               .timeout = std::chrono::seconds(20),
+                               .trusted_pem = config_.trust_anchors};
+    }
+    located = choose(job, &cancel);
+    if (!located.token) {
+      // A remote (CSC, SCAL2) authorization binds exactly the digests shown before signing;
+      // formats/ computes a document's digest (signed attributes, signing time) only while it
+      // signs. Until formats splits preparing from signing, documents sign on tokens only.
+      throw Error(ErrorCode::NotSupported,
+                  "document items sign on a token credential; a remote credential signs hash "
+                  "items");
+    }
+    const Credential& cred = located.credential;
+    out.credential = cred;
+    const auto now = std::chrono::system_clock::now();
+    if (now < cred.cert.not_before) {
+      throw Error(ErrorCode::CertNotYetValid,
+                  "certificate valid from " + to_iso8601(cred.cert.not_before));
+    }
+    if (now > cred.cert.not_after) {
+      throw Error(ErrorCode::CertExpired, "certificate expired " + to_iso8601(cred.cert.not_after));
+    }
+    if (!cred.cert.can_sign()) throw Error(ErrorCode::CertKeyUsage, "key usage forbids signing");
+    check_certificate(cred);
+    // A CMS over a given digest fixes the hash; documents use the algorithm asked or SHA-256.
+    std::optional<HashAlgorithm> fixed;
+    for (const auto& i : job.items) {
+      if (!i.document->digest_only) continue;
+      if (fixed && *fixed != i.document->digest_algorithm) {
+        throw Error(ErrorCode::BadRequest, "all hash items of a batch must use one hashAlgorithm");
+      }
+      fixed = i.document->digest_algorithm;
+    }
+    out.algorithm = job.algorithm.value_or(default_algorithm(cred, fixed.value_or(HashAlgorithm::Sha256)));
+    if (fixed && hash_of(out.algorithm) != *fixed) {
+      throw Error(ErrorCode::BadRequest, "algorithm " + std::string(to_string(out.algorithm)) +
+                                             " does not match hashAlgorithm " +
+                                             std::string(to_string(*fixed)));
+    }
+    if (std::ranges::find(cred.algorithms, out.algorithm) == cred.algorithms.end()) {
+      throw Error(ErrorCode::AlgorithmUnsupported,
+                  std::string(to_string(out.algorithm)) + " is not available for this key/token");
+    }
+  } catch (const Error& e) {
+    refuse(e, located.credential.id());
+    throw;
+  }
+
+  const Credential& cred = out.credential;
+  auto signer = located.token->signer(cred);
+  std::vector<Bytes> approved;
+  approved.reserve(job.items.size());
+  for (const auto& i : job.items) approved.push_back(i.digest);
+
+  struct LogoutGuard {
+    std::shared_ptr<pkcs11::Token> token;
+    ~LogoutGuard() { token->logout(); }
+  } guard{located.token};
+
+  try {
+    const AuthKind auth = signer->auth_required();
+    if (auth == AuthKind::Pin) {
+      Secret pin = pinentry_.get_pin(sign_dialog(job, cred, true), &cancel);
+      signer->authorize(&pin, approved);  // exactly one C_Login; never retried here
+    } else {
+      if (!pinentry_.confirm(sign_dialog(job, cred, false), &cancel)) {
+        throw Error(ErrorCode::UserCancelled, "the user did not approve");
+      }
+      if (auth == AuthKind::ProtectedPath) signer->authorize(nullptr, approved);
+    }
+  } catch (const Error& e) {
+    refuse(e, cred.id());
+    throw;
+  }
+
+  // The approval covers exactly these documents (their SHA-256 values, in order).
+  std::string all;
+  std::map<std::string, std::size_t> kinds;
+  for (std::size_t i = 0; i < job.items.size(); ++i) {
+    all.append(approved[i].begin(), approved[i].end());
+    ++kinds[std::string(to_string(job.items[i].type))];
+  }
+  std::string what;
+  for (const auto& [k, n] : kinds) what += (what.empty() ? "" : ", ") + std::to_string(n) + " " + k;
+  const auto* p = reinterpret_cast<const std::uint8_t*>(all.data());
+  audit_->append(AuditRow{.event = "approval",
+                          .origin = job.origin,
+                          .role = role_name,
+                          .credential_id = cred.id(),
+                          .digest = to_hex(sha256({p, all.size()})),
+                          .result = "ok",
+                          .detail = std::to_string(job.items.size()) + " document(s) (" + what +
+                                    "), " + std::string(to_string(out.algorithm))});
+
+  const auto sign_one = [&](const DocumentItem& d) {
+    RecordingSigner rec(signer);
+    DocumentOutput o;
+    switch (d.type) {
+      case ItemType::Xml: {
+        formats::XmlSignOptions opts;
+        opts.algorithm = out.algorithm;
+        opts.reference_id = d.reference;
+        opts.parent_id = d.parent;
+        opts.container = d.container;
+        opts.signature_id = d.signature_id;
+        opts.level = !d.xades ? formats::XmlLevel::Dsig
+                     : d.level == Level::T ? formats::XmlLevel::XadesT
+                                           : formats::XmlLevel::XadesB;
+        opts.tsa = d.level == Level::T ? tsa : std::nullopt;
+        auto doc = d.file ? formats::XmlDocument::load(d.file->file->path().string())
+                          : formats::XmlDocument::parse(d.bytes);
+        o.signature_id = doc.sign(rec, opts);
+        o.bytes = doc.serialize();
+        break;
+      }
+      case ItemType::Pdf: {
+        formats::PdfSignOptions opts;
+        opts.algorithm = out.algorithm;
+        opts.field_name = d.field_name;
+        opts.reason = d.reason.empty() ? std::string(role_label(job.role, Language::Vi)) : d.reason;
+        opts.location = d.location;
+        opts.tsa = d.level == Level::T ? tsa : std::nullopt;
+        std::shared_ptr<TempFile> input;
+        if (!d.file) {
+          input = new_temp_file(job.scratch, ".pdf");
+          write_file(input->path(), d.bytes);
+        }
+        const auto& in_path = d.file ? d.file->file->path() : input->path();
+        auto output = new_temp_file(job.scratch, ".signed.pdf");
+        const auto r = formats::sign_pdf(rec, in_path.string(), output->path().string(), opts);
+        o.field_name = r.field_name;
+        o.file = hash_file(output);
+        o.size = o.file->size;
+        o.sha256 = o.file->sha256;
+        break;
+      }
+      case ItemType::Cms: {
+        formats::CmsOptions opts;
+        opts.algorithm = out.algorithm;
+        opts.detached = d.detached;
+        opts.tsa = d.level == Level::T ? tsa : std::nullopt;
+        if (d.digest_only) {
+          o.bytes = formats::sign_cms_digest(rec, d.sha256, opts);
+        } else {
+          const Bytes content = d.file ? read_file(d.file->file->path()) : Bytes{};
+          o.bytes = formats::sign_cms(rec, d.file ? std::span<const std::uint8_t>(content)
+                                                  : std::span<const std::uint8_t>(d.bytes),
+                                      opts);
+        }
+        break;
+      }
+      case ItemType::Hash:
+        throw Error(ErrorCode::Internal, "hash item among documents");
+    }
+    if (!o.file) {
+      o.size = o.bytes.size();
+      o.sha256 = to_hex(sha256(o.bytes));
+    }
+    o.signed_digest = rec.signed_digest();
+    return o;
+  };
+
+  // As for hashes: two lanes on two token sessions keep the token busy while the other lane
+  // canonicalizes or copies its document; results and progress stay in item order.
+  const std::size_t n = job.items.size();
+  out.results.resize(n);
+  out.documents.resize(n);
+  std::vector<char> finished(n, 0);
+  std::size_t emitted = 0;
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> cancelled{false};
+  std::optional<Error> fatal;
+  std::mutex mutex;
+  auto lane = [&] {
+    for (;;) {
+      const std::size_t i = next.fetch_add(1);
+      if (i >= n) return;
+      SignResult r;
+      std::optional<DocumentOutput> doc;
+      std::optional<Error> stop;
+      {
+        const std::lock_guard lock(mutex);
+        stop = fatal;
+      }
+      if (stop) {
+        r.error = stop;
+      } else if (cancel.load()) {
+        cancelled = true;
+        r.error = Error(ErrorCode::UserCancelled, "batch cancelled before this item");
+      } else {
+        try {
+          doc = sign_one(*job.items[i].document);
+        } catch (const Error& e) {
+          r.error = e;
+          if (stops_batch(e.code())) {
+            const std::lock_guard lock(mutex);
+            if (!fatal) fatal = e;
+          }
+        } catch (const std::exception& e) {
+          r.error = Error(ErrorCode::Internal, e.what());
+        }
+      }
+      const std::lock_guard lock(mutex);
+      out.results[i] = std::move(r);
+      out.documents[i] = std::move(doc);
+      finished[i] = 1;
+      while (emitted < n && finished[emitted] != 0) {
+        if (progress) progress(emitted, out.results[emitted]);
+        ++emitted;
+      }
+    }
+  };
+  if (n >= kParallelFrom) {
+    std::thread second(lane);
+    try {
+      lane();
+    } catch (...) {
+      next = n;
+      second.join();
+      throw;
+    }
+    second.join();
+  } else {
+    lane();
+  }
+  out.cancelled = cancelled.load();
+
+  std::vector<AuditRow> rows;
+  rows.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& r = out.results[i];
+    const auto& d = out.documents[i];
+    std::string detail = std::string(to_string(job.items[i].type));
+    if (d) {
+      detail += " signed-digest=" + to_hex(d->signed_digest) + " output-sha256=" + d->sha256;
+      if (!d->signature_id.empty()) detail += " signature=" + d->signature_id;
+      if (!d->field_name.empty()) detail += " field=" + d->field_name;
+    }
+    rows.push_back(AuditRow{.event = "signature",
+                            .origin = job.origin,
+                            .role = role_name,
+                            .credential_id = cred.id(),
+                            .digest = to_hex(approved[i]),
+                            .result = r.ok() ? "ok" : std::string(r.error->name()),
+                            .detail = std::move(detail)});
+  }
+  audit_->append(rows);
+  return out;
+}
+
+}  // namespace kyso::agent

@@ -1,0 +1,412 @@
+// Document items through the agent over a real WebSocket: XML, PDF and CMS signed as teacher ->
+// principal -> seal, each output verified by an independent tool (xmlsec1 --verify per
+// signature, pdfsig + qpdf --check, openssl cms -verify); a large PDF uploaded and downloaded in
+// chunks; broken documents get their stable codes per item; B-T with a loopback TSA; the
+// pre-signing checks with IT's trust anchors refuse a revoked certificate before any C_Sign.
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <regex>
+
+#include "format_support.hpp"
+#include "harness.hpp"
+#include "kyso/agent/audit.hpp"
+
+using namespace kyso;
+using namespace kyso::test;
+using json = nlohmann::json;
+
+namespace {
+
+std::string b64(std::string_view s) {
+  return to_base64({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()});
+}
+
+Bytes decoded(const json& result_entry) {
+  return from_base64(result_entry.at("document").get<std::string>());
+}
+
+void save(const std::string& path, const Bytes& b) {
+  write_bytes(path, b);
+}
+
+std::string xmlsec_verify(const std::string& file, const std::string& sig_id) {
+  return "xmlsec1 --verify --trusted-pem " + pki_path("root") + " --untrusted-pem " +
+         pki_path("sub") + " --id-attr:Id HocBa --id-attr:Id DuLieuHocBa" +
+         " --node-xpath \"//*[@Id='" + sig_id + "']\" " + file + " 2>&1";
+}
+
+std::string cms_verify(const std::string& sig, const std::string& content = "") {
+  return "openssl cms -verify -binary -inform DER -in " + sig +
+         (content.empty() ? "" : " -content " + content) + " -CAfile " + pki_path("root") +
+         " -purpose any -out /dev/null 2>&1";
+}
+
+int pdfsig_valid(const std::string& path) {
+  const auto out = run("pdfsig " + path + " 2>&1").second;
+  int n = 0;
+  for (std::size_t p = 0; (p = out.find("Signature is Valid", p)) != std::string::npos; ++p) ++n;
+  return n;
+}
+
+json read_until_id(Client& c, const json& id) {
+  for (;;) {
+    json m = c.read();
+    if (m.contains("event")) {
+      c.events.push_back(m);
+      continue;
+    }
+    if (m.value("id", json()) == id) return m;
+  }
+}
+
+/// Where each role signs a transcript (as the formats tests and the demo page place them).
+json xml_item(const Transcript& t, const std::string& xml, const std::string& role) {
+  json j = {{"type", "xml"}, {"text", xml}, {"title", "Học bạ - " + t.name}};
+  if (role == "teacher") {
+    j["reference"] = t.id + "-dl";
+    j["container"] = "ChuKyGVCN";
+  } else if (role == "principal") {
+    j["reference"] = t.id + "-dl";
+    j["parent"] = t.id;
+    j["container"] = "ChuKyHieuTruong";
+  } else {
+    j["reference"] = t.id;
+    j["parent"] = t.id;
+    j["container"] = "ConDau";
+  }
+  return j;
+}
+
+/// Uploads `data` in chunks; returns the uploadId.
+std::string upload(Client& c, const Bytes& data, std::size_t chunk = 512 * 1024) {
+  const auto begin = c.call("upload.begin", {{"size", data.size()}, {"sha256", to_hex(sha256(data))}});
+  REQUIRE(begin.contains("result"));
+  const auto id = begin["result"]["uploadId"].get<std::string>();
+  for (std::size_t off = 0; off < data.size(); off += chunk) {
+    const auto n = std::min(chunk, data.size() - off);
+    const auto r = c.call("upload.chunk", {{"uploadId", id},
+                                           {"offset", off},
+                                           {"data", to_base64(std::span(data).subspan(off, n))}});
+    REQUIRE(r["result"]["received"] == off + n);
+  }
+  const auto end = c.call("upload.end", {{"uploadId", id}});
+  REQUIRE(end["result"]["sha256"] == to_hex(sha256(data)));
+  return id;
+}
+
+Bytes download(Client& c, const json& entry) {
+  if (entry.contains("document")) return decoded(entry);
+  const auto id = entry.at("downloadId").get<std::string>();
+  Bytes out;
+  for (;;) {
+    const auto r = c.call("download.chunk", {{"downloadId", id}, {"offset", out.size()}});
+    REQUIRE(r.contains("result"));
+    const auto part = from_base64(r["result"]["data"].get<std::string>());
+    out.insert(out.end(), part.begin(), part.end());
+    if (r["result"]["eof"] == true) break;
+  }
+  c.call("download.end", {{"downloadId", id}});
+  CHECK(to_hex(sha256(out)) == entry.at("sha256"));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("signDocuments_teacherPrincipalSeal_xmlPdfCmsVerifyWithIndependentTools", "[ws][items]") {
+  Agent a;
+  Client c(a.port());
+  ScratchDir dir;
+  const auto ts = sample_class(8);  // 8: the two-lane path
+
+  // XML: three batches, each role's output is the next role's input.
+  std::vector<std::string> xmls;
+  for (const auto& t : ts) xmls.push_back(transcript_xml(t));
+  std::map<std::string, std::vector<std::string>> sig_ids;
+  for (const std::string role : {"teacher", "principal", "seal"}) {
+    json items = json::array();
+    for (std::size_t i = 0; i < ts.size(); ++i) items.push_back(xml_item(ts[i], xmls[i], role));
+    const auto r = c.call("batch.sign", {{"role", role}, {"items", items}});
+    INFO(r.dump().substr(0, 2000));
+    REQUIRE(r.contains("result"));
+    REQUIRE(r["result"]["signed"] == ts.size());
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+      const auto& e = r["result"]["results"][i];
+      const auto bytes = decoded(e);
+      CHECK(to_hex(sha256(bytes)) == e["sha256"]);
+      xmls[i].assign(bytes.begin(), bytes.end());
+      sig_ids[ts[i].id].push_back(e["signatureId"].get<std::string>());
+    }
+  }
+  std::vector<std::string> checks;
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    const auto path = dir.file(ts[i].id + ".xml");
+    write_text(path, xmls[i]);
+    REQUIRE(sig_ids[ts[i].id].size() == 3);
+    for (const auto& sig : sig_ids[ts[i].id]) checks.push_back(xmlsec_verify(path, sig));
+  }
+
+  // PDF: a single `sign` for the teacher, then batches (principal, seal).
+  std::vector<Bytes> pdfs;
+  for (const auto& t : ts) pdfs.push_back(transcript_pdf(t));
+  for (const std::string role : {"teacher", "principal", "seal"}) {
+    json items = json::array();
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+      items.push_back({{"type", "pdf"},
+                       {"document", to_base64(pdfs[i])},
+                       {"title", "Học bạ - " + ts[i].name},
+                       {"location", "Hà Nội"}});
+    }
+    if (role == "teacher") {
+      for (std::size_t i = 0; i < ts.size(); ++i) {
+        const auto r = c.call("sign", {{"role", role}, {"item", items[i]}});
+        INFO(r.dump().substr(0, 1000));
+        REQUIRE(r.contains("result"));
+        CHECK(r["result"]["fieldName"].is_string());
+        pdfs[i] = decoded(r["result"]);
+      }
+      continue;
+    }
+    const auto r = c.call("batch.sign", {{"role", role}, {"items", items}});
+    INFO(r.dump().substr(0, 2000));
+    REQUIRE(r["result"]["signed"] == ts.size());
+    for (std::size_t i = 0; i < ts.size(); ++i) pdfs[i] = decoded(r["result"]["results"][i]);
+  }
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    const auto path = dir.file(ts[i].id + ".pdf");
+    save(path, pdfs[i]);
+    checks.push_back("test $(pdfsig " + path + " 2>&1 | grep -c 'Signature is Valid') = 3");
+    checks.push_back("qpdf --check " + path + " >/dev/null 2>&1");
+  }
+
+  // CMS: a JSON transcript package, attached by the teacher, detached by principal and seal.
+  const std::string package = json{{"lop", "10A1"}, {"hocSinh", ts[0].name}}.dump();
+  write_text(dir.file("package.json"), package);
+  for (const std::string role : {"teacher", "principal", "seal"}) {
+    const bool attached = role == "teacher";
+    const auto r = c.call("sign", {{"role", role},
+                                   {"item",
+                                    {{"type", "cms"},
+                                     {"document", b64(package)},
+                                     {"detached", !attached},
+                                     {"title", "Gói học bạ lớp 10A1"}}}});
+    REQUIRE(r.contains("result"));
+    const auto path = dir.file(role + ".p7s");
+    save(path, decoded(r["result"]));
+    checks.push_back(attached ? cms_verify(path) : cms_verify(path, dir.file("package.json")));
+  }
+  // ... and over a digest the page's server computed.
+  {
+    const auto r = c.call("sign", {{"role", "seal"},
+                                   {"item",
+                                    {{"type", "cms"},
+                                     {"hash", to_hex(sha256({reinterpret_cast<const std::uint8_t*>(
+                                                                 package.data()),
+                                                             package.size()}))},
+                                     {"hashAlgorithm", "sha256"},
+                                     {"title", "Gói học bạ lớp 10A1 (mã băm)"}}}});
+    REQUIRE(r.contains("result"));
+    save(dir.file("hash.p7s"), decoded(r["result"]));
+    checks.push_back(cms_verify(dir.file("hash.p7s"), dir.file("package.json")));
+  }
+
+  const auto failed = run_all(checks);
+  for (auto i : failed) INFO(checks[i] << "\n" << run(checks[i]).second);
+  CHECK(failed.empty());
+  CHECK(checks.size() == ts.size() * 3 + ts.size() * 2 + 4);
+
+  // The dialog showed each document's type and title; the audit log has one row per document
+  // with its SHA-256 and the digest the token signed.
+  const auto dialogs = pinentry_dialogs();
+  REQUIRE_FALSE(dialogs.empty());
+  CHECK(std::ranges::any_of(dialogs, [](const std::string& d) {
+    return d.find("[XML · XML-DSig") != std::string::npos && d.find("Ký 8 văn bản") != std::string::npos;
+  }));
+  CHECK(std::ranges::any_of(dialogs, [](const std::string& d) {
+    return d.find("[PDF · PAdES B-B") != std::string::npos;
+  }));
+  const auto rows = run("sqlite3 " + (a.state / "state" / "audit.db").string() +
+                        " \"select count(*) from audit where event='signature' and detail like "
+                        "'% signed-digest=% output-sha256=%'\"");
+  CHECK(std::stoi(rows.second) == static_cast<int>(ts.size() * 6 + 4));
+}
+
+TEST_CASE("upload_largePdfInChunks_signsItAndSendsItBackInChunks", "[ws][items]") {
+  Agent a;
+  ScratchDir dir;
+  const auto t = sample_class(1).at(0);
+  const Bytes big = transcript_pdf(t, false, 24UL * 1024 * 1024);
+  std::filesystem::path transfers = a.state / "state" / "transfers";
+  {
+    Client c(a.port());
+    const auto id = upload(c, big);
+    // The upload sits in the agent's private state dir, 0600.
+    std::size_t files = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(transfers)) {
+      if (!e.is_regular_file()) continue;
+      ++files;
+      CHECK((e.status().permissions() & std::filesystem::perms::group_all) ==
+            std::filesystem::perms::none);
+      CHECK((e.status().permissions() & std::filesystem::perms::others_all) ==
+            std::filesystem::perms::none);
+    }
+    CHECK(files == 1);
+    const auto r = c.call("sign", {{"role", "teacher"},
+                                   {"item",
+                                    {{"type", "pdf"},
+                                     {"uploadId", id},
+                                     {"title", "Học bạ (bản lớn) - " + t.name}}}});
+    INFO(r.dump().substr(0, 1000));
+    REQUIRE(r.contains("result"));
+    REQUIRE(r["result"].contains("downloadId"));  // too big to come back inline
+    const auto signed_pdf = download(c, r["result"]);
+    CHECK(signed_pdf.size() > big.size());
+    CHECK(std::equal(big.begin(), big.end(), signed_pdf.begin()));  // incremental update
+    save(dir.file("big.pdf"), signed_pdf);
+    CHECK(pdfsig_valid(dir.file("big.pdf")) == 1);
+    CHECK(run("qpdf --check " + dir.file("big.pdf") + " >/dev/null 2>&1").first == 0);
+    const auto dialogs = pinentry_dialogs();
+    CHECK(dialogs.back().find("[PDF · PAdES B-B · 24.0 MB] Học bạ (bản lớn)") != std::string::npos);
+  }
+  // The connection is gone: so are its files.
+  for (int i = 0; i < 100 && std::filesystem::exists(transfers) &&
+                  !std::filesystem::is_empty(transfers);
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(std::filesystem::is_empty(transfers));
+}
+
+TEST_CASE("upload_wrongSizeHashOrOffset_refusedWithStableCodes", "[ws][items][security]") {
+  Agent a;
+  Client c(a.port());
+  const std::string data = "%PDF-1.7 not really";
+  const auto bytes = Bytes(data.begin(), data.end());
+  // Announced hash differs from what arrives.
+  auto begin = c.call("upload.begin", {{"size", data.size()}, {"sha256", std::string(64, 'a')}});
+  auto id = begin["result"]["uploadId"];
+  CHECK(c.call("upload.chunk", {{"uploadId", id}, {"offset", 0}, {"data", b64(data)}})["result"]
+             ["received"] == data.size());
+  CHECK(c.call("upload.end", {{"uploadId", id}})["error"]["code"] == "UPLOAD_MISMATCH");
+  CHECK(c.call("sign", {{"role", "teacher"}, {"item", {{"type", "pdf"}, {"uploadId", id}}}})
+            ["error"]["code"] == "UPLOAD_NOT_FOUND");
+  // A chunk at the wrong offset, and more bytes than announced.
+  begin = c.call("upload.begin", {{"size", 4}, {"sha256", to_hex(sha256(bytes))}});
+  id = begin["result"]["uploadId"];
+  CHECK(c.call("upload.chunk", {{"uploadId", id}, {"offset", 2}, {"data", b64("ab")}})["error"]
+             ["code"] == "UPLOAD_MISMATCH");
+  CHECK(c.call("upload.chunk", {{"uploadId", id}, {"offset", 0}, {"data", b64(data)}})["error"]
+             ["code"] == "UPLOAD_MISMATCH");
+  // Too large for one document.
+  CHECK(c.call("upload.begin", {{"size", 4ULL << 30}, {"sha256", std::string(64, 'b')}})["error"]
+             ["code"] == "DOCUMENT_TOO_LARGE");
+  // Not before pairing: an unpaired origin gets nothing.
+  Client stranger(a.port(), "http://127.0.0.1:5173");
+  CHECK(stranger.call("upload.begin", {{"size", 4}, {"sha256", std::string(64, 'c')}})["error"]
+                     ["code"] == "ORIGIN_NOT_PAIRED");
+}
+
+TEST_CASE("batchSign_brokenDocuments_eachGetsItsCodeAndTheSummaryNamesTheSigned",
+          "[ws][items]") {
+  Agent a;
+  Client c(a.port());
+  ScratchDir dir;
+  const auto t = sample_class(1).at(0);
+  const auto good = transcript_pdf(t);
+  std::string broken(good.begin(), good.end());
+  broken = std::regex_replace(broken, std::regex("0000000(\\d\\d\\d) 00000 n"), "0000000$1 00000 x");
+  save(dir.file("plain.pdf"), good);
+  REQUIRE(run("qpdf --encrypt secret owner 256 -- " + dir.file("plain.pdf") + " " +
+              dir.file("enc.pdf"))
+              .first == 0);
+  const auto encrypted = read_bytes(dir.file("enc.pdf"));
+  json items = json::array({
+      {{"type", "xml"}, {"text", "<HocBa Id=\"x\"><unclosed></HocBa>"}, {"reference", "x"},
+       {"title", "XML hỏng"}},
+      {{"type", "pdf"}, {"document", b64(broken)}, {"title", "PDF hỏng xref"}},
+      {{"type", "pdf"}, {"document", to_base64(encrypted)}, {"title", "PDF mã hóa"}},
+      {{"type", "pdf"}, {"document", b64("<html>not a pdf</html>")}, {"title", "không phải PDF"}},
+      xml_item(t, transcript_xml(t), "teacher"),
+      {{"type", "xml"}, {"text", transcript_xml(t)}, {"reference", "no-such-id"},
+       {"title", "Id sai"}},
+  });
+  const auto r = c.call("batch.sign", {{"role", "teacher"}, {"items", items}});
+  INFO(r.dump().substr(0, 3000));
+  REQUIRE(r.contains("result"));
+  const auto& s = r["result"];
+  CHECK(s["total"] == 6);
+  CHECK(s["signed"] == 1);
+  CHECK(s["failed"] == 5);
+  const auto& res = s["results"];
+  CHECK(res[0]["error"]["code"] == "DOCUMENT_INVALID");
+  CHECK(res[1]["error"]["code"] == "DOCUMENT_INVALID");
+  CHECK(res[2]["error"]["code"] == "DOCUMENT_ENCRYPTED");
+  CHECK(res[3]["error"]["code"] == "DOCUMENT_INVALID");
+  CHECK(res[4]["ok"] == true);
+  CHECK(res[5]["error"]["code"] == "BAD_REQUEST");
+  for (int i : {0, 1, 2, 3, 5}) CHECK(res[i]["error"]["message"]["vi"].is_string());
+  // Malformed requests fail before any dialog.
+  const auto before = pinentry_dialogs().size();
+  CHECK(c.call("sign", {{"role", "teacher"}, {"item", {{"type", "xml"}, {"text", "<a/>"}}}})
+            ["error"]["code"] == "BAD_REQUEST");  // no reference
+  CHECK(c.call("sign", {{"role", "teacher"},
+                        {"item", {{"type", "pdf"}, {"document", "@@@"}, {"title", "x"}}}})
+            ["error"]["code"] == "BAD_REQUEST");
+  CHECK(c.call("sign", {{"role", "teacher"},
+                        {"item", {{"type", "pdf"}, {"document", to_base64(good)}, {"level", "b-t"}}}})
+            ["error"]["code"] == "TSA_NOT_CONFIGURED");
+  CHECK(pinentry_dialogs().size() == before);
+}
+
+TEST_CASE("signDocuments_levelBT_carryTimestampsFromTheConfiguredTsa", "[ws][items][tsa]") {
+  LoopbackTsa tsa;
+  Agent a([&](config::AgentConfig& cfg) { cfg.tsa_url = tsa.url(); });
+  Client c(a.port());
+  ScratchDir dir;
+  const auto t = sample_class(1).at(0);
+  auto xml = xml_item(t, transcript_xml(t), "teacher");
+  xml["profile"] = "xades-b-t";
+  const json items = json::array({
+      xml,
+      {{"type", "pdf"}, {"document", to_base64(transcript_pdf(t))}, {"level", "b-t"},
+       {"title", "Học bạ PDF"}},
+      {{"type", "cms"}, {"text", "{\"hocBa\":1}"}, {"level", "b-t"}, {"detached", false},
+       {"title", "Gói học bạ"}},
+  });
+  const auto r = c.call("batch.sign", {{"role", "teacher"}, {"items", items}});
+  INFO(r.dump().substr(0, 2000));
+  REQUIRE(r["result"]["signed"] == 3);
+  CHECK(tsa.requests() == 3);
+  const auto& res = r["result"]["results"];
+  write_bytes(dir.file("t.xml"), decoded(res[0]));
+  write_bytes(dir.file("t.pdf"), decoded(res[1]));
+  write_bytes(dir.file("t.p7s"), decoded(res[2]));
+  const auto xml_out = read_bytes(dir.file("t.xml"));
+  CHECK(std::string(xml_out.begin(), xml_out.end()).find("SignatureTimeStamp") != std::string::npos);
+  CHECK(run(xmlsec_verify(dir.file("t.xml"), res[0]["signatureId"])).first == 0);
+  const auto pdf = run("pdfsig " + dir.file("t.pdf") + " 2>&1").second;
+  CHECK(pdf.find("Signature is Valid") != std::string::npos);
+  CHECK(run(cms_verify(dir.file("t.p7s"))).first == 0);
+  // The CMS carries the TSA's token as an unsigned attribute.
+  CHECK(run("openssl cms -cmsout -print -inform DER -in " + dir.file("t.p7s") +
+            " | grep -q id-smime-aa-timeStampToken")
+            .first == 0);
+}
+
+TEST_CASE("signDocuments_trustAnchorsConfigured_revokedRefusedBeforeAnyCSign",
+          "[ws][items][security]") {
+  Agent a([](config::AgentConfig& cfg) { cfg.trust_anchors = {pki_path("root")}; });
+  Client c(a.port());
+  const auto t = sample_class(1).at(0);
+  const auto item = xml_item(t, transcript_xml(t), "teacher");
+  Faults::reset();
+  const auto revoked = fixture().credential("revoked").credential_id();
+  const auto r = c.call("sign", {{"role", "teacher"}, {"credentialId", revoked}, {"item", item}});
+  INFO(r.dump());
+  CHECK(r["error"]["code"] == "CERT_REVOKED");
+  CHECK(Faults::get("count.C_Sign") == 0);
+  // The valid teacher passes the same checks (chain to the root, CRL says good).
+  const auto ok = c.call("sign", {{"role", "teacher"}, {"item", item}});
+  INFO(ok.dump().substr(0, 500));
+  CHECK(ok.contains("result"));
+}
