@@ -49,7 +49,13 @@ url=$(grep -oE 'http://[0-9.:]+/' "$DEMO/page.log" | head -1)
 echo "  $url"
 
 say "Ký cả lớp 12A1 trong Chromium / signing class 12A1 in headless chromium"
-node "$ROOT/sdk/js/demo/drive.mjs" "$url" "$port" "$DEMO/manifest.json" "$DEMO/demo.png"
+rm -rf "$DEMO/signed"
+node "$ROOT/sdk/js/demo/drive.mjs" "$url" "$port" "$DEMO/manifest.json" "$DEMO/demo.png" "$DEMO/signed"
+
+say "Kiểm tra tệp đã ký bằng công cụ độc lập / signed files checked by xmlsec1, pdfsig, qpdf"
+root_pem=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$DEMO/manifest.json','utf8')).pki.root)")
+sub_pem=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$DEMO/manifest.json','utf8')).pki.sub)")
+node "$ROOT/sdk/js/demo/verify-files.mjs" "$DEMO/signed" "$root_pem" "$sub_pem"
 
 say "Nhật ký kiểm toán / audit log"
 "$BUILD/cli/kyso" audit verify --db "$DEMO/state/audit.db" || true
@@ -58,6 +64,7 @@ say "Xem kết quả / where to look"
 cat <<MSG
   Trang demo (mở trong trình duyệt):  $url?ports=$port
   Ảnh chụp trang sau khi ký:           $DEMO/demo.png
+  Tệp học bạ đã ký (XML, PDF):         $DEMO/signed/  (vd. $DEMO/signed/hoc-ba-12A1-01.pdf)
   Hộp thoại phê duyệt của Kyso:        $DEMO/dialogs.log
   Nhật ký của agent:                   $DEMO/agent.log
   Nhật ký kiểm toán (SQLite):          $DEMO/state/audit.db

@@ -4,6 +4,7 @@
 import { connect, KysoError } from './sdk/index.js';
 import { school, students, transcriptOf } from './class-data.js';
 import { verifySignature } from './verify.js';
+import { transcriptPdf, transcriptXml, xmlPlacement } from './documents.js';
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
@@ -35,7 +36,14 @@ const state = {
   /** every batch.progress the page received, in order: {role, batchId, done, total, index, ok, code?} */
   progressEvents: [],
   summaries: [],
+  /**
+   * format ("xml" | "pdf") -> lookupCode -> {bytes (the file as signed so far), roles: [...],
+   * ids: [Signature Id (xml) or field name (pdf), ...]}
+   */
+  files: { xml: new Map(), pdf: new Map() },
 };
+const FORMATS = { xml: 'XML', pdf: 'PDF' };
+const PDF_REASON = { teacher: 'Giáo viên chủ nhiệm ký học bạ', principal: 'Hiệu trưởng phê duyệt học bạ', seal: 'Đóng dấu phát hành học bạ' };
 
 const escapeHtml = (s) =>
   String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
@@ -114,11 +122,38 @@ function renderRows() {
       (err ? `<span class="badge st-error" title="${escapeHtml(`${err.messageVi} [${err.code}]`)}">${ROLES[err.role].failed}</span>` : '') +
       `</td>` +
       `<td class="signers">${signers || '<span class="role">—</span>'}</td>` +
+      `<td>${fileLinks(s)}</td>` +
       `<td class="c-act">${sigs.teacher ? '' : `<button class="btn btn-small" data-sign-one="${s.lookupCode}" ${canTeacher ? '' : 'disabled'}>Ký GVCN</button>`}</td>` +
       `</tr>`
     );
   });
   $('rows').innerHTML = rows.join('');
+}
+
+const blobUrls = new Map();
+/** Download links of a student's signed files, with how many signatures each carries. */
+function fileLinks(student) {
+  const links = [];
+  for (const [format, label] of Object.entries(FORMATS)) {
+    const f = state.files[format].get(student.lookupCode);
+    if (!f || f.roles.length === 0) continue;
+    const key = `${format}:${student.lookupCode}:${f.roles.length}`;
+    if (!blobUrls.has(key)) {
+      blobUrls.set(key, URL.createObjectURL(new Blob([f.bytes], { type: format === 'xml' ? 'application/xml' : 'application/pdf' })));
+    }
+    const name = `hoc-ba-${school.className}-${String(student.no).padStart(2, '0')}.${format}`;
+    links.push(`<a class="file-link" href="${blobUrls.get(key)}" download="${name}" title="${f.roles.map((r) => ROLES[r].label).join(' → ')}">${label} ✓${f.roles.length}</a>`);
+  }
+  return links.join('') || '<span class="role">—</span>';
+}
+
+/** Students whose file of this format waits for a role (signed by the previous role). */
+function eligibleFiles(format, role) {
+  const prev = ORDER[ORDER.indexOf(role) - 1];
+  return students.filter((s) => {
+    const roles = state.files[format].get(s.lookupCode).roles;
+    return !roles.includes(role) && (!prev || roles.includes(prev));
+  });
 }
 
 /** Students waiting for a role: not signed in it yet, and signed by the previous role. */
@@ -140,6 +175,14 @@ function renderControls() {
   for (const role of ORDER) {
     const btn = $(`btn-${role}`);
     btn.disabled = !paired || state.busy || eligible(role).length === 0 || state.credentials[role].length === 0;
+  }
+  for (const format of Object.keys(FORMATS)) {
+    for (const role of ORDER) {
+      $(`btn-${format}-${role}`).disabled =
+        !paired || state.busy || eligibleFiles(format, role).length === 0 || state.credentials[role].length === 0;
+    }
+    const m = (role) => students.filter((s) => state.files[format].get(s.lookupCode).roles.includes(role)).length;
+    $(`${format}-stats`).textContent = `GVCN ${m('teacher')}/${students.length} · Hiệu trưởng ${m('principal')}/${students.length} · Dấu ${m('seal')}/${students.length}`;
   }
   const n = (role) => students.filter((s) => state.signatures[s.lookupCode]?.[role]).length;
   $('stats').textContent = `GVCN đã ký ${n('teacher')}/${students.length} · Hiệu trưởng ${n('principal')}/${students.length} · Đóng dấu ${n('seal')}/${students.length}`;
@@ -411,6 +454,55 @@ function signBatch(role) {
   });
 }
 
+/** Signs the class's XML or PDF files in one role: one approval, one PIN, the files sent whole. */
+function signFiles(format, role) {
+  return withBusy(async () => {
+    clearNotice();
+    const list = eligibleFiles(format, role);
+    if (list.length === 0) return;
+    progressStart(role, list.length);
+    $('progress-label').textContent += ` · ${FORMATS[format]}`;
+    const credentialId = $(`cred-${role}`).value || undefined;
+    const items = list.map((s) => {
+      const f = state.files[format].get(s.lookupCode);
+      const common = { title: `${titleOf(s)} (${FORMATS[format]})`, key: s.lookupCode, document: f.bytes };
+      return format === 'xml'
+        ? { type: 'xml', ...common, ...xmlPlacement(s, role) }
+        : { type: 'pdf', ...common, reason: PDF_REASON[role], location: school.province };
+    });
+    try {
+      const started = performance.now();
+      const batch = state.client.signDocuments(items, {
+        role,
+        ...(credentialId ? { credentialId } : {}),
+        onProgress: (p) => {
+          state.progressEvents.push({ role, format, batchId: p.batchId, done: p.done, total: p.total, index: p.index, ok: p.ok, ...(p.error ? { code: p.error.code } : {}) });
+          progressUpdate(role, p);
+        },
+      });
+      state.batchId = batch.batchId;
+      const summary = await batch;
+      state.summaries.push({ role, format, batchId: summary.batchId, total: summary.total, signed: summary.signed, failed: summary.failed, cancelled: summary.cancelled, ms: Math.round(performance.now() - started) });
+      for (const r of summary.succeeded) {
+        const f = state.files[format].get(r.item.key);
+        state.files[format].set(r.item.key, { bytes: r.document, roles: [...f.roles, role], ids: [...f.ids, r.signatureId ?? r.fieldName] });
+      }
+      for (const f of summary.failures) state.errors[f.item.key] = { role, code: f.error.code, messageVi: f.error.messageVi };
+      if (summary.failed === 0) {
+        notice('ok', `${ROLES[role].done} ${summary.signed}/${summary.total} tệp ${FORMATS[format]}. Tải tệp đã ký ở cột “Tệp đã ký”.`);
+      } else {
+        const first = summary.failures[0].error;
+        notice('err', `${ROLES[role].done} ${summary.signed}/${summary.total} tệp ${FORMATS[format]}; ${summary.failed} tệp chưa ký. ${escapeHtml(first.messageVi)}<span class="code">[${escapeHtml(first.code)}]</span>`);
+      }
+    } catch (e) {
+      showError(e, `${ROLES[role].label} chưa ký được tệp ${FORMATS[format]}:`);
+    } finally {
+      state.batchId = null;
+      progressEnd();
+    }
+  });
+}
+
 async function cancelClick() {
   if (state.batchId === null || !state.client) return;
   $('btn-cancel').disabled = true;
@@ -445,6 +537,14 @@ async function main() {
   $('btn-remote-signin').addEventListener('click', remoteSignInClick);
   $('btn-seal').addEventListener('click', () => signBatch('seal'));
   $('btn-cancel').addEventListener('click', cancelClick);
+  for (const format of Object.keys(FORMATS)) {
+    for (const role of ORDER) $(`btn-${format}-${role}`).addEventListener('click', () => signFiles(format, role));
+  }
+  const enc = new TextEncoder();
+  for (const s of students) {
+    state.files.xml.set(s.lookupCode, { bytes: enc.encode(transcriptXml(s)), roles: [], ids: [] });
+    state.files.pdf.set(s.lookupCode, { bytes: transcriptPdf(s), roles: [], ids: [] });
+  }
   $('rows').addEventListener('click', (e) => {
     const key = e.target.closest('[data-sign-one]')?.dataset.signOne;
     if (key) signOne(key);

@@ -1,11 +1,15 @@
 // ./run demo's hands: opens the demo transcript page in headless Debian chromium and signs the
 // class as a user would (pair, homeroom teacher batch, principal batch, seal), then saves a
 // screenshot. The approvals come from the demo's scripted pinentry; its log shows every dialog.
-//   node demo/drive.mjs PAGE_URL AGENT_PORT MANIFEST_JSON SCREENSHOT_PNG
+// Then it signs the class's transcripts as files, XML and PDF, in the same three roles, and saves
+// the signed files in FILES_DIR (hoc-ba-12A1-NN.xml / .pdf, plus signatures.json: which
+// Signature Ids and fields each file carries) for the independent verifiers.
+//   node demo/drive.mjs PAGE_URL AGENT_PORT MANIFEST_JSON SCREENSHOT_PNG [FILES_DIR]
 import { readFileSync } from 'node:fs';
+import { saveSignedFiles } from './verify-files.mjs';
 import { launchBrowser } from '../test/browser.mjs';
 
-const [url, agentPort, manifestPath, shot] = process.argv.slice(2);
+const [url, agentPort, manifestPath, shot, filesDir] = process.argv.slice(2);
 const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
 const cnOf = (name) => manifest.credentials.find((c) => c.name === name).cn;
 
@@ -34,8 +38,22 @@ try {
     console.log(`  ${label.padEnd(12)} ${s.signed}/${s.total} đã ký / signed, ${s.failed} lỗi / failed, ${Date.now() - since} ms`);
     if (s.failed > 0 || s.signed !== s.total) process.exitCode = 1;
   }
+  for (const format of ['xml', 'pdf']) {
+    for (const [role, label] of [['teacher', 'GVCN'], ['principal', 'Hiệu trưởng'], ['seal', 'Con dấu']]) {
+      const before = await page.evaluate(() => window.kysoDemo.state.summaries.length);
+      await page.click(`#btn-${format}-${role}`);
+      await page.waitForFunction((n) => window.kysoDemo.state.summaries.length > n && !window.kysoDemo.state.busy, before, { timeout: 180_000 });
+      const s = await page.evaluate(() => window.kysoDemo.state.summaries.at(-1));
+      console.log(`  ${format.toUpperCase()} ${label.padEnd(12)} ${s.signed}/${s.total} tệp đã ký / files signed, ${s.failed} lỗi / failed, ${s.ms} ms`);
+      if (s.failed > 0 || s.signed !== s.total || s.format !== format) process.exitCode = 1;
+    }
+  }
   await page.waitForFunction(idle, null, { timeout: 10_000 });
   await page.screenshot({ path: shot, fullPage: true });
+  if (filesDir) {
+    const n = await saveSignedFiles(page, filesDir);
+    console.log(`  ${n} tệp đã ký / signed files: ${filesDir}`);
+  }
 } finally {
   await browser.close();
 }

@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { startDemoServer } from '../demo/serve.mjs';
 import { students, transcriptOf, school } from '../demo/class-data.js';
 import { launchBrowser } from './browser.mjs';
+import { saveSignedFiles, verifySignedFiles } from '../demo/verify-files.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..', '..');
@@ -329,6 +330,39 @@ test('browser_demoPage_pairsAndSignsClassAsTeacherPrincipalSeal_everySignatureVe
       // A signature over a different transcript must not verify (the check is not vacuous).
       const a = sigs[students[0].lookupCode].principal;
       assert.equal(verifySignature(a.algorithm, Buffer.from(JSON.stringify(transcriptOf(students[1]))), a.certificate, a.signature), false);
+    });
+
+    await step('the class is signed as XML and PDF files, teacher → principal → seal, each a 40-file batch', async () => {
+      newDialogs();
+      for (const format of ['xml', 'pdf']) {
+        for (const role of ['teacher', 'principal', 'seal']) {
+          const since = Date.now();
+          const before = await page.evaluate(() => window.kysoDemo.state.summaries.length);
+          await page.click(`#btn-${format}-${role}`);
+          await page.waitForFunction((n) => window.kysoDemo.state.summaries.length > n && !window.kysoDemo.state.busy, before, { timeout: 120_000 });
+          lap(`${format}.${role}40`, since);
+          const s = await page.evaluate(() => window.kysoDemo.state.summaries.at(-1));
+          assert.deepEqual([s.format, s.role, s.total, s.signed, s.failed], [format, role, 40, 40, 0], JSON.stringify(s));
+        }
+      }
+      const dialog = newDialogs();
+      assert.match(dialog, /Ký 40 văn bản/);
+      assert.ok(dialog.includes(`[XML · XML-DSig`), `the dialog did not show the XML documents' type:\n${dialog.slice(0, 2000)}`);
+      assert.ok(dialog.includes(`[PDF · PAdES B-B`), 'the dialog did not show the PDF documents\' type');
+      assert.ok(dialog.includes(students[0].fullName));
+      await page.screenshot({ path: join(shots, '5-files.png'), fullPage: true });
+    });
+
+    await step('every XML signature verifies in xmlsec1, every PDF signature in pdfsig, every PDF in qpdf --check', async () => {
+      const dir = join(shots, 'signed');
+      assert.equal(await saveSignedFiles(page, dir), 80);
+      const r = await verifySignedFiles(dir, manifest.pki.root, manifest.pki.sub);
+      assert.deepEqual(r.failures.map((f) => `${f.file}: ${f.what}\n${f.out}`).slice(0, 3), []);
+      assert.deepEqual([r.xml.files, r.xml.signatures, r.xml.valid], [40, 120, 120]);
+      assert.deepEqual([r.pdf.files, r.pdf.signatures, r.pdf.valid, r.pdf.qpdf], [40, 120, 120, 40]);
+      // Each later signature left the earlier ones in place: the PDF grew by incremental updates.
+      const first = readFileSync(join(dir, 'hoc-ba-12A1-01.pdf'));
+      assert.equal((first.toString('latin1').match(/%%EOF/g) ?? []).length, 4);
     });
 
     await step('another origin on the same machine is still not paired', async () => {
