@@ -4,6 +4,7 @@
 #include "kyso/agent/items.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <fstream>
@@ -31,7 +32,8 @@ constexpr std::size_t kParallelFrom = 8;
 std::string optional_string(const json& j, const char* key, std::size_t max) {
   const auto it = j.find(key);
   if (it == j.end()) return {};
-  if (!it->is_string()) throw Error(ErrorCode::BadRequest, std::string("item.") + key + " must be a string");
+  if (!it->is_string())
+    throw Error(ErrorCode::BadRequest, std::string("item.") + key + " must be a string");
   const auto& s = it->get_ref<const std::string&>();
   if (s.size() > max) {
     throw Error(ErrorCode::BadRequest,
@@ -52,12 +54,11 @@ Level parse_level(const json& j, const char* key) {
 
 /// The content: `document` (base64), `text` (UTF-8, xml and cms) or `uploadId`; exactly one.
 void parse_content(DocumentItem& d, const json& j, Transfers* transfers, bool allow_text) {
-  const int given = static_cast<int>(j.contains("document")) + static_cast<int>(j.contains("text")) +
-                    static_cast<int>(j.contains("uploadId"));
+  const int given = static_cast<int>(j.contains("document")) +
+                    static_cast<int>(j.contains("text")) + static_cast<int>(j.contains("uploadId"));
   if (given != 1) {
-    throw Error(ErrorCode::BadRequest,
-                std::string("item needs exactly one of document (base64)") +
-                    (allow_text ? ", text (UTF-8)" : "") + " or uploadId");
+    throw Error(ErrorCode::BadRequest, std::string("item needs exactly one of document (base64)") +
+                                           (allow_text ? ", text (UTF-8)" : "") + " or uploadId");
   }
   if (const auto u = j.find("uploadId"); u != j.end()) {
     if (!u->is_string()) throw Error(ErrorCode::BadRequest, "item.uploadId must be a string");
@@ -176,7 +177,8 @@ std::shared_ptr<const DocumentItem> parse_document(ItemType type, const json& j,
       }
       d->reference = optional_string(j, "reference", kMaxIdBytes);
       if (d->reference.empty()) {
-        throw Error(ErrorCode::BadRequest, "item.reference (the Id of the element to sign) missing");
+        throw Error(ErrorCode::BadRequest,
+                    "item.reference (the Id of the element to sign) missing");
       }
       d->parent = optional_string(j, "parent", kMaxIdBytes);
       d->container = optional_string(j, "container", kMaxIdBytes);
@@ -193,7 +195,8 @@ std::shared_ptr<const DocumentItem> parse_document(ItemType type, const json& j,
     case ItemType::Cms: {
       d->level = parse_level(j, "level");
       if (const auto det = j.find("detached"); det != j.end()) {
-        if (!det->is_boolean()) throw Error(ErrorCode::BadRequest, "item.detached must be a boolean");
+        if (!det->is_boolean())
+          throw Error(ErrorCode::BadRequest, "item.detached must be a boolean");
         d->detached = det->get<bool>();
       }
       if (j.contains("hash")) {
@@ -210,8 +213,8 @@ std::shared_ptr<const DocumentItem> parse_document(ItemType type, const json& j,
           throw Error(ErrorCode::DigestInvalid, "item.hash is not hex");
         }
         if (d->sha256.size() != digest_size(*alg)) {
-          throw Error(ErrorCode::DigestInvalid, "item.hash has the wrong length for " +
-                                                    std::string(to_string(*alg)));
+          throw Error(ErrorCode::DigestInvalid,
+                      "item.hash has the wrong length for " + std::string(to_string(*alg)));
         }
         d->digest_only = true;
         d->digest_algorithm = *alg;
@@ -261,7 +264,8 @@ json output_json(const DocumentOutput& out, Transfers& transfers, std::size_t& i
   } else {
     auto f = new_temp_file(transfers.dir(), ".out");
     write_file(f->path(), out.bytes);
-    j["downloadId"] = transfers.add_download(StoredFile{.file = f, .size = out.size, .sha256 = out.sha256});
+    j["downloadId"] =
+        transfers.add_download(StoredFile{.file = f, .size = out.size, .sha256 = out.sha256});
   }
   return j;
 }
@@ -308,7 +312,8 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
       throw Error(ErrorCode::BadRequest,
                   "hash and document items cannot share a request; send them separately");
     }
-    if (std::ranges::any_of(job.items, [](const Item& i) { return i.document->level == Level::T; })) {
+    if (std::ranges::any_of(job.items,
+                            [](const Item& i) { return i.document->level == Level::T; })) {
       if (config_.tsa_url.empty()) {
         throw Error(ErrorCode::TsaNotConfigured, "a B-T item needs tsa_url in the agent's config");
       }
@@ -347,7 +352,8 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
       }
       fixed = i.document->digest_algorithm;
     }
-    out.algorithm = job.algorithm.value_or(default_algorithm(cred, fixed.value_or(HashAlgorithm::Sha256)));
+    out.algorithm =
+        job.algorithm.value_or(default_algorithm(cred, fixed.value_or(HashAlgorithm::Sha256)));
     if (fixed && hash_of(out.algorithm) != *fixed) {
       throw Error(ErrorCode::BadRequest, "algorithm " + std::string(to_string(out.algorithm)) +
                                              " does not match hashAlgorithm " +
@@ -419,7 +425,7 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
         opts.parent_id = d.parent;
         opts.container = d.container;
         opts.signature_id = d.signature_id;
-        opts.level = !d.xades ? formats::XmlLevel::Dsig
+        opts.level = !d.xades              ? formats::XmlLevel::Dsig
                      : d.level == Level::T ? formats::XmlLevel::XadesT
                                            : formats::XmlLevel::XadesB;
         opts.tsa = d.level == Level::T ? tsa : std::nullopt;
@@ -444,6 +450,7 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
         const auto& in_path = d.file ? d.file->file->path() : input->path();
         auto output = new_temp_file(job.scratch, ".signed.pdf");
         const auto r = formats::sign_pdf(rec, in_path.string(), output->path().string(), opts);
+        ::chmod(output->path().c_str(), 0600);  // renamed into place with the umask's mode
         o.field_name = r.field_name;
         o.file = hash_file(output);
         o.size = o.file->size;
@@ -459,8 +466,9 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
           o.bytes = formats::sign_cms_digest(rec, d.sha256, opts);
         } else {
           const Bytes content = d.file ? read_file(d.file->file->path()) : Bytes{};
-          o.bytes = formats::sign_cms(rec, d.file ? std::span<const std::uint8_t>(content)
-                                                  : std::span<const std::uint8_t>(d.bytes),
+          o.bytes = formats::sign_cms(rec,
+                                      d.file ? std::span<const std::uint8_t>(content)
+                                             : std::span<const std::uint8_t>(d.bytes),
                                       opts);
         }
         break;

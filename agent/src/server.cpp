@@ -424,8 +424,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     json caps = {
         {"itemTypes", {"hash", "xml", "pdf", "cms"}},
         {"documents",
-         {{"xml", {{"profiles", tsa ? json{"xmldsig", "xades-b-b", "xades-b-t"}
-                                    : json{"xmldsig", "xades-b-b"}}}},
+         {{"xml",
+           {{"profiles",
+             tsa ? json{"xmldsig", "xades-b-b", "xades-b-t"} : json{"xmldsig", "xades-b-b"}}}},
           {"pdf", {{"levels", tsa ? json{"b-b", "b-t"} : json{"b-b"}}}},
           {"cms", {{"levels", tsa ? json{"b-b", "b-t"} : json{"b-b"}}}},
           {"timestamps", tsa},

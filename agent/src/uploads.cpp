@@ -161,9 +161,9 @@ json Transfers::handle(const std::string& method, const json& p) {
     }
     if (size == 0) throw Error(ErrorCode::BadRequest, "size must be positive");
     if (size > limits_.max_document_bytes) {
-      throw Error(ErrorCode::DocumentTooLarge,
-                  std::to_string(size) + " bytes; a document may have at most " +
-                      std::to_string(limits_.max_document_bytes));
+      throw Error(ErrorCode::DocumentTooLarge, std::to_string(size) +
+                                                   " bytes; a document may have at most " +
+                                                   std::to_string(limits_.max_document_bytes));
     }
     if (uploads_.size() >= limits_.max_open_uploads) {
       throw Error(ErrorCode::Busy, "at most " + std::to_string(limits_.max_open_uploads) +
@@ -233,8 +233,8 @@ json Transfers::handle(const std::string& method, const json& p) {
     }
     const auto got = finish_hex(u->sha.get());
     if (got != u->expected_sha256) {
-      throw Error(ErrorCode::UploadMismatch, "SHA-256 of the received bytes is " + got +
-                                                 ", announced " + u->expected_sha256);
+      throw Error(ErrorCode::UploadMismatch,
+                  "SHA-256 of the received bytes is " + got + ", announced " + u->expected_sha256);
     }
     finished_[id] = StoredFile{.file = u->file, .size = u->size, .sha256 = got};
     return {{"uploadId", id}, {"size", u->size}, {"sha256", got}};

@@ -80,14 +80,15 @@ json xml_item(const Transcript& t, const std::string& xml, const std::string& ro
 
 /// Uploads `data` in chunks; returns the uploadId.
 std::string upload(Client& c, const Bytes& data, std::size_t chunk = 512 * 1024) {
-  const auto begin = c.call("upload.begin", {{"size", data.size()}, {"sha256", to_hex(sha256(data))}});
+  const auto begin =
+      c.call("upload.begin", {{"size", data.size()}, {"sha256", to_hex(sha256(data))}});
   REQUIRE(begin.contains("result"));
   const auto id = begin["result"]["uploadId"].get<std::string>();
   for (std::size_t off = 0; off < data.size(); off += chunk) {
     const auto n = std::min(chunk, data.size() - off);
-    const auto r = c.call("upload.chunk", {{"uploadId", id},
-                                           {"offset", off},
-                                           {"data", to_base64(std::span(data).subspan(off, n))}});
+    const auto r = c.call(
+        "upload.chunk",
+        {{"uploadId", id}, {"offset", off}, {"data", to_base64(std::span(data).subspan(off, n))}});
     REQUIRE(r["result"]["received"] == off + n);
   }
   const auto end = c.call("upload.end", {{"uploadId", id}});
@@ -197,14 +198,14 @@ TEST_CASE("signDocuments_teacherPrincipalSeal_xmlPdfCmsVerifyWithIndependentTool
   }
   // ... and over a digest the page's server computed.
   {
-    const auto r = c.call("sign", {{"role", "seal"},
-                                   {"item",
-                                    {{"type", "cms"},
-                                     {"hash", to_hex(sha256({reinterpret_cast<const std::uint8_t*>(
-                                                                 package.data()),
-                                                             package.size()}))},
-                                     {"hashAlgorithm", "sha256"},
-                                     {"title", "Gói học bạ lớp 10A1 (mã băm)"}}}});
+    const auto r = c.call(
+        "sign", {{"role", "seal"},
+                 {"item",
+                  {{"type", "cms"},
+                   {"hash", to_hex(sha256({reinterpret_cast<const std::uint8_t*>(package.data()),
+                                           package.size()}))},
+                   {"hashAlgorithm", "sha256"},
+                   {"title", "Gói học bạ lớp 10A1 (mã băm)"}}}});
     REQUIRE(r.contains("result"));
     save(dir.file("hash.p7s"), decoded(r["result"]));
     checks.push_back(cms_verify(dir.file("hash.p7s"), dir.file("package.json")));
@@ -220,7 +221,8 @@ TEST_CASE("signDocuments_teacherPrincipalSeal_xmlPdfCmsVerifyWithIndependentTool
   const auto dialogs = pinentry_dialogs();
   REQUIRE_FALSE(dialogs.empty());
   CHECK(std::ranges::any_of(dialogs, [](const std::string& d) {
-    return d.find("[XML · XML-DSig") != std::string::npos && d.find("Ký 8 văn bản") != std::string::npos;
+    return d.find("[XML · XML-DSig") != std::string::npos &&
+           d.find("Ký 8 văn bản") != std::string::npos;
   }));
   CHECK(std::ranges::any_of(dialogs, [](const std::string& d) {
     return d.find("[PDF · PAdES B-B") != std::string::npos;
@@ -251,11 +253,10 @@ TEST_CASE("upload_largePdfInChunks_signsItAndSendsItBackInChunks", "[ws][items]"
             std::filesystem::perms::none);
     }
     CHECK(files == 1);
-    const auto r = c.call("sign", {{"role", "teacher"},
-                                   {"item",
-                                    {{"type", "pdf"},
-                                     {"uploadId", id},
-                                     {"title", "Học bạ (bản lớn) - " + t.name}}}});
+    const auto r = c.call(
+        "sign",
+        {{"role", "teacher"},
+         {"item", {{"type", "pdf"}, {"uploadId", id}, {"title", "Học bạ (bản lớn) - " + t.name}}}});
     INFO(r.dump().substr(0, 1000));
     REQUIRE(r.contains("result"));
     REQUIRE(r["result"].contains("downloadId"));  // too big to come back inline
@@ -269,8 +270,8 @@ TEST_CASE("upload_largePdfInChunks_signsItAndSendsItBackInChunks", "[ws][items]"
     CHECK(dialogs.back().find("[PDF · PAdES B-B · 24.0 MB] Học bạ (bản lớn)") != std::string::npos);
   }
   // The connection is gone: so are its files.
-  for (int i = 0; i < 100 && std::filesystem::exists(transfers) &&
-                  !std::filesystem::is_empty(transfers);
+  for (int i = 0;
+       i < 100 && std::filesystem::exists(transfers) && !std::filesystem::is_empty(transfers);
        ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -285,49 +286,59 @@ TEST_CASE("upload_wrongSizeHashOrOffset_refusedWithStableCodes", "[ws][items][se
   // Announced hash differs from what arrives.
   auto begin = c.call("upload.begin", {{"size", data.size()}, {"sha256", std::string(64, 'a')}});
   auto id = begin["result"]["uploadId"];
-  CHECK(c.call("upload.chunk", {{"uploadId", id}, {"offset", 0}, {"data", b64(data)}})["result"]
-             ["received"] == data.size());
+  CHECK(c.call("upload.chunk",
+               {{"uploadId", id}, {"offset", 0}, {"data", b64(data)}})["result"]["received"] ==
+        data.size());
   CHECK(c.call("upload.end", {{"uploadId", id}})["error"]["code"] == "UPLOAD_MISMATCH");
-  CHECK(c.call("sign", {{"role", "teacher"}, {"item", {{"type", "pdf"}, {"uploadId", id}}}})
-            ["error"]["code"] == "UPLOAD_NOT_FOUND");
+  CHECK(c.call("sign", {{"role", "teacher"},
+                        {"item", {{"type", "pdf"}, {"uploadId", id}}}})["error"]["code"] ==
+        "UPLOAD_NOT_FOUND");
   // A chunk at the wrong offset, and more bytes than announced.
   begin = c.call("upload.begin", {{"size", 4}, {"sha256", to_hex(sha256(bytes))}});
   id = begin["result"]["uploadId"];
-  CHECK(c.call("upload.chunk", {{"uploadId", id}, {"offset", 2}, {"data", b64("ab")}})["error"]
-             ["code"] == "UPLOAD_MISMATCH");
-  CHECK(c.call("upload.chunk", {{"uploadId", id}, {"offset", 0}, {"data", b64(data)}})["error"]
-             ["code"] == "UPLOAD_MISMATCH");
+  CHECK(c.call("upload.chunk",
+               {{"uploadId", id}, {"offset", 2}, {"data", b64("ab")}})["error"]["code"] ==
+        "UPLOAD_MISMATCH");
+  CHECK(c.call("upload.chunk",
+               {{"uploadId", id}, {"offset", 0}, {"data", b64(data)}})["error"]["code"] ==
+        "UPLOAD_MISMATCH");
   // Too large for one document.
-  CHECK(c.call("upload.begin", {{"size", 4ULL << 30}, {"sha256", std::string(64, 'b')}})["error"]
-             ["code"] == "DOCUMENT_TOO_LARGE");
+  CHECK(c.call("upload.begin",
+               {{"size", 4ULL << 30}, {"sha256", std::string(64, 'b')}})["error"]["code"] ==
+        "DOCUMENT_TOO_LARGE");
   // Not before pairing: an unpaired origin gets nothing.
   Client stranger(a.port(), "http://127.0.0.1:5173");
-  CHECK(stranger.call("upload.begin", {{"size", 4}, {"sha256", std::string(64, 'c')}})["error"]
-                     ["code"] == "ORIGIN_NOT_PAIRED");
+  CHECK(stranger.call("upload.begin",
+                      {{"size", 4}, {"sha256", std::string(64, 'c')}})["error"]["code"] ==
+        "ORIGIN_NOT_PAIRED");
 }
 
-TEST_CASE("batchSign_brokenDocuments_eachGetsItsCodeAndTheSummaryNamesTheSigned",
-          "[ws][items]") {
+TEST_CASE("batchSign_brokenDocuments_eachGetsItsCodeAndTheSummaryNamesTheSigned", "[ws][items]") {
   Agent a;
   Client c(a.port());
   ScratchDir dir;
   const auto t = sample_class(1).at(0);
   const auto good = transcript_pdf(t);
   std::string broken(good.begin(), good.end());
-  broken = std::regex_replace(broken, std::regex("0000000(\\d\\d\\d) 00000 n"), "0000000$1 00000 x");
+  broken =
+      std::regex_replace(broken, std::regex("0000000(\\d\\d\\d) 00000 n"), "0000000$1 00000 x");
   save(dir.file("plain.pdf"), good);
-  REQUIRE(run("qpdf --encrypt secret owner 256 -- " + dir.file("plain.pdf") + " " +
-              dir.file("enc.pdf"))
-              .first == 0);
+  REQUIRE(
+      run("qpdf --encrypt secret owner 256 -- " + dir.file("plain.pdf") + " " + dir.file("enc.pdf"))
+          .first == 0);
   const auto encrypted = read_bytes(dir.file("enc.pdf"));
   json items = json::array({
-      {{"type", "xml"}, {"text", "<HocBa Id=\"x\"><unclosed></HocBa>"}, {"reference", "x"},
+      {{"type", "xml"},
+       {"text", "<HocBa Id=\"x\"><unclosed></HocBa>"},
+       {"reference", "x"},
        {"title", "XML hỏng"}},
       {{"type", "pdf"}, {"document", b64(broken)}, {"title", "PDF hỏng xref"}},
       {{"type", "pdf"}, {"document", to_base64(encrypted)}, {"title", "PDF mã hóa"}},
       {{"type", "pdf"}, {"document", b64("<html>not a pdf</html>")}, {"title", "không phải PDF"}},
       xml_item(t, transcript_xml(t), "teacher"),
-      {{"type", "xml"}, {"text", transcript_xml(t)}, {"reference", "no-such-id"},
+      {{"type", "xml"},
+       {"text", transcript_xml(t)},
+       {"reference", "no-such-id"},
        {"title", "Id sai"}},
   });
   const auto r = c.call("batch.sign", {{"role", "teacher"}, {"items", items}});
@@ -347,14 +358,19 @@ TEST_CASE("batchSign_brokenDocuments_eachGetsItsCodeAndTheSummaryNamesTheSigned"
   for (int i : {0, 1, 2, 3, 5}) CHECK(res[i]["error"]["message"]["vi"].is_string());
   // Malformed requests fail before any dialog.
   const auto before = pinentry_dialogs().size();
-  CHECK(c.call("sign", {{"role", "teacher"}, {"item", {{"type", "xml"}, {"text", "<a/>"}}}})
-            ["error"]["code"] == "BAD_REQUEST");  // no reference
   CHECK(c.call("sign", {{"role", "teacher"},
-                        {"item", {{"type", "pdf"}, {"document", "@@@"}, {"title", "x"}}}})
-            ["error"]["code"] == "BAD_REQUEST");
+                        {"item", {{"type", "xml"}, {"text", "<a/>"}}}})["error"]["code"] ==
+        "BAD_REQUEST");  // no reference
+  CHECK(
+      c.call("sign",
+             {{"role", "teacher"},
+              {"item", {{"type", "pdf"}, {"document", "@@@"}, {"title", "x"}}}})["error"]["code"] ==
+      "BAD_REQUEST");
   CHECK(c.call("sign", {{"role", "teacher"},
-                        {"item", {{"type", "pdf"}, {"document", to_base64(good)}, {"level", "b-t"}}}})
-            ["error"]["code"] == "TSA_NOT_CONFIGURED");
+                        {"item",
+                         {{"type", "pdf"},
+                          {"document", to_base64(good)},
+                          {"level", "b-t"}}}})["error"]["code"] == "TSA_NOT_CONFIGURED");
   CHECK(pinentry_dialogs().size() == before);
 }
 
@@ -368,9 +384,14 @@ TEST_CASE("signDocuments_levelBT_carryTimestampsFromTheConfiguredTsa", "[ws][ite
   xml["profile"] = "xades-b-t";
   const json items = json::array({
       xml,
-      {{"type", "pdf"}, {"document", to_base64(transcript_pdf(t))}, {"level", "b-t"},
+      {{"type", "pdf"},
+       {"document", to_base64(transcript_pdf(t))},
+       {"level", "b-t"},
        {"title", "Học bạ PDF"}},
-      {{"type", "cms"}, {"text", "{\"hocBa\":1}"}, {"level", "b-t"}, {"detached", false},
+      {{"type", "cms"},
+       {"text", "{\"hocBa\":1}"},
+       {"level", "b-t"},
+       {"detached", false},
        {"title", "Gói học bạ"}},
   });
   const auto r = c.call("batch.sign", {{"role", "teacher"}, {"items", items}});
@@ -382,7 +403,8 @@ TEST_CASE("signDocuments_levelBT_carryTimestampsFromTheConfiguredTsa", "[ws][ite
   write_bytes(dir.file("t.pdf"), decoded(res[1]));
   write_bytes(dir.file("t.p7s"), decoded(res[2]));
   const auto xml_out = read_bytes(dir.file("t.xml"));
-  CHECK(std::string(xml_out.begin(), xml_out.end()).find("SignatureTimeStamp") != std::string::npos);
+  CHECK(std::string(xml_out.begin(), xml_out.end()).find("SignatureTimeStamp") !=
+        std::string::npos);
   CHECK(run(xmlsec_verify(dir.file("t.xml"), res[0]["signatureId"])).first == 0);
   const auto pdf = run("pdfsig " + dir.file("t.pdf") + " 2>&1").second;
   CHECK(pdf.find("Signature is Valid") != std::string::npos);

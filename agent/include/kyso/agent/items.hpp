@@ -35,29 +35,29 @@ struct DocumentItem {
   HashAlgorithm digest_algorithm = HashAlgorithm::Sha256;  ///< cms hash-only
   Level level = Level::B;
   // xml
-  bool xades = false;          ///< profile xades-b-*; otherwise the xmldsig profile
-  std::string reference;       ///< Id of the signed element
-  std::string parent;          ///< Id of the element that receives the Signature
-  std::string container;       ///< role-named element created inside the parent
-  std::string signature_id;    ///< optional Id of the new Signature
+  bool xades = false;        ///< profile xades-b-*; otherwise the xmldsig profile
+  std::string reference;     ///< Id of the signed element
+  std::string parent;        ///< Id of the element that receives the Signature
+  std::string container;     ///< role-named element created inside the parent
+  std::string signature_id;  ///< optional Id of the new Signature
   // pdf
   std::string field_name;
   std::string reason;
   std::string location;
   // cms
   bool detached = true;
-  bool digest_only = false;    ///< `hash` given instead of content: detached over that digest
+  bool digest_only = false;  ///< `hash` given instead of content: detached over that digest
 };
 
 /// A signed document as it goes back to the page.
 struct DocumentOutput {
-  Bytes bytes;                      ///< small outputs (and every XML / CMS output)
-  std::optional<StoredFile> file;   ///< PDF outputs, on disk in the connection's directory
+  Bytes bytes;                     ///< small outputs (and every XML / CMS output)
+  std::optional<StoredFile> file;  ///< PDF outputs, on disk in the connection's directory
   std::uint64_t size = 0;
-  std::string sha256;               ///< of the signed document, hex
-  std::string signature_id;         ///< XML: the new Signature's Id
-  std::string field_name;           ///< PDF: the signature field
-  Bytes signed_digest;              ///< what the token signed (audited)
+  std::string sha256;        ///< of the signed document, hex
+  std::string signature_id;  ///< XML: the new Signature's Id
+  std::string field_name;    ///< PDF: the signature field
+  Bytes signed_digest;       ///< what the token signed (audited)
 };
 
 /// Parses the document part of an item of type xml, pdf or cms. `transfers` resolves

@@ -43,7 +43,7 @@ struct StoredFile {
 };
 
 struct TransferLimits {
-  std::uint64_t max_document_bytes = 512ULL * 1024 * 1024;  ///< one upload
+  std::uint64_t max_document_bytes = 512ULL * 1024 * 1024;     ///< one upload
   std::uint64_t max_connection_bytes = 1024ULL * 1024 * 1024;  ///< uploads + downloads held
   std::size_t max_open_uploads = 4;
   std::size_t max_chunk_bytes = 512UL * 1024;  ///< decoded; base64 fits a 1 MiB frame
