@@ -203,7 +203,8 @@ std::shared_ptr<const DocumentItem> parse_document(ItemType type, const json& j,
         // A digest computed by the page's server: detached CAdES over it.
         if (!d->detached) throw Error(ErrorCode::BadRequest, "an attached CMS needs the content");
         const auto& h = j.at("hash");
-        const auto alg = parse_hash_algorithm(j.value("hashAlgorithm", std::string("sha256")));
+        const auto alg_name = optional_string(j, "hashAlgorithm", 16);
+        const auto alg = parse_hash_algorithm(alg_name.empty() ? "sha256" : alg_name);
         if (!h.is_string() || !alg) {
           throw Error(ErrorCode::BadRequest, "item.hash (hex) and hashAlgorithm are required");
         }

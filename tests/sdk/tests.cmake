@@ -19,7 +19,7 @@ if(KYSO_NPM)
       FIXTURES_REQUIRED pki
       ENVIRONMENT "${KYSO_TEST_ENV};KYSO_AGENT_BIN=$<TARGET_FILE:kyso-agent>"
       RESOURCE_LOCK kyso_sdk_js_dist
-      TIMEOUT 180)
+      TIMEOUT 300)
   endif()
   # The principal's batch with a remote credential: kyso-appliance as the signing service.
   if(TARGET kyso-agent AND TARGET kyso-appliance)

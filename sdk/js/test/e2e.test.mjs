@@ -102,7 +102,7 @@ function verifySignature(algorithm, data, certificateB64, signatureB64) {
 
 const cnOf = (cert) => /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1];
 
-test('browser_demoPage_pairsAndSignsClassAsTeacherPrincipalSeal_everySignatureVerifies', { skip, timeout: 170_000 }, async () => {
+test('browser_demoPage_pairsAndSignsClassAsTeacherPrincipalSeal_asHashesXmlAndPdf_everySignatureVerifies', { skip, timeout: 290_000 }, async () => {
   const t0 = Date.now();
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
   const tmp = mkdtempSync(join(tmpdir(), 'kyso-e2e-'));
