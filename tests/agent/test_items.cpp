@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include "format_support.hpp"
 #include "harness.hpp"
@@ -47,17 +48,6 @@ int pdfsig_valid(const std::string& path) {
   int n = 0;
   for (std::size_t p = 0; (p = out.find("Signature is Valid", p)) != std::string::npos; ++p) ++n;
   return n;
-}
-
-json read_until_id(Client& c, const json& id) {
-  for (;;) {
-    json m = c.read();
-    if (m.contains("event")) {
-      c.events.push_back(m);
-      continue;
-    }
-    if (m.value("id", json()) == id) return m;
-  }
 }
 
 /// Where each role signs a transcript (as the formats tests and the demo page place them).
@@ -355,7 +345,7 @@ TEST_CASE("batchSign_brokenDocuments_eachGetsItsCodeAndTheSummaryNamesTheSigned"
   CHECK(res[3]["error"]["code"] == "DOCUMENT_INVALID");
   CHECK(res[4]["ok"] == true);
   CHECK(res[5]["error"]["code"] == "BAD_REQUEST");
-  for (int i : {0, 1, 2, 3, 5}) CHECK(res[i]["error"]["message"]["vi"].is_string());
+  for (std::size_t i : {0U, 1U, 2U, 3U, 5U}) CHECK(res[i]["error"]["message"]["vi"].is_string());
   // Malformed requests fail before any dialog.
   const auto before = pinentry_dialogs().size();
   CHECK(c.call("sign", {{"role", "teacher"},

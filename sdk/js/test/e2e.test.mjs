@@ -3,7 +3,9 @@
 // credentials, GVCN signs one transcript then the rest of the class, the principal signs the
 // whole class as one 40-item batch (with progress), the school's seal last. Every signature is
 // verified with OpenSSL (Node's crypto) against the certificate the agent returned, over the
-// transcript JSON hashed independently here, and the certificate against the demo PKI.
+// transcript JSON hashed independently here, and the certificate against the demo PKI. Then the
+// class is signed again as XML and PDF files (three 40-file batches each) and every signature is
+// checked by xmlsec1 --verify (in place), pdfsig and qpdf --check.
 //
 // Env: KYSO_AGENT_BIN   the kyso-agent binary (default: ../../build*/agent/kyso-agent if present)
 //      KYSO_TEST_DIR    the demo token made by tests/pki/make-demo-token.sh (manifest.json)
