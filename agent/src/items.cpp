@@ -87,6 +87,35 @@ void parse_content(DocumentItem& d, const json& j, Transfers* transfers, bool al
   d.sha256 = sha256(d.bytes);
 }
 
+/// `visible`: true (a box at the bottom left of the last page) or {page, x, y, width, height}.
+std::optional<formats::PdfVisibleSignature> parse_visible(const json& j) {
+  const auto v = j.find("visible");
+  if (v == j.end() || (v->is_boolean() && !v->get<bool>())) return std::nullopt;
+  formats::PdfVisibleSignature box;
+  box.page = 0;
+  if (v->is_boolean()) return box;
+  if (!v->is_object()) throw Error(ErrorCode::BadRequest, "item.visible is true or an object");
+  if (const auto p = v->find("page"); p != v->end()) {
+    if (!p->is_number_unsigned() || p->get<std::uint64_t>() > 100000) {
+      throw Error(ErrorCode::BadRequest, "item.visible.page is a page number (0: the last)");
+    }
+    box.page = static_cast<int>(p->get<std::uint64_t>());
+  }
+  const auto number = [&](const char* key, double& out, double min) {
+    const auto it = v->find(key);
+    if (it == v->end()) return;
+    if (!it->is_number() || it->get<double>() < min || it->get<double>() > 14400) {
+      throw Error(ErrorCode::BadRequest, std::string("item.visible.") + key + " out of range");
+    }
+    out = it->get<double>();
+  };
+  number("x", box.x, 0);
+  number("y", box.y, 0);
+  number("width", box.width, 20);
+  number("height", box.height, 10);
+  return box;
+}
+
 std::string human_size(std::uint64_t n) {
   char buf[32];
   if (n < 1024) {
@@ -191,6 +220,7 @@ std::shared_ptr<const DocumentItem> parse_document(ItemType type, const json& j,
       d->field_name = optional_string(j, "fieldName", kMaxIdBytes);
       d->reason = optional_string(j, "reason", kMaxTextBytes);
       d->location = optional_string(j, "location", kMaxTextBytes);
+      d->visible = parse_visible(j);
       break;
     case ItemType::Cms: {
       d->level = parse_level(j, "level");
@@ -443,14 +473,21 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
         opts.reason = d.reason.empty() ? std::string(role_label(job.role, Language::Vi)) : d.reason;
         opts.location = d.location;
         opts.tsa = d.level == Level::T ? tsa : std::nullopt;
-        std::shared_ptr<TempFile> input;
-        if (!d.file) {
-          input = new_temp_file(job.scratch, ".pdf");
-          write_file(input->path(), d.bytes);
+        if (d.visible) {
+          opts.visible = d.visible;
+          opts.visible->role = std::string(role_label(job.role, Language::Vi));
         }
-        const auto& in_path = d.file ? d.file->file->path() : input->path();
+        if (!d.file) {
+          // Small PDFs arrive inline: signed in memory, no file on disk.
+          formats::PdfSignResult r;
+          o.bytes = formats::sign_pdf(rec, d.bytes, opts, &r);
+          o.field_name = r.field_name;
+          break;
+        }
+        // Uploaded PDFs are streamed from the connection's directory to a new file there.
         auto output = new_temp_file(job.scratch, ".signed.pdf");
-        const auto r = formats::sign_pdf(rec, in_path.string(), output->path().string(), opts);
+        const auto r =
+            formats::sign_pdf(rec, d.file->file->path().string(), output->path().string(), opts);
         ::chmod(output->path().c_str(), 0600);  // renamed into place with the umask's mode
         o.field_name = r.field_name;
         o.file = hash_file(output);

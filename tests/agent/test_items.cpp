@@ -147,6 +147,8 @@ TEST_CASE("signDocuments_teacherPrincipalSeal_xmlPdfCmsVerifyWithIndependentTool
                        {"document", to_base64(pdfs[i])},
                        {"title", "Học bạ - " + ts[i].name},
                        {"location", "Hà Nội"}});
+      if (role == "principal") items.back()["visible"] = {{"x", 212}, {"y", 40}};
+      if (role == "seal") items.back()["visible"] = true;
     }
     if (role == "teacher") {
       for (std::size_t i = 0; i < ts.size(); ++i) {

@@ -43,6 +43,8 @@ const state = {
   files: { xml: new Map(), pdf: new Map() },
 };
 const FORMATS = { xml: 'XML', pdf: 'PDF' };
+/** Each role's signature box on the PDF's page, side by side along the bottom (points). */
+const PDF_BOX = { teacher: { x: 36 }, principal: { x: 212 }, seal: { x: 388 } };
 const PDF_REASON = { teacher: 'Giáo viên chủ nhiệm ký học bạ', principal: 'Hiệu trưởng phê duyệt học bạ', seal: 'Đóng dấu phát hành học bạ' };
 
 const escapeHtml = (s) =>
@@ -468,7 +470,13 @@ function signFiles(format, role) {
       const common = { title: `${titleOf(s)} (${FORMATS[format]})`, key: s.lookupCode, document: f.bytes };
       return format === 'xml'
         ? { type: 'xml', ...common, ...xmlPlacement(s, role) }
-        : { type: 'pdf', ...common, reason: PDF_REASON[role], location: school.province };
+        : {
+            type: 'pdf',
+            ...common,
+            reason: PDF_REASON[role],
+            location: school.province,
+            visible: { page: 1, x: PDF_BOX[role].x, y: 40, width: 172, height: 62 },
+          };
     });
     try {
       const started = performance.now();

@@ -200,7 +200,7 @@ function pick<T extends object>(from: T, keys: readonly string[]): Partial<T> {
 const pickXml = <K>(o: Omit<XmlItem<K>, 'type' | 'document'>) =>
   pick(o, ['title', 'reference', 'parent', 'container', 'signatureId', 'profile', 'key']) as Omit<XmlItem<K>, 'type' | 'document'>;
 const pickPdf = <K>(o: Omit<PdfItem<K>, 'type' | 'document'>) =>
-  pick(o, ['title', 'level', 'fieldName', 'reason', 'location', 'key']) as Omit<PdfItem<K>, 'type' | 'document'>;
+  pick(o, ['title', 'level', 'fieldName', 'reason', 'location', 'visible', 'key']) as Omit<PdfItem<K>, 'type' | 'document'>;
 const pickCms = <K>(o: Omit<CmsItem<K>, 'type' | 'document' | 'hash' | 'hashAlgorithm'>) =>
   pick(o, ['title', 'detached', 'level', 'key']) as Omit<CmsItem<K>, 'type' | 'document' | 'hash' | 'hashAlgorithm'>;
 

@@ -86,6 +86,7 @@ export function documentWire(
       copy('fieldName', item.fieldName);
       copy('reason', item.reason);
       copy('location', item.location);
+      copy('visible', item.visible);
       break;
     case 'cms':
       copy('level', item.level);

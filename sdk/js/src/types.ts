@@ -189,6 +189,11 @@ export interface PdfItem<K = string> {
   fieldName?: string;
   reason?: string;
   location?: string;
+  /**
+   * A box on the page with the signer's name, role and time (Vietnamese): true for the default
+   * place (bottom left of the last page) or where, in points (page 1-based, 0 = last).
+   */
+  visible?: boolean | { page?: number; x?: number; y?: number; width?: number; height?: number };
   key?: K;
 }
 

@@ -15,6 +15,7 @@
 #include "kyso/agent/uploads.hpp"
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/signer.hpp"
+#include "kyso/formats/pdf.hpp"
 
 namespace kyso::agent {
 
@@ -44,6 +45,7 @@ struct DocumentItem {
   std::string field_name;
   std::string reason;
   std::string location;
+  std::optional<formats::PdfVisibleSignature> visible;  ///< a box with name, role and time
   // cms
   bool detached = true;
   bool digest_only = false;  ///< `hash` given instead of content: detached over that digest
