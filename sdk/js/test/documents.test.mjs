@@ -109,6 +109,8 @@ test('signPdf_largeDocument_uploadedInChunks_resultDownloadedAndUploadReleased',
   const fake = transferAgent((msg, conn, { uploads, downloads }) => {
     assert.equal(msg.params.item.uploadId, 'u-1');
     assert.equal(msg.params.item.document, undefined);
+    assert.deepEqual(msg.params.item.visible, { x: 212, y: 40 });
+    assert.equal(msg.params.item.level, 'b-b');
     assert.ok(uploads.get('u-1').done);
     downloads.set('d-1', signed);
     conn.send({ id: msg.id, result: { ...common, downloadId: 'd-1', size: signed.length, sha256: hex(signed), fieldName: 'Signature1' } });
@@ -119,6 +121,7 @@ test('signPdf_largeDocument_uploadedInChunks_resultDownloadedAndUploadReleased',
       role: 'teacher',
       title: 'Học bạ (PDF)',
       level: 'b-b',
+      visible: { x: 212, y: 40 },
       onUpload: (p) => progress.push(p.done),
     });
     assert.equal(r.size, signed.length);
