@@ -156,8 +156,10 @@ TEST_CASE("method_unknown_notSupported", "[ws][security]") {
   Agent a;
   Client c(a.port());
   CHECK(code_of(c.call("token.format", json::object())) == "NOT_SUPPORTED");
+  CHECK(code_of(c.call("sign", {{"role", "teacher"}, {"item", {{"type", "docx"}}}})) ==
+        "BAD_REQUEST");
   CHECK(code_of(c.call("sign", {{"role", "teacher"}, {"item", {{"type", "pdf"}}}})) ==
-        "NOT_SUPPORTED");
+        "BAD_REQUEST");  // a document item without its document
   CHECK(code_of(c.call("sign", {{"role", "dean"}, {"item", hash_item("x")}})) == "BAD_REQUEST");
 }
 

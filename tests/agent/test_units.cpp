@@ -110,7 +110,14 @@ TEST_CASE("parse_item accepts hex and base64 and checks the digest length", "[ws
       Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::DigestInvalid; }));
   CHECK_THROWS_MATCHES(
       parse_item({{"type", "pdf"}}), Error,
-      Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::NotSupported; }));
+      Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::BadRequest; }));
+  const auto pdf = parse_item({{"type", "pdf"},
+                               {"document", to_base64(Bytes(10, '%'))},
+                               {"title", "Học bạ"},
+                               {"level", "b-t"}});
+  CHECK(pdf.type == ItemType::Pdf);
+  CHECK(pdf.digest == sha256(Bytes(10, '%')));
+  CHECK(pdf.title.starts_with("[PDF · PAdES B-T · 10 B] Học bạ"));
   const auto title =
       parse_item(
           {{"type", "hash"}, {"hash", hex}, {"hashAlgorithm", "sha256"}, {"title", "Học bạ\n- A"}})
