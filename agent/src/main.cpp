@@ -24,12 +24,8 @@ int main(int argc, char** argv) {
   int port = -1;
   std::size_t max_connections = 0;
   bool no_system_modules = false;
-#ifdef KYSO_HAVE_CONFIG_LOADER
   app.add_option("--config", config_file, "kyso-agent.toml (docs/configuration.md)")
       ->check(CLI::ExistingFile);
-#else
-  app.add_option("--config", config_file, "kyso-agent.toml (needs firmware-config's loader)");
-#endif
   app.add_option("--port", port, "Port (default 19587, fallbacks 19588, 19589; 0: any free port)")
       ->check(CLI::Range(0, 65535));
   app.add_option("--max-connections", max_connections, "Open WebSocket connections at most (16)");
@@ -45,14 +41,7 @@ int main(int argc, char** argv) {
 
   try {
     kyso::config::AgentConfig cfg;
-    if (!config_file.empty()) {
-#ifdef KYSO_HAVE_CONFIG_LOADER
-      cfg = kyso::config::load_agent_config(config_file);
-#else
-      throw kyso::Error(kyso::ErrorCode::NotSupported,
-                        "this build has no configuration loader; use the command-line options");
-#endif
-    }
+    if (!config_file.empty()) cfg = kyso::config::load_agent_config(config_file);
     if (port >= 0) cfg.port = static_cast<std::uint16_t>(port);
     for (auto& o : origins) cfg.allowed_origins.push_back(o);
     for (auto& m : modules) cfg.pkcs11_modules.push_back(m);

@@ -49,7 +49,8 @@ Library::Library(ModuleConfig config) {
     for (auto& p : p11kit_module_paths()) candidates.push_back({std::move(p), "p11-kit"});
   }
   if (config.use_known) {
-    for (auto& p : installed_known_modules(builtin_known_tokens())) {
+    const auto& table = config.known_tokens.empty() ? builtin_known_tokens() : config.known_tokens;
+    for (auto& p : installed_known_modules(table)) {
       candidates.push_back({std::move(p), "known"});
     }
   }

@@ -3,9 +3,12 @@
 find_package(SQLite3 REQUIRED)
 kyso_add_tests(agent_ws TOKEN
   SOURCES agent/harness.cpp agent/test_security.cpp agent/test_signing.cpp agent/test_units.cpp
+    agent/test_limits.cpp
   DEPS kyso::agent OpenSSL::SSL)
 target_compile_definitions(agent_ws PRIVATE
-  KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh")
+  KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh"
+  KYSO_AGENT_BIN="$<TARGET_FILE:kyso-agent>")
+add_dependencies(agent_ws kyso-agent)
 target_link_libraries(agent_ws PRIVATE SQLite::SQLite3)
 
 # Document items (xml, pdf, cms) and transfers through the agent, verified by xmlsec1, pdfsig,

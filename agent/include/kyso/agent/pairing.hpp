@@ -1,7 +1,8 @@
 #pragma once
 /// @file
 /// Origins the user paired with the agent, kept in `<state_dir>/pairings.json` (mode 0600).
-/// Read afresh on every check so `kyso origins revoke` takes effect on a running agent.
+/// Read afresh on every check so `kyso origins revoke` takes effect on a running agent. Every
+/// origin is compared (and stored) in normalize_origin()'s form.
 
 #include <filesystem>
 #include <mutex>
@@ -34,6 +35,13 @@ class PairingStore {
   std::filesystem::path file_;
   mutable std::mutex mutex_;
 };
+
+/// The one form in which the agent compares origins (the browser's Origin header, the user's
+/// pairings and IT's allow-list alike): scheme and host in lower case, the scheme's default port
+/// dropped (`https://HocBa.Example.vn:443` -> `https://hocba.example.vn`), a port without
+/// leading zeros. Text that is not `scheme://host[:port]` comes back lower-cased only; it is
+/// never pairable and matches no well-formed allow-list entry.
+std::string normalize_origin(std::string_view origin);
 
 /// Whether a browser origin may be paired at all: `https://host[:port]`, or `http://` on
 /// localhost / 127.0.0.1 / [::1] (development). Anything else (http sites, file:, "null",

@@ -23,6 +23,7 @@
 #include "kyso/core/roles.hpp"
 #include "kyso/core/signer.hpp"
 #include "kyso/pkcs11/library.hpp"
+#include "kyso/pkcs11/usb.hpp"
 
 namespace kyso::agent {
 
@@ -93,10 +94,15 @@ class Service {
 
   [[nodiscard]] const config::AgentConfig& config() const noexcept { return config_; }
   [[nodiscard]] pkcs11::Library& library() noexcept { return *library_; }
+  /// The USB tokens the agent knows (IT's token profiles, else the built-in table): their
+  /// modules are loaded when installed, and a plugged-in one without its module is diagnosed.
+  [[nodiscard]] const std::vector<pkcs11::KnownToken>& known_tokens() const noexcept {
+    return known_tokens_;
+  }
   [[nodiscard]] PairingStore& pairings() noexcept { return pairings_; }
   [[nodiscard]] AuditLog& audit() noexcept { return *audit_; }
 
-  /// IT's allow-list (exact match).
+  /// IT's allow-list, compared in normalize_origin()'s form.
   [[nodiscard]] bool allow_listed(std::string_view origin) const;
   /// Allow-listed or paired by the user.
   [[nodiscard]] bool trusted(std::string_view origin) const;
@@ -143,6 +149,7 @@ class Service {
                           const Progress& progress);
 
   config::AgentConfig config_;
+  std::vector<pkcs11::KnownToken> known_tokens_;
   std::unique_ptr<pkcs11::Library> library_;
   PairingStore pairings_;
   std::unique_ptr<AuditLog> audit_;

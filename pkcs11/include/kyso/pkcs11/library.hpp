@@ -12,6 +12,7 @@
 
 #include "kyso/core/signer.hpp"
 #include "kyso/pkcs11/token.hpp"
+#include "kyso/pkcs11/usb.hpp"
 
 namespace kyso::pkcs11 {
 
@@ -19,7 +20,9 @@ namespace kyso::pkcs11 {
 struct ModuleConfig {
   std::vector<std::string> paths;  ///< explicitly configured module paths, loaded first
   bool use_p11kit = true;          ///< modules registered with p11-kit (except trust modules)
-  bool use_known = true;           ///< the built-in table of Vietnamese tokens' modules, if present
+  bool use_known = true;           ///< the known-token table's modules, if present
+  /// The table for use_known (firmware-config's token profiles); empty: builtin_known_tokens().
+  std::vector<KnownToken> known_tokens{};
 };
 
 /// The outcome of loading one module. A module that fails is reported; the others keep working.

@@ -1,0 +1,439 @@
+// The agent's limits (connections, requests in flight, idle connections), origins compared in
+// one normalized form, IT's token profiles, coalesced batch progress, and systemd socket
+// activation (a listening socket handed over on fd 3, refused unless it is loopback TCP).
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "harness.hpp"
+#include "kyso/agent/audit.hpp"
+#include "kyso/agent/pairing.hpp"
+#include "kyso/config/token_profiles.hpp"
+
+using namespace kyso;
+using namespace kyso::test;
+using json = nlohmann::json;
+namespace websocket = boost::beast::websocket;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string code_of(const json& response) {
+  return response.at("error").at("code").get<std::string>();
+}
+
+/// Waits until `pred` holds (2 s at most).
+template <typename Pred>
+bool eventually(Pred pred) {
+  const auto end = std::chrono::steady_clock::now() + 2s;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+json batch_of(std::size_t n) {
+  json items = json::array();
+  for (std::size_t i = 0; i < n; ++i) items.push_back(hash_item("Học bạ - " + std::to_string(i)));
+  return items;
+}
+
+std::filesystem::path temp_dir(const std::string& name) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("kyso-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("connections_overMaxConnections_refused503UntilOneCloses", "[ws][security]") {
+  Agent a([](config::AgentConfig& c) { c.limits.max_connections = 2; });
+  const auto host = "127.0.0.1:" + std::to_string(a.port());
+  auto first = std::make_unique<Client>(a.port());
+  Client second(a.port());
+  CHECK(upgrade_status(a.port(), kSchool, host) == 503);
+  first.reset();
+  REQUIRE(eventually([&] { return a.server->connections() < 2; }));
+  CHECK(upgrade_status(a.port(), kSchool, host) == 101);
+}
+
+TEST_CASE("requests_overMaxInFlight_busyUntilOneIsAnswered", "[ws][security]") {
+  Agent a([](config::AgentConfig& c) { c.limits.max_in_flight = 2; });
+  Client c(a.port());
+  // Two batches announced with more items to come: each holds its slot until its summary.
+  for (const char* id : {"b1", "b2"}) {
+    c.send_text(json{{"id", id},
+                     {"method", "batch.sign"},
+                     {"params", {{"role", "teacher"}, {"total", 5}, {"items", batch_of(1)}}}}
+                    .dump());
+  }
+  const auto busy = c.call("credentials.list", json::object());
+  REQUIRE(busy.contains("error"));
+  CHECK(code_of(busy) == "BUSY");
+  // batch.cancel and hello are answered even at the limit.
+  CHECK(c.call("hello", json::object()).contains("result"));
+  CHECK(c.call("batch.cancel", {{"batchId", "b1"}})["result"]["cancelled"] == true);
+  const auto listed = c.call("credentials.list", json::object());
+  CHECK(listed.contains("result"));
+}
+
+TEST_CASE("idle_connectionWithoutMessages_closedGoingAwayAfterIdleTimeout", "[ws]") {
+  Agent a([](config::AgentConfig& c) { c.limits.idle_timeout = std::chrono::seconds(1); });
+  Client busy(a.port());
+  Client idle(a.port());
+  const auto t0 = std::chrono::steady_clock::now();
+  // A page that talks keeps its connection past the timeout...
+  for (int i = 0; i < 4; ++i) {
+    std::this_thread::sleep_for(400ms);
+    REQUIRE(busy.call("hello", json::object()).contains("result"));
+  }
+  // ...one that says nothing is closed with 1001 (going away).
+  CHECK_THROWS_AS(idle.read(), boost::system::system_error);
+  CHECK(idle.ws().reason().code == websocket::close_code::going_away);
+  CHECK(std::chrono::steady_clock::now() - t0 < 4s);
+  CHECK(busy.call("hello", json::object()).contains("result"));
+}
+
+TEST_CASE("origins_normalizedForm_schemeHostCaseAndDefaultPort", "[ws][security]") {
+  using agent::normalize_origin;
+  CHECK(normalize_origin("HTTPS://HocBa.Example.edu.vn:443") == "https://hocba.example.edu.vn");
+  CHECK(normalize_origin("http://LOCALHOST:80") == "http://localhost");
+  CHECK(normalize_origin("http://localhost:8080") == "http://localhost:8080");
+  CHECK(normalize_origin("https://a.example.vn:0443") == "https://a.example.vn");
+  CHECK(normalize_origin("https://a.example.vn:8443") == "https://a.example.vn:8443");
+  CHECK(normalize_origin("http://[::1]:80") == "http://[::1]");
+  CHECK(normalize_origin("https://[::1]:5173") == "https://[::1]:5173");
+  CHECK(normalize_origin("null") == "null");
+  CHECK(normalize_origin("https://a.example.vn:99999") == "https://a.example.vn:99999");
+  CHECK_FALSE(agent::origin_pairable(normalize_origin("https://a.example.vn:99999")));
+
+  const auto dir = temp_dir("pairings");
+  agent::PairingStore store(dir / "pairings.json");
+  store.add("HTTPS://Truong-A.Example.vn:443");
+  CHECK(store.contains("https://truong-a.example.vn"));
+  CHECK(store.list().at(0).origin == "https://truong-a.example.vn");
+  CHECK(store.remove("https://truong-a.example.vn:443"));
+  CHECK_FALSE(store.contains("https://truong-a.example.vn"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("allowList_comparedNormalized_likeTheBrowsersOriginAndPairings", "[ws][security]") {
+  // IT wrote the origin with capitals and the default port (as --allow-origin may give it).
+  Agent a([](config::AgentConfig& c) { c.allowed_origins = {"HTTPS://HocBa.Example.edu.vn:443"}; });
+  {
+    Client c(a.port(), "https://hocba.example.edu.vn");
+    const auto hello = c.call("hello", json::object());
+    CHECK(hello["result"]["allowListed"] == true);
+    CHECK(c.call("credentials.list", {{"role", "teacher"}}).contains("result"));
+  }
+  {
+    // A browser never sends :443 for https, but a client that does is the same origin.
+    Client c(a.port(), "https://hocba.example.edu.vn:443");
+    const auto hello = c.call("hello", json::object());
+    CHECK(hello["result"]["origin"] == "https://hocba.example.edu.vn");
+    CHECK(hello["result"]["paired"] == true);
+  }
+  {
+    Client c(a.port(), "https://hocba.example.edu.vn:8443");
+    CHECK(code_of(c.call("credentials.list", json::object())) == "ORIGIN_NOT_PAIRED");
+  }
+}
+
+TEST_CASE("tokenProfiles_fromConfig_driveModuleDiscoveryAndUsbDiagnosis", "[ws]") {
+  const auto dir = temp_dir("profiles");
+  const auto file = dir / "tokens.toml";
+  const std::string module = fixture().fault_module;
+  std::ofstream(file)
+      << "schema = 1\n\n[[token]]\nvendor = \"Trường THPT Chu Văn An\"\n"
+         "model = \"Kyso Demo Token\"\nusb = \"f055:c0de\"\npackage = \"kyso-test\"\n"
+         "algorithms = [\"rsa2048\"]\n[token.modules]\nlinux = [\"/nonexistent/a.so\", \""
+      << module << "\"]\n";
+  Agent a([&](config::AgentConfig& c) {
+    c.pkcs11_modules.clear();  // only the profile brings the module
+    c.system_modules = true;
+    c.token_profiles = file.string();
+  });
+  const auto& table = a.service->known_tokens();
+  REQUIRE(table.size() == 1);
+  CHECK(table[0].vendor_id == 0xf055);
+  CHECK(table[0].product_id == 0xc0de);
+  const auto& modules = a.service->library().modules();
+  const auto it = std::ranges::find_if(
+      modules, [&](const pkcs11::ModuleStatus& m) { return m.path == module; });
+  REQUIRE(it != modules.end());
+  CHECK(it->source == "known");
+  CHECK(it->loaded);
+  // The token behind the profile's module signs through the agent.
+  Client c(a.port());
+  const auto r = c.call("sign", {{"role", "teacher"}, {"item", hash_item("Học bạ - hồ sơ")}});
+  CHECK(r.contains("result"));
+  // The same table diagnoses a plugged-in token: known, and its module installed.
+  const std::vector<pkcs11::UsbDevice> plugged{{.vendor_id = 0xf055, .product_id = 0xc0de}};
+  const auto status = pkcs11::diagnose_usb(plugged, table);
+  REQUIRE(status.size() == 1);
+  CHECK(status[0].module == module);
+  // Without a profiles file the agent uses the compiled-in Vietnamese table.
+  Agent builtin;
+  CHECK(builtin.service->known_tokens().size() == config::default_token_profiles().size());
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("batchSign_progressInterval_coalescedEventsCarryEveryItemsResult", "[ws]") {
+  Agent a;
+  Client c(a.port());
+  const auto items = batch_of(30);
+  const auto r =
+      c.call("batch.sign", {{"role", "teacher"}, {"items", items}, {"progressInterval", 60000}},
+             "lop-12A2");
+  REQUIRE(r.contains("result"));
+  CHECK(r["result"]["signed"] == 30);
+  // First item at once, then nothing for a minute, then the last: two events cover all 30.
+  REQUIRE(c.events.size() == 2);
+  CHECK(c.events[0]["params"]["from"] == 0);
+  CHECK(c.events[0]["params"]["done"] == 1);
+  CHECK(c.events[1]["params"]["from"] == 1);
+  CHECK(c.events[1]["params"]["done"] == 30);
+  CHECK(c.events[1]["params"]["index"] == 29);
+  CHECK(c.events[1]["params"]["failed"].empty());
+  CHECK(code_of(c.call("batch.sign",
+                       {{"role", "teacher"}, {"items", items}, {"progressInterval", 0}})) ==
+        "BAD_REQUEST");
+  // Every signature is in the audit log, chained.
+  const auto v = agent::AuditLog::verify(a.state / "state" / "audit.db");
+  CHECK(v.ok);
+  CHECK(v.rows >= 31);  // approval + 30 signatures
+}
+
+// ---- systemd socket activation ---------------------------------------------------------------
+
+namespace {
+
+/// A socket of the given kind, bound (and listening when `listen`), for the agent's fd 3.
+int make_socket(int domain, int type, const char* address, bool listen, std::uint16_t* port) {
+  const int fd = ::socket(domain, type | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (domain == AF_INET) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    ::inet_pton(AF_INET, address, &a.sin_addr);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  } else if (domain == AF_INET6) {
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    ::inet_pton(AF_INET6, address, &a.sin6_addr);
+    a.sin6_port = htons(*port);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      ::close(fd);
+      return -1;  // no IPv6 here
+    }
+  } else {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, address, sizeof a.sun_path - 1);
+    ::unlink(address);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  }
+  if (listen) REQUIRE(::listen(fd, 16) == 0);
+  if (domain == AF_INET && port != nullptr) {
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    *port = ntohs(a.sin_port);
+  }
+  return fd;
+}
+
+struct Launched {
+  pid_t pid = -1;
+  int out = -1;
+  int err = -1;
+  ~Launched() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      int st = 0;
+      ::waitpid(pid, &st, 0);
+    }
+    if (out >= 0) ::close(out);
+    if (err >= 0) ::close(err);
+  }
+  Launched() = default;
+  Launched(const Launched&) = delete;
+  Launched& operator=(const Launched&) = delete;
+  Launched(Launched&&) = delete;
+  Launched& operator=(Launched&&) = delete;
+
+  /// The next line on `fd` (3 s at most).
+  static std::string line(int fd) {
+    std::string s;
+    char c = 0;
+    while (true) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 3000) <= 0 || ::read(fd, &c, 1) != 1 || c == '\n') return s;
+      s.push_back(c);
+    }
+  }
+  /// Exit status once the agent ended by itself (3 s at most); -1 while it still runs.
+  int exit_status() {
+    for (int i = 0; i < 150; ++i) {
+      int st = 0;
+      if (::waitpid(pid, &st, WNOHANG) == pid) {
+        pid = -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    return -1;
+  }
+};
+
+std::vector<std::string> agent_args(const std::filesystem::path& state) {
+  return {KYSO_AGENT_BIN,
+          "--port",
+          "19587",
+          "--module",
+          fixture().fault_module,
+          "--no-system-modules",
+          "--pinentry",
+          KYSO_TEST_PINENTRY,
+          "--state-dir",
+          state.string(),
+          "--allow-origin",
+          kSchool,
+          "--log-level",
+          "warn"};
+}
+
+/// Starts kyso-agent the way systemd does: `fds` on 3, 4, ... with LISTEN_PID and LISTEN_FDS.
+void launch(Launched& l, const std::vector<int>& fds, const std::filesystem::path& state) {
+  std::array<int, 2> out{};
+  std::array<int, 2> err{};
+  REQUIRE(::pipe2(out.data(), O_CLOEXEC) == 0);
+  REQUIRE(::pipe2(err.data(), O_CLOEXEC) == 0);
+  auto args = agent_args(state);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  l.pid = ::fork();
+  REQUIRE(l.pid >= 0);
+  if (l.pid == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(err[1], STDERR_FILENO);
+    // Out of the way first, then onto 3, 4, ... (dup2 clears close-on-exec).
+    std::vector<int> high;
+    for (int fd : fds) high.push_back(::fcntl(fd, F_DUPFD_CLOEXEC, 100));
+    for (std::size_t i = 0; i < high.size(); ++i) ::dup2(high[i], 3 + static_cast<int>(i));
+    const std::string pid = std::to_string(::getpid());
+    ::setenv("LISTEN_PID", pid.c_str(), 1);
+    ::setenv("LISTEN_FDS", std::to_string(fds.size()).c_str(), 1);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  l.out = out[0];
+  l.err = err[0];
+}
+
+}  // namespace
+
+TEST_CASE("socketActivation_loopbackListenersOnFd3And4_usedAsTheAgentsPorts", "[ws][security]") {
+  const auto state = temp_dir("activated");
+  std::uint16_t port = 0;
+  const int v4 = make_socket(AF_INET, SOCK_STREAM, "127.0.0.1", true, &port);
+  const int v6 = make_socket(AF_INET6, SOCK_STREAM, "::1", true, &port);
+  std::vector<int> fds{v4};
+  if (v6 >= 0) fds.push_back(v6);
+  {
+    Launched l;
+    launch(l, fds, state);
+    const auto line = Launched::line(l.out);
+    INFO(line);
+    CHECK(line.ends_with("127.0.0.1:" + std::to_string(port) + "/"));
+    Client c(port);
+    const auto hello = c.call("hello", json::object());
+    CHECK(hello["result"]["paired"] == true);
+  }
+  ::close(v4);
+  if (v6 >= 0) ::close(v6);
+  std::filesystem::remove_all(state);
+}
+
+TEST_CASE("socketActivation_socketNotLoopbackTcpListener_agentRefusesToStart", "[ws][security]") {
+  const auto state = temp_dir("refused");
+  std::uint16_t port = 0;
+  const std::string unix_path = (state / "agent.sock").string();
+  struct Case {
+    int fd;
+    const char* why;
+  };
+  for (const Case& k :
+       {Case{make_socket(AF_INET, SOCK_STREAM, "0.0.0.0", true, &port), "0.0.0.0"},
+        Case{make_socket(AF_UNIX, SOCK_STREAM, unix_path.c_str(), true, nullptr),
+             "not an IPv4/IPv6 socket"},
+        Case{make_socket(AF_INET, SOCK_DGRAM, "127.0.0.1", false, &port), "not a stream socket"},
+        Case{make_socket(AF_INET, SOCK_STREAM, "127.0.0.1", false, &port), "not listening"}}) {
+    Launched l;
+    launch(l, {k.fd}, state);
+    CHECK(l.exit_status() == 1);
+    std::string err;
+    for (std::string s; !(s = Launched::line(l.err)).empty();) err += s + "\n";
+    INFO(err);
+    CHECK(err.find("fd 3") != std::string::npos);
+    CHECK(err.find(k.why) != std::string::npos);
+    ::close(k.fd);
+  }
+  std::filesystem::remove_all(state);
+}
+
+TEST_CASE("socketActivation_bySystemdSocketActivate_servesTheFirstConnection", "[ws]") {
+  if (std::system("command -v systemd-socket-activate >/dev/null 2>&1") != 0) {
+    WARN("systemd-socket-activate is not installed; covered by the fd 3 launcher above");
+    return;
+  }
+  const auto state = temp_dir("sd-activate");
+  std::uint16_t port = 0;
+  ::close(make_socket(AF_INET, SOCK_STREAM, "127.0.0.1", true, &port));  // a free port
+  std::string cmd = "systemd-socket-activate -l 127.0.0.1:" + std::to_string(port) +
+                    " -E SOFTHSM2_CONF -E KYSO_PINENTRY_ACTION -E KYSO_PINENTRY_PIN";
+  for (const auto& a : agent_args(state)) cmd += " '" + a + "'";
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", ("exec " + cmd + " >/dev/null 2>&1").c_str(), nullptr);
+    ::_exit(127);
+  }
+  // systemd-socket-activate listens first and starts the agent on this first connection.
+  bool connected = false;
+  for (int i = 0; i < 100 && !connected; ++i) {
+    try {
+      Client c(port);
+      connected = c.call("hello", json::object())["result"]["paired"] == true;
+    } catch (const std::exception&) {
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+  CHECK(connected);
+  ::kill(pid, SIGTERM);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  std::filesystem::remove_all(state);
+}
