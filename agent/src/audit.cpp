@@ -2,7 +2,11 @@
 
 #include <sqlite3.h>
 
+#include <openssl/evp.h>
+
+#include <algorithm>
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <memory>
 
@@ -38,35 +42,78 @@ const std::string kGenesis(64, '0');
 
 using StmtPtr = std::unique_ptr<sqlite3_stmt, FnDeleter<sqlite3_finalize>>;
 
-struct Fields {
-  std::int64_t seq = 0;
-  std::string time;
-  AuditRow row;
-  std::string prev_hash;
+}  // namespace
+
+/// A row's fields as they are hashed and stored, without owning them.
+struct AuditLog::RowView {
+  std::string_view event;
+  std::string_view origin;
+  std::string_view role;
+  std::string_view credential_id;
+  std::string_view digest;
+  std::string_view result;
+  std::string_view detail;
 };
 
 /// SHA-256 over the previous hash and every field, each length-prefixed so that no two
-/// different rows serialize the same.
-std::string row_hash(const Fields& f) {
-  std::string buf;
-  auto put = [&](std::string_view s) {
-    buf += std::to_string(s.size());
-    buf.push_back(':');
-    buf.append(s);
-  };
-  put(f.prev_hash);
-  put(std::to_string(f.seq));
-  put(f.time);
-  put(f.row.event);
-  put(f.row.origin);
-  put(f.row.role);
-  put(f.row.credential_id);
-  put(f.row.digest);
-  put(f.row.result);
-  put(f.row.detail);
-  const auto* p = reinterpret_cast<const std::uint8_t*>(buf.data());
-  return to_hex(sha256({p, buf.size()}));
-}
+/// different rows serialize the same. The digest is fetched once and the buffers reused: a
+/// batch hashes thousands of rows.
+class AuditLog::Hasher {
+ public:
+  Hasher() : md_(EVP_MD_fetch(nullptr, "SHA2-256", nullptr)), ctx_(EVP_MD_CTX_new()) {
+    if (md_ == nullptr || ctx_ == nullptr)
+      throw Error(ErrorCode::Internal, "audit log: no SHA-256");
+    buf_.reserve(1024);
+  }
+
+  /// The row's hash, hex.
+  std::string_view hash(std::string_view prev, std::int64_t seq, std::string_view time,
+                        const RowView& r) {
+    buf_.clear();
+    put(prev);
+    std::array<char, 24> num{};
+    const auto end = std::to_chars(num.data(), num.data() + num.size(), seq).ptr;
+    put({num.data(), static_cast<std::size_t>(end - num.data())});
+    put(time);
+    for (const auto f :
+         {r.event, r.origin, r.role, r.credential_id, r.digest, r.result, r.detail}) {
+      put(f);
+    }
+    std::array<unsigned char, 32> md{};
+    unsigned int len = 0;
+    if (EVP_DigestInit_ex2(ctx_.get(), md_.get(), nullptr) != 1 ||
+        EVP_DigestUpdate(ctx_.get(), buf_.data(), buf_.size()) != 1 ||
+        EVP_DigestFinal_ex(ctx_.get(), md.data(), &len) != 1) {
+      throw Error(ErrorCode::Internal, "audit log: SHA-256 failed");
+    }
+    hex_into(md, hex_.data());
+    return {hex_.data(), hex_.size()};
+  }
+
+  static void hex_into(std::span<const std::uint8_t> bytes, char* out) {
+    static constexpr std::string_view kDigits = "0123456789abcdef";
+    for (const auto b : bytes) {
+      *out++ = kDigits[b >> 4U];
+      *out++ = kDigits[b & 0x0fU];
+    }
+  }
+
+ private:
+  void put(std::string_view s) {
+    std::array<char, 24> num{};
+    const auto end = std::to_chars(num.data(), num.data() + num.size(), s.size()).ptr;
+    buf_.append(num.data(), end);
+    buf_.push_back(':');
+    buf_.append(s);
+  }
+
+  std::unique_ptr<EVP_MD, FnDeleter<EVP_MD_free>> md_;
+  std::unique_ptr<EVP_MD_CTX, FnDeleter<EVP_MD_CTX_free>> ctx_;
+  std::string buf_;
+  std::array<char, 64> hex_{};
+};
+
+namespace {
 
 void exec(sqlite3* db, const char* sql) {
   char* err = nullptr;
@@ -103,11 +150,20 @@ sqlite3* open_db(const std::filesystem::path& path, int flags) {
 
 }  // namespace
 
-AuditLog::AuditLog(const std::filesystem::path& path) {
+AuditLog::AuditLog(const std::filesystem::path& path) : hasher_(std::make_unique<Hasher>()) {
   db_ = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX);
   try {
     // WAL + NORMAL: a batch's rows cost one fsync-free commit, not one per signature.
-    exec(db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    // wal_autocheckpoint=0: checkpoint() copies the log when the agent is idle, never inside
+    // a batch's commit.
+    exec(db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;");
+    sqlite3_wal_hook(
+        db_,
+        [](void* self, sqlite3*, const char*, int pages) {
+          static_cast<AuditLog*>(self)->wal_pages_ = pages;
+          return SQLITE_OK;
+        },
+        this);
     exec(db_, kSchema);
     auto st = prepare(db_, "SELECT seq, row_hash FROM audit ORDER BY seq DESC LIMIT 1");
     if (sqlite3_step(st.get()) == SQLITE_ROW) {
@@ -116,6 +172,10 @@ AuditLog::AuditLog(const std::filesystem::path& path) {
     } else {
       last_hash_ = kGenesis;
     }
+    insert_ = prepare(db_,
+                      "INSERT INTO audit (seq, time, event, origin, role, credential_id, digest, "
+                      "result, detail, prev_hash, row_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+                  .release();
   } catch (...) {
     sqlite3_close(db_);
     throw;
@@ -123,29 +183,43 @@ AuditLog::AuditLog(const std::filesystem::path& path) {
 }
 
 AuditLog::~AuditLog() {
+  sqlite3_finalize(insert_);
   sqlite3_close(db_);
 }
 
-void AuditLog::append_locked(sqlite3_stmt* st, const AuditRow& row) {
-  Fields f{.seq = last_seq_ + 1,
-           .time = to_iso8601(std::chrono::system_clock::now()),
-           .row = row,
-           .prev_hash = last_hash_};
-  const std::string hash = row_hash(f);
-  sqlite3_reset(st);
-  sqlite3_bind_int64(st, 1, f.seq);
-  int i = 2;
-  const std::array<const std::string*, 10> values{
-      &f.time,     &row.event,  &row.origin, &row.role,    &row.credential_id,
-      &row.digest, &row.result, &row.detail, &f.prev_hash, &hash};
-  for (const std::string* s : values) {
-    sqlite3_bind_text(st, i++, s->c_str(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
+std::string_view AuditLog::now_text() {
+  const auto now = std::chrono::system_clock::now();
+  const auto second =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  if (second != time_second_) {
+    time_second_ = second;
+    time_text_ = to_iso8601(now);
   }
-  if (sqlite3_step(st) != SQLITE_DONE) {
+  return time_text_;
+}
+
+void AuditLog::insert(const RowView& row) {
+  const std::int64_t seq = last_seq_ + 1;
+  const std::string_view time = now_text();
+  const std::string_view hash = hasher_->hash(last_hash_, seq, time, row);
+  sqlite3_reset(insert_);
+  sqlite3_bind_int64(insert_, 1, seq);
+  int i = 2;
+  // SQLITE_STATIC: every value outlives the sqlite3_step below, so SQLite copies nothing.
+  for (const std::string_view v :
+       {time, row.event, row.origin, row.role, row.credential_id, row.digest, row.result,
+        row.detail, std::string_view(last_hash_), hash}) {
+    sqlite3_bind_text(insert_, i++, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  }
+  if (sqlite3_step(insert_) != SQLITE_DONE) {
     throw Error(ErrorCode::Internal, std::string("audit log insert: ") + sqlite3_errmsg(db_));
   }
-  last_seq_ = f.seq;
-  last_hash_ = hash;
+  last_seq_ = seq;
+  last_hash_.assign(hash);
+}
+
+AuditLog::RowView AuditLog::view_of(const AuditRow& r) {
+  return {r.event, r.origin, r.role, r.credential_id, r.digest, r.result, r.detail};
 }
 
 void AuditLog::append(const AuditRow& row) {
@@ -155,21 +229,79 @@ void AuditLog::append(const AuditRow& row) {
 void AuditLog::append(std::span<const AuditRow> rows) {
   if (rows.empty()) return;
   const std::lock_guard lock(mutex_);
+  if (batch_ != nullptr) {
+    // A batch's transaction is open on this connection: the rows join it, in chain order.
+    for (const auto& r : rows) {
+      insert(view_of(r));
+      joined_.push_back(r);
+    }
+    return;
+  }
   const auto seq = last_seq_;
   const auto hash = last_hash_;
-  // One prepared statement and one transaction for all rows (a batch's signatures).
-  auto st = prepare(db_,
-                    "INSERT INTO audit (seq, time, event, origin, role, credential_id, digest, "
-                    "result, detail, prev_hash, row_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
   exec(db_, "BEGIN IMMEDIATE");
   try {
-    for (const auto& r : rows) append_locked(st.get(), r);
+    for (const auto& r : rows) insert(view_of(r));
     exec(db_, "COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     last_seq_ = seq;
     last_hash_ = hash;
     throw;
+  }
+}
+
+void AuditLog::checkpoint() {
+  constexpr int kCheckpointPages = 1000;  // SQLite's own default threshold
+  const std::lock_guard lock(mutex_);
+  if (batch_ != nullptr || wal_pages_ < kCheckpointPages) return;
+  sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  wal_pages_ = 0;
+}
+
+AuditLog::Batch::Batch(AuditLog& log, AuditRow common) : log_(log), common_(std::move(common)) {
+  const std::lock_guard lock(log_.mutex_);
+  if (log_.batch_ != nullptr) throw Error(ErrorCode::Internal, "audit log: batch already open");
+  exec(log_.db_, "BEGIN IMMEDIATE");
+  seq_before_ = log_.last_seq_;
+  hash_before_ = log_.last_hash_;
+  log_.batch_ = this;
+}
+
+void AuditLog::Batch::add(std::span<const std::uint8_t> digest, std::string_view result) {
+  std::array<char, 128> hex{};  // SHA-512 at most
+  const std::size_t len = std::min(digest.size(), hex.size() / 2);
+  Hasher::hex_into(digest.first(len), hex.data());
+  RowView row = view_of(common_);
+  row.digest = {hex.data(), 2 * len};
+  row.result = result;
+  const std::lock_guard lock(log_.mutex_);
+  log_.insert(row);
+}
+
+void AuditLog::Batch::commit() {
+  const std::lock_guard lock(log_.mutex_);
+  exec(log_.db_, "COMMIT");
+  done_ = true;
+  log_.batch_ = nullptr;
+  log_.joined_.clear();
+}
+
+AuditLog::Batch::~Batch() {
+  if (done_) return;
+  std::vector<AuditRow> joined;
+  {
+    const std::lock_guard lock(log_.mutex_);
+    sqlite3_exec(log_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    log_.last_seq_ = seq_before_;
+    log_.last_hash_ = hash_before_;
+    log_.batch_ = nullptr;
+    joined.swap(log_.joined_);
+  }
+  try {
+    log_.append(joined);  // the other connections' rows were not the batch's to lose
+  } catch (...) {
+    // The batch failed on the same database; nothing better to do in a destructor.
   }
 }
 
@@ -186,37 +318,37 @@ AuditVerifyResult AuditLog::verify(const std::filesystem::path& path) {
   std::string prev = kGenesis;
   std::int64_t expected_seq = 1;
   int rc = 0;
+  Hasher hasher;
   while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
-    Fields f;
-    f.seq = sqlite3_column_int64(st.get(), 0);
-    f.time = column_text(st.get(), 1);
-    f.row = {.event = column_text(st.get(), 2),
-             .origin = column_text(st.get(), 3),
-             .role = column_text(st.get(), 4),
-             .credential_id = column_text(st.get(), 5),
-             .digest = column_text(st.get(), 6),
-             .result = column_text(st.get(), 7),
-             .detail = column_text(st.get(), 8)};
-    f.prev_hash = column_text(st.get(), 9);
+    const std::int64_t seq = sqlite3_column_int64(st.get(), 0);
+    const std::string time = column_text(st.get(), 1);
+    const AuditRow row{.event = column_text(st.get(), 2),
+                       .origin = column_text(st.get(), 3),
+                       .role = column_text(st.get(), 4),
+                       .credential_id = column_text(st.get(), 5),
+                       .digest = column_text(st.get(), 6),
+                       .result = column_text(st.get(), 7),
+                       .detail = column_text(st.get(), 8)};
+    const std::string prev_hash = column_text(st.get(), 9);
     const std::string stored = column_text(st.get(), 10);
     ++out.rows;
     std::string reason;
-    if (f.seq != expected_seq) {
+    if (seq != expected_seq) {
       reason =
           "row(s) missing before this one (expected sequence " + std::to_string(expected_seq) + ")";
-    } else if (f.prev_hash != prev) {
+    } else if (prev_hash != prev) {
       reason = "does not chain to the previous row";
-    } else if (row_hash(f) != stored) {
+    } else if (hasher.hash(prev_hash, seq, time, view_of(row)) != stored) {
       reason = "content does not match its hash (edited)";
     }
     if (!reason.empty()) {
       out.ok = false;
-      out.first_broken = f.seq;
+      out.first_broken = seq;
       out.reason = reason;
       return out;
     }
     prev = stored;
-    expected_seq = f.seq + 1;
+    expected_seq = seq + 1;
   }
   if (rc != SQLITE_DONE) {
     throw Error(ErrorCode::Internal, std::string("audit log read: ") + sqlite3_errmsg(db.get()));

@@ -1,9 +1,11 @@
 #include "kyso/agent/server.hpp"
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <array>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -18,11 +20,13 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
+#include <charconv>
 #include <deque>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "activation.hpp"
 #include "kyso/agent/peer.hpp"
 #include "kyso/agent/uploads.hpp"
 #include "kyso/pkcs11/usb.hpp"
@@ -43,6 +47,8 @@ constexpr auto kUpgradeTimeout = std::chrono::seconds(10);
 constexpr auto kRefreshPeriod = std::chrono::seconds(2);
 constexpr std::size_t kMaxIdLength = 64;
 constexpr std::size_t kWorkerThreads = 2;
+constexpr std::size_t kMaxProgressIntervalMs = 60000;
+constexpr auto kPeerTimeout = std::chrono::seconds(30);
 
 /// What every session needs to see of the server, thread-safe.
 class SessionBase {
@@ -75,6 +81,28 @@ std::string lower(std::string_view s) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
   return out;
+}
+
+/// JSON text is built by hand on the batch's hot path (events, the summary): one growing
+/// string per message instead of a tree of nodes per item.
+void append_uint(std::string& out, std::size_t v) {
+  std::array<char, 24> buf{};
+  const auto end = std::to_chars(buf.data(), buf.data() + buf.size(), v).ptr;
+  out.append(buf.data(), end);
+}
+
+void append_base64(std::string& out, std::span<const std::uint8_t> data) {
+  const std::size_t at = out.size();
+  out.resize(at + 4 * ((data.size() + 2) / 3));
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data() + at), data.data(),
+                                static_cast<int>(data.size()));
+  out.resize(at + static_cast<std::size_t>(n));
+}
+
+/// A JSON string value (quoted, escaped) of text that needs no escaping in practice (hex ids,
+/// algorithm names); nlohmann's serializer makes sure of it.
+void append_json_string(std::string& out, std::string_view s) {
+  out += json(s).dump();
 }
 
 }  // namespace
@@ -119,6 +147,8 @@ struct Batch {
   SignJob job;
   std::size_t total = 0;
   std::size_t progress_every = 1;
+  /// progressInterval: coalesced events, one at most every this long (0: not coalesced).
+  std::chrono::milliseconds progress_interval{0};
   enum class State { Collecting, Running, Done } state = State::Collecting;
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
 };
@@ -134,6 +164,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   template <typename... Args>
   Session(std::shared_ptr<Server::Impl> server, Args&&... args)
       : ws_(std::forward<Args>(args)...),
+        idle_timer_(ws_.get_executor()),
         server_(std::move(server)),
         limits_(server_->service->config().limits),
         state_dir_(server_->service->config().state_dir.empty()
@@ -164,6 +195,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void shutdown() override {
     cancel_jobs();
     net::post(ws_.get_executor(), [self = this->shared_from_this()] {
+      self->idle_timer_.cancel();
       if (self->closed_) return;
       self->closed_ = true;
       beast::error_code ec;
@@ -218,7 +250,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       server_->service->audit_refusal({}, {}, ErrorCode::OriginForbidden, "no Origin header");
       return refuse(http::status::forbidden, ErrorCode::OriginForbidden, "no Origin header");
     }
-    origin_ = lower(origin_it->value());
+    origin_ = normalize_origin(origin_it->value());
     auto& svc = *server_->service;
     if (!svc.allow_listed(origin_) && !svc.pairings().contains(origin_) &&
         !origin_pairable(origin_)) {
@@ -235,7 +267,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     beast::get_lowest_layer(ws_).expires_never();
     websocket::stream_base::timeout t{};
     t.handshake_timeout = kUpgradeTimeout;
-    t.idle_timeout = limits_.idle_timeout;
+    // Beast's own timeout finds dead peers (a ping, then silence); the idle timeout proper is
+    // "no message for idle_timeout", kept by arm_idle() below.
+    t.idle_timeout =
+        std::max<std::chrono::steady_clock::duration>(limits_.idle_timeout, kPeerTimeout);
     t.keep_alive_pings = true;
     ws_.set_option(t);
     // Browsers send each message as one frame: the frame limit bounds every v1 message.
@@ -281,7 +316,33 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     accepted_ = true;
     buffer_.consume(buffer_.size());
     server_->add_session(this->shared_from_this());
+    last_activity_ = std::chrono::steady_clock::now();
+    arm_idle(last_activity_ + limits_.idle_timeout);
     do_read();
+  }
+
+  // ---- idle timeout: no message either way for idle_timeout, and nothing in flight ------------
+
+  void arm_idle(std::chrono::steady_clock::time_point at) {
+    if (limits_.idle_timeout.count() <= 0) return;
+    idle_timer_.expires_at(at);
+    idle_timer_.async_wait(beast::bind_front_handler(&Session::on_idle, this->shared_from_this()));
+  }
+
+  void on_idle(beast::error_code ec) {
+    if (ec || closed_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (in_flight_ > 0) return arm_idle(now + limits_.idle_timeout);  // a dialog or a batch
+    if (now < last_activity_ + limits_.idle_timeout) {
+      return arm_idle(last_activity_ + limits_.idle_timeout);
+    }
+    closed_ = true;
+    cancel_jobs();
+    ws_.async_close(websocket::close_reason(websocket::close_code::going_away, "idle"),
+                    [self = this->shared_from_this()](beast::error_code) {
+                      beast::error_code e;
+                      beast::get_lowest_layer(self->ws_).socket().close(e);
+                    });
   }
 
   // ---- reading and writing -------------------------------------------------------------------
@@ -297,9 +358,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (ec) {
       // Closed by the peer, idle timeout, or a frame over the limit (Beast closes with 1009).
       closed_ = true;
+      idle_timer_.cancel();
       cancel_jobs();
       return;
     }
+    last_activity_ = std::chrono::steady_clock::now();
     const bool text = ws_.got_text();
     std::string msg = beast::buffers_to_string(buffer_.data());
     buffer_.consume(buffer_.size());
@@ -330,10 +393,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void on_write(beast::error_code ec, std::size_t /*bytes*/) {
     if (ec) {
       closed_ = true;
+      idle_timer_.cancel();
       cancel_jobs();
       queue_.clear();
       return;
     }
+    last_activity_ = std::chrono::steady_clock::now();
     queue_.pop_front();
     queued_events_->fetch_sub(1);
     if (!queue_.empty()) do_write();
@@ -444,6 +509,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         {"batch", true},
         {"maxBatchItems", lim.max_batch_items},
         {"maxInFlight", lim.max_in_flight},
+        {"progressInterval", true},
         {"remote", false},
     };
     respond(id, {{"agent", "kyso-agent"},
@@ -581,6 +647,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       }
       b->progress_every = e->get<std::size_t>();
     }
+    if (const auto e = params.find("progressInterval"); e != params.end()) {
+      if (!e->is_number_unsigned() || e->get<std::size_t>() == 0 ||
+          e->get<std::size_t>() > kMaxProgressIntervalMs) {
+        throw Error(ErrorCode::BadRequest, "progressInterval must be 1.." +
+                                               std::to_string(kMaxProgressIntervalMs) + " ms");
+      }
+      b->progress_interval = std::chrono::milliseconds(e->get<std::size_t>());
+    }
     b->job = std::move(job);
     batches_[key] = b;
     ++in_flight_;  // the batch counts from now until its summary
@@ -649,35 +723,127 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                                  flag] { self->work(id, job, batch, flag); });
   }
 
+  /// batch.progress events, built on the signing thread in item order (Service::sign calls
+  /// add() under its lane lock). Per item, every k-th item (progressEvery), or coalesced: at
+  /// most one event every progressInterval, carrying every item finished since the last one.
+  class ProgressEvents {
+   public:
+    ProgressEvents(Session& session, const json& id, const Batch& b)
+        : session_(session),
+          id_(id.dump()),
+          total_(b.job.items.size()),
+          every_(b.progress_every),
+          interval_(b.progress_interval) {}
+
+    void add(std::size_t index, const SignResult& r) {
+      ++done_;
+      const bool last = done_ == total_;
+      if (interval_.count() > 0) {
+        if (!r.ok()) {
+          failed_ += failed_.empty() ? "[" : ",";
+          failed_ += "{\"index\":";
+          append_uint(failed_, index);
+          failed_ += ",\"error\":";
+          failed_ += error_json(*r.error).dump();
+          failed_ += '}';
+        }
+        // The first item at once (the page sees the signing start), then by time, and the last.
+        const auto now = std::chrono::steady_clock::now();
+        if (done_ != 1 && !last && now - sent_at_ < interval_) return;
+        sent_at_ = now;
+        std::string text = head(index, r.ok());
+        text += ",\"from\":";
+        append_uint(text, from_);
+        text += ",\"failed\":";
+        text += failed_.empty() ? "[]" : failed_ + "]";
+        text += "}}";
+        failed_.clear();
+        from_ = done_;
+        return session_.push_from_worker(std::move(text));
+      }
+      // With progressEvery k: every k-th item, every failed item and the last one.
+      if (every_ > 1 && r.ok() && done_ % every_ != 0 && !last) return;
+      std::string text = head(index, r.ok());
+      if (!r.ok()) {
+        text += ",\"error\":";
+        text += error_json(*r.error).dump();
+      }
+      text += "}}";
+      session_.push_from_worker(std::move(text));
+    }
+
+   private:
+    std::string head(std::size_t index, bool ok) const {
+      std::string text;
+      text.reserve(160);
+      text += R"({"event":"batch.progress","id":)";
+      text += id_;
+      text += R"(,"params":{"done":)";
+      append_uint(text, done_);
+      text += R"(,"total":)";
+      append_uint(text, total_);
+      text += R"(,"index":)";
+      append_uint(text, index);
+      text += ok ? R"(,"ok":true)" : R"(,"ok":false)";
+      return text;
+    }
+
+    Session& session_;
+    std::string id_;
+    std::size_t total_;
+    std::size_t every_;
+    std::chrono::milliseconds interval_;
+    std::size_t done_ = 0;
+    std::size_t from_ = 0;
+    std::string failed_;
+    std::chrono::steady_clock::time_point sent_at_{};
+  };
+
+  /// From a signing thread: queues a message for this connection. Several messages queued
+  /// while the io thread is busy cost one handoff. Waits while the connection's queue is full:
+  /// a page that reads slowly slows the batch instead of growing memory.
+  void push_from_worker(std::string text) {
+    while (queued_events_->load() >= limits_.write_queue && !closed_flag_->load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    queued_events_->fetch_add(1);
+    bool post = false;
+    {
+      const std::lock_guard lock(outbox_mutex_);
+      outbox_.push_back(std::move(text));
+      post = !std::exchange(outbox_posted_, true);
+    }
+    if (post) {
+      net::post(ws_.get_executor(), [self = this->shared_from_this()] { self->drain_outbox(); });
+    }
+  }
+
+  void drain_outbox() {
+    std::vector<std::string> ready;
+    {
+      const std::lock_guard lock(outbox_mutex_);
+      ready.swap(outbox_);
+      outbox_posted_ = false;
+    }
+    if (closed_) {
+      queued_events_->fetch_sub(ready.size());
+      return;
+    }
+    const bool idle = queue_.empty();
+    for (auto& t : ready) queue_.push_back(std::make_shared<const std::string>(std::move(t)));
+    if (idle && !queue_.empty()) do_write();
+  }
+
   /// Runs on the worker pool.
   void work(const json& id, const SignJob& job, const std::shared_ptr<Batch>& batch,
             const std::shared_ptr<std::atomic<bool>>& flag) {
     std::optional<SignOutcome> outcome;
     std::optional<Error> err;
+    std::optional<ProgressEvents> events;
     Service::Progress progress;
     if (batch) {
-      const std::size_t total = job.items.size();
-      auto done = std::make_shared<std::size_t>(0);
-      const std::size_t every = batch->progress_every;
-      progress = [this, id, total, done, every](std::size_t index, const SignResult& r) {
-        ++*done;
-        // With progressEvery k: every k-th item, every failed item and the last one.
-        if (every > 1 && r.ok() && *done % every != 0 && *done != total) return;
-        json params = {{"done", *done}, {"total", total}, {"index", index}, {"ok", r.ok()}};
-        if (!r.ok()) params["error"] = error_json(*r.error);
-        auto text = std::make_shared<const std::string>(
-            json{{"event", "batch.progress"}, {"id", id}, {"params", std::move(params)}}.dump());
-        // Back-pressure: a page that reads slowly slows the batch instead of growing memory.
-        while (queued_events_->load() >= limits_.write_queue && !closed_flag_->load()) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        }
-        queued_events_->fetch_add(1);
-        net::post(ws_.get_executor(), [self = this->shared_from_this(), text] {
-          if (self->closed_) return;
-          self->queue_.push_back(text);
-          if (self->queue_.size() == 1) self->do_write();
-        });
-      };
+      events.emplace(*this, id, *batch);
+      progress = [&events](std::size_t index, const SignResult& r) { events->add(index, r); };
     }
     try {
       outcome = server_->service->sign(job, *flag, progress);
@@ -687,54 +853,107 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       err = Error(ErrorCode::Internal, e.what());
     }
     server_->service->end_job();
-    std::string hash = batch ? std::string() : to_hex(job.items.front().digest);
+    // The answer is built here, off the io thread (signed documents on the strand: transfers).
+    std::string answer;
+    std::optional<SignOutcome> documents;
+    if (err) {
+      answer = error_message(id, *err);
+    } else if (!outcome->documents.empty()) {
+      documents = std::move(outcome);
+    } else if (batch) {
+      answer = batch_summary(id, *outcome);
+    } else {
+      answer = sign_result(id, *outcome, to_hex(job.items.front().digest));
+    }
     net::post(ws_.get_executor(), [self = this->shared_from_this(), id, batch, flag,
-                                   outcome = std::move(outcome), err, hash]() mutable {
+                                   answer = std::move(answer),
+                                   documents = std::move(documents)]() mutable {
       --self->in_flight_;
       self->drop_job_flag(flag);
       if (batch) {
         batch->state = Batch::State::Done;
         batch->job = SignJob{};  // only the id and its "done" state stay, to refuse more items
       }
-      if (err) return self->send_error(id, *err);
-      self->finish(id, *outcome, batch != nullptr, hash);
+      if (documents) {
+        json chain = json::array();
+        for (const auto& c : documents->credential.chain) chain.push_back(to_base64(c));
+        return self->finish_documents(id, *documents, batch != nullptr, std::move(chain));
+      }
+      self->send_raw(std::make_shared<const std::string>(std::move(answer)));
     });
+    // Off the batch's path: the answer is on its way.
+    server_->service->audit().checkpoint();
   }
 
-  void finish(const json& id, const SignOutcome& o, bool batch, const std::string& hash) {
+  static std::string error_message(const json& id, const Error& e) {
+    if (e.code() == ErrorCode::Internal) spdlog::warn("request {}: {}", id.dump(), e.detail());
+    return json{{"id", id}, {"error", error_json(e)}}.dump();
+  }
+
+  static std::string sign_result(const json& id, const SignOutcome& o, const std::string& hash) {
+    const auto& r = o.results.front();
+    if (!r.ok()) return error_message(id, *r.error);
     json chain = json::array();
     for (const auto& c : o.credential.chain) chain.push_back(to_base64(c));
-    if (!o.documents.empty()) return finish_documents(id, o, batch, std::move(chain));
-    if (!batch) {
-      const auto& r = o.results.front();
-      if (!r.ok()) return send_error(id, *r.error);
-      return respond(id, {{"signature", to_base64(r.signature)},
-                          {"algorithm", std::string(to_string(o.algorithm))},
-                          {"credentialId", o.credential.id()},
-                          {"certificate", to_base64(o.credential.cert.der)},
-                          {"chain", chain},
-                          {"hash", hash}});
-    }
-    json results = json::array();
+    return json{{"id", id},
+                {"result",
+                 {{"signature", to_base64(r.signature)},
+                  {"algorithm", std::string(to_string(o.algorithm))},
+                  {"credentialId", o.credential.id()},
+                  {"certificate", to_base64(o.credential.cert.der)},
+                  {"chain", chain},
+                  {"hash", hash}}}}
+        .dump();
+  }
+
+  /// The batch's summary, one entry per item in order; built as text (2,000 signatures).
+  static std::string batch_summary(const json& id, const SignOutcome& o) {
     std::size_t ok = 0;
+    std::size_t sig_bytes = 0;
+    for (const auto& r : o.results) {
+      ok += r.ok() ? 1U : 0U;
+      sig_bytes += r.signature.size();
+    }
+    std::string t;
+    t.reserve(512 + 4 * (o.credential.cert.der.size() + sig_bytes) / 3 + 48 * o.results.size());
+    t += R"({"id":)";
+    t += id.dump();
+    t += R"(,"result":{"total":)";
+    append_uint(t, o.results.size());
+    t += R"(,"signed":)";
+    append_uint(t, ok);
+    t += R"(,"failed":)";
+    append_uint(t, o.results.size() - ok);
+    t += o.cancelled ? R"(,"cancelled":true)" : R"(,"cancelled":false)";
+    t += R"(,"credentialId":)";
+    append_json_string(t, o.credential.id());
+    t += R"(,"algorithm":)";
+    append_json_string(t, to_string(o.algorithm));
+    t += R"(,"certificate":")";
+    append_base64(t, o.credential.cert.der);
+    t += R"(","chain":[)";
+    for (std::size_t i = 0; i < o.credential.chain.size(); ++i) {
+      t += i == 0 ? "\"" : ",\"";
+      append_base64(t, o.credential.chain[i]);
+      t += '"';
+    }
+    t += R"(],"results":[)";
     for (std::size_t i = 0; i < o.results.size(); ++i) {
       const auto& r = o.results[i];
+      t += i == 0 ? R"({"index":)" : R"(,{"index":)";
+      append_uint(t, i);
       if (r.ok()) {
-        ++ok;
-        results.push_back({{"index", i}, {"ok", true}, {"signature", to_base64(r.signature)}});
+        t += R"(,"ok":true,"signature":")";
+        append_base64(t, r.signature);
+        t += "\"}";
       } else {
-        results.push_back({{"index", i}, {"ok", false}, {"error", error_json(*r.error)}});
+        t += R"(,"ok":false,"error":)";
+        t += error_json(*r.error).dump();
+        t += '}';
       }
     }
-    respond(id, {{"total", o.results.size()},
-                 {"signed", ok},
-                 {"failed", o.results.size() - ok},
-                 {"cancelled", o.cancelled},
-                 {"credentialId", o.credential.id()},
-                 {"algorithm", std::string(to_string(o.algorithm))},
-                 {"certificate", to_base64(o.credential.cert.der)},
-                 {"chain", chain},
-                 {"results", std::move(results)}});
+    t += "]}}";
+    return t;
   }
 
   /// Signed documents go back inline while they are small, else as downloads (items.hpp).
@@ -806,6 +1025,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   websocket::stream<NextLayer> ws_;
+  net::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point last_activity_{};
   std::shared_ptr<Server::Impl> server_;
   const config::AgentLimits limits_;
   const std::filesystem::path state_dir_;
@@ -826,6 +1047,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::shared_ptr<std::atomic<bool>> closed_flag_ = std::make_shared<std::atomic<bool>>(false);
   std::mutex flags_mutex_;
   std::vector<std::shared_ptr<std::atomic<bool>>> job_flags_;
+  std::mutex outbox_mutex_;  // messages from signing threads, before they reach queue_
+  std::vector<std::string> outbox_;
+  bool outbox_posted_ = false;
 };
 
 }  // namespace
@@ -848,6 +1072,21 @@ std::string Server::Impl::status_json() const {
 
 void Server::Impl::bind() {
   const auto& cfg = service->config();
+  // Started by kyso-agent.socket: systemd already listens for us (checked to be loopback).
+  std::uint16_t activated_port = 0;
+  if (const auto fds = detail::activated_sockets(activated_port); !fds.empty()) {
+    for (const auto& s : fds) {
+      auto a = std::make_unique<tcp::acceptor>(ioc);
+      a->assign(s.v6 ? tcp::v6() : tcp::v4(), s.fd);
+      acceptors.push_back(std::move(a));
+    }
+    port = activated_port;
+    if (cfg.port != 0 && cfg.port != port) {
+      spdlog::info("socket activation: listening on systemd's port {} instead of {}", port,
+                   cfg.port);
+    }
+    return;
+  }
   std::vector<std::uint16_t> ports;
   if (cfg.port == 0) {
     ports.push_back(0);
@@ -1039,10 +1278,14 @@ void Server::start() {
   try {
     std::weak_ptr<Impl> weak = impl_;
     i.usb = std::make_unique<pkcs11::UsbWatcher>(
-        [weak](const pkcs11::UsbEvent&) {
+        [weak](const pkcs11::UsbEvent& e) {
+          // A known token whose module is missing never shows up as a PKCS#11 token: say why.
+          if (e.kind == pkcs11::UsbEvent::Kind::Arrived && e.token && !e.token->module) {
+            spdlog::warn("{} / {}", e.token->hint_vi, e.token->hint_en);
+          }
           if (auto s = weak.lock()) s->queue_refresh();
         },
-        pkcs11::builtin_known_tokens());
+        i.service->known_tokens());
     i.usb->start();
   } catch (const std::exception& e) {
     spdlog::info("USB watching unavailable ({}); polling the token list", e.what());

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "kyso/config/token_profiles.hpp"
 #include "kyso/core/secret.hpp"
 #include "remote_source.hpp"
 
@@ -81,10 +82,20 @@ std::filesystem::path state_dir(const config::AgentConfig& cfg) {
   return dir;
 }
 
-pkcs11::ModuleConfig module_config(const config::AgentConfig& cfg) {
+/// IT's token profiles (tokens.toml) when configured, else the compiled-in Vietnamese table:
+/// which USB tokens exist, which modules drive them.
+std::vector<pkcs11::KnownToken> load_known_tokens(const config::AgentConfig& cfg) {
+  return config::to_known_tokens(cfg.token_profiles.empty()
+                                     ? config::default_token_profiles()
+                                     : config::load_token_profiles(cfg.token_profiles));
+}
+
+pkcs11::ModuleConfig module_config(const config::AgentConfig& cfg,
+                                   const std::vector<pkcs11::KnownToken>& table) {
   return {.paths = cfg.pkcs11_modules,
           .use_p11kit = cfg.system_modules,
-          .use_known = cfg.system_modules};
+          .use_known = cfg.system_modules,
+          .known_tokens = table};
 }
 
 }  // namespace
@@ -155,17 +166,22 @@ nlohmann::json error_json(const Error& e) {
 
 Service::Service(config::AgentConfig config)
     : config_(std::move(config)),
-      library_(std::make_unique<pkcs11::Library>(module_config(config_))),
+      known_tokens_(load_known_tokens(config_)),
+      library_(std::make_unique<pkcs11::Library>(module_config(config_, known_tokens_))),
       pairings_(state_dir(config_) / "pairings.json"),
       audit_(std::make_unique<AuditLog>(state_dir(config_) / "audit.db")),
       pinentry_(config_.pinentry, config_.limits.approval_timeout),
       remote_(std::make_unique<RemoteSources>(config_.remote,
-                                              state_dir(config_) / "remote-credentials.json")) {}
+                                              state_dir(config_) / "remote-credentials.json")) {
+  // IT's list compared in the same form as the browser's Origin and the pairings.
+  for (auto& o : config_.allowed_origins) o = normalize_origin(o);
+}
 
 Service::~Service() = default;
 
 bool Service::allow_listed(std::string_view origin) const {
-  return std::ranges::find(config_.allowed_origins, origin) != config_.allowed_origins.end();
+  return std::ranges::find(config_.allowed_origins, normalize_origin(origin)) !=
+         config_.allowed_origins.end();
 }
 
 bool Service::trusted(std::string_view origin) const {
@@ -522,6 +538,16 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
   std::atomic<bool> cancelled{false};
   std::optional<Error> fatal;
   std::mutex mutex;
+  // Every signature is audited as it finishes, in item order, inside one transaction that
+  // commits before any signature leaves the agent; the token keeps signing meanwhile.
+  AuditLog::Batch audit_rows(*audit_, AuditRow{.event = "signature",
+                                               .origin = job.origin,
+                                               .role = role_name,
+                                               .credential_id = cred.id(),
+                                               .digest = {},
+                                               .result = {},
+                                               .detail = {}});
+  std::optional<Error> audit_failure;
   auto lane = [&] {
     for (;;) {
       const std::size_t i = next.fetch_add(1);
@@ -552,7 +578,17 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
       out.results[i] = std::move(r);
       finished[i] = 1;
       while (emitted < n && finished[emitted] != 0) {
-        if (progress) progress(emitted, out.results[emitted]);
+        const SignResult& done = out.results[emitted];
+        if (!audit_failure) {
+          try {
+            audit_rows.add(digests[emitted],
+                           done.ok() ? std::string_view("ok") : done.error->name());
+          } catch (const Error& e) {
+            audit_failure = e;  // nothing more is signed, and nothing signed is returned
+            if (!fatal) fatal = e;
+          }
+        }
+        if (progress) progress(emitted, done);
         ++emitted;
       }
     }
@@ -572,19 +608,8 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
   }
   out.cancelled = cancelled.load();
 
-  std::vector<AuditRow> rows;
-  rows.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto& r = out.results[i];
-    rows.push_back(AuditRow{.event = "signature",
-                            .origin = job.origin,
-                            .role = role_name,
-                            .credential_id = cred.id(),
-                            .digest = to_hex(digests[i]),
-                            .result = r.ok() ? "ok" : std::string(r.error->name()),
-                            .detail = {}});
-  }
-  audit_->append(rows);
+  if (audit_failure) throw *audit_failure;
+  audit_rows.commit();
   return out;
 }
 

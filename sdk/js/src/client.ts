@@ -47,6 +47,34 @@ export const PROTOCOLS: readonly number[] = [1];
 
 const ROLES: readonly Role[] = ['teacher', 'principal', 'seal'];
 const INTERACTIVE_TIMEOUT_MS = 180_000; // the agent's approval_timeout (120 s) plus signing time
+/** batch.progress coalesced by the agent at most this often (progressInterval, ms). */
+const PROGRESS_INTERVAL_MS = 50;
+
+/**
+ * One batch.progress event as the items it reports, in order. A coalesced event (the agent
+ * got `progressInterval`) covers items `from`..`index`, each signed unless listed in `failed`;
+ * a per-item event covers `index` alone.
+ */
+function progressItems(params: Record<string, unknown>): { index: number; ok: boolean; error?: unknown }[] {
+  const last = Number(params.index);
+  if (!Number.isInteger(last) || last < 0) return [];
+  if (params.from === undefined) {
+    return [{ index: last, ok: params.ok === true, ...(params.error !== undefined ? { error: params.error } : {}) }];
+  }
+  const first = Number(params.from);
+  if (!Number.isInteger(first) || first < 0 || first > last) return [];
+  const failed = new Map<number, unknown>();
+  if (Array.isArray(params.failed)) {
+    for (const f of params.failed) {
+      if (isObject(f)) failed.set(Number(f.index), f.error);
+    }
+  }
+  const out: { index: number; ok: boolean; error?: unknown }[] = [];
+  for (let i = first; i <= last; i++) {
+    out.push(failed.has(i) ? { index: i, ok: false, error: failed.get(i) } : { index: i, ok: true });
+  }
+  return out;
+}
 
 /** The constructor the SDK opens sockets with: the browser's WebSocket, or a compatible one. */
 export type WebSocketConstructor = new (url: string) => WebSocket;
@@ -366,9 +394,11 @@ export class KysoClient {
         this.cancel(batchId).catch(() => undefined);
       };
 
+      const interval = options.progressIntervalMs ?? PROGRESS_INTERVAL_MS;
+      const progressParams = interval > 0 ? { progressInterval: Math.min(Math.round(interval), 60_000) } : {};
       const summary = this.request(
         'batch.sign',
-        { ...common, total: items.length, items: chunks[0] },
+        { ...common, ...progressParams, total: items.length, items: chunks[0] },
         {
           id: batchId,
           timeoutMs: options.idleTimeoutMs ?? INTERACTIVE_TIMEOUT_MS,
@@ -376,25 +406,27 @@ export class KysoClient {
           onTimeout: cancelQuietly,
           onEvent: (event, params) => {
             if (event !== 'batch.progress') return;
-            const index = Number(params.index);
-            const item = items[index];
-            if (!item) return;
-            (params.ok === true ? okIndexes : failedIndexes).push(index);
-            const progress = {
-              batchId,
-              done: Number(params.done),
-              total: Number(params.total),
-              index,
-              ok: params.ok === true,
-              item,
-              ...(params.error !== undefined ? { error: errorFromWire(params.error, batchId) } : {}),
-            };
-            try {
-              options.onProgress?.(progress);
-            } catch (e) {
-              setTimeout(() => {
-                throw e;
-              });
+            // One call per item, in order, whether the agent sent this item alone or coalesced.
+            for (const r of progressItems(params)) {
+              const item = items[r.index];
+              if (!item) continue;
+              (r.ok ? okIndexes : failedIndexes).push(r.index);
+              const progress = {
+                batchId,
+                done: r.index + 1,
+                total: Number(params.total),
+                index: r.index,
+                ok: r.ok,
+                item,
+                ...(r.error !== undefined ? { error: errorFromWire(r.error, batchId) } : {}),
+              };
+              try {
+                options.onProgress?.(progress);
+              } catch (e) {
+                setTimeout(() => {
+                  throw e;
+                });
+              }
             }
           },
         },
@@ -816,14 +848,16 @@ export class KysoClient {
         break;
       case 'batch.progress':
         if (id !== undefined) {
-          this.#emit('batch.progress', {
-            id,
-            done: Number(params.done),
-            total: Number(params.total),
-            index: Number(params.index),
-            ok: params.ok === true,
-            ...(params.error !== undefined ? { error: errorFromWire(params.error, id) } : {}),
-          });
+          for (const r of progressItems(params)) {
+            this.#emit('batch.progress', {
+              id,
+              done: r.index + 1,
+              total: Number(params.total),
+              index: r.index,
+              ok: r.ok,
+              ...(r.error !== undefined ? { error: errorFromWire(r.error, id) } : {}),
+            });
+          }
         }
         break;
       default:

@@ -319,6 +319,12 @@ export interface BatchSummary<K = string> {
 export interface SignBatchOptions<K = string> extends Omit<SignOptions, 'timeoutMs'> {
   /** Called once per item, in order, as the token signs. */
   onProgress?: (progress: BatchProgress<K>) => void;
+  /**
+   * How often the agent reports progress, in ms (default 50): it then sends one event for all
+   * items finished since the last one (the SDK still calls onProgress once per item), so a fast
+   * token is not slowed down by a message per signature. 0: one event per item.
+   */
+  progressIntervalMs?: number;
   /** Called with the batch id as soon as the request is sent (for cancel()). */
   onStart?: (batchId: RequestId) => void;
   /** Aborting cancels the batch (batch.cancel); the summary then says which items were signed. */

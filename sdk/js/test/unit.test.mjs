@@ -230,7 +230,11 @@ test('sign_noAnswerInTime_timeoutAndLateAnswerIgnored', async () => {
   );
 });
 
-/** A fake batch: one progress event per item; items from `failFrom` on fail with TOKEN_REMOVED. */
+/**
+ * A fake batch: one progress event per item (or, when the page sent progressInterval, one
+ * coalesced event per 8 items as the agent does by time); items from `failFrom` on fail with
+ * TOKEN_REMOVED.
+ */
 function batchAgent({ failFrom = Infinity, delayMs = 0 } = {}) {
   const state = { items: [], total: 0, cancelled: false };
   return {
@@ -257,12 +261,23 @@ function batchAgent({ failFrom = Infinity, delayMs = 0 } = {}) {
   };
   async function run(id, conn) {
     const results = [];
+    let from = 0;
+    let failed = [];
     for (let i = 0; i < state.total; i++) {
       if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
       const error = state.cancelled ? err('USER_CANCELLED') : i >= failFrom ? err('TOKEN_REMOVED') : undefined;
       const r = error ? { index: i, ok: false, error } : { index: i, ok: true, signature: `sig${i}` };
       results.push(r);
-      conn.send({ event: 'batch.progress', id, params: { done: i + 1, total: state.total, index: i, ok: r.ok, ...(error ? { error } : {}) } });
+      if (!state.params.progressInterval) {
+        conn.send({ event: 'batch.progress', id, params: { done: i + 1, total: state.total, index: i, ok: r.ok, ...(error ? { error } : {}) } });
+        continue;
+      }
+      if (error) failed.push({ index: i, error });
+      if ((i + 1) % 8 === 0 || i + 1 === state.total) {
+        conn.send({ event: 'batch.progress', id, params: { done: i + 1, total: state.total, index: i, ok: r.ok, from, failed } });
+        from = i + 1;
+        failed = [];
+      }
     }
     const signed = results.filter((r) => r.ok).length;
     conn.send({
@@ -277,6 +292,34 @@ function batchAgent({ failFrom = Infinity, delayMs = 0 } = {}) {
 
 const classItems = (n) =>
   Array.from({ length: n }, (_, i) => ({ hash: sha256(`student ${i}`), title: `Học bạ - Học sinh ${i + 1}`, key: `uuid-${i}` }));
+
+test('signBatch_coalescedProgress_onProgressOncePerItemInOrderWithErrors', async () => {
+  const fake = batchAgent({ failFrom: 35 });
+  await withAgent(fake.handler, async (client) => {
+    const progress = [];
+    const events = [];
+    client.on('batch.progress', (e) => events.push(e.index));
+    const summary = await client.signBatch(classItems(40), { role: 'principal', onProgress: (e) => progress.push(e) });
+    assert.equal(fake.state.params.progressInterval, 50);
+    assert.deepEqual(progress.map((e) => e.index), Array.from({ length: 40 }, (_, i) => i));
+    assert.deepEqual(progress.map((e) => e.done), Array.from({ length: 40 }, (_, i) => i + 1));
+    assert.ok(progress.slice(0, 35).every((e) => e.ok && e.error === undefined));
+    assert.ok(progress.slice(35).every((e) => !e.ok && e.error.code === 'TOKEN_REMOVED'));
+    assert.equal(progress[39].item.key, 'uuid-39');
+    assert.equal(events.length, 40);
+    assert.equal(summary.signed, 35);
+  });
+});
+
+test('signBatch_progressIntervalZero_asksForAnEventPerItem', async () => {
+  const fake = batchAgent();
+  await withAgent(fake.handler, async (client) => {
+    const progress = [];
+    await client.signBatch(classItems(10), { role: 'principal', progressIntervalMs: 0, onProgress: (e) => progress.push(e) });
+    assert.equal(fake.state.params.progressInterval, undefined);
+    assert.equal(progress.length, 10);
+  });
+});
 
 test('signBatch_tokenRemovedMidway_summaryNamesExactlySignedItems', async () => {
   const fake = batchAgent({ failFrom: 35 });

@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 struct sqlite3;
@@ -45,19 +47,59 @@ class AuditLog {
   AuditLog& operator=(AuditLog&&) = delete;
 
   void append(const AuditRow& row);
-  /// Appends many rows in one transaction (a batch's signatures).
+  /// Appends many rows in one transaction.
   void append(std::span<const AuditRow> rows);
+  /// A batch's signature rows, written as its items finish (while the token signs the next
+  /// ones) inside one transaction that commit() ends. Rows others append meanwhile (a refused
+  /// connection) join that transaction in chain order; nobody waits longer than one insert.
+  /// Destroyed without commit(): rolled back, and those other rows are written again.
+  class Batch {
+   public:
+    /// `common` gives every field but the digest and the result. One batch at a time.
+    Batch(AuditLog& log, AuditRow common);
+    ~Batch();
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+    Batch(Batch&&) = delete;
+    Batch& operator=(Batch&&) = delete;
+
+    /// One signature's row: its digest (hex in the log) and result ("ok" or an error code).
+    void add(std::span<const std::uint8_t> digest, std::string_view result);
+    void commit();
+
+   private:
+    AuditLog& log_;
+    AuditRow common_;
+    std::int64_t seq_before_ = 0;
+    std::string hash_before_;
+    bool done_ = false;
+  };
+
+  /// Copies the write-ahead log into the database when it has grown (SQLite's automatic
+  /// checkpoint is off so that it never lands in a batch's commit). Call when idle.
+  void checkpoint();
 
   /// Walks the chain from the first row; reports the first row whose hash or sequence breaks.
   static AuditVerifyResult verify(const std::filesystem::path& path);
 
  private:
-  void append_locked(sqlite3_stmt* st, const AuditRow& row);
+  struct RowView;
+  class Hasher;
+  static RowView view_of(const AuditRow& r);
+  void insert(const RowView& row);
+  [[nodiscard]] std::string_view now_text();
 
   sqlite3* db_ = nullptr;
+  sqlite3_stmt* insert_ = nullptr;  // prepared once, reused for every row
+  std::unique_ptr<Hasher> hasher_;
   std::mutex mutex_;
   std::int64_t last_seq_ = 0;
   std::string last_hash_;
+  Batch* batch_ = nullptr;         // the open batch transaction, if any
+  std::vector<AuditRow> joined_;   // rows others appended into it (written again on rollback)
+  std::int64_t time_second_ = -1;  // now_text()'s cache: rows carry the time to the second
+  std::string time_text_;
+  int wal_pages_ = 0;  // from sqlite3_wal_hook, for checkpoint()
 };
 
 }  // namespace kyso::agent
