@@ -170,3 +170,65 @@ TEST_CASE("audit_tamperedRow_verifyReportsFirstBrokenRow", "[security]") {
   CHECK(bad.first_broken == 4);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("auditBatch_rowsOfOthersJoinItsTransaction_chainHoldsCommittedOrRolledBack",
+          "[security]") {
+  const auto dir = std::filesystem::temp_directory_path() / "kyso-audit-batch-unit";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto db = dir / "audit.db";
+  const AuditRow common{.event = "signature",
+                        .origin = "https://a",
+                        .role = "principal",
+                        .credential_id = "c",
+                        .digest = {},
+                        .result = {},
+                        .detail = {}};
+  const AuditRow refusal{.event = "refusal",
+                         .origin = "http://evil.example",
+                         .role = {},
+                         .credential_id = {},
+                         .digest = {},
+                         .result = "ORIGIN_FORBIDDEN",
+                         .detail = "upgrade refused"};
+  const Bytes digest(32, 0xab);
+  {
+    AuditLog log(db);
+    {
+      AuditLog::Batch batch(log, common);
+      batch.add(digest, "ok");
+      log.append(refusal);  // another connection, meanwhile
+      batch.add(digest, "TOKEN_REMOVED");
+      batch.commit();
+    }
+    {
+      // A batch that fails before its commit leaves none of its rows, but keeps the others'.
+      AuditLog::Batch batch(log, common);
+      batch.add(digest, "ok");
+      log.append(refusal);
+    }
+    log.checkpoint();
+  }
+  const auto v = AuditLog::verify(db);
+  CHECK(v.ok);
+  CHECK(v.rows == 4);
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(h, "SELECT event, digest, result FROM audit ORDER BY seq", -1, &st,
+                             nullptr) == SQLITE_OK);
+  std::vector<std::string> rows;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    rows.push_back(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) + " " +
+                   reinterpret_cast<const char*>(sqlite3_column_text(st, 2)));
+    if (rows.size() == 1) {
+      CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 1))) ==
+            to_hex(digest));
+    }
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  CHECK(rows == std::vector<std::string>{"signature ok", "refusal ORIGIN_FORBIDDEN",
+                                         "signature TOKEN_REMOVED", "refusal ORIGIN_FORBIDDEN"});
+  std::filesystem::remove_all(dir);
+}
