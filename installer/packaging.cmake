@@ -138,7 +138,8 @@ certificates), and checks a teacher's computer.")
 
 set(CPACK_DEBIAN_AGENT_PACKAGE_NAME kyso-agent)
 set(CPACK_DEBIAN_AGENT_PACKAGE_SECTION utils)
-set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "openssl, libnss3-tools, ca-certificates")
+# fonts-dejavu-core: the visible PDF signature box draws its Vietnamese text in DejaVu Sans.
+set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "openssl, libnss3-tools, ca-certificates, fonts-dejavu-core")
 set(CPACK_DEBIAN_AGENT_PACKAGE_RECOMMENDS
   "kyso-tools, pinentry-gnome3 | pinentry-qt | pinentry-gtk2, opensc-pkcs11, pcscd")
 set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_EXTRA

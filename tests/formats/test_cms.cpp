@@ -7,6 +7,7 @@
 
 #include "format_support.hpp"
 #include "kyso/formats/cms.hpp"
+#include "kyso/formats/tsa.hpp"
 
 using kyso::SignAlgorithm;
 using kyso::formats::CmsOptions;
@@ -129,6 +130,21 @@ TEST_CASE("cms: B-T carries a loopback TSA token over the signature value", "[cm
                              pki_path("chain") + " 2>&1");
   INFO(out);
   CHECK(rc == 0);
+}
+
+TEST_CASE("tsa: a TSA that names itself answers with or without trust anchors", "[cms][tsa]") {
+  // The loopback TSA puts its name in every token, as the demo PKI's does. Without anchors the
+  // answer must still match the request and carry a valid signature.
+  LoopbackTsa tsa;
+  const std::string data = "hoc ba 10A1";
+  for (const bool anchors : {true, false}) {
+    auto c = tsa_config(tsa.url());
+    if (!anchors) c.trusted_pem.clear();
+    const auto ts = kyso::formats::request_timestamp(c, bytes_of(data));
+    CHECK_FALSE(ts.token.empty());
+    const auto skew = std::chrono::abs(std::chrono::system_clock::now() - ts.time);
+    CHECK(skew < std::chrono::minutes(1));
+  }
 }
 
 TEST_CASE("cms: a TSA that is down or busy gives TSA_UNAVAILABLE and no signature", "[cms][tsa]") {

@@ -51,6 +51,7 @@ struct LoopbackTsa::Impl {
     TS_RESP_CTX_add_md(ctx.get(), EVP_sha384());
     TS_RESP_CTX_add_md(ctx.get(), EVP_sha512());
     TS_RESP_CTX_set_accuracy(ctx.get(), 1, 0, 0);
+    TS_RESP_CTX_add_flags(ctx.get(), TS_TSA_NAME);  // as most TSAs and the demo PKI's do
     BioPtr in(BIO_new_mem_buf(query.data(), static_cast<int>(query.size())));
     std::unique_ptr<TS_RESP, FnDeleter<TS_RESP_free>> resp(
         TS_RESP_create_response(ctx.get(), in.get()));
