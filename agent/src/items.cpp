@@ -322,17 +322,7 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
                                     const Progress& progress) {
   const std::string role_name(to_string(job.role));
   auto refuse = [&](const Error& e, const std::string& cred_id) {
-    try {
-      audit_->append(AuditRow{.event = "refusal",
-                              .origin = job.origin,
-                              .role = role_name,
-                              .credential_id = cred_id,
-                              .digest = {},
-                              .result = std::string(e.name()),
-                              .detail = e.detail()});
-    } catch (...) {
-      // Reported to the page anyway.
-    }
+    audit_job_refusal(job, e, cred_id);
   };
 
   Located located;
@@ -410,21 +400,7 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
     ~LogoutGuard() { token->logout(); }
   } guard{located.token};
 
-  try {
-    const AuthKind auth = signer->auth_required();
-    if (auth == AuthKind::Pin) {
-      Secret pin = pinentry_.get_pin(sign_dialog(job, cred, true), &cancel);
-      signer->authorize(&pin, approved);  // exactly one C_Login; never retried here
-    } else {
-      if (!pinentry_.confirm(sign_dialog(job, cred, false), &cancel)) {
-        throw Error(ErrorCode::UserCancelled, "the user did not approve");
-      }
-      if (auth == AuthKind::ProtectedPath) signer->authorize(nullptr, approved);
-    }
-  } catch (const Error& e) {
-    refuse(e, cred.id());
-    throw;
-  }
+  approve_and_log_in(job, cred, *signer, approved, cancel);
 
   // The approval covers exactly these documents (their SHA-256 values, in order).
   std::string all;

@@ -300,19 +300,7 @@ SignOutcome Service::sign_remote(const SignJob& job, SignOutcome out,
                                  const std::atomic<bool>& cancel, const Progress& progress) {
   const Credential cred = out.credential;
   const std::string role_name(to_string(job.role));
-  auto refuse = [&](const Error& e) {
-    try {
-      audit_->append(AuditRow{.event = "refusal",
-                              .origin = job.origin,
-                              .role = role_name,
-                              .credential_id = cred.id(),
-                              .digest = {},
-                              .result = std::string(e.name()),
-                              .detail = e.detail()});
-    } catch (...) {
-      // Reported to the page anyway.
-    }
-  };
+  auto refuse = [&](const Error& e) { audit_job_refusal(job, e, cred.id()); };
   std::vector<Bytes> digests;
   digests.reserve(job.items.size());
   for (const auto& i : job.items) digests.push_back(i.digest);

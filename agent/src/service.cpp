@@ -429,23 +429,47 @@ Dialog Service::sign_dialog(const SignJob& job, const Credential& cred, bool wit
   return d;
 }
 
+void Service::audit_job_refusal(const SignJob& job, const Error& e,
+                                const std::string& credential_id) noexcept {
+  try {
+    audit_->append(AuditRow{.event = "refusal",
+                            .origin = job.origin,
+                            .role = std::string(to_string(job.role)),
+                            .credential_id = credential_id,
+                            .digest = {},
+                            .result = std::string(e.name()),
+                            .detail = e.detail()});
+  } catch (...) {
+    // Reported to the page anyway.
+  }
+}
+
+void Service::approve_and_log_in(const SignJob& job, const Credential& cred, Signer& signer,
+                                 std::span<const Bytes> digests, const std::atomic<bool>& cancel) {
+  try {
+    const AuthKind auth = signer.auth_required();
+    if (auth == AuthKind::Pin) {
+      Secret pin = pinentry_.get_pin(sign_dialog(job, cred, true), &cancel);
+      signer.authorize(&pin, digests);  // exactly one C_Login; never retried here
+    } else {
+      if (!pinentry_.confirm(sign_dialog(job, cred, false), &cancel)) {
+        throw Error(ErrorCode::UserCancelled, "the user did not approve");
+      }
+      if (auth == AuthKind::ProtectedPath) signer.authorize(nullptr, digests);
+    }
+  } catch (const Error& e) {
+    audit_job_refusal(job, e, cred.id());
+    throw;
+  }
+}
+
 SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
                           const Progress& progress) {
   if (job.items.empty()) throw Error(ErrorCode::BadRequest, "nothing to sign");
   if (job.items.front().document) return sign_documents(job, cancel, progress);
   const std::string role_name(to_string(job.role));
   auto refuse = [&](const Error& e, const std::string& cred_id) {
-    try {
-      audit_->append(AuditRow{.event = "refusal",
-                              .origin = job.origin,
-                              .role = role_name,
-                              .credential_id = cred_id,
-                              .digest = {},
-                              .result = std::string(e.name()),
-                              .detail = e.detail()});
-    } catch (...) {
-      // Reported to the page anyway.
-    }
+    audit_job_refusal(job, e, cred_id);
   };
 
   Located located;
@@ -498,21 +522,7 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
     ~LogoutGuard() { token->logout(); }
   } guard{located.token};
 
-  try {
-    const AuthKind auth = signer->auth_required();
-    if (auth == AuthKind::Pin) {
-      Secret pin = pinentry_.get_pin(sign_dialog(job, cred, true), &cancel);
-      signer->authorize(&pin, digests);  // exactly one C_Login; never retried here
-    } else {
-      if (!pinentry_.confirm(sign_dialog(job, cred, false), &cancel)) {
-        throw Error(ErrorCode::UserCancelled, "the user did not approve");
-      }
-      if (auth == AuthKind::ProtectedPath) signer->authorize(nullptr, digests);
-    }
-  } catch (const Error& e) {
-    refuse(e, cred.id());
-    throw;
-  }
+  approve_and_log_in(job, cred, *signer, digests, cancel);
 
   // The approval covers exactly these digests: record them as one value.
   std::string all;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,14 @@ class Service {
   /// throws the first problem under the refuse policy, logs it under warn.
   void check_certificate(const Credential& cred);
   Dialog sign_dialog(const SignJob& job, const Credential& cred, bool with_pin) const;
+  /// Records a job refused before its first signature (never throws).
+  void audit_job_refusal(const SignJob& job, const Error& e,
+                         const std::string& credential_id) noexcept;
+  /// The user's approval in the agent's dialog, with the PIN when the token wants one, then
+  /// exactly one login for exactly `digests` (a wrong PIN is never retried). A refusal is
+  /// audited and rethrown. Shared by hash and document jobs.
+  void approve_and_log_in(const SignJob& job, const Credential& cred, Signer& signer,
+                          std::span<const Bytes> digests, const std::atomic<bool>& cancel);
   // Remote credentials (remote_source.cpp): sign in to the services not signed in (true when
   // one was), and a job on a remote credential after the common checks.
   bool sign_in_remote(const std::string& origin, Language lang, const std::atomic<bool>* cancel);
