@@ -344,18 +344,8 @@ SignOutcome Service::sign_remote(const SignJob& job, SignOutcome out,
     throw;
   }
 
-  std::string all;
-  for (const auto& d : digests) all.append(d.begin(), d.end());
-  const auto* p = reinterpret_cast<const std::uint8_t*>(all.data());
-  audit_->append(AuditRow{.event = "approval",
-                          .origin = job.origin,
-                          .role = role_name,
-                          .credential_id = cred.id(),
-                          .digest = to_hex(sha256({p, all.size()})),
-                          .result = "ok",
-                          .detail = std::to_string(job.items.size()) + " item(s), " +
-                                    std::string(to_string(out.algorithm)) + ", remote " +
-                                    svc.name});
+  audit_approval(job, cred, digests,
+                 std::string(to_string(out.algorithm)) + ", remote " + svc.name);
 
   // One signHash per chunk, two chunks in flight; progress events stay in item order.
   const std::size_t n = digests.size();

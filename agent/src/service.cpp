@@ -444,6 +444,21 @@ void Service::audit_job_refusal(const SignJob& job, const Error& e,
   }
 }
 
+void Service::audit_approval(const SignJob& job, const Credential& cred,
+                             std::span<const Bytes> digests, const std::string& how) {
+  // The approval covers exactly these digests: record them as one value.
+  std::string all;
+  for (const auto& d : digests) all.append(d.begin(), d.end());
+  const auto* p = reinterpret_cast<const std::uint8_t*>(all.data());
+  audit_->append(AuditRow{.event = "approval",
+                          .origin = job.origin,
+                          .role = std::string(to_string(job.role)),
+                          .credential_id = cred.id(),
+                          .digest = to_hex(sha256({p, all.size()})),
+                          .result = "ok",
+                          .detail = std::to_string(job.items.size()) + " item(s), " + how});
+}
+
 void Service::approve_and_log_in(const SignJob& job, const Credential& cred, Signer& signer,
                                  std::span<const Bytes> digests, const std::atomic<bool>& cancel) {
   try {
@@ -524,18 +539,7 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
 
   approve_and_log_in(job, cred, *signer, digests, cancel);
 
-  // The approval covers exactly these digests: record them as one value.
-  std::string all;
-  for (const auto& d : digests) all.append(d.begin(), d.end());
-  const auto* p = reinterpret_cast<const std::uint8_t*>(all.data());
-  audit_->append(AuditRow{.event = "approval",
-                          .origin = job.origin,
-                          .role = role_name,
-                          .credential_id = cred.id(),
-                          .digest = to_hex(sha256({p, all.size()})),
-                          .result = "ok",
-                          .detail = std::to_string(job.items.size()) + " item(s), " +
-                                    std::string(to_string(out.algorithm))});
+  audit_approval(job, cred, digests, std::string(to_string(out.algorithm)));
 
   // Two lanes, each on its own session, keep the token busy: while one waits for C_Sign the
   // other prepares and submits the next item (tokens that serialize internally lose nothing).

@@ -143,6 +143,10 @@ class Service {
   /// throws the first problem under the refuse policy, logs it under warn.
   void check_certificate(const Credential& cred);
   Dialog sign_dialog(const SignJob& job, const Credential& cred, bool with_pin) const;
+  /// Records the user's approval of exactly `digests` (their concatenation's SHA-256);
+  /// `how` names the algorithm and, for remote jobs, the service.
+  void audit_approval(const SignJob& job, const Credential& cred, std::span<const Bytes> digests,
+                      const std::string& how);
   /// Records a job refused before its first signature (never throws).
   void audit_job_refusal(const SignJob& job, const Error& e,
                          const std::string& credential_id) noexcept;
