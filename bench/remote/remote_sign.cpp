@@ -264,7 +264,7 @@ int main(int argc, char** argv) {
     ::setenv("KYSO_PINENTRY_OTP_STEPS", (tmp + "/otp-steps").c_str(), 1);
     ::setenv("KYSO_PINENTRY_LOG", dialogs.c_str(), 1);
     AgentProcess agent(tmp + "/kyso-agent.toml", tmp + "/agent-state",
-                       std::string(KYSO_SOURCE_DIR) + "/tests/remote/remote-pinentry.sh");
+                       std::string(KYSO_SOURCE_DIR) + "/tests/agent/scripted-pinentry.sh");
     Page page(agent.port);
 
     const kyso::bench::RawPkcs11 raw(kModule, "Kyso Demo ", pin);

@@ -2,7 +2,7 @@
 # Second half of ./run demo: the agent and the demo transcript page on loopback, and the class
 # signed end to end in headless chromium. Sourced environment: SOFTHSM2_CONF (the demo token).
 #
-# Demo only: the approvals are given by a scripted pinentry (tests/sdk/scripted-pinentry.sh) so
+# Demo only: the approvals are given by a scripted pinentry (tests/agent/scripted-pinentry.sh) so
 # the demo runs without a person; each dialog it "saw" is logged. A real install uses GnuPG's
 # pinentry, where the user reads the dialog and types the PIN.
 set -euo pipefail
@@ -20,7 +20,7 @@ pin=$(cat "$DEMO/pin.txt")
 cat > "$DEMO/pinentry" <<PIN
 #!/bin/sh
 export KYSO_PINENTRY_LOG='$DEMO/dialogs.log' KYSO_PINENTRY_PIN='$pin'
-exec '$ROOT/tests/sdk/scripted-pinentry.sh' "\$@"
+exec '$ROOT/tests/agent/scripted-pinentry.sh' "\$@"
 PIN
 chmod 700 "$DEMO/pinentry"
 : > "$DEMO/dialogs.log"

@@ -48,7 +48,6 @@ std::unique_ptr<Agent> remote_agent(const std::string& url,
   return std::make_unique<Agent>([&](kyso::config::AgentConfig& cfg) {
     cfg.pkcs11_modules.clear();
     cfg.system_modules = false;
-    cfg.pinentry = KYSO_REMOTE_PINENTRY;
     cfg.remote = {{kService, url, "principal", rt::env().ca_file}};
     if (!state_dir.empty()) cfg.state_dir = state_dir;
   });

@@ -22,6 +22,5 @@ if(TARGET kyso_agent)
   target_include_directories(remote_agent PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote
     ${CMAKE_CURRENT_SOURCE_DIR}/agent)
   target_compile_definitions(remote_agent PRIVATE
-    KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/remote/remote-pinentry.sh"
-    KYSO_REMOTE_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/remote/remote-pinentry.sh")
+    KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh")
 endif()

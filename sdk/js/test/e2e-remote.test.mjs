@@ -119,7 +119,7 @@ test('browser_remotePrincipal_signsClassBatchWithOneOtp_sameResultsAsToken', { s
   const pinentry = join(tmp, 'pinentry');
   writeFileSync(
     pinentry,
-    `#!/bin/sh\nexport KYSO_PINENTRY_LOG='${pinentryLog}' KYSO_PINENTRY_PIN='${manifest.user_pin}' KYSO_PINENTRY_PASSWORD='${PASSWORD}' KYSO_PINENTRY_TOTP='${TOTP}' KYSO_PINENTRY_OTP_STEPS='${join(tmp, 'otp-steps')}'\nexec '${join(repo, 'tests', 'remote', 'remote-pinentry.sh')}' "$@"\n`,
+    `#!/bin/sh\nexport KYSO_PINENTRY_LOG='${pinentryLog}' KYSO_PINENTRY_PIN='${manifest.user_pin}' KYSO_PINENTRY_PASSWORD='${PASSWORD}' KYSO_PINENTRY_TOTP='${TOTP}' KYSO_PINENTRY_OTP_STEPS='${join(tmp, 'otp-steps')}'\nexec '${join(repo, 'tests', 'agent', 'scripted-pinentry.sh')}' "$@"\n`,
   );
   chmodSync(pinentry, 0o755);
   const dialogs = () => readFileSync(pinentryLog, 'utf8').split('\n').filter(Boolean);

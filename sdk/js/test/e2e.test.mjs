@@ -10,7 +10,7 @@
 // Env: KYSO_AGENT_BIN   the kyso-agent binary (default: ../../build*/agent/kyso-agent if present)
 //      KYSO_TEST_DIR    the demo token made by tests/pki/make-demo-token.sh (manifest.json)
 //      SOFTHSM2_CONF    its SoftHSM2 config (default: KYSO_TEST_DIR/softhsm2.conf)
-//      KYSO_PINENTRY    pinentry to use (default: tests/sdk/scripted-pinentry.sh, auto-confirms)
+//      KYSO_PINENTRY    pinentry to use (default: tests/agent/scripted-pinentry.sh, auto-confirms)
 //      KYSO_E2E_SHOTS   directory for screenshots (default: a temp dir, printed)
 //      KYSO_CHROMIUM    browser binary (default /usr/bin/chromium)
 // Without an agent binary or a demo token the test is skipped, saying what is missing.
@@ -115,7 +115,7 @@ test('browser_demoPage_pairsAndSignsClassAsTeacherPrincipalSeal_asHashesXmlAndPd
   // The agent may start its pinentry with a clean environment: bake the settings into a wrapper.
   const pinentry = join(tmp, 'pinentry');
   const actionFile = join(tmp, 'pinentry.action'); // what the "user" answers: confirm | cancel
-  const scripted = process.env.KYSO_PINENTRY ?? join(repo, 'tests', 'sdk', 'scripted-pinentry.sh');
+  const scripted = process.env.KYSO_PINENTRY ?? join(repo, 'tests', 'agent', 'scripted-pinentry.sh');
   writeFileSync(
     pinentry,
     `#!/bin/sh\nexport KYSO_PINENTRY_LOG='${pinentryLog}' KYSO_PINENTRY_PIN='${manifest.user_pin}' KYSO_PINENTRY_ACTION_FILE='${actionFile}'\nexec '${scripted}' "$@"\n`,
@@ -237,7 +237,7 @@ test('browser_demoPage_pairsAndSignsClassAsTeacherPrincipalSeal_asHashesXmlAndPd
       assert.equal(st.sig, undefined);
       assert.match(await page.textContent('#notice'), /Người dùng đã hủy thao tác/);
       assert.match(await page.textContent(`tr[data-key="${first.lookupCode}"]`), /Lỗi ký GVCN/);
-      assert.match(newDialogs(), /=== GETPIN \(cancel\)/);
+      assert.match(newDialogs(), /^GETPIN .* action=cancel /m);
     });
 
     await step('GVCN signs one transcript', async () => {
@@ -285,7 +285,7 @@ test('browser_demoPage_pairsAndSignsClassAsTeacherPrincipalSeal_asHashesXmlAndPd
       const dialog = newDialogs();
       assert.match(dialog, /\b40\b/, `the batch dialog did not show the count:\n${dialog}`);
       assert.ok(dialog.includes(students[0].fullName), 'the batch dialog did not show the first titles');
-      assert.equal((dialog.match(/^=== GETPIN/gm) ?? []).length <= 1, true, 'more than one PIN entry for one batch');
+      assert.equal((dialog.match(/^GETPIN /gm) ?? []).length <= 1, true, 'more than one PIN entry for one batch');
       await page.screenshot({ path: join(shots, '3-principal.png') });
     });
 
