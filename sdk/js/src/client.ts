@@ -8,14 +8,12 @@ import { KysoError } from './errors.js';
 import { fromBase64, normalizeDigest, toBase64 } from './encoding.js';
 import { checkDocumentItem, documentBytes, documentWire, sha256Hex } from './documents.js';
 import type {
-  BatchItemResult,
   BatchProgress,
   BatchSummary,
   CmsItem,
   DocumentBatchSummary,
   DocumentInput,
   DocumentItem,
-  DocumentItemResult,
   DocumentOptions,
   HashInput,
   PdfItem,
@@ -232,6 +230,66 @@ const pickPdf = <K>(o: Omit<PdfItem<K>, 'type' | 'document'>) =>
 const pickCms = <K>(o: Omit<CmsItem<K>, 'type' | 'document' | 'hash' | 'hashAlgorithm'>) =>
   pick(o, ['title', 'detached', 'level', 'key']) as Omit<CmsItem<K>, 'type' | 'document' | 'hash' | 'hashAlgorithm'>;
 
+/** One item's entry in a batch summary: signed with what `S` adds, or failed with its error. */
+type ItemResult<I, S> = ({ index: number; item: I; ok: true } & S) | { index: number; item: I; ok: false; error: KysoError };
+
+/** A batch summary over items `I` whose signed entries carry `S` (hash batches and document batches). */
+type Summary<I, S> = Omit<BatchSummary<unknown>, 'results' | 'succeeded' | 'failures'> & {
+  results: ItemResult<I, S>[];
+  succeeded: Extract<ItemResult<I, S>, { ok: true }>[];
+  failures: Extract<ItemResult<I, S>, { ok: false }>[];
+};
+
+/**
+ * The page's summary from the agent's: exactly one entry per item, in item order (an item the
+ * agent left out fails with PROTOCOL_ERROR). `signed` turns a result the agent reported signed
+ * into what the entry carries; when it throws, that item fails with the error.
+ */
+async function batchSummary<I, S>(
+  batchId: RequestId,
+  items: readonly I[],
+  wire: Record<string, unknown>,
+  signed: (result: Record<string, unknown>) => S | Promise<S>,
+): Promise<Summary<I, S>> {
+  if (!Array.isArray(wire.results)) throw protocolError('batch summary without results', wire);
+  const byIndex = new Map<number, ItemResult<I, S>>();
+  for (const r of wire.results as unknown[]) {
+    if (!isObject(r) || typeof r.index !== 'number') continue;
+    const item = items[r.index];
+    if (!item || byIndex.has(r.index)) continue;
+    if (r.ok === true) {
+      try {
+        byIndex.set(r.index, { index: r.index, item, ok: true, ...(await signed(r)) });
+      } catch (e) {
+        const error = e instanceof KysoError ? e : protocolError(String(e));
+        byIndex.set(r.index, { index: r.index, item, ok: false, error });
+      }
+    } else {
+      byIndex.set(r.index, { index: r.index, item, ok: false, error: errorFromWire(r.error ?? { code: 'PROTOCOL_ERROR' }, batchId) });
+    }
+  }
+  const results = items.map(
+    (item, index): ItemResult<I, S> =>
+      byIndex.get(index) ?? { index, item, ok: false, error: protocolError(`the summary has no result for item ${index}`) },
+  );
+  const succeeded = results.filter((r): r is Extract<ItemResult<I, S>, { ok: true }> => r.ok);
+  const failures = results.filter((r): r is Extract<ItemResult<I, S>, { ok: false }> => !r.ok);
+  return {
+    batchId,
+    total: items.length,
+    signed: succeeded.length,
+    failed: failures.length,
+    cancelled: wire.cancelled === true,
+    credentialId: String(wire.credentialId ?? ''),
+    algorithm: wire.algorithm as BatchSummary['algorithm'],
+    certificate: String(wire.certificate ?? ''),
+    chain: Array.isArray(wire.chain) ? (wire.chain as string[]) : [],
+    results,
+    succeeded,
+    failures,
+  };
+}
+
 export class KysoClient {
   /** The socket's URL, e.g. ws://127.0.0.1:19587/ */
   readonly url: string;
@@ -368,7 +426,10 @@ export class KysoClient {
       if (!Array.isArray(items) || items.length === 0) throw badRequest('a batch needs at least one item');
       const wire = items.map((item) => toWireItem(item));
       const result = await this.#runBatch(batchId, items, wire, options);
-      return this.#summary(batchId, items, result);
+      return await batchSummary(batchId, items, result, (r) => {
+        if (typeof r.signature !== 'string') throw errorFromWire(r.error ?? { code: 'PROTOCOL_ERROR' }, batchId);
+        return { signature: r.signature };
+      });
     };
     return Object.assign(run(), { batchId });
   }
@@ -498,7 +559,7 @@ export class KysoClient {
       const end = await this.request('upload.end', { uploadId });
       return { uploadId, size: Number(end.size), sha256: String(end.sha256) };
     } catch (e) {
-      this.releaseUpload(uploadId).catch(() => undefined);
+      this.#releaseQuietly([uploadId]);
       throw e;
     }
   }
@@ -507,6 +568,11 @@ export class KysoClient {
   async releaseUpload(uploadId: string): Promise<boolean> {
     const r = await this.request('upload.abort', { uploadId });
     return r.aborted === true;
+  }
+
+  /** Frees uploads on the agent without waiting; a failure to free leaves them to the close. */
+  #releaseQuietly(uploadIds: readonly string[]): void {
+    for (const u of uploadIds) this.releaseUpload(u).catch(() => undefined);
   }
 
   /** Fetches a signed document the agent kept for download (download.chunk), then releases it. */
@@ -561,7 +627,7 @@ export class KysoClient {
         chain: Array.isArray(result.chain) ? (result.chain as string[]) : [],
       };
     } finally {
-      for (const u of uploads) this.releaseUpload(u).catch(() => undefined);
+      this.#releaseQuietly(uploads);
     }
   }
 
@@ -603,9 +669,9 @@ export class KysoClient {
       const { wire, uploads } = await this.#prepareDocuments(items, options);
       try {
         const result = await this.#runBatch(batchId, items, wire, options);
-        return await this.#documentSummary(batchId, items, result);
+        return await batchSummary(batchId, items, result, (r) => this.#signedDocument(r));
       } finally {
-        for (const u of uploads) this.releaseUpload(u).catch(() => undefined);
+        this.#releaseQuietly(uploads);
       }
     };
     return Object.assign(run(), { batchId });
@@ -638,7 +704,7 @@ export class KysoClient {
         }
       }
     } catch (e) {
-      for (const u of uploads) this.releaseUpload(u).catch(() => undefined);
+      this.#releaseQuietly(uploads);
       throw e;
     }
     return { wire, uploads };
@@ -664,50 +730,6 @@ export class KysoClient {
     if (typeof wire.signatureId === 'string') out.signatureId = wire.signatureId;
     if (typeof wire.fieldName === 'string') out.fieldName = wire.fieldName;
     return out;
-  }
-
-  async #documentSummary<K>(
-    batchId: RequestId,
-    items: readonly DocumentItem<K>[],
-    wire: Record<string, unknown>,
-  ): Promise<DocumentBatchSummary<K>> {
-    if (!Array.isArray(wire.results)) throw protocolError('batch summary without results', wire);
-    const byIndex = new Map<number, DocumentItemResult<K>>();
-    for (const r of wire.results as unknown[]) {
-      if (!isObject(r) || typeof r.index !== 'number') continue;
-      const item = items[r.index];
-      if (!item || byIndex.has(r.index)) continue;
-      if (r.ok === true) {
-        try {
-          byIndex.set(r.index, { index: r.index, item, ok: true, ...(await this.#signedDocument(r)) });
-        } catch (e) {
-          const error = e instanceof KysoError ? e : protocolError(String(e));
-          byIndex.set(r.index, { index: r.index, item, ok: false, error });
-        }
-      } else {
-        byIndex.set(r.index, { index: r.index, item, ok: false, error: errorFromWire(r.error ?? { code: 'PROTOCOL_ERROR' }, batchId) });
-      }
-    }
-    const results = items.map(
-      (item, index): DocumentItemResult<K> =>
-        byIndex.get(index) ?? { index, item, ok: false, error: protocolError(`the summary has no result for item ${index}`) },
-    );
-    const succeeded = results.filter((r): r is Extract<DocumentItemResult<K>, { ok: true }> => r.ok);
-    const failures = results.filter((r): r is Extract<DocumentItemResult<K>, { ok: false }> => !r.ok);
-    return {
-      batchId,
-      total: items.length,
-      signed: succeeded.length,
-      failed: failures.length,
-      cancelled: wire.cancelled === true,
-      credentialId: String(wire.credentialId ?? ''),
-      algorithm: wire.algorithm as DocumentBatchSummary<K>['algorithm'],
-      certificate: String(wire.certificate ?? ''),
-      chain: Array.isArray(wire.chain) ? (wire.chain as string[]) : [],
-      results,
-      succeeded,
-      failures,
-    };
   }
 
   /** Stops a running batch after the item being signed; false when it had already ended. */
@@ -882,47 +904,6 @@ export class KysoClient {
     this.#emit('close', { code, reason, byClient: this.#closedByClient });
   }
 
-  #summary<K>(batchId: RequestId, items: readonly HashItem<K>[], wire: Record<string, unknown>): BatchSummary<K> {
-    if (!Array.isArray(wire.results)) throw protocolError('batch summary without results', wire);
-    const byIndex = new Map<number, BatchItemResult<K>>();
-    for (const r of wire.results as unknown[]) {
-      if (!isObject(r) || typeof r.index !== 'number') continue;
-      const item = items[r.index];
-      if (!item || byIndex.has(r.index)) continue;
-      byIndex.set(
-        r.index,
-        r.ok === true && typeof r.signature === 'string'
-          ? { index: r.index, item, ok: true, signature: r.signature }
-          : { index: r.index, item, ok: false, error: errorFromWire(r.error ?? { code: 'PROTOCOL_ERROR' }, batchId) },
-      );
-    }
-    // Every item gets exactly one entry, even if the agent left one out.
-    const results = items.map(
-      (item, index): BatchItemResult<K> =>
-        byIndex.get(index) ?? {
-          index,
-          item,
-          ok: false,
-          error: protocolError(`the summary has no result for item ${index}`),
-        },
-    );
-    const succeeded = results.filter((r): r is Extract<BatchItemResult<K>, { ok: true }> => r.ok);
-    const failures = results.filter((r): r is Extract<BatchItemResult<K>, { ok: false }> => !r.ok);
-    return {
-      batchId,
-      total: items.length,
-      signed: succeeded.length,
-      failed: failures.length,
-      cancelled: wire.cancelled === true,
-      credentialId: String(wire.credentialId ?? ''),
-      algorithm: wire.algorithm as BatchSummary<K>['algorithm'],
-      certificate: String(wire.certificate ?? ''),
-      chain: Array.isArray(wire.chain) ? (wire.chain as string[]) : [],
-      results,
-      succeeded,
-      failures,
-    };
-  }
 }
 
 function openSocket(Ctor: WebSocketConstructor, url: string, timeoutMs: number): Promise<WebSocket> {
