@@ -188,6 +188,35 @@ test('signDocument_resultWithWrongHash_rejectsProtocolError', async () => {
   });
 });
 
+test('signDocuments_summaryWithATamperedOrMissingDocument_failsThoseItemsOnly', async () => {
+  const docs = ['<a Id="x">0</a>', '<a Id="x">1</a>', '<a Id="x">2</a>'];
+  const fake = transferAgent((msg, conn) => {
+    conn.send({
+      id: msg.id,
+      result: {
+        ...common,
+        results: [
+          { index: 0, ok: true, document: b64(docs[0]), size: docs[0].length, sha256: hex(docs[0]), signatureId: 's0' },
+          { index: 1, ok: true, document: b64('tampered'), size: 8, sha256: hex(docs[1]) },
+        ],
+      },
+    });
+  });
+  await withAgent(fake, async (client) => {
+    const s = await client.signDocuments(
+      docs.map((d, i) => ({ type: 'xml', document: d, reference: 'x', title: `HS ${i}`, key: i })),
+      { role: 'teacher' },
+    );
+    assert.deepEqual(s.results.map((r) => [r.index, r.item.key, r.ok]), [[0, 0, true], [1, 1, false], [2, 2, false]]);
+    assert.equal(Buffer.from(s.results[0].document).toString(), docs[0]);
+    assert.equal(s.results[0].signatureId, 's0');
+    assert.equal(s.results[1].error.code, 'PROTOCOL_ERROR');
+    assert.match(s.results[1].error.detail, /SHA-256 differs/);
+    assert.match(s.results[2].error.detail, /no result for item 2/);
+    assert.deepEqual([s.total, s.signed, s.failed], [3, 1, 2]);
+  });
+});
+
 test('signDocument_malformedItems_rejectedBeforeAnythingIsSent', async () => {
   const fake = transferAgent(() => assert.fail('nothing may be sent'));
   await withAgent(fake, async (client) => {

@@ -427,6 +427,45 @@ test('signBatch_refusedBeforeSigning_rejectsWithAgentError', async () => {
   );
 });
 
+test('signBatch_summaryOddResults_everyItemGetsExactlyOneEntryInOrder', async () => {
+  await withAgent(
+    (msg, conn) =>
+      conn.send({
+        id: msg.id,
+        result: {
+          credentialId: 'c'.repeat(64), algorithm: 'rsa-sha256', certificate: 'Y2VydA==', chain: ['Y2E='],
+          results: [
+            'not an object',
+            { index: 2, ok: false, error: err('TOKEN_REMOVED') },
+            { index: 0, ok: true, signature: 'sig0' },
+            { index: 0, ok: false, error: err('TOKEN_REMOVED') }, // a second entry for 0: ignored
+            { index: 1, ok: true }, // "signed" without a signature
+            { index: 9, ok: true, signature: 'sig9' }, // no such item
+          ],
+        },
+      }),
+    async (client) => {
+      const s = await client.signBatch(classItems(4), { role: 'teacher' });
+      assert.deepEqual(s.results.map((r) => [r.index, r.item.key, r.ok, r.ok ? r.signature : r.error.code]), [
+        [0, 'uuid-0', true, 'sig0'],
+        [1, 'uuid-1', false, 'PROTOCOL_ERROR'],
+        [2, 'uuid-2', false, 'TOKEN_REMOVED'],
+        [3, 'uuid-3', false, 'PROTOCOL_ERROR'],
+      ]);
+      assert.match(s.results[3].error.detail, /no result for item 3/);
+      assert.equal(s.results[2].error.requestId, String(s.batchId));
+      assert.deepEqual([s.total, s.signed, s.failed, s.cancelled], [4, 1, 3, false]);
+      assert.deepEqual(s.succeeded.map((r) => r.index), [0]);
+      assert.deepEqual(s.failures.map((r) => r.index), [1, 2, 3]);
+      assert.deepEqual([s.credentialId, s.algorithm, s.certificate, s.chain], ['c'.repeat(64), 'rsa-sha256', 'Y2VydA==', ['Y2E=']]);
+    },
+  );
+  await withAgent(
+    (msg, conn) => conn.send({ id: msg.id, result: { algorithm: 'rsa-sha256' } }),
+    (client) => assert.rejects(client.signBatch(classItems(1), { role: 'teacher' }), (e) => e.code === 'PROTOCOL_ERROR' && /without results/.test(e.detail)),
+  );
+});
+
 test('signBatch_connectionLostMidway_reportsProgressSeen', async () => {
   await withAgent(
     (msg, conn) => {
