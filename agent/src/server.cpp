@@ -1150,12 +1150,17 @@ void Server::Impl::on_accept(tcp::acceptor& a, beast::error_code ec, tcp::socket
       service->audit_refusal({}, {}, ErrorCode::OriginForbidden,
                              "peer uid " + (uid ? std::to_string(*uid) : "unknown"));
       socket.close(e1);
-    } else if (ssl) {
-      std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(shared_from_this(),
-                                                                      std::move(socket), *ssl)
-          ->run();
     } else {
-      std::make_shared<Session<beast::tcp_stream>>(shared_from_this(), std::move(socket))->run();
+      // Events and answers go out as soon as they are ready: with Nagle's algorithm the tail of
+      // a large answer (a batch's summary) waits for the page's delayed ACK, up to 40 ms.
+      socket.set_option(tcp::no_delay(true), e1);
+      if (ssl) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(shared_from_this(),
+                                                                        std::move(socket), *ssl)
+            ->run();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(shared_from_this(), std::move(socket))->run();
+      }
     }
   }
   if (a.is_open()) do_accept(a);
