@@ -268,15 +268,27 @@ AuditLog::Batch::Batch(AuditLog& log, AuditRow common) : log_(log), common_(std:
   log_.batch_ = this;
 }
 
-void AuditLog::Batch::add(std::span<const std::uint8_t> digest, std::string_view result) {
+void AuditLog::Batch::add(std::span<const std::uint8_t> digest, std::string_view result,
+                          std::string_view detail) {
   std::array<char, 128> hex{};  // SHA-512 at most
   const std::size_t len = std::min(digest.size(), hex.size() / 2);
   Hasher::hex_into(digest.first(len), hex.data());
   RowView row = view_of(common_);
   row.digest = {hex.data(), 2 * len};
   row.result = result;
+  if (!detail.empty()) row.detail = detail;
   const std::lock_guard lock(log_.mutex_);
   log_.insert(row);
+}
+
+void AuditLog::Batch::flush() {
+  const std::lock_guard lock(log_.mutex_);
+  exec(log_.db_, "COMMIT");
+  // What is committed stays, whatever happens to the rest of the batch.
+  seq_before_ = log_.last_seq_;
+  hash_before_ = log_.last_hash_;
+  log_.joined_.clear();
+  exec(log_.db_, "BEGIN IMMEDIATE");
 }
 
 void AuditLog::Batch::commit() {

@@ -7,10 +7,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "kyso/agent/service.hpp"
 #include "kyso/core/secret.hpp"
@@ -18,6 +18,7 @@
 #include "kyso/formats/cms.hpp"
 #include "kyso/formats/pdf.hpp"
 #include "kyso/formats/xml.hpp"
+#include "ordered.hpp"
 
 namespace kyso::agent {
 namespace {
@@ -26,8 +27,6 @@ using json = nlohmann::json;
 
 constexpr std::size_t kMaxIdBytes = 200;
 constexpr std::size_t kMaxTextBytes = 500;
-// Documents this many or more sign on two token sessions at once.
-constexpr std::size_t kParallelFrom = 8;
 
 std::string optional_string(const json& j, const char* key, std::size_t max) {
   const auto it = j.find(key);
@@ -498,91 +497,81 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
     return o;
   };
 
-  // As for hashes: two lanes on two token sessions keep the token busy while the other lane
-  // canonicalizes or copies its document; results and progress stay in item order.
+  // As for hashes: lanes on their own token sessions keep the token busy while another
+  // canonicalizes or copies its document; each item is audited before it is reported.
   const std::size_t n = job.items.size();
   out.results.resize(n);
   out.documents.resize(n);
-  std::vector<char> finished(n, 0);
-  std::size_t emitted = 0;
-  std::atomic<std::size_t> next{0};
   std::atomic<bool> cancelled{false};
+  std::mutex fatal_mutex;
   std::optional<Error> fatal;
-  std::mutex mutex;
-  auto lane = [&] {
-    for (;;) {
-      const std::size_t i = next.fetch_add(1);
-      if (i >= n) return;
-      SignResult r;
-      std::optional<DocumentOutput> doc;
-      std::optional<Error> stop;
-      {
-        const std::lock_guard lock(mutex);
-        stop = fatal;
-      }
-      if (stop) {
-        r.error = stop;
-      } else if (cancel.load()) {
-        cancelled = true;
-        r.error = Error(ErrorCode::UserCancelled, "batch cancelled before this item");
-      } else {
-        try {
-          doc = sign_one(*job.items[i].document);
-        } catch (const Error& e) {
-          r.error = e;
-          if (stops_batch(e.code())) {
-            const std::lock_guard lock(mutex);
-            if (!fatal) fatal = e;
-          }
-        } catch (const std::exception& e) {
-          r.error = Error(ErrorCode::Internal, e.what());
+  auto work = [&](std::size_t i) {
+    SignResult& r = out.results[i];
+    std::optional<Error> stop;
+    {
+      const std::lock_guard lock(fatal_mutex);
+      stop = fatal;
+    }
+    if (stop) {
+      r.error = std::move(stop);
+    } else if (cancel.load()) {
+      cancelled = true;
+      r.error = Error(ErrorCode::UserCancelled, "batch cancelled before this item");
+    } else {
+      try {
+        out.documents[i] = sign_one(*job.items[i].document);
+      } catch (const Error& e) {
+        r.error = e;
+        if (stops_batch(e.code())) {
+          const std::lock_guard lock(fatal_mutex);
+          if (!fatal) fatal = e;
         }
-      }
-      const std::lock_guard lock(mutex);
-      out.results[i] = std::move(r);
-      out.documents[i] = std::move(doc);
-      finished[i] = 1;
-      while (emitted < n && finished[emitted] != 0) {
-        if (progress) progress(emitted, out.results[emitted]);
-        ++emitted;
+      } catch (const std::exception& e) {
+        r.error = Error(ErrorCode::Internal, e.what());
       }
     }
   };
-  if (n >= kParallelFrom) {
-    std::thread second(lane);
-    try {
-      lane();
-    } catch (...) {
-      next = n;
-      second.join();
-      throw;
+  AuditLog::Batch audit_rows(*audit_, AuditRow{.event = "signature",
+                                               .origin = job.origin,
+                                               .role = role_name,
+                                               .credential_id = cred.id(),
+                                               .digest = {},
+                                               .result = {},
+                                               .detail = {}});
+  std::optional<Error> audit_failure;
+  auto report = [&](std::size_t first, std::size_t last) {
+    if (!audit_failure) {
+      try {
+        for (std::size_t i = first; i < last; ++i) {
+          const auto& r = out.results[i];
+          const auto& d = out.documents[i];
+          std::string detail(to_string(job.items[i].type));
+          if (d) {
+            detail += " signed-digest=" + to_hex(d->signed_digest) + " output-sha256=" + d->sha256;
+            if (!d->signature_id.empty()) detail += " signature=" + d->signature_id;
+            if (!d->field_name.empty()) detail += " field=" + d->field_name;
+          }
+          audit_rows.add(approved[i], r.ok() ? std::string_view("ok") : r.error->name(), detail);
+        }
+        audit_rows.flush();
+      } catch (const Error& e) {
+        audit_failure = e;
+        const std::lock_guard lock(fatal_mutex);
+        if (!fatal) fatal = e;
+      }
     }
-    second.join();
-  } else {
-    lane();
-  }
+    if (audit_failure) {
+      // A document whose row is not in the log does not leave the agent.
+      detail::withhold(out.results, first, last, *audit_failure);
+      for (std::size_t i = first; i < last; ++i) out.documents[i].reset();
+    }
+    if (progress) {
+      for (std::size_t i = first; i < last; ++i) progress(i, out.results[i]);
+    }
+  };
+  detail::run_ordered(n, n >= detail::kParallelFrom ? 2 : 1, detail::kReportEvery, work, report);
   out.cancelled = cancelled.load();
-
-  std::vector<AuditRow> rows;
-  rows.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto& r = out.results[i];
-    const auto& d = out.documents[i];
-    std::string detail = std::string(to_string(job.items[i].type));
-    if (d) {
-      detail += " signed-digest=" + to_hex(d->signed_digest) + " output-sha256=" + d->sha256;
-      if (!d->signature_id.empty()) detail += " signature=" + d->signature_id;
-      if (!d->field_name.empty()) detail += " field=" + d->field_name;
-    }
-    rows.push_back(AuditRow{.event = "signature",
-                            .origin = job.origin,
-                            .role = role_name,
-                            .credential_id = cred.id(),
-                            .digest = to_hex(approved[i]),
-                            .result = r.ok() ? "ok" : std::string(r.error->name()),
-                            .detail = std::move(detail)});
-  }
-  audit_->append(rows);
+  if (!audit_failure) audit_rows.commit();
   return out;
 }
 

@@ -3,12 +3,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "kyso/config/token_profiles.hpp"
 #include "kyso/core/secret.hpp"
+#include "ordered.hpp"
 #include "remote_source.hpp"
 
 namespace kyso::agent {
@@ -16,8 +17,6 @@ namespace {
 
 constexpr std::size_t kMaxTitleBytes = 200;
 constexpr std::size_t kDialogTitles = 5;
-// Batches this big sign on two sessions at once.
-constexpr std::size_t kParallelFrom = 8;
 
 /// Control characters out, at most kMaxTitleBytes, never cutting a UTF-8 sequence.
 std::string clean_title(std::string_view in) {
@@ -541,19 +540,40 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
 
   audit_approval(job, cred, digests, std::string(to_string(out.algorithm)));
 
-  // Two lanes, each on its own session, keep the token busy: while one waits for C_Sign the
-  // other prepares and submits the next item (tokens that serialize internally lose nothing).
-  // Results and progress events stay in item order.
+  // Lanes, each on its own session, keep the token busy; the calling thread audits what they
+  // signed, in item order, and only then reports it (events, summary).
   const std::size_t n = digests.size();
   out.results.resize(n);
-  std::vector<char> finished(n, 0);
-  std::size_t emitted = 0;
-  std::atomic<std::size_t> next{0};
   std::atomic<bool> cancelled{false};
-  std::optional<Error> fatal;
-  std::mutex mutex;
-  // Every signature is audited as it finishes, in item order, inside one transaction that
-  // commits before any signature leaves the agent; the token keeps signing meanwhile.
+  std::mutex fatal_mutex;
+  std::optional<Error> fatal;  // the first error that stops the rest of the batch
+  auto stop_with = [&](const Error& e) {
+    const std::lock_guard lock(fatal_mutex);
+    if (!fatal) fatal = e;
+  };
+  auto work = [&](std::size_t i) {
+    SignResult& r = out.results[i];
+    std::optional<Error> stop;
+    {
+      const std::lock_guard lock(fatal_mutex);
+      stop = fatal;
+    }
+    if (stop) {
+      r.error = std::move(stop);
+    } else if (cancel.load()) {
+      cancelled = true;
+      r.error = Error(ErrorCode::UserCancelled, "batch cancelled before this item");
+    } else {
+      try {
+        r.signature = signer->sign_digest(out.algorithm, digests[i], job.encoding);
+      } catch (const Error& e) {
+        r.error = e;
+        if (stops_batch(e.code())) stop_with(e);
+      } catch (const std::exception& e) {
+        r.error = Error(ErrorCode::Internal, e.what());
+      }
+    }
+  };
   AuditLog::Batch audit_rows(*audit_, AuditRow{.event = "signature",
                                                .origin = job.origin,
                                                .role = role_name,
@@ -562,68 +582,28 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
                                                .result = {},
                                                .detail = {}});
   std::optional<Error> audit_failure;
-  auto lane = [&] {
-    for (;;) {
-      const std::size_t i = next.fetch_add(1);
-      if (i >= n) return;
-      SignResult r;
-      std::optional<Error> stop;
-      {
-        const std::lock_guard lock(mutex);
-        stop = fatal;
-      }
-      if (stop) {
-        r.error = stop;
-      } else if (cancel.load()) {
-        cancelled = true;
-        r.error = Error(ErrorCode::UserCancelled, "batch cancelled before this item");
-      } else {
-        try {
-          r.signature = signer->sign_digest(out.algorithm, digests[i], job.encoding);
-        } catch (const Error& e) {
-          r.error = e;
-          if (stops_batch(e.code())) {
-            const std::lock_guard lock(mutex);
-            if (!fatal) fatal = e;
-          }
+  auto report = [&](std::size_t first, std::size_t last) {
+    if (!audit_failure) {
+      try {
+        for (std::size_t i = first; i < last; ++i) {
+          const SignResult& r = out.results[i];
+          audit_rows.add(digests[i], r.ok() ? std::string_view("ok") : r.error->name());
         }
+        audit_rows.flush();
+      } catch (const Error& e) {
+        audit_failure = e;
+        stop_with(e);
       }
-      const std::lock_guard lock(mutex);
-      out.results[i] = std::move(r);
-      finished[i] = 1;
-      while (emitted < n && finished[emitted] != 0) {
-        const SignResult& done = out.results[emitted];
-        if (!audit_failure) {
-          try {
-            audit_rows.add(digests[emitted],
-                           done.ok() ? std::string_view("ok") : done.error->name());
-          } catch (const Error& e) {
-            audit_failure = e;  // nothing more is signed, and nothing signed is returned
-            if (!fatal) fatal = e;
-          }
-        }
-        if (progress) progress(emitted, done);
-        ++emitted;
-      }
+    }
+    // A signature whose row is not in the log does not leave the agent.
+    if (audit_failure) detail::withhold(out.results, first, last, *audit_failure);
+    if (progress) {
+      for (std::size_t i = first; i < last; ++i) progress(i, out.results[i]);
     }
   };
-  if (n >= kParallelFrom) {
-    std::thread second(lane);
-    try {
-      lane();
-    } catch (...) {
-      next = n;
-      second.join();
-      throw;
-    }
-    second.join();
-  } else {
-    lane();
-  }
+  detail::run_ordered(n, n >= detail::kParallelFrom ? 2 : 1, detail::kReportEvery, work, report);
   out.cancelled = cancelled.load();
-
-  if (audit_failure) throw *audit_failure;
-  audit_rows.commit();
+  if (!audit_failure) audit_rows.commit();
   return out;
 }
 

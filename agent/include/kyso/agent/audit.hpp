@@ -50,9 +50,11 @@ class AuditLog {
   /// Appends many rows in one transaction.
   void append(std::span<const AuditRow> rows);
   /// A batch's signature rows, written as its items finish (while the token signs the next
-  /// ones) inside one transaction that commit() ends. Rows others append meanwhile (a refused
-  /// connection) join that transaction in chain order; nobody waits longer than one insert.
-  /// Destroyed without commit(): rolled back, and those other rows are written again.
+  /// ones) inside a transaction that flush() commits and reopens and commit() ends: a
+  /// signature leaves the agent only after flush() or commit() covered its row. Rows others
+  /// append meanwhile (a refused connection) join that transaction in chain order; nobody waits
+  /// longer than one insert. Destroyed without commit(): the rows since the last flush() are
+  /// rolled back, and those other rows are written again.
   class Batch {
    public:
     /// `common` gives every field but the digest and the result. One batch at a time.
@@ -63,8 +65,12 @@ class AuditLog {
     Batch(Batch&&) = delete;
     Batch& operator=(Batch&&) = delete;
 
-    /// One signature's row: its digest (hex in the log) and result ("ok" or an error code).
-    void add(std::span<const std::uint8_t> digest, std::string_view result);
+    /// One signature's row: its digest (hex in the log), result ("ok" or an error code) and,
+    /// for documents, what was signed and produced.
+    void add(std::span<const std::uint8_t> digest, std::string_view result,
+             std::string_view detail = {});
+    /// Commits the rows so far and opens the next transaction.
+    void flush();
     void commit();
 
    private:
