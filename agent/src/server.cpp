@@ -149,6 +149,8 @@ struct Batch {
   std::size_t progress_every = 1;
   /// progressInterval: coalesced events, one at most every this long (0: not coalesced).
   std::chrono::milliseconds progress_interval{0};
+  /// signaturesInEvents: coalesced events carry their items' signatures; the summary does not.
+  bool signatures_in_events = false;
   enum class State { Collecting, Running, Done } state = State::Collecting;
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
 };
@@ -510,6 +512,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         {"maxBatchItems", lim.max_batch_items},
         {"maxInFlight", lim.max_in_flight},
         {"progressInterval", true},
+        {"signaturesInEvents", true},
         {"remote", false},
     };
     respond(id, {{"agent", "kyso-agent"},
@@ -655,6 +658,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       }
       b->progress_interval = std::chrono::milliseconds(e->get<std::size_t>());
     }
+    if (const auto e = params.find("signaturesInEvents"); e != params.end()) {
+      if (!e->is_boolean())
+        throw Error(ErrorCode::BadRequest, "signaturesInEvents is true or false");
+      b->signatures_in_events = e->get<bool>();
+      if (b->signatures_in_events && b->progress_interval.count() == 0) {
+        throw Error(ErrorCode::BadRequest, "signaturesInEvents needs progressInterval");
+      }
+    }
     b->job = std::move(job);
     batches_[key] = b;
     ++in_flight_;  // the batch counts from now until its summary
@@ -704,6 +715,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     // The in-flight slot was taken when the batch was announced.
     --in_flight_;
     try {
+      if (b->signatures_in_events && b->job.items.front().document) {
+        throw Error(ErrorCode::BadRequest, "signaturesInEvents is for hash items");
+      }
       start_job(b->id, b->job, b);
     } catch (const Error& e) {
       b->state = Batch::State::Done;
@@ -723,9 +737,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                                  flag] { self->work(id, job, batch, flag); });
   }
 
-  /// batch.progress events, built on the signing thread in item order (Service::sign calls
-  /// add() under its lane lock). Per item, every k-th item (progressEvery), or coalesced: at
-  /// most one event every progressInterval, carrying every item finished since the last one.
+  /// batch.progress events, built in item order on the job's reporting thread, after each
+  /// item's audit row is committed (detail::run_ordered). Per item, every k-th item
+  /// (progressEvery), or coalesced: at most one event every progressInterval, carrying every item
+  /// finished since the last one.
   class ProgressEvents {
    public:
     ProgressEvents(Session& session, const json& id, const Batch& b)
@@ -733,7 +748,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
           id_(id.dump()),
           total_(b.job.items.size()),
           every_(b.progress_every),
-          interval_(b.progress_interval) {}
+          interval_(b.progress_interval),
+          signatures_(b.signatures_in_events),
+          sent_(signatures_ ? total_ : 0, 0) {}
+
+    /// With signaturesInEvents: which items' signatures went out in an event (a remote
+    /// credential reports results without them; the summary carries those).
+    [[nodiscard]] const std::vector<char>* sent() const { return signatures_ ? &sent_ : nullptr; }
 
     void add(std::size_t index, const SignResult& r) {
       ++done_;
@@ -746,6 +767,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
           failed_ += ",\"error\":";
           failed_ += error_json(*r.error).dump();
           failed_ += '}';
+        } else if (signatures_ && !r.signature.empty()) {
+          sent_[index] = 1;
+          signed_ += signed_.empty() ? "[{\"index\":" : ",{\"index\":";
+          append_uint(signed_, index);
+          signed_ += ",\"signature\":\"";
+          append_base64(signed_, r.signature);
+          signed_ += "\"}";
         }
         // The first item at once (the page sees the signing start), then by time, and the last.
         const auto now = std::chrono::steady_clock::now();
@@ -756,6 +784,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         append_uint(text, from_);
         text += ",\"failed\":";
         text += failed_.empty() ? "[]" : failed_ + "]";
+        if (signatures_) {
+          text += ",\"signatures\":";
+          text += signed_.empty() ? "[]" : signed_ + "]";
+          signed_.clear();
+        }
         text += "}}";
         failed_.clear();
         from_ = done_;
@@ -793,13 +826,16 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     std::size_t total_;
     std::size_t every_;
     std::chrono::milliseconds interval_;
+    bool signatures_;
+    std::vector<char> sent_;
     std::size_t done_ = 0;
     std::size_t from_ = 0;
     std::string failed_;
+    std::string signed_;  ///< with signaturesInEvents: the covered items' signatures
     std::chrono::steady_clock::time_point sent_at_{};
   };
 
-  /// From a signing thread: queues a message for this connection. Several messages queued
+  /// From a job's thread: queues a message for this connection. Several messages queued
   /// while the io thread is busy cost one handoff. Waits while the connection's queue is full:
   /// a page that reads slowly slows the batch instead of growing memory.
   void push_from_worker(std::string text) {
@@ -861,7 +897,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     } else if (!outcome->documents.empty()) {
       documents = std::move(outcome);
     } else if (batch) {
-      answer = batch_summary(id, *outcome);
+      answer = batch_summary(id, *outcome, events->sent());
     } else {
       answer = sign_result(id, *outcome, to_hex(job.items.front().digest));
     }
@@ -907,7 +943,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   /// The batch's summary, one entry per item in order; built as text (2,000 signatures).
-  static std::string batch_summary(const json& id, const SignOutcome& o) {
+  /// An item whose signature went out in an event (`sent`, signaturesInEvents) says only ok.
+  static std::string batch_summary(const json& id, const SignOutcome& o,
+                                   const std::vector<char>* sent) {
     std::size_t ok = 0;
     std::size_t sig_bytes = 0;
     for (const auto& r : o.results) {
@@ -942,7 +980,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       const auto& r = o.results[i];
       t += i == 0 ? R"({"index":)" : R"(,{"index":)";
       append_uint(t, i);
-      if (r.ok()) {
+      if (r.ok() && sent != nullptr && (*sent)[i] != 0) {
+        t += R"(,"ok":true})";
+      } else if (r.ok()) {
         t += R"(,"ok":true,"signature":")";
         append_base64(t, r.signature);
         t += "\"}";
@@ -1047,7 +1087,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::shared_ptr<std::atomic<bool>> closed_flag_ = std::make_shared<std::atomic<bool>>(false);
   std::mutex flags_mutex_;
   std::vector<std::shared_ptr<std::atomic<bool>>> job_flags_;
-  std::mutex outbox_mutex_;  // messages from signing threads, before they reach queue_
+  std::mutex outbox_mutex_;  // messages from job threads, before they reach queue_
   std::vector<std::string> outbox_;
   bool outbox_posted_ = false;
 };

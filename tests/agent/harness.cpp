@@ -155,4 +155,8 @@ Bytes item_digest(const json& item) {
   return from_base64(item.at("hash").get<std::string>());
 }
 
+std::string code_of(const nlohmann::json& response) {
+  return response.at("error").at("code").get<std::string>();
+}
+
 }  // namespace kyso::test

@@ -73,6 +73,9 @@ class Client {
 int upgrade_status(std::uint16_t port, const std::optional<std::string>& origin,
                    const std::string& host);
 
+/// The error code of a response (throws when it has none).
+std::string code_of(const nlohmann::json& response);
+
 /// An item for the demo: {"type":"hash", ...} over SHA-256 of `text`.
 nlohmann::json hash_item(const std::string& text, const std::string& alg = "sha256");
 Bytes item_digest(const nlohmann::json& item);

@@ -32,10 +32,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string code_of(const json& response) {
-  return response.at("error").at("code").get<std::string>();
-}
-
 /// Waits until `pred` holds (2 s at most).
 template <typename Pred>
 bool eventually(Pred pred) {

@@ -25,10 +25,6 @@ json teacher_sign(const std::string& title) {
   return {{"role", "teacher"}, {"item", hash_item(title)}};
 }
 
-std::string code_of(const json& response) {
-  return response.at("error").at("code").get<std::string>();
-}
-
 }  // namespace
 
 TEST_CASE("upgrade_wrongHost_refusedBeforeUpgrade", "[ws][security]") {

@@ -1,7 +1,10 @@
 // Signing through the agent as a page would: every algorithm, a class batch with progress, a
 // token pulled out mid-batch, cancel, token events; each signature checked by OpenSSL alone.
 
+#include <sqlite3.h>
+
 #include <catch2/catch.hpp>
+#include <map>
 #include <thread>
 
 #include "harness.hpp"
@@ -104,6 +107,75 @@ TEST_CASE("sign_hashWithEveryAlgorithm_verifiesWithOpenSsl", "[ws]") {
   CHECK(r["result"]["credentialId"] == fixture().credential("principal").credential_id());
   // Every request needed its own login: the PIN is not kept between requests.
   CHECK(Faults::get("count.C_Login") == 10);
+  CHECK(agent::AuditLog::verify(a.state / "state" / "audit.db").ok);
+}
+
+TEST_CASE("batchSign_signaturesInEvents_eachSignatureLeavesOnlyAfterItsAuditRow", "[ws]") {
+  Agent a;
+  Client c(a.port());
+  const auto items = batch_items(300);
+  c.send_text(json{{"id", "lop-12A3"},
+                   {"method", "batch.sign"},
+                   {"params",
+                    {{"role", "principal"},
+                     {"items", items},
+                     {"progressInterval", 1},
+                     {"signaturesInEvents", true}}}}
+                  .dump());
+  // The page's view of the audit log: a second, read-only connection sees committed rows only.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2((a.state / "state" / "audit.db").c_str(), &db, SQLITE_OPEN_READONLY,
+                          nullptr) == SQLITE_OK);
+  sqlite3_stmt* row = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db,
+                             "SELECT COUNT(*) FROM audit WHERE event = 'signature' AND "
+                             "result = 'ok' AND digest = ?",
+                             -1, &row, nullptr) == SQLITE_OK);
+  auto audited = [&](std::size_t i) {
+    const std::string hex = to_hex(item_digest(items[i]));
+    sqlite3_reset(row);
+    sqlite3_bind_text(row, 1, hex.c_str(), -1, SQLITE_TRANSIENT);
+    return sqlite3_step(row) == SQLITE_ROW && sqlite3_column_int(row, 0) == 1;
+  };
+  std::map<std::size_t, Bytes> sigs;
+  std::size_t events = 0;
+  json summary;
+  for (;;) {
+    json m = c.read();
+    if (!m.contains("event")) {
+      summary = std::move(m);
+      break;
+    }
+    ++events;
+    for (const auto& s : m["params"]["signatures"]) {
+      const auto i = s["index"].get<std::size_t>();
+      CHECK(audited(i));
+      sigs[i] = from_base64(s["signature"].get<std::string>());
+    }
+  }
+  sqlite3_finalize(row);
+  sqlite3_close(db);
+  CHECK(events >= 2);
+  REQUIRE(summary.contains("result"));
+  const auto& s = summary["result"];
+  CHECK(s["signed"] == 300);
+  // Each signature went out once, in an event; the summary only says which items succeeded.
+  REQUIRE(sigs.size() == 300);
+  const Bytes cert = from_base64(s["certificate"].get<std::string>());
+  for (std::size_t i = 0; i < 300; ++i) {
+    CHECK(s["results"][i]["index"] == i);
+    CHECK(s["results"][i]["ok"] == true);
+    CHECK_FALSE(s["results"][i].contains("signature"));
+    CHECK(openssl_verify(cert, SignAlgorithm::RsaPkcs1Sha256, item_digest(items[i]), sigs[i]));
+  }
+  // Coalesced events are what makes every item's signature arrive; a boolean, nothing else.
+  CHECK(code_of(c.call("batch.sign", {{"role", "principal"},
+                                      {"items", batch_items(2)},
+                                      {"signaturesInEvents", true}})) == "BAD_REQUEST");
+  CHECK(code_of(c.call("batch.sign", {{"role", "principal"},
+                                      {"items", batch_items(2)},
+                                      {"progressInterval", 50},
+                                      {"signaturesInEvents", "yes"}})) == "BAD_REQUEST");
   CHECK(agent::AuditLog::verify(a.state / "state" / "audit.db").ok);
 }
 

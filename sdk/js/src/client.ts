@@ -53,7 +53,9 @@ const PROGRESS_INTERVAL_MS = 50;
  * got `progressInterval`) covers items `from`..`index`, each signed unless listed in `failed`;
  * a per-item event covers `index` alone.
  */
-function progressItems(params: Record<string, unknown>): { index: number; ok: boolean; error?: unknown }[] {
+function progressItems(
+  params: Record<string, unknown>,
+): { index: number; ok: boolean; error?: unknown; signature?: string }[] {
   const last = Number(params.index);
   if (!Number.isInteger(last) || last < 0) return [];
   if (params.from === undefined) {
@@ -67,9 +69,21 @@ function progressItems(params: Record<string, unknown>): { index: number; ok: bo
       if (isObject(f)) failed.set(Number(f.index), f.error);
     }
   }
-  const out: { index: number; ok: boolean; error?: unknown }[] = [];
+  // With signaturesInEvents the event also carries each signed item's signature.
+  const signatures = new Map<number, string>();
+  if (Array.isArray(params.signatures)) {
+    for (const s of params.signatures) {
+      if (isObject(s) && typeof s.signature === 'string') signatures.set(Number(s.index), s.signature);
+    }
+  }
+  const out: { index: number; ok: boolean; error?: unknown; signature?: string }[] = [];
   for (let i = first; i <= last; i++) {
-    out.push(failed.has(i) ? { index: i, ok: false, error: failed.get(i) } : { index: i, ok: true });
+    const signature = signatures.get(i);
+    out.push(
+      failed.has(i)
+        ? { index: i, ok: false, error: failed.get(i) }
+        : { index: i, ok: true, ...(signature !== undefined ? { signature } : {}) },
+    );
   }
   return out;
 }
@@ -425,7 +439,9 @@ export class KysoClient {
     const run = async (): Promise<BatchSummary<K>> => {
       if (!Array.isArray(items) || items.length === 0) throw badRequest('a batch needs at least one item');
       const wire = items.map((item) => toWireItem(item));
-      const result = await this.#runBatch(batchId, items, wire, options);
+      // Signatures travel with the progress events, so the summary stays small.
+      const inEvents = this.info?.capabilities.signaturesInEvents === true;
+      const result = await this.#runBatch(batchId, items, wire, options, inEvents);
       return await batchSummary(batchId, items, result, (r) => {
         if (typeof r.signature !== 'string') throw errorFromWire(r.error ?? { code: 'PROTOCOL_ERROR' }, batchId);
         return { signature: r.signature };
@@ -442,6 +458,7 @@ export class KysoClient {
     options: Omit<SignBatchOptions<unknown>, 'onProgress'> & {
       onProgress?: (progress: BatchProgress<unknown, I>) => void;
     },
+    signaturesInEvents = false,
   ): Promise<Record<string, unknown>> {
     {
       const common = signingParams(options);
@@ -456,7 +473,15 @@ export class KysoClient {
       };
 
       const interval = options.progressIntervalMs ?? PROGRESS_INTERVAL_MS;
-      const progressParams = interval > 0 ? { progressInterval: Math.min(Math.round(interval), 60_000) } : {};
+      const inEvents = signaturesInEvents && interval > 0;
+      const progressParams =
+        interval > 0
+          ? {
+              progressInterval: Math.min(Math.round(interval), 60_000),
+              ...(inEvents ? { signaturesInEvents: true } : {}),
+            }
+          : {};
+      const signatures = new Map<number, string>();
       const summary = this.request(
         'batch.sign',
         { ...common, ...progressParams, total: items.length, items: chunks[0] },
@@ -472,6 +497,7 @@ export class KysoClient {
               const item = items[r.index];
               if (!item) continue;
               (r.ok ? okIndexes : failedIndexes).push(r.index);
+              if (r.signature !== undefined) signatures.set(r.index, r.signature);
               const progress = {
                 batchId,
                 done: r.index + 1,
@@ -480,6 +506,7 @@ export class KysoClient {
                 ok: r.ok,
                 item,
                 ...(r.error !== undefined ? { error: errorFromWire(r.error, batchId) } : {}),
+                ...(r.signature !== undefined ? { signature: r.signature } : {}),
               };
               try {
                 options.onProgress?.(progress);
@@ -526,6 +553,15 @@ export class KysoClient {
             });
           }
           throw e;
+        }
+        // The summary names every signed item; signatures that came in events join it here.
+        if (signatures.size > 0 && Array.isArray(result.results)) {
+          for (const r of result.results) {
+            if (isObject(r) && r.ok === true && r.signature === undefined) {
+              const signature = signatures.get(Number(r.index));
+              if (signature !== undefined) r.signature = signature;
+            }
+          }
         }
         return result;
       } finally {

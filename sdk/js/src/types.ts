@@ -30,6 +30,10 @@ export interface Capabilities {
   maxBatchItems?: number;
   maxInFlight?: number;
   remote?: boolean;
+  /** batch.sign's coalesced progress (`progressInterval`). */
+  progressInterval?: boolean;
+  /** Coalesced events can carry the items' signatures (`signaturesInEvents`). */
+  signaturesInEvents?: boolean;
   [more: string]: unknown;
 }
 
@@ -291,6 +295,8 @@ export interface BatchProgress<K = string, I = HashItem<K>> {
   ok: boolean;
   item: I;
   error?: KysoError;
+  /** A hash item's signature (base64), when the agent sent it with the progress. */
+  signature?: string;
 }
 
 export type BatchItemResult<K = string> =
