@@ -89,6 +89,25 @@ TEST_CASE("find_socket_uid reads the peer's row of /proc/net/tcp and tcp6", "[ws
                         tcp::endpoint(make_address("::1"), 0x4C93)) == 0U);
 }
 
+TEST_CASE("kernel_socket_uid finds the owner of a real loopback connection, v4 and v6",
+          "[ws][security]") {
+  using boost::asio::ip::make_address;
+  using boost::asio::ip::tcp;
+  boost::asio::io_context ioc;
+  for (const char* address : {"127.0.0.1", "::1"}) {
+    tcp::acceptor acceptor(ioc, tcp::endpoint(make_address(address), 0));
+    tcp::socket client(ioc);
+    client.connect(acceptor.local_endpoint());
+    tcp::socket served = acceptor.accept();
+    // The agent's view: its end is `served`, the page's end is `client`.
+    CHECK(kernel_socket_uid(client.local_endpoint(), client.remote_endpoint()) == ::getuid());
+    CHECK(peer_uid(served.local_endpoint(), served.remote_endpoint()) == ::getuid());
+    // No such socket: nothing, not a guess.
+    CHECK_FALSE(
+        kernel_socket_uid(tcp::endpoint(make_address(address), 1), client.remote_endpoint()));
+  }
+}
+
 TEST_CASE("origins: only https (or loopback http) can be paired", "[ws][security]") {
   CHECK(origin_pairable("https://hocba.example.edu.vn"));
   CHECK(origin_pairable("http://localhost:8080"));

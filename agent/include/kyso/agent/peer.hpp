@@ -12,10 +12,17 @@
 namespace kyso::agent {
 
 /// The uid owning the peer's socket of the loopback connection (`local` is our end, `remote`
-/// the peer's). Linux: the peer's row in /proc/net/tcp or /proc/net/tcp6 (its local address is
-/// our remote one). nullopt when it cannot be found.
+/// the peer's). Linux: the kernel's sock_diag lookup of the peer's socket (its local address is
+/// our remote one); without sock_diag, its row in /proc/net/tcp or /proc/net/tcp6, which costs
+/// a scan of every TCP socket on the machine. nullopt when it cannot be found.
 std::optional<unsigned> peer_uid(const boost::asio::ip::tcp::endpoint& local,
                                  const boost::asio::ip::tcp::endpoint& remote);
+
+/// The kernel's own answer (NETLINK_SOCK_DIAG, the interface `ss` uses): the uid owning the
+/// TCP socket whose local end is `local` and remote end `remote`, by one exact lookup however
+/// many sockets the machine has. nullopt without sock_diag or without such a socket.
+std::optional<unsigned> kernel_socket_uid(const boost::asio::ip::tcp::endpoint& local,
+                                          const boost::asio::ip::tcp::endpoint& remote);
 
 /// Parses a /proc/net/tcp{,6} table: the uid of the row whose local address is `local` and
 /// remote address is `remote`. Exposed for unit tests.
