@@ -260,6 +260,7 @@ void Token::mark_removed() noexcept {
   {
     const std::lock_guard keys(keys_mutex_);
     key_handles_.clear();
+    credentials_.reset();  // whatever comes back may have been provisioned elsewhere
   }
   anchor_session_ = 0;  // invalid with the token gone; the module forgets it by itself
 }
@@ -300,7 +301,17 @@ std::vector<Credential> Token::credentials() {
     };
     std::vector<Found> end_entities;
     std::vector<X509Ptr> cas;
-    for (CK_OBJECT_HANDLE o : find_objects(*module_, lease.handle(), tmpl)) {
+    const auto handles = find_objects(*module_, lease.handle(), tmpl);
+    {
+      // The same certificate objects as last time: their contents did not change (a token's
+      // certificates are replaced by deleting and creating objects). Reading and parsing
+      // every certificate costs a USB token tens of milliseconds per request.
+      const std::lock_guard lock(keys_mutex_);
+      if (credentials_ && credentials_->handles == handles && credentials_->label == t.label) {
+        return credentials_->list;
+      }
+    }
+    for (CK_OBJECT_HANDLE o : handles) {
       const Bytes der = read_attribute(*module_, lease.handle(), o, CKA_VALUE);
       if (der.empty()) continue;
       CertificateInfo info;
@@ -337,6 +348,10 @@ std::vector<Credential> Token::credentials() {
         credential_key_ids_[c.id()] = f.key_id;
       }
       out.push_back(std::move(c));
+    }
+    {
+      const std::lock_guard lock(keys_mutex_);
+      credentials_ = CachedCredentials{.handles = handles, .label = t.label, .list = out};
     }
     return out;
   } catch (const Error& e) {

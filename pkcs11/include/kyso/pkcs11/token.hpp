@@ -76,7 +76,8 @@ class Token : public std::enable_shared_from_this<Token> {
   void logout() noexcept;
 
   /// The credentials on this token: end-entity certificates with a CKA_ID, with the chain
-  /// built from CA certificates on the same token.
+  /// built from CA certificates on the same token. Read again only when the set of
+  /// certificate objects (or the token's label) changed, or after the token was removed.
   std::vector<Credential> credentials();
 
   /// A signer for one of this token's credentials.
@@ -120,6 +121,13 @@ class Token : public std::enable_shared_from_this<Token> {
   std::map<Bytes, unsigned long, BytesLess> key_handles_;
   std::map<std::string, Bytes> credential_key_ids_;  // credential id -> CKA_ID
   std::optional<std::vector<unsigned long>> mechanisms_;
+  /// credentials() as last read, with the certificate objects it came from.
+  struct CachedCredentials {
+    std::vector<unsigned long> handles;
+    std::string label;
+    std::vector<Credential> list;
+  };
+  std::optional<CachedCredentials> credentials_;  // under keys_mutex_
 };
 
 }  // namespace kyso::pkcs11
