@@ -794,8 +794,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         from_ = done_;
         return session_.push_from_worker(std::move(text));
       }
-      // With progressEvery k: every k-th item, every failed item and the last one.
-      if (every_ > 1 && r.ok() && done_ % every_ != 0 && !last) return;
+      // With progressEvery k: the first item (the page sees the signing start), every k-th
+      // item, every failed item and the last one.
+      if (every_ > 1 && r.ok() && done_ != 1 && done_ % every_ != 0 && !last) return;
       std::string text = head(index, r.ok());
       if (!r.ok()) {
         text += ",\"error\":";

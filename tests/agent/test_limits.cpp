@@ -190,6 +190,21 @@ TEST_CASE("tokenProfiles_fromConfig_driveModuleDiscoveryAndUsbDiagnosis", "[ws]"
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("batchSign_progressEvery_firstEveryKthAndLastItem", "[ws]") {
+  Agent a;
+  Client c(a.port());
+  const auto r = c.call(
+      "batch.sign", {{"role", "teacher"}, {"items", batch_of(25)}, {"progressEvery", 10}}, "12A4");
+  REQUIRE(r.contains("result"));
+  CHECK(r["result"]["signed"] == 25);
+  std::vector<int> done;
+  for (const auto& e : c.events) done.push_back(e["params"]["done"].get<int>());
+  CHECK(done == std::vector<int>{1, 10, 20, 25});
+  CHECK(code_of(c.call("batch.sign",
+                       {{"role", "teacher"}, {"items", batch_of(2)}, {"progressEvery", 0}})) ==
+        "BAD_REQUEST");
+}
+
 TEST_CASE("batchSign_progressInterval_coalescedEventsCarryEveryItemsResult", "[ws]") {
   Agent a;
   Client c(a.port());
