@@ -37,7 +37,7 @@ void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds eve
       finished[i] = 1;
       const std::size_t before = ready;
       while (ready < n && finished[ready] != 0) ++ready;
-      if (waiting && ready != before) ready_cv.notify_one();
+      if ((waiting && ready != before) || (ready == n && before != n)) ready_cv.notify_one();
     }
   };
 
@@ -49,11 +49,12 @@ void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds eve
     std::size_t reported = 0;
     auto last_report = std::chrono::steady_clock::now() - every;
     while (reported < n) {
-      // Let a burst of fast items collect, so that they cost one report.
-      std::this_thread::sleep_until(last_report + every);
       std::size_t upto = 0;
       {
         std::unique_lock lock(mutex);
+        // Let a burst of fast items collect, so that they cost one report; the last item ends
+        // the wait at once.
+        ready_cv.wait_until(lock, last_report + every, [&] { return ready == n; });
         waiting = true;
         ready_cv.wait(lock, [&] { return ready > reported; });
         waiting = false;

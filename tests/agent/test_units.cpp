@@ -14,6 +14,7 @@
 #include "kyso/agent/peer.hpp"
 #include "kyso/agent/pinentry.hpp"
 #include "kyso/agent/service.hpp"
+#include "ordered.hpp"
 
 using namespace kyso;
 using namespace kyso::agent;
@@ -87,6 +88,36 @@ TEST_CASE("find_socket_uid reads the peer's row of /proc/net/tcp and tcp6", "[ws
       "00000000:00000000 00:00000000 00000000   0        0 3 1\n";
   CHECK(find_socket_uid(v6, tcp::endpoint(make_address("::1"), 0xC001),
                         tcp::endpoint(make_address("::1"), 0x4C93)) == 0U);
+}
+
+TEST_CASE("run_ordered reports every item once, in order, and the last one without waiting",
+          "[ws]") {
+  using namespace std::chrono_literals;
+  for (const std::size_t lanes : {std::size_t{1}, std::size_t{2}}) {
+    constexpr std::size_t kItems = 500;
+    std::vector<std::atomic<int>> worked(kItems);
+    std::vector<std::pair<std::size_t, std::size_t>> reports;
+    const auto t0 = std::chrono::steady_clock::now();
+    // Reports at most every 10 s while items are fast: the run ends when the last item does.
+    agent::detail::run_ordered(
+        kItems, lanes, 10s, [&](std::size_t i) { worked[i].fetch_add(1); },
+        [&](std::size_t first, std::size_t last) { reports.emplace_back(first, last); });
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+    for (const auto& w : worked) CHECK(w.load() == 1);
+    REQUIRE_FALSE(reports.empty());
+    std::size_t next = 0;
+    for (const auto& [first, last] : reports) {
+      CHECK(first == next);
+      CHECK(last > first);
+      next = last;
+    }
+    CHECK(next == kItems);
+  }
+  // A report that throws stops the lanes and reaches the caller.
+  CHECK_THROWS_AS(agent::detail::run_ordered(
+                      100, 2, 1ms, [](std::size_t) {},
+                      [](std::size_t, std::size_t) { throw Error(ErrorCode::Internal, "audit"); }),
+                  Error);
 }
 
 TEST_CASE("kernel_socket_uid finds the owner of a real loopback connection, v4 and v6",

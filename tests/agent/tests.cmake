@@ -10,6 +10,7 @@ target_compile_definitions(agent_ws PRIVATE
   KYSO_AGENT_BIN="$<TARGET_FILE:kyso-agent>")
 add_dependencies(agent_ws kyso-agent)
 target_link_libraries(agent_ws PRIVATE SQLite::SQLite3)
+target_include_directories(agent_ws PRIVATE ${PROJECT_SOURCE_DIR}/agent/src)  # ordered.hpp
 
 # Document items (xml, pdf, cms) and transfers through the agent, verified by xmlsec1, pdfsig,
 # qpdf and openssl; uses the formats tests' sample class, PDF writer and loopback TSA.
