@@ -499,79 +499,27 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
 
   // As for hashes: lanes on their own token sessions keep the token busy while another
   // canonicalizes or copies its document; each item is audited before it is reported.
-  const std::size_t n = job.items.size();
-  out.results.resize(n);
-  out.documents.resize(n);
-  std::atomic<bool> cancelled{false};
-  std::mutex fatal_mutex;
-  std::optional<Error> fatal;
-  auto work = [&](std::size_t i) {
-    SignResult& r = out.results[i];
-    std::optional<Error> stop;
-    {
-      const std::lock_guard lock(fatal_mutex);
-      stop = fatal;
-    }
-    if (stop) {
-      r.error = std::move(stop);
-    } else if (cancel.load()) {
-      cancelled = true;
-      r.error = Error(ErrorCode::UserCancelled, "batch cancelled before this item");
-    } else {
-      try {
-        out.documents[i] = sign_one(*job.items[i].document);
-      } catch (const Error& e) {
-        r.error = e;
-        if (stops_batch(e.code())) {
-          const std::lock_guard lock(fatal_mutex);
-          if (!fatal) fatal = e;
-        }
-      } catch (const std::exception& e) {
-        r.error = Error(ErrorCode::Internal, e.what());
-      }
-    }
-  };
-  AuditLog::Batch audit_rows(*audit_, AuditRow{.event = "signature",
-                                               .origin = job.origin,
-                                               .role = role_name,
-                                               .credential_id = cred.id(),
-                                               .digest = {},
-                                               .result = {},
-                                               .detail = {}});
-  std::optional<Error> audit_failure;
-  auto report = [&](std::size_t first, std::size_t last) {
-    if (!audit_failure) {
-      try {
-        for (std::size_t i = first; i < last; ++i) {
-          const auto& r = out.results[i];
-          const auto& d = out.documents[i];
-          std::string detail(to_string(job.items[i].type));
-          if (d) {
-            detail += " signed-digest=" + to_hex(d->signed_digest) + " output-sha256=" + d->sha256;
-            if (!d->signature_id.empty()) detail += " signature=" + d->signature_id;
-            if (!d->field_name.empty()) detail += " field=" + d->field_name;
-          }
-          audit_rows.add(approved[i], r.ok() ? std::string_view("ok") : r.error->name(), detail);
-        }
-        audit_rows.flush();
-      } catch (const Error& e) {
-        audit_failure = e;
-        const std::lock_guard lock(fatal_mutex);
-        if (!fatal) fatal = e;
-      }
-    }
-    if (audit_failure) {
-      // A document whose row is not in the log does not leave the agent.
-      detail::withhold(out.results, first, last, *audit_failure);
-      for (std::size_t i = first; i < last; ++i) out.documents[i].reset();
-    }
-    if (progress) {
-      for (std::size_t i = first; i < last; ++i) progress(i, out.results[i]);
-    }
-  };
-  detail::run_ordered(n, n >= detail::kParallelFrom ? 2 : 1, detail::kReportEvery, work, report);
-  out.cancelled = cancelled.load();
-  if (!audit_failure) audit_rows.commit();
+  out.documents.resize(job.items.size());
+  detail::SignLoop loop{
+      .items = job.items.size(),
+      .cancel = &cancel,
+      .sign = [&](std::size_t i,
+                  SignResult&) { out.documents[i] = sign_one(*job.items[i].document); },
+      .digest = [&](std::size_t i) { return std::span<const std::uint8_t>(approved[i]); },
+      .detail =
+          [&](std::size_t i) {
+            std::string detail(to_string(job.items[i].type));
+            if (const auto& d = out.documents[i]) {
+              detail +=
+                  " signed-digest=" + to_hex(d->signed_digest) + " output-sha256=" + d->sha256;
+              if (!d->signature_id.empty()) detail += " signature=" + d->signature_id;
+              if (!d->field_name.empty()) detail += " field=" + d->field_name;
+            }
+            return detail;
+          },
+      .withhold = [&](std::size_t i) { out.documents[i].reset(); }};
+  out.cancelled =
+      detail::sign_in_order(loop, *audit_, job.origin, role_name, cred.id(), out.results, progress);
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -72,14 +73,82 @@ void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds eve
   if (failure) std::rethrow_exception(failure);
 }
 
-void withhold(std::vector<SignResult>& results, std::size_t first, std::size_t last,
-              const Error& why) {
-  for (std::size_t i = first; i < last && i < results.size(); ++i) {
-    if (!results[i].ok()) continue;
-    std::ranges::fill(results[i].signature, std::uint8_t{0});
-    results[i].signature.clear();
-    results[i].error = why;
-  }
+bool sign_in_order(const SignLoop& loop, AuditLog& audit, const std::string& origin,
+                   const std::string& role, const std::string& credential_id,
+                   std::vector<SignResult>& results,
+                   const std::function<void(std::size_t, const SignResult&)>& progress) {
+  const std::size_t n = loop.items;
+  results.assign(n, SignResult{});
+  std::atomic<bool> cancelled{false};
+  std::mutex fatal_mutex;
+  std::optional<Error> fatal;  // the first error that stops the rest of the batch
+  auto stop_with = [&](const Error& e) {
+    const std::lock_guard lock(fatal_mutex);
+    if (!fatal) fatal = e;
+  };
+  auto work = [&](std::size_t i) {
+    SignResult& r = results[i];
+    std::optional<Error> stop;
+    {
+      const std::lock_guard lock(fatal_mutex);
+      stop = fatal;
+    }
+    if (stop) {
+      r.error = std::move(stop);
+    } else if (loop.cancel != nullptr && loop.cancel->load()) {
+      cancelled = true;
+      r.error = Error(ErrorCode::UserCancelled, "batch cancelled before this item");
+    } else {
+      try {
+        loop.sign(i, r);
+      } catch (const Error& e) {
+        r.error = e;
+        if (stops_batch(e.code())) stop_with(e);
+      } catch (const std::exception& e) {
+        r.error = Error(ErrorCode::Internal, e.what());
+      }
+    }
+  };
+  AuditLog::Batch rows(audit, AuditRow{.event = "signature",
+                                       .origin = origin,
+                                       .role = role,
+                                       .credential_id = credential_id,
+                                       .digest = {},
+                                       .result = {},
+                                       .detail = {}});
+  std::optional<Error> audit_failure;
+  auto report = [&](std::size_t first, std::size_t last) {
+    if (!audit_failure) {
+      try {
+        for (std::size_t i = first; i < last; ++i) {
+          const SignResult& r = results[i];
+          rows.add(loop.digest(i), r.ok() ? std::string_view("ok") : r.error->name(),
+                   loop.detail ? loop.detail(i) : std::string());
+        }
+        rows.flush();
+      } catch (const Error& e) {
+        audit_failure = e;
+        stop_with(e);
+      }
+    }
+    if (audit_failure) {
+      // A signature whose row is not in the log does not leave the agent.
+      for (std::size_t i = first; i < last; ++i) {
+        SignResult& r = results[i];
+        if (!r.ok()) continue;
+        std::ranges::fill(r.signature, std::uint8_t{0});
+        r.signature.clear();
+        r.error = audit_failure;
+        if (loop.withhold) loop.withhold(i);
+      }
+    }
+    if (progress) {
+      for (std::size_t i = first; i < last; ++i) progress(i, results[i]);
+    }
+  };
+  run_ordered(n, n >= kParallelFrom ? 2 : 1, kReportEvery, work, report);
+  if (!audit_failure) rows.commit();
+  return cancelled.load();
 }
 
 }  // namespace kyso::agent::detail

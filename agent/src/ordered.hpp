@@ -2,11 +2,15 @@
 // A batch's items signed on token lanes and reported in item order on the calling thread: the
 // one loop shared by hash and document jobs.
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <span>
+#include <string>
 #include <vector>
 
+#include "kyso/agent/audit.hpp"
 #include "kyso/core/signer.hpp"
 
 namespace kyso::agent::detail {
@@ -30,9 +34,29 @@ void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds eve
                  const std::function<void(std::size_t)>& work,
                  const std::function<void(std::size_t, std::size_t)>& report);
 
-/// Items [first, last) lose their signatures and fail with `why` (their audit rows could not be
-/// written).
-void withhold(std::vector<SignResult>& results, std::size_t first, std::size_t last,
-              const Error& why);
+/// What a token batch signs, for sign_in_order().
+struct SignLoop {
+  std::size_t items = 0;
+  const std::atomic<bool>* cancel = nullptr;
+  /// Signs item i: sets `r.signature` (hashes) or keeps its own output (documents); throws Error.
+  std::function<void(std::size_t, SignResult& r)> sign;
+  /// Item i's approved digest, as its audit row records it.
+  std::function<std::span<const std::uint8_t>(std::size_t)> digest;
+  /// What item i's audit row says besides (may be empty; documents: what was produced).
+  std::function<std::string(std::size_t)> detail;
+  /// Drops item i's own output when its audit row could not be written (may be empty).
+  std::function<void(std::size_t)> withhold;
+};
+
+/// The signing loop of every token batch (hash and document items): items on token lanes, each
+/// audited in `audit` in item order and committed before `progress` sees it. An error that
+/// stops a batch (stops_batch()) or the page's cancel fails every item not yet started with it;
+/// an audit failure withholds every signature whose row was not committed. `results` gets one
+/// entry per item. Returns whether the batch was cancelled.
+/// The rows name `origin`, `role` and `credential_id`.
+bool sign_in_order(const SignLoop& loop, AuditLog& audit, const std::string& origin,
+                   const std::string& role, const std::string& credential_id,
+                   std::vector<SignResult>& results,
+                   const std::function<void(std::size_t, const SignResult&)>& progress);
 
 }  // namespace kyso::agent::detail

@@ -542,68 +542,18 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
 
   // Lanes, each on its own session, keep the token busy; the calling thread audits what they
   // signed, in item order, and only then reports it (events, summary).
-  const std::size_t n = digests.size();
-  out.results.resize(n);
-  std::atomic<bool> cancelled{false};
-  std::mutex fatal_mutex;
-  std::optional<Error> fatal;  // the first error that stops the rest of the batch
-  auto stop_with = [&](const Error& e) {
-    const std::lock_guard lock(fatal_mutex);
-    if (!fatal) fatal = e;
-  };
-  auto work = [&](std::size_t i) {
-    SignResult& r = out.results[i];
-    std::optional<Error> stop;
-    {
-      const std::lock_guard lock(fatal_mutex);
-      stop = fatal;
-    }
-    if (stop) {
-      r.error = std::move(stop);
-    } else if (cancel.load()) {
-      cancelled = true;
-      r.error = Error(ErrorCode::UserCancelled, "batch cancelled before this item");
-    } else {
-      try {
-        r.signature = signer->sign_digest(out.algorithm, digests[i], job.encoding);
-      } catch (const Error& e) {
-        r.error = e;
-        if (stops_batch(e.code())) stop_with(e);
-      } catch (const std::exception& e) {
-        r.error = Error(ErrorCode::Internal, e.what());
-      }
-    }
-  };
-  AuditLog::Batch audit_rows(*audit_, AuditRow{.event = "signature",
-                                               .origin = job.origin,
-                                               .role = role_name,
-                                               .credential_id = cred.id(),
-                                               .digest = {},
-                                               .result = {},
-                                               .detail = {}});
-  std::optional<Error> audit_failure;
-  auto report = [&](std::size_t first, std::size_t last) {
-    if (!audit_failure) {
-      try {
-        for (std::size_t i = first; i < last; ++i) {
-          const SignResult& r = out.results[i];
-          audit_rows.add(digests[i], r.ok() ? std::string_view("ok") : r.error->name());
-        }
-        audit_rows.flush();
-      } catch (const Error& e) {
-        audit_failure = e;
-        stop_with(e);
-      }
-    }
-    // A signature whose row is not in the log does not leave the agent.
-    if (audit_failure) detail::withhold(out.results, first, last, *audit_failure);
-    if (progress) {
-      for (std::size_t i = first; i < last; ++i) progress(i, out.results[i]);
-    }
-  };
-  detail::run_ordered(n, n >= detail::kParallelFrom ? 2 : 1, detail::kReportEvery, work, report);
-  out.cancelled = cancelled.load();
-  if (!audit_failure) audit_rows.commit();
+  detail::SignLoop loop{
+      .items = digests.size(),
+      .cancel = &cancel,
+      .sign =
+          [&](std::size_t i, SignResult& r) {
+            r.signature = signer->sign_digest(out.algorithm, digests[i], job.encoding);
+          },
+      .digest = [&](std::size_t i) { return std::span<const std::uint8_t>(digests[i]); },
+      .detail = {},
+      .withhold = {}};
+  out.cancelled =
+      detail::sign_in_order(loop, *audit_, job.origin, role_name, cred.id(), out.results, progress);
   return out;
 }
 
