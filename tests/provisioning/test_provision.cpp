@@ -115,6 +115,10 @@ TEST_CASE("provision_blankToken_initKeygenCsrImportSign_verifiesWithOpenSSL", "[
     REQUIRE(rc == 0);
   }
 
+  // A running agent's view of the token, before the import: no credential yet.
+  kyso::pkcs11::Library lib({.paths = {hsm.module}, .use_p11kit = false, .use_known = false});
+  CHECK(lib.credentials().empty());
+
   // Import with its chain: the certificate takes the key pair's CKA_ID and label.
   const auto imported = p.import_certificate(label, pin, ders_of({crt, pki("sub"), pki("root")}));
   CHECK(imported.certificate_added);
@@ -123,8 +127,8 @@ TEST_CASE("provision_blankToken_initKeygenCsrImportSign_verifiesWithOpenSSL", "[
   const auto again = p.import_certificate(label, pin, ders_of({crt}));
   CHECK_FALSE(again.certificate_added);
 
-  // The token layer now sees a credential and signs with it; OpenSSL verifies the signature.
-  kyso::pkcs11::Library lib({.paths = {hsm.module}, .use_p11kit = false, .use_known = false});
+  // The same token layer now sees the credential (its cache follows the token's certificate
+  // objects) and signs with it; OpenSSL verifies the signature.
   const auto creds = lib.credentials();
   REQUIRE(creds.size() == 1);
   CHECK(creds[0].cert.common_name == "Nguyễn Thị Ánh");
