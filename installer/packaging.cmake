@@ -67,6 +67,11 @@ if(TARGET kyso-agent)
   list(APPEND _kyso_components agent)
   _kyso_harden(kyso-agent)
   install(TARGETS kyso-agent RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT agent)
+  # xml and pdf items: the document formats module the agent dlopens on first use, where it
+  # looks (libdir/kyso relative to bindir: /usr/lib/kyso/kyso-formats-documents.so).
+  _kyso_harden(kyso_formats_module)
+  install(TARGETS kyso_formats_module LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/kyso
+    PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ COMPONENT agent)
   install(PROGRAMS "${_kyso_inst}/tls/kyso-local-tls" DESTINATION ${CMAKE_INSTALL_SBINDIR}
     COMPONENT agent)
   # User units live in /usr/lib/systemd/user (systemd's user search path on Debian 12).

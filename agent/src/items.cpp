@@ -16,6 +16,7 @@
 #include "kyso/core/secret.hpp"
 #include "kyso/formats/cert_check.hpp"
 #include "kyso/formats/cms.hpp"
+#include "kyso/formats/documents.hpp"
 #include "kyso/formats/pdf.hpp"
 #include "kyso/formats/xml.hpp"
 #include "ordered.hpp"
@@ -158,6 +159,11 @@ class RecordingSigner final : public Signer {
   std::shared_ptr<Signer> inner_;
   Bytes signed_;
 };
+
+/// xml and pdf items are signed by kyso-formats-documents.so; cms items in the agent itself.
+bool needs_documents_module(ItemType t) noexcept {
+  return t == ItemType::Xml || t == ItemType::Pdf;
+}
 
 Bytes read_file(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -389,10 +395,48 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
   }
 
   const Credential& cred = out.credential;
-  auto signer = located.token->signer(cred);
   std::vector<Bytes> approved;
   approved.reserve(job.items.size());
   for (const auto& i : job.items) approved.push_back(i.digest);
+
+  // xml and pdf items need the document formats module: loaded here, on the first such item,
+  // and kept. Without it those items fail with FORMATS_UNAVAILABLE; cms items still sign.
+  const formats::DocumentFunctions* documents = nullptr;
+  std::optional<Error> documents_error;
+  const auto needs_module = [](const Item& i) { return needs_documents_module(i.type); };
+  if (std::ranges::any_of(job.items, needs_module)) {
+    try {
+      documents = &formats::load_documents_module(config_.formats_module);
+    } catch (const Error& e) {
+      spdlog::error("xml and pdf items cannot be signed: {}", e.detail());
+      documents_error = e;
+    }
+  }
+  if (documents_error && std::ranges::all_of(job.items, needs_module)) {
+    // Nothing here can be signed: no dialog, no PIN; each item fails and is audited as such.
+    const std::size_t n = job.items.size();
+    out.results.resize(n);
+    out.documents.resize(n);
+    std::vector<AuditRow> rows;
+    for (std::size_t i = 0; i < n; ++i) {
+      out.results[i].error = documents_error;
+      rows.push_back(AuditRow{
+          .event = "signature",
+          .origin = job.origin,
+          .role = role_name,
+          .credential_id = cred.id(),
+          .digest = to_hex(approved[i]),
+          .result = std::string(documents_error->name()),
+          .detail = std::string(to_string(job.items[i].type)) + " " + documents_error->detail()});
+    }
+    audit_->append(rows);
+    if (progress) {
+      for (std::size_t i = 0; i < n; ++i) progress(i, out.results[i]);
+    }
+    return out;
+  }
+
+  auto signer = located.token->signer(cred);
 
   struct LogoutGuard {
     std::shared_ptr<pkcs11::Token> token;
@@ -435,10 +479,12 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
                      : d.level == Level::T ? formats::XmlLevel::XadesT
                                            : formats::XmlLevel::XadesB;
         opts.tsa = d.level == Level::T ? tsa : std::nullopt;
-        auto doc = d.file ? formats::XmlDocument::load(d.file->file->path().string())
-                          : formats::XmlDocument::parse(d.bytes);
-        o.signature_id = doc.sign(rec, opts);
-        o.bytes = doc.serialize();
+        if (documents == nullptr) throw *documents_error;
+        auto signed_xml = d.file
+                              ? documents->sign_xml_file(rec, d.file->file->path().string(), opts)
+                              : documents->sign_xml(rec, d.bytes, opts);
+        o.signature_id = std::move(signed_xml.signature_id);
+        o.bytes = std::move(signed_xml.document);
         break;
       }
       case ItemType::Pdf: {
@@ -452,17 +498,18 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
           opts.visible = d.visible;
           opts.visible->role = std::string(role_label(job.role, Language::Vi));
         }
+        if (documents == nullptr) throw *documents_error;
         if (!d.file) {
           // Small PDFs arrive inline: signed in memory, no file on disk.
           formats::PdfSignResult r;
-          o.bytes = formats::sign_pdf(rec, d.bytes, opts, &r);
+          o.bytes = documents->sign_pdf(rec, d.bytes, opts, &r);
           o.field_name = r.field_name;
           break;
         }
         // Uploaded PDFs are streamed from the connection's directory to a new file there.
         auto output = new_temp_file(job.scratch, ".signed.pdf");
-        const auto r =
-            formats::sign_pdf(rec, d.file->file->path().string(), output->path().string(), opts);
+        const auto r = documents->sign_pdf_file(rec, d.file->file->path().string(),
+                                                output->path().string(), opts);
         ::chmod(output->path().c_str(), 0600);  // renamed into place with the umask's mode
         o.field_name = r.field_name;
         o.file = hash_file(output);
@@ -514,6 +561,9 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
                   " signed-digest=" + to_hex(d->signed_digest) + " output-sha256=" + d->sha256;
               if (!d->signature_id.empty()) detail += " signature=" + d->signature_id;
               if (!d->field_name.empty()) detail += " field=" + d->field_name;
+            } else if (const auto& e = out.results[i].error;
+                       e && e->code() == ErrorCode::FormatsUnavailable) {
+              detail += " " + e->detail();
             }
             return detail;
           },

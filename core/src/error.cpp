@@ -169,6 +169,13 @@ constexpr std::array kEntries{
           "gian (B-T). Hãy nhờ cán bộ CNTT đặt tsa_url trong cấu hình, hoặc ký mức B-B.",
           "Kyso has no timestamp server configured, so it cannot make B-T signatures. Ask IT to "
           "set tsa_url in the configuration, or sign at level B-B."},
+    Entry{ErrorCode::FormatsUnavailable, "FORMATS_UNAVAILABLE", false,
+          "Kyso không nạp được phần ký văn bản XML/PDF (kyso-formats-documents.so) nên chưa ký "
+          "được văn bản này; ký mã băm và CMS vẫn dùng được. Hãy cài lại gói kyso-agent hoặc nhờ "
+          "cán bộ CNTT chạy \"kyso doctor\".",
+          "Kyso cannot load its XML/PDF signing part (kyso-formats-documents.so), so this document "
+          "was not signed; hash and CMS signing still work. Reinstall the kyso-agent package or "
+          "ask IT to run \"kyso doctor\"."},
     Entry{ErrorCode::DocumentTooLarge, "DOCUMENT_TOO_LARGE", false,
           "Văn bản quá lớn để gửi cho Kyso. Hãy chia nhỏ văn bản hoặc liên hệ cán bộ CNTT.",
           "The document is too large to send to Kyso. Split it or contact IT."},

@@ -101,6 +101,9 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   }
   c.pinentry = root.string_or("pinentry", c.pinentry);
   if (c.pinentry.empty()) root.fail("pinentry", "must not be empty", "không được để trống");
+  // Not required to exist: the agent starts without it and answers FORMATS_UNAVAILABLE for
+  // xml and pdf items; `kyso doctor` reports it.
+  c.formats_module = root.file_path("formats_module", false).value_or("");
   if (auto dir = root.file_path("state_dir", false))
     c.state_dir = *dir;
   else

@@ -25,6 +25,7 @@
 
 #include "kyso/config/agent_config.hpp"
 #include "kyso/config/config_error.hpp"
+#include "kyso/formats/documents.hpp"
 #include "kyso/formats/tsa.hpp"
 #include "kyso/pkcs11/usb.hpp"
 #include "kyso/remote/csc_client.hpp"
@@ -242,6 +243,49 @@ std::optional<AgentConfig> check_config(std::vector<Check>& out, const DoctorOpt
          {{"file", e.file()}, {"line", e.line()}, {"column", e.column()}, {"key", e.key()}}});
   }
   return std::nullopt;
+}
+
+// The agent signs xml and pdf items with kyso-formats-documents.so, loaded on the first one:
+// load it here the same way (the configuration's formats_module, $KYSO_FORMATS_MODULE, next to
+// this program, the installed libdir/kyso), so a broken install shows before a teacher signs.
+void check_documents_module(std::vector<Check>& out, const std::optional<AgentConfig>& agent) {
+  const std::string configured = agent ? agent->formats_module : std::string();
+  nlohmann::json candidates = nlohmann::json::array();
+  for (const auto& c : formats::documents_module_candidates(configured)) {
+    candidates.push_back(c.string());
+  }
+  std::filesystem::path path;
+  try {
+    formats::load_documents_module(configured, &path);
+    out.push_back({"documents",
+                   Status::Ok,
+                   "Phần ký văn bản XML/PDF của kyso-agent nạp được (" + path.string() + ").",
+                   "kyso-agent's XML/PDF signing part loads (" + path.string() + ").",
+                   {{"path", path.string()}, {"candidates", candidates}}});
+  } catch (const Error& e) {
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const bool agent_here = !ec && std::filesystem::exists(self.parent_path() / "kyso-agent", ec);
+    if (path.empty() && configured.empty() && !agent_here) {
+      out.push_back({"documents",
+                     Status::Skip,
+                     "kyso-agent chưa được cài trên máy này: bỏ qua phần ký văn bản XML/PDF.",
+                     "kyso-agent is not installed on this PC: its XML/PDF signing part is not "
+                     "checked.",
+                     {{"candidates", candidates}}});
+      return;
+    }
+    out.push_back(
+        {"documents",
+         Status::Fail,
+         "kyso-agent sẽ không ký được văn bản XML/PDF (lỗi FORMATS_UNAVAILABLE): " + e.detail() +
+             ". Hãy cài lại gói kyso-agent hoặc sửa formats_module trong cấu hình; ký "
+             "mã băm và CMS vẫn dùng được.",
+         "kyso-agent cannot sign XML/PDF documents (error FORMATS_UNAVAILABLE): " + e.detail() +
+             ". Reinstall the kyso-agent package or fix formats_module in the "
+             "configuration; hash and CMS signing still work.",
+         {{"path", path.string()}, {"error", e.detail()}, {"candidates", candidates}}});
+  }
 }
 
 long long millis(std::chrono::steady_clock::duration d) {
@@ -646,6 +690,7 @@ std::vector<DoctorCheck> run_doctor(pkcs11::Library& lib, const DoctorOptions& o
   check_tokens_and_certificates(checks, lib, o.expiry_days);
   check_local_tls(checks, o);
   check_agent_port(checks, port, agent && agent->tls);
+  check_documents_module(checks, agent);
   check_tsa(checks, agent, o);
   check_remote(checks, agent, o);
   return checks;

@@ -427,3 +427,69 @@ TEST_CASE("signDocuments_trustAnchorsConfigured_revokedRefusedBeforeAnyCSign",
   INFO(ok.dump().substr(0, 500));
   CHECK(ok.contains("result"));
 }
+
+TEST_CASE("signDocuments_formatsModuleMissing_xmlPdfAnswerFormatsUnavailableHashCmsStillSign",
+          "[ws][items]") {
+  // The agent loads kyso-formats-documents.so on the first xml or pdf item; here it is missing.
+  Agent a([](config::AgentConfig& cfg) {
+    cfg.formats_module =
+        (std::filesystem::temp_directory_path() / "kyso-no-such-module.so").string();
+  });
+  Client c(a.port());
+  const auto t = sample_class(1).at(0);
+  const json pdf = {{"type", "pdf"}, {"document", to_base64(transcript_pdf(t))}, {"title", "PDF"}};
+  const json xml = xml_item(t, transcript_xml(t), "teacher");
+  Faults::reset();
+
+  // One pdf item: the stable code with both messages, before any dialog or C_Login.
+  const auto one = c.call("sign", {{"role", "teacher"}, {"item", pdf}});
+  INFO(one.dump().substr(0, 2000));
+  CHECK(one["error"]["code"] == "FORMATS_UNAVAILABLE");
+  CHECK_THAT(one["error"]["message"]["vi"].get<std::string>(),
+             Catch::Contains("kyso-formats-documents.so"));
+  CHECK_THAT(one["error"]["message"]["en"].get<std::string>(), Catch::Contains("Reinstall"));
+  CHECK(pinentry_dialogs().empty());
+  CHECK(Faults::get("count.C_Login") == 0);
+
+  // A batch of pdf and xml: the summary names the code per item.
+  const auto both = c.call("batch.sign", {{"role", "teacher"}, {"items", json::array({pdf, xml})}});
+  INFO(both.dump().substr(0, 2000));
+  REQUIRE(both.contains("result"));
+  CHECK(both["result"]["signed"] == 0);
+  CHECK(both["result"]["failed"] == 2);
+  for (const auto& e : both["result"]["results"]) {
+    CHECK(e["error"]["code"] == "FORMATS_UNAVAILABLE");
+  }
+  CHECK(pinentry_dialogs().empty());
+
+  // cms items are signed by the agent itself: a mixed batch signs them, the pdf fails.
+  ScratchDir dir;
+  const std::string package = "Gói học bạ lớp 10A1";
+  write_text(dir.file("package.txt"), package);
+  const json cms = {{"type", "cms"}, {"document", b64(package)}, {"title", "CMS"}};
+  const auto mixed =
+      c.call("batch.sign", {{"role", "teacher"}, {"items", json::array({cms, pdf})}});
+  INFO(mixed.dump().substr(0, 2000));
+  REQUIRE(mixed.contains("result"));
+  CHECK(mixed["result"]["signed"] == 1);
+  CHECK(mixed["result"]["results"][1]["error"]["code"] == "FORMATS_UNAVAILABLE");
+  save(dir.file("package.p7s"), decoded(mixed["result"]["results"][0]));
+  const auto cms_check = cms_verify(dir.file("package.p7s"), dir.file("package.txt"));
+  CHECK(run(cms_check).first == 0);
+
+  // Hash items, the agent's main path, sign as always.
+  const auto item = hash_item("Học bạ - không cần phần ký văn bản");
+  const auto h = c.call("sign", {{"role", "teacher"}, {"item", item}});
+  INFO(h.dump().substr(0, 1000));
+  REQUIRE(h.contains("result"));
+  CHECK(openssl_verify(from_base64(h["result"]["certificate"].get<std::string>()),
+                       SignAlgorithm::RsaPkcs1Sha256, item_digest(item),
+                       from_base64(h["result"]["signature"].get<std::string>())));
+
+  // Every failed document has its signature row with the code, and the chain is intact.
+  const auto rows = run("sqlite3 " + (a.state / "state" / "audit.db").string() +
+                        " \"select count(*) from audit where event='signature' and "
+                        "result='FORMATS_UNAVAILABLE' and detail like '%kyso-no-such-module%'\"");
+  CHECK(std::stoi(rows.second) == 4);
+  CHECK(agent::AuditLog::verify(a.state / "state" / "audit.db").ok);
+}

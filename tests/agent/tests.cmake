@@ -7,8 +7,9 @@ kyso_add_tests(agent_ws TOKEN
   DEPS kyso::agent OpenSSL::SSL)
 target_compile_definitions(agent_ws PRIVATE
   KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh"
-  KYSO_AGENT_BIN="$<TARGET_FILE:kyso-agent>")
-add_dependencies(agent_ws kyso-agent)
+  KYSO_AGENT_BIN="$<TARGET_FILE:kyso-agent>"
+  KYSO_FORMATS_MODULE_PATH="$<TARGET_FILE:kyso_formats_module>")
+add_dependencies(agent_ws kyso-agent kyso_formats_module)
 target_link_libraries(agent_ws PRIVATE SQLite::SQLite3)
 target_include_directories(agent_ws PRIVATE ${PROJECT_SOURCE_DIR}/agent/src)  # ordered.hpp
 
@@ -22,4 +23,15 @@ kyso_add_tests(agent_items TOKEN
 target_include_directories(agent_items PRIVATE ${_fmt})
 target_compile_definitions(agent_items PRIVATE
   KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh"
-  KYSO_FORMATS_TEST_SRC="${_fmt}")
+  KYSO_FORMATS_TEST_SRC="${_fmt}"
+  KYSO_FORMATS_MODULE_PATH="$<TARGET_FILE:kyso_formats_module>")
+# The agent signs xml and pdf items through the module (its own copy of kyso::formats'
+# document code), while this test links kyso::formats statically for its checks.
+add_dependencies(agent_items kyso_formats_module)
+
+# kyso-agent itself does not link libxml2, qpdf or HarfBuzz (nor GnuTLS, GLib, ICU through
+# them), and the module exports its entry point only.
+add_test(NAME agent.lazy_formats
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/agent/check-lazy-formats.sh
+          $<TARGET_FILE:kyso-agent> $<TARGET_FILE:kyso_formats_module>)
+set_tests_properties(agent.lazy_formats PROPERTIES TIMEOUT 30)

@@ -141,12 +141,28 @@ if has kyso-agent; then
   check_file 644 /usr/lib/systemd/user/kyso-agent.service
   check_file 644 /usr/lib/systemd/user/kyso-agent.socket
   check_file 644 /etc/kyso/kyso-agent.toml
+  check_file 644 /usr/lib/kyso/kyso-formats-documents.so
   is_conffile kyso-agent /etc/kyso/kyso-agent.toml
   [[ -L $R/etc/systemd/user/default.target.wants/kyso-agent.service ]] ||
     fail "user service not enabled (no default.target.wants link)"
   [[ ! -e $R/etc/systemd/user/sockets.target.wants/kyso-agent.socket ]] ||
     fail "socket unit enabled while the agent does not take LISTEN_FDS"
-  ok "kyso-agent: binary, kyso-local-tls, user units (service enabled for every user), kyso-agent.toml conffile"
+  ok "kyso-agent: binary, XML/PDF module, kyso-local-tls, user units (service enabled for every user), kyso-agent.toml conffile"
+  # The installed agent finds its module where it looks (lib/kyso beside bin/), checked the same
+  # way by the installed `kyso doctor`, which must load it without the build tree's help.
+  if has kyso-tools; then
+    report=$(env -u KYSO_FORMATS_MODULE "$R/usr/bin/kyso" --no-system-modules doctor --json \
+      --no-config --usb-inventory /dev/null 2>/dev/null || true)
+    want=$R/usr/lib/kyso/kyso-formats-documents.so
+    python3 - "$want" "$report" <<'PY' || fail "kyso doctor does not load the installed module: $report"
+import json, sys
+want, report = sys.argv[1], json.loads(sys.argv[2])
+docs = [c for c in report["checks"] if c["check"] == "documents"]
+assert len(docs) == 1 and docs[0]["status"] == "ok", docs
+assert docs[0]["details"]["path"] == want, (docs[0]["details"]["path"], want)
+PY
+    ok "the installed kyso doctor loads /usr/lib/kyso/kyso-formats-documents.so (documents check ok)"
+  fi
   verify_unit --user /usr/lib/systemd/user/kyso-agent.service /usr/lib/systemd/user/kyso-agent.socket
 
   TLS=$R/var/lib/kyso/tls

@@ -52,6 +52,7 @@ export type KnownErrorCode =
   | 'DOCUMENT_ENCRYPTED'
   | 'TSA_UNAVAILABLE'
   | 'TSA_ERROR'
+  | 'FORMATS_UNAVAILABLE'
   // SDK only: transport and local checks
   | 'AGENT_NOT_FOUND'
   | 'AGENT_REFUSED'
@@ -147,6 +148,10 @@ const fallback: Partial<Record<KnownErrorCode, Messages>> = {
   ROLE_MISMATCH: {
     vi: 'Chứng thư số đã chọn không dùng được cho vai trò này.',
     en: 'The chosen certificate cannot be used for this role.',
+  },
+  FORMATS_UNAVAILABLE: {
+    vi: 'Kyso trên máy này chưa ký được văn bản XML/PDF (thiếu phần ký văn bản). Ký mã băm vẫn dùng được; hãy nhờ cán bộ CNTT cài lại kyso-agent.',
+    en: 'Kyso on this PC cannot sign XML/PDF documents (its document signing part is missing). Hash signing still works; ask IT to reinstall kyso-agent.',
   },
   AGENT_NOT_FOUND: {
     vi: 'Không kết nối được với Kyso trên máy này. Hãy kiểm tra Kyso đã được cài đặt và đang chạy (biểu tượng Kyso ở khay hệ thống), rồi tải lại trang.',

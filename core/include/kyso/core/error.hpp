@@ -70,6 +70,7 @@ enum class ErrorCode {
   TsaUnavailable,
   TsaError,
   TsaNotConfigured,
+  FormatsUnavailable,
   // Document transfers (agent uploads and downloads)
   DocumentTooLarge,
   UploadNotFound,

@@ -56,6 +56,9 @@ struct AgentConfig {
   std::vector<RemoteService> remote;
   std::filesystem::path state_dir;  ///< pairings and audit log; default ~/.local/share/kyso
   std::string language = "vi";
+  /// kyso-formats-documents.so (xml and pdf items); empty: $KYSO_FORMATS_MODULE, else next to
+  /// the program, else the installed libdir/kyso (kyso/formats/documents.hpp)
+  std::string formats_module;
   AgentLimits limits;
 };
 

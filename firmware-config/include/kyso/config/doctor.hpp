@@ -21,7 +21,8 @@ enum class CheckStatus { Ok, Warn, Fail, Skip };
 std::string_view to_string(CheckStatus s) noexcept;  ///< "ok", "warn", "fail", "skip"
 
 struct DoctorCheck {
-  /// "config", "usb", "module", "token", "certificate", "tls", "agent", "tsa", "remote"
+  /// "config", "usb", "module", "token", "certificate", "tls", "agent", "documents", "tsa",
+  /// "remote"
   std::string id;
   CheckStatus status = CheckStatus::Ok;
   std::string vi;  ///< what it means and what to do, in Vietnamese

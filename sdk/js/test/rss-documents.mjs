@@ -1,0 +1,103 @@
+// The agent's memory before and after its first document items: kyso-agent loads the XML/PDF
+// module (kyso-formats-documents.so, with libxml2, qpdf, HarfBuzz behind it) only then. Prints
+// VmRSS 1 s after start (idle, as bench/agent-sign measures it), after one hash signature, and
+// after one PDF and one XML item (verified with pdfsig and xmlsec1), with the module's mapping.
+// Not part of ctest.
+//   KYSO_AGENT_BIN=build/agent/kyso-agent KYSO_TEST_DIR=build/test-pki \
+//     node --experimental-websocket test/rss-documents.mjs
+import { spawn, execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect } from '../dist/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, '..', '..', '..');
+const testDir = process.env.KYSO_TEST_DIR;
+const manifest = JSON.parse(readFileSync(join(testDir, 'manifest.json'), 'utf8'));
+const ORIGIN = 'http://127.0.0.1:5173';
+
+function smallPdf() {
+  const content = 'BT /F1 14 Tf 56 780 Td (Hoc ba so) Tj ET\n';
+  let out = '%PDF-1.7\n';
+  const offsets = [];
+  const obj = (n, body) => {
+    offsets[n] = out.length;
+    out += `${n} 0 obj\n${body}\nendobj\n`;
+  };
+  obj(1, '<< /Type /Catalog /Pages 2 0 R >>');
+  obj(2, '<< /Type /Pages /Kids [3 0 R] /Count 1 >>');
+  obj(3, '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>');
+  obj(4, '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>');
+  obj(5, `<< /Length ${content.length} >>\nstream\n${content}endstream`);
+  const xref = out.length;
+  out += `xref\n0 6\n0000000000 65535 f \n${offsets.slice(1).map((o) => `${String(o).padStart(10, '0')} 00000 n \n`).join('')}`;
+  out += `trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return new Uint8Array(Buffer.from(out, 'latin1'));
+}
+
+const XML = '<?xml version="1.0" encoding="UTF-8"?>\n<HocBa Id="hb1"><DuLieuHocBa Id="hb1-dl">' +
+  '<HoTen>Nguyễn Văn An</HoTen><Lop>10A1</Lop></DuLieuHocBa></HocBa>\n';
+
+const status = (pid, key) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+const mapped = (pid, name) => readFileSync(`/proc/${pid}/maps`, 'utf8').includes(name);
+
+const tmp = mkdtempSync(join(tmpdir(), 'kyso-rss-'));
+cpSync(join(testDir, 'tokens'), join(tmp, 'tokens'), { recursive: true });
+writeFileSync(join(tmp, 'softhsm2.conf'), `directories.tokendir = ${join(tmp, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+const pinentry = join(tmp, 'pinentry');
+writeFileSync(pinentry, `#!/bin/sh\nexport KYSO_PINENTRY_PIN='${manifest.user_pin}'\nexec '${join(repo, 'tests', 'sdk', 'scripted-pinentry.sh')}' "$@"\n`);
+chmodSync(pinentry, 0o755);
+const agent = spawn(
+  process.env.KYSO_AGENT_BIN,
+  ['--port', '0', '--module', manifest.module, '--no-system-modules', '--pinentry', pinentry,
+    '--state-dir', join(tmp, 'state'), '--allow-origin', ORIGIN, '--log-level', 'warn'],
+  { env: { ...process.env, SOFTHSM2_CONF: join(tmp, 'softhsm2.conf') }, stdio: ['ignore', 'pipe', 'inherit'] },
+);
+try {
+  const port = await new Promise((res, rej) => {
+    let out = '';
+    agent.stdout.on('data', (d) => {
+      out += d;
+      const m = /127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) res(Number(m[1]));
+    });
+    agent.once('exit', () => rej(new Error('kyso-agent exited')));
+  });
+  await new Promise((r) => setTimeout(r, 1000));
+  const idle = status(agent.pid, 'VmRSS');
+  const idleMapped = mapped(agent.pid, 'kyso-formats-documents.so');
+  class OriginWebSocket extends WebSocket {
+    constructor(url) {
+      super(url, { headers: { Origin: ORIGIN } });
+    }
+  }
+  const client = await connect({ ports: [port], WebSocket: OriginWebSocket });
+  const digest = createHash('sha256').update('Học bạ').digest();
+  await client.sign({ type: 'hash', hash: new Uint8Array(digest), title: 'Học bạ (mã băm)' }, { role: 'teacher' });
+  const afterHash = status(agent.pid, 'VmRSS');
+  const hashMapped = mapped(agent.pid, 'kyso-formats-documents.so');
+  const pdf = await client.signPdf(smallPdf(), { role: 'teacher', title: 'Học bạ PDF' });
+  const xml = await client.signXml(XML, { role: 'teacher', title: 'Học bạ XML', reference: 'hb1-dl', container: 'ChuKyGVCN' });
+  await new Promise((r) => setTimeout(r, 200));
+  const afterDocs = status(agent.pid, 'VmRSS');
+  const hwm = status(agent.pid, 'VmHWM');
+  const docsMapped = mapped(agent.pid, 'kyso-formats-documents.so') && mapped(agent.pid, 'libqpdf');
+  client.close();
+  writeFileSync(join(tmp, 'signed.pdf'), pdf.document);
+  writeFileSync(join(tmp, 'signed.xml'), xml.document);
+  const pdfsig = execFileSync('pdfsig', [join(tmp, 'signed.pdf')], { encoding: 'utf8' });
+  execFileSync('xmlsec1', ['--verify', '--trusted-pem', manifest.pki.root,
+    '--untrusted-pem', manifest.pki.sub, '--id-attr:Id', 'DuLieuHocBa',
+    join(tmp, 'signed.xml')], { stdio: 'ignore' });
+  console.log(`kyso-agent VmRSS: idle ${idle.toFixed(1)} MiB (module mapped: ${idleMapped}); after a hash ` +
+    `signature ${afterHash.toFixed(1)} MiB (module mapped: ${hashMapped}); after one PDF + one XML item ` +
+    `${afterDocs.toFixed(1)} MiB, peak ${hwm.toFixed(1)} MiB (module and qpdf mapped: ${docsMapped}); ` +
+    `pdfsig ${/Signature is Valid/.test(pdfsig) ? 'valid' : 'NOT valid'}, xmlsec1 --verify ok`);
+} finally {
+  agent.kill('SIGTERM');
+  await new Promise((r) => agent.once('exit', r));
+  rmSync(tmp, { recursive: true, force: true });
+}
