@@ -67,8 +67,10 @@ Agent::Agent(const std::function<void(config::AgentConfig&)>& tweak) : state(mak
   cfg.state_dir = state / "state";
   cfg.allowed_origins = {kSchool};
   cfg.limits.approval_timeout = std::chrono::seconds(4);
+#ifdef KYSO_FORMATS_MODULE_PATH
   // xml and pdf items go through the built kyso-formats-documents.so, as in kyso-agent.
   cfg.formats_module = KYSO_FORMATS_MODULE_PATH;
+#endif
   if (tweak) tweak(cfg);
   service = std::make_shared<agent::Service>(std::move(cfg));
   server = std::make_unique<agent::Server>(service);

@@ -343,3 +343,34 @@ TEST_CASE("doctorAgent_runningAgentAnswers_stoppedAgentFails", "[doctor]") {
   CHECK_THAT(c.at("message").get<std::string>(),
              Catch::Contains("does not answer") && Catch::Contains("systemctl --user restart"));
 }
+
+TEST_CASE("doctorDocuments_moduleLoadsOrNamesWhyXmlPdfCannotBeSigned", "[doctor]") {
+  ScratchHsm hsm;
+  // The build tree's kyso finds kyso-formats-documents.so next to itself and loads it.
+  auto report = doctor(hsm, "", "--usb-inventory /dev/null");
+  auto docs = of_kind(report, "documents");
+  REQUIRE(docs.size() == 1);
+  CHECK(docs[0].at("status") == "ok");
+  CHECK_THAT(docs[0].at("details").at("path").get<std::string>(),
+             Catch::EndsWith("kyso-formats-documents.so"));
+
+  // The configuration names a file that is not there: the agent would answer
+  // FORMATS_UNAVAILABLE for xml and pdf items, and doctor says so with the path.
+  report = doctor(hsm, "formats_module = \"" + hsm.path("missing.so") + "\"\n",
+                  "--usb-inventory /dev/null");
+  docs = of_kind(report, "documents");
+  REQUIRE(docs.size() == 1);
+  CHECK(docs[0].at("status") == "fail");
+  CHECK_THAT(docs[0].at("message").get<std::string>(),
+             Catch::Contains("FORMATS_UNAVAILABLE") && Catch::Contains(hsm.path("missing.so")) &&
+                 Catch::Contains("hash and CMS signing still work"));
+
+  // A file that is not Kyso's module (no entry point): refused, not called.
+  report = doctor(hsm, "formats_module = \"" + kyso::test::fixture().fault_module + "\"\n",
+                  "--usb-inventory /dev/null");
+  docs = of_kind(report, "documents");
+  REQUIRE(docs.size() == 1);
+  CHECK(docs[0].at("status") == "fail");
+  CHECK_THAT(docs[0].at("details").at("error").get<std::string>(),
+             Catch::Contains("kyso_formats_documents_v1"));
+}

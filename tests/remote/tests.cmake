@@ -22,5 +22,7 @@ if(TARGET kyso_agent)
   target_include_directories(remote_agent PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote
     ${CMAKE_CURRENT_SOURCE_DIR}/agent)
   target_compile_definitions(remote_agent PRIVATE
-    KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh")
+    KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh"
+    KYSO_FORMATS_MODULE_PATH="$<TARGET_FILE:kyso_formats_module>")
+  add_dependencies(remote_agent kyso_formats_module)
 endif()
