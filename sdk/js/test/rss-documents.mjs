@@ -48,7 +48,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'kyso-rss-'));
 cpSync(join(testDir, 'tokens'), join(tmp, 'tokens'), { recursive: true });
 writeFileSync(join(tmp, 'softhsm2.conf'), `directories.tokendir = ${join(tmp, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`);
 const pinentry = join(tmp, 'pinentry');
-writeFileSync(pinentry, `#!/bin/sh\nexport KYSO_PINENTRY_PIN='${manifest.user_pin}'\nexec '${join(repo, 'tests', 'sdk', 'scripted-pinentry.sh')}' "$@"\n`);
+writeFileSync(pinentry, `#!/bin/sh\nexport KYSO_PINENTRY_PIN='${manifest.user_pin}'\nexec '${join(repo, 'tests', 'agent', 'scripted-pinentry.sh')}' "$@"\n`);
 chmodSync(pinentry, 0o755);
 const agent = spawn(
   process.env.KYSO_AGENT_BIN,
