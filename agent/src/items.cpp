@@ -309,6 +309,15 @@ json output_json(const DocumentOutput& out, Transfers& transfers, std::size_t& i
 // ---- Service: signing documents -----------------------------------------------------------------
 
 void Service::check_certificate(const Credential& cred) {
+  const auto now = std::chrono::system_clock::now();
+  if (now < cred.cert.not_before) {
+    throw Error(ErrorCode::CertNotYetValid,
+                "certificate valid from " + to_iso8601(cred.cert.not_before));
+  }
+  if (now > cred.cert.not_after) {
+    throw Error(ErrorCode::CertExpired, "certificate expired " + to_iso8601(cred.cert.not_after));
+  }
+  if (!cred.cert.can_sign()) throw Error(ErrorCode::CertKeyUsage, "key usage forbids signing");
   if (config_.trust_anchors.empty()) return;  // no trust configured: validity and key usage only
   formats::TrustConfig trust;
   trust.anchors = config_.trust_anchors;
@@ -359,15 +368,6 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
     }
     const Credential& cred = located.credential;
     out.credential = cred;
-    const auto now = std::chrono::system_clock::now();
-    if (now < cred.cert.not_before) {
-      throw Error(ErrorCode::CertNotYetValid,
-                  "certificate valid from " + to_iso8601(cred.cert.not_before));
-    }
-    if (now > cred.cert.not_after) {
-      throw Error(ErrorCode::CertExpired, "certificate expired " + to_iso8601(cred.cert.not_after));
-    }
-    if (!cred.cert.can_sign()) throw Error(ErrorCode::CertKeyUsage, "key usage forbids signing");
     check_certificate(cred);
     // A CMS over a given digest fixes the hash; documents use the algorithm asked or SHA-256.
     std::optional<HashAlgorithm> fixed;

@@ -492,17 +492,7 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
     located = choose(job, &cancel);
     const Credential& cred = located.credential;
     out.credential = cred;
-    // The certificate is checked before the user is asked anything.
-    const auto now = std::chrono::system_clock::now();
-    if (now < cred.cert.not_before) {
-      throw Error(ErrorCode::CertNotYetValid,
-                  "certificate valid from " + to_iso8601(cred.cert.not_before));
-    }
-    if (now > cred.cert.not_after) {
-      throw Error(ErrorCode::CertExpired, "certificate expired " + to_iso8601(cred.cert.not_after));
-    }
-    if (!cred.cert.can_sign()) throw Error(ErrorCode::CertKeyUsage, "key usage forbids signing");
-    check_certificate(cred);
+    check_certificate(cred);  // before the user is asked anything
     const HashAlgorithm h = job.items.front().hash_algorithm;
     if (std::ranges::any_of(job.items, [&](const Item& i) { return i.hash_algorithm != h; })) {
       throw Error(ErrorCode::BadRequest, "all items of a batch must use the same hashAlgorithm");

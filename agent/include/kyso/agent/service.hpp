@@ -139,8 +139,10 @@ class Service {
   /// Document items (items.cpp): same approval, each document signed through formats/.
   SignOutcome sign_documents(const SignJob& job, const std::atomic<bool>& cancel,
                              const Progress& progress);
-  /// Chain to IT's trust anchors and revocation (OCSP, CRL) when anchors are configured;
-  /// throws the first problem under the refuse policy, logs it under warn.
+  /// Before the user is asked anything: validity dates and key usage (throws CertNotYetValid,
+  /// CertExpired, CertKeyUsage), then the chain to IT's trust anchors and revocation (OCSP, CRL)
+  /// when anchors are configured, throwing the first problem under the refuse policy and
+  /// logging it under warn.
   void check_certificate(const Credential& cred);
   Dialog sign_dialog(const SignJob& job, const Credential& cred, bool with_pin) const;
   /// Records the user's approval of exactly `digests` (their concatenation's SHA-256);
