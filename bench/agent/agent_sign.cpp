@@ -40,10 +40,9 @@
 #include <thread>
 #include <vector>
 
+#include "../common/agent_process.hpp"
 #include "../common/raw_pkcs11.hpp"
 #include "kyso/core/bytes.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -65,77 +64,36 @@ double cpu_seconds(clockid_t clock) {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-/// kyso-agent as a child process, as users run it.
-struct AgentProcess {
-  pid_t pid = -1;
-  std::uint16_t port = 0;
-
-  /// `wrapper` (e.g. "valgrind --tool=callgrind") runs in front of the agent, for profiling.
-  AgentProcess(const std::filesystem::path& dir, const std::string& pinentry,
-               const std::string& binary, const std::string& wrapper) {
-    std::array<int, 2> out{};
-    if (::pipe(out.data()) != 0) throw std::runtime_error("pipe");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    const std::string state = (dir / "agent-state").string();
-    std::vector<std::string> args;
-    for (std::size_t b = 0, e = 0; b < wrapper.size(); b = e + 1) {
-      e = wrapper.find(' ', b);
-      if (e == std::string::npos) e = wrapper.size();
-      if (e > b) args.push_back(wrapper.substr(b, e - b));
-    }
-    const std::vector<std::string> agent_args{
-        binary,        "--port",         "0",
-        "--module",    kModule,          "--no-system-modules",
-        "--pinentry",  pinentry,         "--state-dir",
-        state,         "--allow-origin", kOrigin,
-        "--log-level", "warn",           "--max-connections",
-        "128"};
-    args.insert(args.end(), agent_args.begin(), agent_args.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (::posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) {
-      throw std::runtime_error("cannot start kyso-agent");
-    }
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(out[1]);
-    std::string line;
-    char c = 0;
-    while (::read(out[0], &c, 1) == 1 && c != '\n') line.push_back(c);
-    ::close(out[0]);
-    const auto colon = line.rfind(':');
-    if (colon == std::string::npos) throw std::runtime_error("kyso-agent did not start: " + line);
-    port = static_cast<std::uint16_t>(std::stoi(line.substr(colon + 1)));
+/// kyso-agent's command line for the benchmark; `wrapper` (e.g. "valgrind --tool=callgrind")
+/// runs in front of the agent, for profiling.
+std::vector<std::string> agent_command(const std::filesystem::path& dir,
+                                       const std::string& pinentry, const std::string& binary,
+                                       const std::string& wrapper) {
+  std::vector<std::string> args;
+  for (std::size_t b = 0, e = 0; b < wrapper.size(); b = e + 1) {
+    e = wrapper.find(' ', b);
+    if (e == std::string::npos) e = wrapper.size();
+    if (e > b) args.push_back(wrapper.substr(b, e - b));
   }
-  ~AgentProcess() {
-    if (pid > 0) {
-      ::kill(pid, SIGTERM);
-      int st = 0;
-      ::waitpid(pid, &st, 0);
-    }
-  }
-  AgentProcess(const AgentProcess&) = delete;
-  AgentProcess& operator=(const AgentProcess&) = delete;
-  AgentProcess(AgentProcess&&) = delete;
-  AgentProcess& operator=(AgentProcess&&) = delete;
-
-  [[nodiscard]] clockid_t cpu_clock() const {
-    clockid_t c{};
-    if (::clock_getcpuclockid(pid, &c) != 0) throw std::runtime_error("clock_getcpuclockid");
-    return c;
-  }
-
-  [[nodiscard]] double rss_mb() const {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    for (std::string l; std::getline(in, l);) {
-      if (l.starts_with("VmRSS:")) return std::stod(l.substr(6)) / 1024.0;
-    }
-    return -1;
-  }
-};
+  const std::vector<std::string> agent_args{binary,
+                                            "--port",
+                                            "0",
+                                            "--module",
+                                            kModule,
+                                            "--no-system-modules",
+                                            "--pinentry",
+                                            pinentry,
+                                            "--state-dir",
+                                            (dir / "agent-state").string(),
+                                            "--allow-origin",
+                                            kOrigin,
+                                            "--log-level",
+                                            "warn",
+                                            "--max-connections",
+                                            "128"};
+  args.insert(args.end(), agent_args.begin(), agent_args.end());
+  return args;
+}
 
 struct Client {
   net::io_context ioc;
@@ -369,7 +327,7 @@ int main(int argc, char** argv) {
     ::setenv("KYSO_PINENTRY_PIN", kPin, 1);
     const std::string pinentry = std::string(KYSO_SOURCE_DIR) + "/tests/agent/scripted-pinentry.sh";
 
-    AgentProcess agent(dir, pinentry, agent_bin, wrapper);
+    const kyso::bench::AgentProcess agent(agent_command(dir, pinentry, agent_bin, wrapper));
     ::sleep(1);
     const double idle_rss = agent.rss_mb();
     const kyso::bench::RawPkcs11 raw(kModule, "Kyso Demo ", kPin);
@@ -378,7 +336,7 @@ int main(int argc, char** argv) {
     std::printf(
         "bench/agent-sign: %d-hash batch, kyso-agent over ws://127.0.0.1:%u vs raw PKCS#11 "
         "(SoftHSM2), best of %d interleaved rounds\n",
-        items, agent.port, rounds);
+        items, agent.port(), rounds);
     std::printf("%-12s %14s %14s %8s\n", "key", "raw sig/s", "agent sig/s", "ratio");
     std::printf(
         "(raw: C_SignInit+C_Sign on 2 sessions, as many as the agent's batch uses; agent: "
@@ -402,7 +360,7 @@ int main(int argc, char** argv) {
         Mode{"event per item", json::object()}, Mode{"progressEvery 100", {{"progressEvery", 100}}},
         Mode{"progressInterval 50ms", {{"progressInterval", 50}}},
         Mode{"50ms + sigs in events", {{"progressInterval", 50}, {"signaturesInEvents", true}}}};
-    Client c(agent.port);
+    Client c(agent.port());
     const clockid_t agent_cpu = agent.cpu_clock();
     for (const Key& k : {Key{"RSA-2048", "teacher", 0x01, CKM_RSA_PKCS},
                          Key{"ECDSA P-256", "teacher-ec", 0x04, CKM_ECDSA}}) {
@@ -503,7 +461,7 @@ int main(int argc, char** argv) {
 
     std::vector<std::unique_ptr<Client>> many;
     for (int i = 0; i < 100; ++i) {
-      many.push_back(std::make_unique<Client>(agent.port));
+      many.push_back(std::make_unique<Client>(agent.port()));
       many.back()->call({{"id", 1}, {"method", "hello"}, {"params", json::object()}});
     }
     std::printf("agent RSS: idle %.1f MB (goal < 15), with 100 connections %.1f MB\n", idle_rss,
