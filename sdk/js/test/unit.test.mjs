@@ -263,6 +263,7 @@ function batchAgent({ failFrom = Infinity, delayMs = 0 } = {}) {
     const results = [];
     let from = 0;
     let failed = [];
+    let sigs = [];
     for (let i = 0; i < state.total; i++) {
       if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
       const error = state.cancelled ? err('USER_CANCELLED') : i >= failFrom ? err('TOKEN_REMOVED') : undefined;
@@ -273,11 +274,18 @@ function batchAgent({ failFrom = Infinity, delayMs = 0 } = {}) {
         continue;
       }
       if (error) failed.push({ index: i, error });
+      else if (state.params.signaturesInEvents) sigs.push({ index: i, signature: r.signature });
       if ((i + 1) % 8 === 0 || i + 1 === state.total) {
-        conn.send({ event: 'batch.progress', id, params: { done: i + 1, total: state.total, index: i, ok: r.ok, from, failed } });
+        const withSigs = state.params.signaturesInEvents ? { signatures: sigs } : {};
+        conn.send({ event: 'batch.progress', id, params: { done: i + 1, total: state.total, index: i, ok: r.ok, from, failed, ...withSigs } });
         from = i + 1;
         failed = [];
+        sigs = [];
       }
+    }
+    // With signaturesInEvents the summary only says which items were signed.
+    if (state.params.signaturesInEvents) {
+      for (const r of results) delete r.signature;
     }
     const signed = results.filter((r) => r.ok).length;
     conn.send({
@@ -308,6 +316,41 @@ test('signBatch_coalescedProgress_onProgressOncePerItemInOrderWithErrors', async
     assert.equal(progress[39].item.key, 'uuid-39');
     assert.equal(events.length, 40);
     assert.equal(summary.signed, 35);
+  });
+});
+
+test('signBatch_agentOffersSignaturesInEvents_signaturesFromEventsInProgressAndSummary', async () => {
+  const fake = batchAgent({ failFrom: 35 });
+  const agent = await startFakeAgent({
+    handler: (msg, conn) =>
+      msg.method === 'hello'
+        ? conn.send({ id: msg.id, result: { ...helloResult, capabilities: { ...helloResult.capabilities, signaturesInEvents: true } } })
+        : fake.handler(msg, conn),
+  });
+  const client = await connect({ ports: [agent.port] });
+  try {
+    const progress = [];
+    const summary = await client.signBatch(classItems(40), { role: 'principal', onProgress: (e) => progress.push(e) });
+    assert.equal(fake.state.params.signaturesInEvents, true);
+    assert.equal(fake.state.params.progressInterval, 50);
+    // Each signed item's signature arrives with its progress and ends up in the summary.
+    assert.deepEqual(progress.slice(0, 35).map((e) => e.signature), Array.from({ length: 35 }, (_, i) => `sig${i}`));
+    assert.ok(progress.slice(35).every((e) => !e.ok && e.signature === undefined));
+    assert.equal(summary.signed, 35);
+    assert.deepEqual(summary.results.slice(0, 35).map((r) => r.signature), Array.from({ length: 35 }, (_, i) => `sig${i}`));
+    assert.ok(summary.results.slice(35).every((r) => !r.ok && r.error.code === 'TOKEN_REMOVED'));
+  } finally {
+    client.close();
+    await agent.close();
+  }
+});
+
+test('signBatch_agentWithoutSignaturesInEvents_doesNotAskForThem', async () => {
+  const fake = batchAgent();
+  await withAgent(fake.handler, async (client) => {
+    const summary = await client.signBatch(classItems(10), { role: 'principal' });
+    assert.equal(fake.state.params.signaturesInEvents, undefined);
+    assert.equal(summary.results[9].signature, 'sig9');
   });
 });
 
