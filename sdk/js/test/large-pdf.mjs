@@ -4,19 +4,13 @@
 // and qpdf. Not part of ctest (a 200 MB file takes a while on a loaded machine).
 //   KYSO_AGENT_BIN=build/agent/kyso-agent KYSO_TEST_DIR=build/test-pki \
 //     node --experimental-websocket test/large-pdf.mjs [MEGABYTES=200]
-import { spawn, execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from '../dist/index.js';
+import { startPrivateAgent } from './private-agent.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '..', '..', '..');
 const megabytes = Number(process.argv[2] ?? 200);
-const testDir = process.env.KYSO_TEST_DIR;
-const manifest = JSON.parse(readFileSync(join(testDir, 'manifest.json'), 'utf8'));
-const ORIGIN = 'http://127.0.0.1:5173';
 
 /** A one-page PDF with an unreferenced padding stream of `padding` bytes (classic xref). */
 function bigPdf(padding) {
@@ -51,34 +45,10 @@ function bigPdf(padding) {
 
 const vmHwm = (pid) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 
-const tmp = mkdtempSync(join(tmpdir(), 'kyso-large-pdf-'));
-cpSync(join(testDir, 'tokens'), join(tmp, 'tokens'), { recursive: true });
-writeFileSync(join(tmp, 'softhsm2.conf'), `directories.tokendir = ${join(tmp, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`);
-const pinentry = join(tmp, 'pinentry');
-writeFileSync(pinentry, `#!/bin/sh\nexport KYSO_PINENTRY_PIN='${manifest.user_pin}'\nexec '${join(repo, 'tests', 'agent', 'scripted-pinentry.sh')}' "$@"\n`);
-chmodSync(pinentry, 0o755);
-const agent = spawn(
-  process.env.KYSO_AGENT_BIN,
-  ['--port', '0', '--module', manifest.module, '--no-system-modules', '--pinentry', pinentry,
-    '--state-dir', join(tmp, 'state'), '--allow-origin', ORIGIN],
-  { env: { ...process.env, SOFTHSM2_CONF: join(tmp, 'softhsm2.conf') }, stdio: ['ignore', 'pipe', 'inherit'] },
-);
+const a = await startPrivateAgent('kyso-large-pdf-');
+const { agent, tmp } = a;
 try {
-  const port = await new Promise((res, rej) => {
-    let out = '';
-    agent.stdout.on('data', (d) => {
-      out += d;
-      const m = /127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) res(Number(m[1]));
-    });
-    agent.once('exit', () => rej(new Error('kyso-agent exited')));
-  });
-  class OriginWebSocket extends WebSocket {
-    constructor(url) {
-      super(url, { headers: { Origin: ORIGIN } });
-    }
-  }
-  const client = await connect({ ports: [port], WebSocket: OriginWebSocket, maxMessageBytes: 1000 * 1024 });
+  const client = await connect({ ports: [a.port], WebSocket: a.WebSocket, maxMessageBytes: 1000 * 1024 });
   const rssIdle = vmHwm(agent.pid);
   const pdf = bigPdf(megabytes * 1024 * 1024);
   const t0 = performance.now();
@@ -101,7 +71,5 @@ try {
     ` pdfsig ${/Signature is Valid/.test(pdfsig) ? 'valid' : 'NOT valid'}, qpdf --check ok`);
   console.log(`kyso-agent peak RSS (VmHWM): ${rssIdle.toFixed(1)} MiB after start, ${rssPeak.toFixed(1)} MiB after the ${megabytes} MiB PDF`);
 } finally {
-  agent.kill('SIGTERM');
-  await new Promise((r) => agent.once('exit', r));
-  rmSync(tmp, { recursive: true, force: true });
+  await a.stop();
 }

@@ -6,19 +6,12 @@
 // Not part of ctest.
 //   KYSO_AGENT_BIN=build/agent/kyso-agent KYSO_TEST_DIR=build/test-pki \
 //     node --experimental-websocket test/rss-documents.mjs
-import { spawn, execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { connect } from '../dist/index.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '..', '..', '..');
-const testDir = process.env.KYSO_TEST_DIR;
-const manifest = JSON.parse(readFileSync(join(testDir, 'manifest.json'), 'utf8'));
-const ORIGIN = 'http://127.0.0.1:5173';
+import { startPrivateAgent } from './private-agent.mjs';
 
 function smallPdf() {
   const content = 'BT /F1 14 Tf 56 780 Td (Hoc ba so) Tj ET\n';
@@ -45,37 +38,13 @@ const XML = '<?xml version="1.0" encoding="UTF-8"?>\n<HocBa Id="hb1"><DuLieuHocB
 const status = (pid, key) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 const mapped = (pid, name) => readFileSync(`/proc/${pid}/maps`, 'utf8').includes(name);
 
-const tmp = mkdtempSync(join(tmpdir(), 'kyso-rss-'));
-cpSync(join(testDir, 'tokens'), join(tmp, 'tokens'), { recursive: true });
-writeFileSync(join(tmp, 'softhsm2.conf'), `directories.tokendir = ${join(tmp, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`);
-const pinentry = join(tmp, 'pinentry');
-writeFileSync(pinentry, `#!/bin/sh\nexport KYSO_PINENTRY_PIN='${manifest.user_pin}'\nexec '${join(repo, 'tests', 'agent', 'scripted-pinentry.sh')}' "$@"\n`);
-chmodSync(pinentry, 0o755);
-const agent = spawn(
-  process.env.KYSO_AGENT_BIN,
-  ['--port', '0', '--module', manifest.module, '--no-system-modules', '--pinentry', pinentry,
-    '--state-dir', join(tmp, 'state'), '--allow-origin', ORIGIN, '--log-level', 'warn'],
-  { env: { ...process.env, SOFTHSM2_CONF: join(tmp, 'softhsm2.conf') }, stdio: ['ignore', 'pipe', 'inherit'] },
-);
+const a = await startPrivateAgent('kyso-rss-', ['--log-level', 'warn']);
+const { agent, tmp, manifest } = a;
 try {
-  const port = await new Promise((res, rej) => {
-    let out = '';
-    agent.stdout.on('data', (d) => {
-      out += d;
-      const m = /127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) res(Number(m[1]));
-    });
-    agent.once('exit', () => rej(new Error('kyso-agent exited')));
-  });
   await new Promise((r) => setTimeout(r, 1000));
   const idle = status(agent.pid, 'VmRSS');
   const idleMapped = mapped(agent.pid, 'kyso-formats-documents.so');
-  class OriginWebSocket extends WebSocket {
-    constructor(url) {
-      super(url, { headers: { Origin: ORIGIN } });
-    }
-  }
-  const client = await connect({ ports: [port], WebSocket: OriginWebSocket });
+  const client = await connect({ ports: [a.port], WebSocket: a.WebSocket });
   const digest = createHash('sha256').update('Học bạ').digest();
   await client.sign({ type: 'hash', hash: new Uint8Array(digest), title: 'Học bạ (mã băm)' }, { role: 'teacher' });
   const afterHash = status(agent.pid, 'VmRSS');
@@ -106,7 +75,5 @@ try {
     `first PDF request ${firstPdfMs.toFixed(1)} ms (loads the module), the next ${secondPdfMs.toFixed(1)} ms ` +
     '(both with the scripted dialog and C_Login)');
 } finally {
-  agent.kill('SIGTERM');
-  await new Promise((r) => agent.once('exit', r));
-  rmSync(tmp, { recursive: true, force: true });
+  await a.stop();
 }
