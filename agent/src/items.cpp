@@ -128,19 +128,6 @@ std::string human_size(std::uint64_t n) {
   return buf;
 }
 
-SignAlgorithm default_algorithm(const Credential& c, HashAlgorithm h) {
-  const bool ec = c.cert.key_type == "EC";
-  switch (h) {
-    case HashAlgorithm::Sha384:
-      return ec ? SignAlgorithm::EcdsaSha384 : SignAlgorithm::RsaPkcs1Sha384;
-    case HashAlgorithm::Sha512:
-      return ec ? SignAlgorithm::EcdsaSha512 : SignAlgorithm::RsaPkcs1Sha512;
-    case HashAlgorithm::Sha256:
-      break;
-  }
-  return ec ? SignAlgorithm::EcdsaSha256 : SignAlgorithm::RsaPkcs1Sha256;
-}
-
 /// Passes everything to the token's signer and keeps what was signed, for the audit log.
 class RecordingSigner final : public Signer {
  public:
@@ -379,7 +366,7 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
       fixed = i.document->digest_algorithm;
     }
     out.algorithm =
-        job.algorithm.value_or(default_algorithm(cred, fixed.value_or(HashAlgorithm::Sha256)));
+        job.algorithm.value_or(default_algorithm(cred.cert, fixed.value_or(HashAlgorithm::Sha256)));
     if (fixed && hash_of(out.algorithm) != *fixed) {
       throw Error(ErrorCode::BadRequest, "algorithm " + std::string(to_string(out.algorithm)) +
                                              " does not match hashAlgorithm " +

@@ -50,19 +50,6 @@ Bytes decode_digest(std::string_view s, std::size_t want) {
   return from_base64(b64);
 }
 
-SignAlgorithm default_algorithm(const Credential& c, HashAlgorithm h) {
-  const bool ec = c.cert.key_type == "EC";
-  switch (h) {
-    case HashAlgorithm::Sha256:
-      return ec ? SignAlgorithm::EcdsaSha256 : SignAlgorithm::RsaPkcs1Sha256;
-    case HashAlgorithm::Sha384:
-      return ec ? SignAlgorithm::EcdsaSha384 : SignAlgorithm::RsaPkcs1Sha384;
-    case HashAlgorithm::Sha512:
-      return ec ? SignAlgorithm::EcdsaSha512 : SignAlgorithm::RsaPkcs1Sha512;
-  }
-  return SignAlgorithm::RsaPkcs1Sha256;
-}
-
 std::string holder(const CertificateInfo& c) {
   std::string s = c.common_name;
   if (!c.uids.empty()) s += " (" + c.uids.front().raw + ")";
@@ -497,7 +484,7 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
     if (std::ranges::any_of(job.items, [&](const Item& i) { return i.hash_algorithm != h; })) {
       throw Error(ErrorCode::BadRequest, "all items of a batch must use the same hashAlgorithm");
     }
-    out.algorithm = job.algorithm.value_or(default_algorithm(cred, h));
+    out.algorithm = job.algorithm.value_or(default_algorithm(cred.cert, h));
     if (hash_of(out.algorithm) != h) {
       throw Error(ErrorCode::BadRequest, "algorithm " + std::string(to_string(out.algorithm)) +
                                              " does not match hashAlgorithm " +

@@ -120,6 +120,19 @@ std::vector<SignAlgorithm> algorithms_for_key(const CertificateInfo& cert) {
   return out;
 }
 
+SignAlgorithm default_algorithm(const CertificateInfo& cert, HashAlgorithm h) noexcept {
+  const bool ec = cert.key_type == "EC";
+  switch (h) {
+    case HashAlgorithm::Sha384:
+      return ec ? SignAlgorithm::EcdsaSha384 : SignAlgorithm::RsaPkcs1Sha384;
+    case HashAlgorithm::Sha512:
+      return ec ? SignAlgorithm::EcdsaSha512 : SignAlgorithm::RsaPkcs1Sha512;
+    case HashAlgorithm::Sha256:
+      break;
+  }
+  return ec ? SignAlgorithm::EcdsaSha256 : SignAlgorithm::RsaPkcs1Sha256;
+}
+
 bool stops_batch(ErrorCode code) noexcept {
   switch (code) {
     case ErrorCode::TokenRemoved:

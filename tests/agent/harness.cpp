@@ -159,6 +159,17 @@ Bytes item_digest(const json& item) {
   return from_base64(item.at("hash").get<std::string>());
 }
 
+nlohmann::json read_until_id(Client& c, const nlohmann::json& id) {
+  for (;;) {
+    nlohmann::json m = c.read();
+    if (m.contains("event")) {
+      c.events.push_back(m);
+      continue;
+    }
+    if (m.value("id", nlohmann::json()) == id) return m;
+  }
+}
+
 std::string code_of(const nlohmann::json& response) {
   return response.at("error").at("code").get<std::string>();
 }

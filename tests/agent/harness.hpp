@@ -73,6 +73,9 @@ class Client {
 int upgrade_status(std::uint16_t port, const std::optional<std::string>& origin,
                    const std::string& host);
 
+/// Reads until the response to `id`; events meanwhile go to `c.events`.
+nlohmann::json read_until_id(Client& c, const nlohmann::json& id);
+
 /// The error code of a response (throws when it has none).
 std::string code_of(const nlohmann::json& response);
 

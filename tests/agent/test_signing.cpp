@@ -18,17 +18,6 @@ namespace http = beast::http;
 
 namespace {
 
-json read_until_id(Client& c, const json& id) {
-  for (;;) {
-    json m = c.read();
-    if (m.contains("event")) {
-      c.events.push_back(m);
-      continue;
-    }
-    if (m.value("id", json()) == id) return m;
-  }
-}
-
 json batch_items(int n, const std::string& alg = "sha256") {
   json items = json::array();
   for (int i = 0; i < n; ++i)

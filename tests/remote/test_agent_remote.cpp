@@ -239,17 +239,6 @@ TEST_CASE("agentRemote_restart_listsCachedCredentialsWithoutDialog", "[csc][agen
 
 namespace {
 
-json read_until_id(Client& c, const json& id) {
-  for (;;) {
-    json m = c.read();
-    if (m.contains("event")) {
-      c.events.push_back(m);
-      continue;
-    }
-    if (m.value("id", json()) == id) return m;
-  }
-}
-
 /// Starts a 100-item principal batch on an appliance whose HSM is slowed down, and returns
 /// once its first progress event arrived.
 void start_slow_batch(Client& c, const json& batch) {

@@ -50,6 +50,9 @@ bool is_pss(SignAlgorithm alg) noexcept;
 bool is_ecdsa(SignAlgorithm alg) noexcept;
 /// The algorithms a key of this type can use (the token may support fewer).
 std::vector<SignAlgorithm> algorithms_for_key(const CertificateInfo& cert);
+/// What a request that names no algorithm gets, with hash `h`: ECDSA for an EC key, else
+/// PKCS#1 v1.5, what deployed systems verify.
+SignAlgorithm default_algorithm(const CertificateInfo& cert, HashAlgorithm h) noexcept;
 
 /// Converts an ECDSA signature between raw r||s and DER.
 Bytes ecdsa_raw_to_der(std::span<const std::uint8_t> raw);
