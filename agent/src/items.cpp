@@ -365,17 +365,7 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
       }
       fixed = i.document->digest_algorithm;
     }
-    out.algorithm =
-        job.algorithm.value_or(default_algorithm(cred.cert, fixed.value_or(HashAlgorithm::Sha256)));
-    if (fixed && hash_of(out.algorithm) != *fixed) {
-      throw Error(ErrorCode::BadRequest, "algorithm " + std::string(to_string(out.algorithm)) +
-                                             " does not match hashAlgorithm " +
-                                             std::string(to_string(*fixed)));
-    }
-    if (std::ranges::find(cred.algorithms, out.algorithm) == cred.algorithms.end()) {
-      throw Error(ErrorCode::AlgorithmUnsupported,
-                  std::string(to_string(out.algorithm)) + " is not available for this key/token");
-    }
+    out.algorithm = choose_algorithm(job, cred, fixed);
   } catch (const Error& e) {
     refuse(e, located.credential.id());
     throw;

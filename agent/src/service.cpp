@@ -464,6 +464,22 @@ void Service::approve_and_log_in(const SignJob& job, const Credential& cred, Sig
   }
 }
 
+SignAlgorithm Service::choose_algorithm(const SignJob& job, const Credential& cred,
+                                        std::optional<HashAlgorithm> hash) {
+  const SignAlgorithm alg =
+      job.algorithm.value_or(default_algorithm(cred.cert, hash.value_or(HashAlgorithm::Sha256)));
+  if (hash && hash_of(alg) != *hash) {
+    throw Error(ErrorCode::BadRequest, "algorithm " + std::string(to_string(alg)) +
+                                           " does not match hashAlgorithm " +
+                                           std::string(to_string(*hash)));
+  }
+  if (std::ranges::find(cred.algorithms, alg) == cred.algorithms.end()) {
+    throw Error(ErrorCode::AlgorithmUnsupported,
+                std::string(to_string(alg)) + " is not available for this key/token");
+  }
+  return alg;
+}
+
 SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
                           const Progress& progress) {
   if (job.items.empty()) throw Error(ErrorCode::BadRequest, "nothing to sign");
@@ -484,16 +500,7 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
     if (std::ranges::any_of(job.items, [&](const Item& i) { return i.hash_algorithm != h; })) {
       throw Error(ErrorCode::BadRequest, "all items of a batch must use the same hashAlgorithm");
     }
-    out.algorithm = job.algorithm.value_or(default_algorithm(cred.cert, h));
-    if (hash_of(out.algorithm) != h) {
-      throw Error(ErrorCode::BadRequest, "algorithm " + std::string(to_string(out.algorithm)) +
-                                             " does not match hashAlgorithm " +
-                                             std::string(to_string(h)));
-    }
-    if (std::ranges::find(cred.algorithms, out.algorithm) == cred.algorithms.end()) {
-      throw Error(ErrorCode::AlgorithmUnsupported,
-                  std::string(to_string(out.algorithm)) + " is not available for this key/token");
-    }
+    out.algorithm = choose_algorithm(job, cred, h);
   } catch (const Error& e) {
     refuse(e, located.credential.id());
     throw;

@@ -144,6 +144,11 @@ class Service {
   /// when anchors are configured, throwing the first problem under the refuse policy and
   /// logging it under warn.
   void check_certificate(const Credential& cred);
+  /// The job's algorithm, or the key's default with `hash` (SHA-256 when none is fixed); it must
+  /// use `hash` when one is fixed and be one the credential offers (BadRequest,
+  /// AlgorithmUnsupported).
+  static SignAlgorithm choose_algorithm(const SignJob& job, const Credential& cred,
+                                        std::optional<HashAlgorithm> hash);
   Dialog sign_dialog(const SignJob& job, const Credential& cred, bool with_pin) const;
   /// Records the user's approval of exactly `digests` (their concatenation's SHA-256);
   /// `how` names the algorithm and, for remote jobs, the service.
