@@ -20,7 +20,7 @@ options() {
   case "$1" in
     kyso-bench-token-sign) echo --rsa 20 --ec 50 --rounds 1 ;;
     kyso-bench-agent-sign) echo --items 40 --rounds 1 --singles 2 ;;
-    kyso-bench-format-sign) echo --n 10 --rounds 1 --big-mb 1 --school 20 ;;
+    kyso-bench-format-sign) echo --n 10 --rounds 1 --big-mb 1 --school 20 --lt 1 ;;
     kyso-bench-remote-sign) echo --hashes 100 --rounds 1 ;;
   esac
 }

@@ -33,6 +33,10 @@ struct Context {
   std::unique_ptr<pkcs11::Library> library_;
 };
 
+/// Trust anchors when none are given: IT installs the national roots (NEAC, MIC/MST, VGCA) as
+/// /etc/kyso/trust/*.pem|*.crt.
+std::vector<std::string> default_trust_anchors();
+
 /// Prints an error for people (or as JSON with --json) and returns the process exit code.
 int report_error(const Context& ctx, const Error& e);
 
