@@ -156,9 +156,12 @@ int free_port() {
 bool listening(int port) {
   char hex[8];
   std::snprintf(hex, sizeof hex, ":%04X ", static_cast<unsigned>(port));
-  std::ifstream in("/proc/net/tcp");
-  for (std::string line; std::getline(in, line);)
-    if (line.find(hex) != std::string::npos && line.find(" 0A ") != std::string::npos) return true;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    for (std::string line; std::getline(in, line);)
+      if (line.find(hex) != std::string::npos && line.find(" 0A ") != std::string::npos)
+        return true;
+  }
   return false;
 }
 
@@ -178,7 +181,7 @@ void longterm(kyso::Signer& signer, const std::string& dir, const std::filesyste
   const Child tsa_server({"python3", KYSO_SOURCE_DIR "/tests/provisioning/tsa_http.py",
                           pki + "openssl.cnf", port_file});
   std::string tsa_port;
-  for (int i = 0; i < 200 && (tsa_port.empty() || !listening(ocsp_port)); ++i) {
+  for (int i = 0; i < 600 && (tsa_port.empty() || !listening(ocsp_port)); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     std::ifstream in(port_file);
     std::getline(in, tsa_port);
