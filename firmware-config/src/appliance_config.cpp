@@ -163,8 +163,10 @@ ApplianceConfig load_appliance_config(const std::filesystem::path& file) {
   if (!server) root.fail("server", "section [server] is required", "thiếu mục [server]");
   c.name = server->string_or("name", c.name);
   read_listen(*server, c);
-  if (server->string("state_db") == ":memory:") {
-    c.state_db = ":memory:";
+  const std::string db_name = server->string("state_db").value_or("");
+  if (db_name == ":memory:" || db_name.starts_with("postgresql:") ||
+      db_name.starts_with("postgres://")) {
+    c.state_db = db_name;  // throw-away state, or a PostgreSQL URL shared by several nodes
   } else if (auto db = server->file_path("state_db", false)) {
     c.state_db = *db;
   }

@@ -3,7 +3,8 @@
 //   kyso-appliance --config FILE [--port-file FILE]   serve until SIGINT / SIGTERM
 //   kyso-appliance check-config --config FILE         validate the TOML file and exit
 //   kyso-appliance hash-password [--cost LOG2N]       hash a password read from stdin
-//   kyso-appliance verify-audit --db FILE             check the audit log's hash chain
+//   kyso-appliance verify-audit --db FILE|URL         check the audit log's hash chain
+//   kyso-appliance migrate --db FILE|URL [--grant ROLE]  bring the state schema up to date
 #include <unistd.h>
 #include <csignal>
 #include <cstdio>
@@ -26,7 +27,8 @@ int usage() {
                "usage: kyso-appliance --config FILE [--port-file FILE]\n"
                "       kyso-appliance check-config --config FILE\n"
                "       kyso-appliance hash-password [--cost LOG2N]   (password on stdin)\n"
-               "       kyso-appliance verify-audit --db FILE\n");
+               "       kyso-appliance verify-audit --db FILE|URL\n"
+               "       kyso-appliance migrate --db FILE|URL [--grant ROLE]\n");
   return 2;
 }
 
@@ -76,6 +78,7 @@ int main(int argc, char** argv) {
     std::string config;
     std::string port_file;
     std::string db;
+    std::string grant;
     unsigned cost = 15;
     std::string command = "serve";
     for (int i = 1; i < argc; ++i) {
@@ -84,7 +87,7 @@ int main(int argc, char** argv) {
         if (i + 1 >= argc) throw kyso::Error(kyso::ErrorCode::BadRequest, a + " needs a value");
         return argv[++i];
       };
-      if (a == "hash-password" || a == "verify-audit" || a == "check-config") {
+      if (a == "hash-password" || a == "verify-audit" || a == "check-config" || a == "migrate") {
         command = a;
       } else if (a == "--config") {
         config = next();
@@ -92,6 +95,8 @@ int main(int argc, char** argv) {
         port_file = next();
       } else if (a == "--db") {
         db = next();
+      } else if (a == "--grant") {
+        grant = next();
       } else if (a == "--cost") {
         cost = static_cast<unsigned>(std::stoul(next()));
       } else {
@@ -99,14 +104,20 @@ int main(int argc, char** argv) {
       }
     }
     if (command == "hash-password") return hash_password_cmd(cost);
+    if (command == "migrate") {
+      if (db.empty()) return usage();
+      const int version = kyso::remote::migrate_state_store(db, grant);
+      std::printf("state schema at version %d\n", version);
+      return 0;
+    }
     if (command == "verify-audit") {
       if (db.empty()) return usage();
-      kyso::remote::StateStore store(db);
-      if (auto broken = store.verify_audit_chain()) {
+      const auto store = kyso::remote::open_state_store(db);
+      if (auto broken = store->verify_audit_chain()) {
         std::printf("audit log BROKEN at row %lld\n", static_cast<long long>(*broken));
         return 1;
       }
-      std::printf("audit log intact: %zu rows\n", store.audit_log().size());
+      std::printf("audit log intact: %zu rows\n", store->audit_log().size());
       return 0;
     }
     if (config.empty()) return usage();

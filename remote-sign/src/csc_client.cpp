@@ -1,6 +1,10 @@
 #include "kyso/remote/csc_client.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <thread>
 
 #include "csc_wire.hpp"
 #include "kyso/core/error.hpp"
@@ -57,6 +61,14 @@ bool truthy(const json* j) {
   return false;
 }
 
+std::string new_request_id() {
+  std::array<std::uint8_t, 16> raw{};
+  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
+    throw Error(ErrorCode::Internal, "RAND_bytes failed");
+  }
+  return to_hex(raw);
+}
+
 }  // namespace
 
 CscClient::CscClient(ClientOptions options) : options_(options), http_(std::move(options)) {}
@@ -80,6 +92,8 @@ json CscClient::checked(const std::string& method, const std::string& body, bool
   if (!token_.empty() && headers.count("Authorization") == 0) {
     headers["Authorization"] = "Bearer " + token_;
   }
+  // Ties this request to the appliance's log line (on whichever node answers it).
+  if (headers.count("X-Request-Id") == 0) headers["X-Request-Id"] = new_request_id();
   struct Wipe {  // this copy may hold a Basic password
     std::map<std::string, std::string>& h;
     ~Wipe() {
@@ -286,10 +300,11 @@ Authorization CscClient::authorize(const std::string& id, std::span<const Bytes>
 
 Authorization CscClient::extend(const std::string& id, const std::string& sad,
                                 std::span<const Bytes> hashes, HashAlgorithm hash) {
-  json req{{"credentialID", id},
-           {"SAD", sad},
-           {"hashes", hashes_json(hashes)},
-           {"hashAlgorithmOID", wire::hash_oid(hash)}};
+  json req{{"credentialID", id}, {"SAD", sad}};
+  if (!hashes.empty()) {
+    req["hashes"] = hashes_json(hashes);
+    req["hashAlgorithmOID"] = wire::hash_oid(hash);
+  }
   const json j = checked("credentials/extendTransaction", req.dump(), false);
   Authorization a;
   a.sad = j.value("SAD", std::string());
@@ -306,7 +321,30 @@ std::vector<Bytes> CscClient::sign_hash(const std::string& id, const std::string
            {"hashAlgorithmOID", wire::hash_oid(hash_of(alg))},
            {"signAlgo", wire::sign_oid(alg)},
            {"operationMode", "S"}};
-  const json j = checked("signatures/signHash", req.dump(), false);
+  // One request id for every attempt: the appliance lets the same request take its hashes
+  // again (its answer was lost: a node died, a connection broke) and nothing else, so the
+  // request is safe to re-send, to another node too. A 503 (the state database restarting)
+  // changed nothing: it is re-sent after a pause, for up to `unavailable_wait`.
+  const std::map<std::string, std::string> extra{{"X-Request-Id", new_request_id()}};
+  const std::string body = req.dump();
+  const auto give_up = std::chrono::steady_clock::now() + options_.unavailable_wait;
+  json j;
+  for (auto pause = std::chrono::milliseconds(200);;
+       pause = std::min(pause * 2, std::chrono::milliseconds(2000))) {
+    try {
+      j = checked("signatures/signHash", body, true, extra);
+      break;
+    } catch (const Error& e) {
+      const bool unavailable =
+          e.code() == ErrorCode::RemoteError &&
+          e.detail().find("HTTP 503 temporarily_unavailable") != std::string::npos;
+      const bool unreachable = e.code() == ErrorCode::RemoteUnreachable;
+      if (!(unavailable || unreachable) || std::chrono::steady_clock::now() + pause > give_up) {
+        throw;
+      }
+      std::this_thread::sleep_for(pause);
+    }
+  }
   const json* sigs = field(j, {"signatures"});
   if (sigs == nullptr || !sigs->is_array() || sigs->size() != hashes.size()) {
     throw Error(ErrorCode::RemoteError,

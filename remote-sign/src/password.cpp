@@ -42,38 +42,58 @@ std::optional<unsigned> parse_uint(std::string_view s) {
   return v;
 }
 
-}  // namespace
+// "$scrypt$ln=15,r=8,p=1$salt$key": the parameters, and `rest` set to "salt$key".
+std::optional<ScryptParams> parse_scrypt(std::string_view hash, std::string_view& rest) {
+  constexpr std::string_view kPrefix = "$scrypt$ln=";
+  if (!hash.starts_with(kPrefix)) return std::nullopt;
+  hash.remove_prefix(kPrefix.size());
+  const auto d1 = hash.find('$');
+  if (d1 == std::string_view::npos) return std::nullopt;
+  const std::string_view params = hash.substr(0, d1);
+  rest = hash.substr(d1 + 1);
+  const auto c1 = params.find(",r=");
+  const auto c2 = params.find(",p=");
+  if (c1 == std::string_view::npos || c2 == std::string_view::npos || c2 < c1) return std::nullopt;
+  const auto ln = parse_uint(params.substr(0, c1));
+  const auto r = parse_uint(params.substr(c1 + 3, c2 - c1 - 3));
+  const auto p = parse_uint(params.substr(c2 + 3));
+  if (!ln || !r || !p) return std::nullopt;
+  return ScryptParams{*ln, *r, *p};
+}
 
-std::string hash_password(const Secret& password, unsigned log2_n) {
+std::string hash_with(const Secret& password, ScryptParams p) {
   std::array<std::uint8_t, kSaltBytes> salt{};
   if (RAND_bytes(salt.data(), static_cast<int>(salt.size())) != 1) {
     throw Error(ErrorCode::Internal, "RAND_bytes failed");
   }
   std::array<std::uint8_t, kKeyBytes> key{};
-  const ScryptParams p{log2_n, 8, 1};
   if (!scrypt(password, salt, p, key)) throw Error(ErrorCode::Internal, "scrypt failed");
   return "$scrypt$ln=" + std::to_string(p.log2_n) + ",r=" + std::to_string(p.r) +
          ",p=" + std::to_string(p.p) + "$" + to_base64(salt) + "$" + to_base64(key);
 }
 
+}  // namespace
+
+std::string hash_password(const Secret& password, unsigned log2_n) {
+  return hash_with(password, {log2_n, 8, 1});
+}
+
+std::string hash_password_like(const Secret& password, std::string_view like) {
+  std::string_view rest;
+  const auto p = parse_scrypt(like, rest);
+  // A hash the configuration loader would refuse: the default parameters.
+  return hash_with(password, p && p->log2_n >= 10 && p->log2_n <= 20 && p->r >= 1 && p->r <= 32 &&
+                                     p->p >= 1 && p->p <= 16
+                                 ? *p
+                                 : ScryptParams{});
+}
+
 bool verify_password(const Secret& password, std::string_view hash) {
-  // $scrypt$ln=15,r=8,p=1$salt$key
-  constexpr std::string_view kPrefix = "$scrypt$ln=";
-  if (!hash.starts_with(kPrefix)) return false;
-  hash.remove_prefix(kPrefix.size());
-  const auto d1 = hash.find('$');
-  if (d1 == std::string_view::npos) return false;
-  const std::string_view params = hash.substr(0, d1);
-  const std::string_view rest = hash.substr(d1 + 1);
+  std::string_view rest;
+  const auto params = parse_scrypt(hash, rest);
+  if (!params) return false;
   const auto d2 = rest.find('$');
   if (d2 == std::string_view::npos) return false;
-  const auto c1 = params.find(",r=");
-  const auto c2 = params.find(",p=");
-  if (c1 == std::string_view::npos || c2 == std::string_view::npos || c2 < c1) return false;
-  const auto ln = parse_uint(params.substr(0, c1));
-  const auto r = parse_uint(params.substr(c1 + 3, c2 - c1 - 3));
-  const auto p = parse_uint(params.substr(c2 + 3));
-  if (!ln || !r || !p) return false;
   Bytes salt;
   Bytes expected;
   try {
@@ -84,7 +104,7 @@ bool verify_password(const Secret& password, std::string_view hash) {
   }
   if (expected.size() != kKeyBytes || salt.empty()) return false;
   std::array<std::uint8_t, kKeyBytes> key{};
-  if (!scrypt(password, salt, {*ln, *r, *p}, key)) return false;
+  if (!scrypt(password, salt, *params, key)) return false;
   const bool ok = CRYPTO_memcmp(key.data(), expected.data(), key.size()) == 0;
   OPENSSL_cleanse(key.data(), key.size());
   return ok;

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <exception>
+#include <map>
+#include <set>
 #include <thread>
 
 #include "kyso/core/certificate.hpp"
@@ -108,108 +111,115 @@ AuthNeeds CscAdapter::needs(const std::string& credential_id) const {
 void CscAdapter::authorize(const std::string& credential_id, const Secret* pin, const Secret* otp,
                            std::span<const Bytes> digests, HashAlgorithm hash) {
   const std::lock_guard lock(mutex_);
-  const std::size_t chunk = info(credential_id).multisign;
-  chunks_.clear();
+  approved_.clear();
+  sad_.clear();
   if (digests.empty()) return;
-  const std::size_t count = (digests.size() + chunk - 1) / chunk;
-  chunks_.resize(count);
-  for (std::size_t k = 0; k < count; ++k) {
-    const auto part = digests.subspan(k * chunk, std::min(chunk, digests.size() - k * chunk));
-    chunks_[k].digests.assign(part.begin(), part.end());
+  // The whole batch in one authorization (numSignatures = its size): the appliance binds the
+  // approval to exactly these hashes, each signable once. Identical documents give identical
+  // digests: approved once, signed once, the signature reused.
+  std::vector<Bytes> distinct;
+  distinct.reserve(digests.size());
+  std::set<Bytes> seen;
+  for (const auto& d : digests) {
+    if (seen.insert(d).second) distinct.push_back(d);
   }
-  // The PIN and OTP go out once. Further chunks extend that approval (no second OTP) when they
-  // are signed: each lane extends its chunk right before its signHash, so the HSM signs the
-  // first chunk while the next ones are being authorized.
-  chunks_[0].sad = client_->authorize(credential_id, chunks_[0].digests, hash, pin, otp).sad;
-  first_sad_ = chunks_[0].sad;
+  const Authorization a = client_->authorize(credential_id, distinct, hash, pin, otp);
+  sad_ = a.sad;
+  sad_renew_at_ = std::chrono::steady_clock::now() + a.expires_in / 2;
+  approved_ = std::move(seen);
   hash_ = hash;
+}
+
+std::string CscAdapter::live_sad(CscClient& c, const std::string& credential_id) {
+  const std::lock_guard lock(extend_mutex_);
+  // A long batch renews the SAD halfway through its life (extendTransaction trades it for a new
+  // one over the same approved hashes, once); the approval itself never grows.
+  if (std::chrono::steady_clock::now() >= sad_renew_at_) {
+    const Authorization a = c.extend(credential_id, sad_, {}, hash_);
+    sad_ = a.sad;
+    sad_renew_at_ = std::chrono::steady_clock::now() + a.expires_in / 2;
+  }
+  return sad_;
 }
 
 std::vector<SignResult> CscAdapter::sign(const std::string& credential_id, SignAlgorithm alg,
                                          std::span<const Bytes> digests,
                                          const SignControl& control) {
   const std::lock_guard lock(mutex_);
+  const std::size_t chunk = info(credential_id).multisign;
   std::vector<SignResult> results(digests.size());
-  struct Job {
-    Chunk* chunk;
-    std::size_t at;
-    std::size_t len;
-  };
-  std::vector<Job> jobs;
-  std::size_t at = 0;
-  // One signHash per authorized chunk, matched in order; a digest outside the authorization
-  // is refused here rather than sent for the server to refuse.
-  while (at < digests.size()) {
-    Chunk* match = nullptr;
-    std::size_t len = 0;
-    for (auto& c : chunks_) {
-      if (std::ranges::find(c.digests, digests[at]) == c.digests.end()) continue;
-      match = &c;
-      while (at + len < digests.size() && len < c.digests.size() &&
-             std::ranges::find(c.digests, digests[at + len]) != c.digests.end()) {
-        ++len;
-      }
-      break;
-    }
-    if (match == nullptr) {
-      results[at].error = Error(ErrorCode::LoginRequired, "digest not authorized: authorize first");
-      ++at;
+  // Each digest goes out once: a repeat waits for the chunk of its first occurrence.
+  std::map<Bytes, std::size_t> first_of;
+  std::vector<std::optional<std::size_t>> copy_of(digests.size());
+  for (std::size_t i = 0; i < digests.size(); ++i) {
+    const auto [it, fresh] = first_of.emplace(digests[i], i);
+    if (!fresh) copy_of[i] = it->second;
+  }
+  const std::size_t jobs = (digests.size() + chunk - 1) / chunk;
+  // What each chunk sends, decided before the lanes start (approved_ is not touched by them).
+  std::vector<std::vector<std::size_t>> sends(jobs);
+  for (std::size_t i = 0; i < digests.size(); ++i) {
+    if (copy_of[i]) continue;
+    if (approved_.count(digests[i]) == 0) {
+      // Outside the approval: refused here rather than sent for the appliance to refuse.
+      results[i].error = Error(ErrorCode::LoginRequired, "digest not authorized: authorize first");
       continue;
     }
-    jobs.push_back({match, at, len});
-    at += len;
+    sends[i / chunk].push_back(i);
   }
-  // After an error no later request can survive (service gone, session ended), the chunks not
-  // sent yet get that error without being sent.
-  std::mutex fatal_mutex;
+  std::mutex done_mutex;
+  std::condition_variable done_cv;
+  std::vector<bool> done(jobs, false);
   std::optional<Error> fatal;
-  run_jobs(jobs.size(), [&](CscClient& c, std::size_t j) {
-    const Job& job = jobs[j];
+  run_jobs(jobs, [&](CscClient& c, std::size_t j) {
+    const std::size_t at = j * chunk;
+    const std::size_t len = std::min(chunk, digests.size() - at);
+    const std::vector<std::size_t>& sent_at = sends[j];
+    std::vector<Bytes> send;
+    send.reserve(sent_at.size());
+    for (const std::size_t i : sent_at) send.push_back(digests[i]);
     std::optional<Error> skip;
     {
-      const std::lock_guard fatal_lock(fatal_mutex);
+      const std::lock_guard l(done_mutex);
       skip = fatal;
     }
     if (!skip && control.cancel != nullptr && control.cancel->load()) {
       skip = Error(ErrorCode::UserCancelled, "batch cancelled before this item");
     }
     if (skip) {
-      for (std::size_t i = 0; i < job.len; ++i) results[job.at + i].error = skip;
-    } else {
+      for (const std::size_t i : sent_at) results[i].error = skip;
+    } else if (!send.empty()) {
       try {
-        std::string sad;
-        {
-          // Once per chunk, whichever lane gets there first (a chunk's digests may come in
-          // several runs).
-          const std::lock_guard extend_lock(extend_mutex_);
-          if (job.chunk->sad.empty()) {
-            job.chunk->sad = c.extend(credential_id, first_sad_, job.chunk->digests, hash_).sad;
-          }
-          sad = job.chunk->sad;
-        }
-        auto sigs = c.sign_hash(credential_id, sad, digests.subspan(job.at, job.len), alg);
-        for (std::size_t i = 0; i < job.len; ++i) {
-          results[job.at + i].signature = std::move(sigs[i]);
+        auto sigs = c.sign_hash(credential_id, live_sad(c, credential_id), send, alg);
+        for (std::size_t k = 0; k < sent_at.size(); ++k) {
+          results[sent_at[k]].signature = std::move(sigs[k]);
         }
       } catch (const Error& e) {
-        for (std::size_t i = 0; i < job.len; ++i) results[job.at + i].error = e;
+        for (const std::size_t i : sent_at) results[i].error = e;
         if (stops_batch(e.code())) {
-          const std::lock_guard fatal_lock(fatal_mutex);
+          const std::lock_guard l(done_mutex);
           if (!fatal) fatal = e;
         }
       }
     }
+    {
+      std::unique_lock l(done_mutex);
+      for (std::size_t i = at; i < at + len; ++i) {
+        if (!copy_of[i]) continue;
+        const std::size_t src = *copy_of[i];
+        // Chunks start in order, so an earlier one is running on another lane or done.
+        done_cv.wait(l, [&] { return src >= at || done[src / chunk]; });
+        results[i] = results[src];
+      }
+      done[j] = true;
+    }
+    done_cv.notify_all();
     if (control.chunk_done) {
-      control.chunk_done(job.at, std::span<const SignResult>(results).subspan(job.at, job.len));
+      control.chunk_done(at, std::span<const SignResult>(results).subspan(at, len));
     }
   });
-  // Digests refused above (not authorized) are reported too.
-  if (control.chunk_done) {
-    for (std::size_t i = 0; i < results.size(); ++i) {
-      if (results[i].error && results[i].error->code() == ErrorCode::LoginRequired) {
-        control.chunk_done(i, std::span<const SignResult>(results).subspan(i, 1));
-      }
-    }
+  for (std::size_t i = 0; i < digests.size(); ++i) {
+    if (results[i].ok()) approved_.erase(digests[i]);  // signed once: not again
   }
   return results;
 }

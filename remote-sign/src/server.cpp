@@ -1,7 +1,11 @@
 // The appliance's HTTPS transport: Boost.Beast sessions in the examples' style (a strand per
 // connection, do_x/on_x pairs, one write in flight), TLS 1.2+ only, a body limit and timeouts.
 // Requests are handled on a worker pool and the answers posted back to the session's strand.
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
+
+#include <algorithm>
+#include <cctype>
 
 #include <array>
 #include <atomic>
@@ -33,6 +37,17 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 constexpr std::uint32_t kHeaderLimit = 16 * 1024;
+
+// The client's X-Request-Id when it is a plain token (it goes into logs), else a fresh one.
+std::string request_id(std::string_view given) {
+  const bool plain = !given.empty() && given.size() <= 64 && std::ranges::all_of(given, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
+  });
+  if (plain) return std::string(given);
+  std::array<std::uint8_t, 12> raw{};
+  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) return "-";
+  return "srv-" + to_hex(raw);
+}
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -100,10 +115,12 @@ class Session : public std::enable_shared_from_this<Session> {
     request->target = std::string(req.target());
     request->authorization = std::string(req[http::field::authorization]);
     request->content_type = std::string(req[http::field::content_type]);
+    request->request_id = request_id(req["X-Request-Id"]);
     request->body = std::move(req.body());
     parser_.reset();
     // No read while the request is handled: one request in flight per connection.
     beast::get_lowest_layer(stream_).expires_never();
+    request_id_ = request->request_id;
     asio::post(workers_, [self = shared_from_this(), request] {
       HttpResponse r = self->service_.handle(*request);
       asio::post(self->stream_.get_executor(),
@@ -119,6 +136,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.set(http::field::cache_control, "no-store");
     if (!r.body.empty()) res_.set(http::field::content_type, "application/json");
     if (r.bearer_challenge) res_.set(http::field::www_authenticate, "Bearer");
+    if (!request_id_.empty()) res_.set("X-Request-Id", request_id_);
     res_.body() = std::move(r.body);
     res_.keep_alive(keep_alive_);
     res_.prepare_payload();
@@ -167,6 +185,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Service& service_;
   asio::thread_pool& workers_;
   const ApplianceLimits& limits_;
+  std::string request_id_;
   bool keep_alive_ = true;
   bool first_ = true;
   bool drain_ = false;
@@ -253,11 +272,13 @@ struct Appliance::Impl {
   explicit Impl(ApplianceConfig c)
       : config(std::move(c)),
         library(pkcs11::ModuleConfig{config.pkcs11_modules, false, false}),
-        store(config.state_db),
+        // A node never migrates a shared database on its own: `kyso-appliance migrate` does.
+        store(
+            open_state_store(config.state_db.string(), !is_postgres_url(config.state_db.string()))),
         tls(make_tls(config)),
         workers(config.limits.workers),
         sign_pool(config.limits.sign_threads),
-        service(config, store, library, sign_pool) {
+        service(config, *store, library, sign_pool) {
     for (const auto& m : library.modules()) {
       if (!m.loaded) throw Error(ErrorCode::ModuleLoadFailed, m.path + ": " + m.error);
     }
@@ -265,7 +286,7 @@ struct Appliance::Impl {
 
   ApplianceConfig config;
   pkcs11::Library library;
-  StateStore store;
+  std::unique_ptr<StateStore> store;
   ssl::context tls;
   asio::thread_pool workers;
   asio::thread_pool sign_pool;
@@ -285,7 +306,7 @@ struct Appliance::Impl {
       if (ec) return;
       asio::post(workers, [this] {
         try {
-          store.purge(std::chrono::system_clock::now());
+          store->purge(std::chrono::system_clock::now());
         } catch (const Error&) {  // next minute again
         }
       });
@@ -309,7 +330,7 @@ void Appliance::start() {
   i.purge_timer = std::make_unique<asio::steady_timer>(i.ioc);
   i.schedule_purge();
   i.work.emplace(i.ioc.get_executor());
-  i.store.audit("-", "appliance.start", "port " + std::to_string(i.listener->port()));
+  i.store->audit("-", "appliance.start", "port " + std::to_string(i.listener->port()));
   for (unsigned t = 0; t < i.config.limits.io_threads; ++t) {
     i.threads.emplace_back([&ioc = i.ioc] { ioc.run(); });
   }
@@ -340,7 +361,7 @@ std::uint16_t Appliance::port() const noexcept {
 }
 
 StateStore& Appliance::store() noexcept {
-  return impl_->store;
+  return *impl_->store;
 }
 
 std::uint64_t Appliance::requests() const noexcept {

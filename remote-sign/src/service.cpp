@@ -4,10 +4,14 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <boost/asio/post.hpp>
+
+#include <cstdio>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "csc_wire.hpp"
 #include "kyso/core/secret.hpp"
@@ -137,6 +141,23 @@ json cert_json(const Credential& c, const std::string& certificates, bool cert_i
 
 }  // namespace
 
+namespace {
+
+template <typename Account>
+std::vector<std::string> password_hashes(const std::vector<Account>& accounts) {
+  std::vector<std::string> out;
+  for (const auto& a : accounts) {
+    if constexpr (requires { a.password_hash; }) {
+      if (!a.password_hash.empty()) out.push_back(a.password_hash);
+    } else {
+      out.push_back(a.secret_hash);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 HttpResponse error_response(const CscError& e) {
   HttpResponse r;
   r.status = e.status;
@@ -147,7 +168,11 @@ HttpResponse error_response(const CscError& e) {
 
 Service::Service(const ApplianceConfig& config, StateStore& store, pkcs11::Library& library,
                  boost::asio::thread_pool& sign_pool)
-    : config_(config), store_(store), sign_pool_(sign_pool) {
+    : config_(config),
+      store_(store),
+      sign_pool_(sign_pool),
+      user_shadows_(password_hashes(config.users)),
+      client_shadows_(password_hashes(config.clients)) {
   bool token_found = false;
   for (const auto& token : library.tokens()) {
     if (!config_.hsm_token_label.empty() || config_.hsm_slot) {
@@ -183,16 +208,77 @@ Service::Service(const ApplianceConfig& config, StateStore& store, pkcs11::Libra
   if (RAND_bytes(pin_key_.data(), static_cast<int>(pin_key_.size())) != 1) {
     throw Error(ErrorCode::Internal, "RAND_bytes failed");
   }
-  Secret dummy;
-  dummy.assign(random_token());
-  dummy_hash_ = hash_password(dummy, 15);
+}
+
+ShadowHashes::ShadowHashes(const std::vector<std::string>& real) {
+  if (RAND_bytes(key_.data(), static_cast<int>(key_.size())) != 1) {
+    throw Error(ErrorCode::Internal, "RAND_bytes failed");
+  }
+  std::map<std::string, std::size_t> by_params;
+  auto dummy_like = [&](const std::string& like) {
+    // "$scrypt$ln=15,r=8,p=1$salt$key": the parameters are what sets the time.
+    const std::string params =
+        like.substr(0, like.find('$', std::min<std::size_t>(like.size(), 8)));
+    const auto [it, fresh] = by_params.emplace(params, dummies_.size());
+    if (fresh) {
+      Secret dummy;
+      dummy.assign(random_token());
+      dummies_.push_back(hash_password_like(dummy, like));
+    }
+    return it->second;
+  };
+  for (const auto& h : real) per_account_.push_back(dummy_like(h));
+  if (per_account_.empty()) per_account_.push_back(dummy_like(""));
+}
+
+const std::string& ShadowHashes::pick(std::string_view name) const {
+  std::array<unsigned char, 32> mac{};
+  std::size_t len = 0;
+  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key_.data(), key_.size(),
+                reinterpret_cast<const unsigned char*>(name.data()), name.size(), mac.data(),
+                mac.size(), &len) == nullptr) {
+    throw Error(ErrorCode::Internal, "HMAC failed");
+  }
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | mac[i];
+  return dummies_[per_account_[v % per_account_.size()]];
 }
 
 HttpResponse Service::handle(HttpRequest& req) noexcept {
   requests_.fetch_add(1, std::memory_order_relaxed);
+  const auto t0 = std::chrono::steady_clock::now();
+  HttpResponse r = handle_logged(req);
+  // One structured line per request (the journal or the balancer's log collector reads it): the
+  // client's request id ties it to the client's own log and to the other nodes'.
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::string error;
+  if (r.status >= 400 && !r.plain) {
+    const json j = json::parse(r.body, nullptr, false);
+    if (j.is_object()) error = j.value("error", std::string());
+  }
+  const json line{{"time", to_iso8601(Clock::now())},
+                  {"level", r.status >= 500   ? "error"
+                            : r.status >= 400 ? "warn"
+                                              : "info"},
+                  {"node", config_.name},
+                  {"pid", static_cast<long>(::getpid())},
+                  {"request_id", req.request_id},
+                  {"method", req.method},
+                  {"target", req.target.substr(0, 64)},
+                  {"status", r.status},
+                  {"error", error},
+                  {"ms", ms}};
+  const std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  (void)std::fwrite(text.data(), 1, text.size(), stderr);
+  return r;
+}
+
+HttpResponse Service::handle_logged(HttpRequest& req) noexcept {
   try {
     std::string target = req.target;
     if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
+    if (target == "/health") return health();
     constexpr std::string_view kBase = "/csc/v2/";
     if (!target.starts_with(kBase)) throw CscError{404, "invalid_request", "Unknown API path"};
     HttpResponse r = dispatch(target.substr(kBase.size()), req);
@@ -203,6 +289,9 @@ HttpResponse Service::handle(HttpRequest& req) noexcept {
     return error_response(e);
   } catch (const json::exception& e) {
     return error_response({400, "invalid_request", std::string("Invalid parameter: ") + e.what()});
+  } catch (const StoreUnavailable& e) {
+    // Nothing was half-done (each state change is one database transaction): safe to retry.
+    return error_response({503, "temporarily_unavailable", "State database: " + e.detail()});
   } catch (const Error& e) {
     return error_response({500, "server_error", std::string(e.name()) + ": " + e.detail()});
   } catch (const std::exception& e) {
@@ -258,6 +347,32 @@ std::string Service::issue_token(const std::string& user) {
   return token;
 }
 
+HttpResponse Service::health() {
+  json j{{"status", "ok"}, {"backend", store_.backend()}};
+  unsigned status = 200;
+  try {
+    std::set<pkcs11::Token*> seen;
+    for (const auto& [id, c] : credentials_) {
+      if (seen.insert(c.token.get()).second) (void)c.token->info();  // C_GetTokenInfo
+    }
+    j["hsm"] = "ok";
+  } catch (const Error& e) {
+    j["hsm"] = std::string(e.name());
+    status = 503;
+  }
+  try {
+    store_.ping();
+    j["database"] = "ok";
+  } catch (const Error& e) {
+    j["database"] = e.detail();
+    status = 503;
+  }
+  if (status != 200) j["status"] = "unavailable";
+  HttpResponse r{status, j.dump(), false};
+  r.plain = true;
+  return r;
+}
+
 HttpResponse Service::info() {
   json j{
       {"specs", kSpecs},
@@ -295,21 +410,23 @@ HttpResponse Service::auth_login(const HttpRequest& req) {
   OPENSSL_cleanse(decoded.data(), decoded.size());
 
   const auto now = Clock::now();
-  if (store_.locked(name, now)) {
+  // The attempt is counted before the password is checked: parallel guesses cannot outrun it.
+  if (store_.begin_attempt(name, "login", now, config_.limits.max_failures) == Attempt::Locked) {
     store_.audit(name, "login.refused", "user locked");
     throw CscError{403, "access_denied", "Too many failed attempts: the user is locked"};
   }
   const auto it = users_.find(name);
   const bool known = it != users_.end() && !it->second->password_hash.empty();
   const bool ok =
-      verify_password(password, known ? it->second->password_hash : dummy_hash_) && known;
+      verify_password(password, known ? it->second->password_hash : user_shadows_.pick(name)) &&
+      known;
   if (!ok) {
-    const bool locked = store_.record_failure(name, "login", now, config_.limits.max_failures,
+    const bool locked = store_.attempt_failed(name, "login", now, config_.limits.max_failures,
                                               config_.limits.lockout);
     store_.audit(name, "login.failed", locked ? "wrong password; user locked" : "wrong password");
     throw CscError{401, "authentication_error", "Invalid username or password"};
   }
-  store_.clear_failures(name, "login");
+  store_.attempt_succeeded(name, "login");
   const std::string token = issue_token(name);
   store_.audit(name, "login", "basic");
   json j{{"access_token", token}, {"expires_in", config_.limits.token_ttl.count()}};
@@ -381,19 +498,23 @@ HttpResponse Service::oauth2_token(HttpRequest& req) {
   }
   const std::string key = "oauth:" + id;
   const auto now = Clock::now();
-  if (store_.locked(key, now)) throw CscError{403, "access_denied", "Client locked"};
+  if (store_.begin_attempt(key, "login", now, config_.limits.max_failures) == Attempt::Locked) {
+    store_.audit(key, "oauth2.refused", "client locked");
+    throw CscError{403, "access_denied", "Client locked"};
+  }
   const OAuthClient* client = nullptr;
   for (const auto& c : config_.clients) {
     if (c.client_id == id) client = &c;
   }
-  const bool ok = verify_password(secret, client != nullptr ? client->secret_hash : dummy_hash_) &&
-                  client != nullptr;
+  const bool ok =
+      verify_password(secret, client != nullptr ? client->secret_hash : client_shadows_.pick(id)) &&
+      client != nullptr;
   if (!ok) {
-    store_.record_failure(key, "login", now, config_.limits.max_failures, config_.limits.lockout);
+    store_.attempt_failed(key, "login", now, config_.limits.max_failures, config_.limits.lockout);
     store_.audit(key, "oauth2.failed", "wrong client secret");
     throw CscError{401, "invalid_client", "Client authentication failed"};
   }
-  store_.clear_failures(key, "login");
+  store_.attempt_succeeded(key, "login");
   const std::string token = issue_token(client->user);
   store_.audit(client->user, "login", "oauth2 client " + id);
   json j{{"access_token", token},
@@ -473,27 +594,21 @@ HttpResponse Service::credentials_info(const HttpRequest& req) {
   return {200, j.dump(), false};
 }
 
-void Service::check_otp(const ApplianceUser& u, const Secret* otp) {
-  if (u.totp_secret.empty()) return;
+std::optional<CscError> Service::check_otp(const ApplianceUser& u, const Secret* otp,
+                                           std::string& why) {
+  if (u.totp_secret.empty()) return std::nullopt;
   const auto now = Clock::now();
   std::optional<std::uint64_t> counter;
   if (otp != nullptr) {
     counter = totp_match(u.totp_secret, *otp, Clock::to_time_t(now), config_.limits.totp_window);
   }
-  const bool fresh = counter && store_.accept_totp_counter(u.name, *counter);
-  if (!fresh) {
-    const bool locked = store_.record_failure(u.name, "otp", now, config_.limits.max_failures,
-                                              config_.limits.lockout);
-    store_.audit(
-        u.name, "authorize.failed",
-        std::string(counter ? "OTP reused" : "wrong OTP") + (locked ? "; user locked" : ""));
-    throw CscError{400, "invalid_otp", counter ? "The OTP was already used" : "Invalid OTP"};
-  }
-  store_.clear_failures(u.name, "otp");
+  if (counter && store_.accept_totp_counter(u.name, *counter)) return std::nullopt;
+  why = counter ? "OTP reused" : "wrong OTP";
+  return CscError{400, "invalid_otp", counter ? "The OTP was already used" : "Invalid OTP"};
 }
 
-void Service::check_pin(const std::string& user_name, const HsmCredential& cred,
-                        const Secret& pin) {
+std::optional<CscError> Service::check_pin(const std::string& user_name, const HsmCredential& cred,
+                                           const Secret& pin, std::string& why) {
   std::array<unsigned char, 32> tag{};
   std::size_t tag_len = 0;
   if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, pin_key_.data(), pin_key_.size(),
@@ -501,7 +616,7 @@ void Service::check_pin(const std::string& user_name, const HsmCredential& cred,
     throw Error(ErrorCode::Internal, "HMAC failed");
   }
   bool ok = false;
-  std::string why = "wrong PIN";
+  why = "wrong PIN";
   {
     const std::lock_guard lock(pin_mutex_);
     const auto it = accepted_pins_.find(cred.token->identity());
@@ -527,14 +642,155 @@ void Service::check_pin(const std::string& user_name, const HsmCredential& cred,
       }
     }
   }
-  if (!ok) {
-    const bool locked = store_.record_failure(user_name, "pin", Clock::now(),
-                                              config_.limits.max_failures, config_.limits.lockout);
-    store_.audit(user_name, "authorize.failed", why + (locked ? "; user locked" : ""));
-    throw CscError{400, "invalid_pin", "Invalid PIN"};
-  }
-  store_.clear_failures(user_name, "pin");
+  if (ok) return std::nullopt;
+  return CscError{400, "invalid_pin", "Invalid PIN"};
 }
+
+namespace {
+
+/// What one credentials/authorize approves: a credential and exactly these hashes.
+struct Approval {
+  std::string credential;
+  HashAlgorithm alg = HashAlgorithm::Sha256;
+  std::vector<Bytes> hashes;
+};
+
+// The approved set, from CSC v2.0's `hashes` + `hashAlgorithmOID` or from
+// `authorization_details` (RFC 9396, the form CSC v2 gives oauth2/authorize and v2.2 moves to):
+// [{"type": "credential", "credentialID", "hashAlgorithmOID", "documentDigests": [{"hash",
+// "label"}]}]. Both may be present; they must then list the same hashes in the same order.
+Approval parse_approval(const json& body, std::size_t max_count) {
+  Approval a;
+  a.credential = string_field(body, "credentialID", false);
+  std::optional<std::vector<Bytes>> from_details;
+  if (auto it = body.find("authorization_details"); it != body.end() && !it->is_null()) {
+    json details = it->is_string() ? json::parse(it->get<std::string>(), nullptr, false) : *it;
+    if (details.is_object()) details = json::array({details});
+    if (!details.is_array() || details.size() != 1 || !details[0].is_object() ||
+        details[0].value("type", std::string()) != "credential") {
+      throw invalid_request(
+          "Invalid parameter authorization_details: one object of type credential");
+    }
+    const json& d = details[0];
+    const std::string cred = string_field(d, "credentialID", false);
+    if (!cred.empty() && !a.credential.empty() && cred != a.credential) {
+      throw invalid_request("authorization_details names another credentialID");
+    }
+    if (a.credential.empty()) a.credential = cred;
+    a.alg = parse_hash_alg(d);
+    const auto digests = d.find("documentDigests");
+    if (digests == d.end() || !digests->is_array()) {
+      throw invalid_request("Missing (or invalid type) array parameter documentDigests");
+    }
+    json hashes = json::array();
+    for (const auto& dd : *digests) {
+      if (!dd.is_object() || !dd.contains("hash")) {
+        throw invalid_request("Invalid parameter documentDigests: each needs a hash");
+      }
+      hashes.push_back(dd["hash"]);
+    }
+    from_details = parse_hashes(json{{"hashes", hashes}}, a.alg, max_count);
+  }
+  if (a.credential.empty()) throw invalid_request("Missing string parameter credentialID");
+  if (body.contains("hashes") || !from_details) {
+    const HashAlgorithm alg = parse_hash_alg(body);
+    a.hashes = parse_hashes(body, alg, max_count);
+    if (from_details && (alg != a.alg || *from_details != a.hashes)) {
+      throw invalid_request("hashes and authorization_details differ");
+    }
+    a.alg = alg;
+  } else {
+    a.hashes = std::move(*from_details);
+  }
+  // Each approved hash is signable exactly once; a set, so a repeat is a client's mistake.
+  std::vector<std::size_t> order(a.hashes.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::ranges::sort(order, [&](auto x, auto y) { return a.hashes[x] < a.hashes[y]; });
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    if (a.hashes[order[i]] == a.hashes[order[i - 1]]) {
+      throw invalid_request("hash " + std::to_string(std::max(order[i], order[i - 1])) +
+                            " is listed twice: each approved hash is signed once");
+    }
+  }
+  const auto n = body.find("numSignatures");
+  if (n == body.end() || !n->is_number_unsigned() || n->get<std::size_t>() != a.hashes.size()) {
+    throw invalid_request("numSignatures must equal the number of approved hashes");
+  }
+  return a;
+}
+
+// The PIN travels with the SAD to whichever node signs: AES-256-GCM under HMAC-SHA256(SAD, label).
+// The store has only the SAD's hash, so a copy of the database cannot open it.
+std::array<unsigned char, 32> seal_key(std::string_view sad) {
+  std::array<unsigned char, 32> key{};
+  std::size_t len = 0;
+  constexpr std::string_view kLabel = "kyso-appliance sealed PIN v1";
+  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, sad.data(), sad.size(),
+                reinterpret_cast<const unsigned char*>(kLabel.data()), kLabel.size(), key.data(),
+                key.size(), &len) == nullptr) {
+    throw Error(ErrorCode::Internal, "HMAC failed");
+  }
+  return key;
+}
+
+std::string seal_pin(std::string_view sad, const Secret& pin) {
+  auto key = seal_key(sad);
+  std::array<unsigned char, 12> iv{};
+  if (RAND_bytes(iv.data(), static_cast<int>(iv.size())) != 1) {
+    throw Error(ErrorCode::Internal, "RAND_bytes failed");
+  }
+  Bytes out(iv.begin(), iv.end());
+  out.resize(iv.size() + pin.size() + 16);
+  const std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx(EVP_CIPHER_CTX_new(),
+                                                                            &EVP_CIPHER_CTX_free);
+  int n = 0;
+  int fin = 0;
+  const bool ok =
+      ctx &&
+      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), iv.data()) == 1 &&
+      EVP_EncryptUpdate(ctx.get(), out.data() + iv.size(), &n, pin.data(),
+                        static_cast<int>(pin.size())) == 1 &&
+      EVP_EncryptFinal_ex(ctx.get(), out.data() + iv.size() + n, &fin) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, 16,
+                          out.data() + iv.size() + pin.size()) == 1;
+  OPENSSL_cleanse(key.data(), key.size());
+  if (!ok) throw Error(ErrorCode::Internal, "AES-GCM failed");
+  return to_hex(out);
+}
+
+std::optional<Secret> unseal_pin(std::string_view sad, const std::string& sealed) {
+  if (sealed.size() < 2 * (12 + 16)) return std::nullopt;
+  const Bytes in = from_hex(sealed);
+  auto key = seal_key(sad);
+  const std::size_t len = in.size() - 12 - 16;
+  Bytes plain(len + 16);
+  const std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx(EVP_CIPHER_CTX_new(),
+                                                                            &EVP_CIPHER_CTX_free);
+  int n = 0;
+  int fin = 0;
+  Bytes tag(in.end() - 16, in.end());
+  const bool ok =
+      ctx &&
+      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), in.data()) == 1 &&
+      EVP_DecryptUpdate(ctx.get(), plain.data(), &n, in.data() + 12, static_cast<int>(len)) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, 16, tag.data()) == 1 &&
+      EVP_DecryptFinal_ex(ctx.get(), plain.data() + n, &fin) == 1;
+  OPENSSL_cleanse(key.data(), key.size());
+  std::optional<Secret> pin;
+  if (ok) {
+    pin.emplace(std::max<std::size_t>(64, len));
+    for (std::size_t i = 0; i < len; ++i) pin->push_back(static_cast<char>(plain[i]));
+  }
+  OPENSSL_cleanse(plain.data(), plain.size());
+  return pin;
+}
+
+CscError not_approved(std::size_t index) {
+  return invalid_request("hash " + std::to_string(index) +
+                         " is not in the approved set or was already signed");
+}
+
+}  // namespace
 
 HttpResponse Service::credentials_authorize(HttpRequest& req) {
   const Caller caller = authenticate(req);
@@ -555,37 +811,39 @@ HttpResponse Service::credentials_authorize(HttpRequest& req) {
   if (auto it = body.find("PIN"); it != body.end() && !pin) pin = take_secret(*it);  // v1.0.4
   if (auto it = body.find("OTP"); it != body.end() && !otp) otp = take_secret(*it);
 
-  const auto& hsm = owned_credential(caller, string_field(body, "credentialID"));
-  const HashAlgorithm alg = parse_hash_alg(body);
-  const auto hashes = parse_hashes(body, alg, config_.limits.multisign);
-  if (auto n = body.find("numSignatures"); n != body.end()) {
-    if (!n->is_number_unsigned() || n->get<std::size_t>() != hashes.size()) {
-      throw invalid_request("numSignatures must equal the number of hashes");
-    }
-  }
+  // The whole batch is approved here, in one request: up to transaction_signatures hashes.
+  const Approval approval = parse_approval(body, config_.limits.transaction_signatures);
+  const auto& hsm = owned_credential(caller, approval.credential);
+  if (!pin) throw invalid_request("Missing PIN");
   const auto now = Clock::now();
-  if (store_.locked(caller.user, now)) {
+  // Counted before the OTP and the PIN are checked: parallel guesses cannot outrun the limit.
+  if (store_.begin_attempt(caller.user, "authorize", now, config_.limits.max_failures) ==
+      Attempt::Locked) {
     store_.audit(caller.user, "authorize.refused", "user locked");
     throw CscError{403, "access_denied", "Too many failed attempts: the user is locked"};
   }
-  if (!pin) throw invalid_request("Missing PIN");
-  check_otp(user(caller.user), otp ? &*otp : nullptr);
-  check_pin(caller.user, hsm, *pin);
+  std::string why;
+  auto refusal = check_otp(user(caller.user), otp ? &*otp : nullptr, why);
+  if (!refusal) refusal = check_pin(caller.user, hsm, *pin, why);
+  if (refusal) {
+    const bool locked = store_.attempt_failed(caller.user, "authorize", now,
+                                              config_.limits.max_failures, config_.limits.lockout);
+    store_.audit(caller.user, "authorize.failed", why + (locked ? "; user locked" : ""));
+    throw *refusal;
+  }
+  store_.attempt_succeeded(caller.user, "authorize");
 
-  const std::string txn = random_token();
+  const std::string txn = hash_hex(random_token());
   const auto txn_expires = now + config_.limits.transaction_ttl;
-  const auto count = static_cast<std::int64_t>(hashes.size());
-  store_.put_transaction(
-      hash_hex(txn), {caller.user, caller.bearer, hsm.credential.id(), txn_expires,
-                      static_cast<std::int64_t>(config_.limits.transaction_signatures) - count});
   const std::string sad = random_token();
   const auto expires = std::min(now + config_.limits.sad_ttl, txn_expires);
-  store_.put_sad(hash_hex(sad),
-                 {caller.user, caller.bearer, hsm.credential.id(), std::string(wire::hash_oid(alg)),
-                  hash_hex(txn), expires},
-                 hashes);
+  store_.put_transaction(txn,
+                         {caller.user, caller.bearer, hsm.credential.id(),
+                          std::string(wire::hash_oid(approval.alg)), txn_expires},
+                         approval.hashes, hash_hex(sad), expires, seal_pin(sad, *pin));
   store_.audit(caller.user, "authorize",
-               "credential " + hsm.credential.id() + ", " + std::to_string(count) + " hashes");
+               "credential " + hsm.credential.id() + ", " + std::to_string(approval.hashes.size()) +
+                   " hashes, transaction " + txn.substr(0, 16));
   json j{{"SAD", sad},
          {"expiresIn", std::chrono::duration_cast<std::chrono::seconds>(expires - now).count()}};
   return {200, j.dump(), false};
@@ -598,8 +856,12 @@ namespace {
 SadRecord valid_sad(StateStore& store, const std::string& sad_hash, const std::string& user,
                     const std::string& bearer, const std::string& credential) {
   auto sad = store.sad(sad_hash);
-  if (!sad || sad->user != user || sad->bearer != bearer || sad->credential != credential) {
+  if (!sad || sad->approval.user != user || sad->approval.bearer != bearer ||
+      sad->approval.credential != credential) {
     throw CscError{400, "invalid_request", "Invalid SAD"};
+  }
+  if (sad->extended) {
+    throw CscError{400, "invalid_request", "The SAD was replaced by extendTransaction"};
   }
   if (sad->expires <= Clock::now()) throw CscError{400, "invalid_request", "SAD expired"};
   return *sad;
@@ -607,35 +869,61 @@ SadRecord valid_sad(StateStore& store, const std::string& sad_hash, const std::s
 
 }  // namespace
 
+// extendTransaction renews the SAD of an approval, never widens it: the new SAD covers the same
+// approved hashes that are still unsigned, the old one dies (a SAD is extended once), and any
+// `hashes` given must all be among them.
 HttpResponse Service::credentials_extend(const HttpRequest& req) {
   const Caller caller = authenticate(req);
   const json body = parse_body(req);
   const auto& hsm = owned_credential(caller, string_field(body, "credentialID"));
-  const SadRecord old = valid_sad(store_, hash_hex(string_field(body, "SAD")), caller.user,
-                                  caller.bearer, hsm.credential.id());
-  const HashAlgorithm alg = parse_hash_alg(body);
-  const auto hashes = parse_hashes(body, alg, config_.limits.multisign);
-  const auto txn = store_.transaction(old.transaction);
+  const std::string old_hash = hash_hex(string_field(body, "SAD"));
+  const SadRecord old =
+      valid_sad(store_, old_hash, caller.user, caller.bearer, hsm.credential.id());
+  if (body.contains("hashes")) {
+    const HashAlgorithm alg = parse_hash_alg(body);
+    if (wire::hash_oid(alg) != old.approval.hash_algorithm) {
+      throw invalid_request("The hash algorithm differs from the approved one");
+    }
+    const auto hashes = parse_hashes(body, alg, config_.limits.transaction_signatures);
+    if (const HashCheck c = store_.check_unsigned(old.transaction, hashes); !c.ok) {
+      store_.audit(caller.user, "extend.refused",
+                   "hash " + std::to_string(c.first_bad) + " outside the approval");
+      throw not_approved(c.first_bad);
+    }
+  }
   const auto now = Clock::now();
-  if (!txn || txn->expires <= now) throw CscError{400, "invalid_request", "Transaction expired"};
   if (store_.locked(caller.user, now)) {
     throw CscError{403, "access_denied", "Too many failed attempts: the user is locked"};
   }
-  if (!store_.take_from_transaction(old.transaction, static_cast<std::int64_t>(hashes.size()))) {
-    throw invalid_request("The authorization covers no more signatures: authorize again");
-  }
   const std::string sad = random_token();
-  const auto expires = std::min(now + config_.limits.sad_ttl, txn->expires);
-  store_.put_sad(hash_hex(sad),
-                 {caller.user, caller.bearer, hsm.credential.id(), std::string(wire::hash_oid(alg)),
-                  old.transaction, expires},
-                 hashes);
+  const auto expires = std::min(now + config_.limits.sad_ttl, old.approval.expires);
+  const std::string old_sad = string_field(body, "SAD");
+  const auto pin = unseal_pin(old_sad, old.sealed_pin);
+  if (!pin) throw invalid_request("Invalid SAD");
+  if (!store_.extend_sad(old_hash, hash_hex(sad), expires, now, seal_pin(sad, *pin))) {
+    store_.audit(caller.user, "extend.refused", "SAD already extended or expired");
+    throw invalid_request("The SAD was already extended or has expired");
+  }
   store_.audit(
       caller.user, "authorize.extend",
-      "credential " + hsm.credential.id() + ", " + std::to_string(hashes.size()) + " hashes");
+      "credential " + hsm.credential.id() + ", transaction " + old.transaction.substr(0, 16));
   json j{{"SAD", sad},
          {"expiresIn", std::chrono::duration_cast<std::chrono::seconds>(expires - now).count()}};
   return {200, j.dump(), false};
+}
+
+void Service::login_for(const std::string& user_name, const HsmCredential& cred,
+                        const std::string& sad_text, const SadRecord& sad) {
+  if (cred.token->logged_in()) return;
+  // This node's HSM session has not seen the user's PIN (the approval was made on another node,
+  // or this node restarted): log in with the PIN sealed under the SAD.
+  const auto pin = unseal_pin(sad_text, sad.sealed_pin);
+  if (!pin) throw invalid_request("The HSM session was reset: authorize again");
+  std::string why;
+  if (check_pin(user_name, cred, *pin, why)) {
+    store_.audit(user_name, "sign.failed", "sealed PIN refused by the HSM: " + why);
+    throw invalid_request("The HSM refused the PIN: authorize again");
+  }
 }
 
 HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
@@ -654,14 +942,18 @@ HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
   if (is_ecdsa(*sign_alg) != (hsm.credential.cert.key_type == "EC")) {
     throw invalid_request("signAlgo does not fit the credential's key");
   }
-  if (wire::hash_oid(hash_of(*sign_alg)) != sad.hash_algorithm) {
+  if (wire::hash_oid(hash_of(*sign_alg)) != sad.approval.hash_algorithm) {
     throw invalid_request("The hash algorithm differs from the authorized one");
   }
   const auto hashes = parse_hashes(body, hash_of(*sign_alg), config_.limits.multisign);
-  if (!store_.consume(sad_hash, hashes)) {
-    store_.audit(caller.user, "sign.refused", "hash not authorized by the SAD (or already signed)");
-    throw CscError{400, "invalid_request",
-                   "A hash is not authorized by this SAD or was already signed"};
+  login_for(caller.user, hsm, string_field(body, "SAD"), sad);
+  // One atomic step marks every hash signed (all or nothing) while the SAD is live: two requests
+  // racing for a hash, on one node or two, cannot both get it.
+  if (const HashCheck c = store_.consume(sad_hash, hashes, Clock::now(), req.request_id); !c.ok) {
+    if (c.sad_dead) throw invalid_request("The SAD has expired or was extended");
+    store_.audit(caller.user, "sign.refused",
+                 "hash " + std::to_string(c.first_bad) + " outside the approval or already signed");
+    throw not_approved(c.first_bad);
   }
 
   // Spread the chunk over the HSM sessions; this worker waits, io threads never do.

@@ -10,7 +10,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "kyso/pkcs11/library.hpp"
 #include "kyso/remote/appliance.hpp"
@@ -23,6 +26,7 @@ struct HttpRequest {
   std::string target;
   std::string authorization;
   std::string content_type;
+  std::string request_id;  ///< X-Request-Id from the client (checked), or one made up
   std::string body;
 };
 
@@ -30,6 +34,7 @@ struct HttpResponse {
   unsigned status = 200;
   std::string body;               ///< JSON
   bool bearer_challenge = false;  ///< adds WWW-Authenticate: Bearer
+  bool plain = false;             ///< not a CSC answer (the health endpoint)
 };
 
 /// An error as CSC returns it: HTTP status, `error` and `error_description`.
@@ -40,6 +45,22 @@ struct CscError {
 };
 
 HttpResponse error_response(const CscError& e);
+
+/// Dummy password hashes checked for names that do not exist. An unknown name is checked against
+/// a dummy with the scrypt parameters of a configured account picked by a keyed hash of the name,
+/// so it answers as slowly as a known one whatever each account's cost, and the same name always
+/// takes the same time (nothing to average out).
+class ShadowHashes {
+ public:
+  /// `real`: the accounts' hashes (one dummy per distinct parameter set is made).
+  explicit ShadowHashes(const std::vector<std::string>& real);
+  [[nodiscard]] const std::string& pick(std::string_view name) const;
+
+ private:
+  std::array<unsigned char, 32> key_{};
+  std::vector<std::string> dummies_;      // one per distinct parameter set
+  std::vector<std::size_t> per_account_;  // account -> its dummy
+};
 
 class Service {
  public:
@@ -62,12 +83,16 @@ class Service {
     std::string bearer;  // SHA-256 hex of the token
   };
 
+  HttpResponse handle_logged(HttpRequest& req) noexcept;
   HttpResponse dispatch(const std::string& method, HttpRequest& req);
   Caller authenticate(const HttpRequest& req);
   const ApplianceUser& user(const std::string& name) const;
   const HsmCredential& owned_credential(const Caller& caller, const std::string& id) const;
 
   HttpResponse info();
+  /// GET /health: the HSM answers C_GetTokenInfo and the database a query (the balancer's
+  /// check); 503 when either does not.
+  HttpResponse health();
   HttpResponse auth_login(const HttpRequest& req);
   HttpResponse auth_revoke(const HttpRequest& req);
   HttpResponse oauth2_token(HttpRequest& req);
@@ -78,15 +103,22 @@ class Service {
   HttpResponse signatures_sign_hash(const HttpRequest& req);
 
   std::string issue_token(const std::string& user);
-  void check_pin(const std::string& user, const HsmCredential& cred, const Secret& pin);
-  void check_otp(const ApplianceUser& user, const Secret* otp);
+  /// Logs the credential's HSM session in with the PIN sealed in the SAD when this node's session
+  /// is not logged in (the approval was made on another node).
+  void login_for(const std::string& user, const HsmCredential& cred, const std::string& sad_text,
+                 const SadRecord& sad);
+  /// nullopt when right; else the error to answer, with the audit's reason in `why`.
+  std::optional<CscError> check_pin(const std::string& user, const HsmCredential& cred,
+                                    const Secret& pin, std::string& why);
+  std::optional<CscError> check_otp(const ApplianceUser& user, const Secret* otp, std::string& why);
 
   const ApplianceConfig& config_;
   StateStore& store_;
   boost::asio::thread_pool& sign_pool_;
   std::map<std::string, HsmCredential> credentials_;
   std::map<std::string, const ApplianceUser*> users_;
-  std::string dummy_hash_;  // verified for unknown users: same cost as a real check
+  ShadowHashes user_shadows_;
+  ShadowHashes client_shadows_;
 
   // The HSM checks the PIN at the token's first login; after that the PIN it accepted is
   // compared in memory as an HMAC tag (the token cannot check a PIN twice in one process).

@@ -1,22 +1,19 @@
+// The SQLite backend (one node: a school or a district's pilot), the backend choice and the audit
+// chain's verification shared by both backends.
 #include "kyso/remote/state_store.hpp"
 
 #include <sqlite3.h>
 
 #include <array>
+#include <mutex>
 
+#include "audit_chain.hpp"
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
+#include "postgres_store.hpp"
 
 namespace kyso::remote {
 namespace {
-
-// Times are Unix milliseconds: whole seconds would cut up to a second off short lifetimes.
-std::int64_t to_unix(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-TimePoint from_unix(std::int64_t ms) {
-  return TimePoint{std::chrono::duration_cast<TimePoint::duration>(std::chrono::milliseconds{ms})};
-}
 
 [[noreturn]] void fail(sqlite3* db, const char* what) {
   throw Error(ErrorCode::Internal, std::string("SQLite ") + what + ": " + sqlite3_errmsg(db));
@@ -98,261 +95,330 @@ class Tx {
   bool done_ = false;
 };
 
-std::string chain_hash(const std::string& prev, std::int64_t seq, const std::string& time,
-                       std::string_view user, std::string_view event, std::string_view detail) {
-  // Length-prefixed fields: no two different rows serialize alike.
-  std::string buf;
-  const std::string seq_text = std::to_string(seq);  // must outlive the list below
-  for (std::string_view f : {std::string_view(prev), std::string_view(seq_text),
-                             std::string_view(time), user, event, detail}) {
-    buf += std::to_string(f.size());
-    buf += ':';
-    buf += f;
-  }
-  const auto* p = reinterpret_cast<const std::uint8_t*>(buf.data());
-  return to_hex(sha256(std::span(p, buf.size())));
-}
+// Versioned schema: migration k brings user_version from k-1 to k. Version 1 is the schema from
+// before versioning (CREATE ... IF NOT EXISTS, so an old file passes through it unchanged).
+constexpr std::array<const char*, 2> kMigrations = {
+    "CREATE TABLE IF NOT EXISTS tokens(token TEXT PRIMARY KEY, user TEXT NOT NULL,"
+    " expires INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS failures(user TEXT NOT NULL, kind TEXT NOT NULL,"
+    " count INTEGER NOT NULL, PRIMARY KEY(user, kind));"
+    "CREATE TABLE IF NOT EXISTS locks(user TEXT PRIMARY KEY, until INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS totp(user TEXT PRIMARY KEY, counter INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, time TEXT NOT NULL,"
+    " user TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL, prev TEXT NOT NULL,"
+    " hash TEXT NOT NULL);"
+    // Append-only: the database itself refuses to rewrite history.
+    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;",
+    // 2: an approval is a transaction with its exact set of hashes, each signable once; a SAD
+    // points at it and can be traded for a new one once. (The per-SAD hash lists of version 1
+    // let an extension add hashes nobody approved.) In-flight approvals are dropped.
+    "DROP TABLE IF EXISTS sad_hashes; DROP TABLE IF EXISTS sads;"
+    " DROP TABLE IF EXISTS transactions;"
+    "CREATE TABLE transactions(id TEXT PRIMARY KEY, user TEXT NOT NULL, bearer TEXT NOT NULL,"
+    " credential TEXT NOT NULL, hash_alg TEXT NOT NULL, expires INTEGER NOT NULL);"
+    "CREATE TABLE txn_hashes(txn TEXT NOT NULL, hash BLOB NOT NULL,"
+    " signed INTEGER NOT NULL DEFAULT 0, request TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY(txn, hash)) WITHOUT ROWID;"
+    "CREATE TABLE sads(sad TEXT PRIMARY KEY, txn TEXT NOT NULL, expires INTEGER NOT NULL,"
+    " extended INTEGER NOT NULL DEFAULT 0, pin TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX sads_txn ON sads(txn);",
+};
 
-constexpr const char* kGenesis = "0000000000000000000000000000000000000000000000000000000000000000";
+class SqliteStore final : public StateStore {
+ public:
+  explicit SqliteStore(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        nullptr) != SQLITE_OK) {
+      const std::string why = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw Error(ErrorCode::ConfigInvalid, "cannot open state database " + path + ": " + why);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    migrate();
+  }
+  ~SqliteStore() override { sqlite3_close_v2(db_); }
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+  SqliteStore(SqliteStore&&) = delete;
+  SqliteStore& operator=(SqliteStore&&) = delete;
+
+  [[nodiscard]] std::string_view backend() const noexcept override { return "sqlite"; }
+
+  void ping() override {
+    const std::lock_guard lock(mutex_);
+    Stmt s(db_, "SELECT 1");
+    s.step();
+  }
+
+  int schema_version() override {
+    const std::lock_guard lock(mutex_);
+    Stmt s(db_, "PRAGMA user_version");
+    return s.step() ? static_cast<int>(s.integer(0)) : 0;
+  }
+
+  void put_token(std::string_view token_hash, std::string_view user, TimePoint expires) override {
+    const std::lock_guard lock(mutex_);
+    Stmt s(db_, "INSERT INTO tokens(token, user, expires) VALUES(?, ?, ?)");
+    s.bind(1, token_hash).bind(2, user).bind(3, to_unix_ms(expires)).step();
+  }
+
+  std::optional<std::string> token_user(std::string_view token_hash, TimePoint now) override {
+    const std::lock_guard lock(mutex_);
+    Stmt s(db_, "SELECT user FROM tokens WHERE token = ? AND expires > ?");
+    s.bind(1, token_hash).bind(2, to_unix_ms(now));
+    if (!s.step()) return std::nullopt;
+    return s.text(0);
+  }
+
+  void revoke_token(std::string_view token_hash) override {
+    const std::lock_guard lock(mutex_);
+    Stmt s(db_, "DELETE FROM tokens WHERE token = ?");
+    s.bind(1, token_hash).step();
+  }
+
+  bool locked(std::string_view user, TimePoint now) override {
+    const std::lock_guard lock(mutex_);
+    return locked_unlocked(user, now);
+  }
+
+  Attempt begin_attempt(std::string_view user, std::string_view kind, TimePoint now,
+                        std::size_t max) override {
+    const std::lock_guard lock(mutex_);
+    Tx tx(db_);
+    if (locked_unlocked(user, now)) return Attempt::Locked;
+    // Counted only while below the limit: the row count says whether this attempt got a place.
+    Stmt up(db_,
+            "INSERT INTO failures(user, kind, count) VALUES(?1, ?2, 1)"
+            " ON CONFLICT(user, kind) DO UPDATE SET count = count + 1 WHERE count < ?3");
+    up.bind(1, user).bind(2, kind).bind(3, static_cast<std::int64_t>(max)).step();
+    const bool counted = sqlite3_changes(db_) == 1;
+    tx.commit();
+    return counted ? Attempt::Allowed : Attempt::Locked;
+  }
+
+  bool attempt_failed(std::string_view user, std::string_view kind, TimePoint now, std::size_t max,
+                      std::chrono::seconds lockout) override {
+    const std::lock_guard lock(mutex_);
+    Tx tx(db_);
+    Stmt c(db_, "SELECT count FROM failures WHERE user = ? AND kind = ?");
+    c.bind(1, user).bind(2, kind);
+    const std::int64_t count = c.step() ? c.integer(0) : 0;
+    bool now_locked = false;
+    if (count >= static_cast<std::int64_t>(max)) {
+      Stmt l(db_, "INSERT OR REPLACE INTO locks(user, until) VALUES(?, ?)");
+      l.bind(1, user).bind(2, to_unix_ms(now + lockout)).step();
+      Stmt d(db_, "DELETE FROM failures WHERE user = ? AND kind = ?");
+      d.bind(1, user).bind(2, kind).step();
+      now_locked = true;
+    }
+    tx.commit();
+    return now_locked;
+  }
+
+  void attempt_succeeded(std::string_view user, std::string_view kind) override {
+    const std::lock_guard lock(mutex_);
+    Stmt s(db_, "DELETE FROM failures WHERE user = ? AND kind = ?");
+    s.bind(1, user).bind(2, kind).step();
+  }
+
+  bool accept_totp_counter(std::string_view user, std::uint64_t counter) override {
+    const std::lock_guard lock(mutex_);
+    Stmt s(db_,
+           "INSERT INTO totp(user, counter) VALUES(?1, ?2)"
+           " ON CONFLICT(user) DO UPDATE SET counter = ?2 WHERE counter < ?2");
+    s.bind(1, user).bind(2, static_cast<std::int64_t>(counter)).step();
+    return sqlite3_changes(db_) == 1;
+  }
+
+  void put_transaction(std::string_view id, const TransactionRecord& t,
+                       std::span<const Bytes> hashes, std::string_view sad_hash,
+                       TimePoint sad_expires, std::string_view sealed_pin) override {
+    const std::lock_guard lock(mutex_);
+    Tx tx(db_);
+    Stmt s(db_,
+           "INSERT INTO transactions(id, user, bearer, credential, hash_alg, expires)"
+           " VALUES(?, ?, ?, ?, ?, ?)");
+    s.bind(1, id).bind(2, t.user).bind(3, t.bearer).bind(4, t.credential);
+    s.bind(5, t.hash_algorithm).bind(6, to_unix_ms(t.expires)).step();
+    Stmt h(db_, "INSERT INTO txn_hashes(txn, hash) VALUES(?, ?)");
+    for (const auto& hash : hashes) {
+      h.bind(1, id).bind_blob(2, hash).step();
+      h.reset();
+    }
+    Stmt sad(db_, "INSERT INTO sads(sad, txn, expires, pin) VALUES(?, ?, ?, ?)");
+    sad.bind(1, sad_hash).bind(2, id).bind(3, to_unix_ms(sad_expires)).bind(4, sealed_pin).step();
+    tx.commit();
+  }
+
+  std::optional<SadRecord> sad(std::string_view sad_hash) override {
+    const std::lock_guard lock(mutex_);
+    Stmt s(db_,
+           "SELECT s.txn, t.user, t.bearer, t.credential, t.hash_alg, t.expires, s.expires,"
+           " s.extended, s.pin FROM sads s JOIN transactions t ON t.id = s.txn WHERE s.sad = ?");
+    s.bind(1, sad_hash);
+    if (!s.step()) return std::nullopt;
+    return SadRecord{s.text(0),
+                     {s.text(1), s.text(2), s.text(3), s.text(4), from_unix_ms(s.integer(5))},
+                     from_unix_ms(s.integer(6)),
+                     s.integer(7) != 0,
+                     s.text(8)};
+  }
+
+  bool extend_sad(std::string_view old_sad_hash, std::string_view new_sad_hash,
+                  TimePoint new_expires, TimePoint now, std::string_view sealed_pin) override {
+    const std::lock_guard lock(mutex_);
+    Tx tx(db_);
+    Stmt u(db_, "UPDATE sads SET extended = 1 WHERE sad = ? AND extended = 0 AND expires > ?");
+    u.bind(1, old_sad_hash).bind(2, to_unix_ms(now)).step();
+    if (sqlite3_changes(db_) != 1) return false;
+    Stmt i(db_,
+           "INSERT INTO sads(sad, txn, expires, pin) SELECT ?, txn, ?, ? FROM sads WHERE sad = ?");
+    i.bind(1, new_sad_hash).bind(2, to_unix_ms(new_expires)).bind(3, sealed_pin);
+    i.bind(4, old_sad_hash).step();
+    tx.commit();
+    return true;
+  }
+
+  HashCheck check_unsigned(std::string_view transaction, std::span<const Bytes> hashes) override {
+    const std::lock_guard lock(mutex_);
+    Stmt s(db_, "SELECT 1 FROM txn_hashes WHERE txn = ? AND hash = ? AND signed = 0");
+    for (std::size_t i = 0; i < hashes.size(); ++i) {
+      s.bind(1, transaction).bind_blob(2, hashes[i]);
+      const bool found = s.step();
+      s.reset();
+      if (!found) return {false, i, false};
+    }
+    return {};
+  }
+
+  HashCheck consume(std::string_view sad_hash, std::span<const Bytes> hashes, TimePoint now,
+                    std::string_view request) override {
+    const std::lock_guard lock(mutex_);
+    Tx tx(db_);
+    Stmt live(db_, "SELECT txn FROM sads WHERE sad = ? AND extended = 0 AND expires > ?");
+    live.bind(1, sad_hash).bind(2, to_unix_ms(now));
+    if (!live.step()) return {false, 0, true};
+    const std::string txn = live.text(0);
+    Stmt s(db_,
+           "UPDATE txn_hashes SET signed = 1, request = ?3 WHERE txn = ?1 AND hash = ?2"
+           " AND (signed = 0 OR (request = ?3 AND ?3 <> ''))");
+    for (std::size_t i = 0; i < hashes.size(); ++i) {
+      s.bind(1, txn).bind_blob(2, hashes[i]).bind(3, request).step();
+      if (sqlite3_changes(db_) != 1) return {false, i, false};  // Tx rolls back
+      s.reset();
+    }
+    tx.commit();
+    return {};
+  }
+
+  void purge(TimePoint now) override {
+    const std::lock_guard lock(mutex_);
+    Tx tx(db_);
+    const std::int64_t t = to_unix_ms(now);
+    for (const char* sql :
+         {"DELETE FROM tokens WHERE expires <= ?", "DELETE FROM sads WHERE expires <= ?",
+          "DELETE FROM txn_hashes WHERE txn IN (SELECT id FROM transactions WHERE expires <= ?)",
+          "DELETE FROM transactions WHERE expires <= ?", "DELETE FROM locks WHERE until <= ?"}) {
+      Stmt s(db_, sql);
+      s.bind(1, t).step();
+    }
+    tx.commit();
+  }
+
+  void audit(std::string_view user, std::string_view event, std::string_view detail) override {
+    const std::lock_guard lock(mutex_);
+    Tx tx(db_);  // BEGIN IMMEDIATE: another process appending waits here
+    Stmt last(db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    const bool any = last.step();
+    const std::int64_t seq = any ? last.integer(0) + 1 : 1;
+    const std::string prev = any ? last.text(1) : std::string(kAuditGenesis);
+    const std::string time = to_iso8601(std::chrono::system_clock::now());
+    const std::string hash = audit_link_hash(prev, seq, time, user, event, detail);
+    Stmt s(db_,
+           "INSERT INTO audit(seq, time, user, event, detail, prev, hash)"
+           " VALUES(?, ?, ?, ?, ?, ?, ?)");
+    s.bind(1, seq).bind(2, time).bind(3, user).bind(4, event).bind(5, detail);
+    s.bind(6, prev).bind(7, hash).step();
+    tx.commit();
+  }
+
+  std::vector<AuditEntry> audit_log() override {
+    const std::lock_guard lock(mutex_);
+    std::vector<AuditEntry> out;
+    Stmt s(db_, "SELECT seq, time, user, event, detail, prev, hash FROM audit ORDER BY seq");
+    while (s.step()) {
+      out.push_back(
+          {s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6)});
+    }
+    return out;
+  }
+
+ private:
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      const std::string why = err != nullptr ? err : "?";
+      sqlite3_free(err);
+      throw Error(ErrorCode::Internal, "SQLite: " + why);
+    }
+  }
+
+  void migrate() {
+    Tx tx(db_);
+    Stmt v(db_, "PRAGMA user_version");
+    int version = v.step() ? static_cast<int>(v.integer(0)) : 0;
+    v.reset();
+    for (; version < static_cast<int>(kMigrations.size()); ++version) {
+      exec(kMigrations[static_cast<std::size_t>(version)]);
+      exec(("PRAGMA user_version = " + std::to_string(version + 1)).c_str());
+    }
+    tx.commit();
+  }
+
+  bool locked_unlocked(std::string_view user, TimePoint now) {
+    Stmt s(db_, "SELECT 1 FROM locks WHERE user = ? AND until > ?");
+    s.bind(1, user).bind(2, to_unix_ms(now));
+    return s.step();
+  }
+
+  sqlite3* db_ = nullptr;
+  std::mutex mutex_;
+};
 
 }  // namespace
 
-StateStore::StateStore(const std::filesystem::path& path) {
-  if (sqlite3_open_v2(path.c_str(), &db_,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK) {
-    const std::string why = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    db_ = nullptr;
-    throw Error(ErrorCode::ConfigInvalid,
-                "cannot open state database " + path.string() + ": " + why);
-  }
-  sqlite3_busy_timeout(db_, 5000);
-  exec("PRAGMA journal_mode=WAL");
-  exec("PRAGMA synchronous=NORMAL");
-  exec(
-      "CREATE TABLE IF NOT EXISTS tokens(token TEXT PRIMARY KEY, user TEXT NOT NULL,"
-      " expires INTEGER NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS failures(user TEXT NOT NULL, kind TEXT NOT NULL,"
-      " count INTEGER NOT NULL, PRIMARY KEY(user, kind));"
-      "CREATE TABLE IF NOT EXISTS locks(user TEXT PRIMARY KEY, until INTEGER NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS totp(user TEXT PRIMARY KEY, counter INTEGER NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS transactions(id TEXT PRIMARY KEY, user TEXT NOT NULL,"
-      " bearer TEXT NOT NULL, credential TEXT NOT NULL, expires INTEGER NOT NULL,"
-      " remaining INTEGER NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS sads(sad TEXT PRIMARY KEY, user TEXT NOT NULL,"
-      " bearer TEXT NOT NULL, credential TEXT NOT NULL, hash_alg TEXT NOT NULL,"
-      " txn TEXT NOT NULL, expires INTEGER NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS sad_hashes(sad TEXT NOT NULL, hash BLOB NOT NULL,"
-      " remaining INTEGER NOT NULL, PRIMARY KEY(sad, hash));"
-      "CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, time TEXT NOT NULL,"
-      " user TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL, prev TEXT NOT NULL,"
-      " hash TEXT NOT NULL);"
-      // Append-only: the database itself refuses to rewrite history.
-      "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit"
-      " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
-      "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit"
-      " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;");
-  Stmt last(db_, "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1");
-  last_audit_hash_ = last.step() ? last.text(0) : kGenesis;
-}
-
-StateStore::~StateStore() {
-  sqlite3_close_v2(db_);
-}
-
-void StateStore::exec(const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    const std::string why = err != nullptr ? err : "?";
-    sqlite3_free(err);
-    throw Error(ErrorCode::Internal, "SQLite: " + why);
-  }
-}
-
-void StateStore::put_token(std::string_view token_hash, std::string_view user, TimePoint expires) {
-  const std::lock_guard lock(mutex_);
-  Stmt s(db_, "INSERT INTO tokens(token, user, expires) VALUES(?, ?, ?)");
-  s.bind(1, token_hash).bind(2, user).bind(3, to_unix(expires)).step();
-}
-
-std::optional<std::string> StateStore::token_user(std::string_view token_hash, TimePoint now) {
-  const std::lock_guard lock(mutex_);
-  Stmt s(db_, "SELECT user FROM tokens WHERE token = ? AND expires > ?");
-  s.bind(1, token_hash).bind(2, to_unix(now));
-  if (!s.step()) return std::nullopt;
-  return s.text(0);
-}
-
-void StateStore::revoke_token(std::string_view token_hash) {
-  const std::lock_guard lock(mutex_);
-  Stmt s(db_, "DELETE FROM tokens WHERE token = ?");
-  s.bind(1, token_hash).step();
-}
-
-bool StateStore::locked(std::string_view user, TimePoint now) {
-  const std::lock_guard lock(mutex_);
-  Stmt s(db_, "SELECT 1 FROM locks WHERE user = ? AND until > ?");
-  s.bind(1, user).bind(2, to_unix(now));
-  return s.step();
-}
-
-bool StateStore::record_failure(std::string_view user, std::string_view kind, TimePoint now,
-                                std::size_t max_failures, std::chrono::seconds lockout) {
-  const std::lock_guard lock(mutex_);
-  Tx tx(db_);
-  Stmt up(db_,
-          "INSERT INTO failures(user, kind, count) VALUES(?, ?, 1)"
-          " ON CONFLICT(user, kind) DO UPDATE SET count = count + 1 RETURNING count");
-  up.bind(1, user).bind(2, kind);
-  const std::int64_t count = up.step() ? up.integer(0) : 1;
-  up.reset();
-  bool now_locked = false;
-  if (count >= static_cast<std::int64_t>(max_failures)) {
-    Stmt l(db_, "INSERT OR REPLACE INTO locks(user, until) VALUES(?, ?)");
-    l.bind(1, user).bind(2, to_unix(now + lockout)).step();
-    Stmt c(db_, "DELETE FROM failures WHERE user = ? AND kind = ?");
-    c.bind(1, user).bind(2, kind).step();
-    now_locked = true;
-  }
-  tx.commit();
-  return now_locked;
-}
-
-void StateStore::clear_failures(std::string_view user, std::string_view kind) {
-  const std::lock_guard lock(mutex_);
-  Stmt s(db_, "DELETE FROM failures WHERE user = ? AND kind = ?");
-  s.bind(1, user).bind(2, kind).step();
-}
-
-bool StateStore::accept_totp_counter(std::string_view user, std::uint64_t counter) {
-  const std::lock_guard lock(mutex_);
-  Stmt s(db_,
-         "INSERT INTO totp(user, counter) VALUES(?1, ?2)"
-         " ON CONFLICT(user) DO UPDATE SET counter = ?2 WHERE counter < ?2");
-  s.bind(1, user).bind(2, static_cast<std::int64_t>(counter)).step();
-  return sqlite3_changes(db_) == 1;
-}
-
-void StateStore::put_transaction(std::string_view id, const TransactionRecord& t) {
-  const std::lock_guard lock(mutex_);
-  Stmt s(db_,
-         "INSERT INTO transactions(id, user, bearer, credential, expires, remaining)"
-         " VALUES(?, ?, ?, ?, ?, ?)");
-  s.bind(1, id).bind(2, t.user).bind(3, t.bearer).bind(4, t.credential);
-  s.bind(5, to_unix(t.expires)).bind(6, t.remaining).step();
-}
-
-std::optional<TransactionRecord> StateStore::transaction(std::string_view id) {
-  const std::lock_guard lock(mutex_);
-  Stmt s(db_, "SELECT user, bearer, credential, expires, remaining FROM transactions WHERE id = ?");
-  s.bind(1, id);
-  if (!s.step()) return std::nullopt;
-  return TransactionRecord{s.text(0), s.text(1), s.text(2), from_unix(s.integer(3)), s.integer(4)};
-}
-
-bool StateStore::take_from_transaction(std::string_view id, std::int64_t count) {
-  const std::lock_guard lock(mutex_);
-  Stmt s(db_,
-         "UPDATE transactions SET remaining = remaining - ?1 WHERE id = ?2 AND remaining >= ?1");
-  s.bind(1, count).bind(2, id).step();
-  return sqlite3_changes(db_) == 1;
-}
-
-void StateStore::put_sad(std::string_view sad_hash, const SadRecord& sad,
-                         std::span<const Bytes> hashes) {
-  const std::lock_guard lock(mutex_);
-  Tx tx(db_);
-  Stmt s(db_,
-         "INSERT INTO sads(sad, user, bearer, credential, hash_alg, txn, expires)"
-         " VALUES(?, ?, ?, ?, ?, ?, ?)");
-  s.bind(1, sad_hash).bind(2, sad.user).bind(3, sad.bearer).bind(4, sad.credential);
-  s.bind(5, sad.hash_algorithm).bind(6, sad.transaction).bind(7, to_unix(sad.expires)).step();
-  Stmt h(db_,
-         "INSERT INTO sad_hashes(sad, hash, remaining) VALUES(?, ?, 1)"
-         " ON CONFLICT(sad, hash) DO UPDATE SET remaining = remaining + 1");
-  for (const auto& hash : hashes) {
-    h.bind(1, sad_hash).bind_blob(2, hash).step();
-    h.reset();
-  }
-  tx.commit();
-}
-
-std::optional<SadRecord> StateStore::sad(std::string_view sad_hash) {
-  const std::lock_guard lock(mutex_);
-  Stmt s(db_, "SELECT user, bearer, credential, hash_alg, txn, expires FROM sads WHERE sad = ?");
-  s.bind(1, sad_hash);
-  if (!s.step()) return std::nullopt;
-  return SadRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), from_unix(s.integer(5))};
-}
-
-bool StateStore::consume(std::string_view sad_hash, std::span<const Bytes> hashes) {
-  const std::lock_guard lock(mutex_);
-  Tx tx(db_);
-  Stmt s(db_,
-         "UPDATE sad_hashes SET remaining = remaining - 1"
-         " WHERE sad = ? AND hash = ? AND remaining > 0");
-  for (const auto& hash : hashes) {
-    s.bind(1, sad_hash).bind_blob(2, hash).step();
-    if (sqlite3_changes(db_) != 1) return false;  // Tx rolls back: nothing consumed
-    s.reset();
-  }
-  tx.commit();
-  return true;
-}
-
-void StateStore::purge(TimePoint now) {
-  const std::lock_guard lock(mutex_);
-  Tx tx(db_);
-  const std::int64_t t = to_unix(now);
-  for (const char* sql :
-       {"DELETE FROM tokens WHERE expires <= ?",
-        "DELETE FROM sad_hashes WHERE sad IN (SELECT sad FROM sads WHERE expires <= ?)",
-        "DELETE FROM sads WHERE expires <= ?", "DELETE FROM transactions WHERE expires <= ?",
-        "DELETE FROM locks WHERE until <= ?"}) {
-    Stmt s(db_, sql);
-    s.bind(1, t).step();
-  }
-  tx.commit();
-}
-
-void StateStore::audit(std::string_view user, std::string_view event, std::string_view detail) {
-  const std::lock_guard lock(mutex_);
-  Tx tx(db_);
-  Stmt next(db_, "SELECT COALESCE(MAX(seq), 0) + 1 FROM audit");
-  next.step();
-  const std::int64_t seq = next.integer(0);
-  const std::string time = to_iso8601(std::chrono::system_clock::now());
-  const std::string hash = chain_hash(last_audit_hash_, seq, time, user, event, detail);
-  Stmt s(
-      db_,
-      "INSERT INTO audit(seq, time, user, event, detail, prev, hash) VALUES(?, ?, ?, ?, ?, ?, ?)");
-  s.bind(1, seq).bind(2, time).bind(3, user).bind(4, event).bind(5, detail);
-  s.bind(6, last_audit_hash_).bind(7, hash).step();
-  tx.commit();
-  last_audit_hash_ = hash;
-}
-
-std::vector<AuditEntry> StateStore::audit_log() {
-  const std::lock_guard lock(mutex_);
-  std::vector<AuditEntry> out;
-  Stmt s(db_, "SELECT seq, time, user, event, detail, prev, hash FROM audit ORDER BY seq");
-  while (s.step()) {
-    out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6)});
-  }
-  return out;
-}
-
 std::optional<std::int64_t> StateStore::verify_audit_chain() {
-  std::string prev = kGenesis;
+  std::string prev(kAuditGenesis);
   for (const auto& e : audit_log()) {
     if (e.prev_hash != prev ||
-        chain_hash(prev, e.seq, e.time, e.user, e.event, e.detail) != e.hash) {
+        audit_link_hash(prev, e.seq, e.time, e.user, e.event, e.detail) != e.hash) {
       return e.seq;
     }
     prev = e.hash;
   }
   return std::nullopt;
+}
+
+bool is_postgres_url(std::string_view location) {
+  return location.starts_with("postgresql://") || location.starts_with("postgres://") ||
+         location.starts_with("postgresql:");
+}
+
+int migrate_state_store(const std::string& location, const std::string& grant_role) {
+  if (is_postgres_url(location)) return migrate_postgres(location, grant_role);
+  return SqliteStore(location).schema_version();
+}
+
+std::unique_ptr<StateStore> open_state_store(const std::string& location, bool migrate) {
+  if (is_postgres_url(location)) return open_postgres_store(location, migrate);
+  return std::make_unique<SqliteStore>(location);
 }
 
 }  // namespace kyso::remote

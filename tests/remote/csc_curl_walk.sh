@@ -152,30 +152,28 @@ printf '%s' "$leaf" | base64 -d >"$W/leaf.der"
 cmp -s "$W/leaf.der" "$FIXTURE/certs/principal.der" || die "returned certificate differs"
 q openssl x509 -inform DER -in "$W/leaf.der" -pubkey -noout -out "$W/pub.pem"
 
-say "5. credentials/authorize 2 hashes with PIN + TOTP (oathtool)"
-for i in 1 2 3 4; do
+say "5. credentials/authorize the whole batch (4 hashes, numSignatures 4) with PIN + TOTP (oathtool)"
+for i in 1 2 3 4 5; do
   printf 'Học bạ số %d: Trần Văn Bình ký' "$i" >"$W/doc$i"
   openssl dgst -sha256 -binary "$W/doc$i" >"$W/h$i.bin"
   declare "H$i=$(base64 -w0 "$W/h$i.bin")"
 done
 SHA256=2.16.840.1.101.3.4.2.1
+BATCH="[\"$H1\",\"$H2\",\"$H3\",\"$H4\"]"
 otp="$(oathtool --totp --base32 "$TOTP_SECRET")"
 bad_otp=$(( (10#$otp + 1) % 1000000 ))
 bad_otp="$(printf '%06d' "$bad_otp")"
-csc credentials/authorize "{\"credentialID\":\"$PRINCIPAL_ID\",\"numSignatures\":2,\"hashes\":[\"$H1\",\"$H2\"],\"hashAlgorithmOID\":\"$SHA256\",\"authData\":[{\"id\":\"PIN\",\"value\":\"$PIN\"},{\"id\":\"OTP\",\"value\":\"$bad_otp\"}]}" "${AUTH[@]}" >/dev/null
+csc credentials/authorize "{\"credentialID\":\"$PRINCIPAL_ID\",\"numSignatures\":4,\"hashes\":$BATCH,\"hashAlgorithmOID\":\"$SHA256\",\"authData\":[{\"id\":\"PIN\",\"value\":\"$PIN\"},{\"id\":\"OTP\",\"value\":\"$bad_otp\"}]}" "${AUTH[@]}" >/dev/null
 expect 400 "authorize with a wrong OTP"
 grep -q invalid_otp "$W/out" || die "wrong OTP: $(cat "$W/out")"
-out="$(csc credentials/authorize "{\"credentialID\":\"$PRINCIPAL_ID\",\"numSignatures\":2,\"hashes\":[\"$H1\",\"$H2\"],\"hashAlgorithmOID\":\"$SHA256\",\"authData\":[{\"id\":\"PIN\",\"value\":\"$PIN\"},{\"id\":\"OTP\",\"value\":\"$otp\"}]}" "${AUTH[@]}")"
+csc credentials/authorize "{\"credentialID\":\"$PRINCIPAL_ID\",\"numSignatures\":2,\"hashes\":$BATCH,\"hashAlgorithmOID\":\"$SHA256\",\"authData\":[{\"id\":\"PIN\",\"value\":\"$PIN\"},{\"id\":\"OTP\",\"value\":\"$otp\"}]}" "${AUTH[@]}" >/dev/null
+expect 400 "authorize with numSignatures below the number of hashes"
+out="$(csc credentials/authorize "{\"credentialID\":\"$PRINCIPAL_ID\",\"numSignatures\":4,\"hashes\":$BATCH,\"hashAlgorithmOID\":\"$SHA256\",\"authData\":[{\"id\":\"PIN\",\"value\":\"$PIN\"},{\"id\":\"OTP\",\"value\":\"$otp\"}]}" "${AUTH[@]}")"
 expect 200 credentials/authorize
 SAD="$(field SAD <<<"$out")"
 [[ -n "$SAD" ]] || die "no SAD: $out"
 
-say "6. credentials/extendTransaction for 2 more hashes (no second OTP)"
-out="$(csc credentials/extendTransaction "{\"credentialID\":\"$PRINCIPAL_ID\",\"SAD\":\"$SAD\",\"hashes\":[\"$H3\",\"$H4\"],\"hashAlgorithmOID\":\"$SHA256\"}" "${AUTH[@]}")"
-expect 200 credentials/extendTransaction
-SAD2="$(field SAD <<<"$out")"
-
-say "7. signatures/signHash, signatures in order, verified by openssl"
+say "6. signatures/signHash (2 per request: multisign), signatures in order, verified by openssl"
 RSA_SHA256=1.2.840.113549.1.1.11
 out="$(csc signatures/signHash "{\"credentialID\":\"$PRINCIPAL_ID\",\"SAD\":\"$SAD\",\"hashes\":[\"$H1\",\"$H2\"],\"hashAlgorithmOID\":\"$SHA256\",\"signAlgo\":\"$RSA_SHA256\"}" "${AUTH[@]}")"
 expect 200 signHash
@@ -188,6 +186,16 @@ for k in 0 1; do
   openssl pkeyutl -verify -pubin -inkey "$W/pub.pem" -pkeyopt digest:sha256 \
     -in "$W/h$i.bin" -sigfile "$W/sig$i.bin" >/dev/null || die "signature $i does not verify"
 done
+
+say "7. credentials/extendTransaction renews the SAD over the same approval, never adds a hash"
+csc credentials/extendTransaction "{\"credentialID\":\"$PRINCIPAL_ID\",\"SAD\":\"$SAD\",\"hashes\":[\"$H5\"],\"hashAlgorithmOID\":\"$SHA256\"}" "${AUTH[@]}" >/dev/null
+expect 400 "extendTransaction with a hash outside the approval"
+grep -q invalid_request "$W/out" || die "unapproved extension: $(cat "$W/out")"
+out="$(csc credentials/extendTransaction "{\"credentialID\":\"$PRINCIPAL_ID\",\"SAD\":\"$SAD\",\"hashes\":[\"$H3\",\"$H4\"],\"hashAlgorithmOID\":\"$SHA256\"}" "${AUTH[@]}")"
+expect 200 credentials/extendTransaction
+SAD2="$(field SAD <<<"$out")"
+csc credentials/extendTransaction "{\"credentialID\":\"$PRINCIPAL_ID\",\"SAD\":\"$SAD\"}" "${AUTH[@]}" >/dev/null
+expect 400 "extendTransaction twice with one SAD"
 out="$(csc signatures/signHash "{\"credentialID\":\"$PRINCIPAL_ID\",\"SAD\":\"$SAD2\",\"hashes\":[\"$H4\",\"$H3\"],\"hashAlgorithmOID\":\"$SHA256\",\"signAlgo\":\"$RSA_SHA256\"}" "${AUTH[@]}")"
 expect 200 "signHash (extended SAD, reversed order)"
 grep -o '"signatures":\[[^]]*\]' <<<"$out" | grep -o '"[A-Za-z0-9+/=]\{20,\}"' | tr -d '"' >"$W/sigs"
@@ -199,11 +207,13 @@ for pair in "0 4" "1 3"; do
     -in "$W/h$i.bin" -sigfile "$W/sig$i.bin" >/dev/null || die "signature $i does not verify"
 done
 
-say "8. replay: the same SAD and hash again is refused; a hash it never covered too"
-csc signatures/signHash "{\"credentialID\":\"$PRINCIPAL_ID\",\"SAD\":\"$SAD\",\"hashes\":[\"$H1\"],\"hashAlgorithmOID\":\"$SHA256\",\"signAlgo\":\"$RSA_SHA256\"}" "${AUTH[@]}" >/dev/null
+say "8. replay: a signed hash again is refused; a hash never approved too; the old SAD is dead"
+csc signatures/signHash "{\"credentialID\":\"$PRINCIPAL_ID\",\"SAD\":\"$SAD2\",\"hashes\":[\"$H1\"],\"hashAlgorithmOID\":\"$SHA256\",\"signAlgo\":\"$RSA_SHA256\"}" "${AUTH[@]}" >/dev/null
 expect 400 "signHash replayed"
-csc signatures/signHash "{\"credentialID\":\"$PRINCIPAL_ID\",\"SAD\":\"$SAD\",\"hashes\":[\"$H3\"],\"hashAlgorithmOID\":\"$SHA256\",\"signAlgo\":\"$RSA_SHA256\"}" "${AUTH[@]}" >/dev/null
-expect 400 "signHash for a hash the SAD does not cover"
+csc signatures/signHash "{\"credentialID\":\"$PRINCIPAL_ID\",\"SAD\":\"$SAD2\",\"hashes\":[\"$H5\"],\"hashAlgorithmOID\":\"$SHA256\",\"signAlgo\":\"$RSA_SHA256\"}" "${AUTH[@]}" >/dev/null
+expect 400 "signHash for a hash the approval does not cover"
+csc signatures/signHash "{\"credentialID\":\"$PRINCIPAL_ID\",\"SAD\":\"$SAD\",\"hashes\":[\"$H1\"],\"hashAlgorithmOID\":\"$SHA256\",\"signAlgo\":\"$RSA_SHA256\"}" "${AUTH[@]}" >/dev/null
+expect 400 "signHash with the SAD replaced by extendTransaction"
 
 say "9. the OTP already used is refused the second time"
 csc credentials/authorize "{\"credentialID\":\"$PRINCIPAL_ID\",\"numSignatures\":1,\"hashes\":[\"$H1\"],\"hashAlgorithmOID\":\"$SHA256\",\"authData\":[{\"id\":\"PIN\",\"value\":\"$PIN\"},{\"id\":\"OTP\",\"value\":\"$otp\"}]}" "${AUTH[@]}" >/dev/null

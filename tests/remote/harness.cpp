@@ -10,6 +10,7 @@
 
 #include "fixture.hpp"
 #include "kyso/remote/security.hpp"
+#include "postgres_cluster.hpp"
 
 namespace kyso::test::remote {
 namespace fs = std::filesystem;
@@ -92,7 +93,8 @@ Harness::Harness(const std::function<void(ApplianceConfig&)>& tweak) {
   config_.tls_cert_file = e.cert_file;
   config_.tls_key_file = e.key_file;
   config_.pkcs11_modules = {f.module};
-  config_.state_db = state_dir_ + "/state.db";
+  // The whole suite runs on either backend (ctest runs it again with KYSO_TEST_STATE=postgresql).
+  config_.state_db = on_postgres() ? PgCluster::get().new_database() : state_dir_ + "/state.db";
   config_.users = {
       {"principal", e.principal_hash, kPrincipalTotp, {f.credential("principal").credential_id()}},
       {"teacher",

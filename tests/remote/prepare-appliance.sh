@@ -8,7 +8,8 @@
 # Run it as: SOFTHSM2_CONF=DIR/softhsm2.conf KYSO_APPLIANCE --config <path> --port-file DIR/port
 #   KYSO_REMOTE_PASSWORD  the principal's password (default "mật khẩu hiệu trưởng")
 #   KYSO_REMOTE_TOTP      the TOTP secret, base32 (default JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP)
-#   KYSO_REMOTE_MULTISIGN hashes per authorization (default 100)
+#   KYSO_REMOTE_MULTISIGN hashes per signHash request (default 100)
+#   KYSO_REMOTE_STATE_DB  state_db (default state.db in DIR; a postgresql:// URL for several nodes)
 set -euo pipefail
 APPLIANCE="${1:?usage: $0 KYSO_APPLIANCE DIR FIXTURE_DIR}"
 W="${2:?}"
@@ -36,7 +37,7 @@ cat >"$W/appliance.toml" <<TOML
 [server]
 name = "Sở GD&ĐT – máy ký (thử nghiệm)"
 listen = "127.0.0.1:0"
-state_db = "state.db"
+state_db = "${KYSO_REMOTE_STATE_DB:-state.db}"
 
 [tls]
 cert = "tls.crt"

@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -14,7 +15,9 @@
 #include "harness.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/remote/remote_signer.hpp"
+#include "kyso/remote/security.hpp"
 #include "kyso/remote/state_store.hpp"
+#include "postgres_cluster.hpp"
 
 using namespace kyso;
 using namespace kyso::test;
@@ -123,9 +126,9 @@ TEST_CASE("remoteSigner_500HashesWithPinAndTotp_signsInChunksAndEveryVerifies", 
     }
   }
   CHECK(verified == 500);
-  // list + info, then per chunk of 100: one authorize or extend, one signHash.
+  // list + info, one authorize for all 500, then one signHash per chunk of 100.
   const std::size_t chunks = 500 / h.config().limits.multisign;
-  CHECK(adapter->round_trips() - before == 2 + 2 * chunks);
+  CHECK(adapter->round_trips() - before == 2 + 1 + chunks);
   CHECK(client->connections_opened() == 1);  // kept alive (the pipeline adds one of its own)
 
   // The same digests cannot be signed a second time with that authorization.
@@ -157,7 +160,10 @@ TEST_CASE("remoteSigner_pssAndEcdsa_verifyWithOpenssl", "[csc]") {
 }
 
 TEST_CASE("sad_otherHashTwiceOtherBearerExpired_refused", "[csc][security]") {
-  Harness h([](auto& c) { c.limits.sad_ttl = std::chrono::seconds(2); });
+  Harness h([](auto& c) {
+    c.limits.sad_ttl = std::chrono::seconds(2);
+    c.limits.transaction_signatures = 150;
+  });
   const auto& f = fixture();
   const std::string id = f.credential("principal").credential_id();
   auto p = h.login("principal");
@@ -198,10 +204,10 @@ TEST_CASE("sad_otherHashTwiceOtherBearerExpired_refused", "[csc][security]") {
   CHECK(detail_of([&] {
           (void)p2->extend(id, sad, random_digests(1), HashAlgorithm::Sha256);
         }).find("Invalid SAD") != std::string::npos);
-  // More than multisign hashes in one authorization is refused.
+  // More than transaction_signatures hashes in one authorization is refused.
   const Secret code2 = otp.next();
   CHECK(code_of([&] {
-          (void)p->authorize(id, random_digests(h.config().limits.multisign + 1),
+          (void)p->authorize(id, random_digests(h.config().limits.transaction_signatures + 1),
                              HashAlgorithm::Sha256, &pin, &code2);
         }) == ErrorCode::RemoteError);
 }
@@ -335,16 +341,34 @@ TEST_CASE("auditLog_hashChain_intactAndTamperingDetected", "[csc][security]") {
     REQUIRE(h.appliance().store().audit_log().size() >= 3);
     CHECK_FALSE(h.appliance().store().verify_audit_chain().has_value());
   }
-  // The database refuses to rewrite history...
-  const auto [rc, out] = run("sqlite3 " + db + " \"UPDATE audit SET user='x' WHERE seq=2\" 2>&1");
-  CHECK(rc != 0);
-  CHECK(out.find("append-only") != std::string::npos);
-  // ...and if someone drops the guard, the chain shows where.
-  REQUIRE(run("sqlite3 " + db +
-              " \"DROP TRIGGER audit_no_update; UPDATE audit SET detail='forged' WHERE seq=2\"")
-              .first == 0);
-  kyso::remote::StateStore store(db);
-  CHECK(store.verify_audit_chain() == std::optional<std::int64_t>(2));
+  if (on_postgres()) {
+    const auto& pg = PgCluster::get();
+    // The nodes' role may not change a row at all (REVOKE UPDATE, DELETE)...
+    const auto [rc, out] = pg.psql(db, "UPDATE audit SET \\\"user\\\"='x' WHERE seq=2");
+    CHECK(rc != 0);
+    CHECK(out.find("permission denied") != std::string::npos);
+    CHECK(pg.psql(db, "DELETE FROM audit").first != 0);
+    // ...the owner is stopped by the trigger...
+    const auto [rc2, out2] = pg.psql(pg.admin_url(db), "UPDATE audit SET detail='x' WHERE seq=2");
+    CHECK(rc2 != 0);
+    CHECK(out2.find("append-only") != std::string::npos);
+    // ...and if the owner drops the guard, the chain shows where.
+    REQUIRE(pg.psql(pg.admin_url(db),
+                    "ALTER TABLE audit DISABLE TRIGGER audit_no_change;"
+                    " UPDATE audit SET detail='forged' WHERE seq=2")
+                .first == 0);
+  } else {
+    // The database refuses to rewrite history...
+    const auto [rc, out] = run("sqlite3 " + db + " \"UPDATE audit SET user='x' WHERE seq=2\" 2>&1");
+    CHECK(rc != 0);
+    CHECK(out.find("append-only") != std::string::npos);
+    // ...and if someone drops the guard, the chain shows where.
+    REQUIRE(run("sqlite3 " + db +
+                " \"DROP TRIGGER audit_no_update; UPDATE audit SET detail='forged' WHERE seq=2\"")
+                .first == 0);
+  }
+  const auto store = kyso::remote::open_state_store(db, false);
+  CHECK(store->verify_audit_chain() == std::optional<std::int64_t>(2));
 }
 
 TEST_CASE("bearer_expired_refused", "[csc][security]") {
@@ -438,4 +462,250 @@ TEST_CASE("hsmToken_byLabelOrSlot_onlyThatTokensCredentials", "[csc]") {
   Harness h([](kyso::remote::ApplianceConfig& c) { c.hsm_token_label = "Kyso Demo"; });
   auto p = h.login("principal");
   CHECK(p->list_credentials().size() == 1);
+}
+
+namespace {
+
+nlohmann::json sha256_hashes(const std::vector<Bytes>& digests) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& d : digests) a.push_back(to_base64(d));
+  return a;
+}
+
+// A raw CSC call answering {status, error, error_description}.
+struct Answer {
+  unsigned status;
+  nlohmann::json body;
+  [[nodiscard]] std::string error() const { return body.value("error", std::string()); }
+  [[nodiscard]] std::string description() const {
+    return body.value("error_description", std::string());
+  }
+};
+
+Answer call(CscClient& c, const std::string& method, const nlohmann::json& req) {
+  const auto r = c.call(method, req.dump());
+  return {r.status, r.body.empty() ? nlohmann::json::object() : nlohmann::json::parse(r.body)};
+}
+
+constexpr const char* kSha256Oid = "2.16.840.1.101.3.4.2.1";
+constexpr const char* kRsaSha256Oid = "1.2.840.113549.1.1.11";
+
+nlohmann::json authorize_request(const std::string& id, const std::vector<Bytes>& digests,
+                                 const Secret& otp) {
+  return {{"credentialID", id},
+          {"numSignatures", digests.size()},
+          {"hashes", sha256_hashes(digests)},
+          {"hashAlgorithmOID", kSha256Oid},
+          {"authData",
+           {{{"id", "PIN"}, {"value", fixture().user_pin}},
+            {{"id", "OTP"}, {"value", std::string(otp.view())}}}}};
+}
+
+nlohmann::json sign_request(const std::string& id, const std::string& sad,
+                            const std::vector<Bytes>& digests) {
+  return {{"credentialID", id},
+          {"SAD", sad},
+          {"hashes", sha256_hashes(digests)},
+          {"hashAlgorithmOID", kSha256Oid},
+          {"signAlgo", kRsaSha256Oid}};
+}
+
+}  // namespace
+
+// The issue's attack: one approval of one hash, then extendTransaction with the consumed SAD
+// for hashes the user never saw, again and again. Each extension must be refused at the first
+// unapproved hash, and nothing outside the approval is ever signed.
+TEST_CASE("extendTransaction_consumedSadWithNewHashes_refusedAtFirstUnapprovedHash",
+          "[csc][security]") {
+  Harness h;
+  const std::string id = fixture().credential("principal").credential_id();
+  auto p = h.login("principal");
+  OtpSource otp(kPrincipalTotp);
+  const auto approved = random_digests(1);
+  const Answer a = call(*p, "credentials/authorize", authorize_request(id, approved, otp.next()));
+  REQUIRE(a.status == 200);
+  const std::string sad = a.body.at("SAD").get<std::string>();
+  REQUIRE(call(*p, "signatures/signHash", sign_request(id, sad, approved)).status == 200);
+
+  for (int round = 0; round < 5; ++round) {
+    const auto unapproved = random_digests(10);
+    const Answer e = call(*p, "credentials/extendTransaction",
+                          {{"credentialID", id},
+                           {"SAD", sad},
+                           {"hashes", sha256_hashes(unapproved)},
+                           {"hashAlgorithmOID", kSha256Oid}});
+    CHECK(e.status == 400);
+    CHECK(e.error() == "invalid_request");
+    CHECK(e.description().find("hash 0 ") != std::string::npos);
+    // And the SAD itself signs none of them.
+    const Answer s = call(*p, "signatures/signHash", sign_request(id, sad, unapproved));
+    CHECK(s.status == 400);
+    CHECK(s.error() == "invalid_request");
+  }
+  // The audit log shows one signature batch of one hash and no extension.
+  std::size_t signed_batches = 0;
+  for (const auto& e : h.appliance().store().audit_log()) {
+    CHECK(e.event != "authorize.extend");
+    if (e.event == "sign") ++signed_batches;
+  }
+  CHECK(signed_batches == 1);
+}
+
+TEST_CASE("authorize_wholeBatch_eachHashOnceSadExtendedOnceNothingElse", "[csc][security]") {
+  Harness h;
+  const std::string id = fixture().credential("principal").credential_id();
+  auto p = h.login("principal");
+  OtpSource otp(kPrincipalTotp);
+  const auto batch = random_digests(250);  // above multisign (100): one approval still
+
+  // numSignatures must be the number of hashes; a hash listed twice is refused.
+  auto wrong_count = authorize_request(id, batch, otp.next());
+  wrong_count["numSignatures"] = 1;
+  CHECK(call(*p, "credentials/authorize", wrong_count).error() == "invalid_request");
+  auto twice = batch;
+  twice.push_back(batch[7]);
+  const Answer t = call(*p, "credentials/authorize", authorize_request(id, twice, otp.next()));
+  CHECK(t.error() == "invalid_request");
+  CHECK(t.description().find("twice") != std::string::npos);
+
+  const Answer a = call(*p, "credentials/authorize", authorize_request(id, batch, otp.next()));
+  REQUIRE(a.status == 200);
+  const std::string sad = a.body.at("SAD").get<std::string>();
+  const std::vector<Bytes> first(batch.begin(), batch.begin() + 100);
+  const Answer s1 = call(*p, "signatures/signHash", sign_request(id, sad, first));
+  REQUIRE(s1.status == 200);
+  CHECK(s1.body.at("signatures").size() == 100);
+  // Signed once: the same hash again is refused, naming it.
+  const Answer again =
+      call(*p, "signatures/signHash", sign_request(id, sad, {batch[150], batch[3]}));
+  CHECK(again.error() == "invalid_request");
+  CHECK(again.description().find("hash 1 ") != std::string::npos);
+  // ...and that refusal consumed nothing: batch[150] still signs.
+  REQUIRE(call(*p, "signatures/signHash", sign_request(id, sad, {batch[150]})).status == 200);
+
+  // extendTransaction renews the SAD over the same approval, once; approved unsigned hashes
+  // may be named, a signed one may not.
+  const nlohmann::json extend{{"credentialID", id}, {"SAD", sad}};
+  auto named_signed = extend;
+  named_signed["hashes"] = sha256_hashes({batch[200], batch[0]});
+  named_signed["hashAlgorithmOID"] = kSha256Oid;
+  const Answer ns = call(*p, "credentials/extendTransaction", named_signed);
+  CHECK(ns.error() == "invalid_request");
+  CHECK(ns.description().find("hash 1 ") != std::string::npos);
+  auto named = extend;
+  named["hashes"] = sha256_hashes({batch[200], batch[201]});
+  named["hashAlgorithmOID"] = kSha256Oid;
+  const Answer x = call(*p, "credentials/extendTransaction", named);
+  REQUIRE(x.status == 200);
+  const std::string sad2 = x.body.at("SAD").get<std::string>();
+  CHECK(call(*p, "credentials/extendTransaction", extend).error() == "invalid_request");
+  CHECK(call(*p, "signatures/signHash", sign_request(id, sad, {batch[101]})).error() ==
+        "invalid_request");
+  // The new SAD signs the rest of the approval, and only it.
+  std::vector<Bytes> rest(batch.begin() + 100, batch.end());
+  rest.erase(rest.begin() + 50);  // batch[150], signed above
+  for (std::size_t at = 0; at < rest.size(); at += 100) {
+    const std::vector<Bytes> part(
+        rest.begin() + static_cast<std::ptrdiff_t>(at),
+        rest.begin() + static_cast<std::ptrdiff_t>(std::min(at + 100, rest.size())));
+    const Answer s = call(*p, "signatures/signHash", sign_request(id, sad2, part));
+    REQUIRE(s.status == 200);
+    for (std::size_t i = 0; i < part.size(); ++i) {
+      CHECK(openssl_verify(fixture().credential("principal").cert_der,
+                           SignAlgorithm::RsaPkcs1Sha256, part[i],
+                           from_base64(s.body.at("signatures").at(i).get<std::string>())));
+    }
+  }
+  CHECK(call(*p, "signatures/signHash", sign_request(id, sad2, random_digests(1))).error() ==
+        "invalid_request");
+}
+
+TEST_CASE("authorize_authorizationDetails_bindsTheListedDigests", "[csc][security]") {
+  Harness h;
+  const std::string id = fixture().credential("principal").credential_id();
+  auto p = h.login("principal");
+  OtpSource otp(kPrincipalTotp);
+  const auto digests = random_digests(3);
+  nlohmann::json dd = nlohmann::json::array();
+  for (std::size_t i = 0; i < digests.size(); ++i) {
+    dd.push_back({{"hash", to_base64(digests[i])}, {"label", "Học bạ " + std::to_string(i)}});
+  }
+  auto req = authorize_request(id, digests, otp.next());
+  req.erase("hashes");
+  req.erase("hashAlgorithmOID");
+  req["authorization_details"] = {{{"type", "credential"},
+                                   {"credentialID", id},
+                                   {"hashAlgorithmOID", kSha256Oid},
+                                   {"documentDigests", dd}}};
+  const Answer a = call(*p, "credentials/authorize", req);
+  REQUIRE(a.status == 200);
+  const Answer s = call(*p, "signatures/signHash",
+                        sign_request(id, a.body.at("SAD").get<std::string>(), digests));
+  REQUIRE(s.status == 200);
+  CHECK(s.body.at("signatures").size() == 3);
+  // Both forms at once must agree.
+  auto mismatch = req;
+  mismatch["hashes"] = sha256_hashes(random_digests(3));
+  mismatch["hashAlgorithmOID"] = kSha256Oid;
+  mismatch["authData"][1]["value"] = std::string(otp.next().view());
+  CHECK(call(*p, "credentials/authorize", mismatch).error() == "invalid_request");
+}
+
+TEST_CASE("login_40ParallelWrongPasswords_evaluateAtMostTheLimit", "[csc][security]") {
+  // A slower hash and many workers, so that guesses really overlap.
+  const std::string slow = kyso::remote::hash_password(secret(kTeacherPassword), 13);
+  Harness h([&](auto& c) {
+    c.limits.workers = 16;
+    c.users[1].password_hash = slow;
+  });
+  std::vector<std::thread> threads;
+  std::atomic<int> locked{0};
+  for (int i = 0; i < 40; ++i) {
+    threads.emplace_back([&] {
+      CscClient c(h.options());
+      try {
+        c.login("teacher", secret("wrong guess"));
+      } catch (const Error& e) {
+        if (e.code() == ErrorCode::RemoteLocked) ++locked;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::size_t evaluated = 0;
+  for (const auto& e : h.appliance().store().audit_log()) {
+    if (e.event == "login.failed") ++evaluated;
+  }
+  CHECK(evaluated <= h.config().limits.max_failures);
+  CHECK(evaluated + static_cast<std::size_t>(locked.load()) == 40);
+  CHECK(code_of([&] { (void)h.login("teacher"); }) == ErrorCode::RemoteLocked);
+}
+
+TEST_CASE("login_unknownUser_takesAsLongAsAKnownOneWhateverItsScryptCost", "[csc][security]") {
+  // Every account here hashes at a cost far from the appliance's default (ln 15): an unknown
+  // name must still cost what a known one does (the issue measured 28-49 ms against 275-449).
+  Harness h([](auto& c) { c.limits.max_failures = 1000; });
+  CscClient c(h.options());
+  (void)c.info();  // connection open: only the logins are timed
+  auto time_ms = [&](const std::string& name) {
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(code_of([&] { c.login(name, secret("wrong")); }) == ErrorCode::RemoteAuthFailed);
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+        .count();
+  };
+  for (const char* unknown : {"nobody", "hieutruong.khac", "x"}) {
+    // Interleaved on one connection, so load and warm-up fall on both alike.
+    std::vector<double> known_ms;
+    std::vector<double> unknown_ms;
+    for (int i = 0; i < 9; ++i) {
+      known_ms.push_back(time_ms("principal"));
+      unknown_ms.push_back(time_ms(unknown));
+    }
+    std::ranges::sort(known_ms);
+    std::ranges::sort(unknown_ms);
+    const double known = known_ms[4];
+    const double u = unknown_ms[4];
+    INFO("known " << known << " ms, unknown " << unknown << " " << u << " ms");
+    CHECK(u < 3 * known + 5);
+    CHECK(known < 3 * u + 5);
+  }
 }

@@ -8,16 +8,24 @@ set_tests_properties(remote.csc_curl_walk PROPERTIES FIXTURES_REQUIRED pki
   ENVIRONMENT "KYSO_TEST_DIR=${KYSO_TEST_DIR}" TIMEOUT 60 LABELS "csc;security")
 
 kyso_add_tests(remote_appliance TOKEN
-  SOURCES remote/test_appliance.cpp remote/harness.cpp
+  SOURCES remote/test_appliance.cpp remote/harness.cpp remote/postgres_cluster.cpp
   DEPS kyso::remote_sign kyso::pkcs11)
 target_include_directories(remote_appliance PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote)
+
+# The same suite with the state in PostgreSQL: one process, one throw-away cluster (initdb +
+# pg_ctl as an unprivileged account), a fresh database per test case.
+add_test(NAME remote.appliance_on_postgresql COMMAND remote_appliance)
+set_tests_properties(remote.appliance_on_postgresql PROPERTIES FIXTURES_REQUIRED pki
+  ENVIRONMENT "KYSO_TEST_DIR=${KYSO_TEST_DIR};KYSO_TEST_STATE=postgresql" TIMEOUT 600
+  LABELS "csc;security;postgresql")
 
 # The agent with a remote credential: the appliance and the agent in this process (the agent
 # has no token, so only the appliance touches SoftHSM), a WebSocket client as the page and a
 # scripted pinentry typing the password, the PIN and a TOTP from oathtool.
 if(TARGET kyso_agent)
   kyso_add_tests(remote_agent TOKEN
-    SOURCES remote/test_agent_remote.cpp remote/harness.cpp agent/harness.cpp
+    SOURCES remote/test_agent_remote.cpp remote/harness.cpp remote/postgres_cluster.cpp
+            agent/harness.cpp
     DEPS kyso::agent kyso::remote_sign kyso::pkcs11 OpenSSL::SSL)
   target_include_directories(remote_agent PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote
     ${CMAKE_CURRENT_SOURCE_DIR}/agent)
@@ -26,3 +34,4 @@ if(TARGET kyso_agent)
     KYSO_FORMATS_MODULE_PATH="$<TARGET_FILE:kyso_formats_module>")
   add_dependencies(remote_agent kyso_formats_module)
 endif()
+

@@ -7,7 +7,9 @@
 /// Retries: a request that cannot have reached the server (connect failure, a kept-alive
 /// connection found closed before sending) is retried for every method. A request that may
 /// have been processed is retried only for read-only methods (info, credentials/list,
-/// credentials/info); auth, authorize, extendTransaction and signHash are never re-sent.
+/// credentials/info) and signHash, which carries one X-Request-Id over its attempts (the
+/// appliance gives a retried request its own hashes again and nothing more); auth, authorize and
+/// extendTransaction are never re-sent. Every request carries an X-Request-Id for the logs.
 
 #include <chrono>
 #include <cstddef>
@@ -35,6 +37,10 @@ struct ClientOptions {
   /// (below the appliance's idle timeout), so such a request is never sent into a closing socket.
   std::chrono::milliseconds max_idle{10'000};
   int retries = 2;  ///< extra attempts where safe (see above)
+  /// How long signHash keeps re-sending (same request id), after pauses, while the service
+  /// answers 503 or cannot be reached: a node or the state database restarting behind a
+  /// balancer. 0: only the immediate re-sends of `retries`.
+  std::chrono::milliseconds unavailable_wait{0};
 };
 
 struct HttpResult {
@@ -111,7 +117,8 @@ class CscClient {
   /// Throws Error(PinIncorrect / OtpIncorrect / RemoteAuthFailed / RemoteError).
   Authorization authorize(const std::string& id, std::span<const Bytes> hashes, HashAlgorithm hash,
                           const Secret* pin, const Secret* otp);
-  /// credentials/extendTransaction: a new SAD for more hashes under the same approval.
+  /// credentials/extendTransaction: a new SAD for the same approval (the old one dies). `hashes`
+  /// (optional) must all be approved and unsigned; an extension never adds any.
   Authorization extend(const std::string& id, const std::string& sad, std::span<const Bytes> hashes,
                        HashAlgorithm hash);
   /// signatures/signHash: signatures in the order of `hashes`.

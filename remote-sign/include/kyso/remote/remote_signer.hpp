@@ -7,11 +7,13 @@
 /// agent (docs/remote-signing.md, "Adding a provider").
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -67,11 +69,11 @@ class ProviderAdapter {
 };
 
 /// CSC v2 (and v1.0.4-flavoured) services. authorize() sends one credentials/authorize for the
-/// first `multisign` hashes (PIN + OTP, once: a wrong one fails there); sign() sends, per chunk,
-/// one credentials/extendTransaction (chunks after the first, from the first SAD) and one
-/// signatures/signHash: at most two HTTP round trips per chunk. Chunks go out on `pipeline`
-/// connections at once, so the HSM signs one chunk while the next is extended and travels; an
-/// extension refused mid-batch (transaction expired or exhausted) fails exactly its chunk.
+/// whole batch (every distinct hash, `numSignatures` = their count; PIN + OTP, once: a wrong one
+/// fails there); sign() sends one signatures/signHash per `multisign` chunk under that one SAD,
+/// on `pipeline` connections at once so the HSM signs one chunk while the next travels. A batch
+/// outliving half the SAD's life renews it with one credentials/extendTransaction (same
+/// approval, never more hashes).
 class CscAdapter : public ProviderAdapter {
  public:
   /// `client` must be logged in already (the agent logs in with the user's password).
@@ -88,11 +90,9 @@ class CscAdapter : public ProviderAdapter {
   [[nodiscard]] std::size_t round_trips() const;
 
  private:
-  struct Chunk {
-    std::string sad;
-    std::vector<Bytes> digests;
-  };
   const RemoteCredentialInfo& info(const std::string& id) const;
+  /// The SAD to sign with now, renewed by extendTransaction once it is half-way to expiry.
+  std::string live_sad(CscClient& c, const std::string& credential_id);
   /// Runs fn(client, i) for i in [0, count) over up to `pipeline_` connections; rethrows the
   /// first exception after all lanes stopped.
   template <typename Fn>
@@ -104,8 +104,9 @@ class CscAdapter : public ProviderAdapter {
   std::vector<std::unique_ptr<CscClient>> lanes_;  // the extra connections
   mutable std::mutex mutex_;
   std::vector<RemoteCredentialInfo> infos_;
-  std::vector<Chunk> chunks_;  // the current authorization, in batch order
-  std::string first_sad_;      // what further chunks are extended from
+  std::set<Bytes> approved_;  // the current authorization's digests not signed yet
+  std::string sad_;
+  std::chrono::steady_clock::time_point sad_renew_at_;
   HashAlgorithm hash_ = HashAlgorithm::Sha256;
   std::mutex extend_mutex_;
 };

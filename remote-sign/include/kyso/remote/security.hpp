@@ -15,6 +15,9 @@ namespace kyso::remote {
 
 /// "$scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt base64>$<key base64>", with a fresh 16-byte salt.
 std::string hash_password(const Secret& password, unsigned log2_n = 15);
+/// A hash of `password` with the scrypt parameters of `like` (a hash_password() string), or the
+/// defaults when `like` is malformed: what an unknown account is checked against.
+std::string hash_password_like(const Secret& password, std::string_view like);
 /// Constant-time check against a hash_password() string. False for a malformed hash.
 bool verify_password(const Secret& password, std::string_view hash);
 
