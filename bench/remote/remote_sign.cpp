@@ -39,9 +39,9 @@
 #include "../common/agent_process.hpp"
 #include "../common/raw_pkcs11.hpp"
 #include "kyso/core/bytes.hpp"
-#include "kyso/remote/appliance.hpp"
+#include "kyso/appliance/appliance.hpp"
 #include "kyso/remote/remote_signer.hpp"
-#include "kyso/remote/security.hpp"
+#include "kyso/appliance/security.hpp"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <stdexcept>
 
 #include "fixture.hpp"
-#include "kyso/remote/security.hpp"
+#include "kyso/appliance/security.hpp"
 
 namespace kyso::test::remote {
 namespace fs = std::filesystem;

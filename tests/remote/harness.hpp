@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "kyso/remote/appliance.hpp"
+#include "kyso/appliance/appliance.hpp"
 #include "kyso/remote/csc_client.hpp"
 
 namespace kyso::test::remote {

@@ -14,7 +14,7 @@
 #include "harness.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/remote/remote_signer.hpp"
-#include "kyso/remote/state_store.hpp"
+#include "kyso/appliance/state_store.hpp"
 
 using namespace kyso;
 using namespace kyso::test;

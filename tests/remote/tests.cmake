@@ -9,7 +9,7 @@ set_tests_properties(remote.csc_curl_walk PROPERTIES FIXTURES_REQUIRED pki
 
 kyso_add_tests(remote_appliance TOKEN
   SOURCES remote/test_appliance.cpp remote/harness.cpp
-  DEPS kyso::remote_sign kyso::pkcs11)
+  DEPS kyso::appliance kyso::remote kyso::pkcs11)
 target_include_directories(remote_appliance PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote)
 
 # The agent with a remote credential: the appliance and the agent in this process (the agent
@@ -18,7 +18,7 @@ target_include_directories(remote_appliance PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/
 if(TARGET kyso_agent)
   kyso_add_tests(remote_agent TOKEN
     SOURCES remote/test_agent_remote.cpp remote/harness.cpp agent/harness.cpp
-    DEPS kyso::agent kyso::remote_sign kyso::pkcs11 OpenSSL::SSL)
+    DEPS kyso::agent kyso::appliance kyso::pkcs11 OpenSSL::SSL)
   target_include_directories(remote_agent PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote
     ${CMAKE_CURRENT_SOURCE_DIR}/agent)
   target_compile_definitions(remote_agent PRIVATE

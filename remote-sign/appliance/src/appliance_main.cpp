@@ -15,9 +15,9 @@
 #include "kyso/config/config_error.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/core/secret.hpp"
-#include "kyso/remote/appliance.hpp"
-#include "kyso/remote/security.hpp"
-#include "kyso/remote/state_store.hpp"
+#include "kyso/appliance/appliance.hpp"
+#include "kyso/appliance/security.hpp"
+#include "kyso/appliance/state_store.hpp"
 
 namespace {
 

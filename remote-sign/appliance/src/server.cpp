@@ -19,8 +19,8 @@
 #include <thread>
 
 #include "kyso/pkcs11/library.hpp"
-#include "kyso/remote/appliance.hpp"
-#include "kyso/remote/state_store.hpp"
+#include "kyso/appliance/appliance.hpp"
+#include "kyso/appliance/state_store.hpp"
 #include "service.hpp"
 
 namespace kyso::remote {

@@ -1,4 +1,4 @@
-#include "csc_wire.hpp"
+#include "kyso/remote/csc_wire.hpp"
 
 #include <array>
 #include <utility>

@@ -13,8 +13,8 @@
 #include <string>
 
 #include "kyso/pkcs11/library.hpp"
-#include "kyso/remote/appliance.hpp"
-#include "kyso/remote/state_store.hpp"
+#include "kyso/appliance/appliance.hpp"
+#include "kyso/appliance/state_store.hpp"
 
 namespace kyso::remote {
 

@@ -9,9 +9,9 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
-#include "csc_wire.hpp"
+#include "kyso/remote/csc_wire.hpp"
 #include "kyso/core/secret.hpp"
-#include "kyso/remote/security.hpp"
+#include "kyso/appliance/security.hpp"
 
 namespace kyso::remote {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <openssl/crypto.h>
 
-#include "csc_wire.hpp"
+#include "kyso/remote/csc_wire.hpp"
 #include "kyso/core/error.hpp"
 
 namespace kyso::remote {

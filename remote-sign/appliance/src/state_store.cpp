@@ -1,4 +1,4 @@
-#include "kyso/remote/state_store.hpp"
+#include "kyso/appliance/state_store.hpp"
 
 #include <sqlite3.h>
 

@@ -12,7 +12,7 @@
 
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/error.hpp"
-#include "kyso/remote/security.hpp"
+#include "kyso/appliance/security.hpp"
 
 namespace kyso::remote {
 namespace {
