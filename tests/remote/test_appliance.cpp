@@ -343,7 +343,7 @@ TEST_CASE("auditLog_hashChain_intactAndTamperingDetected", "[csc][security]") {
   REQUIRE(run("sqlite3 " + db +
               " \"DROP TRIGGER audit_no_update; UPDATE audit SET detail='forged' WHERE seq=2\"")
               .first == 0);
-  kyso::remote::StateStore store(db);
+  kyso::appliance::StateStore store(db);
   CHECK(store.verify_audit_chain() == std::optional<std::int64_t>(2));
 }
 
@@ -430,12 +430,12 @@ TEST_CASE("hsmToken_byLabelOrSlot_onlyThatTokensCredentials", "[csc]") {
   // The TOML file names exactly one HSM partition (docs/configuration.md); a label that is not
   // there stops the appliance at start instead of serving another partition's keys.
   CHECK(code_of([] {
-          Harness h([](kyso::remote::ApplianceConfig& c) { c.hsm_token_label = "No such HSM"; });
+          Harness h([](kyso::appliance::ApplianceConfig& c) { c.hsm_token_label = "No such HSM"; });
         }) == ErrorCode::TokenNotFound);
   CHECK(code_of([] {
-          Harness h([](kyso::remote::ApplianceConfig& c) { c.hsm_slot = 0xFFFFFF; });
+          Harness h([](kyso::appliance::ApplianceConfig& c) { c.hsm_slot = 0xFFFFFF; });
         }) == ErrorCode::TokenNotFound);
-  Harness h([](kyso::remote::ApplianceConfig& c) { c.hsm_token_label = "Kyso Demo"; });
+  Harness h([](kyso::appliance::ApplianceConfig& c) { c.hsm_token_label = "Kyso Demo"; });
   auto p = h.login("principal");
   CHECK(p->list_credentials().size() == 1);
 }

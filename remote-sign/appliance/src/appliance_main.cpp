@@ -42,7 +42,7 @@ int hash_password_cmd(unsigned cost) {
     std::fprintf(stderr, "kyso-appliance: empty password\n");
     return 1;
   }
-  std::cout << kyso::remote::hash_password(pw, cost) << "\n";
+  std::cout << kyso::appliance::hash_password(pw, cost) << "\n";
   return 0;
 }
 
@@ -54,7 +54,7 @@ int serve(const std::string& config, const std::string& port_file) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  kyso::remote::Appliance appliance(kyso::config::load_appliance_config(config));
+  kyso::appliance::Appliance appliance(kyso::config::load_appliance_config(config));
   appliance.start();
   std::fprintf(stderr, "kyso-appliance: listening on port %u\n", appliance.port());
   if (!port_file.empty()) {
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
     if (command == "hash-password") return hash_password_cmd(cost);
     if (command == "verify-audit") {
       if (db.empty()) return usage();
-      kyso::remote::StateStore store(db);
+      kyso::appliance::StateStore store(db);
       if (auto broken = store.verify_audit_chain()) {
         std::printf("audit log BROKEN at row %lld\n", static_cast<long long>(*broken));
         return 1;

@@ -14,7 +14,7 @@
 #include "kyso/core/error.hpp"
 #include "kyso/appliance/security.hpp"
 
-namespace kyso::remote {
+namespace kyso::appliance {
 namespace {
 
 constexpr std::size_t kSaltBytes = 16;
@@ -163,4 +163,4 @@ std::optional<std::uint64_t> totp_match(std::string_view base32_secret, const Se
   return counter;
 }
 
-}  // namespace kyso::remote
+}  // namespace kyso::appliance

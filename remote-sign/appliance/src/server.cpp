@@ -23,7 +23,7 @@
 #include "kyso/appliance/state_store.hpp"
 #include "service.hpp"
 
-namespace kyso::remote {
+namespace kyso::appliance {
 namespace {
 
 namespace asio = boost::asio;
@@ -347,4 +347,4 @@ std::uint64_t Appliance::requests() const noexcept {
   return impl_->service.requests();
 }
 
-}  // namespace kyso::remote
+}  // namespace kyso::appliance

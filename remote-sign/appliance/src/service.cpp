@@ -13,7 +13,7 @@
 #include "kyso/core/secret.hpp"
 #include "kyso/appliance/security.hpp"
 
-namespace kyso::remote {
+namespace kyso::appliance {
 namespace {
 
 using nlohmann::json;
@@ -107,7 +107,7 @@ std::vector<Bytes> parse_hashes(const json& j, HashAlgorithm alg, std::size_t ma
 HashAlgorithm parse_hash_alg(const json& j, std::optional<SignAlgorithm> alg = std::nullopt) {
   const std::string oid = string_field(j, "hashAlgorithmOID", !alg.has_value());
   if (oid.empty() && alg) return hash_of(*alg);
-  const auto h = wire::hash_from_oid(oid);
+  const auto h = remote::wire::hash_from_oid(oid);
   if (!h) throw invalid_request("Invalid parameter hashAlgorithmOID");
   return *h;
 }
@@ -417,7 +417,7 @@ HttpResponse Service::credentials_list(const HttpRequest& req) {
     if (with_info) {
       const auto& c = credentials_.at(id).credential;
       infos.push_back({{"credentialID", id},
-                       {"key", {{"status", "enabled"}, {"algo", wire::key_algo_oids(c.cert)}}},
+                       {"key", {{"status", "enabled"}, {"algo", remote::wire::key_algo_oids(c.cert)}}},
                        {"cert", cert_json(c, body.value("certificates", std::string("single")),
                                           body.value("certInfo", false))}});
     }
@@ -435,7 +435,7 @@ HttpResponse Service::credentials_info(const HttpRequest& req) {
   const ApplianceUser& u = user(caller.user);
   const bool otp = !u.totp_secret.empty();
 
-  json key{{"status", "enabled"}, {"algo", wire::key_algo_oids(c.cert)}, {"len", c.cert.key_bits}};
+  json key{{"status", "enabled"}, {"algo", remote::wire::key_algo_oids(c.cert)}, {"len", c.cert.key_bits}};
   if (!c.cert.curve.empty()) key["curve"] = c.cert.curve;
   json objects = json::array();
   objects.push_back({{"type", "Password"},
@@ -581,7 +581,7 @@ HttpResponse Service::credentials_authorize(HttpRequest& req) {
   const std::string sad = random_token();
   const auto expires = std::min(now + config_.limits.sad_ttl, txn_expires);
   store_.put_sad(hash_hex(sad),
-                 {caller.user, caller.bearer, hsm.credential.id(), std::string(wire::hash_oid(alg)),
+                 {caller.user, caller.bearer, hsm.credential.id(), std::string(remote::wire::hash_oid(alg)),
                   hash_hex(txn), expires},
                  hashes);
   store_.audit(caller.user, "authorize",
@@ -627,7 +627,7 @@ HttpResponse Service::credentials_extend(const HttpRequest& req) {
   const std::string sad = random_token();
   const auto expires = std::min(now + config_.limits.sad_ttl, txn->expires);
   store_.put_sad(hash_hex(sad),
-                 {caller.user, caller.bearer, hsm.credential.id(), std::string(wire::hash_oid(alg)),
+                 {caller.user, caller.bearer, hsm.credential.id(), std::string(remote::wire::hash_oid(alg)),
                   old.transaction, expires},
                  hashes);
   store_.audit(
@@ -648,13 +648,13 @@ HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
   if (body.value("operationMode", std::string("S")) != "S") {
     throw invalid_request("Only synchronous operationMode S is supported");
   }
-  const auto sign_alg = wire::sign_from_oids(string_field(body, "signAlgo"),
+  const auto sign_alg = remote::wire::sign_from_oids(string_field(body, "signAlgo"),
                                              body.value("hashAlgorithmOID", std::string()));
   if (!sign_alg) throw invalid_request("Invalid parameter signAlgo");
   if (is_ecdsa(*sign_alg) != (hsm.credential.cert.key_type == "EC")) {
     throw invalid_request("signAlgo does not fit the credential's key");
   }
-  if (wire::hash_oid(hash_of(*sign_alg)) != sad.hash_algorithm) {
+  if (remote::wire::hash_oid(hash_of(*sign_alg)) != sad.hash_algorithm) {
     throw invalid_request("The hash algorithm differs from the authorized one");
   }
   const auto hashes = parse_hashes(body, hash_of(*sign_alg), config_.limits.multisign);
@@ -703,4 +703,4 @@ HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
   return {200, json{{"signatures", sigs}}.dump(), false};
 }
 
-}  // namespace kyso::remote
+}  // namespace kyso::appliance

@@ -16,7 +16,7 @@
 #include "kyso/appliance/appliance.hpp"
 #include "kyso/appliance/state_store.hpp"
 
-namespace kyso::remote {
+namespace kyso::appliance {
 
 struct HttpRequest {
   std::string method;
@@ -96,4 +96,4 @@ class Service {
   std::map<std::string, std::array<unsigned char, 32>> accepted_pins_;  // token identity -> tag
 };
 
-}  // namespace kyso::remote
+}  // namespace kyso::appliance

@@ -7,7 +7,7 @@
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
 
-namespace kyso::remote {
+namespace kyso::appliance {
 namespace {
 
 // Times are Unix milliseconds: whole seconds would cut up to a second off short lifetimes.
@@ -355,4 +355,4 @@ std::optional<std::int64_t> StateStore::verify_audit_chain() {
   return std::nullopt;
 }
 
-}  // namespace kyso::remote
+}  // namespace kyso::appliance

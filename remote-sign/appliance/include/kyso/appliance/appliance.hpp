@@ -16,7 +16,7 @@
 
 #include "kyso/config/appliance_config.hpp"
 
-namespace kyso::remote {
+namespace kyso::appliance {
 
 using ApplianceConfig = config::ApplianceConfig;
 using ApplianceUser = config::ApplianceUser;
@@ -53,4 +53,4 @@ class Appliance {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace kyso::remote
+}  // namespace kyso::appliance

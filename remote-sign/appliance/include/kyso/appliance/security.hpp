@@ -11,7 +11,7 @@
 
 #include "kyso/core/secret.hpp"
 
-namespace kyso::remote {
+namespace kyso::appliance {
 
 /// "$scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt base64>$<key base64>", with a fresh 16-byte salt.
 std::string hash_password(const Secret& password, unsigned log2_n = 15);
@@ -25,4 +25,4 @@ std::string totp_generate(std::string_view base32_secret, std::time_t now);
 std::optional<std::uint64_t> totp_match(std::string_view base32_secret, const Secret& otp,
                                         std::time_t now, unsigned window);
 
-}  // namespace kyso::remote
+}  // namespace kyso::appliance

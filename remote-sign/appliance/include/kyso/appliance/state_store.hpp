@@ -21,7 +21,7 @@
 
 struct sqlite3;
 
-namespace kyso::remote {
+namespace kyso::appliance {
 
 using TimePoint = std::chrono::system_clock::time_point;
 
@@ -106,4 +106,4 @@ class StateStore {
   std::string last_audit_hash_;
 };
 
-}  // namespace kyso::remote
+}  // namespace kyso::appliance
