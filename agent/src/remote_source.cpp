@@ -21,19 +21,19 @@ namespace {
 
 using nlohmann::json;
 
-std::string login_name(const config::RemoteService& svc) {
+std::string login_name(const firmware_config::RemoteService& svc) {
   if (!svc.username.empty()) return svc.username;
   // Not configured: the OS account's name, as most district services name their users.
   const passwd* pw = ::getpwuid(::getuid());
   return pw != nullptr ? pw->pw_name : std::string();
 }
 
-bool same_service(const config::RemoteService& svc, const json& j) {
+bool same_service(const firmware_config::RemoteService& svc, const json& j) {
   return j.value("name", "") == svc.name && j.value("url", "") == svc.url &&
          j.value("username", "") == svc.username;
 }
 
-Credential credential_from(const config::RemoteService& svc, const std::string& remote_id,
+Credential credential_from(const firmware_config::RemoteService& svc, const std::string& remote_id,
                            const std::vector<Bytes>& certs) {
   Credential c;
   c.cert = parse_certificate(certs.front());
@@ -51,7 +51,7 @@ struct RemoteSources::State {
   std::vector<Credential> credentials;          // listed at the last sign-in (or cached)
 };
 
-RemoteSources::RemoteSources(std::vector<config::RemoteService> services,
+RemoteSources::RemoteSources(std::vector<firmware_config::RemoteService> services,
                              std::filesystem::path cache_file)
     : services_(std::move(services)), cache_file_(std::move(cache_file)) {
   for (std::size_t i = 0; i < services_.size(); ++i) states_.push_back(std::make_unique<State>());
@@ -235,7 +235,8 @@ void RemoteSources::save() const {
 
 namespace {
 
-Dialog password_dialog(const config::RemoteService& svc, const std::string& origin, Language lang) {
+Dialog password_dialog(const firmware_config::RemoteService& svc, const std::string& origin,
+                       Language lang) {
   const bool vi = lang == Language::Vi;
   Dialog d;
   d.title = vi ? "Kyso – Đăng nhập dịch vụ ký số từ xa" : "Kyso – Sign in to remote signing";
@@ -254,7 +255,7 @@ Dialog password_dialog(const config::RemoteService& svc, const std::string& orig
   return d;
 }
 
-Dialog otp_dialog(const SignJob& job, const config::RemoteService& svc) {
+Dialog otp_dialog(const SignJob& job, const firmware_config::RemoteService& svc) {
   const bool vi = job.language == Language::Vi;
   const std::string n = std::to_string(job.items.size());
   Dialog d;
@@ -280,7 +281,7 @@ bool Service::sign_in_remote(const std::string& origin, Language lang,
   for (std::size_t i = 0; i < remote_->size(); ++i) {
     if (remote_->signed_in(i)) continue;
     try {
-      remote_->sign_in(i, [&](const config::RemoteService& svc) {
+      remote_->sign_in(i, [&](const firmware_config::RemoteService& svc) {
         return pinentry_.get_pin(password_dialog(svc, origin, lang), cancel);
       });
       any = true;
@@ -306,10 +307,10 @@ SignOutcome Service::sign_remote(const SignJob& job, SignOutcome out,
   for (const auto& i : job.items) digests.push_back(i.digest);
 
   const std::size_t index = remote_->service_of(cred).value_or(0);
-  const config::RemoteService& svc = remote_->service(index);
+  const firmware_config::RemoteService& svc = remote_->service(index);
   std::shared_ptr<remote::RemoteSigner> signer;
   try {
-    remote_->sign_in(index, [&](const config::RemoteService& s) {
+    remote_->sign_in(index, [&](const firmware_config::RemoteService& s) {
       return pinentry_.get_pin(password_dialog(s, job.origin, job.language), &cancel);
     });
     signer = remote_->signer(cred);

@@ -1069,7 +1069,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   net::steady_timer idle_timer_;
   std::chrono::steady_clock::time_point last_activity_{};
   std::shared_ptr<Server::Impl> server_;
-  const config::AgentLimits limits_;
+  const firmware_config::AgentLimits limits_;
   const std::filesystem::path state_dir_;
   std::unique_ptr<Transfers> transfers_;  // uploads and downloads, made on first use
   beast::flat_buffer buffer_;
@@ -1132,7 +1132,7 @@ void Server::Impl::bind() {
   if (cfg.port == 0) {
     ports.push_back(0);
   } else {
-    for (std::uint16_t i = 0; i <= config::kAgentPortFallbacks; ++i) {
+    for (std::uint16_t i = 0; i <= firmware_config::kAgentPortFallbacks; ++i) {
       ports.push_back(static_cast<std::uint16_t>(cfg.port + i));
     }
   }

@@ -7,8 +7,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "kyso/config/token_profiles.hpp"
 #include "kyso/core/secret.hpp"
+#include "kyso/firmware_config/token_profiles.hpp"
 #include "ordered.hpp"
 #include "remote_source.hpp"
 
@@ -56,12 +56,12 @@ std::string holder(const CertificateInfo& c) {
   return s;
 }
 
-const RolePin* pin_for(const config::AgentConfig& cfg, Role role) {
+const RolePin* pin_for(const firmware_config::AgentConfig& cfg, Role role) {
   const auto it = cfg.roles.find(role);
   return it == cfg.roles.end() ? nullptr : &it->second;
 }
 
-std::filesystem::path state_dir(const config::AgentConfig& cfg) {
+std::filesystem::path state_dir(const firmware_config::AgentConfig& cfg) {
   auto dir = cfg.state_dir.empty() ? default_state_dir() : cfg.state_dir;
   std::filesystem::create_directories(dir);
   ::chmod(dir.c_str(), 0700);
@@ -70,13 +70,13 @@ std::filesystem::path state_dir(const config::AgentConfig& cfg) {
 
 /// IT's token profiles (tokens.toml) when configured, else the compiled-in Vietnamese table:
 /// which USB tokens exist, which modules drive them.
-std::vector<pkcs11::KnownToken> load_known_tokens(const config::AgentConfig& cfg) {
-  return config::to_known_tokens(cfg.token_profiles.empty()
-                                     ? config::default_token_profiles()
-                                     : config::load_token_profiles(cfg.token_profiles));
+std::vector<pkcs11::KnownToken> load_known_tokens(const firmware_config::AgentConfig& cfg) {
+  return firmware_config::to_known_tokens(
+      cfg.token_profiles.empty() ? firmware_config::default_token_profiles()
+                                 : firmware_config::load_token_profiles(cfg.token_profiles));
 }
 
-pkcs11::ModuleConfig module_config(const config::AgentConfig& cfg,
+pkcs11::ModuleConfig module_config(const firmware_config::AgentConfig& cfg,
                                    const std::vector<pkcs11::KnownToken>& table) {
   return {.paths = cfg.pkcs11_modules,
           .use_p11kit = cfg.system_modules,
@@ -150,7 +150,7 @@ nlohmann::json error_json(const Error& e) {
   return j;
 }
 
-Service::Service(config::AgentConfig config)
+Service::Service(firmware_config::AgentConfig config)
     : config_(std::move(config)),
       known_tokens_(load_known_tokens(config_)),
       library_(std::make_unique<pkcs11::Library>(module_config(config_, known_tokens_))),

@@ -5,7 +5,7 @@
 // tokens plugged in without their module, modules that fail to load, PIN states, certificates
 // about to expire, the agent's configuration and port, the local wss CA's trust, the clock
 // against the configured TSA and the remote signing services. --json is for support tools. The
-// checks themselves are kyso::config::run_doctor().
+// checks themselves are kyso::firmware_config::run_doctor().
 
 #include <cstdlib>
 #include <filesystem>
@@ -13,13 +13,13 @@
 #include <map>
 
 #include "context.hpp"
-#include "kyso/config/doctor.hpp"
+#include "kyso/firmware_config/doctor.hpp"
 
 namespace kyso::cli {
 namespace {
 
-using config::CheckStatus;
-using config::DoctorOptions;
+using firmware_config::CheckStatus;
+using firmware_config::DoctorOptions;
 
 // The installed agent's configuration (its systemd unit's --config) when none is named.
 constexpr const char* kInstalledAgentConfig = "/etc/kyso/kyso-agent.toml";
@@ -29,16 +29,16 @@ void cmd_doctor(Context& ctx, DoctorOptions o, bool no_config) {
   if (o.config.empty() && !no_config && std::filesystem::exists(kInstalledAgentConfig, ec)) {
     o.config = kInstalledAgentConfig;
   }
-  const auto checks = config::run_doctor(ctx.library(), o);
+  const auto checks = firmware_config::run_doctor(ctx.library(), o);
 
   std::map<std::string, std::size_t> counts{{"ok", 0}, {"warn", 0}, {"fail", 0}, {"skip", 0}};
-  for (const auto& c : checks) ++counts[std::string(config::to_string(c.status))];
+  for (const auto& c : checks) ++counts[std::string(firmware_config::to_string(c.status))];
   const bool vi = ctx.language() == Language::Vi;
   if (ctx.json) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& c : checks) {
       arr.push_back({{"check", c.id},
-                     {"status", config::to_string(c.status)},
+                     {"status", firmware_config::to_string(c.status)},
                      {"message", vi ? c.vi : c.en},
                      {"details", c.details}});
     }

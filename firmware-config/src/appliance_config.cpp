@@ -1,4 +1,4 @@
-#include "kyso/config/appliance_config.hpp"
+#include "kyso/firmware_config/appliance_config.hpp"
 
 #include <openssl/crypto.h>
 #include <sys/stat.h>
@@ -14,7 +14,7 @@
 #include "kyso/core/error.hpp"
 #include "toml_reader.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 namespace {
 
 using detail::Section;
@@ -291,4 +291,4 @@ ApplianceConfig load_appliance_config(const std::filesystem::path& file) {
   return c;
 }
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

@@ -1,7 +1,7 @@
 // kyso doctor's checks: what stands between this PC and signing, explained in Vietnamese and
 // English.
 
-#include "kyso/config/doctor.hpp"
+#include "kyso/firmware_config/doctor.hpp"
 
 #include <array>
 #include <chrono>
@@ -23,14 +23,14 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "kyso/config/agent_config.hpp"
-#include "kyso/config/config_error.hpp"
+#include "kyso/firmware_config/agent_config.hpp"
+#include "kyso/firmware_config/config_error.hpp"
 #include "kyso/formats/documents.hpp"
 #include "kyso/formats/tsa.hpp"
 #include "kyso/pkcs11/usb.hpp"
 #include "kyso/remote/csc_client.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 
 std::string_view to_string(CheckStatus s) noexcept {
   switch (s) {
@@ -77,10 +77,10 @@ std::vector<pkcs11::UsbDevice> read_usb_inventory(const std::string& file) {
 namespace {
 
 void check_usb(std::vector<Check>& out, const DoctorOptions& o,
-               const std::vector<config::TokenProfile>& profiles) {
+               const std::vector<firmware_config::TokenProfile>& profiles) {
   const auto devices =
       o.usb_inventory.empty() ? pkcs11::list_usb_devices() : read_usb_inventory(o.usb_inventory);
-  const auto table = config::to_known_tokens(profiles);
+  const auto table = firmware_config::to_known_tokens(profiles);
   const auto status = pkcs11::diagnose_usb(devices, table);
   if (status.empty()) {
     out.push_back({"usb",
@@ -227,14 +227,14 @@ void check_tokens_and_certificates(std::vector<Check>& out, pkcs11::Library& lib
 std::optional<AgentConfig> check_config(std::vector<Check>& out, const DoctorOptions& o) {
   if (o.config.empty()) return std::nullopt;
   try {
-    auto c = config::load_agent_config(o.config);
+    auto c = firmware_config::load_agent_config(o.config);
     out.push_back({"config",
                    Status::Ok,
                    "Tệp cấu hình " + o.config + " hợp lệ.",
                    "Configuration " + o.config + " is valid.",
                    {{"file", o.config}, {"port", c.port}, {"allowedOrigins", c.allowed_origins}}});
     return c;
-  } catch (const config::ConfigError& e) {
+  } catch (const firmware_config::ConfigError& e) {
     out.push_back(
         {"config",
          Status::Fail,
@@ -546,7 +546,7 @@ std::optional<nlohmann::json> probe_agent(std::uint16_t port, bool tls, std::str
 // Whether the agent listens on its port (or a fallback) and answers there, and if another
 // program holds the port, which one.
 void check_agent_port(std::vector<Check>& out, std::uint16_t port, bool tls) {
-  for (std::uint16_t p = port; p <= port + config::kAgentPortFallbacks; ++p) {
+  for (std::uint16_t p = port; p <= port + firmware_config::kAgentPortFallbacks; ++p) {
     const auto l = who_listens(p);
     if (!l) continue;
     const std::string ps = std::to_string(p);
@@ -684,7 +684,7 @@ std::vector<DoctorCheck> run_doctor(pkcs11::Library& lib, const DoctorOptions& o
   const auto profiles =
       o.profiles.empty() ? default_token_profiles() : load_token_profiles(o.profiles);
   const auto agent = check_config(checks, o);
-  const std::uint16_t port = agent ? agent->port : config::kDefaultAgentPort;
+  const std::uint16_t port = agent ? agent->port : firmware_config::kDefaultAgentPort;
   check_usb(checks, o, profiles);
   check_modules(checks, lib);
   check_tokens_and_certificates(checks, lib, o.expiry_days);
@@ -696,4 +696,4 @@ std::vector<DoctorCheck> run_doctor(pkcs11::Library& lib, const DoctorOptions& o
   return checks;
 }
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

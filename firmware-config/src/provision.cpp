@@ -1,4 +1,4 @@
-#include "kyso/config/provision.hpp"
+#include "kyso/firmware_config/provision.hpp"
 
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -10,7 +10,7 @@
 #include "kyso/core/signer.hpp"
 #include "kyso/pkcs11/library.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 namespace {
 
 using ReqPtr = std::unique_ptr<X509_REQ, FnDeleter<X509_REQ_free>>;
@@ -473,4 +473,4 @@ ImportResult Provisioner::import_certificate(std::string_view token, const Secre
   return result;
 }
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

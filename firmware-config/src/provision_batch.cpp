@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "kyso/config/provision.hpp"
+#include "kyso/firmware_config/provision.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 namespace {
 
 namespace fs = std::filesystem;
@@ -348,4 +348,4 @@ BatchReport run_batch(
   return report;
 }
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

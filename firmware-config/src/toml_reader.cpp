@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace kyso::config::detail {
+namespace kyso::firmware_config::detail {
 namespace {
 
 std::uint32_t at_least_one(std::uint32_t v) {
@@ -335,4 +335,4 @@ bool valid_http_url(std::string_view url, bool https_only) {
   return port.empty() || valid_port(port, v);
 }
 
-}  // namespace kyso::config::detail
+}  // namespace kyso::firmware_config::detail

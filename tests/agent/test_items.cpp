@@ -368,7 +368,7 @@ TEST_CASE("batchSign_brokenDocuments_eachGetsItsCodeAndTheSummaryNamesTheSigned"
 
 TEST_CASE("signDocuments_levelBT_carryTimestampsFromTheConfiguredTsa", "[ws][items][tsa]") {
   LoopbackTsa tsa;
-  Agent a([&](config::AgentConfig& cfg) { cfg.tsa_url = tsa.url(); });
+  Agent a([&](firmware_config::AgentConfig& cfg) { cfg.tsa_url = tsa.url(); });
   Client c(a.port());
   ScratchDir dir;
   const auto t = sample_class(1).at(0);
@@ -409,7 +409,7 @@ TEST_CASE("signDocuments_levelBT_carryTimestampsFromTheConfiguredTsa", "[ws][ite
 
 TEST_CASE("signDocuments_trustAnchorsConfigured_revokedRefusedBeforeAnyCSign",
           "[ws][items][security]") {
-  Agent a([](config::AgentConfig& cfg) { cfg.trust_anchors = {pki_path("root")}; });
+  Agent a([](firmware_config::AgentConfig& cfg) { cfg.trust_anchors = {pki_path("root")}; });
   Client c(a.port());
   const auto t = sample_class(1).at(0);
   const auto item = xml_item(t, transcript_xml(t), "teacher");
@@ -431,7 +431,7 @@ TEST_CASE("signDocuments_trustAnchorsConfigured_revokedRefusedBeforeAnyCSign",
 TEST_CASE("signDocuments_formatsModuleMissing_xmlPdfAnswerFormatsUnavailableHashCmsStillSign",
           "[ws][items]") {
   // The agent loads kyso-formats-documents.so on the first xml or pdf item; here it is missing.
-  Agent a([](config::AgentConfig& cfg) {
+  Agent a([](firmware_config::AgentConfig& cfg) {
     cfg.formats_module =
         (std::filesystem::temp_directory_path() / "kyso-no-such-module.so").string();
   });

@@ -45,7 +45,7 @@ void user_types(const std::string& otp_override = {}) {
 /// An agent with no token whose only credentials come from `url`.
 std::unique_ptr<Agent> remote_agent(const std::string& url,
                                     const std::filesystem::path& state_dir = {}) {
-  return std::make_unique<Agent>([&](kyso::config::AgentConfig& cfg) {
+  return std::make_unique<Agent>([&](kyso::firmware_config::AgentConfig& cfg) {
     cfg.pkcs11_modules.clear();
     cfg.system_modules = false;
     cfg.remote = {{kService, url, "principal", rt::env().ca_file}};

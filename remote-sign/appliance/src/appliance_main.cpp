@@ -11,13 +11,13 @@
 #include <iostream>
 #include <string>
 
-#include "kyso/config/appliance_config.hpp"
-#include "kyso/config/config_error.hpp"
-#include "kyso/core/error.hpp"
-#include "kyso/core/secret.hpp"
 #include "kyso/appliance/appliance.hpp"
 #include "kyso/appliance/security.hpp"
 #include "kyso/appliance/state_store.hpp"
+#include "kyso/core/error.hpp"
+#include "kyso/core/secret.hpp"
+#include "kyso/firmware_config/appliance_config.hpp"
+#include "kyso/firmware_config/config_error.hpp"
 
 namespace {
 
@@ -54,7 +54,7 @@ int serve(const std::string& config, const std::string& port_file) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  kyso::appliance::Appliance appliance(kyso::config::load_appliance_config(config));
+  kyso::appliance::Appliance appliance(kyso::firmware_config::load_appliance_config(config));
   appliance.start();
   std::fprintf(stderr, "kyso-appliance: listening on port %u\n", appliance.port());
   if (!port_file.empty()) {
@@ -111,13 +111,13 @@ int main(int argc, char** argv) {
     }
     if (config.empty()) return usage();
     if (command == "check-config") {
-      const auto c = kyso::config::load_appliance_config(config);
+      const auto c = kyso::firmware_config::load_appliance_config(config);
       std::printf("%s: OK (%zu users, %zu OAuth clients, listening on %s:%u)\n", config.c_str(),
                   c.users.size(), c.clients.size(), c.listen_address.c_str(), c.port);
       return 0;
     }
     return serve(config, port_file);
-  } catch (const kyso::config::ConfigError& e) {
+  } catch (const kyso::firmware_config::ConfigError& e) {
     // IT reads this in the journal: where the mistake is, in both languages.
     std::fprintf(stderr, "kyso-appliance: %s\n  %s\n", e.located(kyso::Language::En).c_str(),
                  e.located(kyso::Language::Vi).c_str());

@@ -20,9 +20,9 @@
 #include "kyso/agent/items.hpp"
 #include "kyso/agent/pairing.hpp"
 #include "kyso/agent/pinentry.hpp"
-#include "kyso/config/agent_config.hpp"
 #include "kyso/core/roles.hpp"
 #include "kyso/core/signer.hpp"
+#include "kyso/firmware_config/agent_config.hpp"
 #include "kyso/pkcs11/library.hpp"
 #include "kyso/pkcs11/usb.hpp"
 
@@ -86,14 +86,14 @@ class Service {
   /// Called after each item: index, its result.
   using Progress = std::function<void(std::size_t, const SignResult&)>;
 
-  explicit Service(config::AgentConfig config);
+  explicit Service(firmware_config::AgentConfig config);
   ~Service();
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
   Service(Service&&) = delete;
   Service& operator=(Service&&) = delete;
 
-  [[nodiscard]] const config::AgentConfig& config() const noexcept { return config_; }
+  [[nodiscard]] const firmware_config::AgentConfig& config() const noexcept { return config_; }
   [[nodiscard]] pkcs11::Library& library() noexcept { return *library_; }
   /// The USB tokens the agent knows (IT's token profiles, else the built-in table): their
   /// modules are loaded when installed, and a plugged-in one without its module is diagnosed.
@@ -168,7 +168,7 @@ class Service {
   SignOutcome sign_remote(const SignJob& job, SignOutcome out, const std::atomic<bool>& cancel,
                           const Progress& progress);
 
-  config::AgentConfig config_;
+  firmware_config::AgentConfig config_;
   std::vector<pkcs11::KnownToken> known_tokens_;
   std::unique_ptr<pkcs11::Library> library_;
   PairingStore pairings_;

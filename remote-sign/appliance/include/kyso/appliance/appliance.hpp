@@ -8,20 +8,20 @@
 /// hashes (SCAL2); `signatures/signHash` consumes each hash once. State (bearer tokens, SADs,
 /// lockouts, TOTP replay counters) and a hash-chained audit log live in SQLite.
 ///
-/// The configuration is kyso::config::ApplianceConfig (firmware-config), loaded from
-/// kyso-appliance.toml by kyso::config::load_appliance_config() (docs/configuration.md).
+/// The configuration is kyso::firmware_config::ApplianceConfig (firmware-config), loaded from
+/// kyso-appliance.toml by kyso::firmware_config::load_appliance_config() (docs/configuration.md).
 
 #include <cstdint>
 #include <memory>
 
-#include "kyso/config/appliance_config.hpp"
+#include "kyso/firmware_config/appliance_config.hpp"
 
 namespace kyso::appliance {
 
-using ApplianceConfig = config::ApplianceConfig;
-using ApplianceUser = config::ApplianceUser;
-using ApplianceLimits = config::ApplianceLimits;
-using OAuthClient = config::OAuthClient;
+using ApplianceConfig = firmware_config::ApplianceConfig;
+using ApplianceUser = firmware_config::ApplianceUser;
+using ApplianceLimits = firmware_config::ApplianceLimits;
+using OAuthClient = firmware_config::OAuthClient;
 
 class StateStore;
 

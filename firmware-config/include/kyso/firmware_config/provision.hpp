@@ -13,13 +13,13 @@
 #include <utility>
 #include <vector>
 
-#include "kyso/config/token_profiles.hpp"
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/core/secret.hpp"
+#include "kyso/firmware_config/token_profiles.hpp"
 #include "kyso/pkcs11/admin.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 
 /// A subject DN in certificate order, e.g. {{"C","VN"},{"ST","HÀ NỘI"},...,{"CN","Nguyễn Thị
 /// Ánh"}}.
@@ -163,4 +163,4 @@ BatchReport run_batch(
     const std::function<void(std::size_t, std::size_t, const BatchRowReport&)>& progress = {},
     const std::function<bool()>& stop = {});
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

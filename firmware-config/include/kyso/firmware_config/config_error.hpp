@@ -8,7 +8,7 @@
 
 #include "kyso/core/error.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 
 class ConfigError : public Error {
  public:
@@ -35,4 +35,4 @@ class ConfigError : public Error {
   std::string what_vi_;
 };
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 
 /// One person who may sign on the appliance.
 struct ApplianceUser {
@@ -71,4 +71,4 @@ struct ApplianceConfig {
 /// "<file>:<line>:<column>: <key>: <what is wrong>".
 ApplianceConfig load_appliance_config(const std::filesystem::path& file);
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

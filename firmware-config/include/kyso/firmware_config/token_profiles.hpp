@@ -13,7 +13,7 @@
 #include "kyso/pkcs11/admin.hpp"
 #include "kyso/pkcs11/usb.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 
 enum class PinCharset { Any, Digits, Alphanumeric };
 
@@ -43,4 +43,4 @@ std::vector<pkcs11::KnownToken> to_known_tokens(const std::vector<TokenProfile>&
 const TokenProfile* find_profile(const std::vector<TokenProfile>& profiles, std::uint16_t vendor_id,
                                  std::uint16_t product_id);
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

@@ -11,11 +11,11 @@
 #include <string_view>
 #include <vector>
 
-#include "kyso/config/token_profiles.hpp"
+#include "kyso/firmware_config/token_profiles.hpp"
 #include "kyso/pkcs11/library.hpp"
 #include "kyso/pkcs11/usb.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 
 enum class CheckStatus { Ok, Warn, Fail, Skip };
 std::string_view to_string(CheckStatus s) noexcept;  ///< "ok", "warn", "fail", "skip"
@@ -52,4 +52,4 @@ std::vector<DoctorCheck> run_doctor(pkcs11::Library& lib, const DoctorOptions& o
 /// Reads a USB inventory: the first vvvv:pppp on each line (`lsusb` output works as is).
 std::vector<pkcs11::UsbDevice> read_usb_inventory(const std::string& file);
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

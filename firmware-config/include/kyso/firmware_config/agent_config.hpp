@@ -1,7 +1,8 @@
 #pragma once
 /// @file
 /// The agent's configuration (kyso-agent.toml, see docs/configuration.md). Loaded and validated
-/// by kyso::config::load_agent_config(); every mistake is reported with file, line and key.
+/// by kyso::firmware_config::load_agent_config(); every mistake is reported with file, line and
+/// key.
 
 #include <chrono>
 #include <cstdint>
@@ -12,7 +13,7 @@
 
 #include "kyso/core/roles.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 
 /// The agent's default port: unused by the Vietnamese plugins users already run
 /// (VGCA 8987, VNPT 4433, BkavCA 8443, Viettel 14007, FPT 14408). Fallbacks follow it.
@@ -66,4 +67,4 @@ struct AgentConfig {
 /// "<file>:<line>:<column>: <key>: <what is wrong>".
 AgentConfig load_agent_config(const std::filesystem::path& file);
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config
