@@ -13,7 +13,7 @@
 #include <map>
 
 #include "context.hpp"
-#include "kyso/firmware_config/doctor.hpp"
+#include "doctor/doctor.hpp"
 
 namespace kyso::cli {
 namespace {

@@ -1,7 +1,7 @@
 // kyso doctor's checks: what stands between this PC and signing, explained in Vietnamese and
 // English.
 
-#include "kyso/firmware_config/doctor.hpp"
+#include "doctor.hpp"
 
 #include <array>
 #include <chrono>
