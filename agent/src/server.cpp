@@ -1,7 +1,6 @@
 #include "kyso/agent/server.hpp"
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -29,6 +28,8 @@
 #include "activation.hpp"
 #include "kyso/agent/peer.hpp"
 #include "kyso/agent/uploads.hpp"
+#include "kyso/core/random.hpp"
+#include "kyso/core/text.hpp"
 #include "kyso/pkcs11/usb.hpp"
 
 namespace kyso::agent {
@@ -67,20 +68,10 @@ class SessionBase {
 
 std::string six_digit_code() {
   std::uint32_t r = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&r), sizeof r) != 1) {
-    throw Error(ErrorCode::Internal, "RAND_bytes failed");
-  }
+  random_bytes({reinterpret_cast<std::uint8_t*>(&r), sizeof r});
   auto s = std::to_string(r % 1000000U);
   s.insert(0, 6 - s.size(), '0');
   return s.substr(0, 3) + " " + s.substr(3);
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
 }
 
 /// JSON text is built by hand on the batch's hot path (events, the summary): one growing
@@ -1098,7 +1089,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 // ---- Server::Impl ------------------------------------------------------------------------------
 
 bool Server::Impl::host_ok(std::string_view host) const {
-  const std::string h = lower(host);
+  const std::string h = ascii_lower(host);
   const std::string p = ":" + std::to_string(port);
   return h == "127.0.0.1" + p || h == "localhost" + p || h == "[::1]" + p;
 }

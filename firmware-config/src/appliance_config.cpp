@@ -12,6 +12,7 @@
 
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/error.hpp"
+#include "kyso/core/text.hpp"
 #include "toml_reader.hpp"
 
 namespace kyso::firmware_config {
@@ -111,8 +112,7 @@ std::string certificate_id(Section& s, std::string_view key, const std::string& 
 }
 
 std::string read_sha256(Section& s, std::string_view key) {
-  std::string v = s.required_string(key);
-  std::ranges::transform(v, v.begin(), [](char ch) { return static_cast<char>(std::tolower(ch)); });
+  const std::string v = ascii_lower(s.required_string(key));
   if (v.size() != 64 || !std::ranges::all_of(v, [](char ch) {
         return std::isxdigit(static_cast<unsigned char>(ch)) != 0;
       })) {

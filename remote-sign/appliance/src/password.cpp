@@ -2,7 +2,6 @@
 #include <liboath/oath.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <array>
@@ -10,9 +9,10 @@
 #include <memory>
 #include <mutex>
 
+#include "kyso/appliance/security.hpp"
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/error.hpp"
-#include "kyso/appliance/security.hpp"
+#include "kyso/core/random.hpp"
 
 namespace kyso::appliance {
 namespace {
@@ -46,9 +46,7 @@ std::optional<unsigned> parse_uint(std::string_view s) {
 
 std::string hash_password(const Secret& password, unsigned log2_n) {
   std::array<std::uint8_t, kSaltBytes> salt{};
-  if (RAND_bytes(salt.data(), static_cast<int>(salt.size())) != 1) {
-    throw Error(ErrorCode::Internal, "RAND_bytes failed");
-  }
+  random_bytes(salt);
   std::array<std::uint8_t, kKeyBytes> key{};
   const ScryptParams p{log2_n, 8, 1};
   if (!scrypt(password, salt, p, key)) throw Error(ErrorCode::Internal, "scrypt failed");

@@ -2,16 +2,16 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <future>
 #include <nlohmann/json.hpp>
 
-#include "kyso/remote/csc_wire.hpp"
-#include "kyso/core/secret.hpp"
 #include "kyso/appliance/security.hpp"
+#include "kyso/core/random.hpp"
+#include "kyso/core/secret.hpp"
+#include "kyso/remote/csc_wire.hpp"
 
 namespace kyso::appliance {
 namespace {
@@ -27,9 +27,7 @@ CscError invalid_request(std::string why) {
 
 std::string random_token() {
   std::array<std::uint8_t, 32> raw{};
-  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
-    throw Error(ErrorCode::Internal, "RAND_bytes failed");
-  }
+  random_bytes(raw);
   // base64url without padding: safe in headers, JSON and URLs.
   std::string s = to_base64(raw);
   std::ranges::replace(s, '+', '-');
@@ -179,9 +177,6 @@ Service::Service(const ApplianceConfig& config, StateStore& store, pkcs11::Libra
       }
     }
     if (!u.totp_secret.empty()) (void)totp_generate(u.totp_secret, 0);  // validates base32
-  }
-  if (RAND_bytes(pin_key_.data(), static_cast<int>(pin_key_.size())) != 1) {
-    throw Error(ErrorCode::Internal, "RAND_bytes failed");
   }
   Secret dummy;
   dummy.assign(random_token());
@@ -416,10 +411,11 @@ HttpResponse Service::credentials_list(const HttpRequest& req) {
     ids.push_back(id);
     if (with_info) {
       const auto& c = credentials_.at(id).credential;
-      infos.push_back({{"credentialID", id},
-                       {"key", {{"status", "enabled"}, {"algo", remote::wire::key_algo_oids(c.cert)}}},
-                       {"cert", cert_json(c, body.value("certificates", std::string("single")),
-                                          body.value("certInfo", false))}});
+      infos.push_back(
+          {{"credentialID", id},
+           {"key", {{"status", "enabled"}, {"algo", remote::wire::key_algo_oids(c.cert)}}},
+           {"cert", cert_json(c, body.value("certificates", std::string("single")),
+                              body.value("certInfo", false))}});
     }
   }
   json j{{"credentialIDs", ids}};
@@ -435,7 +431,9 @@ HttpResponse Service::credentials_info(const HttpRequest& req) {
   const ApplianceUser& u = user(caller.user);
   const bool otp = !u.totp_secret.empty();
 
-  json key{{"status", "enabled"}, {"algo", remote::wire::key_algo_oids(c.cert)}, {"len", c.cert.key_bits}};
+  json key{{"status", "enabled"},
+           {"algo", remote::wire::key_algo_oids(c.cert)},
+           {"len", c.cert.key_bits}};
   if (!c.cert.curve.empty()) key["curve"] = c.cert.curve;
   json objects = json::array();
   objects.push_back({{"type", "Password"},
@@ -494,12 +492,7 @@ void Service::check_otp(const ApplianceUser& u, const Secret* otp) {
 
 void Service::check_pin(const std::string& user_name, const HsmCredential& cred,
                         const Secret& pin) {
-  std::array<unsigned char, 32> tag{};
-  std::size_t tag_len = 0;
-  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, pin_key_.data(), pin_key_.size(),
-                pin.data(), pin.size(), tag.data(), tag.size(), &tag_len) == nullptr) {
-    throw Error(ErrorCode::Internal, "HMAC failed");
-  }
+  const PinTagger::Tag tag = pin_tags_.tag(pin);
   bool ok = false;
   std::string why = "wrong PIN";
   {
@@ -509,7 +502,7 @@ void Service::check_pin(const std::string& user_name, const HsmCredential& cred,
     // token must log in again (after an HSM reset): a module still logged in at the PKCS#11
     // level answers CKR_USER_ALREADY_LOGGED_IN to any PIN.
     const bool known = it != accepted_pins_.end();
-    ok = known && CRYPTO_memcmp(tag.data(), it->second.data(), tag.size()) == 0;
+    ok = known && PinTagger::same(tag, it->second);
     if ((ok && !cred.token->logged_in()) || !known) {
       try {
         cred.token->login(&pin);  // the HSM itself checks the PIN (C_Login)
@@ -581,8 +574,8 @@ HttpResponse Service::credentials_authorize(HttpRequest& req) {
   const std::string sad = random_token();
   const auto expires = std::min(now + config_.limits.sad_ttl, txn_expires);
   store_.put_sad(hash_hex(sad),
-                 {caller.user, caller.bearer, hsm.credential.id(), std::string(remote::wire::hash_oid(alg)),
-                  hash_hex(txn), expires},
+                 {caller.user, caller.bearer, hsm.credential.id(),
+                  std::string(remote::wire::hash_oid(alg)), hash_hex(txn), expires},
                  hashes);
   store_.audit(caller.user, "authorize",
                "credential " + hsm.credential.id() + ", " + std::to_string(count) + " hashes");
@@ -627,8 +620,8 @@ HttpResponse Service::credentials_extend(const HttpRequest& req) {
   const std::string sad = random_token();
   const auto expires = std::min(now + config_.limits.sad_ttl, txn->expires);
   store_.put_sad(hash_hex(sad),
-                 {caller.user, caller.bearer, hsm.credential.id(), std::string(remote::wire::hash_oid(alg)),
-                  old.transaction, expires},
+                 {caller.user, caller.bearer, hsm.credential.id(),
+                  std::string(remote::wire::hash_oid(alg)), old.transaction, expires},
                  hashes);
   store_.audit(
       caller.user, "authorize.extend",
@@ -649,7 +642,7 @@ HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
     throw invalid_request("Only synchronous operationMode S is supported");
   }
   const auto sign_alg = remote::wire::sign_from_oids(string_field(body, "signAlgo"),
-                                             body.value("hashAlgorithmOID", std::string()));
+                                                     body.value("hashAlgorithmOID", std::string()));
   if (!sign_alg) throw invalid_request("Invalid parameter signAlgo");
   if (is_ecdsa(*sign_alg) != (hsm.credential.cert.key_type == "EC")) {
     throw invalid_request("signAlgo does not fit the credential's key");

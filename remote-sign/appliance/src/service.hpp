@@ -12,9 +12,10 @@
 #include <mutex>
 #include <string>
 
-#include "kyso/pkcs11/library.hpp"
 #include "kyso/appliance/appliance.hpp"
 #include "kyso/appliance/state_store.hpp"
+#include "kyso/core/pin_tag.hpp"
+#include "kyso/pkcs11/library.hpp"
 
 namespace kyso::appliance {
 
@@ -92,8 +93,8 @@ class Service {
   // compared in memory as an HMAC tag (the token cannot check a PIN twice in one process).
   std::mutex pin_mutex_;
   std::atomic<std::uint64_t> requests_{0};
-  std::array<unsigned char, 32> pin_key_{};
-  std::map<std::string, std::array<unsigned char, 32>> accepted_pins_;  // token identity -> tag
+  PinTagger pin_tags_;
+  std::map<std::string, PinTagger::Tag> accepted_pins_;  // token identity -> tag
 };
 
 }  // namespace kyso::appliance

@@ -6,6 +6,7 @@
 
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
+#include "kyso/core/hash_chain.hpp"
 
 namespace kyso::appliance {
 namespace {
@@ -98,23 +99,6 @@ class Tx {
   bool done_ = false;
 };
 
-std::string chain_hash(const std::string& prev, std::int64_t seq, const std::string& time,
-                       std::string_view user, std::string_view event, std::string_view detail) {
-  // Length-prefixed fields: no two different rows serialize alike.
-  std::string buf;
-  const std::string seq_text = std::to_string(seq);  // must outlive the list below
-  for (std::string_view f : {std::string_view(prev), std::string_view(seq_text),
-                             std::string_view(time), user, event, detail}) {
-    buf += std::to_string(f.size());
-    buf += ':';
-    buf += f;
-  }
-  const auto* p = reinterpret_cast<const std::uint8_t*>(buf.data());
-  return to_hex(sha256(std::span(p, buf.size())));
-}
-
-constexpr const char* kGenesis = "0000000000000000000000000000000000000000000000000000000000000000";
-
 }  // namespace
 
 StateStore::StateStore(const std::filesystem::path& path) {
@@ -154,7 +138,7 @@ StateStore::StateStore(const std::filesystem::path& path) {
       "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit"
       " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;");
   Stmt last(db_, "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1");
-  last_audit_hash_ = last.step() ? last.text(0) : kGenesis;
+  last_audit_hash_ = last.step() ? last.text(0) : std::string(kChainGenesis);
 }
 
 StateStore::~StateStore() {
@@ -323,7 +307,8 @@ void StateStore::audit(std::string_view user, std::string_view event, std::strin
   next.step();
   const std::int64_t seq = next.integer(0);
   const std::string time = to_iso8601(std::chrono::system_clock::now());
-  const std::string hash = chain_hash(last_audit_hash_, seq, time, user, event, detail);
+  const std::array<std::string_view, 3> fields{user, event, detail};
+  const std::string hash(ChainHasher().link(last_audit_hash_, seq, time, fields));
   Stmt s(
       db_,
       "INSERT INTO audit(seq, time, user, event, detail, prev, hash) VALUES(?, ?, ?, ?, ?, ?, ?)");
@@ -344,13 +329,10 @@ std::vector<AuditEntry> StateStore::audit_log() {
 }
 
 std::optional<std::int64_t> StateStore::verify_audit_chain() {
-  std::string prev = kGenesis;
+  ChainVerifier chain;
   for (const auto& e : audit_log()) {
-    if (e.prev_hash != prev ||
-        chain_hash(prev, e.seq, e.time, e.user, e.event, e.detail) != e.hash) {
-      return e.seq;
-    }
-    prev = e.hash;
+    const std::array<std::string_view, 3> fields{e.user, e.event, e.detail};
+    if (!chain.check({e.seq, e.time, fields, e.prev_hash, e.hash}).empty()) return e.seq;
   }
   return std::nullopt;
 }
