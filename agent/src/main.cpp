@@ -10,11 +10,14 @@
 #include "kyso/agent/server.hpp"
 #include "kyso/agent/service.hpp"
 #include "kyso/core/error.hpp"
+#include "kyso/core/version.hpp"
 #include "kyso/firmware_config/agent_config.hpp"
+#include "kyso_revision.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"kyso-agent: ký số học bạ từ trình duyệt / signing agent for web transcript systems",
                "kyso-agent"};
+  app.set_version_flag("--version", kyso::version_line("kyso-agent", KYSO_GIT_REVISION));
   std::string config_file;
   std::vector<std::string> origins;
   std::vector<std::string> modules;

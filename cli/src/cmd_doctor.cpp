@@ -60,6 +60,8 @@ void cmd_doctor(Context& ctx, doctor::Options o, bool no_config) {
   if (counts["fail"] > 0) std::exit(1);
 }
 
+}  // namespace
+
 void add_doctor_command(CLI::App& app, Context& ctx) {
   static doctor::Options o;
   static bool no_config = false;
@@ -88,8 +90,5 @@ void add_doctor_command(CLI::App& app, Context& ctx) {
     cmd_doctor(ctx, o, no_config);
   });
 }
-
-}  // namespace
-KYSO_CLI_COMMANDS(add_doctor_command)
 
 }  // namespace kyso::cli

@@ -333,6 +333,8 @@ void cmd_batch(Context& ctx, const ProvisionOptions& o) {
     throw Error(ErrorCode::TokenError, std::to_string(rep.failed) + " row(s) failed");
 }
 
+}  // namespace
+
 void add_provision_commands(CLI::App& app, Context& ctx) {
   static ProvisionOptions o;
   auto* prov =
@@ -428,8 +430,5 @@ void add_provision_commands(CLI::App& app, Context& ctx) {
   batch->add_option("--title", o.title, "Default title");
   batch->callback([&ctx] { cmd_batch(ctx, o); });
 }
-
-}  // namespace
-KYSO_CLI_COMMANDS(add_provision_commands)
 
 }  // namespace kyso::cli

@@ -55,3 +55,9 @@ add_test(NAME shape.include_graph_plants
           ${PROJECT_SOURCE_DIR})
 set_tests_properties(shape.include_graph shape.include_graph_plants PROPERTIES
   TIMEOUT 60 LABELS "shape")
+
+# --version and --help on every program (tests/shape/version-help.sh).
+add_test(NAME shape.version_help
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/shape/version-help.sh ${PROJECT_VERSION}
+          $<TARGET_FILE:kyso> $<TARGET_FILE:kyso-agent> $<TARGET_FILE:kyso-appliance>)
+set_tests_properties(shape.version_help PROPERTIES TIMEOUT 60 LABELS "shape")

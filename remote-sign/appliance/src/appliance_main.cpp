@@ -16,18 +16,39 @@
 #include "kyso/appliance/state_store.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/core/secret.hpp"
+#include "kyso/core/version.hpp"
 #include "kyso/firmware_config/appliance_config.hpp"
 #include "kyso/firmware_config/config_error.hpp"
+#include "kyso_revision.hpp"
 
 namespace {
 
+constexpr const char* kUsage =
+    "usage: kyso-appliance --config FILE [--port-file FILE]\n"
+    "       kyso-appliance check-config --config FILE\n"
+    "       kyso-appliance hash-password [--cost LOG2N]   (password on stdin)\n"
+    "       kyso-appliance verify-audit --db FILE\n"
+    "       kyso-appliance --help | --version\n";
+
+// A mistake in the arguments: the usage on stderr, exit 2.
 int usage() {
-  std::fprintf(stderr,
-               "usage: kyso-appliance --config FILE [--port-file FILE]\n"
-               "       kyso-appliance check-config --config FILE\n"
-               "       kyso-appliance hash-password [--cost LOG2N]   (password on stdin)\n"
-               "       kyso-appliance verify-audit --db FILE\n");
+  std::fputs(kUsage, stderr);
   return 2;
+}
+
+int help() {
+  std::fputs(
+      "kyso-appliance: ký số từ xa qua CSC API v2 trên HSM / remote signing (Cloud Signature "
+      "Consortium API v2) over a PKCS#11 HSM\n\n",
+      stdout);
+  std::fputs(kUsage, stdout);
+  std::fputs(
+      "\n  --config FILE     kyso-appliance.toml (docs/configuration.md)\n"
+      "  --port-file FILE  write the bound port here once listening\n"
+      "  --db FILE         the state database whose audit log verify-audit checks\n"
+      "  --cost LOG2N      scrypt cost for hash-password (default 15)\n",
+      stdout);
+  return 0;
 }
 
 int hash_password_cmd(unsigned cost) {
@@ -84,6 +105,11 @@ int main(int argc, char** argv) {
         if (i + 1 >= argc) throw kyso::Error(kyso::ErrorCode::BadRequest, a + " needs a value");
         return argv[++i];
       };
+      if (a == "--help" || a == "-h") return help();
+      if (a == "--version") {
+        std::printf("%s\n", kyso::version_line("kyso-appliance", KYSO_GIT_REVISION).c_str());
+        return 0;
+      }
       if (a == "hash-password" || a == "verify-audit" || a == "check-config") {
         command = a;
       } else if (a == "--config") {

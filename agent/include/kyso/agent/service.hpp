@@ -22,13 +22,14 @@
 #include "kyso/agent/pinentry.hpp"
 #include "kyso/core/roles.hpp"
 #include "kyso/core/signer.hpp"
+#include "kyso/core/version.hpp"
 #include "kyso/firmware_config/agent_config.hpp"
 #include "kyso/pkcs11/library.hpp"
 #include "kyso/pkcs11/usb.hpp"
 
 namespace kyso::agent {
 
-inline constexpr std::string_view kAgentVersion = "0.1.0";
+inline const std::string_view kAgentVersion = kyso::version();  // PROJECT_VERSION
 inline constexpr int kProtocolVersion = 1;
 
 /// One thing to sign: a pre-computed hash, or a document (xml, pdf, cms; items.hpp).
