@@ -1,14 +1,6 @@
 // The agent checks: its configuration, who listens on its port and what answers there, and the
 // documents module it loads for xml and pdf items.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +10,7 @@
 
 #include "doctor.hpp"
 #include "kyso/core/error.hpp"
+#include "kyso/core/http.hpp"
 #include "kyso/firmware_config/config_error.hpp"
 #include "kyso/formats/documents.hpp"
 
@@ -138,70 +131,32 @@ std::optional<Listener> who_listens(std::uint16_t port) {
 // when the agent serves wss. The probe reads a public status only, so the certificate is not
 // verified here (its trust is the tls check's business). nullopt with `why` when no answer.
 std::optional<nlohmann::json> probe_agent(std::uint16_t port, bool tls, std::string& why) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) {
-    why = "socket failed";
-    return std::nullopt;
-  }
-  const std::unique_ptr<int, void (*)(int*)> closer(new int(fd), [](int* f) {
-    ::close(*f);
-    delete f;
-  });
-  timeval tv{3, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    why = "connect to 127.0.0.1:" + std::to_string(port) + " failed";
-    return std::nullopt;
-  }
-  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(nullptr, &SSL_CTX_free);
-  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(nullptr, &SSL_free);
-  if (tls) {
-    ctx.reset(SSL_CTX_new(TLS_client_method()));
-    if (ctx) ssl.reset(SSL_new(ctx.get()));
-    if (!ssl || SSL_set_fd(ssl.get(), fd) != 1 || SSL_connect(ssl.get()) != 1) {
-      why = "TLS handshake with 127.0.0.1:" + std::to_string(port) + " failed";
-      ERR_clear_error();
+  http::Options o;
+  o.connect_timeout = std::chrono::seconds(3);
+  o.request_timeout = std::chrono::seconds(3);
+  o.verify_peer = false;  // a public status; the tls check judges the certificate
+  o.body_limit = 65536;
+  o.user_agent = "kyso-doctor";
+  try {
+    http::Client client(
+        std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port), o);
+    const auto res = client.request("GET", "/", {}, {}, {}, true);
+    if (res.status != 200) {
+      why = "unexpected answer: HTTP " + std::to_string(res.status);
       return std::nullopt;
     }
-  }
-  const std::string req =
-      "GET / HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\nConnection: close\r\n\r\n";
-  const int sent = tls ? SSL_write(ssl.get(), req.data(), static_cast<int>(req.size()))
-                       : static_cast<int>(::send(fd, req.data(), req.size(), MSG_NOSIGNAL));
-  if (sent != static_cast<int>(req.size())) {
-    why = "could not send the request";
+    auto j = nlohmann::json::parse(res.body, nullptr, false);
+    if (!j.is_object() || j.value("name", "") != "kyso-agent") {
+      why = "the answer is not the Kyso agent's status";
+      return std::nullopt;
+    }
+    return j;
+  } catch (const Error& e) {
+    why = e.detail();
     return std::nullopt;
   }
-  std::string answer;
-  std::array<char, 4096> buf{};
-  while (answer.size() < 65536) {
-    const int n = tls ? SSL_read(ssl.get(), buf.data(), static_cast<int>(buf.size()))
-                      : static_cast<int>(::recv(fd, buf.data(), buf.size(), 0));
-    if (n <= 0) break;
-    answer.append(buf.data(), static_cast<std::size_t>(n));
-  }
-  ERR_clear_error();
-  const auto body_at = answer.find("\r\n\r\n");
-  if (!answer.starts_with("HTTP/1.1 200") || body_at == std::string::npos) {
-    why = answer.empty() ? "no answer within 3 s"
-                         : "unexpected answer: " + answer.substr(0, answer.find('\r'));
-    return std::nullopt;
-  }
-  auto j = nlohmann::json::parse(answer.substr(body_at + 4), nullptr, false);
-  if (!j.is_object() || j.value("name", "") != "kyso-agent") {
-    why = "the answer is not the Kyso agent's status";
-    return std::nullopt;
-  }
-  return j;
 }
 
-// Whether the agent listens on its port (or a fallback) and answers there, and if another
-// program holds the port, which one.
 }  // namespace
 
 void check_agent_port(Checks& out, std::uint16_t port, bool tls) {

@@ -2,8 +2,8 @@
 
 #include <openssl/crypto.h>
 
-#include "kyso/remote/csc_wire.hpp"
 #include "kyso/core/error.hpp"
+#include "kyso/remote/csc_wire.hpp"
 
 namespace kyso::remote {
 namespace {
@@ -59,7 +59,36 @@ bool truthy(const json* j) {
 
 }  // namespace
 
-CscClient::CscClient(ClientOptions options) : options_(options), http_(std::move(options)) {}
+namespace {
+
+const std::string& https_only(const std::string& url) {
+  if (!url.starts_with("https://")) {
+    throw Error(ErrorCode::ConfigInvalid,
+                "remote service URL must be https://host[:port]/path: " + url);
+  }
+  return url;
+}
+
+http::Options http_options(const ClientOptions& o) {
+  http::Options h;
+  h.connect_timeout = o.connect_timeout;
+  h.request_timeout = o.request_timeout;
+  h.max_idle = o.max_idle;
+  h.retries = o.retries;
+  h.ca_file = o.ca_file;
+  h.user_agent = "kyso-csc-client";
+  return h;
+}
+
+}  // namespace
+
+CscClient::CscClient(ClientOptions options)
+    : options_(std::move(options)), http_(https_only(options_.base_url), http_options(options_)) {}
+
+HttpResult CscClient::post(const std::string& method, const std::string& body,
+                           const std::map<std::string, std::string>& headers, bool idempotent) {
+  return http_.request("POST", "/" + method, body, "application/json", headers, idempotent);
+}
 
 std::unique_ptr<CscClient> CscClient::clone() const {
   auto c = std::make_unique<CscClient>(options_);
@@ -71,7 +100,7 @@ std::unique_ptr<CscClient> CscClient::clone() const {
 HttpResult CscClient::call(const std::string& method, const std::string& body, bool idempotent) {
   std::map<std::string, std::string> headers;
   if (!token_.empty()) headers["Authorization"] = "Bearer " + token_;
-  return http_.post(method, body, headers, idempotent);
+  return post(method, body, headers, idempotent);
 }
 
 json CscClient::checked(const std::string& method, const std::string& body, bool idempotent,
@@ -86,7 +115,7 @@ json CscClient::checked(const std::string& method, const std::string& body, bool
       for (auto& [k, v] : h) OPENSSL_cleanse(v.data(), v.size());
     }
   } wipe{headers};
-  const HttpResult r = http_.post(method, body, headers, idempotent);
+  const HttpResult r = post(method, body, headers, idempotent);
   json j = r.body.empty() ? json::object() : json::parse(r.body, nullptr, false);
   if (r.status >= 200 && r.status < 300) {
     if (j.is_discarded()) throw Error(ErrorCode::RemoteError, method + ": the answer is not JSON");

@@ -1,8 +1,9 @@
 #pragma once
 /// @file
 /// A client for the Cloud Signature Consortium API v2, lenient with v1.0.4 field names (the
-/// Vietnamese providers mix both). One keep-alive HTTPS connection, reused; timeouts on every
-/// step; the server's certificate verified against the system store or a given CA file.
+/// Vietnamese providers mix both). One keep-alive HTTPS connection (kyso::http::Client), reused;
+/// timeouts on every step; the server's certificate verified against the system store or a given
+/// CA file.
 ///
 /// Retries: a request that cannot have reached the server (connect failure, a kept-alive
 /// connection found closed before sending) is retried for every method. A request that may
@@ -21,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kyso/core/bytes.hpp"
+#include "kyso/core/http.hpp"
 #include "kyso/core/secret.hpp"
 #include "kyso/core/signer.hpp"
 
@@ -37,35 +39,8 @@ struct ClientOptions {
   int retries = 2;  ///< extra attempts where safe (see above)
 };
 
-struct HttpResult {
-  unsigned status = 0;
-  std::string body;
-};
-
-/// One HTTPS connection to one server, reopened when needed. Not thread-safe: one per user.
-class HttpsConnection {
- public:
-  explicit HttpsConnection(ClientOptions options);
-  ~HttpsConnection();
-  HttpsConnection(const HttpsConnection&) = delete;
-  HttpsConnection& operator=(const HttpsConnection&) = delete;
-  HttpsConnection(HttpsConnection&&) = delete;
-  HttpsConnection& operator=(HttpsConnection&&) = delete;
-
-  /// POSTs `body` to base_url + "/" + method. `idempotent` allows a re-send after a failure
-  /// that happened once the request may have left. Throws Error(RemoteUnreachable).
-  HttpResult post(const std::string& method, const std::string& body,
-                  const std::map<std::string, std::string>& headers, bool idempotent);
-
-  [[nodiscard]] std::size_t round_trips() const noexcept { return round_trips_; }
-  [[nodiscard]] std::size_t connections_opened() const noexcept { return connections_; }
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-  std::size_t round_trips_ = 0;
-  std::size_t connections_ = 0;
-};
+/// An answer as CscClient::call() returns it: status and body.
+using HttpResult = http::Response;
 
 /// What credentials/info says about a credential, v1.0.4 and v2 names folded together.
 struct RemoteCredentialInfo {
@@ -131,10 +106,13 @@ class CscClient {
  private:
   nlohmann::json checked(const std::string& method, const std::string& body, bool idempotent,
                          const std::map<std::string, std::string>& extra = {});
+  /// POSTs `body` (JSON) to base_url + "/" + method.
+  HttpResult post(const std::string& method, const std::string& body,
+                  const std::map<std::string, std::string>& headers, bool idempotent);
   [[nodiscard]] bool v1() const noexcept { return specs_.starts_with("1."); }
 
   ClientOptions options_;
-  HttpsConnection http_;
+  http::Client http_;
   std::string token_;
   std::string specs_;
 };
