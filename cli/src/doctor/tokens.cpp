@@ -75,16 +75,25 @@ void check_modules(Checks& out, pkcs11::Library& lib) {
   }
 }
 
+namespace {
+
+// A token the library could not list or read: the error's own messages, its detail as the fact.
+Check token_error(const Error& e) {
+  return {"token",
+          Status::Fail,
+          std::string(e.message(Language::Vi)),
+          std::string(e.message(Language::En)),
+          {{"error", e.detail()}}};
+}
+
+}  // namespace
+
 void check_tokens_and_certificates(Checks& out, pkcs11::Library& lib, int expiry_days) {
   std::vector<std::shared_ptr<pkcs11::Token>> tokens;
   try {
     tokens = lib.tokens();
   } catch (const Error& e) {
-    out.push_back({"token",
-                   Status::Fail,
-                   std::string(e.message(Language::Vi)),
-                   std::string(e.message(Language::En)),
-                   {{"error", e.detail()}}});
+    out.push_back(token_error(e));
     return;
   }
   if (tokens.empty()) {
@@ -99,11 +108,7 @@ void check_tokens_and_certificates(Checks& out, pkcs11::Library& lib, int expiry
     try {
       info = t->info();
     } catch (const Error& e) {
-      out.push_back({"token",
-                     Status::Fail,
-                     std::string(e.message(Language::Vi)),
-                     std::string(e.message(Language::En)),
-                     {{"error", e.detail()}}});
+      out.push_back(token_error(e));
       continue;
     }
     const std::string name = "«" + info.label + "» (serial " + info.serial + ")";
