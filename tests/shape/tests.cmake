@@ -47,17 +47,17 @@ cmake_language(DEFER DIRECTORY ${PROJECT_SOURCE_DIR} CALL kyso_write_target_grap
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 add_test(NAME shape.include_graph
-  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/shape/include_graph.py
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/include_graph.py
           --graph ${KYSO_TARGET_GRAPH} --root ${PROJECT_SOURCE_DIR})
 # The check itself fails on planted violations (in a copy of the tree).
 add_test(NAME shape.include_graph_plants
-  COMMAND ${CMAKE_CURRENT_LIST_DIR}/shape/plant-violations.sh ${KYSO_TARGET_GRAPH}
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/plant-violations.sh ${KYSO_TARGET_GRAPH}
           ${PROJECT_SOURCE_DIR})
 set_tests_properties(shape.include_graph shape.include_graph_plants PROPERTIES
   TIMEOUT 60 LABELS "shape")
 
 # --version and --help on every program (tests/shape/version-help.sh).
 add_test(NAME shape.version_help
-  COMMAND ${CMAKE_CURRENT_LIST_DIR}/shape/version-help.sh ${PROJECT_VERSION}
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/version-help.sh ${PROJECT_VERSION}
           $<TARGET_FILE:kyso> $<TARGET_FILE:kyso-agent> $<TARGET_FILE:kyso-appliance>)
 set_tests_properties(shape.version_help PROPERTIES TIMEOUT 60 LABELS "shape")
