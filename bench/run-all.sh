@@ -20,7 +20,7 @@ options() {
   case "$1" in
     kyso-bench-token-sign) echo --rsa 20 --ec 50 --rounds 1 ;;
     kyso-bench-agent-sign) echo --items 40 --rounds 1 --singles 2 ;;
-    kyso-bench-format-sign) echo --n 10 --rounds 1 --big-mb 1 --school 20 ;;
+    kyso-bench-format-sign) echo --n 10 --rounds 1 --big-mb 1 --school 20 --lt 1 ;;
     kyso-bench-remote-sign) echo --hashes 100 --rounds 1 ;;
   esac
 }
@@ -38,3 +38,11 @@ for b in "$BUILD"/bench/*/kyso-bench-*; do
   # shellcheck disable=SC2046
   "$b" --dir "$DIR/token" $(options "$(basename "$b")")
 done
+
+# The hostile page (bench/web/hostile-page.mjs, issue 12): in smoke mode only, that the harness
+# runs to the end (its targets fail on an agent without the fixes; the full 60 s run is
+# `node bench/web/hostile-page.mjs --agent BUILD/agent/kyso-agent`, exit 1 on a missed target).
+if ((SMOKE)) && [[ -x "$BUILD/agent/kyso-agent" ]] && command -v node >/dev/null; then
+  echo
+  node "$ROOT/bench/web/hostile-page.mjs" --agent "$BUILD/agent/kyso-agent" --token "$DIR/token" --smoke
+fi

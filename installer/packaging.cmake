@@ -74,6 +74,10 @@ install(PROGRAMS "${_kyso_inst}/tls/kyso-local-tls" DESTINATION ${CMAKE_INSTALL_
 # User units live in /usr/lib/systemd/user (systemd's user search path on Debian 12).
 install(FILES "${_kyso_inst}/systemd/kyso-agent.service" "${_kyso_inst}/systemd/kyso-agent.socket"
   DESTINATION lib/systemd/user COMPONENT agent)
+# The browsers' managed policy follows the allow-list (system units: it writes under /etc).
+install(FILES "${_kyso_inst}/systemd/kyso-browser-policy.path"
+  "${_kyso_inst}/systemd/kyso-browser-policy.service"
+  DESTINATION /lib/systemd/system COMPONENT agent)
 install(FILES "${_kyso_inst}/config/kyso-agent.toml" DESTINATION /etc/kyso COMPONENT agent)
 install(FILES "${_kyso_gen}/man/kyso-agent.1.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
   COMPONENT agent)
@@ -134,9 +138,11 @@ certificates), and checks a teacher's computer.")
 set(CPACK_DEBIAN_AGENT_PACKAGE_NAME kyso-agent)
 set(CPACK_DEBIAN_AGENT_PACKAGE_SECTION utils)
 # fonts-dejavu-core: the visible PDF signature box draws its Vietnamese text in DejaVu Sans.
-set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "openssl, libnss3-tools, ca-certificates, fonts-dejavu-core")
+# kyso-tools: postinst and kyso-browser-policy.service write the browsers' policy with `kyso`.
+set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS
+  "kyso-tools, openssl, libnss3-tools, ca-certificates, fonts-dejavu-core")
 set(CPACK_DEBIAN_AGENT_PACKAGE_RECOMMENDS
-  "kyso-tools, pinentry-gnome3 | pinentry-qt | pinentry-gtk2, opensc-pkcs11, pcscd")
+  "pinentry-gnome3 | pinentry-qt | pinentry-gtk2, opensc-pkcs11, pcscd")
 set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_EXTRA
   "${_kyso_inst}/debian/agent/postinst;${_kyso_inst}/debian/agent/prerm;${_kyso_inst}/debian/agent/postrm;${_kyso_inst}/debian/agent/conffiles")
 set(CPACK_DEBIAN_AGENT_DESCRIPTION

@@ -1,5 +1,5 @@
-// Document items: parsing (the page's side) and signing through formats/ (the token's side),
-// with the same approval, PIN and audit rules as hash items.
+// Document items: parsing (the page's side) and one document signed through formats/ for the
+// signing desk (desk.cpp), which gives them the same approval, PIN and audit as hash items.
 
 #include "kyso/agent/items.hpp"
 
@@ -12,14 +12,13 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "documents.hpp"
 #include "kyso/agent/service.hpp"
 #include "kyso/core/secret.hpp"
-#include "kyso/formats/cert_check.hpp"
 #include "kyso/formats/cms.hpp"
 #include "kyso/formats/documents.hpp"
 #include "kyso/formats/pdf.hpp"
 #include "kyso/formats/xml.hpp"
-#include "ordered.hpp"
 
 namespace kyso::agent {
 namespace {
@@ -146,11 +145,6 @@ class RecordingSigner final : public Signer {
   std::shared_ptr<Signer> inner_;
   Bytes signed_;
 };
-
-/// xml and pdf items are signed by kyso-formats-documents.so; cms items in the agent itself.
-bool needs_documents_module(ItemType t) noexcept {
-  return t == ItemType::Xml || t == ItemType::Pdf;
-}
 
 Bytes read_file(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -293,261 +287,135 @@ json output_json(const DocumentOutput& out, Transfers& transfers, std::size_t& i
   return j;
 }
 
-// ---- Service: signing documents -----------------------------------------------------------------
+// ---- documents on the signing desk
+// ---------------------------------------------------------------
 
-void Service::check_certificate(const Credential& cred) {
-  const auto now = std::chrono::system_clock::now();
-  if (now < cred.cert.not_before) {
-    throw Error(ErrorCode::CertNotYetValid,
-                "certificate valid from " + to_iso8601(cred.cert.not_before));
+bool needs_documents_module(ItemType t) noexcept {
+  return t == ItemType::Xml || t == ItemType::Pdf;
+}
+
+std::optional<formats::TsaConfig> tsa_for(const std::vector<Item>& items,
+                                          const firmware_config::AgentConfig& cfg) {
+  if (std::ranges::none_of(
+          items, [](const Item& i) { return i.document && i.document->level == Level::T; })) {
+    return std::nullopt;
   }
-  if (now > cred.cert.not_after) {
-    throw Error(ErrorCode::CertExpired, "certificate expired " + to_iso8601(cred.cert.not_after));
+  if (cfg.tsa_url.empty()) {
+    throw Error(ErrorCode::TsaNotConfigured, "a B-T item needs tsa_url in the agent's config");
   }
-  if (!cred.cert.can_sign()) throw Error(ErrorCode::CertKeyUsage, "key usage forbids signing");
-  if (config_.trust_anchors.empty()) return;  // no trust configured: validity and key usage only
-  formats::TrustConfig trust;
-  trust.anchors = config_.trust_anchors;
-  trust.check_revocation = config_.revocation_check;
-  trust.policy =
-      config_.refuse_on_check_failure ? formats::CheckPolicy::Refuse : formats::CheckPolicy::Warn;
-  formats::CertificateChecker checker(std::move(trust));
-  const auto r = checker.check(cred);  // refuse: throws the first problem
-  for (const auto& p : r.problems) {
-    spdlog::warn("signing with {} despite {} ({}): the policy is warn", cred.id(), p.name(),
-                 p.detail());
+  return formats::TsaConfig{.url = cfg.tsa_url,
+                            .hash = HashAlgorithm::Sha256,
+                            .timeout = std::chrono::seconds(20),
+                            .trusted_pem = cfg.trust_anchors};
+}
+
+void load_documents_module(DocumentTools& tools, const std::vector<Item>& items,
+                           const firmware_config::AgentConfig& cfg) {
+  if (std::ranges::none_of(items, [](const Item& i) { return needs_documents_module(i.type); })) {
+    return;
+  }
+  try {
+    tools.module = &formats::load_documents_module(cfg.formats_module);
+  } catch (const Error& e) {
+    spdlog::error("xml and pdf items cannot be signed: {}", e.detail());
+    tools.module_error = e;
   }
 }
 
-SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>& cancel,
-                                    const Progress& progress) {
-  const std::string role_name(to_string(job.role));
-  auto refuse = [&](const Error& e, const std::string& cred_id) {
-    audit_job_refusal(job, e, cred_id);
-  };
-
-  Located located;
-  SignOutcome out;
-  std::optional<formats::TsaConfig> tsa;
-  try {
-    if (std::ranges::any_of(job.items, [](const Item& i) { return !i.document; })) {
-      throw Error(ErrorCode::BadRequest,
-                  "hash and document items cannot share a request; send them separately");
+DocumentOutput sign_document(const std::shared_ptr<Signer>& signer, const DocumentItem& d,
+                             SignAlgorithm alg, Role role, const DocumentTools& tools,
+                             const std::filesystem::path& scratch) {
+  RecordingSigner rec(signer);
+  const auto& tsa = tools.tsa;
+  const auto* documents = tools.module;
+  DocumentOutput o;
+  switch (d.type) {
+    case ItemType::Xml: {
+      formats::XmlSignOptions opts;
+      opts.algorithm = alg;
+      opts.reference_id = d.reference;
+      opts.parent_id = d.parent;
+      opts.container = d.container;
+      opts.signature_id = d.signature_id;
+      opts.level = !d.xades              ? formats::XmlLevel::Dsig
+                   : d.level == Level::T ? formats::XmlLevel::XadesT
+                                         : formats::XmlLevel::XadesB;
+      opts.tsa = d.level == Level::T ? tsa : std::nullopt;
+      if (documents == nullptr) throw *tools.module_error;
+      auto signed_xml = d.file ? documents->sign_xml_file(rec, d.file->file->path().string(), opts)
+                               : documents->sign_xml(rec, d.bytes, opts);
+      o.signature_id = std::move(signed_xml.signature_id);
+      o.bytes = std::move(signed_xml.document);
+      break;
     }
-    if (std::ranges::any_of(job.items,
-                            [](const Item& i) { return i.document->level == Level::T; })) {
-      if (config_.tsa_url.empty()) {
-        throw Error(ErrorCode::TsaNotConfigured, "a B-T item needs tsa_url in the agent's config");
+    case ItemType::Pdf: {
+      formats::PdfSignOptions opts;
+      opts.algorithm = alg;
+      opts.field_name = d.field_name;
+      opts.reason = d.reason.empty() ? std::string(role_label(role, Language::Vi)) : d.reason;
+      opts.location = d.location;
+      opts.tsa = d.level == Level::T ? tsa : std::nullopt;
+      if (d.visible) {
+        opts.visible = d.visible;
+        opts.visible->role = std::string(role_label(role, Language::Vi));
       }
-      tsa = formats::TsaConfig{.url = config_.tsa_url,
-                               .hash = HashAlgorithm::Sha256,
-                               .timeout = std::chrono::seconds(20),
-                               .trusted_pem = config_.trust_anchors};
-    }
-    located = choose(job, &cancel);
-    if (!located.token) {
-      // A remote (CSC, SCAL2) authorization binds exactly the digests shown before signing;
-      // formats/ computes a document's digest (signed attributes, signing time) only while it
-      // signs. Until formats splits preparing from signing, documents sign on tokens only.
-      throw Error(ErrorCode::NotSupported,
-                  "document items sign on a token credential; a remote credential signs hash "
-                  "items");
-    }
-    const Credential& cred = located.credential;
-    out.credential = cred;
-    check_certificate(cred);
-    // A CMS over a given digest fixes the hash; documents use the algorithm asked or SHA-256.
-    std::optional<HashAlgorithm> fixed;
-    for (const auto& i : job.items) {
-      if (!i.document->digest_only) continue;
-      if (fixed && *fixed != i.document->digest_algorithm) {
-        throw Error(ErrorCode::BadRequest, "all hash items of a batch must use one hashAlgorithm");
-      }
-      fixed = i.document->digest_algorithm;
-    }
-    out.algorithm = choose_algorithm(job, cred, fixed);
-  } catch (const Error& e) {
-    refuse(e, located.credential.id());
-    throw;
-  }
-
-  const Credential& cred = out.credential;
-  std::vector<Bytes> approved;
-  approved.reserve(job.items.size());
-  for (const auto& i : job.items) approved.push_back(i.digest);
-
-  // xml and pdf items need the document formats module: loaded here, on the first such item,
-  // and kept. Without it those items fail with FORMATS_UNAVAILABLE; cms items still sign.
-  const formats::DocumentFunctions* documents = nullptr;
-  std::optional<Error> documents_error;
-  const auto needs_module = [](const Item& i) { return needs_documents_module(i.type); };
-  if (std::ranges::any_of(job.items, needs_module)) {
-    try {
-      documents = &formats::load_documents_module(config_.formats_module);
-    } catch (const Error& e) {
-      spdlog::error("xml and pdf items cannot be signed: {}", e.detail());
-      documents_error = e;
-    }
-  }
-  if (documents_error && std::ranges::all_of(job.items, needs_module)) {
-    // Nothing here can be signed: no dialog, no PIN; each item fails and is audited as such.
-    const std::size_t n = job.items.size();
-    out.results.resize(n);
-    out.documents.resize(n);
-    std::vector<AuditRow> rows;
-    for (std::size_t i = 0; i < n; ++i) {
-      out.results[i].error = documents_error;
-      rows.push_back(AuditRow{
-          .event = "signature",
-          .origin = job.origin,
-          .role = role_name,
-          .credential_id = cred.id(),
-          .digest = to_hex(approved[i]),
-          .result = std::string(documents_error->name()),
-          .detail = std::string(to_string(job.items[i].type)) + " " + documents_error->detail()});
-    }
-    audit_->append(rows);
-    if (progress) {
-      for (std::size_t i = 0; i < n; ++i) progress(i, out.results[i]);
-    }
-    return out;
-  }
-
-  auto signer = located.token->signer(cred);
-
-  struct LogoutGuard {
-    std::shared_ptr<pkcs11::Token> token;
-    ~LogoutGuard() { token->logout(); }
-  } guard{located.token};
-
-  approve_and_log_in(job, cred, *signer, approved, cancel);
-
-  // The approval covers exactly these documents (their SHA-256 values, in order).
-  std::string all;
-  std::map<std::string, std::size_t> kinds;
-  for (std::size_t i = 0; i < job.items.size(); ++i) {
-    all.append(approved[i].begin(), approved[i].end());
-    ++kinds[std::string(to_string(job.items[i].type))];
-  }
-  std::string what;
-  for (const auto& [k, n] : kinds) what += (what.empty() ? "" : ", ") + std::to_string(n) + " " + k;
-  const auto* p = reinterpret_cast<const std::uint8_t*>(all.data());
-  audit_->append(AuditRow{.event = "approval",
-                          .origin = job.origin,
-                          .role = role_name,
-                          .credential_id = cred.id(),
-                          .digest = to_hex(sha256({p, all.size()})),
-                          .result = "ok",
-                          .detail = std::to_string(job.items.size()) + " document(s) (" + what +
-                                    "), " + std::string(to_string(out.algorithm))});
-
-  const auto sign_one = [&](const DocumentItem& d) {
-    RecordingSigner rec(signer);
-    DocumentOutput o;
-    switch (d.type) {
-      case ItemType::Xml: {
-        formats::XmlSignOptions opts;
-        opts.algorithm = out.algorithm;
-        opts.reference_id = d.reference;
-        opts.parent_id = d.parent;
-        opts.container = d.container;
-        opts.signature_id = d.signature_id;
-        opts.level = !d.xades              ? formats::XmlLevel::Dsig
-                     : d.level == Level::T ? formats::XmlLevel::XadesT
-                                           : formats::XmlLevel::XadesB;
-        opts.tsa = d.level == Level::T ? tsa : std::nullopt;
-        if (documents == nullptr) throw *documents_error;
-        auto signed_xml = d.file
-                              ? documents->sign_xml_file(rec, d.file->file->path().string(), opts)
-                              : documents->sign_xml(rec, d.bytes, opts);
-        o.signature_id = std::move(signed_xml.signature_id);
-        o.bytes = std::move(signed_xml.document);
-        break;
-      }
-      case ItemType::Pdf: {
-        formats::PdfSignOptions opts;
-        opts.algorithm = out.algorithm;
-        opts.field_name = d.field_name;
-        opts.reason = d.reason.empty() ? std::string(role_label(job.role, Language::Vi)) : d.reason;
-        opts.location = d.location;
-        opts.tsa = d.level == Level::T ? tsa : std::nullopt;
-        if (d.visible) {
-          opts.visible = d.visible;
-          opts.visible->role = std::string(role_label(job.role, Language::Vi));
-        }
-        if (documents == nullptr) throw *documents_error;
-        if (!d.file) {
-          // Small PDFs arrive inline: signed in memory, no file on disk.
-          formats::PdfSignResult r;
-          o.bytes = documents->sign_pdf(rec, d.bytes, opts, &r);
-          o.field_name = r.field_name;
-          break;
-        }
-        // Uploaded PDFs are streamed from the connection's directory to a new file there.
-        auto output = new_temp_file(job.scratch, ".signed.pdf");
-        const auto r = documents->sign_pdf_file(rec, d.file->file->path().string(),
-                                                output->path().string(), opts);
-        ::chmod(output->path().c_str(), 0600);  // renamed into place with the umask's mode
+      if (documents == nullptr) throw *tools.module_error;
+      if (!d.file) {
+        // Small PDFs arrive inline: signed in memory, no file on disk.
+        formats::PdfSignResult r;
+        o.bytes = documents->sign_pdf(rec, d.bytes, opts, &r);
         o.field_name = r.field_name;
-        o.file = hash_file(output);
-        o.size = o.file->size;
-        o.sha256 = o.file->sha256;
         break;
       }
-      case ItemType::Cms: {
-        formats::CmsOptions opts;
-        opts.algorithm = out.algorithm;
-        opts.detached = d.detached;
-        opts.tsa = d.level == Level::T ? tsa : std::nullopt;
-        if (d.digest_only) {
-          o.bytes = formats::sign_cms_digest(rec, d.sha256, opts);
-        } else {
-          const Bytes content = d.file ? read_file(d.file->file->path()) : Bytes{};
-          o.bytes = formats::sign_cms(rec,
-                                      d.file ? std::span<const std::uint8_t>(content)
-                                             : std::span<const std::uint8_t>(d.bytes),
-                                      opts);
-        }
-        break;
+      // Uploaded PDFs are streamed from the connection's directory to a new file there.
+      auto output = new_temp_file(scratch, ".signed.pdf");
+      const auto r = documents->sign_pdf_file(rec, d.file->file->path().string(),
+                                              output->path().string(), opts);
+      ::chmod(output->path().c_str(), 0600);  // renamed into place with the umask's mode
+      o.field_name = r.field_name;
+      o.file = hash_file(output);
+      o.size = o.file->size;
+      o.sha256 = o.file->sha256;
+      break;
+    }
+    case ItemType::Cms: {
+      formats::CmsOptions opts;
+      opts.algorithm = alg;
+      opts.detached = d.detached;
+      opts.tsa = d.level == Level::T ? tsa : std::nullopt;
+      if (d.digest_only) {
+        o.bytes = formats::sign_cms_digest(rec, d.sha256, opts);
+      } else {
+        const Bytes content = d.file ? read_file(d.file->file->path()) : Bytes{};
+        o.bytes = formats::sign_cms(rec,
+                                    d.file ? std::span<const std::uint8_t>(content)
+                                           : std::span<const std::uint8_t>(d.bytes),
+                                    opts);
       }
-      case ItemType::Hash:
-        throw Error(ErrorCode::Internal, "hash item among documents");
+      break;
     }
-    if (!o.file) {
-      o.size = o.bytes.size();
-      o.sha256 = to_hex(sha256(o.bytes));
-    }
-    o.signed_digest = rec.signed_digest();
-    return o;
-  };
+    case ItemType::Hash:
+      throw Error(ErrorCode::Internal, "hash item among documents");
+  }
+  if (!o.file) {
+    o.size = o.bytes.size();
+    o.sha256 = to_hex(sha256(o.bytes));
+  }
+  o.signed_digest = rec.signed_digest();
+  return o;
+}
 
-  // As for hashes: lanes on their own token sessions keep the token busy while another
-  // canonicalizes or copies its document; each item is audited before it is reported.
-  out.documents.resize(job.items.size());
-  detail::SignLoop loop{
-      .items = job.items.size(),
-      .cancel = &cancel,
-      .sign = [&](std::size_t i,
-                  SignResult&) { out.documents[i] = sign_one(*job.items[i].document); },
-      .digest = [&](std::size_t i) { return std::span<const std::uint8_t>(approved[i]); },
-      .detail =
-          [&](std::size_t i) {
-            std::string detail(to_string(job.items[i].type));
-            if (const auto& d = out.documents[i]) {
-              detail +=
-                  " signed-digest=" + to_hex(d->signed_digest) + " output-sha256=" + d->sha256;
-              if (!d->signature_id.empty()) detail += " signature=" + d->signature_id;
-              if (!d->field_name.empty()) detail += " field=" + d->field_name;
-            } else if (const auto& e = out.results[i].error;
-                       e && e->code() == ErrorCode::FormatsUnavailable) {
-              detail += " " + e->detail();
-            }
-            return detail;
-          },
-      .withhold = [&](std::size_t i) { out.documents[i].reset(); }};
-  out.cancelled =
-      detail::sign_in_order(loop, *audit_, job.origin, role_name, cred.id(), out.results, progress);
-  return out;
+std::string audit_detail(const Item& item, const std::optional<DocumentOutput>& out,
+                         const SignResult& result) {
+  std::string detail(to_string(item.type));
+  if (out) {
+    detail += " signed-digest=" + to_hex(out->signed_digest) + " output-sha256=" + out->sha256;
+    if (!out->signature_id.empty()) detail += " signature=" + out->signature_id;
+    if (!out->field_name.empty()) detail += " field=" + out->field_name;
+  } else if (const auto& e = result.error; e && e->code() == ErrorCode::FormatsUnavailable) {
+    detail += " " + e->detail();
+  }
+  return detail;
 }
 
 }  // namespace kyso::agent

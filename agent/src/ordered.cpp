@@ -11,6 +11,57 @@
 
 namespace kyso::agent::detail {
 
+namespace {
+
+/// Which items finished, and the reporting side both run_ordered variants share: the calling
+/// thread reports finished items in order, at most once per `every` while they come fast.
+class Reporter {
+ public:
+  explicit Reporter(std::size_t n) : n_(n), finished_(n, 0) {}
+
+  /// Items [first, last) finished. Any thread.
+  void mark(std::size_t first, std::size_t last) {
+    const std::lock_guard lock(mutex_);
+    for (std::size_t i = first; i < last && i < n_; ++i) finished_[i] = 1;
+    const std::size_t before = ready_;
+    while (ready_ < n_ && finished_[ready_] != 0) ++ready_;
+    if ((waiting_ && ready_ != before) || (ready_ == n_ && before != n_)) cv_.notify_one();
+  }
+
+  /// Reports every item in order; returns after the last. `report` may throw.
+  void run(std::chrono::microseconds every,
+           const std::function<void(std::size_t, std::size_t)>& report) {
+    std::size_t reported = 0;
+    auto last_report = std::chrono::steady_clock::now() - every;
+    while (reported < n_) {
+      std::size_t upto = 0;
+      {
+        std::unique_lock lock(mutex_);
+        // Let a burst of fast items collect, so that they cost one report; the last item ends
+        // the wait at once.
+        cv_.wait_until(lock, last_report + every, [&] { return ready_ == n_; });
+        waiting_ = true;
+        cv_.wait(lock, [&] { return ready_ > reported; });
+        waiting_ = false;
+        upto = ready_;
+      }
+      last_report = std::chrono::steady_clock::now();
+      report(reported, upto);
+      reported = upto;
+    }
+  }
+
+ private:
+  std::size_t n_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<char> finished_;
+  std::size_t ready_ = 0;  // items [0, ready_) have finished
+  bool waiting_ = false;   // the reporter sleeps until ready_ moves
+};
+
+}  // namespace
+
 void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds every,
                  const std::function<void(std::size_t)>& work,
                  const std::function<void(std::size_t, std::size_t)>& report) {
@@ -22,55 +73,54 @@ void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds eve
     }
     return;
   }
-
   std::atomic<std::size_t> next{0};
-  std::mutex mutex;
-  std::condition_variable ready_cv;
-  std::vector<char> finished(n, 0);
-  std::size_t ready = 0;  // items [0, ready) have finished
-  bool waiting = false;   // the reporter sleeps until `ready` moves
+  Reporter reporter(n);
   auto lane = [&] {
     for (;;) {
       const std::size_t i = next.fetch_add(1);
       if (i >= n) return;
       work(i);
-      const std::lock_guard lock(mutex);
-      finished[i] = 1;
-      const std::size_t before = ready;
-      while (ready < n && finished[ready] != 0) ++ready;
-      if ((waiting && ready != before) || (ready == n && before != n)) ready_cv.notify_one();
+      reporter.mark(i, i + 1);
     }
   };
-
   std::vector<std::thread> threads;
   threads.reserve(lanes);
   std::exception_ptr failure;
   try {
     for (std::size_t l = 0; l < lanes; ++l) threads.emplace_back(lane);
-    std::size_t reported = 0;
-    auto last_report = std::chrono::steady_clock::now() - every;
-    while (reported < n) {
-      std::size_t upto = 0;
-      {
-        std::unique_lock lock(mutex);
-        // Let a burst of fast items collect, so that they cost one report; the last item ends
-        // the wait at once.
-        ready_cv.wait_until(lock, last_report + every, [&] { return ready == n; });
-        waiting = true;
-        ready_cv.wait(lock, [&] { return ready > reported; });
-        waiting = false;
-        upto = ready;
-      }
-      last_report = std::chrono::steady_clock::now();
-      report(reported, upto);
-      reported = upto;
-    }
+    reporter.run(every, report);
   } catch (...) {
     failure = std::current_exception();
     next = n;  // no lane starts another item
   }
   for (auto& t : threads) t.join();
   if (failure) std::rethrow_exception(failure);
+}
+
+void run_ordered_chunks(
+    std::size_t n, std::chrono::microseconds every,
+    const std::function<void(const std::function<void(std::size_t, std::size_t)>&)>& work,
+    const std::function<void(std::size_t, std::size_t)>& report) {
+  if (n == 0) return;
+  Reporter reporter(n);
+  std::exception_ptr work_failure;
+  std::thread worker([&] {
+    try {
+      work([&](std::size_t first, std::size_t last) { reporter.mark(first, last); });
+    } catch (...) {
+      work_failure = std::current_exception();
+    }
+    reporter.mark(0, n);  // whatever was not reported is finished now
+  });
+  std::exception_ptr failure;
+  try {
+    reporter.run(every, report);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  worker.join();
+  if (failure) std::rethrow_exception(failure);
+  if (work_failure) std::rethrow_exception(work_failure);
 }
 
 bool sign_in_order(const SignLoop& loop, AuditLog& audit, const std::string& origin,
@@ -146,7 +196,46 @@ bool sign_in_order(const SignLoop& loop, AuditLog& audit, const std::string& ori
       for (std::size_t i = first; i < last; ++i) progress(i, results[i]);
     }
   };
-  run_ordered(n, n >= kParallelFrom ? 2 : 1, kReportEvery, work, report);
+  if (loop.sign_all) {
+    // A remote service: one call signs every item, chunk after chunk; the chunks' results are
+    // copied in as they arrive and reported in order like the lanes'.
+    run_ordered_chunks(
+        n, kReportEvery,
+        [&](const std::function<void(std::size_t, std::size_t)>& done) {
+          std::vector<char> filled(n, 0);  // the producer's own: which results are in
+          std::mutex filling;
+          const ChunkDone chunk_done = [&](std::size_t first, std::span<const SignResult> rs) {
+            const std::size_t last = std::min(n, first + rs.size());
+            {
+              const std::lock_guard lock(filling);
+              for (std::size_t i = first; i < last; ++i) {
+                results[i] = rs[i - first];
+                filled[i] = 1;
+              }
+            }
+            done(first, last);
+          };
+          auto all = loop.sign_all(chunk_done);
+          const std::lock_guard lock(filling);
+          for (std::size_t i = 0; i < n; ++i) {
+            if (filled[i] != 0) continue;
+            if (i < all.size()) {
+              results[i] = std::move(all[i]);
+            } else {
+              results[i].error = Error(ErrorCode::Internal, "the service answered fewer results");
+            }
+          }
+          if (loop.cancel != nullptr && loop.cancel->load() &&
+              std::ranges::any_of(results, [](const SignResult& r) {
+                return r.error && r.error->code() == ErrorCode::UserCancelled;
+              })) {
+            cancelled = true;
+          }
+        },
+        report);
+  } else {
+    run_ordered(n, n >= kParallelFrom ? 2 : 1, kReportEvery, work, report);
+  }
   if (!audit_failure) rows.commit();
   return cancelled.load();
 }

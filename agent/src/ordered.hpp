@@ -34,12 +34,26 @@ void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds eve
                  const std::function<void(std::size_t)>& work,
                  const std::function<void(std::size_t, std::size_t)>& report);
 
-/// What a token batch signs, for sign_in_order().
+/// The same ordered reporting for work that one call does for every item (a remote service
+/// signing chunk after chunk): `work(done)` runs on a thread of its own and calls
+/// `done(first, last)` once items [first, last) finished, from any thread and in any order.
+void run_ordered_chunks(
+    std::size_t n, std::chrono::microseconds every,
+    const std::function<void(const std::function<void(std::size_t, std::size_t)>&)>& work,
+    const std::function<void(std::size_t, std::size_t)>& report);
+
+/// Results [first, first + results.size()) are ready; any thread, any order.
+using ChunkDone = std::function<void(std::size_t first, std::span<const SignResult> results)>;
+
+/// What a batch signs, for sign_in_order().
 struct SignLoop {
   std::size_t items = 0;
   const std::atomic<bool>* cancel = nullptr;
   /// Signs item i: sets `r.signature` (hashes) or keeps its own output (documents); throws Error.
   std::function<void(std::size_t, SignResult& r)> sign;
+  /// Instead of `sign`, for a signer that signs in chunks (a remote service): signs every item,
+  /// calling `chunk_done` as results arrive and stopping at `cancel`; one result per item.
+  std::function<std::vector<SignResult>(const ChunkDone& chunk_done)> sign_all;
   /// Item i's approved digest, as its audit row records it.
   std::function<std::span<const std::uint8_t>(std::size_t)> digest;
   /// What item i's audit row says besides (may be empty; documents: what was produced).
@@ -48,7 +62,8 @@ struct SignLoop {
   std::function<void(std::size_t)> withhold;
 };
 
-/// The signing loop of every token batch (hash and document items): items on token lanes, each
+/// The signing loop of every batch (hash and document items, token and remote): items on token
+/// lanes (or chunks of a remote service), each
 /// audited in `audit` in item order and committed before `progress` sees it. An error that
 /// stops a batch (stops_batch()) or the page's cancel fails every item not yet started with it;
 /// an audit failure withholds every signature whose row was not committed. `results` gets one

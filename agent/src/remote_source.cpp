@@ -1,6 +1,6 @@
 // Remote signing in the agent: the configured CSC services (RemoteSources), and Service's
-// members for a job on a remote credential: sign-in, the approval, PIN and OTP dialogs, one
-// authorization for the whole batch, signing in multisign chunks with progress, the audit log.
+// members that sign in to them (the password dialog). A job on a remote credential then goes
+// through the signing desk (desk.cpp) like a token's.
 
 #include "remote_source.hpp"
 
@@ -44,6 +44,26 @@ Credential credential_from(const firmware_config::RemoteService& svc, const std:
 }
 
 }  // namespace
+
+remote::AuthNeeds auth_needs(const Signer& signer) {
+  if (const auto* r = dynamic_cast<const remote::RemoteSigner*>(&signer)) return r->needs();
+  return {.pin = signer.auth_required() == AuthKind::Pin, .otp = false, .approval = false};
+}
+
+void authorize(Signer& signer, std::optional<Secret> pin, std::optional<Secret> otp,
+               std::span<const Bytes> digests) {
+  if (auto* r = dynamic_cast<remote::RemoteSigner*>(&signer)) {
+    // Signer::authorize takes one secret; the remote key's PIN is handed over just before.
+    if (pin) r->set_pin(std::move(*pin));
+    return r->authorize(otp ? &*otp : nullptr, digests);
+  }
+  if (signer.auth_required() == AuthKind::None) return;  // logged in already
+  signer.authorize(pin ? &*pin : nullptr, digests);      // a PIN pad takes none
+}
+
+remote::RemoteSigner* chunked(Signer& signer) noexcept {
+  return dynamic_cast<remote::RemoteSigner*>(&signer);
+}
 
 struct RemoteSources::State {
   std::shared_ptr<remote::CscClient> client;
@@ -255,23 +275,6 @@ Dialog password_dialog(const firmware_config::RemoteService& svc, const std::str
   return d;
 }
 
-Dialog otp_dialog(const SignJob& job, const firmware_config::RemoteService& svc) {
-  const bool vi = job.language == Language::Vi;
-  const std::string n = std::to_string(job.items.size());
-  Dialog d;
-  d.title = vi ? "Kyso – Mã xác thực OTP" : "Kyso – One-time code (OTP)";
-  d.description = (vi ? "Trang web: " : "Website: ") + job.origin + "\n" +
-                  (vi ? "Dịch vụ ký số từ xa: " : "Remote signing service: ") + svc.name + "\n\n" +
-                  (vi ? "Nhập mã OTP 6 chữ số trong ứng dụng xác thực để ký " + n +
-                            " văn bản đã xác nhận. Mã dùng một lần, cho cả lô."
-                      : "Enter the 6-digit code from your authenticator app to sign the " + n +
-                            " approved document(s). One code for the whole batch.");
-  d.prompt = vi ? "Mã OTP:" : "OTP:";
-  d.ok = vi ? "Ký" : "Sign";
-  d.cancel = vi ? "Hủy" : "Cancel";
-  return d;
-}
-
 }  // namespace
 
 bool Service::sign_in_remote(const std::string& origin, Language lang,
@@ -297,108 +300,14 @@ bool Service::sign_in_remote(const std::string& origin, Language lang,
   return any;
 }
 
-SignOutcome Service::sign_remote(const SignJob& job, SignOutcome out,
-                                 const std::atomic<bool>& cancel, const Progress& progress) {
-  const Credential cred = out.credential;
-  const std::string role_name(to_string(job.role));
-  auto refuse = [&](const Error& e) { audit_job_refusal(job, e, cred.id()); };
-  std::vector<Bytes> digests;
-  digests.reserve(job.items.size());
-  for (const auto& i : job.items) digests.push_back(i.digest);
-
+std::shared_ptr<Signer> Service::remote_signer(const Credential& cred, const std::string& origin,
+                                               Language lang, const std::atomic<bool>* cancel) {
+  // A session that ended since the credential was listed is signed in again (its password).
   const std::size_t index = remote_->service_of(cred).value_or(0);
-  const firmware_config::RemoteService& svc = remote_->service(index);
-  std::shared_ptr<remote::RemoteSigner> signer;
-  try {
-    remote_->sign_in(index, [&](const firmware_config::RemoteService& s) {
-      return pinentry_.get_pin(password_dialog(s, job.origin, job.language), &cancel);
-    });
-    signer = remote_->signer(cred);
-    const remote::AuthNeeds needs = signer->needs();
-    const bool vi = job.language == Language::Vi;
-    // The approval dialog shows what is signed, as for a token; the PIN is typed there.
-    Dialog d = sign_dialog(job, cred, false);
-    d.description +=
-        (vi ? "\n\nKhóa ở dịch vụ ký số từ xa: " : "\n\nKey at the remote service: ") + svc.name;
-    if (needs.pin) {
-      d.description +=
-          vi ? "\nNhập mã PIN của chứng thư số để ký." : "\nEnter the key's PIN to sign.";
-      d.prompt = vi ? "Mã PIN:" : "PIN:";
-      signer->set_pin(pinentry_.get_pin(d, &cancel));
-    } else {
-      if (needs.approval) {
-        d.description +=
-            vi ? "\nSau đó xác nhận trên điện thoại của bạn." : "\nThen approve on your phone.";
-      }
-      if (!pinentry_.confirm(d, &cancel)) {
-        throw Error(ErrorCode::UserCancelled, "the user did not approve");
-      }
-    }
-    std::optional<Secret> otp;
-    if (needs.otp) otp = pinentry_.get_pin(otp_dialog(job, svc), &cancel);
-    if (cancel.load()) throw Error(ErrorCode::UserCancelled, "cancelled before authorization");
-    // One authorization for exactly these digests (authorize + extendTransaction per further
-    // multisign chunk); a wrong PIN or OTP is reported, never retried. PIN and OTP are wiped.
-    signer->authorize(otp ? &*otp : nullptr, digests);
-  } catch (const Error& e) {
-    refuse(e);
-    throw;
-  }
-
-  audit_approval(job, cred, digests,
-                 std::string(to_string(out.algorithm)) + ", remote " + svc.name);
-
-  // One signHash per chunk, two chunks in flight; progress events stay in item order.
-  const std::size_t n = digests.size();
-  std::mutex mutex;
-  std::vector<char> finished(n, 0);
-  std::vector<SignResult> seen(n);
-  std::size_t emitted = 0;
-  auto emit_ready = [&] {
-    while (emitted < n && finished[emitted] != 0) {
-      if (progress) progress(emitted, seen[emitted]);
-      ++emitted;
-    }
-  };
-  remote::SignControl control;
-  control.cancel = &cancel;
-  control.chunk_done = [&](std::size_t first, std::span<const SignResult> rs) {
-    const std::lock_guard lock(mutex);
-    for (std::size_t k = 0; k < rs.size() && first + k < n; ++k) {
-      seen[first + k].error = rs[k].error;  // progress needs ok/error, not the signature
-      finished[first + k] = 1;
-    }
-    emit_ready();
-  };
-  out.results = signer->sign_digests(out.algorithm, digests, job.encoding, control);
-  {
-    const std::lock_guard lock(mutex);
-    for (std::size_t i = 0; i < n; ++i) {
-      if (finished[i] == 0) {
-        seen[i].error = out.results[i].error;
-        finished[i] = 1;
-      }
-    }
-    emit_ready();
-  }
-  out.cancelled = cancel.load() && std::ranges::any_of(out.results, [](const SignResult& r) {
-                    return r.error && r.error->code() == ErrorCode::UserCancelled;
-                  });
-
-  std::vector<AuditRow> rows;
-  rows.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto& r = out.results[i];
-    rows.push_back(AuditRow{.event = "signature",
-                            .origin = job.origin,
-                            .role = role_name,
-                            .credential_id = cred.id(),
-                            .digest = to_hex(digests[i]),
-                            .result = r.ok() ? "ok" : std::string(r.error->name()),
-                            .detail = {}});
-  }
-  audit_->append(rows);
-  return out;
+  remote_->sign_in(index, [&](const firmware_config::RemoteService& s) {
+    return pinentry_.get_pin(password_dialog(s, origin, lang), cancel);
+  });
+  return remote_->signer(cred);
 }
 
 }  // namespace kyso::agent

@@ -22,6 +22,19 @@
 
 namespace kyso::agent {
 
+/// What the user is asked before `signer` can sign: a token's PIN (nothing for a PIN pad or a
+/// token logged in already), or a remote key's PIN, OTP and approval on a phone.
+remote::AuthNeeds auth_needs(const Signer& signer);
+
+/// The one authorization of `signer` for exactly `digests` with what the user typed: a token's
+/// one C_Login with the PIN (none for a PIN pad), or a remote key's one authorization with its
+/// PIN and the OTP. Never retried; the secrets are wiped when they go out of scope here.
+void authorize(Signer& signer, std::optional<Secret> pin, std::optional<Secret> otp,
+               std::span<const Bytes> digests);
+
+/// `signer` as a remote signer that signs in chunks (one request per chunk), else nullptr.
+remote::RemoteSigner* chunked(Signer& signer) noexcept;
+
 class RemoteSources {
  public:
   /// Asks the user for the service's login password (the agent's own dialog). Throws

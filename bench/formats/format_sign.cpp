@@ -4,14 +4,22 @@
 // RSA-2048 key on the same SoftHSM2 token. Raw, XML and PDF runs are interleaved for `rounds`
 // rounds and the best of each is kept, so a burst of load on the machine hits all of them alike.
 // Prints rates and the ratios formats/raw (goals: XML >= 0.80, PDF >= 0.70), then the peak RSS
-// of a child process signing a 200 MB PDF (goal < 64 MB).
+// of a child process signing a 200 MB PDF (goal < 64 MB), then the cost of the long-term levels:
+// `--lt` transcripts signed PAdES and XAdES B-T, extended to B-LT and to B-LTA (validation data
+// from `openssl ocsp`, timestamps from `openssl ts`, both on loopback), per document against
+// B-T's own cost, and the bytes each level adds.
 //
 //   kyso-bench-format-sign --dir TOKEN_DIR [--n 1000] [--rounds 5] [--big-mb 200] [--school 2000]
-//                          [--work DIR]
+//                          [--lt 20] [--work DIR]
 // DIR holds the PDFs while they are signed (default: a fresh directory under /tmp).
 // TOKEN_DIR is made by tests/pki/make-demo-token.sh (bench/run-all.sh makes one).
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +37,7 @@
 
 #include "../common/raw_pkcs11.hpp"
 #include "kyso/core/secret.hpp"
+#include "kyso/formats/extend.hpp"
 #include "kyso/formats/pdf.hpp"
 #include "kyso/formats/xml.hpp"
 #include "kyso/pkcs11/library.hpp"
@@ -102,12 +111,163 @@ int sign_big(const std::string& dir, const std::string& in, const std::string& o
   return 0;
 }
 
+// A child process (openssl ocsp, the TSA script), stopped by its pid at destruction.
+class Child {
+ public:
+  explicit Child(const std::vector<std::string>& args) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    const int rc = posix_spawnp(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) throw std::runtime_error("cannot start " + args[0]);
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  Child(Child&&) = delete;
+  Child& operator=(Child&&) = delete;
+  ~Child() {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), len);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Whether something listens on the port (read from /proc: a probing connect would hold up
+// `openssl ocsp`, which serves one connection at a time).
+bool listening(int port) {
+  char hex[8];
+  std::snprintf(hex, sizeof hex, ":%04X ", static_cast<unsigned>(port));
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    for (std::string line; std::getline(in, line);)
+      if (line.find(hex) != std::string::npos && line.find(" 0A ") != std::string::npos)
+        return true;
+  }
+  return false;
+}
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// B-T, then B-LT and B-LTA by kyso::formats::extend_file, per document; sizes from the files.
+void longterm(kyso::Signer& signer, const std::string& dir, const std::filesystem::path& work,
+              int m) {
+  const std::string pki = dir + "/pki/";
+  const int ocsp_port = free_port();
+  const Child ocsp({"openssl", "ocsp", "-index", pki + "index.txt", "-CA", pki + "sub.crt",
+                    "-rsigner", pki + "ocsp.crt", "-rkey", pki + "ocsp.key", "-port",
+                    std::to_string(ocsp_port), "-ignore_err"});
+  const std::string port_file = (work / "tsa.port").string();
+  const Child tsa_server({"python3", KYSO_SOURCE_DIR "/tests/provisioning/tsa_http.py",
+                          pki + "openssl.cnf", port_file});
+  std::string tsa_port;
+  for (int i = 0; i < 600 && (tsa_port.empty() || !listening(ocsp_port)); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::ifstream in(port_file);
+    std::getline(in, tsa_port);
+  }
+  if (tsa_port.empty() || !listening(ocsp_port)) throw std::runtime_error("responders not up");
+
+  kyso::formats::TsaConfig tsa;
+  tsa.url = "http://127.0.0.1:" + tsa_port + "/";
+  tsa.trusted_pem = {pki + "root.crt"};
+  kyso::formats::ExtendOptions o;
+  o.trust.anchors = {pki + "root.crt"};
+  o.trust.ocsp_url = "http://127.0.0.1:" + std::to_string(ocsp_port) + "/";
+  o.tsa = tsa;
+  struct Row {
+    double bt_ms = 0, lt_ms = 0, lta_ms = 0;
+    double bt_size = 0, lt_size = 0, lta_size = 0;
+  };
+  auto size = [](const std::string& f) {
+    return static_cast<double>(std::filesystem::file_size(f));
+  };
+  auto extend = [&](const std::string& f, kyso::formats::BaselineLevel to, double& ms,
+                    double& bytes) {
+    o.to = to;
+    const auto start = Clock::now();
+    (void)kyso::formats::extend_file(f, o);
+    ms += ms_since(start);
+    bytes += size(f);
+  };
+  Row pdf;
+  Row xml;
+  for (int i = 0; i < m; ++i) {
+    const std::string base = (work / ("lt-" + std::to_string(i))).string();
+    {
+      std::ofstream out(base + ".in.pdf", std::ios::binary);
+      kyso::test::write_pdf(out, transcript_page(i));
+    }
+    kyso::formats::PdfSignOptions po;
+    po.tsa = tsa;
+    auto start = Clock::now();
+    kyso::formats::sign_pdf(signer, base + ".in.pdf", base + ".pdf", po);
+    pdf.bt_ms += ms_since(start);
+    pdf.bt_size += size(base + ".pdf");
+    extend(base + ".pdf", kyso::formats::BaselineLevel::LT, pdf.lt_ms, pdf.lt_size);
+    extend(base + ".pdf", kyso::formats::BaselineLevel::LTA, pdf.lta_ms, pdf.lta_size);
+
+    const std::string x = transcript_xml(i);
+    kyso::formats::XmlSignOptions xo;
+    xo.reference_id = "hb-" + std::to_string(i);
+    xo.container = "ConDau";
+    xo.level = kyso::formats::XmlLevel::XadesT;
+    xo.tsa = tsa;
+    start = Clock::now();
+    const kyso::Bytes signed_xml = kyso::formats::sign_xml(
+        signer, {reinterpret_cast<const std::uint8_t*>(x.data()), x.size()}, xo);
+    xml.bt_ms += ms_since(start);
+    std::ofstream(base + ".xml", std::ios::binary)
+        .write(reinterpret_cast<const char*>(signed_xml.data()),
+               static_cast<std::streamsize>(signed_xml.size()));
+    xml.bt_size += size(base + ".xml");
+    extend(base + ".xml", kyso::formats::BaselineLevel::LT, xml.lt_ms, xml.lt_size);
+    extend(base + ".xml", kyso::formats::BaselineLevel::LTA, xml.lta_ms, xml.lta_size);
+  }
+  std::printf(
+      "long-term levels: %d transcript(s) each, TSA (openssl ts) and OCSP (openssl ocsp) on "
+      "loopback; per document\n",
+      m);
+  std::printf("%-34s %10s %8s %12s\n", "case", "ms/doc", "x B-T", "bytes added");
+  for (const auto& [name, r] : {std::pair{"PAdES", pdf}, std::pair{"XAdES", xml}}) {
+    const double d = m;
+    std::printf("%-34s %10.1f %8.2f %12.0f   (%.0f bytes signed)\n",
+                (std::string(name) + " B-T sign").c_str(), r.bt_ms / d, 1.0, 0.0, r.bt_size / d);
+    std::printf("%-34s %10.1f %8.2f %12.0f\n", (std::string(name) + " extend B-T -> B-LT").c_str(),
+                r.lt_ms / d, r.lt_ms / r.bt_ms, (r.lt_size - r.bt_size) / d);
+    std::printf("%-34s %10.1f %8.2f %12.0f\n",
+                (std::string(name) + " extend B-LT -> B-LTA").c_str(), r.lta_ms / d,
+                r.lta_ms / r.bt_ms, (r.lta_size - r.lt_size) / d);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string dir;
   int n = 1000;
   int big_mb = 200;
+  int lt = 20;
   int school = 2000;
   int rounds = 5;
   std::string work_root = std::filesystem::temp_directory_path().string();
@@ -125,6 +285,8 @@ int main(int argc, char** argv) {
       school = std::atoi(argv[i + 1]);
     else if (a == "--big-mb")
       big_mb = std::atoi(argv[i + 1]);
+    else if (a == "--lt")
+      lt = std::atoi(argv[i + 1]);
     else if (a == "--work")
       work_root = argv[i + 1];
     else if (a == "--sign-big" && i + 2 < argc) {
@@ -313,6 +475,7 @@ int main(int argc, char** argv) {
         "PAdES B-B of a %d MB PDF: %.2f s, peak RSS %.1f MB (%.1f MB before signing)   (goal < 64 "
         "MB)\n",
         big_mb, secs, static_cast<double>(peak) / 1024.0, static_cast<double>(before) / 1024.0);
+    if (lt > 0) longterm(*signer, dir, work, lt);
     std::error_code ec;
     std::filesystem::remove_all(work, ec);
   } catch (const std::exception& e) {

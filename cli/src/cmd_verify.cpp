@@ -21,18 +21,6 @@ struct VerifyArgs {
   bool no_revocation = false;
 };
 
-// Trust anchors when none are given: IT installs the national roots (NEAC, MIC/MST, VGCA) here.
-std::vector<std::string> default_anchors() {
-  std::vector<std::string> out;
-  const std::filesystem::path dir = "/etc/kyso/trust";
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    if (e.path().extension() == ".pem" || e.path().extension() == ".crt")
-      out.push_back(e.path().string());
-  }
-  return out;
-}
-
 void print_status(const Context& ctx, const char* label_vi, const char* label_en,
                   formats::CheckStatus s, const std::string& detail) {
   std::cout << "  " << ctx.tr(label_vi, label_en) << ": ";
@@ -49,6 +37,41 @@ void print_status(const Context& ctx, const char* label_vi, const char* label_en
   }
   if (!detail.empty()) std::cout << " (" << detail << ")";
   std::cout << '\n';
+}
+
+void print_long_term(const Context& ctx, const formats::LongTermReport& lt) {
+  std::cout << "  " << ctx.tr("Mức chữ ký", "Level") << ": " << formats::to_string(lt.level);
+  if (lt.offline) {
+    std::cout << ctx.tr(" (kiểm tra ngoại tuyến, chỉ bằng dữ liệu trong tài liệu)",
+                        " (validated offline, from the document's own data only)");
+  }
+  std::cout << '\n';
+  if (!lt.problem.empty()) {
+    std::cout << "  " << ctx.tr("Dữ liệu kiểm tra dài hạn", "Long-term validation data") << ": "
+              << ctx.tr("KHÔNG ĐẠT", "FAILED") << " (" << lt.problem << ")\n";
+  }
+  if (lt.offline && lt.problem.empty() && lt.validated_at) {
+    std::cout << "  " << ctx.tr("Hợp lệ tại thời điểm", "Valid as of") << ": "
+              << to_iso8601(*lt.validated_at) << '\n';
+    for (const auto& e : lt.evidence) std::cout << "    - " << e << '\n';
+  }
+  if (!lt.archive_timestamps.empty()) {
+    std::cout << "  " << ctx.tr("Dấu thời gian lưu trữ", "Archive timestamps") << ":";
+    for (const auto& t : lt.archive_timestamps) std::cout << ' ' << to_iso8601(t);
+    std::cout << '\n';
+  }
+  if (lt.covered_until && lt.problem.empty()) {
+    std::cout << "  " << ctx.tr("Dấu thời gian bảo đảm đến", "Timestamps cover it until") << ": "
+              << to_iso8601(*lt.covered_until);
+    if (*lt.covered_until < std::chrono::system_clock::now()) {
+      std::cout << ctx.tr(" (đã qua: lẽ ra phải đóng dấu thời gian lưu trữ mới trước ngày này)",
+                          " (passed: a new archive timestamp was due before then)");
+    } else {
+      std::cout << ctx.tr(" (đóng dấu lưu trữ mới trước ngày này: kyso extend --to lta)",
+                          " (add a new archive timestamp before then: kyso extend --to lta)");
+    }
+    std::cout << '\n';
+  }
 }
 
 void print_human(const Context& ctx, const formats::VerifyReport& rep) {
@@ -123,7 +146,15 @@ void print_human(const Context& ctx, const formats::VerifyReport& rep) {
       }
       std::cout << '\n';
     }
+    print_long_term(ctx, s.long_term);
     std::cout << "  => " << (s.ok() ? ctx.tr("HỢP LỆ", "VALID") : ctx.tr("KHÔNG HỢP LỆ", "INVALID"))
+              << '\n';
+  }
+  for (const auto& t : rep.document_timestamps) {
+    std::cout << '\n'
+              << ctx.tr("Dấu thời gian tài liệu ", "Document timestamp ") << t.id << ": "
+              << (t.time ? to_iso8601(*t.time)
+                         : std::string(ctx.tr("KHÔNG ĐẠT", "FAILED")) + " (" + t.detail + ")")
               << '\n';
   }
   std::cout << '\n'
@@ -138,7 +169,7 @@ void print_human(const Context& ctx, const formats::VerifyReport& rep) {
 
 void cmd_verify(Context& ctx, const VerifyArgs& a) {
   formats::VerifyOptions o;
-  o.anchors = a.trust.empty() ? default_anchors() : a.trust;
+  o.anchors = a.trust.empty() ? default_trust_anchors() : a.trust;
   o.intermediates = a.intermediates;
   o.crl_files = a.crls;
   o.content = a.content;

@@ -1,6 +1,7 @@
 #include "context.hpp"
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 namespace kyso::cli {
@@ -21,6 +22,17 @@ pkcs11::Library& Context::library() {
 
 void Context::print_json(const nlohmann::json& j) {
   std::cout << j.dump(2) << '\n';
+}
+
+std::vector<std::string> default_trust_anchors() {
+  std::vector<std::string> out;
+  const std::filesystem::path dir = "/etc/kyso/trust";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.path().extension() == ".pem" || e.path().extension() == ".crt")
+      out.push_back(e.path().string());
+  }
+  return out;
 }
 
 int report_error(const Context& ctx, const Error& e) {

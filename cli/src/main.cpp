@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   kyso::cli::add_provision_commands(app, ctx);
   kyso::cli::add_token_commands(app, ctx);
   kyso::cli::add_verify(app, ctx);
+  kyso::cli::add_extend(app, ctx);
+  kyso::cli::add_browser_policy_command(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -9,28 +9,27 @@
 
 #include "der.hpp"
 #include "http.hpp"
+#include "revocation.hpp"
 
 namespace kyso::formats {
+namespace detail {
 namespace {
 
-using detail::check;
 using OcspReqPtr = std::unique_ptr<OCSP_REQUEST, FnDeleter<OCSP_REQUEST_free>>;
 using OcspRespPtr = std::unique_ptr<OCSP_RESPONSE, FnDeleter<OCSP_RESPONSE_free>>;
 using OcspBasicPtr = std::unique_ptr<OCSP_BASICRESP, FnDeleter<OCSP_BASICRESP_free>>;
-using CrlPtr = std::unique_ptr<X509_CRL, FnDeleter<X509_CRL_free>>;
-using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, FnDeleter<X509_STORE_CTX_free>>;
-
-enum class Revocation { Good, Revoked, Unknown };
 
 Bytes http_exchange(const std::string& url, const Bytes* body, const char* content_type,
                     const char* expected, std::chrono::seconds timeout) {
-  auto r = detail::http_request(url, body, content_type, expected, timeout);
+  auto r = http_request(url, body, content_type, expected, timeout);
   return r.body ? std::move(*r.body) : Bytes{};
 }
 
-std::optional<Revocation> ask_ocsp(const std::string& url, X509* leaf, X509* issuer,
-                                   STACK_OF(X509) * untrusted, X509_STORE* store,
-                                   std::chrono::seconds timeout) {
+}  // namespace
+
+std::optional<OcspAnswer> fetch_ocsp(const std::string& url, X509* leaf, X509* issuer,
+                                     STACK_OF(X509) * untrusted, X509_STORE* store,
+                                     std::chrono::seconds timeout) {
   OcspReqPtr req(OCSP_REQUEST_new());
   OCSP_CERTID* id = OCSP_cert_to_id(EVP_sha1(), leaf, issuer);
   check(req && id != nullptr, "OCSP request");
@@ -38,8 +37,8 @@ std::optional<Revocation> ask_ocsp(const std::string& url, X509* leaf, X509* iss
   check(OCSP_request_add0_id(req.get(), id) != nullptr, "OCSP request id");
   std::unique_ptr<OCSP_CERTID, FnDeleter<OCSP_CERTID_free>> id_keep(id_copy);
   check(OCSP_request_add1_nonce(req.get(), nullptr, -1) == 1, "OCSP nonce");
-  const Bytes body = detail::i2d_bytes(req.get(), i2d_OCSP_REQUEST);
-  const Bytes answer =
+  const Bytes body = i2d_bytes(req.get(), i2d_OCSP_REQUEST);
+  Bytes answer =
       http_exchange(url, &body, "application/ocsp-request", "application/ocsp-response", timeout);
   if (answer.empty()) return std::nullopt;
   const unsigned char* p = answer.data();
@@ -63,9 +62,7 @@ std::optional<Revocation> ask_ocsp(const std::string& url, X509* leaf, X509* iss
     openssl_error();
     return std::nullopt;
   }
-  if (status == V_OCSP_CERTSTATUS_REVOKED) return Revocation::Revoked;
-  if (status == V_OCSP_CERTSTATUS_GOOD) return Revocation::Good;
-  return Revocation::Unknown;
+  return OcspAnswer{std::move(answer), status};
 }
 
 CrlPtr load_crl(const Bytes& data) {
@@ -79,7 +76,7 @@ CrlPtr load_crl(const Bytes& data) {
   return crl;
 }
 
-Bytes fetch(const std::string& url, std::chrono::seconds timeout) {
+Bytes fetch_url(const std::string& url, std::chrono::seconds timeout) {
   if (url.rfind("file://", 0) == 0 || url.rfind('/', 0) == 0) {
     const std::string path = url.rfind("file://", 0) == 0 ? url.substr(7) : url;
     std::ifstream in(path, std::ios::binary);
@@ -88,11 +85,30 @@ Bytes fetch(const std::string& url, std::chrono::seconds timeout) {
   return http_exchange(url, nullptr, nullptr, nullptr, timeout);
 }
 
+}  // namespace detail
+
+namespace {
+
+using detail::CrlPtr;
+using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, FnDeleter<X509_STORE_CTX_free>>;
+
+enum class Revocation { Good, Revoked, Unknown };
+
+std::optional<Revocation> ask_ocsp(const std::string& url, X509* leaf, X509* issuer,
+                                   STACK_OF(X509) * untrusted, X509_STORE* store,
+                                   std::chrono::seconds timeout) {
+  const auto answer = detail::fetch_ocsp(url, leaf, issuer, untrusted, store, timeout);
+  if (!answer) return std::nullopt;
+  if (answer->status == V_OCSP_CERTSTATUS_REVOKED) return Revocation::Revoked;
+  if (answer->status == V_OCSP_CERTSTATUS_GOOD) return Revocation::Good;
+  return Revocation::Unknown;
+}
+
 std::optional<Revocation> ask_crl(const std::vector<std::string>& sources, X509* leaf, X509* issuer,
                                   std::chrono::system_clock::time_point at,
                                   std::chrono::seconds timeout) {
   for (const auto& src : sources) {
-    CrlPtr crl = load_crl(fetch(src, timeout));
+    CrlPtr crl = detail::load_crl(detail::fetch_url(src, timeout));
     if (!crl) continue;
     // Only a CRL from this certificate's issuer, signed by it and still current, counts.
     if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(issuer)) != 0 ||

@@ -1,5 +1,7 @@
 #include "der.hpp"
 
+#include <openssl/pem.h>
+
 namespace kyso::formats::detail {
 
 Bytes der_wrap(std::uint8_t tag, std::span<const std::uint8_t> content) {
@@ -43,6 +45,27 @@ X509StorePtr make_store(const std::vector<std::string>& pem_files) {
       check(X509_STORE_add_cert(store.get(), cert.get()) == 1, "X509_STORE_add_cert");
   }
   return store;
+}
+
+Bytes pem_or_der(const Bytes& data, const std::string& name, std::string* label) {
+  if (std::string_view(reinterpret_cast<const char*>(data.data()), data.size())
+          .rfind("-----BEGIN", 0) != 0)
+    return data;
+  BioPtr bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+  char* pem_name = nullptr;
+  char* header = nullptr;
+  unsigned char* der = nullptr;
+  long len = 0;
+  if (PEM_read_bio(bio.get(), &pem_name, &header, &der, &len) != 1) {
+    openssl_error();
+    throw Error(ErrorCode::DocumentInvalid, name + " is not a PEM CMS");
+  }
+  Bytes out(der, der + len);
+  if (label != nullptr) *label = pem_name;
+  OPENSSL_free(pem_name);
+  OPENSSL_free(header);
+  OPENSSL_free(der);
+  return out;
 }
 
 }  // namespace kyso::formats::detail

@@ -46,6 +46,10 @@ const EVP_MD* evp_md(HashAlgorithm alg);
 /// X509_STORE with every certificate from these PEM/DER files as a trust anchor.
 X509StorePtr make_store(const std::vector<std::string>& pem_files);
 
+/// The DER inside a PEM file (its label into `label` when given), or `data` itself when it does
+/// not start with "-----BEGIN". Error(DocumentInvalid) naming `name` for a broken PEM.
+Bytes pem_or_der(const Bytes& data, const std::string& name, std::string* label = nullptr);
+
 inline std::span<const std::uint8_t> as_bytes(std::string_view s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }

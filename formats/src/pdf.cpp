@@ -23,7 +23,9 @@
 #include "kyso/core/roles.hpp"
 #include "kyso/formats/cms.hpp"
 #include "pdf_appearance.hpp"
+#include "pdf_longterm.hpp"
 #include "pdf_scan.hpp"
+#include "tsa_digest.hpp"
 
 namespace kyso::formats {
 namespace {
@@ -112,6 +114,52 @@ Input read_input(const std::string& path) {
   return in;
 }
 
+// Ends a revision: the cross-reference section of the file's own kind (a table with /Prev, or
+// an uncompressed stream listing itself too) and the trailer. `xref`: object -> (offset, gen).
+void finish_revision(std::string& text, std::uint64_t base,
+                     std::map<int, std::pair<std::uint64_t, int>>& xref, QPDFObjectHandle trailer,
+                     QPDFObjectHandle root, const detail::PdfSource& src, int new_size) {
+  std::string trailer_keys = " /Root " + root.unparse();
+  if (trailer.hasKey("/Info")) trailer_keys += " /Info " + trailer.getKey("/Info").unparse();
+  if (trailer.hasKey("/ID")) trailer_keys += " /ID " + trailer.getKey("/ID").unparse();
+  trailer_keys += " /Prev " + std::to_string(src.startxref);
+
+  if (!src.xref_stream) {
+    const std::uint64_t xref_at = base + text.size();
+    text += "xref\n";
+    std::array<char, 40> line{};
+    for (const auto& [num, entry] : xref) {
+      std::snprintf(line.data(), line.size(), "%d 1\n%010llu %05d n \n", num,
+                    static_cast<unsigned long long>(entry.first), entry.second);
+      text += line.data();
+    }
+    text += "trailer\n<< /Size " + std::to_string(new_size) + trailer_keys + " >>\nstartxref\n" +
+            std::to_string(xref_at) + "\n%%EOF\n";
+  } else {
+    // A cross-reference stream, uncompressed, listing itself too.
+    const int xref_num = new_size;
+    const std::uint64_t xref_at = base + text.size();
+    xref[xref_num] = {xref_at, 0};
+    unsigned width = 1;
+    while ((xref_at >> (8U * width)) != 0) ++width;
+    std::string rows;
+    std::string index;
+    for (const auto& [num, entry] : xref) {
+      index += std::to_string(num) + " 1 ";
+      rows += '\x01';
+      for (unsigned b = width; b-- > 0;)
+        rows += static_cast<char>((entry.first >> (8U * b)) & 0xFFU);
+      rows += static_cast<char>((static_cast<unsigned>(entry.second) >> 8U) & 0xFFU);
+      rows += static_cast<char>(static_cast<unsigned>(entry.second) & 0xFFU);
+    }
+    text += std::to_string(xref_num) + " 0 obj\n<< /Type /XRef /Size " +
+            std::to_string(xref_num + 1) + " /Index [" + index + "] /W [1 " +
+            std::to_string(width) + " 2]" + trailer_keys + " /Length " +
+            std::to_string(rows.size()) + " >>\nstream\n" + rows +
+            "\nendstream\nendobj\nstartxref\n" + std::to_string(xref_at) + "\n%%EOF\n";
+  }
+}
+
 struct Update {
   std::string text;             // appended after the original bytes
   std::uint64_t base = 0;       // file offset where `text` starts
@@ -122,7 +170,9 @@ struct Update {
 
 constexpr std::string_view kByteRangeHolder = "[0 0000000000 0000000000 0000000000]";
 
-Update build_update(const detail::PdfSource& src, const Input& in, Signer& signer,
+// The revision that adds one signature field: `cred` signs it, or, when null, it is a document
+// timestamp (/DocTimeStamp, ETSI.RFC3161: PAdES B-LTA's archive timestamp).
+Update build_update(const detail::PdfSource& src, const Input& in, const Credential* cred,
                     const PdfSignOptions& o, std::size_t reserve,
                     std::chrono::system_clock::time_point now) {
   const std::string& input = in.path;
@@ -171,7 +221,7 @@ Update build_update(const detail::PdfSource& src, const Input& in, Signer& signe
     u.field_name = o.field_name;
     for (int n = 1; u.field_name.empty() || (o.field_name.empty() && names.contains(u.field_name));
          ++n) {
-      u.field_name = "Signature" + std::to_string(n);
+      u.field_name = (cred != nullptr ? "Signature" : "ArchiveTimestamp") + std::to_string(n);
     }
     if (names.contains(u.field_name)) {
       throw Error(ErrorCode::BadRequest, "the PDF already has a field named " + u.field_name);
@@ -199,7 +249,7 @@ Update build_update(const detail::PdfSource& src, const Input& in, Signer& signe
         llx = std::min(box[0], box[2]);
         lly = std::min(box[1], box[3]);
       }
-      const Credential& c = signer.credential();
+      const Credential& c = *cred;
       std::string role = v.role;
       if (role.empty()) {
         if (const auto r = guess_role(c.cert)) role = role_label(*r, Language::Vi);
@@ -228,17 +278,20 @@ Update build_update(const detail::PdfSource& src, const Input& in, Signer& signe
     };
 
     // The signature dictionary: /Contents reserved as zeros, /ByteRange filled in below.
-    const Credential& cred = signer.credential();
     std::string sig =
-        "<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached /ByteRange ";
+        cred != nullptr ? "<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached"
+                        : "<< /Type /DocTimeStamp /Filter /Adobe.PPKLite /SubFilter /ETSI.RFC3161";
+    sig += " /ByteRange ";
     sig += kByteRangeHolder;
     sig += " /Contents <";
     const std::size_t lt_in_sig = sig.size() - 1;
     sig += std::string(reserve * 2, '0') + ">";
-    sig += " /M " + pdf_date(now);
-    sig += " /Name " + text_string(cred.cert.common_name);
-    if (!o.reason.empty()) sig += " /Reason " + text_string(o.reason);
-    if (!o.location.empty()) sig += " /Location " + text_string(o.location);
+    if (cred != nullptr) {
+      sig += " /M " + pdf_date(now);
+      sig += " /Name " + text_string(cred->cert.common_name);
+      if (!o.reason.empty()) sig += " /Reason " + text_string(o.reason);
+      if (!o.location.empty()) sig += " /Location " + text_string(o.location);
+    }
     sig += " >>";
     const std::size_t sig_start = u.text.size() + std::to_string(size).size() + 7;  // "N 0 obj\n"
     object(sig_og, sig);
@@ -267,45 +320,7 @@ Update build_update(const detail::PdfSource& src, const Input& in, Signer& signe
              open_dict_without(root, {"/AcroForm"}) + " /AcroForm " + form + " >>");
     }
 
-    std::string trailer_keys = " /Root " + root.unparse();
-    if (trailer.hasKey("/Info")) trailer_keys += " /Info " + trailer.getKey("/Info").unparse();
-    if (trailer.hasKey("/ID")) trailer_keys += " /ID " + trailer.getKey("/ID").unparse();
-    trailer_keys += " /Prev " + std::to_string(src.startxref);
-
-    if (!src.xref_stream) {
-      const std::uint64_t xref_at = u.base + u.text.size();
-      u.text += "xref\n";
-      std::array<char, 40> line{};
-      for (const auto& [num, entry] : xref) {
-        std::snprintf(line.data(), line.size(), "%d 1\n%010llu %05d n \n", num,
-                      static_cast<unsigned long long>(entry.first), entry.second);
-        u.text += line.data();
-      }
-      u.text += "trailer\n<< /Size " + std::to_string(new_size) + trailer_keys +
-                " >>\nstartxref\n" + std::to_string(xref_at) + "\n%%EOF\n";
-    } else {
-      // A cross-reference stream, uncompressed, listing itself too.
-      const int xref_num = new_size;
-      const std::uint64_t xref_at = u.base + u.text.size();
-      xref[xref_num] = {xref_at, 0};
-      unsigned width = 1;
-      while ((xref_at >> (8U * width)) != 0) ++width;
-      std::string rows;
-      std::string index;
-      for (const auto& [num, entry] : xref) {
-        index += std::to_string(num) + " 1 ";
-        rows += '\x01';
-        for (unsigned b = width; b-- > 0;)
-          rows += static_cast<char>((entry.first >> (8U * b)) & 0xFFU);
-        rows += static_cast<char>((static_cast<unsigned>(entry.second) >> 8U) & 0xFFU);
-        rows += static_cast<char>(static_cast<unsigned>(entry.second) & 0xFFU);
-      }
-      u.text += std::to_string(xref_num) + " 0 obj\n<< /Type /XRef /Size " +
-                std::to_string(xref_num + 1) + " /Index [" + index + "] /W [1 " +
-                std::to_string(width) + " 2]" + trailer_keys + " /Length " +
-                std::to_string(rows.size()) + " >>\nstream\n" + rows +
-                "\nendstream\nendobj\nstartxref\n" + std::to_string(xref_at) + "\n%%EOF\n";
-    }
+    finish_revision(u.text, u.base, xref, trailer, root, src, new_size);
   } catch (...) {
     detail::rethrow_as_document_error();
   }
@@ -330,25 +345,22 @@ struct Signed {
   Bytes digest;
 };
 
-// Everything but the output: the update built over `in`, its byte ranges hashed (from memory,
-// or streamed from the file), the CMS made by the signer and written into /Contents.
-Signed sign_input(
-    Signer& signer, const Input& in, const PdfSignOptions& o,
-    const std::function<void(const std::function<void(const char*, std::size_t)>&)>& stream_file) {
+using StreamFile = std::function<void(const std::function<void(const char*, std::size_t)>&)>;
+
+// Everything but the output: the update built over `in`, its byte ranges hashed with `hash`
+// (from memory, or streamed from the file), and what `contents` makes of that digest (the CMS,
+// or a timestamp token) written into /Contents.
+Signed sign_input(const Credential* cred, const Input& in, const PdfSignOptions& o,
+                  const StreamFile& stream_file, HashAlgorithm hash, std::size_t reserve,
+                  const std::function<Bytes(const Bytes&)>& contents) {
   const detail::PdfSource src =
       in.whole ? detail::inspect_pdf(in.data, in.path) : detail::inspect_pdf(in.path);
-  const Credential& cred = signer.credential();
-  std::size_t reserve = 8192 + cred.cert.der.size();
-  for (const auto& c : cred.chain) reserve += c.size();
-  if (o.tsa) reserve += 12288;
   const auto now = std::chrono::system_clock::now();
-  Signed out{build_update(src, in, signer, o, reserve, now), {}};
+  Signed out{build_update(src, in, cred, o, reserve, now), {}};
   Update& u = out.update;
 
   EvpMdCtxPtr md(EVP_MD_CTX_new());
-  detail::check(
-      md && EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(o.algorithm)), nullptr) == 1,
-      "digest");
+  detail::check(md && EVP_DigestInit_ex(md.get(), detail::evp_md(hash), nullptr) == 1, "digest");
   if (in.whole) {
     EVP_DigestUpdate(md.get(), in.data.data(), in.data.size());
   } else {
@@ -356,23 +368,36 @@ Signed sign_input(
   }
   EVP_DigestUpdate(md.get(), u.text.data(), u.contents_lt);
   EVP_DigestUpdate(md.get(), u.text.data() + u.contents_gt + 1, u.text.size() - u.contents_gt - 1);
-  out.digest.resize(digest_size(hash_of(o.algorithm)));
+  out.digest.resize(digest_size(hash));
   unsigned int dlen = 0;
   detail::check(EVP_DigestFinal_ex(md.get(), out.digest.data(), &dlen) == 1, "digest");
 
-  CmsOptions co;
-  co.algorithm = o.algorithm;
-  co.signing_time = false;  // PAdES: the time is the PDF's /M
-  co.tsa = o.tsa;
-  const Bytes cms = sign_cms_digest(signer, out.digest, co);
+  const Bytes cms = contents(out.digest);
   if (cms.size() > reserve)
-    throw Error(ErrorCode::Internal, "CMS larger than the space reserved in the PDF");
+    throw Error(ErrorCode::Internal, "signature larger than the space reserved in the PDF");
   static constexpr std::string_view kHex = "0123456789abcdef";
   for (std::size_t i = 0; i < cms.size(); ++i) {
     u.text[u.contents_lt + 1 + 2 * i] = kHex[cms[i] >> 4U];
     u.text[u.contents_lt + 2 + 2 * i] = kHex[cms[i] & 0x0FU];
   }
   return out;
+}
+
+// A signature by `signer`: a detached CAdES (B-B, or B-T with o.tsa) over the byte ranges.
+Signed sign_signature(Signer& signer, const Input& in, const PdfSignOptions& o,
+                      const StreamFile& stream_file) {
+  const Credential& cred = signer.credential();
+  std::size_t reserve = 8192 + cred.cert.der.size();
+  for (const auto& c : cred.chain) reserve += c.size();
+  if (o.tsa) reserve += 12288;
+  return sign_input(&cred, in, o, stream_file, hash_of(o.algorithm), reserve,
+                    [&](const Bytes& digest) {
+                      CmsOptions co;
+                      co.algorithm = o.algorithm;
+                      co.signing_time = false;  // PAdES: the time is the PDF's /M
+                      co.tsa = o.tsa;
+                      return sign_cms_digest(signer, digest, co);
+                    });
 }
 
 }  // namespace
@@ -402,7 +427,7 @@ PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::stri
       done += n;
     }
   };
-  const Signed s = sign_input(signer, in, o, stream_file);
+  const Signed s = sign_signature(signer, in, o, stream_file);
   const Update& u = s.update;
 
   // The output, written once to a temporary file and renamed into place, so a failure at any
@@ -472,7 +497,7 @@ Bytes sign_pdf(Signer& signer, std::span<const std::uint8_t> pdf, const PdfSignO
   in.data = {reinterpret_cast<const char*>(pdf.data()), pdf.size()};
   in.size = pdf.size();
   in.whole = true;
-  const Signed s = sign_input(signer, in, o, [](const auto&) {});
+  const Signed s = sign_signature(signer, in, o, [](const auto&) {});
   const Update& u = s.update;
   Bytes out;
   out.reserve(pdf.size() + u.text.size());
@@ -483,3 +508,98 @@ Bytes sign_pdf(Signer& signer, std::span<const std::uint8_t> pdf, const PdfSignO
 }
 
 }  // namespace kyso::formats
+
+namespace kyso::formats::detail {
+
+Bytes append_dss(std::span<const std::uint8_t> pdf, const ValidationData& added) {
+  const std::string_view view(reinterpret_cast<const char*>(pdf.data()), pdf.size());
+  const PdfSource src = inspect_pdf(view, "PDF");
+  std::string text;
+  const std::uint64_t base = src.size + (src.ends_with_newline ? 0 : 1);
+  if (!src.ends_with_newline) text += "\n";
+  QPDF q;
+  q.setSuppressWarnings(true);
+  q.setAttemptRecovery(false);
+  try {
+    q.processMemoryFile("PDF", view.data(), view.size());
+    if (q.isEncrypted()) throw Error(ErrorCode::DocumentEncrypted, "the PDF is encrypted");
+    QPDFObjectHandle trailer = q.getTrailer();
+    QPDFObjectHandle root = q.getRoot();
+    int next = trailer.getKey("/Size").getIntValueAsInt();
+    if (next <= 0) throw Error(ErrorCode::DocumentInvalid, "trailer /Size missing");
+    std::map<int, std::pair<std::uint64_t, int>> xref;
+    auto object = [&](int num, int gen, const std::string& body) {
+      xref[num] = {base + text.size(), gen};
+      text += std::to_string(num) + " " + std::to_string(gen) + " obj\n" + body + "\nendobj\n";
+    };
+    QPDFObjectHandle dss = root.getKey("/DSS");
+    auto list = [&](const char* key, const std::vector<Bytes>& items) {
+      std::string refs = dss.isDictionary() ? array_items(dss.getKey(key)) : "";
+      for (const auto& item : items) {
+        const int n = next++;
+        object(n, 0,
+               "<< /Length " + std::to_string(item.size()) + " >>\nstream\n" +
+                   std::string(item.begin(), item.end()) + "\nendstream");
+        refs += std::to_string(n) + " 0 R ";
+      }
+      return refs.empty() ? std::string() : std::string(" ") + key + " [" + refs + "]";
+    };
+    std::string body = (dss.isDictionary() ? open_dict_without(dss, {"/Certs", "/OCSPs", "/CRLs"})
+                                           : std::string("<<")) +
+                       list("/Certs", added.certs) + list("/OCSPs", added.ocsps) +
+                       list("/CRLs", added.crls) + " >>";
+    const int dss_num = next++;
+    object(dss_num, 0, body);
+    const QPDFObjGen root_og = root.getObjGen();
+    object(root_og.getObj(), root_og.getGen(),
+           open_dict_without(root, {"/DSS"}) + " /DSS " + std::to_string(dss_num) + " 0 R >>");
+    finish_revision(text, base, xref, trailer, root, src, next);
+  } catch (...) {
+    rethrow_as_document_error();
+  }
+  Bytes out;
+  out.reserve(pdf.size() + text.size());
+  out.assign(pdf.begin(), pdf.end());
+  out.insert(out.end(), text.begin(), text.end());
+  return out;
+}
+
+Bytes append_document_timestamp(std::span<const std::uint8_t> pdf, const TsaConfig& tsa,
+                                std::string* field_name) {
+  Input in;
+  in.path = "PDF";
+  in.data = {reinterpret_cast<const char*>(pdf.data()), pdf.size()};
+  in.size = pdf.size();
+  in.whole = true;
+  // A token with the TSA's chain is a few kB; room for a long chain.
+  constexpr std::size_t kReserve = 16384;
+  const Signed s = sign_input(
+      nullptr, in, PdfSignOptions{}, [](const auto&) {}, tsa.hash, kReserve,
+      [&](const Bytes& digest) { return detail::request_timestamp_for_digest(tsa, digest).token; });
+  if (field_name != nullptr) *field_name = s.update.field_name;
+  Bytes out;
+  out.reserve(pdf.size() + s.update.text.size());
+  out.assign(pdf.begin(), pdf.end());
+  out.insert(out.end(), s.update.text.begin(), s.update.text.end());
+  return out;
+}
+
+ValidationData read_dss(QPDF& q) {
+  ValidationData d;
+  QPDFObjectHandle dss = q.getRoot().getKey("/DSS");
+  if (!dss.isDictionary()) return d;
+  auto read = [&](const char* key, std::vector<Bytes>& into) {
+    QPDFObjectHandle a = dss.getKey(key);
+    for (auto& item : a.isArray() ? a.getArrayAsVector() : std::vector<QPDFObjectHandle>{}) {
+      if (!item.isStream()) continue;
+      const auto data = item.getStreamData(qpdf_dl_generalized);
+      into.emplace_back(data->getBuffer(), data->getBuffer() + data->getSize());
+    }
+  };
+  read("/Certs", d.certs);
+  read("/OCSPs", d.ocsps);
+  read("/CRLs", d.crls);
+  return d;
+}
+
+}  // namespace kyso::formats::detail

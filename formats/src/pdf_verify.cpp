@@ -17,8 +17,11 @@
 #include <map>
 #include <set>
 
+#include "der.hpp"
 #include "kyso/core/error.hpp"
+#include "pdf_longterm.hpp"
 #include "pdf_scan.hpp"
+#include "tsa_digest.hpp"
 #include "verify_common.hpp"
 
 namespace kyso::formats::detail {
@@ -271,79 +274,137 @@ std::optional<std::chrono::system_clock::time_point> pdf_date(const std::string&
   return t;
 }
 
+// A signature field's /ByteRange and /Contents, checked: the gap must be exactly the /Contents
+// string, so nothing else goes unsigned. Empty `contents` with `why` set when malformed.
+struct Ranges {
+  std::vector<long long> br;
+  Bytes contents;
+  std::string why;
+};
+
+Ranges read_ranges(QPDFObjectHandle value, std::uint64_t size) {
+  Ranges r;
+  try {
+    QPDFObjectHandle range = value.getKey("/ByteRange");
+    for (auto& v : range.isArray() ? range.getArrayAsVector() : std::vector<QPDFObjectHandle>{}) {
+      r.br.push_back(v.isInteger() ? v.getIntValue() : -1);
+    }
+    const std::string contents =
+        value.getKey("/Contents").isString() ? value.getKey("/Contents").getStringValue() : "";
+    r.contents.assign(contents.begin(), contents.end());
+  } catch (const std::exception& e) {
+    r.why = e.what();
+    r.contents.clear();
+    return r;
+  }
+  const auto& br = r.br;
+  if (br.size() != 4 || br[0] != 0 || br[1] < 0 || br[2] < br[1] || br[3] < 0 ||
+      static_cast<std::uint64_t>(br[2] + br[3]) > size || r.contents.empty() ||
+      static_cast<std::uint64_t>(br[2] - br[1]) !=
+          2 * static_cast<std::uint64_t>(r.contents.size()) + 2) {
+    r.why = "malformed /ByteRange or /Contents";
+    r.contents.clear();
+  }
+  return r;
+}
+
+ContentDigest ranges_digest(const std::string& path, std::vector<long long> br) {
+  return [path, br](const EVP_MD* md) {
+    std::ifstream in(path, std::ios::binary);
+    EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+    EVP_DigestInit_ex(ctx.get(), md, nullptr);
+    std::vector<char> buf(1 << 20);
+    for (const auto& [start, len] : {std::pair{br[0], br[1]}, std::pair{br[2], br[3]}}) {
+      in.seekg(start);
+      for (long long left = len; left > 0;) {
+        in.read(buf.data(), static_cast<std::streamsize>(
+                                std::min<long long>(left, static_cast<long long>(buf.size()))));
+        const auto n = in.gcount();
+        if (n <= 0) break;
+        EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
+        left -= n;
+      }
+    }
+    Bytes d(static_cast<std::size_t>(EVP_MD_get_size(md)));
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(ctx.get(), d.data(), &n);
+    return d;
+  };
+}
+
+bool is_document_timestamp(QPDFObjectHandle v) {
+  return is_name(v, "/Type", "/DocTimeStamp") || is_name(v, "/SubFilter", "/ETSI.RFC3161");
+}
+
 }  // namespace
 
-std::vector<SignatureReport> verify_pdf(const std::string& path, const VerifyOptions& o) {
+std::vector<SignatureReport> verify_pdf(const std::string& path, const VerifyOptions& o,
+                                        std::vector<DocumentTimestampReport>* stamps) {
   QPDF q;
   q.setSuppressWarnings(true);
   q.setAttemptRecovery(false);
   std::vector<SigField> fields;
+  LongTermInputs document;
   try {
     q.processFile(path.c_str());
     if (q.isEncrypted()) throw Error(ErrorCode::DocumentEncrypted, path + " is encrypted");
     QPDFObjectHandle acro = q.getRoot().getKey("/AcroForm");
     if (acro.isDictionary()) collect(acro.getKey("/Fields"), "", fields, 0);
+    document.data = read_dss(q);
   } catch (...) {
     detail::rethrow_as_document_error();
   }
+  document.claims_long_term = !document.data.empty();
   const std::uint64_t size = std::filesystem::file_size(path);
+
+  // Document timestamps first: each covers the signatures whose revisions precede it.
+  std::vector<std::pair<long long, Bytes>> archive;  // (start of its /Contents, token)
+  for (auto& f : fields) {
+    if (!is_document_timestamp(f.value)) continue;
+    DocumentTimestampReport t;
+    t.id = f.name;
+    const Ranges rg = read_ranges(f.value, size);
+    if (rg.contents.empty()) {
+      t.detail = rg.why;
+    } else {
+      const ContentDigest ranges = ranges_digest(path, rg.br);
+      t.time = detail::verify_timestamp_digest(
+          rg.contents, [&](HashAlgorithm h) { return ranges(evp_md(h)); }, {}, t.detail);
+      if (t.time) archive.emplace_back(rg.br[1], rg.contents);
+    }
+    if (stamps != nullptr) stamps->push_back(std::move(t));
+  }
+  std::ranges::sort(archive, {}, &std::pair<long long, Bytes>::first);
+
   std::map<std::uint64_t, PdfLaterChanges> changes_after;  // by the end of the signed revision
   std::vector<SignatureReport> out;
   for (auto& f : fields) {
+    if (is_document_timestamp(f.value)) continue;
     SignatureReport bad;
     bad.id = f.name;
     bad.format = "pades";
-    std::vector<long long> br;
-    Bytes cms;
     std::string m;
     try {
-      QPDFObjectHandle range = f.value.getKey("/ByteRange");
-      for (auto& v : range.isArray() ? range.getArrayAsVector() : std::vector<QPDFObjectHandle>{}) {
-        br.push_back(v.isInteger() ? v.getIntValue() : -1);
-      }
-      const std::string contents = f.value.getKey("/Contents").isString()
-                                       ? f.value.getKey("/Contents").getStringValue()
-                                       : "";
-      cms.assign(contents.begin(), contents.end());
       if (f.value.getKey("/M").isString()) m = f.value.getKey("/M").getUTF8Value();
-    } catch (const std::exception& e) {
-      bad.integrity_detail = e.what();
+    } catch (const std::exception&) {
+      m.clear();
+    }
+    const Ranges rg = read_ranges(f.value, size);
+    if (rg.contents.empty()) {
+      bad.integrity_detail = rg.why;
       out.push_back(bad);
       continue;
     }
-    if (br.size() != 4 || br[0] != 0 || br[1] < 0 || br[2] < br[1] || br[3] < 0 ||
-        static_cast<std::uint64_t>(br[2] + br[3]) > size || cms.empty() ||
-        // The gap must be exactly the /Contents string: nothing else may go unsigned.
-        static_cast<std::uint64_t>(br[2] - br[1]) !=
-            2 * static_cast<std::uint64_t>(cms.size()) + 2) {
-      bad.integrity_detail = "malformed /ByteRange or /Contents";
-      out.push_back(bad);
-      continue;
+    const auto& br = rg.br;
+    const Bytes& cms = rg.contents;
+    const ContentDigest ranges = ranges_digest(path, br);
+    LongTermInputs lt = document;
+    for (const auto& [at, token] : archive) {
+      if (at >= br[2] + br[3]) lt.archive_timestamps.push_back(token);
     }
-    const ContentDigest ranges = [&](const EVP_MD* md) {
-      std::ifstream in(path, std::ios::binary);
-      EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-      EVP_DigestInit_ex(ctx.get(), md, nullptr);
-      std::vector<char> buf(1 << 20);
-      for (const auto& [start, len] : {std::pair{br[0], br[1]}, std::pair{br[2], br[3]}}) {
-        in.seekg(start);
-        for (long long left = len; left > 0;) {
-          in.read(buf.data(), static_cast<std::streamsize>(
-                                  std::min<long long>(left, static_cast<long long>(buf.size()))));
-          const auto n = in.gcount();
-          if (n <= 0) break;
-          EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
-          left -= n;
-        }
-      }
-      Bytes d(static_cast<std::size_t>(EVP_MD_get_size(md)));
-      unsigned int n = 0;
-      EVP_DigestFinal_ex(ctx.get(), d.data(), &n);
-      return d;
-    };
     std::vector<SignatureReport> rs;
     try {
-      rs = verify_cms(cms, &ranges, o, "pades");
+      rs = verify_cms(cms, &ranges, o, "pades", &lt);
     } catch (const Error& e) {
       bad.integrity_detail = e.detail();
       out.push_back(bad);
@@ -371,6 +432,20 @@ std::vector<SignatureReport> verify_pdf(const std::string& path, const VerifyOpt
       r.later_changes = changes_after[signed_end];
     }
     out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<PdfSignatureBlob> pdf_signature_blobs(QPDF& q) {
+  std::vector<SigField> fields;
+  QPDFObjectHandle acro = q.getRoot().getKey("/AcroForm");
+  if (acro.isDictionary()) collect(acro.getKey("/Fields"), "", fields, 0);
+  std::vector<PdfSignatureBlob> out;
+  for (auto& f : fields) {
+    QPDFObjectHandle c = f.value.getKey("/Contents");
+    if (!c.isString()) continue;
+    const std::string v = c.getStringValue();
+    out.push_back({f.name, Bytes(v.begin(), v.end()), is_document_timestamp(f.value)});
   }
   return out;
 }

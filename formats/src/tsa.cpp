@@ -8,6 +8,7 @@
 #include "der.hpp"
 #include "http.hpp"
 #include "kyso/core/random.hpp"
+#include "tsa_digest.hpp"
 
 namespace kyso::formats {
 namespace {
@@ -62,7 +63,13 @@ Bytes post(const TsaConfig& config, const Bytes& body) {
 }  // namespace
 
 Timestamp request_timestamp(const TsaConfig& config, std::span<const std::uint8_t> data) {
-  const Bytes hash = digest(openssl_md_name(config.hash), data);
+  return detail::request_timestamp_for_digest(config, digest(openssl_md_name(config.hash), data));
+}
+
+namespace detail {
+
+Timestamp request_timestamp_for_digest(const TsaConfig& config,
+                                       std::span<const std::uint8_t> hash) {
   TsReqPtr req = make_request(config, hash);
   const Bytes reply = post(config, detail::i2d_bytes(req.get(), i2d_TS_REQ));
 
@@ -104,6 +111,8 @@ Timestamp request_timestamp(const TsaConfig& config, std::span<const std::uint8_
   return ts;
 }
 
+}  // namespace detail
+
 std::chrono::system_clock::time_point timestamp_time(std::span<const std::uint8_t> token) {
   const unsigned char* p = token.data();
   Pkcs7Ptr p7(d2i_PKCS7(nullptr, &p, static_cast<long>(token.size())));
@@ -113,8 +122,12 @@ std::chrono::system_clock::time_point timestamp_time(std::span<const std::uint8_
   return gen_time(info.get());
 }
 
-std::optional<std::chrono::system_clock::time_point> verify_timestamp(
-    std::span<const std::uint8_t> token, std::span<const std::uint8_t> data,
+namespace {
+
+// The checks shared by both verify functions; `data` is owned by the verify context.
+std::optional<std::chrono::system_clock::time_point> verify_token(
+    std::span<const std::uint8_t> token, unsigned data_flag,
+    const std::function<void(TS_VERIFY_CTX*, TS_TST_INFO*)>& set_data,
     const std::vector<std::string>& anchors, std::string& why) {
   const unsigned char* p = token.data();
   Pkcs7Ptr p7(d2i_PKCS7(nullptr, &p, static_cast<long>(token.size())));
@@ -125,9 +138,8 @@ std::optional<std::chrono::system_clock::time_point> verify_timestamp(
     return std::nullopt;
   }
   TsVerifyPtr ctx(TS_VERIFY_CTX_new());
-  unsigned flags = TS_VFY_VERSION | TS_VFY_DATA;
-  BIO* bio = BIO_new_mem_buf(data.data(), static_cast<int>(data.size()));
-  TS_VERIFY_CTX_set_data(ctx.get(), bio);  // owned by ctx from here
+  unsigned flags = TS_VFY_VERSION | data_flag;
+  set_data(ctx.get(), info.get());
   if (!anchors.empty()) {
     flags |= TS_VFY_SIGNATURE;
     TS_VERIFY_CTX_set_store(ctx.get(), detail::make_store(anchors).release());
@@ -143,6 +155,52 @@ std::optional<std::chrono::system_clock::time_point> verify_timestamp(
     return std::nullopt;
   }
   return gen_time(info.get());
+}
+
+}  // namespace
+
+std::optional<std::chrono::system_clock::time_point> verify_timestamp(
+    std::span<const std::uint8_t> token, std::span<const std::uint8_t> data,
+    const std::vector<std::string>& anchors, std::string& why) {
+  return verify_token(
+      token, TS_VFY_DATA,
+      [&](TS_VERIFY_CTX* ctx, TS_TST_INFO*) {
+        // owned by ctx from here
+        TS_VERIFY_CTX_set_data(ctx, BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+      },
+      anchors, why);
+}
+
+std::optional<std::chrono::system_clock::time_point> detail::verify_timestamp_digest(
+    std::span<const std::uint8_t> token, const std::function<Bytes(HashAlgorithm)>& content_digest,
+    const std::vector<std::string>& anchors, std::string& why) {
+  return verify_token(
+      token, TS_VFY_IMPRINT,
+      [&](TS_VERIFY_CTX* ctx, TS_TST_INFO* info) {
+        const X509_ALGOR* alg = TS_MSG_IMPRINT_get_algo(TS_TST_INFO_get_msg_imprint(info));
+        const ASN1_OBJECT* oid = nullptr;
+        X509_ALGOR_get0(&oid, nullptr, nullptr, alg);
+        std::optional<HashAlgorithm> h;
+        switch (OBJ_obj2nid(oid)) {
+          case NID_sha256:
+            h = HashAlgorithm::Sha256;
+            break;
+          case NID_sha384:
+            h = HashAlgorithm::Sha384;
+            break;
+          case NID_sha512:
+            h = HashAlgorithm::Sha512;
+            break;
+          default:
+            return;  // no imprint set: the verification fails
+        }
+        const Bytes d = content_digest(*h);
+        auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(d.size()));
+        if (copy == nullptr) return;
+        std::copy(d.begin(), d.end(), copy);
+        TS_VERIFY_CTX_set_imprint(ctx, copy, static_cast<long>(d.size()));  // owned by ctx
+      },
+      anchors, why);
 }
 
 }  // namespace kyso::formats

@@ -4,11 +4,13 @@
 #include <openssl/ess.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cms_longterm.hpp"
 #include "der.hpp"
 #include "kyso/formats/cert_check.hpp"
 #include "kyso/formats/tsa.hpp"
@@ -38,6 +40,20 @@ std::string_view to_string(PdfLaterChanges::Kind k) noexcept {
       return "content-changed";
   }
   return "content-changed";
+}
+
+std::string_view to_string(BaselineLevel l) noexcept {
+  switch (l) {
+    case BaselineLevel::B:
+      return "B-B";
+    case BaselineLevel::T:
+      return "B-T";
+    case BaselineLevel::LT:
+      return "B-LT";
+    case BaselineLevel::LTA:
+      return "B-LTA";
+  }
+  return "B-B";
 }
 
 bool VerifyReport::ok() const noexcept {
@@ -134,6 +150,117 @@ void judge_certificate(SignatureReport& r, const Bytes& cert_der, const std::vec
   }
 }
 
+void read_signature_timestamp(SignatureReport& r, LongTermInputs& lt,
+                              std::span<const std::uint8_t> token,
+                              std::span<const std::uint8_t> data, const VerifyOptions& o) {
+  std::string why;
+  if (!verify_timestamp(token, data, {}, why)) {
+    r.integrity_detail += (r.integrity_detail.empty() ? "" : "; ") + why;
+    return;
+  }
+  lt.signature_timestamp = Bytes(token.begin(), token.end());
+  r.timestamp = verify_timestamp(token, data, o.anchors, why);
+  if (!r.timestamp) lt.signature_timestamp_problem = why;
+}
+
+void judge_long_term(SignatureReport& r, const Bytes& cert_der, const std::vector<Bytes>& extra,
+                     const LongTermInputs& lt, const VerifyOptions& o) {
+  LongTermReport& l = r.long_term;
+  std::vector<Bytes> tokens;
+  if (lt.signature_timestamp) tokens.push_back(*lt.signature_timestamp);
+  tokens.insert(tokens.end(), lt.time_proofs.begin(), lt.time_proofs.end());
+  const std::size_t first_archive = tokens.size();
+  tokens.insert(tokens.end(), lt.archive_timestamps.begin(), lt.archive_timestamps.end());
+  if (!lt.claims_long_term || tokens.empty()) {
+    if (!lt.signature_timestamp_problem.empty()) {
+      r.integrity_detail +=
+          (r.integrity_detail.empty() ? "" : "; ") + lt.signature_timestamp_problem;
+    }
+    judge_certificate(r, cert_der, extra, o);
+    l.level = r.timestamp ? BaselineLevel::T : BaselineLevel::B;
+    return;
+  }
+  // Offline: only the document's data and the anchors, as of the times the timestamps prove.
+  l.offline = true;
+  auto fail = [&](std::string why) {
+    r.chain = CheckStatus::Failed;
+    r.chain_detail = why;
+    if (r.revocation_detail.empty()) r.revocation_detail = "not established";
+    l.problem = std::move(why);
+    l.level = r.timestamp ? BaselineLevel::T : BaselineLevel::B;
+  };
+  try {
+    r.signer = parse_certificate(cert_der);
+    r.role = guess_role(*r.signer);
+  } catch (const Error& e) {
+    fail(e.detail());
+    return;
+  }
+  std::vector<TimestampFacts> facts;
+  ValidationData data = lt.data;
+  data.merge({extra, {}, {}});
+  for (const auto& t : tokens) {
+    try {
+      facts.push_back(timestamp_facts(t));
+    } catch (const Error& e) {
+      fail("a timestamp in the document cannot be read: " + e.detail());
+      return;
+    }
+    data.merge({facts.back().certs, {}, {}});
+  }
+  const auto by_time = [](const TimestampFacts& a, const TimestampFacts& b) {
+    return a.time < b.time;
+  };
+  // The time proof: the signature's own timestamp, else the earliest one over it.
+  std::vector<TimestampFacts> proofs(facts.begin(),
+                                     facts.begin() + static_cast<long>(first_archive));
+  std::vector<TimestampFacts> archives(facts.begin() + static_cast<long>(first_archive),
+                                       facts.end());
+  std::ranges::sort(proofs, by_time);
+  std::ranges::sort(archives, by_time);
+  if (lt.signature_timestamp) r.timestamp = proofs.front().time;
+  std::vector<TimestampFacts> chain;  // the proof, then each archive timestamp renewing it
+  if (!proofs.empty()) chain.push_back(proofs.front());
+  chain.insert(chain.end(), archives.begin(), archives.end());
+  const auto t0 = chain.front().time;
+  l.validated_at = t0;
+  for (const auto& a : archives) l.archive_timestamps.push_back(a.time);
+
+  const OfflineCheck signer = check_offline(cert_der, data, o.anchors, t0);
+  if (!signer.ok) {
+    fail(signer.problem);
+    return;
+  }
+  r.chain = CheckStatus::Ok;
+  r.chain_detail =
+      "valid on " + to_iso8601(t0) + " (the time a timestamp proves), from the document's data";
+  r.revocation = CheckStatus::Ok;
+  r.revocation_detail.clear();
+  for (const auto& e : signer.evidence)
+    r.revocation_detail += (r.revocation_detail.empty() ? "" : "; ") + e;
+  l.evidence = signer.evidence;
+  // Each timestamp is validated as of its own time, and the next one must come before its
+  // TSA's chain expires (the renewal); the last one holds until its chain expires.
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    const OfflineCheck tsa = check_offline(chain[i].tsa_cert, data, o.anchors, chain[i].time);
+    const std::string what =
+        std::string(i == 0 ? "timestamp " : "archive timestamp ") + to_iso8601(chain[i].time);
+    if (!tsa.ok) {
+      fail(what + ": " + tsa.problem);
+      return;
+    }
+    if (i + 1 < chain.size() && chain[i + 1].time > tsa.chain_not_after) {
+      fail(what + ": its TSA certificate expired on " + to_iso8601(tsa.chain_not_after) +
+           ", before the next timestamp (" + to_iso8601(chain[i + 1].time) + ") renewed it");
+      return;
+    }
+    l.evidence.push_back(what + ", TSA valid then");
+    l.evidence.insert(l.evidence.end(), tsa.evidence.begin(), tsa.evidence.end());
+    l.covered_until = tsa.chain_not_after;
+  }
+  l.level = archives.empty() ? BaselineLevel::LT : BaselineLevel::LTA;
+}
+
 namespace {
 
 // CAdES / PAdES: the signed ESS signing-certificate(-v2) attribute must name the certificate
@@ -179,7 +306,8 @@ void check_ess_signing_certificate(SignatureReport& r, CMS_SignerInfo* si, X509*
 }  // namespace
 
 std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* content,
-                                        const VerifyOptions& o, const std::string& format) {
+                                        const VerifyOptions& o, const std::string& format,
+                                        const LongTermInputs* document) {
   const unsigned char* p = der.data();
   CmsPtr cms(d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(der.size())));
   if (!cms || OBJ_obj2nid(CMS_get0_type(cms.get())) != NID_pkcs7_signed) {
@@ -251,22 +379,34 @@ std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* c
         r.integrity = true;
       }
     }
+    LongTermInputs lt = document != nullptr ? *document : LongTermInputs{};
+    // CAdES B-LT / B-LTA: validation data in the SignedData, archive-time-stamp-v3.
+    try {
+      const ValidationData own = cms_validation_data(der);
+      if (!own.ocsps.empty() || !own.crls.empty()) {
+        lt.data.merge(own);
+        lt.claims_long_term = true;
+      }
+      const auto archives =
+          cms_archive_timestamps(der, static_cast<std::size_t>(i),
+                                 [&](HashAlgorithm h) { return content_digest(evp_md(h)); });
+      lt.archive_timestamps.insert(lt.archive_timestamps.end(), archives.begin(), archives.end());
+    } catch (const Error&) {
+      // BER-encoded (not DER) SignedData: read by OpenSSL above, but no long-term data here
+    }
     // Signature timestamp over the signature value.
     const int tsi = CMS_unsigned_get_attr_by_NID(si, NID_id_smime_aa_timeStampToken, -1);
     if (tsi >= 0) {
       const ASN1_TYPE* tt = X509_ATTRIBUTE_get0_type(CMS_unsigned_get_attr(si, tsi), 0);
       const ASN1_OCTET_STRING* sv = CMS_SignerInfo_get0_signature(si);
       if (tt != nullptr && tt->type == V_ASN1_SEQUENCE) {
-        std::string why;
-        r.timestamp = verify_timestamp(
-            {tt->value.sequence->data, static_cast<std::size_t>(tt->value.sequence->length)},
-            {ASN1_STRING_get0_data(sv), static_cast<std::size_t>(ASN1_STRING_length(sv))},
-            o.anchors, why);
-        if (!r.timestamp) r.integrity_detail += (r.integrity_detail.empty() ? "" : "; ") + why;
+        read_signature_timestamp(
+            r, lt, {tt->value.sequence->data, static_cast<std::size_t>(tt->value.sequence->length)},
+            {ASN1_STRING_get0_data(sv), static_cast<std::size_t>(ASN1_STRING_length(sv))}, o);
       }
     }
     if (signer != nullptr) check_ess_signing_certificate(r, si, signer);
-    if (signer != nullptr) judge_certificate(r, x509_to_der(signer), certs_der, o);
+    if (signer != nullptr) judge_long_term(r, x509_to_der(signer), certs_der, lt, o);
     out.push_back(std::move(r));
   }
   return out;
@@ -313,30 +453,17 @@ VerifyReport verify_file(const std::string& path, const VerifyOptions& o) {
   if (head.rfind("\xEF\xBB\xBF", 0) == 0) first = 3;
   if (head.find("%PDF-") != std::string::npos) {
     report.kind = "pdf";
-    report.signatures = detail::verify_pdf(path, o);
+    report.signatures = detail::verify_pdf(path, o, &report.document_timestamps);
   } else if (first != std::string::npos && head[first] == '<') {
     report.kind = "xml";
     report.signatures = detail::verify_xml(read_all(path), o);
   } else {
     report.kind = "cms";
-    Bytes der = read_all(path);
-    if (head.rfind("-----BEGIN", 0) == 0) {
-      BioPtr bio(BIO_new_mem_buf(der.data(), static_cast<int>(der.size())));
-      char* name = nullptr;
-      char* header = nullptr;
-      unsigned char* data = nullptr;
-      long len = 0;
-      if (PEM_read_bio(bio.get(), &name, &header, &data, &len) != 1) {
-        openssl_error();
-        throw Error(ErrorCode::DocumentInvalid, path + " is not a PEM CMS");
-      }
-      der.assign(data, data + len);
-      OPENSSL_free(name);
-      OPENSSL_free(header);
-      OPENSSL_free(data);
-    } else if (head.empty() || static_cast<unsigned char>(head[0]) != 0x30) {
+    if (head.rfind("-----BEGIN", 0) != 0 &&
+        (head.empty() || static_cast<unsigned char>(head[0]) != 0x30)) {
       throw Error(ErrorCode::DocumentInvalid, path + " is neither XML, PDF nor CMS");
     }
+    const Bytes der = detail::pem_or_der(read_all(path), path);
     if (!o.content.empty()) {
       const detail::ContentDigest content = [&](const EVP_MD* md) {
         return file_digest(o.content, md);
@@ -389,11 +516,39 @@ void to_json(nlohmann::json& j, const SignatureReport& r) {
                                          {"formFieldsAdded", r.later_changes->form_fields_added},
                                          {"changed", r.later_changes->changed}}
                         : nlohmann::json(nullptr)},
+       {"level", std::string(to_string(r.long_term.level))},
+       {"longTerm", r.long_term},
        {"ok", r.ok()}};
 }
 
+void to_json(nlohmann::json& j, const LongTermReport& r) {
+  auto time = [](const auto& t) {
+    return t ? nlohmann::json(to_iso8601(*t)) : nlohmann::json(nullptr);
+  };
+  nlohmann::json archives = nlohmann::json::array();
+  for (const auto& t : r.archive_timestamps) archives.push_back(to_iso8601(t));
+  j = {{"level", std::string(to_string(r.level))},
+       {"offline", r.offline},
+       {"validatedAt", time(r.validated_at)},
+       {"evidence", r.evidence},
+       {"archiveTimestamps", archives},
+       {"coveredUntil", time(r.covered_until)},
+       {"problem", r.problem.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.problem)}};
+}
+
 void to_json(nlohmann::json& j, const VerifyReport& r) {
-  j = {{"file", r.file}, {"kind", r.kind}, {"ok", r.ok()}, {"signatures", r.signatures}};
+  nlohmann::json stamps = nlohmann::json::array();
+  for (const auto& t : r.document_timestamps) {
+    stamps.push_back({{"id", t.id},
+                      {"time", t.time ? nlohmann::json(to_iso8601(*t.time)) : nlohmann::json()},
+                      {"ok", t.time.has_value()},
+                      {"detail", t.detail}});
+  }
+  j = {{"file", r.file},
+       {"kind", r.kind},
+       {"ok", r.ok()},
+       {"signatures", r.signatures},
+       {"documentTimestamps", stamps}};
 }
 
 }  // namespace kyso::formats

@@ -77,6 +77,15 @@ Bytes c14n_digest(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude, HashAlgori
   return d;
 }
 
+void c14n_update(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude, EVP_MD_CTX* md) {
+  xmlOutputBufferPtr out = xmlOutputBufferCreateIO(hash_write, nullptr, md, nullptr);
+  const Scope scope{root, exclude};
+  const bool ok = run_c14n(doc, scope, out);
+  if (xmlOutputBufferClose(out) < 0 || !ok) {
+    throw Error(ErrorCode::DocumentInvalid, "XML canonicalization failed");
+  }
+}
+
 std::string c14n_string(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude) {
   std::string s;
   xmlOutputBufferPtr out = xmlOutputBufferCreateIO(string_write, nullptr, &s, nullptr);

@@ -3,6 +3,7 @@
 // signature), streamed into a digest. Shared by signing and verification.
 
 #include <libxml/tree.h>
+#include <openssl/evp.h>
 
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/signer.hpp"
@@ -11,6 +12,7 @@ namespace kyso::formats::detail {
 
 inline constexpr const char* kDsigNs = "http://www.w3.org/2000/09/xmldsig#";
 inline constexpr const char* kXadesNs = "http://uri.etsi.org/01903/v1.3.2#";
+inline constexpr const char* kXades141Ns = "http://uri.etsi.org/01903/v1.4.1#";
 inline constexpr const char* kC14n = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
 inline constexpr const char* kC14nComments =
     "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments";
@@ -18,6 +20,8 @@ inline constexpr const char* kEnveloped = "http://www.w3.org/2000/09/xmldsig#env
 
 /// Digest of the canonical form of `root`'s subtree minus `exclude`'s subtree.
 Bytes c14n_digest(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude, HashAlgorithm hash);
+/// The same streamed into a digest being computed (several subtrees in a row).
+void c14n_update(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude, EVP_MD_CTX* md);
 /// The canonical bytes themselves (for diagnostics and small subtrees).
 std::string c14n_string(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude);
 

@@ -10,22 +10,13 @@
 #include "kyso/formats/tsa.hpp"
 #include "verify_common.hpp"
 #include "xml_c14n.hpp"
+#include "xml_longterm.hpp"
 
 namespace kyso::formats::detail {
 namespace {
 
-Bytes b64(std::string s) {
-  std::erase_if(s, [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; });
-  return from_base64(s);
-}
-
-bool is_ds(xmlNodePtr n, const char* name) {
-  return n != nullptr && n->type == XML_ELEMENT_NODE && n->ns != nullptr &&
-         xmlStrEqual(n->ns->href, reinterpret_cast<const xmlChar*>(kDsigNs)) &&
-         xmlStrEqual(n->name, reinterpret_cast<const xmlChar*>(name));
-}
-
 xmlNodePtr find_desc(xmlNodePtr n, const char* local) {
+  if (n == nullptr) return nullptr;
   for (xmlNodePtr c = n->children; c != nullptr; c = c->next) {
     if (c->type != XML_ELEMENT_NODE) continue;
     if (xmlStrEqual(c->name, reinterpret_cast<const xmlChar*>(local))) return c;
@@ -83,9 +74,9 @@ void check_signing_certificate(SignatureReport& r, xmlNodePtr sig, const Bytes& 
     xmlNodePtr cd = child(c, "CertDigest");
     const auto h = hash_from_uri(attr(child(cd, "DigestMethod"), "Algorithm"));
     xmlNodePtr dv = child(cd, "DigestValue");
-    if (!h || dv == nullptr || digest(openssl_md_name(*h), cert_der) != b64(text(dv))) continue;
+    if (!h || dv == nullptr || digest(openssl_md_name(*h), cert_der) != b64_text(dv)) continue;
     if (xmlNodePtr is = child(c, "IssuerSerialV2");
-        is != nullptr && b64(text(is)) != issuer_serial_der) {
+        is != nullptr && b64_text(is) != issuer_serial_der) {
       r.signing_certificate_detail =
           "IssuerSerialV2 in SigningCertificateV2 does not match the signing certificate";
       return;
@@ -99,42 +90,8 @@ void check_signing_certificate(SignatureReport& r, xmlNodePtr sig, const Bytes& 
       " does not name the certificate in KeyInfo (certificate digest differs)";
 }
 
-struct Doc {
-  xmlDocPtr doc = nullptr;
-  Doc() = default;
-  Doc(const Doc&) = delete;
-  Doc& operator=(const Doc&) = delete;
-  Doc(Doc&&) = delete;
-  Doc& operator=(Doc&&) = delete;
-  ~Doc() {
-    if (doc != nullptr) xmlFreeDoc(doc);
-  }
-};
-
-void index_ids(xmlNodePtr n, std::unordered_map<std::string, xmlNodePtr>& ids,
-               std::vector<xmlNodePtr>& sigs) {
-  for (; n != nullptr; n = n->next) {
-    if (n->type != XML_ELEMENT_NODE) continue;
-    for (xmlAttrPtr a = n->properties; a != nullptr; a = a->next) {
-      if (a->ns != nullptr) continue;
-      if (xmlStrEqual(a->name, reinterpret_cast<const xmlChar*>("Id")) ||
-          xmlStrEqual(a->name, reinterpret_cast<const xmlChar*>("ID")) ||
-          xmlStrEqual(a->name, reinterpret_cast<const xmlChar*>("id"))) {
-        const std::string v = attr(n, reinterpret_cast<const char*>(a->name));
-        if (!ids.emplace(v, n).second) {
-          throw Error(ErrorCode::DocumentInvalid,
-                      "duplicate Id \"" + v + "\": signatures cannot be trusted");
-        }
-      }
-    }
-    if (is_ds(n, "Signature")) sigs.push_back(n);
-    index_ids(n->children, ids, sigs);
-  }
-}
-
-SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig,
-                           const std::unordered_map<std::string, xmlNodePtr>& ids,
-                           const VerifyOptions& o) {
+SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig, const XmlIds& ids,
+                           const LongTermInputs& document, const VerifyOptions& o) {
   SignatureReport r;
   r.id = attr(sig, "Id");
   r.format = find_desc(sig, "QualifyingProperties") != nullptr ? "xades" : "xmldsig";
@@ -147,7 +104,7 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig,
   for (xmlNodePtr c = certs_node != nullptr ? certs_node->children : nullptr; c != nullptr;
        c = c->next) {
     if (is_ds(c, "X509Certificate"))
-      (cert_der.empty() ? cert_der : extra.emplace_back()) = b64(text(c));
+      (cert_der.empty() ? cert_der : extra.emplace_back()) = b64_text(c);
   }
   const std::string cm = attr(child(si, "CanonicalizationMethod"), "Algorithm");
   const auto alg = signature_from_uri(attr(child(si, "SignatureMethod"), "Algorithm"));
@@ -190,7 +147,7 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig,
           "reference " + uri + " cannot be resolved or uses an unsupported transform";
       break;
     }
-    const Bytes want = b64(text(child(ref, "DigestValue")));
+    const Bytes want = b64_text(child(ref, "DigestValue"));
     if (c14n_digest(doc, target, enveloped ? sig : nullptr, *h) != want) {
       refs_ok = false;
       r.integrity_detail = "digest of " + uri + " does not match: the content was changed";
@@ -210,44 +167,39 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig,
   }
   if (refs_ok) {
     const Bytes tbs = c14n_digest(doc, si, nullptr, hash_of(*alg));
-    if (verify_value(cert_der, *alg, tbs, b64(text(sv)))) {
+    if (verify_value(cert_der, *alg, tbs, b64_text(sv))) {
       r.integrity = true;
       r.integrity_detail = "covers " + covered;
     } else {
       r.integrity_detail = "signature value invalid";
     }
   }
-  if (xmlNodePtr ts = find_desc(sig, "EncapsulatedTimeStamp")) {
+  LongTermInputs lt = document;
+  if (xmlNodePtr ts = find_desc(find_desc(sig, "SignatureTimeStamp"), "EncapsulatedTimeStamp")) {
     const std::string sv_c14n = c14n_string(doc, sv, nullptr);
-    std::string why;
-    r.timestamp = verify_timestamp(b64(text(ts)), as_bytes(sv_c14n), o.anchors, why);
-    if (!r.timestamp) r.integrity_detail += "; " + why;
+    read_signature_timestamp(r, lt, b64_text(ts), as_bytes(sv_c14n), o);
   }
   if (r.format == "xades" && refs_ok) check_signing_certificate(r, sig, cert_der, signed_nodes);
-  judge_certificate(r, cert_der, extra, o);
+  judge_long_term(r, cert_der, extra, lt, o);
   return r;
 }
 
 }  // namespace
 
 std::vector<SignatureReport> verify_xml(const Bytes& xml, const VerifyOptions& o) {
-  std::unique_ptr<xmlParserCtxt, FnDeleter<xmlFreeParserCtxt>> ctxt(xmlNewParserCtxt());
-  Doc d;
-  d.doc = xmlCtxtReadMemory(ctxt.get(), reinterpret_cast<const char*>(xml.data()),
-                            static_cast<int>(xml.size()), "document.xml", nullptr,
-                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-  if (d.doc == nullptr || ctxt->wellFormed == 0) {
-    const xmlError* err = xmlCtxtGetLastError(ctxt.get());
-    throw Error(
-        ErrorCode::DocumentInvalid,
-        std::string("not well-formed XML") +
-            (err != nullptr && err->message != nullptr ? ": " + std::string(err->message) : ""));
-  }
-  std::unordered_map<std::string, xmlNodePtr> ids;
+  const XmlDocPtr d = parse_xml(xml);
+  XmlIds ids;
   std::vector<xmlNodePtr> sigs;
-  index_ids(xmlDocGetRootElement(d.doc), ids, sigs);
+  index_ids(xmlDocGetRootElement(d.get()), ids, sigs);
+  LongTermInputs document;
+  for (xmlNodePtr s : sigs) document.data.merge(xml_validation_data(s));
+  document.claims_long_term = !document.data.empty();
   std::vector<SignatureReport> out;
-  for (xmlNodePtr s : sigs) out.push_back(verify_one(d.doc, s, ids, o));
+  for (xmlNodePtr s : sigs) {
+    LongTermInputs lt = document;
+    covering_timestamps(d.get(), s, sigs, ids, lt.time_proofs, lt.archive_timestamps);
+    out.push_back(verify_one(d.get(), s, ids, lt, o));
+  }
   return out;
 }
 

@@ -319,3 +319,34 @@ TEST_CASE("wss_withConfiguredCertificate_speaksProtocolOverTls", "[ws][security]
   CHECK(upgrade_status(a.port(), kSchool, "127.0.0.1:" + std::to_string(a.port())) != 101);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("hello_paramsNested400000Deep_badRequestAndTheAgentStaysUp", "[ws][security]") {
+  // Issue 12, finding 1: any https page could kill the agent before pairing.
+  Agent a;
+  Client c(a.port(), "https://any-page.example");
+  std::string deep = R"({"id":1,"method":"hello","params":{"x":)";
+  deep += std::string(400000, '[') + std::string(400000, ']') + "}}";
+  c.send_text(deep);
+  const auto r = c.read();
+  CHECK(code_of(r) == "BAD_REQUEST");
+  CHECK(r["id"] == 1);
+  CHECK(c.call("hello", json::object()).contains("result"));
+  Client school(a.port());
+  CHECK(school.call("hello", json::object()).contains("result"));
+}
+
+TEST_CASE("batchSign_hashFirstThenDocuments_badRequestNoDialogNothingSigned", "[ws][security]") {
+  // Issue 12, finding 6: the documents were signed as raw hashes of their bytes.
+  Agent a;
+  Client c(a.port());
+  pinentry_script("ok", test::fixture().user_pin);
+  const auto before = pinentry_dialogs().size();
+  const json xml = {{"type", "xml"},
+                    {"text", R"(<HDon><DLHDon Id="d">x</DLHDon></HDon>)"},
+                    {"reference", "d"},
+                    {"title", "XML"}};
+  const auto r =
+      c.call("batch.sign", {{"role", "teacher"}, {"items", {hash_item("a"), xml, hash_item("b")}}});
+  CHECK(code_of(r) == "BAD_REQUEST");
+  CHECK(pinentry_dialogs().size() == before);
+}

@@ -150,33 +150,6 @@ TEST_CASE("origins: only https (or loopback http) can be paired", "[ws][security
   CHECK_FALSE(origin_pairable("https://a.example/path"));
 }
 
-TEST_CASE("parse_item accepts hex and base64 and checks the digest length", "[ws]") {
-  const std::string hex(64, 'a');
-  CHECK(parse_item({{"type", "hash"}, {"hash", hex}, {"hashAlgorithm", "sha256"}}).digest.size() ==
-        32);
-  const auto b64 = to_base64(Bytes(48, 7));
-  CHECK(parse_item({{"type", "hash"}, {"hash", b64}, {"hashAlgorithm", "sha384"}}).digest.size() ==
-        48);
-  CHECK_THROWS_MATCHES(
-      parse_item({{"type", "hash"}, {"hash", b64}, {"hashAlgorithm", "sha256"}}), Error,
-      Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::DigestInvalid; }));
-  CHECK_THROWS_MATCHES(
-      parse_item({{"type", "pdf"}}), Error,
-      Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::BadRequest; }));
-  const auto pdf = parse_item({{"type", "pdf"},
-                               {"document", to_base64(Bytes(10, '%'))},
-                               {"title", "Học bạ"},
-                               {"level", "b-t"}});
-  CHECK(pdf.type == ItemType::Pdf);
-  CHECK(pdf.digest == sha256(Bytes(10, '%')));
-  CHECK(pdf.title.starts_with("[PDF · PAdES B-T · 10 B] Học bạ"));
-  const auto title =
-      parse_item(
-          {{"type", "hash"}, {"hash", hex}, {"hashAlgorithm", "sha256"}, {"title", "Học bạ\n- A"}})
-          .title;
-  CHECK(title == "Học bạ - A");
-}
-
 TEST_CASE("audit_tamperedRow_verifyReportsFirstBrokenRow", "[security]") {
   const auto dir = std::filesystem::temp_directory_path() / "kyso-audit-unit";
   std::filesystem::remove_all(dir);

@@ -35,3 +35,8 @@ add_test(NAME agent.lazy_formats
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/agent/check-lazy-formats.sh
           $<TARGET_FILE:kyso-agent> $<TARGET_FILE:kyso_formats_module>)
 set_tests_properties(agent.lazy_formats PROPERTIES TIMEOUT 30)
+
+# Protocol v1 in-process (tests/agent/protocol): the dispatcher, its parsers and answers with no
+# socket and no token.
+kyso_add_tests(agent_protocol SOURCES agent/protocol/test_protocol.cpp DEPS kyso::agent)
+target_include_directories(agent_protocol PRIVATE ${PROJECT_SOURCE_DIR}/agent/src)

@@ -35,6 +35,8 @@ host_state() {
   for f in /etc/kyso /var/lib/kyso /var/lib/kyso-appliance /usr/local/share/ca-certificates \
            /etc/systemd/user/default.target.wants/kyso-agent.service \
            /etc/systemd/system/multi-user.target.wants/kyso-appliance.service \
+           /etc/systemd/system/paths.target.wants/kyso-browser-policy.path \
+           /etc/chromium/policies/managed/kyso-browser-policy.json \
            /var/lib/systemd/deb-systemd-user-helper-enabled/kyso-agent.service.dsh-also; do
     if [[ -e $f || -L $f ]]; then stat -c '%n %Y %s' "$f"; else echo "$f absent"; fi
   done
@@ -164,6 +166,13 @@ PY
     ok "the installed kyso doctor loads /usr/lib/kyso/kyso-formats-documents.so (documents check ok)"
   fi
   verify_unit --user /usr/lib/systemd/user/kyso-agent.service /usr/lib/systemd/user/kyso-agent.socket
+  # The browsers' policy follows the allow-list: watched, and nothing written for the empty one.
+  [[ -L $R/etc/systemd/system/paths.target.wants/kyso-browser-policy.path ]] ||
+    fail "kyso-browser-policy.path not enabled"
+  [[ ! -e $R/etc/chromium/policies/managed/kyso-browser-policy.json ]] ||
+    fail "browser policy written for an empty allow-list"
+  verify_unit --system /lib/systemd/system/kyso-browser-policy.path \
+    /lib/systemd/system/kyso-browser-policy.service
 
   TLS=$R/var/lib/kyso/tls
   check_file 644 /var/lib/kyso/tls/ca.crt
@@ -255,6 +264,7 @@ if has kyso-agent; then
   [[ ! -e $R/usr/local/share/ca-certificates/kyso-local-ca.crt ]] || fail "local CA still in system anchors"
   [[ ! -e $R/var/lib/kyso ]] || fail "/var/lib/kyso left after purge"
   [[ ! -e $R/etc/systemd/user/default.target.wants/kyso-agent.service ]] || fail "user unit link left"
+  [[ ! -e $R/etc/systemd/system/paths.target.wants/kyso-browser-policy.path ]] || fail "path unit link left"
 fi
 [[ ! -e $R/etc/kyso ]] || fail "/etc/kyso left after purge: $(ls "$R/etc/kyso")"
 ok "purge: trust removed from every NSS db and the system anchors, no files left"

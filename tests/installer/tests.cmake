@@ -1,5 +1,6 @@
 # Installer tests (installer/, docs/installers.md). Shell scripts, each under a minute:
 #   installer.tls          kyso-local-tls against temporary NSS databases and anchor dir
+#   installer.browser_policy  `kyso browser-policy` write/show/remove into a scratch root
 #   installer.cpack        cpack -G DEB from this build tree into a fresh directory (fixture)
 #   installer.lintian.<p>  lintian on each package: no errors
 #   installer.dpkg_root    dpkg --root install into a scratch root, files/units/configs/TLS,
@@ -11,6 +12,12 @@ set(_kyso_deb_out "${CMAKE_BINARY_DIR}/installer-test/debs")
 add_test(NAME installer.tls
   COMMAND "${_kyso_inst_tests}/test-local-tls.sh" "${PROJECT_SOURCE_DIR}/installer/tls/kyso-local-tls")
 set_tests_properties(installer.tls PROPERTIES TIMEOUT 60)
+
+if(TARGET kyso)
+  add_test(NAME installer.browser_policy
+    COMMAND "${_kyso_inst_tests}/test-browser-policy.sh" "$<TARGET_FILE:kyso>")
+  set_tests_properties(installer.browser_policy PROPERTIES TIMEOUT 180)
+endif()
 
 if(DEFINED CPACK_COMPONENTS_ALL)
   # The packages packaging.cmake made components for (kyso-agent/kyso-appliance only once

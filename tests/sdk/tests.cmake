@@ -3,7 +3,11 @@
 #  - sdk.demo_page: the demo page in headless Debian chromium against that fake agent holding real
 #    keys (statuses, progress, a batch cut short, the page's own signature check);
 #  - sdk.browser_e2e: the real kyso-agent on the demo token, the demo page, chromium;
-#  - sdk.browser_e2e_remote: the same with the principal's key in kyso-appliance (remote signing).
+#  - sdk.browser_e2e_remote: the same with the principal's key in kyso-appliance (remote signing);
+#  - sdk.browser_lna: the demo as a public https site in chromium, Local Network Access without
+#    permission, with IT's managed policy (from `kyso browser-policy`), in an iframe with and
+#    without allow. It writes /etc/chromium/policies/managed/ (machine-global, root only): the
+#    kyso_chromium_policy lock keeps any other user of that directory from running beside it.
 # Each rebuilds sdk/js/dist, hence the shared lock.
 find_program(KYSO_NPM npm)
 if(KYSO_NPM)
@@ -18,6 +22,12 @@ if(KYSO_NPM)
     FIXTURES_REQUIRED pki
     ENVIRONMENT "${KYSO_TEST_ENV};KYSO_AGENT_BIN=$<TARGET_FILE:kyso-agent>"
     RESOURCE_LOCK kyso_sdk_js_dist
+    TIMEOUT 300)
+  add_test(NAME sdk.browser_lna COMMAND ${KYSO_NPM} --prefix ${KYSO_SDK_JS} run test:e2e-lna)
+  set_tests_properties(sdk.browser_lna PROPERTIES
+    FIXTURES_REQUIRED pki
+    ENVIRONMENT "${KYSO_TEST_ENV};KYSO_AGENT_BIN=$<TARGET_FILE:kyso-agent>;KYSO_CLI=$<TARGET_FILE:kyso>"
+    RESOURCE_LOCK "kyso_sdk_js_dist;kyso_chromium_policy"
     TIMEOUT 300)
   # The principal's batch with a remote credential: kyso-appliance as the signing service.
   add_test(NAME sdk.browser_e2e_remote COMMAND ${KYSO_NPM} --prefix ${KYSO_SDK_JS} run test:e2e-remote)

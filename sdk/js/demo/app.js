@@ -19,6 +19,10 @@ const ORDER = ['teacher', 'principal', 'seal'];
 const state = {
   client: null,
   info: null,
+  /** connect()'s error when the agent could not be reached: {code, messageVi, messageEn, detail, data}. */
+  connectError: undefined,
+  /** The browser was about to ask the user about Local Network Access when the page connected. */
+  localNetworkPrompted: false,
   busy: false,
   batchId: null,
   /** lookupCode -> {hex, bytes (the digest), data (the transcript JSON, UTF-8)} */
@@ -316,11 +320,17 @@ async function loadCredentials() {
 async function connectAgent() {
   $('agent-status').textContent = 'Đang tìm Kyso trên máy này…';
   const ports = query.get('ports')?.split(',').map(Number).filter((p) => p > 0);
+  state.connectError = null;
   try {
     const client = await connect({
       ...(ports?.length ? { ports } : {}),
       secure: query.get('secure') === '1',
       language: query.get('lang') === 'en' ? 'en' : 'vi',
+      // The browser is about to ask whether this site may reach apps on this computer.
+      onLocalNetworkPrompt: () => {
+        state.localNetworkPrompted = true;
+        notice('info', 'Trình duyệt sẽ hỏi trang này có được kết nối tới các ứng dụng trên máy không: hãy bấm “Cho phép” để dùng Kyso.');
+      },
     });
     state.client = client;
     state.info = client.info;
@@ -341,6 +351,8 @@ async function connectAgent() {
     if (state.info.paired) await loadCredentials();
   } catch (e) {
     state.client = null;
+    // What connect() reported (AGENT_NOT_FOUND, LOCAL_NETWORK_*, ...), for tests and support.
+    state.connectError = { code: e.code, messageVi: e.messageVi, messageEn: e.messageEn, detail: e.detail, data: e.data };
     renderAgent();
     showError(e);
   }

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Serves the demo transcript page on loopback: demo/ at /, the built SDK (dist/) at /sdk/.
 //   node demo/serve.mjs [PORT]        (or KYSO_DEMO_PORT=PORT; default 19600; 0 picks a free one)
-// Prints "Kyso demo: http://127.0.0.1:PORT/" once listening. Also importable: startDemoServer().
+// Prints "Kyso demo: http://127.0.0.1:PORT/" once listening. Also importable: startDemoServer(),
+// over https too (the Local Network Access test serves it as a public https site).
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -46,11 +48,12 @@ function fileFor(urlPath) {
 
 /**
  * Starts the static server on 127.0.0.1.
- * @param {{port?: number, host?: string}} [options]
+ * @param {{port?: number, host?: string, tls?: {key: Buffer, cert: Buffer}, pages?: Record<string, string>}} [options]
+ *   tls: serve https with this key and certificate; pages: extra HTML pages by path (test pages).
  * @returns {Promise<{url: string, port: number, close: () => Promise<void>}>}
  */
-export function startDemoServer({ port = 19600, host = '127.0.0.1' } = {}) {
-  const server = createServer(async (req, res) => {
+export function startDemoServer({ port = 19600, host = '127.0.0.1', tls, pages = {} } = {}) {
+  const handler = async (req, res) => {
     const headers = {
       'Cache-Control': 'no-store',
       'X-Content-Type-Options': 'nosniff',
@@ -61,6 +64,10 @@ export function startDemoServer({ port = 19600, host = '127.0.0.1' } = {}) {
       return;
     }
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (Object.hasOwn(pages, url.pathname)) {
+      res.writeHead(200, { ...headers, 'Content-Type': types['.html'] }).end(pages[url.pathname]);
+      return;
+    }
     const file = fileFor(url.pathname);
     try {
       if (!file || !(await stat(file)).isFile()) throw new Error('not found');
@@ -71,13 +78,14 @@ export function startDemoServer({ port = 19600, host = '127.0.0.1' } = {}) {
       res.writeHead(404, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' });
       res.end(url.pathname.startsWith('/sdk/') ? 'Không tìm thấy (đã chạy "npm run build" chưa?)\n' : 'Không tìm thấy\n');
     }
-  });
+  };
+  const server = tls ? createHttpsServer(tls, handler) : createServer(handler);
   return new Promise((resolvePromise, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
       const actual = server.address().port;
       resolvePromise({
-        url: `http://${host}:${actual}/`,
+        url: `${tls ? 'https' : 'http'}://${host}:${actual}/`,
         port: actual,
         close: () => new Promise((done) => { server.closeAllConnections?.(); server.close(() => done()); }),
       });

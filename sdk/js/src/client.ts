@@ -5,6 +5,7 @@
  * back (the user approved it once; a second signature needs a second approval).
  */
 import { KysoError } from './errors.js';
+import { blockingCode, localNetworkAccess, type LocalNetworkAccess } from './lna.js';
 import { fromBase64, normalizeDigest, toBase64 } from './encoding.js';
 import { checkDocumentItem, documentBytes, documentWire, sha256Hex } from './documents.js';
 import type {
@@ -110,6 +111,13 @@ export interface ConnectOptions {
   maxMessageBytes?: number;
   /** A WebSocket implementation (default: globalThis.WebSocket). */
   WebSocket?: WebSocketConstructor;
+  /**
+   * Called before the first attempt when the browser will ask the user whether this page may
+   * reach the agent (Local Network Access `prompt`): show "click Allow" next to the question.
+   */
+  onLocalNetworkPrompt?: (lna: LocalNetworkAccess) => void;
+  /** How long the first attempt waits while the browser's question may be open (default 60 000 ms). */
+  permissionTimeoutMs?: number;
 }
 
 type EventName = keyof ClientEvents;
@@ -999,9 +1007,11 @@ async function probe(url: string): Promise<boolean> {
 
 /**
  * Connects to the local agent: ws://127.0.0.1:19587/, then :19588, then :19589 (or the given
- * ports and schemes), and says hello. Rejects with AGENT_NOT_FOUND when nothing answers, or
+ * ports and schemes), and says hello. Rejects with AGENT_NOT_FOUND when nothing answers,
  * AGENT_REFUSED when an agent answers HTTP but refused the WebSocket (origin not allowed,
- * another OS user's agent: browsers do not tell pages why).
+ * another OS user's agent: browsers do not tell pages why), or LOCAL_NETWORK_PROMPT /
+ * LOCAL_NETWORK_DENIED / LOCAL_NETWORK_FRAME / LOCAL_NETWORK_INSECURE when the browser keeps the
+ * page from loopback (Local Network Access; `error.data` is the {@link LocalNetworkAccess}).
  */
 export async function connect(options: ConnectOptions = {}): Promise<KysoClient> {
   const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -1011,14 +1021,20 @@ export async function connect(options: ConnectOptions = {}): Promise<KysoClient>
   const schemes = options.secure === 'both' ? ['wss', 'ws'] : options.secure === true ? ['wss'] : ['ws'];
   const tried: string[] = [];
   let helloError: KysoError | undefined;
+  // A browser that will ask the user holds the first socket until the question is answered.
+  const before = await localNetworkAccess();
+  let waitForUser = before.state === 'prompt';
+  if (waitForUser) options.onLocalNetworkPrompt?.(before);
 
   for (const scheme of schemes) {
     for (const port of ports) {
       const url = `${scheme}://${host}:${port}/`;
       tried.push(url);
       let ws: WebSocket;
+      const timeoutMs = waitForUser ? (options.permissionTimeoutMs ?? 60_000) : (options.connectTimeoutMs ?? 3000);
+      waitForUser = false;
       try {
-        ws = await openSocket(Ctor, url, options.connectTimeoutMs ?? 3000);
+        ws = await openSocket(Ctor, url, timeoutMs);
       } catch {
         continue;
       }
@@ -1036,12 +1052,24 @@ export async function connect(options: ConnectOptions = {}): Promise<KysoClient>
     }
   }
   if (helloError) throw helloError;
+  // The browser hides why a socket failed: a page it keeps from loopback sees what it would see
+  // without an agent. Its permission state tells them apart (and the status probe below would be
+  // blocked the same way).
+  const lna = await localNetworkAccess();
+  const blocked = blockingCode(lna);
+  if (blocked) {
+    throw new KysoError({
+      code: blocked,
+      detail: `the browser blocks this page from reaching 127.0.0.1 (Local Network Access: ${lna.permission ?? 'permission'} ${lna.state}${lna.embedded ? `, in a frame${lna.frameAllowed === false ? ' without allow="local-network-access"' : ''}` : ''}); tried ${tried.join(', ')}`,
+      data: lna,
+    });
+  }
   for (const scheme of schemes) {
     for (const port of ports) {
       if (await probe(`${scheme === 'wss' ? 'https' : 'http'}://${host}:${port}/`)) {
-        throw new KysoError({ code: 'AGENT_REFUSED', detail: `an agent answers on port ${port} but refused the WebSocket; tried ${tried.join(', ')}` });
+        throw new KysoError({ code: 'AGENT_REFUSED', detail: `an agent answers on port ${port} but refused the WebSocket; tried ${tried.join(', ')}`, data: lna });
       }
     }
   }
-  throw new KysoError({ code: 'AGENT_NOT_FOUND', detail: `tried ${tried.join(', ')}` });
+  throw new KysoError({ code: 'AGENT_NOT_FOUND', detail: `tried ${tried.join(', ')}`, data: lna });
 }

@@ -56,6 +56,10 @@ export type KnownErrorCode =
   // SDK only: transport and local checks
   | 'AGENT_NOT_FOUND'
   | 'AGENT_REFUSED'
+  | 'LOCAL_NETWORK_PROMPT'
+  | 'LOCAL_NETWORK_DENIED'
+  | 'LOCAL_NETWORK_FRAME'
+  | 'LOCAL_NETWORK_INSECURE'
   | 'CONNECTION_LOST'
   | 'NOT_CONNECTED'
   | 'PROTOCOL_ERROR'
@@ -158,8 +162,24 @@ const fallback: Partial<Record<KnownErrorCode, Messages>> = {
     en: 'Cannot reach Kyso on this computer. Check that Kyso is installed and running, then reload the page.',
   },
   AGENT_REFUSED: {
-    vi: 'Kyso đang chạy nhưng từ chối kết nối từ trang này (trang web chưa được phép, hoặc Kyso thuộc về người dùng khác trên máy). Hãy liên hệ cán bộ CNTT.',
-    en: 'Kyso is running but refused this page (website not allowed, or Kyso belongs to another user on this computer). Contact IT.',
+    vi: 'Kyso đang chạy nhưng không cho phép trang web này (trang chưa có trong danh sách được phép của nhà trường, hoặc Kyso thuộc về người dùng khác trên máy). Hãy nhờ cán bộ CNTT thêm địa chỉ trang này vào danh sách được phép của Kyso.',
+    en: 'Kyso is running but does not allow this website (it is not on the school’s allow-list, or Kyso belongs to another user on this computer). Ask IT to add this site’s address to Kyso’s allow-list.',
+  },
+  LOCAL_NETWORK_PROMPT: {
+    vi: 'Trình duyệt cần bạn cho phép trang này kết nối tới Kyso trên máy. Khi trình duyệt hỏi trang này có được truy cập thiết bị/ứng dụng trên máy (mạng cục bộ) không, hãy bấm "Cho phép", rồi thử lại. Nếu không thấy câu hỏi, hãy tải lại trang hoặc nhờ cán bộ CNTT.',
+    en: 'The browser needs your permission for this page to reach Kyso on this computer. When it asks whether this site may access apps and devices on this computer (local network), click "Allow", then try again. If you see no question, reload the page or ask IT.',
+  },
+  LOCAL_NETWORK_DENIED: {
+    vi: 'Trình duyệt đang chặn trang này kết nối tới Kyso trên máy (quyền "Mạng cục bộ" bị từ chối). Bấm biểu tượng bên trái thanh địa chỉ, chọn "Cài đặt trang web", đặt "Mạng cục bộ" thành "Cho phép" rồi tải lại trang. Máy do nhà trường quản lý: nhờ cán bộ CNTT cho phép trang này (chính sách trình duyệt của Kyso).',
+    en: 'The browser blocks this page from reaching Kyso on this computer (the "Local network" permission is denied). Click the icon left of the address bar, open "Site settings", set "Local network" to "Allow" and reload the page. On a school-managed PC, ask IT to allow this site (Kyso’s browser policy).',
+  },
+  LOCAL_NETWORK_FRAME: {
+    vi: 'Trang ký số đang được nhúng trong một trang khác không cho phép nó kết nối tới Kyso. Hãy mở trang ký số trong một thẻ riêng, hoặc báo bộ phận kỹ thuật của hệ thống thêm allow="local-network-access; loopback-network" vào khung nhúng (iframe).',
+    en: 'The signing page is embedded in another page that does not let it reach Kyso. Open the signing page in its own tab, or ask the system’s developers to add allow="local-network-access; loopback-network" to the iframe.',
+  },
+  LOCAL_NETWORK_INSECURE: {
+    vi: 'Trang này được mở bằng http:// nên trình duyệt không cho nó kết nối tới Kyso trên máy. Hãy mở trang bằng địa chỉ https://; nếu hệ thống không có https, hãy báo cán bộ CNTT.',
+    en: 'This page was opened over http://, so the browser does not let it reach Kyso on this computer. Open it with its https:// address; if the system has none, tell IT.',
   },
   CONNECTION_LOST: {
     vi: 'Mất kết nối với Kyso. Các văn bản chưa có kết quả không được ký lại tự động; hãy kết nối lại rồi kiểm tra trước khi ký tiếp.',

@@ -8,6 +8,8 @@
  */
 export { connect, KysoClient, errorFromWire, DEFAULT_PORTS, PROTOCOLS, VERSION } from './client.js';
 export type { BatchPromise, ConnectOptions, DocumentBatchPromise, SignDocumentsOptions, WebSocketConstructor } from './client.js';
+export { localNetworkAccess } from './lna.js';
+export type { LocalNetworkAccess, LocalNetworkState } from './lna.js';
 export { KysoError, isKysoError, messagesFor } from './errors.js';
 export type { KnownErrorCode, KysoErrorCode, KysoErrorInit } from './errors.js';
 export { normalizeDigest, toBase64, fromBase64, toHex, fromHex } from './encoding.js';

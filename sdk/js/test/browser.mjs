@@ -7,7 +7,8 @@ import { join } from 'node:path';
 
 export const CHROMIUM = process.env.KYSO_CHROMIUM ?? '/usr/bin/chromium';
 
-export async function launchBrowser() {
+/** `args`: extra command-line switches (e.g. the Local Network Access test's address overrides). */
+export async function launchBrowser({ args = [] } = {}) {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found (apt install chromium)`);
   const profile = mkdtempSync(join(tmpdir(), 'kyso-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -25,6 +26,7 @@ export async function launchBrowser() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...args,
     ],
   });
   return {

@@ -17,7 +17,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, constants, verify, X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -26,6 +26,7 @@ import { startDemoServer } from '../demo/serve.mjs';
 import { students, transcriptOf, school } from '../demo/class-data.js';
 import { launchBrowser } from './browser.mjs';
 import { saveSignedFiles, verifySignedFiles } from '../demo/verify-files.mjs';
+import { verifySignature } from './verify-signature.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..', '..');
@@ -85,21 +86,6 @@ function startAgent(args, env) {
       return exited;
     },
   };
-}
-
-/** Verifies a signature over `data` as the agent's algorithm name says, with OpenSSL via Node. */
-function verifySignature(algorithm, data, certificateB64, signatureB64) {
-  const m = /^(rsa|rsa-pss|ecdsa)-(sha256|sha384|sha512)$/.exec(algorithm);
-  assert.ok(m, `unknown algorithm ${algorithm}`);
-  const cert = new X509Certificate(Buffer.from(certificateB64, 'base64'));
-  const key = { key: cert.publicKey };
-  if (m[1] === 'rsa') key.padding = constants.RSA_PKCS1_PADDING;
-  if (m[1] === 'rsa-pss') {
-    key.padding = constants.RSA_PKCS1_PSS_PADDING;
-    key.saltLength = constants.RSA_PSS_SALTLEN_AUTO;
-  }
-  if (m[1] === 'ecdsa') key.dsaEncoding = 'der';
-  return verify(m[2], data, key, Buffer.from(signatureB64, 'base64'));
 }
 
 const cnOf = (cert) => /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1];

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { connect, KysoError, isKysoError, normalizeDigest } from '../dist/index.js';
+import { connect, KysoError, isKysoError, localNetworkAccess, normalizeDigest } from '../dist/index.js';
 import { startFakeAgent, defaultHandler, freePort, helloResult } from './fake-agent.mjs';
 
 if (typeof WebSocket !== 'function') {
@@ -69,6 +69,158 @@ test('connect_agentRefusesUpgrade_rejectsAgentRefused', async () => {
   } finally {
     await agent.close();
   }
+});
+
+/**
+ * Runs fn as if in a browser page at `href` whose Permissions API answers `states` (a name the
+ * browser does not know is left out: query rejects with TypeError, as Chromium does). The
+ * globals are restored afterwards.
+ */
+async function asBrowserPage({ href, states = {}, secure = true, framed = false, frameAllows }, fn) {
+  const url = new URL(href);
+  const queried = [];
+  const permissions = {
+    async query({ name }) {
+      queried.push(name);
+      if (!(name in states)) throw new TypeError(`The provided value '${name}' is not a valid enum value of type PermissionName.`);
+      return { state: states[name] };
+    },
+  };
+  const top = framed ? {} : undefined;
+  const fake = {
+    location: { protocol: url.protocol, hostname: url.hostname },
+    navigator: { permissions },
+    isSecureContext: secure,
+    document: frameAllows === undefined ? {} : { permissionsPolicy: { allowsFeature: () => frameAllows } },
+  };
+  const saved = {};
+  for (const k of [...Object.keys(fake), 'top', 'self']) saved[k] = Object.getOwnPropertyDescriptor(globalThis, k);
+  const define = (k, value) => Object.defineProperty(globalThis, k, { value, configurable: true, writable: true });
+  for (const [k, v] of Object.entries(fake)) define(k, v);
+  define('self', globalThis);
+  define('top', top ?? globalThis);
+  try {
+    return await fn(queried);
+  } finally {
+    for (const [k, d] of Object.entries(saved)) {
+      if (d) Object.defineProperty(globalThis, k, d);
+      else delete globalThis[k];
+    }
+  }
+}
+
+const lnaStates = { 'loopback-network': 'prompt', 'local-network-access': 'prompt' };
+
+test('connect_publicPageWithoutPermission_rejectsLocalNetworkPromptNotAgentNotFound', async () => {
+  const ports = [await freePort()];
+  await asBrowserPage({ href: 'https://hocba.example.edu.vn/lop/12A1', states: lnaStates }, async (queried) => {
+    let prompted;
+    await assert.rejects(connect({ ports, onLocalNetworkPrompt: (lna) => (prompted = lna) }), (e) => {
+      assert.ok(isKysoError(e, 'LOCAL_NETWORK_PROMPT'));
+      assert.match(e.messageVi, /Cho phép/);
+      assert.match(e.messageEn, /Allow/);
+      assert.equal(e.data.state, 'prompt');
+      assert.equal(e.data.permission, 'loopback-network');
+      assert.match(e.detail, /Local Network Access/);
+      return true;
+    });
+    assert.equal(prompted?.state, 'prompt', 'onLocalNetworkPrompt before the first attempt');
+    assert.equal(queried[0], 'loopback-network', 'the loopback permission is asked first');
+  });
+});
+
+test('connect_permissionDenied_rejectsLocalNetworkDeniedSayingSiteSettingsAndIT', async () => {
+  const ports = [await freePort()];
+  await asBrowserPage({ href: 'https://hocba.example.edu.vn/', states: { 'loopback-network': 'denied' } }, async () => {
+    await assert.rejects(connect({ ports }), (e) => {
+      assert.ok(isKysoError(e, 'LOCAL_NETWORK_DENIED'));
+      assert.match(e.messageVi, /Cài đặt trang web/);
+      assert.match(e.messageVi, /CNTT/);
+      assert.match(e.messageEn, /Site settings/);
+      return true;
+    });
+  });
+});
+
+test('connect_olderChromiumKnowsOnlyLocalNetworkAccess_usesIt', async () => {
+  const ports = [await freePort()];
+  await asBrowserPage({ href: 'https://hocba.example.edu.vn/', states: { 'local-network-access': 'denied' } }, async (queried) => {
+    await assert.rejects(connect({ ports }), (e) => e.code === 'LOCAL_NETWORK_DENIED' && e.data.permission === 'local-network-access');
+    assert.ok(queried.includes('loopback-network') && queried.includes('local-network-access'));
+  });
+});
+
+test('connect_frameWithoutAllowAttribute_rejectsLocalNetworkFrame', async () => {
+  const ports = [await freePort()];
+  await asBrowserPage(
+    { href: 'https://hocba.example.edu.vn/', states: { 'loopback-network': 'denied' }, framed: true, frameAllows: false },
+    async () => {
+      await assert.rejects(connect({ ports }), (e) => {
+        assert.ok(isKysoError(e, 'LOCAL_NETWORK_FRAME'));
+        assert.match(e.messageEn, /allow="local-network-access; loopback-network"/);
+        assert.equal(e.data.embedded, true);
+        assert.equal(e.data.frameAllowed, false);
+        return true;
+      });
+    },
+  );
+});
+
+test('connect_plainHttpPublicPage_rejectsLocalNetworkInsecure', async () => {
+  const ports = [await freePort()];
+  await asBrowserPage({ href: 'http://hocba.example.edu.vn/', states: { 'loopback-network': 'granted' }, secure: false }, async () => {
+    await assert.rejects(connect({ ports }), (e) => isKysoError(e, 'LOCAL_NETWORK_INSECURE') && /https:\/\//.test(e.messageVi));
+  });
+});
+
+test('connect_permissionGrantedButNothingListens_rejectsAgentNotFound', async () => {
+  const ports = [await freePort()];
+  await asBrowserPage({ href: 'https://hocba.example.edu.vn/', states: { 'loopback-network': 'granted' } }, async () => {
+    await assert.rejects(connect({ ports }), (e) => e.code === 'AGENT_NOT_FOUND' && e.data.state === 'granted');
+  });
+});
+
+test('connect_permissionGrantedAgentRefusesOrigin_rejectsAgentRefusedSayingAskIT', async () => {
+  const agent = await startFakeAgent({ refuse: true });
+  try {
+    await asBrowserPage({ href: 'https://hocba.example.edu.vn/', states: { 'loopback-network': 'granted' } }, async () => {
+      await assert.rejects(connect({ ports: [agent.port] }), (e) => {
+        assert.ok(isKysoError(e, 'AGENT_REFUSED'));
+        assert.match(e.messageVi, /CNTT/);
+        assert.match(e.messageEn, /allow-list/);
+        return true;
+      });
+    });
+  } finally {
+    await agent.close();
+  }
+});
+
+test('connect_promptButAgentAnswers_connects', async () => {
+  const agent = await startFakeAgent();
+  try {
+    await asBrowserPage({ href: 'https://hocba.example.edu.vn/', states: lnaStates }, async () => {
+      const client = await connect({ ports: [agent.port] });
+      assert.equal(client.info.agent, 'kyso-agent');
+      client.close();
+    });
+  } finally {
+    await agent.close();
+  }
+});
+
+test('localNetworkAccess_pageOnLoopbackOrWithoutLna_notGated', async () => {
+  await asBrowserPage({ href: 'http://127.0.0.1:19600/', states: lnaStates, secure: true }, async (queried) => {
+    assert.equal((await localNetworkAccess()).state, 'not-needed');
+    assert.deepEqual(queried, [], 'a loopback page asks nothing');
+  });
+  await asBrowserPage({ href: 'http://localhost:5173/', states: {}, secure: true }, async () => {
+    assert.equal((await localNetworkAccess()).state, 'not-needed');
+  });
+  await asBrowserPage({ href: 'https://hocba.example.edu.vn/', states: {} }, async () => {
+    assert.equal((await localNetworkAccess()).state, 'unsupported', 'Firefox/Safari: no LNA names');
+  });
+  assert.equal((await localNetworkAccess()).state, 'unsupported', 'Node: no page');
 });
 
 test('connect_notAKysoAgent_rejectsProtocolError', async () => {

@@ -1,8 +1,9 @@
 #pragma once
 /// @file
-/// What the agent does, without the WebSocket: lists credentials for a role, asks the user in
-/// the agent's own dialog, logs in once and signs, writes the audit log. Blocking: the server
-/// calls it from its worker pool, never from an io thread. Thread-safe.
+/// What the agent does, without the WebSocket: the signing desk (one path for every job:
+/// choose the credential, check its certificate, ask the user in the agent's own dialog,
+/// authorize once, sign in order, audit, report), pairing, and the credentials present.
+/// Blocking: the protocol calls it from its worker pool, never from an io thread. Thread-safe.
 
 #include <atomic>
 #include <filesystem>
@@ -14,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include "kyso/agent/audit.hpp"
 #include "kyso/agent/items.hpp"
@@ -26,6 +27,7 @@
 #include "kyso/firmware_config/agent_config.hpp"
 #include "kyso/pkcs11/library.hpp"
 #include "kyso/pkcs11/usb.hpp"
+#include "kyso/remote/remote_signer.hpp"
 
 namespace kyso::agent {
 
@@ -41,11 +43,6 @@ struct Item {
   ItemType type = ItemType::Hash;
   std::shared_ptr<const DocumentItem> document;  ///< set for xml, pdf and cms
 };
-
-/// Parses a protocol item (docs/protocol.md, "Items"). `transfers` resolves a document's
-/// `uploadId`. Throws Error(BadRequest), Error(DigestInvalid) for a wrong digest length,
-/// Error(UploadNotFound) / Error(DocumentTooLarge) for documents.
-Item parse_item(const nlohmann::json& j, Transfers* transfers = nullptr);
 
 /// A signing request as the user will approve it.
 struct SignJob {
@@ -70,8 +67,25 @@ struct SignOutcome {
   bool cancelled = false;
 };
 
-/// The error's wire form: {"code", "message": {"vi", "en"}, "retriable", "detail"?}.
-nlohmann::json error_json(const Error& e);
+/// credentials.list's question.
+struct CredentialQuery {
+  std::optional<Role> role;
+  std::optional<SubjectKind> kind;
+  bool valid_now = false;
+  bool sign_in = false;  ///< sign in to remote services not signed in (their password dialog)
+};
+
+/// A credential as credentials.list shows it.
+struct ListedCredential {
+  Credential credential;
+  std::vector<Role> roles;  ///< the roles it may sign as
+  std::optional<Role> suggested;
+};
+
+struct CredentialList {
+  std::vector<ListedCredential> credentials;
+  nlohmann::json remote_services;  ///< null without remote services
+};
 
 /// Which token a credential lives on, for logging out after a job (no token: a remote
 /// credential, source.kind "remote").
@@ -87,6 +101,8 @@ class Service {
   /// Called after each item: index, its result.
   using Progress = std::function<void(std::size_t, const SignResult&)>;
 
+  /// Settles the state directory once (the configured one, else default_state_dir(), made
+  /// 0700): config().state_dir is where everything of the agent's state lives from then on.
   explicit Service(firmware_config::AgentConfig config);
   ~Service();
   Service(const Service&) = delete;
@@ -109,24 +125,23 @@ class Service {
   /// Allow-listed or paired by the user.
   [[nodiscard]] bool trusted(std::string_view origin) const;
 
-  /// `credentials.list` params -> result. With `signIn: true` the remote services not signed
-  /// in ask for their password first (the agent's dialog, naming `origin`).
-  nlohmann::json list_credentials(const nlohmann::json& params, const std::string& origin = {},
-                                  Language lang = Language::Vi);
+  /// The credentials present (for a role). With `sign_in` the remote services not signed in
+  /// ask for their password first (the agent's dialog, naming `origin`; the one dialog slot).
+  CredentialList list_credentials(const CredentialQuery& q, const std::string& origin = {},
+                                  Language lang = Language::Vi,
+                                  const std::atomic<bool>* cancel = nullptr);
 
-  /// Shows the pairing dialog with `code`; stores the pairing when the user confirms.
-  /// Throws Error(UserCancelled), Error(Timeout).
-  void pair(const std::string& origin, const std::string& code, Language lang,
-            const std::atomic<bool>* abort);
+  /// Takes the one dialog slot, makes a pairing code and passes it to `announce` (the page
+  /// shows it), then shows the pairing dialog with it; stores the pairing when the user
+  /// confirms. Throws Error(Busy), Error(UserCancelled), Error(Timeout).
+  void pair(const std::string& origin, Language lang, const std::atomic<bool>* abort,
+            const std::function<void(const std::string& code)>& announce);
 
   /// Chooses the credential, checks it, asks for approval and the PIN, logs in once, signs
   /// every item in order (stopping at `cancel`), logs out. Throws for errors that stop the job
   /// before the first signature; item errors are in the outcome.
+  /// Throws Error(Busy) while another approval or signing job runs.
   SignOutcome sign(const SignJob& job, const std::atomic<bool>& cancel, const Progress& progress);
-
-  /// One approval or signing job at a time (one dialog on screen, one user).
-  bool try_begin_job() noexcept;
-  void end_job() noexcept;
 
   /// Records a refusal that happened outside a job (refused upgrade, unpaired origin).
   void audit_refusal(const std::string& origin, const std::string& role, ErrorCode code,
@@ -136,10 +151,24 @@ class Service {
   std::vector<Located> credentials_for(Role role, std::string* why_none);
 
  private:
+  /// The one approval or signing job at a time (one dialog on screen, one user), held for
+  /// exactly the job's life on the thread that runs it.
+  class JobSlot {
+   public:
+    /// Throws Error(Busy) when another job holds it.
+    explicit JobSlot(std::atomic<bool>& busy);
+    ~JobSlot() { busy_.store(false); }
+    JobSlot(const JobSlot&) = delete;
+    JobSlot& operator=(const JobSlot&) = delete;
+    JobSlot(JobSlot&&) = delete;
+    JobSlot& operator=(JobSlot&&) = delete;
+
+   private:
+    std::atomic<bool>& busy_;
+  };
+
+  // The signing desk (desk.cpp), in the order a job meets them.
   Located choose(const SignJob& job, const std::atomic<bool>* cancel);
-  /// Document items (items.cpp): same approval, each document signed through formats/.
-  SignOutcome sign_documents(const SignJob& job, const std::atomic<bool>& cancel,
-                             const Progress& progress);
   /// Before the user is asked anything: validity dates and key usage (throws CertNotYetValid,
   /// CertExpired, CertKeyUsage), then the chain to IT's trust anchors and revocation (OCSP, CRL)
   /// when anchors are configured, throwing the first problem under the refuse policy and
@@ -150,24 +179,27 @@ class Service {
   /// AlgorithmUnsupported).
   static SignAlgorithm choose_algorithm(const SignJob& job, const Credential& cred,
                                         std::optional<HashAlgorithm> hash);
-  Dialog sign_dialog(const SignJob& job, const Credential& cred, bool with_pin) const;
-  /// Records the user's approval of exactly `digests` (their concatenation's SHA-256);
-  /// `how` names the algorithm and, for remote jobs, the service.
+  /// The one approval dialog: what is signed, for whom, with which key, and the PIN prompt when
+  /// the key wants one.
+  Dialog approval_dialog(const SignJob& job, const Credential& cred,
+                         const remote::AuthNeeds& needs) const;
+  static Dialog otp_dialog(const SignJob& job, const Credential& cred);
+  /// The user's approval in the agent's dialog, with the PIN (and the OTP) when the signer wants
+  /// them, then exactly one Signer::authorize for exactly `digests` (never retried). A refusal
+  /// is audited and rethrown.
+  void approve(const SignJob& job, const Credential& cred, Signer& signer,
+               std::span<const Bytes> digests, const std::atomic<bool>& cancel);
+  /// Records the user's approval of exactly `digests` (their concatenation's SHA-256).
   void audit_approval(const SignJob& job, const Credential& cred, std::span<const Bytes> digests,
-                      const std::string& how);
+                      SignAlgorithm alg);
   /// Records a job refused before its first signature (never throws).
   void audit_job_refusal(const SignJob& job, const Error& e,
                          const std::string& credential_id) noexcept;
-  /// The user's approval in the agent's dialog, with the PIN when the token wants one, then
-  /// exactly one login for exactly `digests` (a wrong PIN is never retried). A refusal is
-  /// audited and rethrown. Shared by hash and document jobs.
-  void approve_and_log_in(const SignJob& job, const Credential& cred, Signer& signer,
-                          std::span<const Bytes> digests, const std::atomic<bool>& cancel);
   // Remote credentials (remote_source.cpp): sign in to the services not signed in (true when
-  // one was), and a job on a remote credential after the common checks.
+  // one was), and the signer of a remote credential (its service signed in again if needed).
   bool sign_in_remote(const std::string& origin, Language lang, const std::atomic<bool>* cancel);
-  SignOutcome sign_remote(const SignJob& job, SignOutcome out, const std::atomic<bool>& cancel,
-                          const Progress& progress);
+  std::shared_ptr<Signer> remote_signer(const Credential& cred, const std::string& origin,
+                                        Language lang, const std::atomic<bool>* cancel);
 
   firmware_config::AgentConfig config_;
   std::vector<pkcs11::KnownToken> known_tokens_;

@@ -1,0 +1,407 @@
+// The signing desk: one path for every job, whatever the credential's source (a token, a remote
+// service) and the items (hashes, xml, pdf, cms): choose the credential -> check its certificate
+// -> approve (one dialog builder; the PIN and OTP typed there go to one authorization) -> sign
+// in order (ordered.hpp) -> audit each item before it is reported -> report.
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+
+#include "documents.hpp"
+#include "kyso/agent/service.hpp"
+#include "kyso/core/secret.hpp"
+#include "kyso/formats/cert_check.hpp"
+#include "ordered.hpp"
+#include "remote_source.hpp"
+
+namespace kyso::agent {
+namespace {
+
+constexpr std::size_t kDialogTitles = 5;
+
+std::string holder(const CertificateInfo& c) {
+  std::string s = c.common_name;
+  if (!c.uids.empty()) s += " (" + c.uids.front().raw + ")";
+  return s;
+}
+
+bool is_remote(const Credential& c) {
+  return c.source.kind == "remote";
+}
+
+/// A token used by a job is logged out when the job ends, whatever happens: the next request
+/// needs the user again, and no PIN stays usable behind their back.
+struct LogoutGuard {
+  std::shared_ptr<pkcs11::Token> token;  ///< none for a remote credential
+  ~LogoutGuard() {
+    if (token) token->logout();
+  }
+};
+
+/// The hash every item fixes (hash items, and CMS items over a given digest), which must be one
+/// for the whole job; none when no item fixes it.
+std::optional<HashAlgorithm> fixed_hash(const SignJob& job) {
+  std::optional<HashAlgorithm> fixed;
+  for (const auto& i : job.items) {
+    std::optional<HashAlgorithm> h;
+    if (!i.document) h = i.hash_algorithm;
+    if (i.document && i.document->digest_only) h = i.document->digest_algorithm;
+    if (!h) continue;
+    if (fixed && *fixed != *h) {
+      throw Error(ErrorCode::BadRequest, "all items of a batch must use the same hashAlgorithm");
+    }
+    fixed = h;
+  }
+  return fixed;
+}
+
+}  // namespace
+
+Service::JobSlot::JobSlot(std::atomic<bool>& busy) : busy_(busy) {
+  bool expected = false;
+  if (!busy_.compare_exchange_strong(expected, true)) {
+    throw Error(ErrorCode::Busy, "another approval or signing job is running");
+  }
+}
+
+// ---- choose ------------------------------------------------------------------------------------
+
+Located Service::choose(const SignJob& job, const std::atomic<bool>* cancel) {
+  std::string why;
+  auto fits = credentials_for(job.role, &why);
+  // Nothing present fits: a remote service not signed in yet may hold it (its password dialog).
+  const bool found =
+      job.credential_id
+          ? std::ranges::any_of(
+                fits, [&](const Located& l) { return l.credential.id() == *job.credential_id; })
+          : !fits.empty();
+  if (!found && sign_in_remote(job.origin, job.language, cancel)) {
+    fits = credentials_for(job.role, &why);
+  }
+  if (job.credential_id) {
+    const auto it = std::ranges::find_if(
+        fits, [&](const Located& l) { return l.credential.id() == *job.credential_id; });
+    if (it != fits.end()) return *it;
+    // Present but not for this role, or not present at all?
+    auto present = library_->credentials();
+    for (auto& c : remote_->credentials()) present.push_back(std::move(c));
+    for (const auto& c : present) {
+      if (c.id() == *job.credential_id) {
+        throw Error(ErrorCode::RoleMismatch, "credential " + *job.credential_id +
+                                                 " may not sign as " +
+                                                 std::string(to_string(job.role)));
+      }
+    }
+    throw Error(ErrorCode::CredentialNotFound,
+                "no present token holds credential " + *job.credential_id);
+  }
+  if (fits.empty()) throw Error(ErrorCode::RoleNoCredential, why);
+  return fits.front();
+}
+
+SignAlgorithm Service::choose_algorithm(const SignJob& job, const Credential& cred,
+                                        std::optional<HashAlgorithm> hash) {
+  const SignAlgorithm alg =
+      job.algorithm.value_or(default_algorithm(cred.cert, hash.value_or(HashAlgorithm::Sha256)));
+  if (hash && hash_of(alg) != *hash) {
+    throw Error(ErrorCode::BadRequest, "algorithm " + std::string(to_string(alg)) +
+                                           " does not match hashAlgorithm " +
+                                           std::string(to_string(*hash)));
+  }
+  if (std::ranges::find(cred.algorithms, alg) == cred.algorithms.end()) {
+    throw Error(ErrorCode::AlgorithmUnsupported,
+                std::string(to_string(alg)) + " is not available for this key/token");
+  }
+  return alg;
+}
+
+// ---- check -------------------------------------------------------------------------------------
+
+void Service::check_certificate(const Credential& cred) {
+  const auto now = std::chrono::system_clock::now();
+  if (now < cred.cert.not_before) {
+    throw Error(ErrorCode::CertNotYetValid,
+                "certificate valid from " + to_iso8601(cred.cert.not_before));
+  }
+  if (now > cred.cert.not_after) {
+    throw Error(ErrorCode::CertExpired, "certificate expired " + to_iso8601(cred.cert.not_after));
+  }
+  if (!cred.cert.can_sign()) throw Error(ErrorCode::CertKeyUsage, "key usage forbids signing");
+  if (config_.trust_anchors.empty()) return;  // no trust configured: validity and key usage only
+  formats::TrustConfig trust;
+  trust.anchors = config_.trust_anchors;
+  trust.check_revocation = config_.revocation_check;
+  trust.policy =
+      config_.refuse_on_check_failure ? formats::CheckPolicy::Refuse : formats::CheckPolicy::Warn;
+  formats::CertificateChecker checker(std::move(trust));
+  const auto r = checker.check(cred);  // refuse: throws the first problem
+  for (const auto& p : r.problems) {
+    spdlog::warn("signing with {} despite {} ({}): the policy is warn", cred.id(), p.name(),
+                 p.detail());
+  }
+}
+
+// ---- approve -----------------------------------------------------------------------------------
+
+Dialog Service::approval_dialog(const SignJob& job, const Credential& cred,
+                                const remote::AuthNeeds& needs) const {
+  const bool vi = job.language == Language::Vi;
+  const auto untitled = [&](std::size_t i) {
+    return (vi ? "(không tên) #" : "(untitled) #") + std::to_string(i + 1);
+  };
+  std::string what;
+  if (!job.batch) {
+    what = (vi ? "Văn bản: " : "Document: ") +
+           (job.items[0].title.empty() ? untitled(0) : job.items[0].title);
+  } else {
+    const auto n = job.items.size();
+    what =
+        vi ? "Ký " + std::to_string(n) + " văn bản:" : "Sign " + std::to_string(n) + " documents:";
+    for (std::size_t i = 0; i < std::min(n, kDialogTitles); ++i) {
+      what += "\n  • " + (job.items[i].title.empty() ? untitled(i) : job.items[i].title);
+    }
+    if (n > kDialogTitles) {
+      what += vi ? "\n  … và " + std::to_string(n - kDialogTitles) + " văn bản khác"
+                 : "\n  … and " + std::to_string(n - kDialogTitles) + " more";
+    }
+  }
+  Dialog d;
+  d.title = vi ? "Kyso – Xác nhận ký số" : "Kyso – Confirm signing";
+  d.description =
+      (vi ? "Trang web: " : "Website: ") + job.origin + "\n" + (vi ? "Vai trò: " : "Role: ") +
+      std::string(role_label(job.role, job.language)) + "\n" + (vi ? "Người ký: " : "Signer: ") +
+      holder(cred.cert) + "\n" + (vi ? "Cấp bởi: " : "Issued by: ") +
+      (cred.cert.issuer_common_name.empty() ? cred.cert.issuer : cred.cert.issuer_common_name) +
+      "\n\n" + what;
+  const bool remote = is_remote(cred);
+  if (remote) {
+    d.description += (vi ? "\n\nKhóa ở dịch vụ ký số từ xa: " : "\n\nKey at the remote service: ") +
+                     cred.source.name;
+  }
+  if (needs.pin) {
+    if (remote) {
+      d.description +=
+          vi ? "\nNhập mã PIN của chứng thư số để ký." : "\nEnter the key's PIN to sign.";
+    } else {
+      d.description +=
+          vi ? "\n\nNhập mã PIN của token để ký." : "\n\nEnter the token's PIN to sign.";
+    }
+    d.prompt = vi ? "Mã PIN:" : "PIN:";
+  } else if (needs.approval) {
+    d.description +=
+        vi ? "\nSau đó xác nhận trên điện thoại của bạn." : "\nThen approve on your phone.";
+  }
+  d.ok = vi ? "Ký" : "Sign";
+  d.cancel = vi ? "Hủy" : "Cancel";
+  return d;
+}
+
+Dialog Service::otp_dialog(const SignJob& job, const Credential& cred) {
+  const bool vi = job.language == Language::Vi;
+  const std::string n = std::to_string(job.items.size());
+  Dialog d;
+  d.title = vi ? "Kyso – Mã xác thực OTP" : "Kyso – One-time code (OTP)";
+  d.description = (vi ? "Trang web: " : "Website: ") + job.origin + "\n" +
+                  (vi ? "Dịch vụ ký số từ xa: " : "Remote signing service: ") + cred.source.name +
+                  "\n\n" +
+                  (vi ? "Nhập mã OTP 6 chữ số trong ứng dụng xác thực để ký " + n +
+                            " văn bản đã xác nhận. Mã dùng một lần, cho cả lô."
+                      : "Enter the 6-digit code from your authenticator app to sign the " + n +
+                            " approved document(s). One code for the whole batch.");
+  d.prompt = vi ? "Mã OTP:" : "OTP:";
+  d.ok = vi ? "Ký" : "Sign";
+  d.cancel = vi ? "Hủy" : "Cancel";
+  return d;
+}
+
+void Service::approve(const SignJob& job, const Credential& cred, Signer& signer,
+                      std::span<const Bytes> digests, const std::atomic<bool>& cancel) {
+  try {
+    const remote::AuthNeeds needs = auth_needs(signer);
+    const Dialog d = approval_dialog(job, cred, needs);
+    std::optional<Secret> pin;  // both wiped when they go out of scope
+    std::optional<Secret> otp;
+    if (needs.pin) {
+      pin = pinentry_.get_pin(d, &cancel);
+    } else if (!pinentry_.confirm(d, &cancel)) {
+      throw Error(ErrorCode::UserCancelled, "the user did not approve");
+    }
+    if (needs.otp) otp = pinentry_.get_pin(otp_dialog(job, cred), &cancel);
+    if (cancel.load()) throw Error(ErrorCode::UserCancelled, "cancelled before authorization");
+    // Exactly one login (a token) or one authorization for exactly these digests (a remote
+    // service, SCAL2); a wrong PIN or OTP is reported, never retried.
+    authorize(signer, std::move(pin), std::move(otp), digests);
+  } catch (const Error& e) {
+    audit_job_refusal(job, e, cred.id());
+    throw;
+  }
+}
+
+// ---- audit -------------------------------------------------------------------------------------
+
+void Service::audit_job_refusal(const SignJob& job, const Error& e,
+                                const std::string& credential_id) noexcept {
+  try {
+    audit_->append(AuditRow{.event = "refusal",
+                            .origin = job.origin,
+                            .role = std::string(to_string(job.role)),
+                            .credential_id = credential_id,
+                            .digest = {},
+                            .result = std::string(e.name()),
+                            .detail = e.detail()});
+  } catch (...) {
+    // Reported to the page anyway.
+  }
+}
+
+void Service::audit_approval(const SignJob& job, const Credential& cred,
+                             std::span<const Bytes> digests, SignAlgorithm alg) {
+  // The approval covers exactly these digests: record them as one value.
+  std::string all;
+  for (const auto& d : digests) all.append(d.begin(), d.end());
+  std::string what;
+  if (job.items.front().document) {
+    std::map<std::string, std::size_t> kinds;
+    for (const auto& i : job.items) ++kinds[std::string(to_string(i.type))];
+    for (const auto& [k, n] : kinds) {
+      what += (what.empty() ? "" : ", ") + std::to_string(n) + " " + k;
+    }
+    what = std::to_string(job.items.size()) + " document(s) (" + what + "), ";
+  } else {
+    what = std::to_string(job.items.size()) + " item(s), ";
+  }
+  what += to_string(alg);
+  if (is_remote(cred)) what += ", remote " + cred.source.name;
+  const auto* p = reinterpret_cast<const std::uint8_t*>(all.data());
+  audit_->append(AuditRow{.event = "approval",
+                          .origin = job.origin,
+                          .role = std::string(to_string(job.role)),
+                          .credential_id = cred.id(),
+                          .digest = to_hex(sha256({p, all.size()})),
+                          .result = "ok",
+                          .detail = what});
+}
+
+// ---- the one path ------------------------------------------------------------------------------
+
+SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
+                          const Progress& progress) {
+  if (job.items.empty()) throw Error(ErrorCode::BadRequest, "nothing to sign");
+  const JobSlot slot(busy_);
+  const bool documents = job.items.front().document != nullptr;
+  const std::string role_name(to_string(job.role));
+  std::vector<Bytes> digests;
+  digests.reserve(job.items.size());
+  for (const auto& i : job.items) digests.push_back(i.digest);
+
+  // 1. The credential and its certificate, before the user is asked anything.
+  Located located;
+  SignOutcome out;
+  DocumentTools tools;
+  try {
+    if (std::ranges::any_of(job.items,
+                            [&](const Item& i) { return (i.document != nullptr) != documents; })) {
+      throw Error(ErrorCode::BadRequest,
+                  "hash and document items cannot share a request; send them separately");
+    }
+    if (documents) tools.tsa = tsa_for(job.items, config_);
+    located = choose(job, &cancel);
+    out.credential = located.credential;
+    if (documents && !located.token) {
+      // A remote (CSC, SCAL2) authorization binds exactly the digests shown before signing;
+      // formats/ computes a document's digest (signed attributes, signing time) only while it
+      // signs. Until formats splits preparing from signing, documents sign on tokens only.
+      throw Error(ErrorCode::NotSupported,
+                  "document items sign on a token credential; a remote credential signs hash "
+                  "items");
+    }
+    check_certificate(out.credential);
+    out.algorithm = choose_algorithm(job, out.credential, fixed_hash(job));
+  } catch (const Error& e) {
+    audit_job_refusal(job, e, located.credential.id());
+    throw;
+  }
+  const Credential& cred = out.credential;
+  if (documents) {
+    load_documents_module(tools, job.items, config_);
+    // Nothing here can be signed: no dialog, no PIN; each item fails and is audited as such.
+    if (tools.module_error && std::ranges::all_of(job.items, [](const Item& i) {
+          return needs_documents_module(i.type);
+        })) {
+      const std::size_t n = job.items.size();
+      out.results.assign(n, SignResult{.signature = {}, .error = tools.module_error});
+      out.documents.resize(n);
+      std::vector<AuditRow> rows;
+      for (std::size_t i = 0; i < n; ++i) {
+        rows.push_back(AuditRow{.event = "signature",
+                                .origin = job.origin,
+                                .role = role_name,
+                                .credential_id = cred.id(),
+                                .digest = to_hex(digests[i]),
+                                .result = std::string(tools.module_error->name()),
+                                .detail = std::string(to_string(job.items[i].type)) + " " +
+                                          tools.module_error->detail()});
+      }
+      audit_->append(rows);
+      if (progress) {
+        for (std::size_t i = 0; i < n; ++i) progress(i, out.results[i]);
+      }
+      return out;
+    }
+  }
+
+  // 2. The credential's signer.
+  const LogoutGuard guard{located.token};
+  std::shared_ptr<Signer> signer;
+  try {
+    signer = located.token ? located.token->signer(cred)
+                           : remote_signer(cred, job.origin, job.language, &cancel);
+  } catch (const Error& e) {
+    audit_job_refusal(job, e, cred.id());
+    throw;
+  }
+
+  // 3. The user's approval of exactly these digests, once.
+  approve(job, cred, *signer, digests, cancel);
+  audit_approval(job, cred, digests, out.algorithm);
+
+  // 4. Signed in item order, each audited and committed before it is reported: token lanes (a
+  // second session keeps the token busy while the other lane prepares its item), or a remote
+  // service's chunks.
+  detail::SignLoop loop{
+      .items = digests.size(),
+      .cancel = &cancel,
+      .sign = {},
+      .sign_all = {},
+      .digest = [&](std::size_t i) { return std::span<const std::uint8_t>(digests[i]); },
+      .detail = {},
+      .withhold = {}};
+  if (documents) {
+    out.documents.resize(job.items.size());
+    loop.sign = [&](std::size_t i, SignResult&) {
+      out.documents[i] = sign_document(signer, *job.items[i].document, out.algorithm, job.role,
+                                       tools, job.scratch);
+    };
+    loop.detail = [&](std::size_t i) {
+      return audit_detail(job.items[i], out.documents[i], out.results[i]);
+    };
+    loop.withhold = [&](std::size_t i) { out.documents[i].reset(); };
+  } else if (auto* remote = chunked(*signer)) {
+    loop.sign_all = [&, remote](const detail::ChunkDone& chunk_done) {
+      remote::SignControl control;
+      control.chunk_done = chunk_done;
+      control.cancel = &cancel;
+      return remote->sign_digests(out.algorithm, digests, job.encoding, control);
+    };
+  } else {
+    loop.sign = [&](std::size_t i, SignResult& r) {
+      r.signature = signer->sign_digest(out.algorithm, digests[i], job.encoding);
+    };
+  }
+  out.cancelled =
+      detail::sign_in_order(loop, *audit_, job.origin, role_name, cred.id(), out.results, progress);
+  return out;
+}
+
+}  // namespace kyso::agent

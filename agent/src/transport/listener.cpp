@@ -1,0 +1,535 @@
+#include "listener.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <condition_variable>
+#include <deque>
+#include <string>
+
+#include "../activation.hpp"
+#include "kyso/agent/pairing.hpp"
+#include "kyso/agent/peer.hpp"
+#include "kyso/core/text.hpp"
+
+namespace kyso::agent::transport {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr std::size_t kHeaderLimit = 8 * 1024;
+constexpr auto kUpgradeTimeout = std::chrono::seconds(10);
+constexpr auto kPeerTimeout = std::chrono::seconds(30);
+
+}  // namespace
+
+/// What the listener needs of every session: to close it when the agent stops.
+class SessionBase {
+ public:
+  SessionBase() = default;
+  virtual ~SessionBase() = default;
+  SessionBase(const SessionBase&) = delete;
+  SessionBase& operator=(const SessionBase&) = delete;
+  SessionBase(SessionBase&&) = delete;
+  SessionBase& operator=(SessionBase&&) = delete;
+  virtual void shutdown() = 0;
+};
+
+namespace {
+
+/// One connection: the HTTP upgrade (every check before accepting), then WebSocket messages in
+/// and out. Everything but the outbox is touched on the connection's strand only.
+template <class NextLayer>
+class Session final : public SessionBase,
+                      public Channel,
+                      public std::enable_shared_from_this<Session<NextLayer>> {
+ public:
+  static constexpr bool kTls = std::is_same_v<NextLayer, beast::ssl_stream<beast::tcp_stream>>;
+
+  template <typename... Args>
+  explicit Session(std::shared_ptr<Listener> listener, Args&&... args)
+      : ws_(std::forward<Args>(args)...),
+        idle_timer_(ws_.get_executor()),
+        listener_(std::move(listener)),
+        limits_(listener_->limits()) {}
+
+  ~Session() override {
+    if (counted_) listener_->release_slot();
+  }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  Session(Session&&) = delete;
+  Session& operator=(Session&&) = delete;
+
+  void run() {
+    net::dispatch(ws_.get_executor(),
+                  beast::bind_front_handler(&Session::on_run, this->shared_from_this()));
+  }
+
+  // ---- Channel -------------------------------------------------------------------------------
+
+  void send(std::string text) override {
+    const bool on_strand = running_on_strand();
+    bool post = false;
+    {
+      std::unique_lock lock(outbox_mutex_);
+      if (!on_strand) {
+        // A job's thread waits for room; the strand never does (it frees the room).
+        room_.wait(lock, [&] { return queued_ < limits_.write_queue || closed_outbox_; });
+      }
+      if (closed_outbox_) return;
+      ++queued_;
+      outbox_.push_back(std::move(text));
+      post = !on_strand && !std::exchange(drain_posted_, true);
+    }
+    if (on_strand) {
+      drain();
+    } else if (post) {
+      net::post(ws_.get_executor(),
+                beast::bind_front_handler(&Session::drain, this->shared_from_this()));
+    }
+  }
+
+  void close(std::uint16_t code) override {
+    net::post(ws_.get_executor(), [self = this->shared_from_this(), code] {
+      if (self->closed_) return;
+      self->end();
+      self->ws_.async_close(websocket::close_reason(code),
+                            [self](beast::error_code) { self->drop_socket(); });
+    });
+  }
+
+  // ---- SessionBase ---------------------------------------------------------------------------
+
+  void shutdown() override {
+    net::post(ws_.get_executor(), [self = this->shared_from_this()] {
+      if (self->closed_) return;
+      self->end();
+      self->drop_socket();
+    });
+  }
+
+ private:
+  bool running_on_strand() {
+    // Every session's executor is the strand the listener made for its socket.
+    using Strand = net::strand<net::io_context::executor_type>;
+    const auto* strand = ws_.get_executor().template target<Strand>();
+    return strand != nullptr && strand->running_in_this_thread();
+  }
+
+  // ---- HTTP upgrade --------------------------------------------------------------------------
+
+  void on_run() {
+    beast::get_lowest_layer(ws_).expires_after(kUpgradeTimeout);
+    if constexpr (kTls) {
+      ws_.next_layer().async_handshake(
+          net::ssl::stream_base::server,
+          beast::bind_front_handler(&Session::on_handshake, this->shared_from_this()));
+    } else {
+      do_read_request();
+    }
+  }
+
+  void on_handshake(beast::error_code ec) {
+    if (ec) return;  // not a TLS client, or gone: nothing to answer
+    do_read_request();
+  }
+
+  void do_read_request() {
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(0);
+    http::async_read(
+        ws_.next_layer(), buffer_, *parser_,
+        beast::bind_front_handler(&Session::on_read_request, this->shared_from_this()));
+  }
+
+  void on_read_request(beast::error_code ec, std::size_t /*bytes*/) {
+    if (ec) return;  // timeout, oversized header or a body: drop the connection
+    auto& gate = listener_->gate();
+    const auto& req = parser_->get();
+    const std::string host(req[http::field::host]);
+    if (!listener_->host_ok(host)) {
+      return reply(http::status::forbidden,
+                   gate.refused(ErrorCode::BadRequest, std::string(req[http::field::origin]),
+                                "Host must be 127.0.0.1, localhost or [::1] with the agent's "
+                                "port, not '" +
+                                    host + "'",
+                                true));
+    }
+    if (!websocket::is_upgrade(req)) {
+      if (req.method() == http::verb::get && req.target() == "/") {
+        return reply(http::status::ok, gate.status_body());
+      }
+      return reply(http::status::not_found,
+                   gate.refused(ErrorCode::BadRequest, {}, "only GET / and WebSocket", false));
+    }
+    const auto origin_it = req.find(http::field::origin);
+    if (origin_it == req.end()) {
+      return reply(http::status::forbidden,
+                   gate.refused(ErrorCode::OriginForbidden, {}, "no Origin header", true));
+    }
+    origin_ = normalize_origin(origin_it->value());
+    if (!gate.admits(origin_)) {
+      return reply(
+          http::status::forbidden,
+          gate.refused(ErrorCode::OriginForbidden, origin_,
+                       "origin " + origin_ + " is neither allow-listed, paired nor pairable",
+                       true));
+    }
+    if (!listener_->take_slot()) {
+      return reply(http::status::service_unavailable,
+                   gate.refused(ErrorCode::Busy, origin_, "too many connections", false));
+    }
+    counted_ = true;
+
+    beast::get_lowest_layer(ws_).expires_never();
+    websocket::stream_base::timeout t{};
+    t.handshake_timeout = kUpgradeTimeout;
+    // Beast's own timeout finds dead peers (a ping, then silence); the idle timeout proper is
+    // "no message for idle_timeout", kept by arm_idle() below.
+    t.idle_timeout =
+        std::max<std::chrono::steady_clock::duration>(limits_.idle_timeout, kPeerTimeout);
+    t.keep_alive_pings = true;
+    ws_.set_option(t);
+    // Browsers send each message as one frame: the frame limit bounds every v1 message.
+    ws_.read_message_max(std::min(limits_.max_frame_bytes, limits_.max_message_bytes));
+    ws_.set_option(websocket::stream_base::decorator(
+        [name = gate.server_name()](websocket::response_type& res) {
+          res.set(http::field::server, name);
+        }));
+    ws_.async_accept(req, beast::bind_front_handler(&Session::on_accept, this->shared_from_this()));
+  }
+
+  void reply(http::status status, std::string body) {
+    auto res = std::make_shared<http::response<http::string_body>>(status, 11);
+    res->set(http::field::content_type, "application/json");
+    res->set(http::field::server, listener_->gate().server_name());
+    res->set(http::field::cache_control, "no-store");
+    res->keep_alive(false);
+    res->body() = std::move(body);
+    res->prepare_payload();
+    http::async_write(ws_.next_layer(), *res,
+                      [self = this->shared_from_this(), res](beast::error_code, std::size_t) {
+                        beast::error_code ec;
+                        beast::get_lowest_layer(self->ws_).socket().shutdown(
+                            tcp::socket::shutdown_both, ec);
+                      });
+  }
+
+  void on_accept(beast::error_code ec) {
+    if (ec) return;
+    buffer_.consume(buffer_.size());
+    handler_ = listener_->gate().open(origin_, this->shared_from_this(), ws_.get_executor());
+    listener_->add(this->shared_from_this());
+    last_activity_ = std::chrono::steady_clock::now();
+    arm_idle(last_activity_ + limits_.idle_timeout);
+    do_read();
+  }
+
+  // ---- idle timeout: no message either way for idle_timeout, and nothing in flight ------------
+
+  void arm_idle(std::chrono::steady_clock::time_point at) {
+    if (limits_.idle_timeout.count() <= 0) return;
+    idle_timer_.expires_at(at);
+    idle_timer_.async_wait(beast::bind_front_handler(&Session::on_idle, this->shared_from_this()));
+  }
+
+  void on_idle(beast::error_code ec) {
+    if (ec || closed_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (handler_ && handler_->busy()) return arm_idle(now + limits_.idle_timeout);
+    if (now < last_activity_ + limits_.idle_timeout) {
+      return arm_idle(last_activity_ + limits_.idle_timeout);
+    }
+    end();
+    ws_.async_close(websocket::close_reason(websocket::close_code::going_away, "idle"),
+                    [self = this->shared_from_this()](beast::error_code) { self->drop_socket(); });
+  }
+
+  // ---- reading -------------------------------------------------------------------------------
+
+  [[nodiscard]] bool queue_full() {
+    const std::lock_guard lock(outbox_mutex_);
+    return queued_ >= limits_.write_queue;
+  }
+
+  void do_read() {
+    // A full queue pauses reading: a page that sends requests but does not read the answers
+    // stops being read until it does.
+    if (reading_ || closed_ || queue_full()) return;
+    reading_ = true;
+    ws_.async_read(buffer_, beast::bind_front_handler(&Session::on_read, this->shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t /*bytes*/) {
+    reading_ = false;
+    if (ec) {
+      // Closed by the peer, idle timeout, or a frame over the limit (Beast closes with 1009).
+      end();
+      return;
+    }
+    last_activity_ = std::chrono::steady_clock::now();
+    const bool text = ws_.got_text();
+    std::string msg = text ? beast::buffers_to_string(buffer_.data()) : std::string();
+    buffer_.consume(buffer_.size());
+    if (handler_) handler_->on_message(std::move(msg), text);
+    do_read();
+  }
+
+  // ---- writing: one write in flight, from a queue the strand owns ----------------------------
+
+  void drain() {
+    {
+      const std::lock_guard lock(outbox_mutex_);
+      drain_posted_ = false;
+      for (auto& t : outbox_) queue_.push_back(std::move(t));
+      outbox_.clear();
+    }
+    if (!writing_ && !queue_.empty() && !closed_) do_write();
+  }
+
+  void do_write() {
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(net::buffer(queue_.front()),
+                    beast::bind_front_handler(&Session::on_write, this->shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t /*bytes*/) {
+    writing_ = false;
+    if (ec) {
+      end();
+      return;
+    }
+    last_activity_ = std::chrono::steady_clock::now();
+    queue_.pop_front();
+    if (closed_) return;
+    {
+      const std::lock_guard lock(outbox_mutex_);
+      --queued_;
+    }
+    room_.notify_all();
+    if (!queue_.empty()) do_write();
+    do_read();  // resumes reading when the queue had paused it
+  }
+
+  // ---- the end -------------------------------------------------------------------------------
+
+  /// The connection is over: no more messages either way, waiting producers released, the
+  /// handler told (once). On the strand.
+  void end() {
+    if (closed_) return;
+    closed_ = true;
+    idle_timer_.cancel();
+    {
+      const std::lock_guard lock(outbox_mutex_);
+      closed_outbox_ = true;
+      outbox_.clear();
+      queued_ = 0;
+    }
+    room_.notify_all();
+    if (!writing_) queue_.clear();                    // a write in flight still reads its front()
+    if (auto h = std::move(handler_)) h->on_close();  // the handler holds this channel: let go
+  }
+
+  void drop_socket() {
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).socket().close(ec);
+  }
+
+  websocket::stream<NextLayer> ws_;
+  net::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point last_activity_{};
+  std::shared_ptr<Listener> listener_;
+  const firmware_config::AgentLimits limits_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::empty_body>> parser_;
+  std::string origin_;
+  std::shared_ptr<Handler> handler_;
+  bool counted_ = false;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool closed_ = false;
+  std::deque<std::string> queue_;  // the strand's: front() is being written
+  // Messages from other threads on their way to queue_, and the count of both.
+  std::mutex outbox_mutex_;
+  std::condition_variable room_;
+  std::vector<std::string> outbox_;
+  std::size_t queued_ = 0;
+  bool drain_posted_ = false;
+  bool closed_outbox_ = false;
+};
+
+}  // namespace
+
+Listener::Listener(net::io_context& ioc, const firmware_config::AgentConfig& cfg,
+                   std::shared_ptr<Gate> gate)
+    : ioc_(ioc), gate_(std::move(gate)), limits_(cfg.limits) {
+  if (cfg.tls) {
+    ssl_.emplace(net::ssl::context::tls_server);
+    ssl_->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                      net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                      net::ssl::context::no_tlsv1_1);
+    beast::error_code ec;
+    ssl_->use_certificate_chain_file(cfg.tls_cert_file, ec);
+    if (!ec) ssl_->use_private_key_file(cfg.tls_key_file, net::ssl::context::pem, ec);
+    if (ec) {
+      throw Error(ErrorCode::ConfigInvalid, "TLS certificate/key (" + cfg.tls_cert_file + ", " +
+                                                cfg.tls_key_file + "): " + ec.message());
+    }
+  }
+  bind(cfg);
+}
+
+Listener::~Listener() = default;
+
+bool Listener::host_ok(std::string_view host) const {
+  const std::string h = ascii_lower(host);
+  const std::string p = ":" + std::to_string(port_);
+  return h == "127.0.0.1" + p || h == "localhost" + p || h == "[::1]" + p;
+}
+
+bool Listener::take_slot() noexcept {
+  if (connections_.fetch_add(1) < limits_.max_connections) return true;
+  connections_.fetch_sub(1);
+  return false;
+}
+
+void Listener::bind(const firmware_config::AgentConfig& cfg) {
+  // Started by kyso-agent.socket: systemd already listens for us (checked to be loopback).
+  std::uint16_t activated_port = 0;
+  if (const auto fds = detail::activated_sockets(activated_port); !fds.empty()) {
+    for (const auto& s : fds) {
+      auto a = std::make_unique<tcp::acceptor>(ioc_);
+      a->assign(s.v6 ? tcp::v6() : tcp::v4(), s.fd);
+      acceptors_.push_back(std::move(a));
+    }
+    port_ = activated_port;
+    if (cfg.port != 0 && cfg.port != port_) {
+      spdlog::info("socket activation: listening on systemd's port {} instead of {}", port_,
+                   cfg.port);
+    }
+    return;
+  }
+  std::vector<std::uint16_t> ports;
+  if (cfg.port == 0) {
+    ports.push_back(0);
+  } else {
+    for (std::uint16_t i = 0; i <= firmware_config::kAgentPortFallbacks; ++i) {
+      ports.push_back(static_cast<std::uint16_t>(cfg.port + i));
+    }
+  }
+  for (auto p : ports) {
+    beast::error_code ec;
+    auto v4 = std::make_unique<tcp::acceptor>(ioc_);
+    const tcp::endpoint ep4(net::ip::address_v4::loopback(), p);
+    v4->open(ep4.protocol(), ec);
+    if (!ec) v4->set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) v4->bind(ep4, ec);
+    if (!ec) v4->listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      spdlog::info("port {} unavailable ({}), trying the next", p, ec.message());
+      continue;
+    }
+    port_ = v4->local_endpoint().port();
+    acceptors_.push_back(std::move(v4));
+    // [::1] on the same port; a machine without IPv6 keeps IPv4 only.
+    auto v6 = std::make_unique<tcp::acceptor>(ioc_);
+    const tcp::endpoint ep6(net::ip::address_v6::loopback(), port_);
+    v6->open(ep6.protocol(), ec);
+    if (!ec) v6->set_option(net::ip::v6_only(true), ec);
+    if (!ec) v6->set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) v6->bind(ep6, ec);
+    if (!ec) v6->listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      spdlog::info("[::1]:{} not available ({}); IPv4 only", port_, ec.message());
+    } else {
+      acceptors_.push_back(std::move(v6));
+    }
+    return;
+  }
+  throw Error(ErrorCode::ConfigInvalid,
+              "cannot listen on 127.0.0.1 port " + std::to_string(cfg.port) + " nor its fallbacks");
+}
+
+void Listener::start() {
+  for (auto& a : acceptors_) do_accept(*a);
+}
+
+void Listener::do_accept(tcp::acceptor& a) {
+  a.async_accept(net::make_strand(ioc_),
+                 [self = shared_from_this(), &a](beast::error_code ec, tcp::socket s) {
+                   self->on_accept(a, ec, std::move(s));
+                 });
+}
+
+void Listener::on_accept(tcp::acceptor& a, beast::error_code ec, tcp::socket socket) {
+  if (stopped_.load()) return;
+  if (!ec) {
+    beast::error_code e1;
+    beast::error_code e2;
+    const auto local = socket.local_endpoint(e1);
+    const auto remote = socket.remote_endpoint(e2);
+    const auto uid = (e1 || e2) ? std::nullopt : peer_uid(local, remote);
+    if (!uid || *uid != ::getuid()) {
+      // Another OS user on a shared machine (or a peer we cannot identify): not ours to serve.
+      const std::string who = uid ? std::to_string(*uid) : "unknown";
+      spdlog::warn("refused a connection from port {} (uid {})", remote.port(), who);
+      (void)gate_->refused(ErrorCode::OriginForbidden, {}, "peer uid " + who, true);
+      socket.close(e1);
+    } else {
+      // Events and answers go out as soon as they are ready: with Nagle's algorithm the tail of
+      // a large answer (a batch's summary) waits for the page's delayed ACK, up to 40 ms.
+      socket.set_option(tcp::no_delay(true), e1);
+      if (ssl_) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(shared_from_this(),
+                                                                        std::move(socket), *ssl_)
+            ->run();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(shared_from_this(), std::move(socket))->run();
+      }
+    }
+  }
+  if (a.is_open()) do_accept(a);
+}
+
+void Listener::add(const std::shared_ptr<SessionBase>& s) {
+  const std::lock_guard lock(sessions_mutex_);
+  std::erase_if(sessions_, [](const std::weak_ptr<SessionBase>& w) { return w.expired(); });
+  sessions_.push_back(s);
+}
+
+void Listener::stop() noexcept {
+  if (stopped_.exchange(true)) return;
+  std::vector<std::shared_ptr<SessionBase>> live;
+  {
+    const std::lock_guard lock(sessions_mutex_);
+    for (const auto& w : sessions_) {
+      if (auto s = w.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (const auto& s : live) s->shutdown();
+  net::post(ioc_, [self = shared_from_this()] {
+    beast::error_code ec;
+    for (auto& a : self->acceptors_) a->close(ec);
+  });
+}
+
+}  // namespace kyso::agent::transport
