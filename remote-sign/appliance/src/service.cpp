@@ -139,7 +139,7 @@ HttpResponse error_response(const CscError& e) {
   HttpResponse r;
   r.status = e.status;
   r.body = json{{"error", e.error}, {"error_description", e.description}}.dump();
-  r.bearer_challenge = e.status == 401;
+  if (e.status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
   return r;
 }
 
