@@ -5,7 +5,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
+#include <iterator>
 
 #include "der.hpp"
 #include "http.hpp"
@@ -77,6 +80,40 @@ CrlPtr load_crl(const Bytes& data) {
   }
   openssl_error();
   return crl;
+}
+
+// Whether `url` is an http(s) URL on one of `hosts` ("host" or "host:port", case-insensitive).
+bool fetch_allowed(const std::string& url, const std::vector<std::string>& hosts) {
+  if (hosts.empty()) return true;
+  const auto scheme = url.find("://");
+  if (scheme == std::string::npos) return false;
+  std::string s = url.substr(0, scheme);
+  std::ranges::transform(s, s.begin(), [](char ch) { return static_cast<char>(std::tolower(ch)); });
+  const bool https = s == "https";
+  if (!https && s != "http") return false;
+  std::string authority = url.substr(scheme + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  if (authority.find('@') != std::string::npos) return false;
+  std::ranges::transform(authority, authority.begin(),
+                         [](char ch) { return static_cast<char>(std::tolower(ch)); });
+  const auto colon = authority.rfind(':');
+  const bool has_port =
+      colon != std::string::npos && authority.find(']', colon) == std::string::npos;
+  const std::string host = has_port ? authority.substr(0, colon) : authority;
+  const std::string with_port = has_port ? authority : host + (https ? ":443" : ":80");
+  return std::ranges::any_of(hosts, [&](std::string h) {
+    std::ranges::transform(h, h.begin(),
+                           [](char ch) { return static_cast<char>(std::tolower(ch)); });
+    return h == host || h == with_port;
+  });
+}
+
+std::vector<std::string> fenced(const std::vector<std::string>& urls,
+                                const std::vector<std::string>& hosts) {
+  std::vector<std::string> out;
+  std::ranges::copy_if(urls, std::back_inserter(out),
+                       [&](const std::string& u) { return fetch_allowed(u, hosts); });
+  return out;
 }
 
 Bytes fetch(const std::string& url, std::chrono::seconds timeout) {
@@ -169,8 +206,9 @@ CertCheckResult CertificateChecker::evaluate(const Credential& cred,
     r.revocation = "unknown";
     std::optional<Revocation> status;
     if (issuer) {
-      std::vector<std::string> ocsp =
-          config_.ocsp_url.empty() ? c.ocsp_urls : std::vector{config_.ocsp_url};
+      std::vector<std::string> ocsp = config_.ocsp_url.empty()
+                                          ? fenced(c.ocsp_urls, config_.fetch_hosts)
+                                          : std::vector{config_.ocsp_url};
       for (const auto& url : ocsp) {
         status =
             ask_ocsp(url, leaf.get(), issuer.get(), untrusted.get(), store.get(), config_.timeout);
@@ -181,7 +219,8 @@ CertCheckResult CertificateChecker::evaluate(const Credential& cred,
       }
       if ((!status || *status == Revocation::Unknown) && config_.crl_fallback) {
         std::vector<std::string> sources = config_.crl_files;
-        sources.insert(sources.end(), c.crl_urls.begin(), c.crl_urls.end());
+        const auto urls = fenced(c.crl_urls, config_.fetch_hosts);
+        sources.insert(sources.end(), urls.begin(), urls.end());
         status = ask_crl(sources, leaf.get(), issuer.get(), at, config_.timeout);
         if (status) r.revocation = "crl";
       }

@@ -308,6 +308,7 @@ std::vector<SignatureReport> verify_pdf(const std::string& path, const VerifyOpt
       if (f.value.getKey("/M").isString()) m = f.value.getKey("/M").getUTF8Value();
     } catch (const std::exception& e) {
       bad.integrity_detail = e.what();
+      bad.integrity_failure = IntegrityFailure::Format;
       out.push_back(bad);
       continue;
     }
@@ -317,6 +318,7 @@ std::vector<SignatureReport> verify_pdf(const std::string& path, const VerifyOpt
         static_cast<std::uint64_t>(br[2] - br[1]) !=
             2 * static_cast<std::uint64_t>(cms.size()) + 2) {
       bad.integrity_detail = "malformed /ByteRange or /Contents";
+      bad.integrity_failure = IntegrityFailure::Format;
       out.push_back(bad);
       continue;
     }
@@ -346,6 +348,7 @@ std::vector<SignatureReport> verify_pdf(const std::string& path, const VerifyOpt
       rs = verify_cms(cms, &ranges, o, "pades");
     } catch (const Error& e) {
       bad.integrity_detail = e.detail();
+      bad.integrity_failure = IntegrityFailure::Format;
       out.push_back(bad);
       continue;
     }

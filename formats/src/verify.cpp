@@ -40,6 +40,20 @@ std::string_view to_string(PdfLaterChanges::Kind k) noexcept {
   return "content-changed";
 }
 
+std::string_view to_string(IntegrityFailure f) noexcept {
+  switch (f) {
+    case IntegrityFailure::None:
+      return "none";
+    case IntegrityFailure::Format:
+      return "format";
+    case IntegrityFailure::Digest:
+      return "digest";
+    case IntegrityFailure::SignatureValue:
+      return "signature-value";
+  }
+  return "format";
+}
+
 bool VerifyReport::ok() const noexcept {
   if (signatures.empty()) return false;
   for (const auto& s : signatures) {
@@ -107,16 +121,19 @@ void judge_certificate(SignatureReport& r, const Bytes& cert_der, const std::vec
   t.ocsp_url = o.ocsp_url;
   t.crl_files = o.crl_files;
   t.timeout = o.timeout;
+  t.fetch_hosts = o.fetch_hosts;
   t.policy = CheckPolicy::Warn;
   CertificateChecker checker(t);
   const auto at = r.timestamp      ? *r.timestamp
                   : r.signing_time ? *r.signing_time
                                    : std::chrono::system_clock::now();
   const CertCheckResult res = checker.evaluate(cred, at);
+  r.checked_at = at;
   r.chain = CheckStatus::Ok;
   r.revocation = o.check_revocation ? CheckStatus::Ok : CheckStatus::Unknown;
   r.revocation_detail = o.check_revocation ? res.revocation : "not checked";
   for (const auto& p : res.problems) {
+    r.certificate_problems.push_back(p.code());
     switch (p.code()) {
       case ErrorCode::CertRevoked:
         r.revocation = CheckStatus::Failed;
@@ -236,8 +253,10 @@ std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* c
         mi >= 0 ? X509_ATTRIBUTE_get0_type(CMS_signed_get_attr(si, mi), 0) : nullptr;
     if (signer == nullptr) {
       r.integrity_detail = "signer certificate not in the signature";
+      r.integrity_failure = IntegrityFailure::Format;
     } else if (md == nullptr || mt == nullptr || mt->type != V_ASN1_OCTET_STRING) {
       r.integrity_detail = "no messageDigest attribute";
+      r.integrity_failure = IntegrityFailure::Format;
     } else {
       const Bytes want(ASN1_STRING_get0_data(mt->value.octet_string),
                        ASN1_STRING_get0_data(mt->value.octet_string) +
@@ -245,8 +264,10 @@ std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* c
       const Bytes got = content_digest(md);
       if (got != want) {
         r.integrity_detail = "content digest does not match: the document was changed";
+        r.integrity_failure = IntegrityFailure::Digest;
       } else if (CMS_SignerInfo_verify(si) != 1) {
         r.integrity_detail = "signature value invalid: " + openssl_error();
+        r.integrity_failure = IntegrityFailure::SignatureValue;
       } else {
         r.integrity = true;
       }
@@ -374,7 +395,10 @@ void to_json(nlohmann::json& j, const SignatureReport& r) {
        {"role", r.role ? nlohmann::json(std::string(to_string(*r.role))) : nlohmann::json(nullptr)},
        {"signingTime", time(r.signing_time)},
        {"timestamp", time(r.timestamp)},
-       {"integrity", {{"ok", r.integrity}, {"detail", r.integrity_detail}}},
+       {"integrity",
+        {{"ok", r.integrity},
+         {"detail", r.integrity_detail},
+         {"failure", std::string(to_string(r.integrity_failure))}}},
        {"chain", {{"status", std::string(to_string(r.chain))}, {"detail", r.chain_detail}}},
        {"revocation",
         {{"status", std::string(to_string(r.revocation))}, {"detail", r.revocation_detail}}},

@@ -154,10 +154,12 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig,
   r.algorithm = attr(child(si, "SignatureMethod"), "Algorithm");
   if (si == nullptr || sv == nullptr || cert_der.empty()) {
     r.integrity_detail = "incomplete Signature (SignedInfo, SignatureValue or certificate missing)";
+    r.integrity_failure = IntegrityFailure::Format;
     return r;
   }
   if (cm != kC14n || !alg) {
     r.integrity_detail = "unsupported canonicalization or signature method";
+    r.integrity_failure = IntegrityFailure::Format;
     return r;
   }
   bool refs_ok = true;
@@ -188,12 +190,14 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig,
       refs_ok = false;
       r.integrity_detail =
           "reference " + uri + " cannot be resolved or uses an unsupported transform";
+      r.integrity_failure = IntegrityFailure::Format;
       break;
     }
     const Bytes want = b64(text(child(ref, "DigestValue")));
     if (c14n_digest(doc, target, enveloped ? sig : nullptr, *h) != want) {
       refs_ok = false;
       r.integrity_detail = "digest of " + uri + " does not match: the content was changed";
+      r.integrity_failure = IntegrityFailure::Digest;
       break;
     }
     signed_nodes.push_back(target);
@@ -207,6 +211,7 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig,
   if (refs_ok && !covers_content) {
     refs_ok = false;
     r.integrity_detail = "the signature covers nothing outside itself";
+    r.integrity_failure = IntegrityFailure::Format;
   }
   if (refs_ok) {
     const Bytes tbs = c14n_digest(doc, si, nullptr, hash_of(*alg));
@@ -215,6 +220,7 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig,
       r.integrity_detail = "covers " + covered;
     } else {
       r.integrity_detail = "signature value invalid";
+      r.integrity_failure = IntegrityFailure::SignatureValue;
     }
   }
   if (xmlNodePtr ts = find_desc(sig, "EncapsulatedTimeStamp")) {
