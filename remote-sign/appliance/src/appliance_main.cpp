@@ -5,10 +5,9 @@
 //   kyso-appliance hash-password [--cost LOG2N]       hash a password read from stdin
 //   kyso-appliance verify-audit --db FILE             check the audit log's hash chain
 #include <unistd.h>
-#include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include "kyso/appliance/appliance.hpp"
@@ -17,7 +16,7 @@
 #include "kyso/core/error.hpp"
 #include "kyso/core/secret.hpp"
 #include "kyso/firmware_config/appliance_config.hpp"
-#include "kyso/firmware_config/config_error.hpp"
+#include "kyso/firmware_config/service_main.hpp"
 
 namespace {
 
@@ -47,32 +46,23 @@ int hash_password_cmd(unsigned cost) {
 }
 
 int serve(const std::string& config, const std::string& port_file) {
-  // Signals go to sigwait below, not to whichever thread happens to run.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-
-  kyso::appliance::Appliance appliance(kyso::firmware_config::load_appliance_config(config));
-  appliance.start();
-  std::fprintf(stderr, "kyso-appliance: listening on port %u\n", appliance.port());
-  if (!port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << appliance.port() << "\n";
-    std::rename(tmp.c_str(), port_file.c_str());  // readers never see a half-written file
-  }
-  int sig = 0;
-  sigwait(&set, &sig);
-  std::fprintf(stderr, "kyso-appliance: signal %d, stopping\n", sig);
-  appliance.stop();
+  std::unique_ptr<kyso::appliance::Appliance> appliance;
+  kyso::firmware_config::serve_until_signal(
+      "kyso-appliance",
+      [&] {
+        appliance = std::make_unique<kyso::appliance::Appliance>(
+            kyso::firmware_config::load_appliance_config(config));
+        appliance->start();
+        return appliance->port();
+      },
+      [&] { appliance->stop(); }, port_file);
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return kyso::firmware_config::run_service_main("kyso-appliance", [&] {
     std::string config;
     std::string port_file;
     std::string db;
@@ -117,17 +107,5 @@ int main(int argc, char** argv) {
       return 0;
     }
     return serve(config, port_file);
-  } catch (const kyso::firmware_config::ConfigError& e) {
-    // IT reads this in the journal: where the mistake is, in both languages.
-    std::fprintf(stderr, "kyso-appliance: %s\n  %s\n", e.located(kyso::Language::En).c_str(),
-                 e.located(kyso::Language::Vi).c_str());
-    return 1;
-  } catch (const kyso::Error& e) {
-    std::fprintf(stderr, "kyso-appliance: %s: %s\n  %s\n", std::string(e.name()).c_str(),
-                 e.detail().c_str(), std::string(e.message(kyso::Language::En)).c_str());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "kyso-appliance: %s\n", e.what());
-    return 1;
-  }
+  });
 }
