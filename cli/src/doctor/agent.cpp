@@ -134,10 +134,10 @@ std::optional<Listener> who_listens(std::uint16_t port) {
   return Listener{};
 }
 
-// What the program on 127.0.0.1:`port` answers to `GET /` (the agent's status JSON), over TLS
-// when the agent serves wss. The probe reads a public status only, so the certificate is not
-// verified here (its trust is the tls check's business). nullopt with `why` when no answer.
-std::optional<nlohmann::json> probe_agent(std::uint16_t port, bool tls, std::string& why) {
+}  // namespace
+
+std::optional<nlohmann::json> probe_json(std::uint16_t port, bool tls, const std::string& path,
+                                         std::string& why) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) {
     why = "socket failed";
@@ -169,8 +169,8 @@ std::optional<nlohmann::json> probe_agent(std::uint16_t port, bool tls, std::str
       return std::nullopt;
     }
   }
-  const std::string req =
-      "GET / HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\nConnection: close\r\n\r\n";
+  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+                          "\r\nConnection: close\r\n\r\n";
   const int sent = tls ? SSL_write(ssl.get(), req.data(), static_cast<int>(req.size()))
                        : static_cast<int>(::send(fd, req.data(), req.size(), MSG_NOSIGNAL));
   if (sent != static_cast<int>(req.size())) {
@@ -193,7 +193,19 @@ std::optional<nlohmann::json> probe_agent(std::uint16_t port, bool tls, std::str
     return std::nullopt;
   }
   auto j = nlohmann::json::parse(answer.substr(body_at + 4), nullptr, false);
-  if (!j.is_object() || j.value("name", "") != "kyso-agent") {
+  if (!j.is_object()) {
+    why = "the answer is not a JSON object";
+    return std::nullopt;
+  }
+  return j;
+}
+
+namespace {
+
+// The agent's status JSON at `GET /`, over TLS when the agent serves wss.
+std::optional<nlohmann::json> probe_agent(std::uint16_t port, bool tls, std::string& why) {
+  auto j = probe_json(port, tls, "/", why);
+  if (j && j->value("name", "") != "kyso-agent") {
     why = "the answer is not the Kyso agent's status";
     return std::nullopt;
   }
