@@ -439,7 +439,10 @@ SignOutcome Service::sign_documents(const SignJob& job, const std::atomic<bool>&
                           .digest = to_hex(sha256({p, all.size()})),
                           .result = "ok",
                           .detail = std::to_string(job.items.size()) + " document(s) (" + what +
-                                    "), " + std::string(to_string(out.algorithm))});
+                                    "), " + std::string(to_string(out.algorithm)) +
+                                    (signer->authorization_note().empty()
+                                         ? std::string()
+                                         : ", " + std::string(signer->authorization_note()))});
 
   const auto sign_one = [&](const DocumentItem& d) {
     RecordingSigner rec(signer);

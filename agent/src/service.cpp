@@ -69,19 +69,24 @@ std::filesystem::path state_dir(const config::AgentConfig& cfg) {
 }
 
 /// IT's token profiles (tokens.toml) when configured, else the compiled-in Vietnamese table:
-/// which USB tokens exist, which modules drive them.
-std::vector<pkcs11::KnownToken> load_known_tokens(const config::AgentConfig& cfg) {
-  return config::to_known_tokens(cfg.token_profiles.empty()
-                                     ? config::default_token_profiles()
-                                     : config::load_token_profiles(cfg.token_profiles));
+/// which USB tokens exist, which modules drive them, what their firmware gets wrong.
+std::vector<config::TokenProfile> token_profiles(const config::AgentConfig& cfg) {
+  return cfg.token_profiles.empty() ? config::default_token_profiles()
+                                    : config::load_token_profiles(cfg.token_profiles);
 }
 
+std::vector<pkcs11::KnownToken> load_known_tokens(const config::AgentConfig& cfg) {
+  return config::to_known_tokens(token_profiles(cfg));
+}
+
+/// The profiles' token quirks apply to every module, configured or discovered.
 pkcs11::ModuleConfig module_config(const config::AgentConfig& cfg,
                                    const std::vector<pkcs11::KnownToken>& table) {
   return {.paths = cfg.pkcs11_modules,
           .use_p11kit = cfg.system_modules,
           .use_known = cfg.system_modules,
-          .known_tokens = table};
+          .known_tokens = table,
+          .quirks = config::to_token_quirks(token_profiles(cfg))};
 }
 
 }  // namespace
@@ -522,7 +527,10 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
 
   approve_and_log_in(job, cred, *signer, digests, cancel);
 
-  audit_approval(job, cred, digests, std::string(to_string(out.algorithm)));
+  std::string how(to_string(out.algorithm));
+  if (const auto note = signer->authorization_note(); !note.empty())
+    how += ", " + std::string(note);
+  audit_approval(job, cred, digests, how);
 
   // Lanes, each on its own session, keep the token busy; the calling thread audits what they
   // signed, in item order, and only then reports it (events, summary).
