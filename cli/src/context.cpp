@@ -1,5 +1,7 @@
 #include "context.hpp"
 
+#include "kyso/config/token_profiles.hpp"
+
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -15,6 +17,8 @@ pkcs11::Library& Context::library() {
     }
     cfg.use_p11kit = !no_system_modules;
     cfg.use_known = !no_system_modules;
+    // The built-in profiles' workarounds for known token firmware (shown by `kyso tokens`).
+    cfg.quirks = config::to_token_quirks(config::default_token_profiles());
     library_ = std::make_unique<pkcs11::Library>(std::move(cfg));
   }
   return *library_;

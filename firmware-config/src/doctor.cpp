@@ -180,6 +180,11 @@ void check_tokens_and_certificates(std::vector<Check>& out, pkcs11::Library& lib
           info};
     }
     out.push_back(std::move(c));
+    if (const auto* q = t->quirks()) {
+      out.push_back(
+          {"quirk", Status::Ok, "Token " + name + ": " + pkcs11::describe(*q, Language::Vi),
+           "Token " + name + ": " + pkcs11::describe(*q, Language::En), nlohmann::json(*q)});
+    }
 
     std::vector<Credential> creds;
     try {
