@@ -133,7 +133,7 @@ class RecordingSigner final : public Signer {
   explicit RecordingSigner(std::shared_ptr<Signer> inner) : inner_(std::move(inner)) {}
   [[nodiscard]] const Credential& credential() const override { return inner_->credential(); }
   [[nodiscard]] AuthKind auth_required() const override { return AuthKind::None; }
-  void authorize(const Secret* /*secret*/, std::span<const Bytes> /*digests*/) override {}
+  void authorize(const UserAuth& /*typed*/, std::span<const Bytes> /*digests*/) override {}
   Bytes sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest,
                     SignatureEncoding enc) override {
     signed_.assign(digest.begin(), digest.end());
