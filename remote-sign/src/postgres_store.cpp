@@ -172,11 +172,21 @@ class PostgresStore final : public StateStore {
     return PQntuples(r.get()) > 0;
   }
 
+  /// Serialises one user's login attempts across nodes until the transaction ends (the two-key
+  /// advisory lock space, apart from the single-key locks of the audit chain and expiry).
+  static void lock_user(PGconn* c, std::string_view user) {
+    exec(c, "SELECT pg_advisory_xact_lock(1803121522, hashtext($1))", {user});
+  }
+
   Attempt begin_attempt(std::string_view user, std::string_view kind, TimePoint now,
                         std::size_t max) override {
     Lease c(*this);
-    // One statement: not locked, and counted only while below the limit (the row lock of the
-    // upsert serialises nodes counting the same user).
+    // The user's attempts take turns across nodes (a transaction-scoped advisory lock on the
+    // user), so the lock check below sees a lockout another node has just committed; without it
+    // an upsert waiting on a row that attempt_failed deletes re-inserts it and counts from 1.
+    Tx tx(c.get());
+    lock_user(c.get(), user);
+    // Not locked, and counted only while below the limit.
     const Result r = exec(c.get(),
                           "INSERT INTO failures(\"user\", kind, count)"
                           " SELECT $1, $2, 1 WHERE NOT EXISTS"
@@ -184,13 +194,16 @@ class PostgresStore final : public StateStore {
                           " ON CONFLICT(\"user\", kind) DO UPDATE SET count = failures.count + 1"
                           " WHERE failures.count < $3 RETURNING count",
                           {user, kind, num(static_cast<std::int64_t>(max)), num(to_unix_ms(now))});
-    return PQntuples(r.get()) == 1 ? Attempt::Allowed : Attempt::Locked;
+    const bool counted = PQntuples(r.get()) == 1;
+    tx.commit();
+    return counted ? Attempt::Allowed : Attempt::Locked;
   }
 
   bool attempt_failed(std::string_view user, std::string_view kind, TimePoint now, std::size_t max,
                       std::chrono::seconds lockout) override {
     Lease c(*this);
     Tx tx(c.get());
+    lock_user(c.get(), user);
     const Result r = exec(c.get(),
                           "DELETE FROM failures WHERE \"user\" = $1 AND kind = $2 AND count >= $3"
                           " RETURNING count",
