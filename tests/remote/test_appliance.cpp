@@ -689,8 +689,7 @@ TEST_CASE("login_unknownUser_takesAsLongAsAKnownOneWhateverItsScryptCost", "[csc
   auto time_ms = [&](const std::string& name) {
     const auto t0 = std::chrono::steady_clock::now();
     CHECK(code_of([&] { c.login(name, secret("wrong")); }) == ErrorCode::RemoteAuthFailed);
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-        .count();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   };
   for (const char* unknown : {"nobody", "hieutruong.khac", "x"}) {
     // Interleaved on one connection, so load and warm-up fall on both alike.
