@@ -150,18 +150,6 @@ int LoopbackTsa::requests() const {
 }
 
 namespace {
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), len);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Whether something listens on the port, read from /proc: a probing connect would make
 // `openssl ocsp` wait forever on the probe instead of serving the next client.
 bool listening(int port) {
@@ -178,7 +166,7 @@ bool listening(int port) {
 }
 }  // namespace
 
-OcspResponder::OcspResponder() : port_(free_port()) {
+OcspResponder::OcspResponder() : port_(free_loopback_port()) {
   const std::vector<std::string> args{"openssl",    "ocsp",
                                       "-index",     pki_path("index"),
                                       "-CA",        pki_path("sub"),

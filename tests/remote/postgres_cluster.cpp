@@ -1,7 +1,5 @@
 #include "postgres_cluster.hpp"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -19,20 +17,6 @@ namespace {
 void must(const std::string& cmd) {
   const auto [rc, out] = run(cmd + " 2>&1");
   if (rc != 0) throw std::runtime_error("failed (" + std::to_string(rc) + "): " + cmd + "\n" + out);
-}
-
-int free_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (s < 0 || ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    throw std::runtime_error("no free port");
-  }
-  ::close(s);
-  return ntohs(a.sin_port);
 }
 
 }  // namespace
@@ -75,7 +59,7 @@ PgCluster::~PgCluster() {
 
 void PgCluster::start() {
   for (int attempt = 0;; ++attempt) {
-    if (port_ == 0 || attempt > 0) port_ = free_port();
+    if (port_ == 0 || attempt > 0) port_ = free_loopback_port();
     // fsync off: a test cluster, stopped cleanly or thrown away.
     const auto [rc, out] =
         run(as_owner(bin_ + "/pg_ctl -D " + dir_ + "/data -l " + dir_ + "/log -w -t 120 -o \"-p " +

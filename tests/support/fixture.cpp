@@ -1,8 +1,10 @@
 #include "fixture.hpp"
 
 #include <dlfcn.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
@@ -143,6 +145,19 @@ std::pair<int, std::string> run(const std::string& command) {
   while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
   const int status = pclose(p);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+int free_loopback_port() {
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  const bool ok = s >= 0 && ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  if (s >= 0) ::close(s);
+  if (!ok) throw std::runtime_error("no free loopback port");
+  return ntohs(a.sin_port);
 }
 
 }  // namespace kyso::test

@@ -51,4 +51,7 @@ struct Faults {
 /// Runs a command, returns {exit code, stdout}.
 std::pair<int, std::string> run(const std::string& command);
 
+/// A loopback TCP port free right now (bound and released), for a server a test starts.
+int free_loopback_port();
+
 }  // namespace kyso::test
