@@ -1,5 +1,6 @@
-// kyso-formats-documents.so: XML-DSig/XAdES and PAdES for the agent, loaded on first use
-// (kyso/formats/documents.hpp). One exported symbol; everything else is local to the module.
+// kyso-formats-documents.so: XML-DSig/XAdES, PAdES and B-LT/B-LTA extension for the agent, loaded
+// on first use (kyso/formats/documents.hpp). One exported symbol; everything else is local to the
+// module.
 
 #include "kyso/formats/documents.hpp"
 
@@ -35,6 +36,10 @@ PdfSignResult sign_pdf_file(Signer& signer, const std::string& input, const std:
   return sign_pdf(signer, input, output, options);
 }
 
+ExtendResult extend(const std::string& path, const ExtendOptions& options) {
+  return extend_file(path, options);
+}
+
 constexpr DocumentFunctions kFunctions{
     .abi = kDocumentsAbi,
     .size = sizeof(DocumentFunctions),
@@ -43,6 +48,7 @@ constexpr DocumentFunctions kFunctions{
     .sign_xml_file = &sign_xml_file,
     .sign_pdf = &sign_pdf_bytes,
     .sign_pdf_file = &sign_pdf_file,
+    .extend_file = &extend,
 };
 
 }  // namespace

@@ -22,13 +22,15 @@
 
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/signer.hpp"
+#include "kyso/formats/extend.hpp"
 #include "kyso/formats/pdf.hpp"
 #include "kyso/formats/xml.hpp"
 
 namespace kyso::formats {
 
-/// Bump whenever DocumentFunctions or a type it passes (XmlSignOptions, PdfSignOptions, …) changes.
-inline constexpr std::uint32_t kDocumentsAbi = 1;
+/// Bump whenever DocumentFunctions or a type it passes (XmlSignOptions, PdfSignOptions,
+/// ExtendOptions, …) changes.
+inline constexpr std::uint32_t kDocumentsAbi = 2;
 /// The module's exported entry point: `const DocumentFunctions* kyso_formats_documents_v1()`.
 inline constexpr const char* kDocumentsEntryPoint = "kyso_formats_documents_v1";
 /// Environment variable naming the module's file (after the agent's `formats_module` key).
@@ -58,6 +60,8 @@ struct DocumentFunctions {
   /// sign_pdf() from file to file.
   PdfSignResult (*sign_pdf_file)(Signer& signer, const std::string& input,
                                  const std::string& output, const PdfSignOptions& options);
+  /// extend_file() (extend.hpp): a signed PDF, XML or CMS file to B-LT or B-LTA, in place.
+  ExtendResult (*extend_file)(const std::string& path, const ExtendOptions& options);
 };
 
 /// Where the module is looked for, in order: `configured` when not empty (the agent's
