@@ -53,7 +53,8 @@ formats::ExtendOptions options(const ExtendArgs& a) {
   o.to = a.to == "lta" ? formats::BaselineLevel::LTA : formats::BaselineLevel::LT;
   std::string tsa_url = a.tsa;
   std::vector<std::string> anchors = a.trust;
-  // The agent's configuration names the TSA and the anchors this school uses.
+  std::string ocsp_url = a.ocsp_url;
+  // The agent's configuration names the TSA, the anchors and the OCSP proxy this school uses.
   const std::string config = !a.config.empty() ? a.config
                              : std::filesystem::exists("/etc/kyso/kyso-agent.toml")
                                  ? "/etc/kyso/kyso-agent.toml"
@@ -62,12 +63,13 @@ formats::ExtendOptions options(const ExtendArgs& a) {
     const config::AgentConfig c = config::load_agent_config(config);
     if (tsa_url.empty()) tsa_url = c.tsa_url;
     if (anchors.empty()) anchors = c.trust_anchors;
+    if (ocsp_url.empty()) ocsp_url = c.ocsp_url;
   }
   if (anchors.empty()) anchors = default_trust_anchors();
   o.trust.anchors = anchors;
   o.trust.intermediates = a.intermediates;
   o.trust.crl_files = a.crls;
-  o.trust.ocsp_url = a.ocsp_url;
+  o.trust.ocsp_url = ocsp_url;
   o.content = a.content;
   o.trust.timeout = std::chrono::seconds(a.timeout);
   if (!tsa_url.empty()) {
@@ -164,7 +166,7 @@ void add_extend(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0, 36500));
   e->add_option("--tsa", args.tsa, "RFC 3161 TSA URL (default: the configuration's tsa_url)");
   e->add_option("--config", args.config,
-                "Agent configuration for tsa_url and trust anchors (default "
+                "Agent configuration for tsa_url, trust anchors and ocsp_url (default "
                 "/etc/kyso/kyso-agent.toml when it exists)")
       ->check(CLI::ExistingFile);
   e->add_option("--trust", args.trust,
@@ -173,7 +175,8 @@ void add_extend(CLI::App& app, Context& ctx) {
   e->add_option("--ca", args.intermediates, "Extra intermediate CA certificate file (repeatable)");
   e->add_option("--crl", args.crls, "Local CRL file (repeatable)");
   e->add_option("--ocsp-url", args.ocsp_url,
-                "OCSP responder to ask instead of the certificates' own");
+                "OCSP responder to ask instead of the certificates' own (default: the "
+                "configuration's ocsp_url)");
   e->add_option("--content", args.content, "The signed file, for a detached CMS signature")
       ->check(CLI::ExistingFile);
   e->add_option("--timeout", args.timeout, "Seconds to wait for OCSP, CRL and TSA servers")

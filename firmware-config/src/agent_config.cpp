@@ -162,6 +162,11 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
         rev->fail("on_failure", "must be \"refuse\" or \"warn\"",
                   "phải là \"refuse\" hoặc \"warn\"");
     }
+    c.ocsp_url = rev->string_or("ocsp_url", "");
+    if (!c.ocsp_url.empty() && !detail::valid_http_url(c.ocsp_url, false)) {
+      rev->fail("ocsp_url", "must be an http:// or https:// URL",
+                "phải là địa chỉ http:// hoặc https://");
+    }
     rev->finish();
   }
 

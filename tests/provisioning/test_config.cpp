@@ -98,6 +98,7 @@ tsa_url = "http://tsa.example.vn/tsa"
 [revocation]
 check = true
 on_failure = "warn"
+ocsp_url = "http://127.0.0.1:18960/"
 
 [pkcs11]
 modules = ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"]
@@ -128,6 +129,7 @@ approval_timeout_seconds = 60
   CHECK(c.trust_anchors.size() == 1);
   CHECK(c.tsa_url == "http://tsa.example.vn/tsa");
   CHECK_FALSE(c.refuse_on_check_failure);
+  CHECK(c.ocsp_url == "http://127.0.0.1:18960/");
   CHECK_FALSE(c.system_modules);
   REQUIRE(c.remote.size() == 1);
   CHECK(c.remote[0].name == "Sở GD&ĐT - máy ký");
@@ -220,6 +222,10 @@ TEST_CASE("loadAgentConfig_mistakes_nameFileLineAndKey", "[config]") {
     const auto e = agent_error("[revocation]\non_failure = \"ignore\"\n");
     CHECK(e.key() == "revocation.on_failure");
     CHECK(e.line() == 2);
+  }
+  SECTION("ocsp_url not http") {
+    const auto e = agent_error("[revocation]\nocsp_url = \"ldap://ocsp.vn\"\n");
+    CHECK(e.key() == "revocation.ocsp_url");
   }
   SECTION("remote service over http") {
     const auto e = agent_error("[[remote]]\nname = \"x\"\nurl = \"http://sign.vn/csc/v2\"\n");

@@ -59,6 +59,10 @@ struct AgentConfig {
   /// kyso-formats-documents.so (xml and pdf items); empty: $KYSO_FORMATS_MODULE, else next to
   /// the program, else the installed libdir/kyso (kyso/formats/documents.hpp)
   std::string formats_module;
+  /// [revocation] ocsp_url: asked instead of every certificate's AIA OCSP responder (a local
+  /// proxy), by the checks before signing and for the validation data of B-LT/B-LTA items.
+  /// Empty: each certificate's own responder.
+  std::string ocsp_url;
   AgentLimits limits;
 };
 
