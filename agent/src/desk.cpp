@@ -132,6 +132,7 @@ void Service::check_certificate(const Credential& cred) {
   formats::TrustConfig trust;
   trust.anchors = config_.trust_anchors;
   trust.check_revocation = config_.revocation_check;
+  trust.ocsp_url = config_.ocsp_url;
   trust.policy =
       config_.refuse_on_check_failure ? formats::CheckPolicy::Refuse : formats::CheckPolicy::Warn;
   formats::CertificateChecker checker(std::move(trust));
@@ -305,7 +306,10 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
       throw Error(ErrorCode::BadRequest,
                   "hash and document items cannot share a request; send them separately");
     }
-    if (documents) tools.tsa = tsa_for(job.items, config_);
+    if (documents) {
+      tools.tsa = tsa_for(job.items, config_);
+      tools.long_term = long_term_for(job.items, config_);
+    }
     located = choose(job, &cancel);
     out.credential = located.credential;
     if (documents && !located.token) {
@@ -326,9 +330,8 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
   if (documents) {
     load_documents_module(tools, job.items, config_);
     // Nothing here can be signed: no dialog, no PIN; each item fails and is audited as such.
-    if (tools.module_error && std::ranges::all_of(job.items, [](const Item& i) {
-          return needs_documents_module(i.type);
-        })) {
+    if (tools.module_error &&
+        std::ranges::all_of(job.items, [](const Item& i) { return needs_documents_module(i); })) {
       const std::size_t n = job.items.size();
       out.results.assign(n, SignResult{.signature = {}, .error = tools.module_error});
       out.documents.resize(n);

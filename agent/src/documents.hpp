@@ -11,24 +11,34 @@
 
 #include "kyso/agent/items.hpp"
 #include "kyso/agent/service.hpp"
+#include "kyso/formats/cert_check.hpp"
 #include "kyso/formats/documents.hpp"
 #include "kyso/formats/tsa.hpp"
 
 namespace kyso::agent {
 
 struct DocumentTools {
-  std::optional<formats::TsaConfig> tsa;  ///< set when an item is B-T
+  std::optional<formats::TsaConfig> tsa;  ///< set when an item is B-T or above
+  /// Set when an item is B-LT or B-LTA: IT's anchors and OCSP URL, to build the chains and fetch
+  /// the validation data added after signing (as `kyso extend` does).
+  std::optional<formats::TrustConfig> long_term;
   /// kyso-formats-documents.so (xml and pdf), or why it could not be loaded.
   const formats::DocumentFunctions* module = nullptr;
   std::optional<Error> module_error;
 };
 
-/// xml and pdf items are signed by kyso-formats-documents.so; cms items in the agent itself.
-bool needs_documents_module(ItemType t) noexcept;
+/// xml and pdf items are signed by kyso-formats-documents.so, cms items in the agent itself;
+/// B-LT and B-LTA items of every type are extended by the module.
+bool needs_documents_module(const Item& item) noexcept;
 
-/// The TSA when an item is B-T; throws Error(TsaNotConfigured) when none is configured.
+/// The TSA when an item is B-T or above; throws Error(TsaNotConfigured) when none is configured.
 std::optional<formats::TsaConfig> tsa_for(const std::vector<Item>& items,
                                           const config::AgentConfig& cfg);
+
+/// The trust to collect validation data with when an item is B-LT or B-LTA; throws
+/// Error(NotSupported) when IT configured no trust anchors (no chain can be archived).
+std::optional<formats::TrustConfig> long_term_for(const std::vector<Item>& items,
+                                                  const config::AgentConfig& cfg);
 
 /// Loads the documents module when an item needs it (kept once loaded); a failure is kept in
 /// `tools.module_error`: those items fail with it, cms items still sign.

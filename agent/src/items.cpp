@@ -48,7 +48,10 @@ Level parse_level(const json& j, const char* key) {
   const auto v = optional_string(j, key, 32);
   if (v.empty() || v == "b-b") return Level::B;
   if (v == "b-t") return Level::T;
-  throw Error(ErrorCode::BadRequest, std::string("item.") + key + " must be b-b or b-t");
+  if (v == "b-lt") return Level::LT;
+  if (v == "b-lta") return Level::LTA;
+  throw Error(ErrorCode::BadRequest,
+              std::string("item.") + key + " must be b-b, b-t, b-lt or b-lta");
 }
 
 /// The content: `document` (base64), `text` (UTF-8, xml and cms) or `uploadId`; exactly one.
@@ -158,6 +161,47 @@ void write_file(const std::filesystem::path& p, std::span<const std::uint8_t> da
   if (!out) throw Error(ErrorCode::Internal, "cannot write " + p.string() + " (disk full?)");
 }
 
+// B-LT / B-LTA: the signed document goes through the module's extend_file, as `kyso extend`
+// does: the validation data (certificates, OCSP, else CRL) of the signer's and the TSA's chains,
+// and for B-LTA an archive timestamp with its own. The document's earlier bytes and signatures
+// are untouched; a failure fails the item (nothing at a lower level comes back).
+void extend_output(DocumentOutput& o, const DocumentItem& d, const DocumentTools& tools,
+                   const std::filesystem::path& scratch) {
+  if (tools.module == nullptr) throw *tools.module_error;
+  formats::ExtendOptions opts;
+  opts.to = d.level == Level::LTA ? formats::BaselineLevel::LTA : formats::BaselineLevel::LT;
+  opts.trust = *tools.long_term;
+  opts.tsa = tools.tsa;
+  std::shared_ptr<TempFile> content;
+  if (d.type == ItemType::Cms && d.detached) {
+    // A detached signature's archive timestamp covers its content's digest.
+    if (d.file) {
+      opts.content = d.file->file->path().string();
+    } else {
+      content = new_temp_file(scratch, ".content");
+      write_file(content->path(), d.bytes);
+      opts.content = content->path().string();
+    }
+  }
+  std::shared_ptr<TempFile> work;
+  if (o.file) {
+    work = o.file->file;
+  } else {
+    work = new_temp_file(scratch, ".signed");
+    write_file(work->path(), o.bytes);
+  }
+  (void)tools.module->extend_file(work->path().string(), opts);  // throws when not reached
+  ::chmod(work->path().c_str(), 0600);  // renamed into place with the umask's mode
+  o.level = std::string(to_string(d.level));
+  if (o.file) {
+    o.file = hash_file(work);
+    o.size = o.file->size;
+    o.sha256 = o.file->sha256;
+  } else {
+    o.bytes = read_file(work->path());
+  }
+}
+
 }  // namespace
 
 std::string_view to_string(ItemType t) noexcept {
@@ -174,6 +218,20 @@ std::string_view to_string(ItemType t) noexcept {
   return "hash";
 }
 
+std::string_view to_string(Level l) noexcept {
+  switch (l) {
+    case Level::B:
+      return "B-B";
+    case Level::T:
+      return "B-T";
+    case Level::LT:
+      return "B-LT";
+    case Level::LTA:
+      return "B-LTA";
+  }
+  return "B-B";
+}
+
 std::shared_ptr<const DocumentItem> parse_document(ItemType type, const json& j,
                                                    Transfers* transfers) {
   auto d = std::make_shared<DocumentItem>();
@@ -182,13 +240,21 @@ std::shared_ptr<const DocumentItem> parse_document(ItemType type, const json& j,
     case ItemType::Xml: {
       parse_content(*d, j, transfers, true);
       const auto profile = optional_string(j, "profile", 32);
-      if (profile.empty() || profile == "xmldsig") {
-        d->xades = false;
-      } else if (profile == "xades-b-b" || profile == "xades-b-t") {
+      static const std::pair<std::string_view, Level> kXades[] = {{"xades-b-b", Level::B},
+                                                                  {"xades-b-t", Level::T},
+                                                                  {"xades-b-lt", Level::LT},
+                                                                  {"xades-b-lta", Level::LTA}};
+      const auto* x =
+          std::ranges::find(kXades, profile, &std::pair<std::string_view, Level>::first);
+      if (x != std::end(kXades)) {
         d->xades = true;
-        d->level = profile == "xades-b-t" ? Level::T : Level::B;
+        d->level = x->second;
+      } else if (profile.empty() || profile == "xmldsig") {
+        d->xades = false;
       } else {
-        throw Error(ErrorCode::BadRequest, "item.profile must be xmldsig, xades-b-b or xades-b-t");
+        throw Error(ErrorCode::BadRequest,
+                    "item.profile must be xmldsig, xades-b-b, xades-b-t, xades-b-lt or "
+                    "xades-b-lta");
       }
       d->reference = optional_string(j, "reference", kMaxIdBytes);
       if (d->reference.empty()) {
@@ -235,6 +301,12 @@ std::shared_ptr<const DocumentItem> parse_document(ItemType type, const json& j,
         }
         d->digest_only = true;
         d->digest_algorithm = *alg;
+        if (d->level >= Level::LT) {
+          // Extending checks the signature and archive-timestamps the content: it needs it.
+          throw Error(ErrorCode::BadRequest,
+                      "a cms item over a hash is b-b or b-t; send the content for b-lt/b-lta, "
+                      "or extend the signature later with `kyso extend --content`");
+        }
       } else {
         parse_content(*d, j, transfers, true);
       }
@@ -248,7 +320,7 @@ std::shared_ptr<const DocumentItem> parse_document(ItemType type, const json& j,
 
 std::string dialog_label(const DocumentItem& d) {
   std::string kind;
-  const std::string lvl = d.level == Level::T ? "B-T" : "B-B";
+  const std::string lvl(to_string(d.level));
   switch (d.type) {
     case ItemType::Xml:
       kind = d.xades ? "XML · XAdES " + lvl : "XML · XML-DSig";
@@ -290,18 +362,25 @@ json output_json(const DocumentOutput& out, Transfers& transfers, std::size_t& i
 // ---- documents on the signing desk
 // ---------------------------------------------------------------
 
-bool needs_documents_module(ItemType t) noexcept {
-  return t == ItemType::Xml || t == ItemType::Pdf;
+bool needs_documents_module(const Item& item) noexcept {
+  return item.type == ItemType::Xml || item.type == ItemType::Pdf ||
+         (item.document && item.document->level >= Level::LT);
 }
+
+namespace {
+bool any_at_least(const std::vector<Item>& items, Level l) {
+  return std::ranges::any_of(items,
+                             [l](const Item& i) { return i.document && i.document->level >= l; });
+}
+}  // namespace
 
 std::optional<formats::TsaConfig> tsa_for(const std::vector<Item>& items,
                                           const config::AgentConfig& cfg) {
-  if (std::ranges::none_of(
-          items, [](const Item& i) { return i.document && i.document->level == Level::T; })) {
-    return std::nullopt;
-  }
+  if (!any_at_least(items, Level::T)) return std::nullopt;
   if (cfg.tsa_url.empty()) {
-    throw Error(ErrorCode::TsaNotConfigured, "a B-T item needs tsa_url in the agent's config");
+    throw Error(ErrorCode::TsaNotConfigured,
+                std::string("a ") + (any_at_least(items, Level::LT) ? "B-LT/B-LTA" : "B-T") +
+                    " item needs tsa_url in the agent's config");
   }
   return formats::TsaConfig{.url = cfg.tsa_url,
                             .hash = HashAlgorithm::Sha256,
@@ -309,9 +388,24 @@ std::optional<formats::TsaConfig> tsa_for(const std::vector<Item>& items,
                             .trusted_pem = cfg.trust_anchors};
 }
 
+std::optional<formats::TrustConfig> long_term_for(const std::vector<Item>& items,
+                                                  const config::AgentConfig& cfg) {
+  if (!any_at_least(items, Level::LT)) return std::nullopt;
+  if (cfg.trust_anchors.empty()) {
+    throw Error(ErrorCode::NotSupported,
+                "a B-LT/B-LTA item needs [trust] anchors in the agent's config (the chains whose "
+                "validation data it archives end there)");
+  }
+  formats::TrustConfig trust;
+  trust.anchors = cfg.trust_anchors;
+  trust.ocsp_url = cfg.ocsp_url;
+  trust.timeout = std::chrono::seconds(20);
+  return trust;
+}
+
 void load_documents_module(DocumentTools& tools, const std::vector<Item>& items,
                            const config::AgentConfig& cfg) {
-  if (std::ranges::none_of(items, [](const Item& i) { return needs_documents_module(i.type); })) {
+  if (std::ranges::none_of(items, [](const Item& i) { return needs_documents_module(i); })) {
     return;
   }
   try {
@@ -338,9 +432,9 @@ DocumentOutput sign_document(const std::shared_ptr<Signer>& signer, const Docume
       opts.container = d.container;
       opts.signature_id = d.signature_id;
       opts.level = !d.xades              ? formats::XmlLevel::Dsig
-                   : d.level == Level::T ? formats::XmlLevel::XadesT
+                   : d.level >= Level::T ? formats::XmlLevel::XadesT
                                          : formats::XmlLevel::XadesB;
-      opts.tsa = d.level == Level::T ? tsa : std::nullopt;
+      opts.tsa = d.level >= Level::T ? tsa : std::nullopt;
       if (documents == nullptr) throw *tools.module_error;
       auto signed_xml = d.file ? documents->sign_xml_file(rec, d.file->file->path().string(), opts)
                                : documents->sign_xml(rec, d.bytes, opts);
@@ -354,7 +448,7 @@ DocumentOutput sign_document(const std::shared_ptr<Signer>& signer, const Docume
       opts.field_name = d.field_name;
       opts.reason = d.reason.empty() ? std::string(role_label(role, Language::Vi)) : d.reason;
       opts.location = d.location;
-      opts.tsa = d.level == Level::T ? tsa : std::nullopt;
+      opts.tsa = d.level >= Level::T ? tsa : std::nullopt;
       if (d.visible) {
         opts.visible = d.visible;
         opts.visible->role = std::string(role_label(role, Language::Vi));
@@ -382,7 +476,7 @@ DocumentOutput sign_document(const std::shared_ptr<Signer>& signer, const Docume
       formats::CmsOptions opts;
       opts.algorithm = alg;
       opts.detached = d.detached;
-      opts.tsa = d.level == Level::T ? tsa : std::nullopt;
+      opts.tsa = d.level >= Level::T ? tsa : std::nullopt;
       if (d.digest_only) {
         o.bytes = formats::sign_cms_digest(rec, d.sha256, opts);
       } else {
@@ -397,11 +491,12 @@ DocumentOutput sign_document(const std::shared_ptr<Signer>& signer, const Docume
     case ItemType::Hash:
       throw Error(ErrorCode::Internal, "hash item among documents");
   }
+  o.signed_digest = rec.signed_digest();
+  if (d.level >= Level::LT) extend_output(o, d, tools, scratch);
   if (!o.file) {
     o.size = o.bytes.size();
     o.sha256 = to_hex(sha256(o.bytes));
   }
-  o.signed_digest = rec.signed_digest();
   return o;
 }
 
@@ -412,6 +507,7 @@ std::string audit_detail(const Item& item, const std::optional<DocumentOutput>& 
     detail += " signed-digest=" + to_hex(out->signed_digest) + " output-sha256=" + out->sha256;
     if (!out->signature_id.empty()) detail += " signature=" + out->signature_id;
     if (!out->field_name.empty()) detail += " field=" + out->field_name;
+    if (!out->level.empty()) detail += " level=" + out->level;
   } else if (const auto& e = result.error; e && e->code() == ErrorCode::FormatsUnavailable) {
     detail += " " + e->detail();
   }

@@ -2,7 +2,8 @@
 // principal -> seal, each output verified by an independent tool (xmlsec1 --verify per
 // signature, pdfsig + qpdf --check, openssl cms -verify); a large PDF uploaded and downloaded in
 // chunks; broken documents get their stable codes per item; B-T with a loopback TSA; the
-// pre-signing checks with IT's trust anchors refuse a revoked certificate before any C_Sign.
+// pre-signing checks with IT's trust anchors refuse a revoked certificate before any C_Sign;
+// B-LT/B-LTA items extended with the loopback OCSP responder's answers and verified offline.
 
 #include <catch2/catch.hpp>
 #include <fstream>
@@ -405,6 +406,161 @@ TEST_CASE("signDocuments_levelBT_carryTimestampsFromTheConfiguredTsa", "[ws][ite
   CHECK(run("openssl cms -cmsout -print -inform DER -in " + dir.file("t.p7s") +
             " | grep -q id-smime-aa-timeStampToken")
             .first == 0);
+}
+
+// B-LT / B-LTA through the agent: each role signs (B-T with the loopback TSA) and the agent
+// adds the validation data from `openssl ocsp` on loopback (IT's [revocation] ocsp_url), the seal
+// an archive timestamp; then, with the responders stopped and the clock 20 years ahead, every
+// signature still verifies with the independent tools and `kyso verify` says its level.
+TEST_CASE("signDocuments_levelsBltBlta_validationDataAddedAndValidOfflineYearsLater",
+          "[ws][items][tsa][longterm]") {
+  ScratchDir dir;
+  const auto t = sample_class(1).at(0);
+  std::string xml = transcript_xml(t);
+  Bytes pdf = transcript_pdf(t);
+  std::vector<std::string> sig_ids;
+  const std::string package = json{{"lop", "10A1"}, {"hocSinh", t.name}}.dump();
+  write_text(dir.file("package.json"), package);
+  {
+    OcspResponder ocsp;
+    LoopbackTsa tsa;
+    Agent a([&](config::AgentConfig& cfg) {
+      cfg.tsa_url = tsa.url();
+      cfg.trust_anchors = {pki_path("root")};
+      cfg.ocsp_url = ocsp.url();
+    });
+    Client c(a.port());
+    const auto hello = c.call("hello", {{"protocols", {1}}});
+    const auto& docs = hello["result"]["capabilities"]["documents"];
+    CHECK(docs["xml"]["profiles"] ==
+          json({"xmldsig", "xades-b-b", "xades-b-t", "xades-b-lt", "xades-b-lta"}));
+    CHECK(docs["pdf"]["levels"] == json({"b-b", "b-t", "b-lt", "b-lta"}));
+    CHECK(docs["cms"]["levels"] == json({"b-b", "b-t", "b-lt", "b-lta"}));
+
+    // Teacher and principal B-LT, the seal B-LTA: each role's output is the next one's input.
+    for (const std::string role : {"teacher", "principal", "seal"}) {
+      const std::string lvl = role == "seal" ? "b-lta" : "b-lt";
+      auto x = xml_item(t, xml, role);
+      x["profile"] = "xades-" + lvl;
+      json items = json::array({x,
+                                {{"type", "pdf"},
+                                 {"document", to_base64(pdf)},
+                                 {"level", lvl},
+                                 {"title", "Học bạ PDF"}}});
+      if (role == "seal") {
+        items.push_back({{"type", "cms"},
+                         {"text", package},
+                         {"detached", false},
+                         {"level", "b-lta"},
+                         {"title", "Gói học bạ"}});
+        items.push_back({{"type", "cms"},
+                         {"document", b64(package)},
+                         {"level", "b-lt"},
+                         {"title", "Gói học bạ (tách rời)"}});
+      }
+      // (named: the token also holds a revoked teacher, which IT's anchors now refuse)
+      const auto r = c.call("batch.sign",
+                            {{"role", role},
+                             {"credentialId", fixture().credential(role).credential_id()},
+                             {"items", items}});
+      INFO(r.dump().substr(0, 3000));
+      REQUIRE(r["result"]["signed"] == items.size());
+      const auto& res = r["result"]["results"];
+      const auto x_out = decoded(res[0]);
+      xml.assign(x_out.begin(), x_out.end());
+      sig_ids.push_back(res[0]["signatureId"].get<std::string>());
+      pdf = decoded(res[1]);
+      CHECK(to_hex(sha256(pdf)) == res[1]["sha256"]);
+      if (role == "seal") {
+        save(dir.file("attached.p7m"), decoded(res[2]));
+        save(dir.file("detached.p7s"), decoded(res[3]));
+      }
+    }
+    CHECK(xml.find("<xades:CertificateValues>") != std::string::npos);
+    CHECK(xml.find("<xades:OCSPValues>") != std::string::npos);
+    CHECK(xml.find("xadesv141:ArchiveTimeStamp") != std::string::npos);
+    const std::string pdf_text(pdf.begin(), pdf.end());
+    CHECK(pdf_text.find("/DSS") != std::string::npos);
+    CHECK(pdf_text.find("/DocTimeStamp") != std::string::npos);
+    // Every signature and extension is audited with the level reached.
+    const auto count = [&](const std::string& like) {
+      return std::stoi(run("sqlite3 " + (a.state / "state" / "audit.db").string() +
+                           " \"select count(*) from audit where event='signature' and result='ok' "
+                           "and detail like '" +
+                           like + "'\"")
+                           .second);
+    };
+    CHECK(count("% level=B-LTA") == 3);  // the seal's xml, pdf and attached cms
+    CHECK(count("% level=B-LT") == 5);   // teacher's and principal's xml and pdf, the detached cms
+  }                                      // the OCSP responder and the TSA stop here
+
+  write_text(dir.file("hocba.xml"), xml);
+  save(dir.file("hocba.pdf"), pdf);
+  // Independent tools: each earlier signature still covers its revision / its element.
+  REQUIRE(sig_ids.size() == 3);
+  for (const auto& id : sig_ids) CHECK(run(xmlsec_verify(dir.file("hocba.xml"), id)).first == 0);
+  CHECK(pdfsig_valid(dir.file("hocba.pdf")) >= 3);
+  CHECK(run("pdfsig " + dir.file("hocba.pdf") + " 2>&1 | grep -c 'Signature is Invalid'").second ==
+        "0\n");
+  CHECK(run("qpdf --check " + dir.file("hocba.pdf") + " >/dev/null 2>&1").first == 0);
+  CHECK(run(cms_verify(dir.file("attached.p7m"))).first == 0);
+  CHECK(run(cms_verify(dir.file("detached.p7s"), dir.file("package.json"))).first == 0);
+
+  // `kyso verify`, offline, past every certificate's expiry: valid, at the level asked.
+  const auto later = [&](const std::string& file, const std::string& extra = "") {
+    const auto [rc, out] =
+        run("faketime -f +20y " + std::string(std::getenv("KYSO_CLI")) + " verify " + file + extra +
+            " --trust " + pki_path("root") + " --ocsp-url http://127.0.0.1:1/ --json 2>&1");
+    INFO(out);
+    CHECK(rc == 0);
+    json j;
+    REQUIRE_NOTHROW(j = json::parse(out));
+    return j;
+  };
+  for (const auto& f : {dir.file("hocba.xml"), dir.file("hocba.pdf")}) {
+    const auto j = later(f);
+    REQUIRE(j["signatures"].size() == 3);
+    for (const auto& s : j["signatures"]) {
+      INFO(s.dump(2));
+      CHECK(s["ok"] == true);
+      CHECK(s["level"] == "B-LTA");
+      CHECK(s["longTerm"]["offline"] == true);
+    }
+  }
+  auto j = later(dir.file("attached.p7m"));
+  CHECK(j["signatures"][0]["level"] == "B-LTA");
+  CHECK(j["signatures"][0]["ok"] == true);
+  j = later(dir.file("detached.p7s"), " --content " + dir.file("package.json"));
+  CHECK(j["signatures"][0]["level"] == "B-LT");
+  CHECK(j["signatures"][0]["ok"] == true);
+}
+
+TEST_CASE("signDocuments_levelBlt_withoutTrustAnchorsOrTsa_refusedBeforeAnyDialog",
+          "[ws][items][longterm]") {
+  LoopbackTsa tsa;
+  Agent a([&](config::AgentConfig& cfg) { cfg.tsa_url = tsa.url(); });
+  Client c(a.port());
+  const auto hello = c.call("hello", {{"protocols", {1}}});
+  CHECK(hello["result"]["capabilities"]["documents"]["pdf"]["levels"] == json({"b-b", "b-t"}));
+  const auto t = sample_class(1).at(0);
+  const auto before = pinentry_dialogs().size();
+  const auto r = c.call("sign", {{"role", "teacher"},
+                                 {"item",
+                                  {{"type", "pdf"},
+                                   {"document", to_base64(transcript_pdf(t))},
+                                   {"level", "b-lta"},
+                                   {"title", "Học bạ"}}}});
+  INFO(r.dump());
+  CHECK(r["error"]["code"] == "NOT_SUPPORTED");
+  CHECK(r["error"]["message"]["vi"].is_string());
+  Agent no_tsa([](config::AgentConfig& cfg) { cfg.trust_anchors = {pki_path("root")}; });
+  Client c2(no_tsa.port());
+  auto x = xml_item(t, transcript_xml(t), "teacher");
+  x["profile"] = "xades-b-lt";
+  CHECK(c2.call("sign", {{"role", "teacher"}, {"item", x}})["error"]["code"] ==
+        "TSA_NOT_CONFIGURED");
+  CHECK(pinentry_dialogs().size() == before);
+  CHECK(tsa.requests() == 0);
 }
 
 TEST_CASE("signDocuments_trustAnchorsConfigured_revokedRefusedBeforeAnyCSign",

@@ -35,15 +35,30 @@ Hello parse_hello(const json& p, Connection& /*c*/) {
 json capabilities(const Service& svc) {
   const auto& lim = svc.config().limits;
   const bool tsa = !svc.config().tsa_url.empty();
+  // B-LT and B-LTA archive the chains to IT's anchors, timestamped by the TSA: both needed.
+  const bool lt = tsa && !svc.config().trust_anchors.empty();
+  const auto levels = [&](const char* prefix) {
+    json l = json::array();
+    for (const char* v : {"b-b", "b-t", "b-lt", "b-lta"}) {
+      const std::string_view s(v);
+      if ((s == "b-t" && !tsa) || (s.starts_with("b-lt") && !lt)) continue;
+      l.push_back(std::string(prefix) + v);
+    }
+    return l;
+  };
   const TransferLimits tl;
   return {
       {"itemTypes", {"hash", "xml", "pdf", "cms"}},
       {"documents",
        {{"xml",
          {{"profiles",
-           tsa ? json{"xmldsig", "xades-b-b", "xades-b-t"} : json{"xmldsig", "xades-b-b"}}}},
-        {"pdf", {{"levels", tsa ? json{"b-b", "b-t"} : json{"b-b"}}}},
-        {"cms", {{"levels", tsa ? json{"b-b", "b-t"} : json{"b-b"}}}},
+           [&] {
+             json p = levels("xades-");
+             p.insert(p.begin(), "xmldsig");
+             return p;
+           }()}}},
+        {"pdf", {{"levels", levels("")}}},
+        {"cms", {{"levels", levels("")}}},
         {"timestamps", tsa},
         {"certificateChecks", !svc.config().trust_anchors.empty()},
         {"uploads",

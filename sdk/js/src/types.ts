@@ -163,9 +163,14 @@ export interface HashItem<K = string> {
 
 /** Bytes of a document: an array, a buffer, or a Blob/File (read when sent). */
 export type DocumentInput = Uint8Array | ArrayBuffer | Blob;
-export type XmlProfile = 'xmldsig' | 'xades-b-b' | 'xades-b-t';
-/** B-B, or B-T with a timestamp from the agent's TSA (capabilities.documents says which). */
-export type SignatureLevel = 'b-b' | 'b-t';
+export type XmlProfile = 'xmldsig' | 'xades-b-b' | 'xades-b-t' | 'xades-b-lt' | 'xades-b-lta';
+/**
+ * B-B; B-T with a timestamp from the agent's TSA; B-LT adds the validation data (certificates,
+ * OCSP/CRL) so the signature can be checked after the certificates expire; B-LTA adds an archive
+ * timestamp over it all (docs/protocol.md, "Long-term levels"). capabilities.documents says which
+ * levels this agent offers; a CMS over a hash is b-b or b-t only.
+ */
+export type SignatureLevel = 'b-b' | 'b-t' | 'b-lt' | 'b-lta';
 
 /** An XML transcript signed in place (enveloped XML-DSig or XAdES), docs/protocol.md. */
 export interface XmlItem<K = string> {

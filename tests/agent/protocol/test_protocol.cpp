@@ -262,6 +262,30 @@ TEST_CASE("parse_item accepts hex and base64 and checks the digest length", "[ws
   CHECK(pdf.type == ItemType::Pdf);
   CHECK(pdf.digest == sha256(Bytes(10, '%')));
   CHECK(pdf.title.starts_with("[PDF · PAdES B-T · 10 B] Học bạ"));
+  // The long-term levels: b-lt / b-lta, xades-b-lt / xades-b-lta, shown in the dialog.
+  CHECK(parse_item({{"type", "pdf"},
+                    {"document", to_base64(Bytes(10, '%'))},
+                    {"title", "Học bạ"},
+                    {"level", "b-lta"}})
+            .title.starts_with("[PDF · PAdES B-LTA · 10 B] Học bạ"));
+  const auto xml = parse_item({{"type", "xml"},
+                               {"text", "<HocBa Id=\"hb\"/>"},
+                               {"reference", "hb"},
+                               {"profile", "xades-b-lt"},
+                               {"title", "Học bạ"}});
+  CHECK(xml.document->level == Level::LT);
+  CHECK(xml.title.starts_with("[XML · XAdES B-LT · "));
+  CHECK(parse_item({{"type", "cms"}, {"text", "x"}, {"level", "b-lt"}, {"title", "Gói"}})
+            .document->level == Level::LT);
+  for (const json& bad :
+       {json{{"type", "pdf"}, {"document", to_base64(Bytes(10, '%'))}, {"level", "b-ltv"}},
+        json{{"type", "xml"}, {"text", "<a Id=\"a\"/>"}, {"reference", "a"}, {"profile", "b-lt"}},
+        // A hash-only CMS cannot be extended: the archive needs the content.
+        json{{"type", "cms"}, {"hash", hex}, {"hashAlgorithm", "sha256"}, {"level", "b-lt"}}}) {
+    CHECK_THROWS_MATCHES(parse_item(bad), Error, Catch::Predicate<Error>([](const Error& e) {
+                           return e.code() == ErrorCode::BadRequest;
+                         }));
+  }
   const auto title =
       parse_item(
           {{"type", "hash"}, {"hash", hex}, {"hashAlgorithm", "sha256"}, {"title", "Học bạ\n- A"}})

@@ -23,8 +23,13 @@ enum class ItemType { Hash, Xml, Pdf, Cms };
 
 std::string_view to_string(ItemType t) noexcept;
 
-/// Signature levels: B-B, or B-T with a timestamp from the configured TSA.
-enum class Level { B, T };
+/// Signature levels (ETSI baseline): B-B; B-T with a timestamp from the configured TSA; B-LT
+/// adds the validation data (certificates, OCSP/CRL) of the signer's and the TSA's chains; B-LTA
+/// adds an archive timestamp over it all. Ordered: each level includes the ones before.
+enum class Level { B, T, LT, LTA };
+
+/// "B-B", "B-T", "B-LT", "B-LTA".
+std::string_view to_string(Level l) noexcept;
 
 /// What a document item asks for. The content is inline (`bytes`) or an upload (`file`).
 struct DocumentItem {
@@ -60,6 +65,7 @@ struct DocumentOutput {
   std::string signature_id;  ///< XML: the new Signature's Id
   std::string field_name;    ///< PDF: the signature field
   Bytes signed_digest;       ///< what the token signed (audited)
+  std::string level;         ///< B-LT / B-LTA items: the level reached ("B-LTA"), audited
 };
 
 /// Parses the document part of an item of type xml, pdf or cms. `transfers` resolves
