@@ -5,8 +5,8 @@
 // rounds and the best of each is kept, so a burst of load on the machine hits all of them alike.
 // Prints rates and the ratios formats/raw (goals: XML >= 0.80, PDF >= 0.70), then the peak RSS
 // of a child process signing a 200 MB PDF (goal < 64 MB), then the cost of the long-term levels:
-// `--lt` transcripts signed PAdES and XAdES B-T, extended to B-LT and to B-LTA (validation data
-// from `openssl ocsp`, timestamps from `openssl ts`, both on loopback), per document against
+// `--lt` transcripts signed PAdES, XAdES and CAdES B-T, extended to B-LT and to B-LTA (validation
+// data from `openssl ocsp`, timestamps from `openssl ts`, both on loopback), per document against
 // B-T's own cost, and the bytes each level adds.
 //
 //   kyso-bench-format-sign --dir TOKEN_DIR [--n 1000] [--rounds 5] [--big-mb 200] [--school 2000]
@@ -37,6 +37,7 @@
 
 #include "../common/raw_pkcs11.hpp"
 #include "kyso/core/secret.hpp"
+#include "kyso/formats/cms.hpp"
 #include "kyso/formats/extend.hpp"
 #include "kyso/formats/pdf.hpp"
 #include "kyso/formats/xml.hpp"
@@ -212,6 +213,7 @@ void longterm(kyso::Signer& signer, const std::string& dir, const std::filesyste
   };
   Row pdf;
   Row xml;
+  Row cms;
   for (int i = 0; i < m; ++i) {
     const std::string base = (work / ("lt-" + std::to_string(i))).string();
     {
@@ -243,13 +245,27 @@ void longterm(kyso::Signer& signer, const std::string& dir, const std::filesyste
     xml.bt_size += size(base + ".xml");
     extend(base + ".xml", kyso::formats::BaselineLevel::LT, xml.lt_ms, xml.lt_size);
     extend(base + ".xml", kyso::formats::BaselineLevel::LTA, xml.lta_ms, xml.lta_size);
+
+    kyso::formats::CmsOptions co;
+    co.detached = false;
+    co.tsa = tsa;
+    start = Clock::now();
+    const kyso::Bytes p7m = kyso::formats::sign_cms(
+        signer, {reinterpret_cast<const std::uint8_t*>(x.data()), x.size()}, co);
+    cms.bt_ms += ms_since(start);
+    std::ofstream(base + ".p7m", std::ios::binary)
+        .write(reinterpret_cast<const char*>(p7m.data()), static_cast<std::streamsize>(p7m.size()));
+    cms.bt_size += size(base + ".p7m");
+    extend(base + ".p7m", kyso::formats::BaselineLevel::LT, cms.lt_ms, cms.lt_size);
+    extend(base + ".p7m", kyso::formats::BaselineLevel::LTA, cms.lta_ms, cms.lta_size);
   }
   std::printf(
       "long-term levels: %d transcript(s) each, TSA (openssl ts) and OCSP (openssl ocsp) on "
       "loopback; per document\n",
       m);
   std::printf("%-34s %10s %8s %12s\n", "case", "ms/doc", "x B-T", "bytes added");
-  for (const auto& [name, r] : {std::pair{"PAdES", pdf}, std::pair{"XAdES", xml}}) {
+  for (const auto& [name, r] :
+       {std::pair{"PAdES", pdf}, std::pair{"XAdES", xml}, std::pair{"CAdES (attached)", cms}}) {
     const double d = m;
     std::printf("%-34s %10.1f %8.2f %12.0f   (%.0f bytes signed)\n",
                 (std::string(name) + " B-T sign").c_str(), r.bt_ms / d, 1.0, 0.0, r.bt_size / d);
