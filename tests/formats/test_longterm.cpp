@@ -134,6 +134,7 @@ TEST_CASE(
   ScratchDir dir;
   const std::string lt = dir.file("hocba-lt.pdf");
   const std::string lta = dir.file("hocba-lta.pdf");
+  const std::string renewed = dir.file("hocba-renewed.pdf");
   {
     OcspResponder ocsp;
     LoopbackTsa tsa;
@@ -168,9 +169,19 @@ TEST_CASE(
     CHECK(read_bytes(lta) == before);
     std::tie(rc, out) = run(extend_cmd(lt, "lt", ocsp, tsa, "--lang en"));
     CHECK(out.find("already B-LT, unchanged") != std::string::npos);
+
+    // The renewal IT's timer runs: a second archive timestamp after the first, on a copy.
+    write_bytes(renewed, read_bytes(lta));
+    std::tie(rc, out) =
+        run(extend_cmd(renewed, "lta", ocsp, tsa, "--lang en --renew-before 36500"));
+    INFO(out);
+    CHECK(rc == 0);
+    CHECK(out.find("B-LTA -> B-LTA") != std::string::npos);
+    CHECK(out.find("archive timestamp ArchiveTimestamp2") != std::string::npos);
   }  // the OCSP responder and the TSA stop here
 
-  for (const auto& f : {lt, lta}) {
+  for (const auto& f : {lt, lta, renewed}) {
+    INFO(f);
     CHECK(pdfsig_valid(f) == 3);
     CHECK(qpdf_check(f));
   }
@@ -194,6 +205,14 @@ TEST_CASE(
   }
   REQUIRE(j["documentTimestamps"].size() == 1);
   CHECK(j["documentTimestamps"][0]["ok"] == true);
+  std::tie(rc, j) = verify_later(renewed);
+  CHECK(rc == 0);
+  for (const auto& s : j["signatures"]) {
+    CHECK(s["ok"] == true);
+    CHECK(s["level"] == "B-LTA");
+    CHECK(s["longTerm"]["archiveTimestamps"].size() == 2);
+  }
+  CHECK(j["documentTimestamps"].size() == 2);
   const std::string vi = verify_text(lta, "vi");
   CHECK(vi.find("Mức chữ ký: B-LTA (kiểm tra ngoại tuyến, chỉ bằng dữ liệu trong tài liệu)") !=
         std::string::npos);
@@ -263,6 +282,7 @@ TEST_CASE(
   ScratchDir dir;
   XmlSigned x;
   std::string lt;
+  const std::string renewed = dir.file("hocba-renewed.xml");
   {
     OcspResponder ocsp;
     LoopbackTsa tsa;
@@ -287,6 +307,25 @@ TEST_CASE(
     std::tie(rc, out) = run(extend_cmd(x.path, "lta", ocsp, tsa, "--lang en"));
     CHECK(out.find("already B-LTA, unchanged") != std::string::npos);
     CHECK(read_bytes(x.path) == before);
+
+    // The renewal, on a copy: a second archive timestamp; xmlsec1 still verifies all three.
+    write_bytes(renewed, before);
+    std::tie(rc, out) =
+        run(extend_cmd(renewed, "lta", ocsp, tsa, "--lang en --renew-before 36500"));
+    INFO(out);
+    CHECK(rc == 0);
+    CHECK(out.find("B-LTA -> B-LTA") != std::string::npos);
+    for (const auto& id : x.ids) CHECK(xmlsec_ok(renewed, id));
+  }
+  {
+    auto [rc, j] = verify_later(renewed);
+    CHECK(rc == 0);
+    for (const auto& s : j["signatures"]) {
+      INFO(s.dump(2));
+      CHECK(s["ok"] == true);
+      CHECK(s["level"] == "B-LTA");
+      CHECK(s["longTerm"]["archiveTimestamps"].size() == 2);
+    }
   }
   auto [rc, j] = verify_later(x.path);
   CHECK(rc == 0);
