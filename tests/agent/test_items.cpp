@@ -459,10 +459,10 @@ TEST_CASE("signDocuments_levelsBltBlta_validationDataAddedAndValidOfflineYearsLa
                          {"title", "Gói học bạ (tách rời)"}});
       }
       // (named: the token also holds a revoked teacher, which IT's anchors now refuse)
-      const auto r = c.call("batch.sign",
-                            {{"role", role},
-                             {"credentialId", fixture().credential(role).credential_id()},
-                             {"items", items}});
+      const auto r =
+          c.call("batch.sign", {{"role", role},
+                                {"credentialId", fixture().credential(role).credential_id()},
+                                {"items", items}});
       INFO(r.dump().substr(0, 3000));
       REQUIRE(r["result"]["signed"] == items.size());
       const auto& res = r["result"]["results"];
@@ -533,6 +533,60 @@ TEST_CASE("signDocuments_levelsBltBlta_validationDataAddedAndValidOfflineYearsLa
   j = later(dir.file("detached.p7s"), " --content " + dir.file("package.json"));
   CHECK(j["signatures"][0]["level"] == "B-LT");
   CHECK(j["signatures"][0]["ok"] == true);
+}
+
+// Uploaded documents at b-lta: the signed PDF on disk is extended in place (and rehashed, 0600),
+// a detached CMS's uploaded content is what its archive timestamp covers.
+TEST_CASE("upload_levelBlta_pdfExtendedOnDiskAndDetachedCmsOverTheUploadedContent",
+          "[ws][items][tsa][longterm]") {
+  OcspResponder ocsp;
+  LoopbackTsa tsa;
+  Agent a([&](config::AgentConfig& cfg) {
+    cfg.tsa_url = tsa.url();
+    cfg.trust_anchors = {pki_path("root")};
+    cfg.ocsp_url = ocsp.url();
+  });
+  Client c(a.port());
+  ScratchDir dir;
+  const auto t = sample_class(1).at(0);
+  const Bytes pdf = transcript_pdf(t, false, 1024UL * 1024);  // past the inline result limit
+  const std::string package = json{{"lop", "10A1"}, {"hocSinh", t.name}}.dump();
+  write_text(dir.file("package.json"), package);
+  const json items = json::array(
+      {{{"type", "pdf"}, {"uploadId", upload(c, pdf)}, {"level", "b-lta"}, {"title", "Học bạ"}},
+       {{"type", "cms"},
+        {"uploadId", upload(c, read_bytes(dir.file("package.json")))},
+        {"level", "b-lta"},
+        {"title", "Gói học bạ"}}});
+  const auto r =
+      c.call("batch.sign", {{"role", "seal"},
+                            {"credentialId", fixture().credential("seal").credential_id()},
+                            {"items", items}});
+  INFO(r.dump().substr(0, 2000));
+  REQUIRE(r["result"]["signed"] == 2);
+  const auto& res = r["result"]["results"];
+  REQUIRE(res[0].contains("downloadId"));
+  const auto out = download(c, res[0]);  // checked against the agent's sha256 of the extended file
+  CHECK(std::equal(pdf.begin(), pdf.end(), out.begin()));  // incremental updates only
+  save(dir.file("seal.pdf"), out);
+  const std::string text(out.begin(), out.end());
+  CHECK(text.find("/DocTimeStamp") != std::string::npos);
+  CHECK(pdfsig_valid(dir.file("seal.pdf")) >= 1);
+  CHECK(run("pdfsig " + dir.file("seal.pdf") + " 2>&1 | grep -c 'Signature is Invalid'").second ==
+        "0\n");
+  CHECK(run("qpdf --check " + dir.file("seal.pdf") + " >/dev/null 2>&1").first == 0);
+  save(dir.file("seal.p7s"), download(c, res[1]));
+  CHECK(run(cms_verify(dir.file("seal.p7s"), dir.file("package.json"))).first == 0);
+  for (const auto& [file, extra] :
+       {std::pair{dir.file("seal.pdf"), std::string()},
+        std::pair{dir.file("seal.p7s"), " --content " + dir.file("package.json")}}) {
+    const auto [rc, v] =
+        run(std::string(std::getenv("KYSO_CLI")) + " verify " + file + extra + " --trust " +
+            pki_path("root") + " --ocsp-url " + ocsp.url() + " --json 2>&1");
+    INFO(v);
+    CHECK(rc == 0);
+    CHECK(v.find("\"level\": \"B-LTA\"") != std::string::npos);
+  }
 }
 
 TEST_CASE("signDocuments_levelBlt_withoutTrustAnchorsOrTsa_refusedBeforeAnyDialog",
