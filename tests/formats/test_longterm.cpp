@@ -4,6 +4,7 @@
 // expiry: still valid, at the right level, from the document's own data. Removing or altering
 // validation data makes it fail and say why. Every extended file still passes pdfsig and qpdf.
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -359,6 +360,7 @@ TEST_CASE(
   const std::string attached = dir.file("hocba.p7m");
   const std::string detached = dir.file("hocba.p7s");
   const std::string content = dir.file("hocba.xml");
+  const std::string lt_copy = dir.file("hocba-lt.p7m");
   const auto xml = transcript_xml(sample_class(1).at(0));
   write_text(content, xml);
   const std::string verify_tool = "openssl cms -verify -binary -inform DER -purpose any -CAfile " +
@@ -381,6 +383,7 @@ TEST_CASE(
       INFO(out);
       CHECK(rc == 0);
       CHECK(out.find("B-T -> B-LT") != std::string::npos);
+      if (file == attached) write_bytes(lt_copy, read_bytes(attached));
       std::tie(rc, out) = run(extend_cmd(file, "lta", ocsp, tsa, "--lang en" + extra));
       CHECK(rc == 0);
       CHECK(out.find("B-LT -> B-LTA") != std::string::npos);
@@ -422,5 +425,25 @@ TEST_CASE(
   std::tie(rc, j) = verify_later(attached);
   CHECK(rc == 0);
   CHECK(j["signatures"][0]["longTerm"]["archiveTimestamps"].size() == 2);
+
+  // The B-LT state, with one byte of an OCSP response in SignedData.crls altered (inside its
+  // tbsResponseData, after the RFC 5940 id-ri-ocsp-response OID): the signature itself still
+  // verifies, the long-term check fails and says why.
+  auto der = read_bytes(lt_copy);
+  const std::vector<std::uint8_t> ri_ocsp = {0x06, 0x08, 0x2B, 0x06, 0x01,
+                                             0x05, 0x05, 0x07, 0x10, 0x02};
+  const auto at = std::search(der.begin(), der.end(), ri_ocsp.begin(), ri_ocsp.end());
+  REQUIRE(at != der.end());
+  const auto off = static_cast<std::size_t>(at - der.begin()) + ri_ocsp.size() + 60;
+  REQUIRE(off < der.size());
+  der[off] ^= 0x01;
+  write_bytes(dir.file("altered.p7m"), der);
+  CHECK(run(verify_tool + " -in " + dir.file("altered.p7m") + " -out /dev/null 2>&1").first == 0);
+  std::tie(rc, j) = verify_later(dir.file("altered.p7m"));
+  CHECK(rc == 2);
+  REQUIRE(j["signatures"].size() == 1);
+  CHECK(j["signatures"][0]["ok"] == false);
+  CHECK(std::regex_search(j["signatures"][0]["longTerm"]["problem"].get<std::string>(),
+                          std::regex("does not verify|cannot be read|no revocation")));
   CHECK(run(verify_tool + " -in " + attached + " -out /dev/null 2>&1").first == 0);
 }
