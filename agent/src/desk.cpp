@@ -58,11 +58,10 @@ std::optional<HashAlgorithm> fixed_hash(const SignJob& job) {
 
 }  // namespace
 
-Service::JobSlot::JobSlot(std::atomic<bool>& busy) : busy_(busy) {
+Service::JobSlot::JobSlot(std::atomic<bool>& busy, std::string_view what) : busy_(busy) {
   bool expected = false;
-  if (!busy_.compare_exchange_strong(expected, true)) {
-    throw Error(ErrorCode::Busy, "another approval or signing job is running");
-  }
+  if (!busy_.compare_exchange_strong(expected, true))
+    throw Error(ErrorCode::Busy, std::string(what));
 }
 
 // ---- choose ------------------------------------------------------------------------------------

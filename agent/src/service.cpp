@@ -175,7 +175,42 @@ CredentialList Service::list_credentials(const CredentialQuery& q, const std::st
 
 void Service::pair(const std::string& origin, Language lang, const std::atomic<bool>* abort,
                    const std::function<void(const std::string& code)>& announce) {
-  const JobSlot slot(busy_);
+  const auto now = std::chrono::steady_clock::now();
+  {
+    const std::lock_guard lock(cooldown_mutex_);
+    // Forgotten once quiet for as long as the longest cooldown.
+    std::erase_if(pair_cooldown_,
+                  [&](const auto& e) { return e.second.until + kPairCooldownMax <= now; });
+    if (const auto it = pair_cooldown_.find(origin);
+        it != pair_cooldown_.end() && now < it->second.until) {
+      const auto left = std::chrono::ceil<std::chrono::seconds>(it->second.until - now).count();
+      throw Error(ErrorCode::PairCooldown, "the last pairing dialog of " + origin +
+                                               " was not confirmed; pairing again in " +
+                                               std::to_string(left) + " s");
+    }
+  }
+  // A hostile page cannot hold up signing with a dialog nobody answers, nor reopen the dialog
+  // at once after each Cancel (approval fatigue): pairing has its own slot, and an unconfirmed
+  // dialog, however it ended, refuses the origin's pairs for a while.
+  const JobSlot slot(pairing_busy_, "another pairing dialog is open");
+  bool confirmed = false;
+  const struct CoolDown {
+    Service& svc;
+    const std::string& origin;
+    const bool& confirmed;
+    ~CoolDown() {
+      const std::lock_guard lock(svc.cooldown_mutex_);
+      if (confirmed) {
+        svc.pair_cooldown_.erase(origin);
+        return;
+      }
+      auto& c = svc.pair_cooldown_[origin];
+      auto wait = std::chrono::seconds(kPairCooldownFirst);
+      for (int i = 0; i < c.strikes && wait < kPairCooldownMax; ++i) wait *= 4;
+      c.strikes = std::min(c.strikes + 1, 16);
+      c.until = std::chrono::steady_clock::now() + std::min(wait, kPairCooldownMax);
+    }
+  } cool_down{*this, origin, confirmed};
   const std::string code = six_digit_code();
   announce(code);
   const bool vi = lang == Language::Vi;
@@ -203,6 +238,7 @@ void Service::pair(const std::string& origin, Language lang, const std::atomic<b
     audit_refusal(origin, {}, ErrorCode::UserCancelled, "pairing dialog");
     throw Error(ErrorCode::UserCancelled, "the user did not confirm the pairing");
   }
+  confirmed = true;
   pairings_.add(origin);
   audit_->append(AuditRow{.event = "pairing",
                           .origin = origin,

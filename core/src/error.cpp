@@ -122,6 +122,11 @@ constexpr std::array kEntries{
     Entry{ErrorCode::Busy, "BUSY", true,
           "Kyso đang bận với một yêu cầu khác. Hãy thử lại sau giây lát.",
           "Kyso is busy with another request. Try again in a moment."},
+    Entry{ErrorCode::PairCooldown, "PAIR_COOLDOWN", true,
+          "Yêu cầu ghép nối trước của trang web này vừa bị hủy hoặc hết giờ nên tạm thời bị từ "
+          "chối. Hãy đợi giây lát rồi bấm \"Ghép nối\" lại.",
+          "This website's previous pairing request was just cancelled or timed out, so pairing "
+          "is refused for a while. Wait a moment, then click \"Pair\" again."},
     Entry{ErrorCode::Timeout, "TIMEOUT", true, "Hết thời gian chờ. Hãy thử lại.",
           "The operation timed out. Try again."},
     Entry{ErrorCode::RoleNoCredential, "ROLE_NO_CREDENTIAL", true,

@@ -23,6 +23,7 @@
 #include "kyso/agent/audit.hpp"
 #include "kyso/agent/pairing.hpp"
 #include "kyso/config/token_profiles.hpp"
+#include "transport/listener.hpp"
 
 using namespace kyso;
 using namespace kyso::test;
@@ -447,4 +448,86 @@ TEST_CASE("socketActivation_bySystemdSocketActivate_servesTheFirstConnection", "
   int st = 0;
   ::waitpid(pid, &st, 0);
   std::filesystem::remove_all(state);
+}
+
+// ---- Issue 12, finding 2: unpaired pages cannot block the school's page
+// ---------------------------
+
+TEST_CASE("connections_unpairedOriginOpensMany_ownQuotaAndTheAllowListedPageStillConnects",
+          "[ws][security]") {
+  Agent a;  // max_connections 16, as installed
+  const auto host = "127.0.0.1:" + std::to_string(a.port());
+  const auto open_many = [&](const std::string& origin, int n) {
+    std::vector<std::unique_ptr<Client>> got;
+    for (int i = 0; i < n; ++i) {
+      try {
+        got.push_back(std::make_unique<Client>(a.port(), origin));
+      } catch (const boost::system::system_error&) {
+        // 503: this origin's quota is full
+      }
+    }
+    return got;
+  };
+  // Before: 16 sockets of one unpaired origin filled max_connections and the school got 503.
+  const auto evil = open_many("https://evil.example", 16);
+  CHECK(evil.size() == agent::transport::kUnpairedPerOrigin);
+  const auto other = open_many("https://evil-2.example", 16);
+  CHECK(evil.size() + other.size() == agent::transport::kUnpairedConnections);
+  CHECK(upgrade_status(a.port(), "https://evil-3.example", host) == 503);
+  // The allow-listed page has all of max_connections.
+  std::vector<std::unique_ptr<Client>> school;
+  for (std::size_t i = 0; i < 16; ++i) school.push_back(std::make_unique<Client>(a.port()));
+  CHECK(upgrade_status(a.port(), kSchool, host) == 503);
+  CHECK(school.back()->call("hello", json::object()).contains("result"));
+}
+
+TEST_CASE("pair_dialogLeftOpen_allowListedPageSignsMeanwhile", "[ws][security]") {
+  const auto dir = temp_dir("pair-slot");
+  const auto action = dir / "action";
+  std::ofstream(action) << "hang\n";
+  ::setenv("KYSO_PINENTRY_ACTION_FILE", action.c_str(), 1);
+  pinentry_script("ok", fixture().user_pin);
+  {
+    Agent a;
+    Client evil(a.port(), "https://evil.example");
+    evil.send_text(json{{"id", 1}, {"method", "pair"}, {"params", json::object()}}.dump());
+    // The pairing dialog is on screen (nobody answers it) once the page has the code.
+    CHECK(evil.read()["event"] == "pair.code");
+    std::ofstream(action) << "ok\n";
+    // Before: the pairing dialog held the one job slot for approval_timeout: BUSY.
+    Client school(a.port());
+    const auto r = school.call("sign", {{"role", "teacher"}, {"item", hash_item("Học bạ - A")}});
+    CHECK(r.contains("result"));
+  }
+  ::unsetenv("KYSO_PINENTRY_ACTION_FILE");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("pair_cancelledOrTimedOut_originRefusedPairCooldownWithoutADialog", "[ws][security]") {
+  pinentry_script("cancel", "");
+  Agent a([](config::AgentConfig& c) { c.limits.approval_timeout = std::chrono::seconds(1); });
+  Client c(a.port(), "https://evil.example");
+  CHECK(code_of(c.call("pair", json::object())) == "USER_CANCELLED");
+  // Before: the page reopened the dialog at once, again and again (4 dialogs in 5 s).
+  for (int i = 0; i < 3; ++i) {
+    const auto r = c.call("pair", json::object());
+    CHECK(code_of(r) == "PAIR_COOLDOWN");
+    CHECK(r["error"]["retriable"] == true);
+    CHECK(r["error"]["message"]["vi"].get<std::string>().find("Ghép nối") != std::string::npos);
+  }
+  CHECK(pinentry_dialogs().size() == 1);
+  // After the first cooldown (5 s) the dialog comes back; one more Cancel: four times longer.
+  std::this_thread::sleep_for(agent::kPairCooldownFirst + 200ms);
+  CHECK(code_of(c.call("pair", json::object())) == "USER_CANCELLED");
+  const auto longer = c.call("pair", json::object());
+  CHECK(code_of(longer) == "PAIR_COOLDOWN");
+  CHECK(longer["error"]["detail"].get<std::string>().find("in 20 s") != std::string::npos);
+  CHECK(pinentry_dialogs().size() == 2);
+  // A timeout starts the cooldown too; other origins are not affected.
+  pinentry_script("hang", "");
+  Client other(a.port(), "https://other-school.example.vn");
+  CHECK(code_of(other.call("pair", json::object())) == "TIMEOUT");
+  CHECK(code_of(other.call("pair", json::object())) == "PAIR_COOLDOWN");
+  CHECK(pinentry_dialogs().size() == 3);
+  pinentry_script("ok", fixture().user_pin);
 }

@@ -53,6 +53,10 @@ bool Protocol::admits(const std::string& origin) const {
          origin_pairable(origin);
 }
 
+bool Protocol::trusted(const std::string& origin) const {
+  return service_->trusted(origin);
+}
+
 std::string Protocol::refused(ErrorCode code, const std::string& origin, const std::string& detail,
                               bool record) {
   if (record) service_->audit_refusal(origin, {}, code, detail);

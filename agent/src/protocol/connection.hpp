@@ -40,6 +40,7 @@ class Protocol final : public transport::Gate, public std::enable_shared_from_th
   [[nodiscard]] std::string status_body() const override;
   [[nodiscard]] std::string server_name() const override;
   [[nodiscard]] bool admits(const std::string& origin) const override;
+  [[nodiscard]] bool trusted(const std::string& origin) const override;
   std::string refused(ErrorCode code, const std::string& origin, const std::string& detail,
                       bool record) override;
   std::shared_ptr<transport::Handler> open(const std::string& origin,

@@ -70,6 +70,9 @@ class Gate {
   [[nodiscard]] virtual std::string server_name() const = 0;
   /// Whether a WebSocket from `origin` (normalized) may be opened at all.
   [[nodiscard]] virtual bool admits(const std::string& origin) const = 0;
+  /// Whether `origin` is allow-listed or paired: its connections come out of the main quota;
+  /// any other's out of the small quota of unpaired connections.
+  [[nodiscard]] virtual bool trusted(const std::string& origin) const = 0;
   /// A refused request or connection: recorded when `record`; returns the JSON body the
   /// client gets.
   virtual std::string refused(ErrorCode code, const std::string& origin, const std::string& detail,

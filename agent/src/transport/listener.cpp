@@ -77,7 +77,7 @@ class Session final : public SessionBase,
         limits_(listener_->limits()) {}
 
   ~Session() override {
-    if (counted_) listener_->release_slot();
+    if (counted_) listener_->release_slot(origin_, trusted_);
   }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -200,9 +200,14 @@ class Session final : public SessionBase,
                        "origin " + origin_ + " is neither allow-listed, paired nor pairable",
                        true));
     }
-    if (!listener_->take_slot()) {
+    trusted_ = gate.trusted(origin_);
+    if (!listener_->take_slot(origin_, trusted_)) {
       return reply(http::status::service_unavailable,
-                   gate.refused(ErrorCode::Busy, origin_, "too many connections", false));
+                   gate.refused(ErrorCode::Busy, origin_,
+                                trusted_ ? "too many connections"
+                                         : "too many connections from origins that are not "
+                                           "allow-listed nor paired",
+                                false));
     }
     counted_ = true;
 
@@ -371,6 +376,7 @@ class Session final : public SessionBase,
   std::string origin_;
   std::shared_ptr<Handler> handler_;
   bool counted_ = false;
+  bool trusted_ = false;  ///< which quota the connection's slot came from
   bool reading_ = false;
   bool writing_ = false;
   bool closed_ = false;
@@ -412,10 +418,33 @@ bool Listener::host_ok(std::string_view host) const {
   return h == "127.0.0.1" + p || h == "localhost" + p || h == "[::1]" + p;
 }
 
-bool Listener::take_slot() noexcept {
-  if (connections_.fetch_add(1) < limits_.max_connections) return true;
+bool Listener::take_slot(const std::string& origin, bool trusted) {
+  const std::lock_guard lock(slots_mutex_);
+  if (trusted) {
+    if (trusted_ >= limits_.max_connections) return false;
+    ++trusted_;
+  } else {
+    auto& mine = unpaired_[origin];
+    if (unpaired_total_ >= kUnpairedConnections || mine >= kUnpairedPerOrigin) {
+      if (mine == 0) unpaired_.erase(origin);
+      return false;
+    }
+    ++mine;
+    ++unpaired_total_;
+  }
+  connections_.fetch_add(1);
+  return true;
+}
+
+void Listener::release_slot(const std::string& origin, bool trusted) noexcept {
+  const std::lock_guard lock(slots_mutex_);
+  if (trusted) {
+    --trusted_;
+  } else if (const auto it = unpaired_.find(origin); it != unpaired_.end()) {
+    if (--it->second == 0) unpaired_.erase(it);
+    --unpaired_total_;
+  }
   connections_.fetch_sub(1);
-  return false;
 }
 
 void Listener::bind(const config::AgentConfig& cfg) {

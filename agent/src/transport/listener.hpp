@@ -10,15 +10,23 @@
 #include <boost/asio/ssl/context.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "channel.hpp"
 #include "kyso/config/agent_config.hpp"
 
 namespace kyso::agent::transport {
+
+/// Connections of origins neither allow-listed nor paired (pages that may only say hello and
+/// ask to pair): in total, and per origin. They come out of their own quota, so no unpaired page
+/// can take the connections of allow-listed or paired pages (max_connections).
+inline constexpr std::size_t kUnpairedConnections = 4;
+inline constexpr std::size_t kUnpairedPerOrigin = 2;
 
 class SessionBase;
 
@@ -37,7 +45,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
   [[nodiscard]] bool tls() const noexcept { return ssl_.has_value(); }
-  /// Open WebSocket connections now.
+  /// Open WebSocket connections now (trusted and unpaired).
   [[nodiscard]] std::size_t connections() const noexcept { return connections_.load(); }
 
   /// Starts accepting (on the io_context's thread).
@@ -49,9 +57,11 @@ class Listener : public std::enable_shared_from_this<Listener> {
   [[nodiscard]] Gate& gate() noexcept { return *gate_; }
   [[nodiscard]] const config::AgentLimits& limits() const noexcept { return limits_; }
   [[nodiscard]] bool host_ok(std::string_view host) const;
-  /// Takes a connection slot; false when max_connections are open.
-  bool take_slot() noexcept;
-  void release_slot() noexcept { connections_.fetch_sub(1); }
+  /// Takes a connection slot: a trusted origin's out of max_connections, any other's out of the
+  /// unpaired quota (kUnpairedConnections, kUnpairedPerOrigin). False when its quota is full.
+  bool take_slot(const std::string& origin, bool trusted);
+  /// Gives back what take_slot(origin, trusted) took.
+  void release_slot(const std::string& origin, bool trusted) noexcept;
   void add(const std::shared_ptr<SessionBase>& s);
 
  private:
@@ -67,6 +77,10 @@ class Listener : public std::enable_shared_from_this<Listener> {
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::uint16_t port_ = 0;
   std::atomic<std::size_t> connections_{0};
+  std::mutex slots_mutex_;
+  std::size_t trusted_ = 0;
+  std::map<std::string, std::size_t> unpaired_;  ///< origin -> open connections
+  std::size_t unpaired_total_ = 0;
   std::atomic<bool> stopped_{false};
   std::mutex sessions_mutex_;
   std::vector<std::weak_ptr<SessionBase>> sessions_;

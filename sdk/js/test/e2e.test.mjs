@@ -183,6 +183,9 @@ test('browser_demoPage_pairsAndSignsClassAsTeacherPrincipalSeal_asHashesXmlAndPd
     });
 
     await step('pairing shows the same code in the page and in the agent dialog', async () => {
+      // After a cancelled pairing dialog the agent refuses this origin's pair for 5 s
+      // (PAIR_COOLDOWN, docs/protocol.md): a page cannot put the dialog up again and again.
+      await new Promise((resolve) => setTimeout(resolve, 5_500));
       const since = Date.now();
       await page.click('#btn-pair');
       await page.waitForFunction(() => window.kysoDemo.state.info?.paired === true && !window.kysoDemo.state.busy, null, { timeout: 30_000 });

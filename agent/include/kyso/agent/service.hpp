@@ -6,8 +6,10 @@
 /// Blocking: the protocol calls it from its worker pool, never from an io thread. Thread-safe.
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,6 +34,12 @@ namespace kyso::agent {
 
 inline constexpr std::string_view kAgentVersion = "0.1.0";
 inline constexpr int kProtocolVersion = 1;
+/// How long an origin's pairing requests are refused after its pairing dialog was cancelled,
+/// timed out or abandoned (docs/protocol.md, PAIR_COOLDOWN): 5 s after the first, four times
+/// longer after each further one in a row (20 s, 80 s, 320 s), at most 10 min. The count starts
+/// again after a confirmed pairing or 10 min without an unconfirmed dialog.
+inline constexpr std::chrono::seconds kPairCooldownFirst{5};
+inline constexpr std::chrono::seconds kPairCooldownMax{600};
 
 /// One thing to sign: a pre-computed hash, or a document (xml, pdf, cms; items.hpp).
 struct Item {
@@ -130,9 +138,12 @@ class Service {
                                   Language lang = Language::Vi,
                                   const std::atomic<bool>* cancel = nullptr);
 
-  /// Takes the one dialog slot, makes a pairing code and passes it to `announce` (the page
-  /// shows it), then shows the pairing dialog with it; stores the pairing when the user
-  /// confirms. Throws Error(Busy), Error(UserCancelled), Error(Timeout).
+  /// Takes the pairing dialog's slot (its own: a pairing dialog never holds up signing), makes a
+  /// pairing code and passes it to `announce` (the page shows it), then shows the pairing dialog
+  /// with it; stores the pairing when the user confirms. A dialog that ends otherwise (Cancel,
+  /// timeout, the page gone) starts the origin's cooldown: its pairs are refused for
+  /// kPairCooldownFirst, growing with each further one. Throws Error(PairCooldown), Error(Busy),
+  /// Error(UserCancelled), Error(Timeout).
   void pair(const std::string& origin, Language lang, const std::atomic<bool>* abort,
             const std::function<void(const std::string& code)>& announce);
 
@@ -150,12 +161,13 @@ class Service {
   std::vector<Located> credentials_for(Role role, std::string* why_none);
 
  private:
-  /// The one approval or signing job at a time (one dialog on screen, one user), held for
-  /// exactly the job's life on the thread that runs it.
+  /// The one approval or signing job at a time (one signing dialog on screen, one user), held
+  /// for exactly the job's life on the thread that runs it; pairing dialogs have their own.
   class JobSlot {
    public:
-    /// Throws Error(Busy) when another job holds it.
-    explicit JobSlot(std::atomic<bool>& busy);
+    /// Throws Error(Busy) when another job holds it; `what` names that job.
+    explicit JobSlot(std::atomic<bool>& busy,
+                     std::string_view what = "another approval or signing job is running");
     ~JobSlot() { busy_.store(false); }
     JobSlot(const JobSlot&) = delete;
     JobSlot& operator=(const JobSlot&) = delete;
@@ -208,6 +220,13 @@ class Service {
   Pinentry pinentry_;
   std::unique_ptr<RemoteSources> remote_;
   std::atomic<bool> busy_{false};
+  std::atomic<bool> pairing_busy_{false};
+  std::mutex cooldown_mutex_;
+  struct PairCooldown {
+    std::chrono::steady_clock::time_point until;  ///< pairs refused before this
+    int strikes = 0;                              ///< unconfirmed dialogs in a row
+  };
+  std::map<std::string, PairCooldown> pair_cooldown_;  ///< by origin
 };
 
 }  // namespace kyso::agent

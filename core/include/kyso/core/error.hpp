@@ -54,6 +54,7 @@ enum class ErrorCode {
   OriginNotPaired,
   UserCancelled,
   Busy,
+  PairCooldown,
   Timeout,
   RoleNoCredential,
   RoleMismatch,
