@@ -9,6 +9,7 @@
 #include <map>
 
 #include "documents.hpp"
+#include "kyso/agent/pinentry.hpp"
 #include "kyso/agent/service.hpp"
 #include "kyso/core/secret.hpp"
 #include "kyso/formats/cert_check.hpp"
@@ -19,6 +20,8 @@ namespace kyso::agent {
 namespace {
 
 constexpr std::size_t kDialogTitles = 5;
+/// The fewest bytes (escaped) a listed title gets before fewer titles are listed.
+constexpr std::size_t kMinTitleLine = 90;
 
 std::string holder(const CertificateInfo& c) {
   std::string s = c.common_name;
@@ -147,53 +150,72 @@ void Service::check_certificate(const Credential& cred) {
 Dialog Service::approval_dialog(const SignJob& job, const Credential& cred,
                                 const remote::AuthNeeds& needs) const {
   const bool vi = job.language == Language::Vi;
-  const auto untitled = [&](std::size_t i) {
-    return (vi ? "(không tên) #" : "(untitled) #") + std::to_string(i + 1);
+  // What the page chose is in quotes after the agent's own label of the item; a note says so.
+  const auto entry = [&](std::size_t i) {
+    const Item& item = job.items[i];
+    const std::string label = item.document ? dialog_label(*item.document) : std::string();
+    if (item.title.empty()) {
+      return label + (vi ? "(không tên) #" : "(untitled) #") + std::to_string(i + 1);
+    }
+    return label + "“" + item.title + "”";
   };
-  std::string what;
-  if (!job.batch) {
-    what = (vi ? "Văn bản: " : "Document: ") +
-           (job.items[0].title.empty() ? untitled(0) : job.items[0].title);
-  } else {
-    const auto n = job.items.size();
-    what =
-        vi ? "Ký " + std::to_string(n) + " văn bản:" : "Sign " + std::to_string(n) + " documents:";
-    for (std::size_t i = 0; i < std::min(n, kDialogTitles); ++i) {
-      what += "\n  • " + (job.items[i].title.empty() ? untitled(i) : job.items[i].title);
-    }
-    if (n > kDialogTitles) {
-      what += vi ? "\n  … và " + std::to_string(n - kDialogTitles) + " văn bản khác"
-                 : "\n  … and " + std::to_string(n - kDialogTitles) + " more";
-    }
-  }
   Dialog d;
   d.title = vi ? "Kyso – Xác nhận ký số" : "Kyso – Confirm signing";
-  d.description =
+  const std::string head =
       (vi ? "Trang web: " : "Website: ") + job.origin + "\n" + (vi ? "Vai trò: " : "Role: ") +
       std::string(role_label(job.role, job.language)) + "\n" + (vi ? "Người ký: " : "Signer: ") +
-      holder(cred.cert) + "\n" + (vi ? "Cấp bởi: " : "Issued by: ") +
-      (cred.cert.issuer_common_name.empty() ? cred.cert.issuer : cred.cert.issuer_common_name) +
-      "\n\n" + what;
+      clean_dialog_text(holder(cred.cert)) + "\n" + (vi ? "Cấp bởi: " : "Issued by: ") +
+      clean_dialog_text(cred.cert.issuer_common_name.empty() ? cred.cert.issuer
+                                                             : cred.cert.issuer_common_name) +
+      "\n\n";
+  std::string tail = vi ? "\n(Tên trong ngoặc kép do trang web đặt.)"
+                        : "\n(Names in quotes come from the website.)";
   const bool remote = is_remote(cred);
   if (remote) {
-    d.description += (vi ? "\n\nKhóa ở dịch vụ ký số từ xa: " : "\n\nKey at the remote service: ") +
-                     cred.source.name;
+    tail += (vi ? "\n\nKhóa ở dịch vụ ký số từ xa: " : "\n\nKey at the remote service: ") +
+            clean_dialog_text(cred.source.name);
   }
   if (needs.pin) {
     if (remote) {
-      d.description +=
-          vi ? "\nNhập mã PIN của chứng thư số để ký." : "\nEnter the key's PIN to sign.";
+      tail += vi ? "\nNhập mã PIN của chứng thư số để ký." : "\nEnter the key's PIN to sign.";
     } else {
-      d.description +=
-          vi ? "\n\nNhập mã PIN của token để ký." : "\n\nEnter the token's PIN to sign.";
+      tail += vi ? "\n\nNhập mã PIN của token để ký." : "\n\nEnter the token's PIN to sign.";
     }
     d.prompt = vi ? "Mã PIN:" : "PIN:";
   } else if (needs.approval) {
-    d.description +=
-        vi ? "\nSau đó xác nhận trên điện thoại của bạn." : "\nThen approve on your phone.";
+    tail += vi ? "\nSau đó xác nhận trên điện thoại của bạn." : "\nThen approve on your phone.";
   }
   d.ok = vi ? "Ký" : "Sign";
   d.cancel = vi ? "Hủy" : "Cancel";
+
+  // The description is one Assuan line (SETDESC), at most kAssuanMaxLine bytes once escaped:
+  // titles are listed while they fit, each cut to its share, and "… and N more" counts the rest.
+  const std::size_t room = kAssuanMaxLine - std::string_view("SETDESC ").size();
+  const std::size_t fixed = escaped_size(head) + escaped_size(tail);
+  std::size_t budget = room > fixed ? room - fixed : 0;
+  const auto n = job.items.size();
+  const auto more = [&](std::size_t rest) {
+    return vi ? "\n  … và " + std::to_string(rest) + " văn bản khác"
+              : "\n  … and " + std::to_string(rest) + " more";
+  };
+  std::string what;
+  if (!job.batch) {
+    const std::string intro = vi ? "Văn bản: " : "Document: ";
+    what = intro +
+           fit_escaped(entry(0), budget > escaped_size(intro) ? budget - escaped_size(intro) : 0);
+  } else {
+    what =
+        vi ? "Ký " + std::to_string(n) + " văn bản:" : "Sign " + std::to_string(n) + " documents:";
+    budget = budget > escaped_size(what) + escaped_size(more(n))
+                 ? budget - escaped_size(what) - escaped_size(more(n))
+                 : 0;
+    std::size_t shown = std::min(n, kDialogTitles);
+    while (shown > 1 && budget / shown < kMinTitleLine) --shown;
+    const std::size_t share = budget / std::max<std::size_t>(shown, 1);
+    for (std::size_t i = 0; i < shown; ++i) what += fit_escaped("\n  • " + entry(i), share);
+    if (n > shown) what += more(n - shown);
+  }
+  d.description = head + what + tail;
   return d;
 }
 

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "kyso/core/error.hpp"
@@ -218,12 +219,107 @@ void setup(Child& c, const Dialog& d) {
                                                                {"SETCANCEL ", &d.cancel}};
   for (const auto& [cmd, value] : fields) {
     if (value->empty()) continue;
-    const Reply r = command(c, std::string(cmd) + assuan_escape(*value));
+    // The dialog's builders keep within the line (the desk lists fewer titles); whatever would
+    // not fit is cut here rather than make pinentry exit.
+    const std::size_t room = kAssuanMaxLine - std::string_view(cmd).size();
+    const Reply r = command(c, std::string(cmd) + assuan_escape(fit_escaped(*value, room)));
     if (!r.ok) throw Error(ErrorCode::Internal, std::string("pinentry refused ") + cmd + r.text);
   }
 }
 
+/// The code point at `s[i]` and its length in bytes; {-1, 1} for a byte that does not start a
+/// well-formed UTF-8 sequence (overlong forms, surrogates and values past U+10FFFF included).
+std::pair<long, std::size_t> decode_utf8(std::string_view s, std::size_t i) noexcept {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return {c, 1};
+  std::size_t n = 0;
+  long cp = 0;
+  long min = 0;
+  if ((c & 0xE0U) == 0xC0U) {
+    n = 2, cp = c & 0x1FU, min = 0x80;
+  } else if ((c & 0xF0U) == 0xE0U) {
+    n = 3, cp = c & 0x0FU, min = 0x800;
+  } else if ((c & 0xF8U) == 0xF0U) {
+    n = 4, cp = c & 0x07U, min = 0x10000;
+  } else {
+    return {-1, 1};
+  }
+  if (i + n > s.size()) return {-1, 1};
+  for (std::size_t k = 1; k < n; ++k) {
+    if ((b(k) & 0xC0U) != 0x80U) return {-1, 1};
+    cp = (cp << 6) | (b(k) & 0x3FU);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return {-1, 1};
+  return {cp, n};
+}
+
+/// Breaks a line where the page wanted one: C0 and C1 controls, DEL, U+2028, U+2029.
+bool is_line_control(long cp) noexcept {
+  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029;
+}
+
+/// Invisible format characters (Unicode category Cf), the bidi controls among them.
+bool is_format(long cp) noexcept {
+  return cp == 0xAD || cp == 0x61C || (cp >= 0x600 && cp <= 0x605) || cp == 0x6DD || cp == 0x70F ||
+         cp == 0x8E2 || cp == 0x180E || (cp >= 0x200B && cp <= 0x200F) ||
+         (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x206F) || cp == 0xFEFF ||
+         (cp >= 0xFFF9 && cp <= 0xFFFB) || cp == 0x110BD || cp == 0x110CD ||
+         (cp >= 0x13430 && cp <= 0x1343F) || (cp >= 0x1BCA0 && cp <= 0x1BCA3) ||
+         (cp >= 0x1D173 && cp <= 0x1D17A) || cp == 0xE0001 || (cp >= 0xE0020 && cp <= 0xE007F);
+}
+
 }  // namespace
+
+std::string clean_dialog_text(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    const auto [cp, n] = decode_utf8(text, i);
+    if (cp < 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+    } else if (is_line_control(cp)) {
+      out.push_back(' ');
+    } else if (!is_format(cp)) {
+      out.append(text.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
+}
+
+std::size_t utf8_length(std::string_view text) noexcept {
+  std::size_t n = 0;
+  for (char c : text) {
+    if ((static_cast<unsigned char>(c) & 0xC0U) != 0x80U) ++n;
+  }
+  return n;
+}
+
+std::size_t escaped_size(std::string_view text) noexcept {
+  std::size_t n = 0;
+  for (char ch : text) {
+    const auto u = static_cast<unsigned char>(ch);
+    n += ch == '%' || u < 0x20 || u == 0x7F ? 3 : 1;
+  }
+  return n;
+}
+
+std::string fit_escaped(std::string_view text, std::size_t max_escaped) {
+  if (escaped_size(text) <= max_escaped) return std::string(text);
+  static constexpr std::string_view kEllipsis = "…";
+  if (max_escaped < kEllipsis.size()) return {};
+  std::size_t used = kEllipsis.size();
+  std::size_t cut = 0;
+  while (cut < text.size()) {
+    const std::size_t n = decode_utf8(text, cut).second;
+    const std::size_t cost = escaped_size(text.substr(cut, n));
+    if (used + cost > max_escaped) break;
+    used += cost;
+    cut += n;
+  }
+  return std::string(text.substr(0, cut)) + std::string(kEllipsis);
+}
 
 std::string assuan_escape(std::string_view text) {
   static constexpr char kHex[] = "0123456789ABCDEF";

@@ -52,10 +52,18 @@ answer() {
   esac
 }
 
+# libassuan's limit: a line of more than 1000 bytes (escaped, without its line end) makes a real
+# pinentry (pinentry-tty 1.2.1 included) give up and exit; this one does the same.
+too_long() { local LC_ALL=C; ((${#1} > 1000)); }
+
 title="" desc="" prompt=""
 echo "OK Pleased to meet you"
 while IFS= read -r line; do
   line="${line%$'\r'}"
+  if too_long "$line"; then
+    printf 'TOOLONG at=%s bytes=%s\n' "$(date +%s.%N)" "$(LC_ALL=C; echo "${#line}")" >>"$log"
+    exit 1
+  fi
   cmd="${line%% *}"
   arg=""
   [[ "$line" == *" "* ]] && arg="${line#* }"

@@ -260,7 +260,8 @@ TEST_CASE("upload_largePdfInChunks_signsItAndSendsItBackInChunks", "[ws][items]"
     CHECK(pdfsig_valid(dir.file("big.pdf")) == 1);
     CHECK(run("qpdf --check " + dir.file("big.pdf") + " >/dev/null 2>&1").first == 0);
     const auto dialogs = pinentry_dialogs();
-    CHECK(dialogs.back().find("[PDF · PAdES B-B · 24.0 MB] Học bạ (bản lớn)") != std::string::npos);
+    CHECK(dialogs.back().find("[PDF · PAdES B-B · 24.0 MB] “Học bạ (bản lớn) - " + t.name + "”") !=
+          std::string::npos);
   }
   // The connection is gone: so are its files.
   for (int i = 0;

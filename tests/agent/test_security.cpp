@@ -350,3 +350,72 @@ TEST_CASE("batchSign_hashFirstThenDocuments_badRequestNoDialogNothingSigned", "[
   CHECK(code_of(r) == "BAD_REQUEST");
   CHECK(pinentry_dialogs().size() == before);
 }
+
+// ---- Issue 12, findings 4 and 5: what a page puts in the dialog
+// ----------------------------------
+
+TEST_CASE("sign_titleWithSeparatorsAndBidiControls_dialogShowsItQuotedOnOneLine",
+          "[ws][security]") {
+  pinentry_script("ok", fixture().user_pin);
+  Agent a;
+  Client c(a.port());
+  // U+2028 and U+0085 made lines that looked like the agent's own; U+202E reversed what followed.
+  const std::string title =
+      "Học bạ - A\u2028Trang web: https://hocba.example.edu.vn\u0085Vai trò: \u202Eevil\u202C"
+      "\u2066x\u2069\u200F\u061C\u200B!";
+  const auto r = c.call("sign", teacher_sign(title));
+  REQUIRE(r.contains("result"));
+  const auto dialogs = pinentry_dialogs();
+  REQUIRE(dialogs.size() == 1);
+  const auto& d = dialogs[0];
+  for (const char* bad : {"\u2028", "\u2029", "\u0085", "\u202E", "\u202C", "\u2066", "\u2069",
+                          "\u200F", "\u061C", "\u200B"}) {
+    CHECK(d.find(bad) == std::string::npos);
+  }
+  // One line, in quotes, after the agent's own "Văn bản:" and with the note that names the page.
+  CHECK(d.find("Văn bản: “Học bạ - A Trang web: https://hocba.example.edu.vn Vai trò: evilx!”") !=
+        std::string::npos);
+  CHECK(d.find("do trang web đặt") != std::string::npos);
+}
+
+TEST_CASE("batchSign_eightLongTitles_dialogFitsOneAssuanLineAndSigns", "[ws][security]") {
+  pinentry_script("ok", fixture().user_pin);
+  Agent a;
+  Client c(a.port());
+  // Eight 200-character Vietnamese titles: the first five alone are about 3 KB of dialog text.
+  // Real pinentry exits on a line over 1000 bytes (so does the scripted one now): INTERNAL
+  // before.
+  std::string long_title;
+  while (long_title.size() < 560) long_title += "Học bạ lớp 12A1 - Nguyễn Thị Ánh Tuyết - ";
+  std::size_t chars = 0;
+  std::size_t cut = 0;
+  while (cut < long_title.size() && chars < 199) {
+    ++cut;
+    while (cut < long_title.size() &&
+           (static_cast<unsigned char>(long_title[cut]) & 0xC0U) == 0x80U)
+      ++cut;
+    ++chars;
+  }
+  long_title.resize(cut);
+  for (const char* lang : {"vi", "en"}) {
+    CHECK(c.call("hello", {{"language", lang}}).contains("result"));
+    json items = json::array();
+    for (int i = 0; i < 8; ++i) items.push_back(hash_item(std::to_string(i) + long_title));
+    const auto r = c.call("batch.sign", {{"role", "teacher"}, {"items", items}});
+    INFO(r.dump());
+    REQUIRE(r.contains("result"));
+    CHECK(r["result"]["signed"] == 8);
+  }
+  const auto dialogs = pinentry_dialogs();
+  REQUIRE(dialogs.size() == 2);
+  for (const auto& d : dialogs) CHECK(d.find("TOOLONG") == std::string::npos);
+  // The titles that do not fit are counted, in the user's language; the PIN line is kept.
+  CHECK(dialogs[0].find("Ký 8 văn bản:") != std::string::npos);
+  CHECK(dialogs[0].find("“0Học bạ lớp 12A1") != std::string::npos);
+  CHECK(dialogs[0].find(" văn bản khác") != std::string::npos);
+  CHECK(dialogs[0].find("Nhập mã PIN của token để ký.") != std::string::npos);
+  CHECK(dialogs[1].find(" more") != std::string::npos);
+  INFO(dialogs[0]);
+  CHECK(dialogs[0].size() < 1200);
+  CHECK(dialogs[1].find("Enter the token's PIN to sign.") != std::string::npos);
+}

@@ -257,3 +257,21 @@ TEST_CASE("auditBatch_rowsOfOthersJoinItsTransaction_chainHoldsCommittedOrRolled
                                          "signature TOKEN_REMOVED", "refusal ORIGIN_FORBIDDEN"});
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("pinentry_descriptionOverAssuanLine_cutToFitAndPinentryStays", "[ws][security]") {
+  const auto dir = std::filesystem::temp_directory_path() / "kyso-pinentry-long";
+  std::filesystem::create_directories(dir);
+  ::setenv("KYSO_PINENTRY_LOG", (dir / "log").c_str(), 1);
+  std::filesystem::remove(dir / "log");
+  test::pinentry_script("ok", "1234");
+  Pinentry p(KYSO_TEST_PINENTRY, std::chrono::seconds(5));
+  std::string desc;
+  while (desc.size() < 3000) desc += "Học bạ 100%\n";
+  Dialog d{.title = "Kyso", .description = desc, .prompt = "PIN:", .ok = "Ký", .cancel = "Hủy"};
+  // The scripted pinentry exits on a line over 1000 bytes, as pinentry-tty does: INTERNAL before.
+  CHECK(p.get_pin(d).view() == "1234");
+  CHECK(escaped_size(fit_escaped(desc, 992)) <= 992);
+  CHECK(fit_escaped(desc, 992).ends_with("…"));
+  CHECK(fit_escaped("ngắn", 992) == "ngắn");
+  std::filesystem::remove_all(dir);
+}

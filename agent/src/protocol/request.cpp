@@ -3,31 +3,32 @@
 #include <algorithm>
 
 #include "kyso/agent/items.hpp"
+#include "kyso/agent/pinentry.hpp"
 
 namespace kyso::agent::protocol {
 namespace {
 
 using json = nlohmann::json;
 
-constexpr std::size_t kMaxTitleBytes = 200;
+/// item.json's maxLength, in characters (code points) as JSON Schema counts them.
+constexpr std::size_t kMaxTitleLength = 200;
 
 /// Thrown from the parser's callback: stops parsing at the first container too deep.
 struct TooDeep {};
 
-/// Control characters out, at most kMaxTitleBytes, never cutting a UTF-8 sequence.
-std::string clean_title(std::string_view in) {
-  std::string out;
-  for (char c : in) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u < 0x20 || u == 0x7F ? ' ' : c);
+/// The item's `title`: absent -> empty; longer than the schema allows -> refused (never cut:
+/// the page would not know what the user saw); cleaned of what could fake the agent's lines.
+std::string parse_title(const json& item) {
+  const auto title = item.find("title");
+  if (title == item.end()) return {};
+  if (!title->is_string()) throw Error(ErrorCode::BadRequest, "item.title must be a string");
+  const auto& t = title->get_ref<const std::string&>();
+  if (utf8_length(t) > kMaxTitleLength) {
+    throw Error(ErrorCode::BadRequest, "item.title has " + std::to_string(utf8_length(t)) +
+                                           " characters; at most " +
+                                           std::to_string(kMaxTitleLength));
   }
-  if (out.size() > kMaxTitleBytes) {
-    std::size_t cut = kMaxTitleBytes;
-    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0U) == 0x80U) --cut;
-    out.resize(cut);
-    out += "…";
-  }
-  return out;
+  return clean_dialog_text(t);
 }
 
 bool looks_hex(std::string_view s) {
@@ -118,12 +119,7 @@ Item parse_item(const json& j, Transfers* transfers) {
     item.type = t == "xml" ? ItemType::Xml : t == "pdf" ? ItemType::Pdf : ItemType::Cms;
     item.document = parse_document(item.type, j, transfers);
     item.digest = item.document->sha256;
-    const auto title = j.find("title");
-    if (title != j.end() && !title->is_string()) {
-      throw Error(ErrorCode::BadRequest, "item.title must be a string");
-    }
-    item.title = dialog_label(*item.document) +
-                 clean_title(title == j.end() ? "" : title->get_ref<const std::string&>());
+    item.title = parse_title(j);
     return item;
   }
   if (t != "hash") throw Error(ErrorCode::BadRequest, "unknown item type '" + t + "'");
@@ -152,10 +148,7 @@ Item parse_item(const json& j, Transfers* transfers) {
                                               " bytes, " + std::string(to_string(*h)) + " needs " +
                                               std::to_string(want));
   }
-  if (const auto title = j.find("title"); title != j.end()) {
-    if (!title->is_string()) throw Error(ErrorCode::BadRequest, "item.title must be a string");
-    item.title = clean_title(title->get_ref<const std::string&>());
-  }
+  item.title = parse_title(j);
   return item;
 }
 

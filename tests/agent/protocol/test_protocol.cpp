@@ -261,20 +261,21 @@ TEST_CASE("parse_item accepts hex and base64 and checks the digest length", "[ws
                                {"level", "b-t"}});
   CHECK(pdf.type == ItemType::Pdf);
   CHECK(pdf.digest == sha256(Bytes(10, '%')));
-  CHECK(pdf.title.starts_with("[PDF · PAdES B-T · 10 B] Học bạ"));
+  CHECK(pdf.title == "Học bạ");  // the desk puts the document's label before it
+  CHECK(dialog_label(*pdf.document) == "[PDF · PAdES B-T · 10 B] ");
   // The long-term levels: b-lt / b-lta, xades-b-lt / xades-b-lta, shown in the dialog.
-  CHECK(parse_item({{"type", "pdf"},
-                    {"document", to_base64(Bytes(10, '%'))},
-                    {"title", "Học bạ"},
-                    {"level", "b-lta"}})
-            .title.starts_with("[PDF · PAdES B-LTA · 10 B] Học bạ"));
+  CHECK(dialog_label(*parse_item({{"type", "pdf"},
+                                  {"document", to_base64(Bytes(10, '%'))},
+                                  {"title", "Học bạ"},
+                                  {"level", "b-lta"}})
+                          .document) == "[PDF · PAdES B-LTA · 10 B] ");
   const auto xml = parse_item({{"type", "xml"},
                                {"text", "<HocBa Id=\"hb\"/>"},
                                {"reference", "hb"},
                                {"profile", "xades-b-lt"},
                                {"title", "Học bạ"}});
   CHECK(xml.document->level == Level::LT);
-  CHECK(xml.title.starts_with("[XML · XAdES B-LT · "));
+  CHECK(dialog_label(*xml.document).starts_with("[XML · XAdES B-LT · "));
   CHECK(parse_item({{"type", "cms"}, {"text", "x"}, {"level", "b-lt"}, {"title", "Gói"}})
             .document->level == Level::LT);
   for (const json& bad :
@@ -291,4 +292,52 @@ TEST_CASE("parse_item accepts hex and base64 and checks the digest length", "[ws
           {{"type", "hash"}, {"hash", hex}, {"hashAlgorithm", "sha256"}, {"title", "Học bạ\n- A"}})
           .title;
   CHECK(title == "Học bạ - A");
+}
+
+// ---- Issue 12, finding 4 and the schema's maxLength
+// ----------------------------------------------
+
+TEST_CASE("parseItem_titleWithSeparatorsBidiAndFormatControls_cleanedForTheDialog",
+          "[ws][security]") {
+  using protocol::parse_item;
+  const auto title = [](const std::string& t) {
+    return parse_item({{"type", "hash"},
+                       {"hash", std::string(64, 'a')},
+                       {"hashAlgorithm", "sha256"},
+                       {"title", t}})
+        .title;
+  };
+  // Line and paragraph separators and C1 controls break no line; bidi and format controls
+  // (U+202A-202E, U+2066-2069, U+200E/200F, U+061C, zero-width, BOM, soft hyphen) are gone.
+  CHECK(title("A\u2028B\u2029C\u0085D\u009BE") == "A B C D E");
+  CHECK(title("\u202Eabc\u202C \u202A\u202B\u202D\u2066\u2067\u2068x\u2069") == "abc x");
+  CHECK(title("L\u200ER\u200FA\u061CZ\u200B\u200C\u200D\uFEFF\u00AD\u2060!") == "LRAZ!");
+  // Vietnamese, its combining marks and other scripts stay as they are.
+  CHECK(title("Nguyễn Thị Ánh Tuyết – Học bạ 12A1") == "Nguyễn Thị Ánh Tuyết – Học bạ 12A1");
+  CHECK(title("Nguye\u0302\u0303n") == "Nguye\u0302\u0303n");
+  CHECK(clean_dialog_text("a\xFF"
+                          "b\xC0\x80"
+                          "c") == "a\uFFFDb\uFFFD\uFFFDc");
+}
+
+TEST_CASE("parseItem_titleOverSchemaMaxLength_refusedNotCut", "[ws]") {
+  using protocol::parse_item;
+  const auto item = [](const std::string& t) {
+    return json{{"type", "hash"},
+                {"hash", std::string(64, 'a')},
+                {"hashAlgorithm", "sha256"},
+                {"title", t}};
+  };
+  // 200 characters (600 bytes of Vietnamese) are within item.json's maxLength: kept whole.
+  std::string at_limit;
+  for (int i = 0; i < 200; ++i) at_limit += "ễ";
+  CHECK(parse_item(item(at_limit)).title == at_limit);
+  CHECK_THROWS_MATCHES(parse_item(item(at_limit + "a")), Error,
+                       Catch::Predicate<Error>([](const Error& e) {
+                         return e.code() == ErrorCode::BadRequest &&
+                                e.detail().find("201 characters") != std::string::npos;
+                       }));
+  Harness h;
+  const auto r = h.call("sign", {{"role", "teacher"}, {"item", item(std::string(201, 'x'))}});
+  CHECK(code_of(r) == "BAD_REQUEST");
 }
