@@ -23,11 +23,20 @@ constexpr std::size_t kDialogTitles = 5;
 /// The fewest bytes (escaped) a listed title gets before fewer titles are listed.
 constexpr std::size_t kMinTitleLine = 90;
 
-std::string holder(const CertificateInfo& c) {
+}  // namespace
+
+std::string signer_label(const CertificateInfo& c) {
   std::string s = c.common_name;
-  if (!c.uids.empty()) s += " (" + c.uids.front().raw + ")";
+  const UidValue* shown = c.uids.empty() ? nullptr : &c.uids.front();
+  for (const char* personal : {"HC", "CMND", "CCCD"}) {
+    const auto it = std::ranges::find(c.uids, std::string(personal), &UidValue::prefix);
+    if (it != c.uids.end()) shown = &*it;
+  }
+  if (shown != nullptr) s += " (" + shown->raw + ")";
   return s;
 }
+
+namespace {
 
 bool is_remote(const Credential& c) {
   return c.source.kind == "remote";
@@ -164,7 +173,7 @@ Dialog Service::approval_dialog(const SignJob& job, const Credential& cred,
   const std::string head =
       (vi ? "Trang web: " : "Website: ") + job.origin + "\n" + (vi ? "Vai trò: " : "Role: ") +
       std::string(role_label(job.role, job.language)) + "\n" + (vi ? "Người ký: " : "Signer: ") +
-      clean_dialog_text(holder(cred.cert)) + "\n" + (vi ? "Cấp bởi: " : "Issued by: ") +
+      clean_dialog_text(signer_label(cred.cert)) + "\n" + (vi ? "Cấp bởi: " : "Issued by: ") +
       clean_dialog_text(cred.cert.issuer_common_name.empty() ? cred.cert.issuer
                                                              : cred.cert.issuer_common_name) +
       "\n\n";
@@ -348,24 +357,36 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
     throw;
   }
   const Credential& cred = out.credential;
+  // Documents the module cannot load, or that could not be signed as asked (not XML, no such
+  // Id, a broken or encrypted PDF), fail before the user is asked anything: no PIN is typed
+  // for a document that then answers DOCUMENT_INVALID.
+  std::vector<std::optional<Error>> refused(job.items.size());
   if (documents) {
     load_documents_module(tools, job.items, config_);
+    for (std::size_t i = 0; i < job.items.size(); ++i) {
+      const Item& item = job.items[i];
+      if (tools.module_error && needs_documents_module(item)) {
+        refused[i] = tools.module_error;
+      } else {
+        refused[i] =
+            check_document(*item.document, cred, out.algorithm, job.role, tools, job.scratch);
+      }
+    }
     // Nothing here can be signed: no dialog, no PIN; each item fails and is audited as such.
-    if (tools.module_error &&
-        std::ranges::all_of(job.items, [](const Item& i) { return needs_documents_module(i); })) {
+    if (std::ranges::all_of(refused, [](const auto& e) { return e.has_value(); })) {
       const std::size_t n = job.items.size();
-      out.results.assign(n, SignResult{.signature = {}, .error = tools.module_error});
       out.documents.resize(n);
       std::vector<AuditRow> rows;
       for (std::size_t i = 0; i < n; ++i) {
-        rows.push_back(AuditRow{.event = "signature",
-                                .origin = job.origin,
-                                .role = role_name,
-                                .credential_id = cred.id(),
-                                .digest = to_hex(digests[i]),
-                                .result = std::string(tools.module_error->name()),
-                                .detail = std::string(to_string(job.items[i].type)) + " " +
-                                          tools.module_error->detail()});
+        out.results.push_back(SignResult{.signature = {}, .error = refused[i]});
+        rows.push_back(AuditRow{
+            .event = "signature",
+            .origin = job.origin,
+            .role = role_name,
+            .credential_id = cred.id(),
+            .digest = to_hex(digests[i]),
+            .result = std::string(refused[i]->name()),
+            .detail = std::string(to_string(job.items[i].type)) + " " + refused[i]->detail()});
       }
       audit_->append(rows);
       if (progress) {
@@ -404,6 +425,7 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
   if (documents) {
     out.documents.resize(job.items.size());
     loop.sign = [&](std::size_t i, SignResult&) {
+      if (refused[i]) throw *refused[i];
       out.documents[i] = sign_document(signer, *job.items[i].document, out.algorithm, job.role,
                                        tools, job.scratch);
     };

@@ -51,6 +51,15 @@ DocumentOutput sign_document(const std::shared_ptr<Signer>& signer, const Docume
                              SignAlgorithm alg, Role role, const DocumentTools& tools,
                              const std::filesystem::path& scratch);
 
+/// Whether the document can be signed as asked, before the user is asked anything: xml and pdf
+/// items go through the documents module up to the point of signing (parsed, reference and
+/// place found, PDF revision prepared) with a signer that stops there. Returns the
+/// Error(DocumentInvalid), Error(DocumentEncrypted) or Error(BadRequest) (no element with the
+/// item's Id) the signing would meet; nothing for cms items or when the module is not loaded.
+std::optional<Error> check_document(const DocumentItem& d, const Credential& cred,
+                                    SignAlgorithm alg, Role role, const DocumentTools& tools,
+                                    const std::filesystem::path& scratch);
+
 /// What a document item's audit row says besides its digest and result.
 std::string audit_detail(const Item& item, const std::optional<DocumentOutput>& out,
                          const SignResult& result);

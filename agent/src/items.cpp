@@ -416,10 +416,11 @@ void load_documents_module(DocumentTools& tools, const std::vector<Item>& items,
   }
 }
 
-DocumentOutput sign_document(const std::shared_ptr<Signer>& signer, const DocumentItem& d,
-                             SignAlgorithm alg, Role role, const DocumentTools& tools,
-                             const std::filesystem::path& scratch) {
-  RecordingSigner rec(signer);
+namespace {
+
+/// One document through formats/ with `rec` as the signer.
+DocumentOutput run_document(Signer& rec, const DocumentItem& d, SignAlgorithm alg, Role role,
+                            const DocumentTools& tools, const std::filesystem::path& scratch) {
   const auto& tsa = tools.tsa;
   const auto* documents = tools.module;
   DocumentOutput o;
@@ -491,6 +492,36 @@ DocumentOutput sign_document(const std::shared_ptr<Signer>& signer, const Docume
     case ItemType::Hash:
       throw Error(ErrorCode::Internal, "hash item among documents");
   }
+  return o;
+}
+
+/// Goes as far as the signature and no further: the first digest to sign ends the run.
+class ProbeSigner final : public Signer {
+ public:
+  struct Reached {};
+  explicit ProbeSigner(const Credential& cred) : cred_(cred) {}
+  [[nodiscard]] const Credential& credential() const override { return cred_; }
+  [[nodiscard]] AuthKind auth_required() const override { return AuthKind::None; }
+  void authorize(const Secret* /*secret*/, std::span<const Bytes> /*digests*/) override {}
+  Bytes sign_digest(SignAlgorithm /*alg*/, std::span<const std::uint8_t> /*digest*/,
+                    SignatureEncoding /*enc*/) override {
+    reached_ = true;
+    throw Reached{};
+  }
+  [[nodiscard]] bool reached() const noexcept { return reached_; }
+
+ private:
+  const Credential& cred_;
+  bool reached_ = false;
+};
+
+}  // namespace
+
+DocumentOutput sign_document(const std::shared_ptr<Signer>& signer, const DocumentItem& d,
+                             SignAlgorithm alg, Role role, const DocumentTools& tools,
+                             const std::filesystem::path& scratch) {
+  RecordingSigner rec(signer);
+  DocumentOutput o = run_document(rec, d, alg, role, tools, scratch);
   o.signed_digest = rec.signed_digest();
   if (d.level >= Level::LT) extend_output(o, d, tools, scratch);
   if (!o.file) {
@@ -498,6 +529,30 @@ DocumentOutput sign_document(const std::shared_ptr<Signer>& signer, const Docume
     o.sha256 = to_hex(sha256(o.bytes));
   }
   return o;
+}
+
+std::optional<Error> check_document(const DocumentItem& d, const Credential& cred,
+                                    SignAlgorithm alg, Role role, const DocumentTools& tools,
+                                    const std::filesystem::path& scratch) {
+  if ((d.type != ItemType::Xml && d.type != ItemType::Pdf) || tools.module == nullptr) {
+    return std::nullopt;
+  }
+  ProbeSigner probe(cred);
+  try {
+    (void)run_document(probe, d, alg, role, tools, scratch);
+  } catch (const ProbeSigner::Reached&) {
+    return std::nullopt;
+  } catch (const Error& e) {
+    // Only what the document itself is wrong about; anything else shows when it is signed.
+    if (!probe.reached() &&
+        (e.code() == ErrorCode::DocumentInvalid || e.code() == ErrorCode::DocumentEncrypted ||
+         e.code() == ErrorCode::BadRequest)) {
+      return e;
+    }
+  } catch (const std::exception&) {
+    // Likewise: signing reports it.
+  }
+  return std::nullopt;
 }
 
 std::string audit_detail(const Item& item, const std::optional<DocumentOutput>& out,

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -13,6 +14,12 @@
 #include "kyso/core/error.hpp"
 
 int main(int argc, char** argv) {
+  // PINs pass through this process's memory: no core dump of it, and no ptrace attach or
+  // /proc/<pid>/mem read by other processes of the user (not dumpable). Before anything else.
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    std::cerr << "kyso-agent: prctl(PR_SET_DUMPABLE) failed\n";
+    return 1;
+  }
   CLI::App app{"kyso-agent: ký số học bạ từ trình duyệt / signing agent for web transcript systems",
                "kyso-agent"};
   std::string config_file;

@@ -742,3 +742,35 @@ TEST_CASE("batchSign_tokenRemovedDuringPdfsInTheModule_errorCrossesBackExactlySi
   }
   CHECK(valid == 2);
 }
+
+TEST_CASE("sign_brokenDocument_documentInvalidWithoutAskingThePin", "[ws][items][security]") {
+  // Issue 12, finding 9: the user typed the PIN for a file that then answered DOCUMENT_INVALID.
+  Agent a;
+  Client c(a.port());
+  const auto t = sample_class(1).at(0);
+  const json broken_xml = {{"type", "xml"},
+                           {"text", "<HocBa Id=\"x\"><unclosed></HocBa>"},
+                           {"reference", "x"},
+                           {"title", "XML hỏng"}};
+  const json not_pdf = {
+      {"type", "pdf"}, {"document", b64("<html>not a pdf</html>")}, {"title", "không phải PDF"}};
+  const json wrong_id = {
+      {"type", "xml"}, {"text", transcript_xml(t)}, {"reference", "no-such-id"}, {"title", "Id"}};
+  CHECK(code_of(c.call("sign", {{"role", "teacher"}, {"item", broken_xml}})) == "DOCUMENT_INVALID");
+  CHECK(code_of(c.call("sign", {{"role", "teacher"}, {"item", not_pdf}})) == "DOCUMENT_INVALID");
+  CHECK(code_of(c.call("sign", {{"role", "teacher"}, {"item", wrong_id}})) == "BAD_REQUEST");
+  const auto all_broken =
+      c.call("batch.sign", {{"role", "teacher"}, {"items", {broken_xml, not_pdf}}});
+  REQUIRE(all_broken.contains("result"));
+  CHECK(all_broken["result"]["failed"] == 2);
+  CHECK(pinentry_dialogs().empty());
+  CHECK(Faults::get("count.C_Login") == 0);
+  // With one good document, the dialog is shown once and only that one is signed.
+  const auto mixed = c.call(
+      "batch.sign",
+      {{"role", "teacher"}, {"items", {broken_xml, xml_item(t, transcript_xml(t), "teacher")}}});
+  REQUIRE(mixed.contains("result"));
+  CHECK(mixed["result"]["signed"] == 1);
+  CHECK(mixed["result"]["results"][0]["error"]["code"] == "DOCUMENT_INVALID");
+  CHECK(pinentry_dialogs().size() == 1);
+}

@@ -8,10 +8,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -530,4 +532,45 @@ TEST_CASE("pair_cancelledOrTimedOut_originRefusedPairCooldownWithoutADialog", "[
   CHECK(code_of(other.call("pair", json::object())) == "PAIR_COOLDOWN");
   CHECK(pinentry_dialogs().size() == 3);
   pinentry_script("ok", fixture().user_pin);
+}
+
+TEST_CASE("agentProcess_startedAsAUser_notDumpableWhileItHoldsPins", "[ws][security]") {
+  // Issue 12, finding 9: no PR_SET_DUMPABLE, so the user's other processes could read the PIN
+  // out of the agent's memory (ptrace, /proc/<pid>/mem) or a core dump could keep it. A process
+  // that is not dumpable has its /proc/<pid> files owned by root instead of its user.
+  constexpr uid_t kNobody = 65534;
+  std::string tmpl = (std::filesystem::temp_directory_path() / "kyso-dumpable-XXXXXX").string();
+  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+  REQUIRE(::chown(tmpl.c_str(), kNobody, kNobody) == 0);
+  std::vector<std::string> args = {KYSO_AGENT_BIN, "--port", "0",           "--no-system-modules",
+                                   "--state-dir",  tmpl,     "--log-level", "warn"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::array<int, 2> out{};
+  REQUIRE(::pipe2(out.data(), O_CLOEXEC) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) ::_exit(126);
+    ::setenv("HOME", tmpl.c_str(), 1);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::string line;
+  char ch = 0;
+  pollfd p{out[0], POLLIN, 0};
+  while (::poll(&p, 1, 5000) > 0 && ::read(out[0], &ch, 1) == 1 && ch != '\n') line.push_back(ch);
+  ::close(out[0]);
+  CHECK(line.starts_with("kyso-agent listening on"));
+  struct stat st {};
+  const bool seen = ::stat(("/proc/" + std::to_string(pid) + "/status").c_str(), &st) == 0;
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::filesystem::remove_all(tmpl);
+  REQUIRE(seen);
+  CHECK(st.st_uid == 0);
 }

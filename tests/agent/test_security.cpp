@@ -2,9 +2,14 @@
 // (unpaired origins, oversized frames, malformed JSON, unknown methods, over-approved batches,
 // Cancel, wrong PINs).
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/ssl.hpp>
 #include <catch2/catch.hpp>
@@ -418,4 +423,97 @@ TEST_CASE("batchSign_eightLongTitles_dialogFitsOneAssuanLineAndSigns", "[ws][sec
   INFO(dialogs[0]);
   CHECK(dialogs[0].size() < 1200);
   CHECK(dialogs[1].find("Enter the token's PIN to sign.") != std::string::npos);
+}
+
+TEST_CASE("message_overTheLimitWhileThePageStillSends_closeFrame1009ThenCleanTcpClose",
+          "[ws][security]") {
+  // Issue 12, finding 9: Beast's own failure path closed the socket after reading 2 KB more of
+  // the message, so a browser still sending got a reset, usually before it had read the close
+  // frame: 1006 instead of the documented 1009. A raw socket plays the browser: it sends the
+  // whole 16 MiB frame (as a browser must), then answers the close frame with its own.
+  Agent a;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(a.port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  const std::string upgrade = "GET / HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(a.port()) +
+                              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                              "Sec-WebSocket-Version: 13\r\nOrigin: " +
+                              std::string(kSchool) + "\r\n\r\n";
+  REQUIRE(::send(fd, upgrade.data(), upgrade.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(upgrade.size()));
+  std::string head;
+  char ch = 0;
+  while (!head.ends_with("\r\n\r\n") && ::recv(fd, &ch, 1, 0) == 1) head.push_back(ch);
+  REQUIRE(head.starts_with("HTTP/1.1 101"));
+  // One masked text frame of 16 MiB (mask 0: the payload goes as it is).
+  constexpr std::uint64_t kSize = 16U << 20U;
+  std::string frame = {'\x81', '\xFF'};
+  for (int i = 7; i >= 0; --i)
+    frame.push_back(static_cast<char>((kSize >> (8U * static_cast<unsigned>(i))) & 0xFFU));
+  frame.append(4, '\0');
+  frame.append(kSize, ' ');
+  std::atomic<int> send_errno{0};
+  std::thread sender([&] {
+    std::size_t off = 0;
+    while (off < frame.size()) {
+      const ssize_t n = ::send(fd, frame.data() + off, frame.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) {
+        send_errno = errno;
+        return;
+      }
+      off += static_cast<std::size_t>(n);
+    }
+    // The browser's answer to the close frame, once its message is out: close, code 1009.
+    const char close_frame[] = {'\x88', '\x82', 0, 0, 0, 0, '\x03', '\xF1'};
+    if (::send(fd, close_frame, sizeof close_frame, MSG_NOSIGNAL) != sizeof close_frame) {
+      send_errno = errno;
+    }
+  });
+  std::string got;
+  int read_errno = 0;
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 10000) <= 0) {
+      read_errno = ETIMEDOUT;
+      break;
+    }
+    char buf[256];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0) break;  // the agent closed TCP after the closing handshake
+    if (n < 0) {
+      read_errno = errno;
+      break;
+    }
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  sender.join();
+  ::close(fd);
+  CHECK(send_errno == 0);  // no reset while the page was still sending
+  CHECK(read_errno == 0);
+  REQUIRE(got.size() >= 4);
+  CHECK(got.substr(0, 4) == std::string("\x88\x02\x03\xF1", 4));  // close, 1009 (too big)
+}
+
+TEST_CASE("sign_algorithmHashNotTheItemsHashAlgorithm_badRequestAsDocumented", "[ws]") {
+  // docs/protocol.md said ALGORITHM_UNSUPPORTED for this; the agent answers (and now the document
+  // says) BAD_REQUEST: the request contradicts itself. A hash of the wrong length is
+  // DIGEST_INVALID; an algorithm the key lacks is ALGORITHM_UNSUPPORTED.
+  Agent a;
+  Client c(a.port());
+  auto params = teacher_sign("Học bạ - A");
+  params["algorithm"] = "rsa-sha384";
+  CHECK(code_of(c.call("sign", params)) == "BAD_REQUEST");
+  params = teacher_sign("Học bạ - A");
+  params["item"]["hash"] = to_base64(Bytes(20, 1));
+  CHECK(code_of(c.call("sign", params)) == "DIGEST_INVALID");
+  params = teacher_sign("Học bạ - A");
+  params["credentialId"] = fixture().credential("teacher").credential_id();
+  params["algorithm"] = "ecdsa-sha256";  // that key is RSA
+  CHECK(code_of(c.call("sign", params)) == "ALGORITHM_UNSUPPORTED");
+  CHECK(pinentry_dialogs().empty());
 }

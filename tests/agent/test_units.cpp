@@ -1,7 +1,10 @@
 // Agent pieces without a token: Assuan escaping, the pinentry round trip, /proc/net/tcp parsing,
 // origins, items and the audit chain.
 
+#include <pwd.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -274,4 +277,23 @@ TEST_CASE("pinentry_descriptionOverAssuanLine_cutToFitAndPinentryStays", "[ws][s
   CHECK(fit_escaped(desc, 992).ends_with("…"));
   CHECK(fit_escaped("ngắn", 992) == "ngắn");
   std::filesystem::remove_all(dir);
+}
+
+// ---- Issue 12, findings 7 and 9
+// --------------------------------------------------------------------
+
+TEST_CASE("signerLabel_employerMstBeforeCccd_namesThePersonByTheirCccd", "[ws][security]") {
+  // Issue 12, finding 9: the dialog named her by the first UID, her employer's tax code.
+  CertificateInfo c;
+  c.common_name = "Nguyễn Thị Ánh";
+  c.uids = {{.prefix = "MST", .value = "0100686209", .raw = "MST:0100686209"},
+            {.prefix = "CCCD", .value = "001185012345", .raw = "CCCD:001185012345"}};
+  CHECK(signer_label(c) == "Nguyễn Thị Ánh (CCCD:001185012345)");
+  c.uids[1] = {.prefix = "CMND", .value = "025123456", .raw = "CMND:025123456"};
+  CHECK(signer_label(c) == "Nguyễn Thị Ánh (CMND:025123456)");
+  // An organization (a seal) has no personal ID: its first UID.
+  c.common_name = "Trường THPT Chu Văn An";
+  c.uids = {{.prefix = "MNS", .value = "1047665", .raw = "MNS:1047665"},
+            {.prefix = "MST", .value = "0100686209", .raw = "MST:0100686209"}};
+  CHECK(signer_label(c) == "Trường THPT Chu Văn An (MNS:1047665)");
 }

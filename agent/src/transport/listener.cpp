@@ -35,6 +35,7 @@ namespace {
 constexpr std::size_t kHeaderLimit = 8 * 1024;
 constexpr auto kUpgradeTimeout = std::chrono::seconds(10);
 constexpr auto kPeerTimeout = std::chrono::seconds(30);
+constexpr std::size_t kReadChunk = 64 * 1024;
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -220,8 +221,12 @@ class Session final : public SessionBase,
         std::max<std::chrono::steady_clock::duration>(limits_.idle_timeout, kPeerTimeout);
     t.keep_alive_pings = true;
     ws_.set_option(t);
-    // Browsers send each message as one frame: the frame limit bounds every v1 message.
-    ws_.read_message_max(std::min(limits_.max_frame_bytes, limits_.max_message_bytes));
+    // Browsers send each message as one frame: the frame limit bounds every v1 message. The
+    // limit is kept by on_read() rather than Beast: Beast's own failure path closes the socket
+    // after reading 2 KB of the rest, so a peer still sending got a reset, often before it had
+    // read the close frame (1006 instead of 1009).
+    max_message_ = std::min(limits_.max_frame_bytes, limits_.max_message_bytes);
+    ws_.read_message_max(0);
     ws_.set_option(websocket::stream_base::decorator(
         [name = gate.server_name()](websocket::response_type& res) {
           res.set(http::field::server, name);
@@ -286,17 +291,35 @@ class Session final : public SessionBase,
     // A full queue pauses reading: a page that sends requests but does not read the answers
     // stops being read until it does.
     if (reading_ || closed_ || queue_full()) return;
+    read_more();
+  }
+
+  /// The next part of the current message (whatever the queue: it is paused between messages).
+  void read_more() {
     reading_ = true;
-    ws_.async_read(buffer_, beast::bind_front_handler(&Session::on_read, this->shared_from_this()));
+    const std::size_t room = max_message_ + 1 - std::min(buffer_.size(), max_message_);
+    ws_.async_read_some(buffer_, std::min(room, kReadChunk),
+                        beast::bind_front_handler(&Session::on_read, this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t /*bytes*/) {
     reading_ = false;
     if (ec) {
-      // Closed by the peer, idle timeout, or a frame over the limit (Beast closes with 1009).
+      // Closed by the peer, the idle timeout, or a protocol error.
       end();
       return;
     }
+    if (buffer_.size() > max_message_) {
+      // The close frame (1009) first; Beast's closing handshake reads and drops the rest of the
+      // message until the peer's close frame, then the TCP connection closes cleanly.
+      end();
+      buffer_.consume(buffer_.size());
+      ws_.async_close(
+          websocket::close_reason(websocket::close_code::too_big),
+          [self = this->shared_from_this()](beast::error_code) { self->drop_socket(); });
+      return;
+    }
+    if (!ws_.is_message_done()) return read_more();
     last_activity_ = std::chrono::steady_clock::now();
     const bool text = ws_.got_text();
     std::string msg = text ? beast::buffers_to_string(buffer_.data()) : std::string();
@@ -373,6 +396,7 @@ class Session final : public SessionBase,
   const config::AgentLimits limits_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> parser_;
+  std::size_t max_message_ = 0;  ///< bytes of one message; more closes with 1009
   std::string origin_;
   std::shared_ptr<Handler> handler_;
   bool counted_ = false;

@@ -196,8 +196,12 @@ TEST_CASE("dispatch_unpairedOrigin_helloOnlyAndRefusalsAnswered", "[ws][security
 
 TEST_CASE("dispatch_malformedRequests_eachAnsweredBadRequest", "[ws][security]") {
   Harness h;
-  CHECK(code_of(h.exchange("{\"id\": 1, \"method\"", nullptr).back()) == "BAD_REQUEST");
-  CHECK(code_of(h.exchange("[1,2,3]", nullptr).back()) == "BAD_REQUEST");
+  const auto not_json = h.exchange("{\"id\": 1, \"method\"", nullptr).back();
+  CHECK(code_of(not_json) == "BAD_REQUEST");
+  CHECK(not_json["error"]["detail"] == "not JSON");  // was "not a JSON object"
+  const auto array = h.exchange("[1,2,3]", nullptr).back();
+  CHECK(code_of(array) == "BAD_REQUEST");
+  CHECK(array["error"]["detail"] == "not a JSON object");
   CHECK(code_of(h.exchange(R"({"id":{"x":1},"method":"hello"})", nullptr).back()) == "BAD_REQUEST");
   CHECK(code_of(h.exchange(R"({"id":2,"method":"hello","params":[]})", 2).back()) == "BAD_REQUEST");
   CHECK(code_of(h.call("sign", {{"role", "dean"}, {"item", hash_item("x")}}, 3)) == "BAD_REQUEST");

@@ -103,6 +103,11 @@ struct Located {
 
 class RemoteSources;
 
+/// The signer as the approval dialog names them: the common name and one UID. A person's
+/// certificate may carry their employer's MST before their CCCD (DOMAIN.md): the personal ID
+/// (CCCD, else CMND, else passport HC) is the one that says who signs; otherwise the first UID.
+std::string signer_label(const CertificateInfo& c);
+
 class Service {
  public:
   /// Called after each item: index, its result.
