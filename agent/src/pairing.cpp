@@ -1,13 +1,17 @@
 #include "kyso/agent/pairing.hpp"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
@@ -153,8 +157,49 @@ std::filesystem::path default_state_dir() {
   if (const char* x = std::getenv("XDG_DATA_HOME"); x != nullptr && *x == '/') {
     return std::filesystem::path(x) / "kyso";
   }
-  const char* home = std::getenv("HOME");
-  return std::filesystem::path(home != nullptr ? home : "/tmp") / ".local" / "share" / "kyso";
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') {
+    return std::filesystem::path(home) / ".local" / "share" / "kyso";
+  }
+  // No HOME (a service started without one): the user's home from the password database, never
+  // a shared directory such as /tmp where another user could have planted pairings.json.
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr ||
+      pw.pw_dir == nullptr || *pw.pw_dir != '/') {
+    throw Error(ErrorCode::ConfigInvalid,
+                "HOME is not set and user " + std::to_string(::getuid()) +
+                    " has no home directory in the password database; give --state-dir");
+  }
+  return std::filesystem::path(pw.pw_dir) / ".local" / "share" / "kyso";
+}
+
+void check_state_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir.parent_path(), ec);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    throw Error(ErrorCode::ConfigInvalid,
+                "cannot create the state directory " + dir.string() + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw Error(ErrorCode::ConfigInvalid,
+                "the state directory " + dir.string() + " is not a directory");
+  }
+  if (st.st_uid != ::getuid()) {
+    throw Error(ErrorCode::ConfigInvalid, "the state directory " + dir.string() +
+                                              " belongs to uid " + std::to_string(st.st_uid) +
+                                              ", not to this user (" + std::to_string(::getuid()) +
+                                              "); give a directory of your own (--state-dir)");
+  }
+  if ((st.st_mode & 07777) != 0700) {
+    // Ours: nobody else should read the audit log nor write pairings.json.
+    if (::chmod(dir.c_str(), 0700) != 0 || ::stat(dir.c_str(), &st) != 0 ||
+        (st.st_mode & 07777) != 0700) {
+      throw Error(ErrorCode::ConfigInvalid,
+                  "the state directory " + dir.string() + " must have mode 0700 (chmod 700 it)");
+    }
+  }
 }
 
 }  // namespace kyso::agent

@@ -20,11 +20,10 @@ const RolePin* pin_for(const config::AgentConfig& cfg, Role role) {
   return it == cfg.roles.end() ? nullptr : &it->second;
 }
 
-/// The state directory, settled once: the configured one, else the default; made 0700.
+/// The state directory, settled once: the configured one, else the default; this user's, 0700.
 config::AgentConfig settle_state_dir(config::AgentConfig cfg) {
   if (cfg.state_dir.empty()) cfg.state_dir = default_state_dir();
-  std::filesystem::create_directories(cfg.state_dir);
-  ::chmod(cfg.state_dir.c_str(), 0700);
+  check_state_dir(cfg.state_dir);
   return cfg;
 }
 

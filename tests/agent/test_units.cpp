@@ -282,6 +282,58 @@ TEST_CASE("pinentry_descriptionOverAssuanLine_cutToFitAndPinentryStays", "[ws][s
 // ---- Issue 12, findings 7 and 9
 // --------------------------------------------------------------------
 
+TEST_CASE("stateDir_withoutHome_fromThePasswordDatabaseNeverTmp", "[ws][security]") {
+  const std::string home = std::getenv("HOME") != nullptr ? std::getenv("HOME") : "";
+  const char* xdg = std::getenv("XDG_DATA_HOME");
+  const std::string xdg_saved = xdg != nullptr ? xdg : "";
+  ::unsetenv("HOME");
+  ::unsetenv("XDG_DATA_HOME");
+  const auto dir = default_state_dir();
+  if (!home.empty()) ::setenv("HOME", home.c_str(), 1);
+  if (xdg != nullptr) ::setenv("XDG_DATA_HOME", xdg_saved.c_str(), 1);
+  // Before: /tmp/.local/share/kyso, where another local user could plant pairings.json.
+  const passwd* pw = ::getpwuid(::getuid());
+  REQUIRE(pw != nullptr);
+  CHECK(dir == std::filesystem::path(pw->pw_dir) / ".local" / "share" / "kyso");
+  CHECK_FALSE(dir.string().starts_with("/tmp"));
+}
+
+TEST_CASE("service_stateDirOfAnotherUser_refusedAndOursMade0700", "[ws][security]") {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "kyso-state-owner-XXXXXX").string();
+  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+  const std::filesystem::path dir = tmpl;
+  const auto service_on = [](const std::filesystem::path& state) {
+    config::AgentConfig cfg;
+    cfg.system_modules = false;
+    cfg.state_dir = state;
+    cfg.pinentry = "/bin/false";
+    return std::make_shared<Service>(cfg);
+  };
+  // Another user's directory (here nobody's), with their pairings.json: refused.
+  const auto theirs = dir / "theirs";
+  std::filesystem::create_directories(theirs);
+  std::ofstream(theirs / "pairings.json")
+      << R"({"version":1,"pairings":[{"origin":"https://evil.example"}]})";
+  REQUIRE(::chown(theirs.c_str(), 65534, 65534) == 0);
+  REQUIRE(::chmod(theirs.c_str(), 0700) == 0);
+  CHECK_THROWS_MATCHES(service_on(theirs), Error, Catch::Predicate<Error>([](const Error& e) {
+                         return e.code() == ErrorCode::ConfigInvalid &&
+                                e.detail().find("belongs to uid 65534") != std::string::npos;
+                       }));
+  // Ours but open to others: tightened to 0700; a missing one is made 0700.
+  const auto open = dir / "open";
+  std::filesystem::create_directories(open);
+  REQUIRE(::chmod(open.c_str(), 0777) == 0);
+  CHECK_NOTHROW(service_on(open));
+  struct stat st {};
+  REQUIRE(::stat(open.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0700);
+  CHECK_NOTHROW(service_on(dir / "new"));
+  REQUIRE(::stat((dir / "new").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0700);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("signerLabel_employerMstBeforeCccd_namesThePersonByTheirCccd", "[ws][security]") {
   // Issue 12, finding 9: the dialog named her by the first UID, her employer's tax code.
   CertificateInfo c;

@@ -51,7 +51,14 @@ bool origin_pairable(std::string_view origin);
 /// Syntactic check of a serialized origin: scheme://host[:port], no path, no user info.
 bool origin_well_formed(std::string_view origin);
 
-/// The state directory: the configured one, else $XDG_DATA_HOME/kyso or ~/.local/share/kyso.
+/// The default state directory: $XDG_DATA_HOME/kyso, else $HOME/.local/share/kyso, else (no
+/// HOME) the user's home from the password database (getpwuid), never /tmp. Throws
+/// Error(ConfigInvalid) when none is known.
 std::filesystem::path default_state_dir();
+
+/// Makes `dir` (0700) when missing and checks it is a directory owned by this user with mode
+/// 0700, tightening the mode of one it owns; throws Error(ConfigInvalid) otherwise (another
+/// user's directory, or one others could write into, could hold a planted pairings.json).
+void check_state_dir(const std::filesystem::path& dir);
 
 }  // namespace kyso::agent
