@@ -35,7 +35,9 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--port", port, "Port (default 19587, fallbacks 19588, 19589; 0: any free port)")
       ->check(CLI::Range(0, 65535));
-  app.add_option("--max-connections", max_connections, "Open WebSocket connections at most (16)");
+  app.add_option("--max-connections", max_connections,
+                 "Open WebSocket connections of allow-listed and paired origins at most (16; other "
+                 "origins have their own 4, 2 per origin)");
   app.add_option("--allow-origin", origins,
                  "Allow-listed origin, e.g. https://hocba.example.edu.vn");
   app.add_option("--module", modules, "Extra PKCS#11 module (repeatable)");
