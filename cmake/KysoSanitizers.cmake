@@ -18,11 +18,24 @@ function(kyso_library name)
   kyso_enable_sanitizers(kyso_${name})
 endfunction()
 
-# kyso_executable(<name> SOURCES ... DEPS ...)
+# kyso_executable(<name> SOURCES ... DEPS ... [REVISION]): REVISION for the programs that print
+# `--version`: they may include kyso_revision.hpp (KYSO_GIT_REVISION, refreshed on every build).
 function(kyso_executable name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "REVISION" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS})
   kyso_set_warnings(${name})
   kyso_enable_sanitizers(${name})
+  if(ARG_REVISION)
+    if(NOT TARGET kyso_revision)
+      add_custom_target(kyso_revision
+        COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
+                -DOUT=${CMAKE_BINARY_DIR}/revision/kyso_revision.hpp
+                -P ${PROJECT_SOURCE_DIR}/cmake/KysoRevision.cmake
+        BYPRODUCTS ${CMAKE_BINARY_DIR}/revision/kyso_revision.hpp
+        COMMENT "Git revision for --version")
+    endif()
+    add_dependencies(${name} kyso_revision)
+    target_include_directories(${name} PRIVATE ${CMAKE_BINARY_DIR}/revision)
+  endif()
 endfunction()

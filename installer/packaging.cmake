@@ -56,62 +56,52 @@ install(TARGETS kyso RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools
 install(FILES "${_kyso_gen}/man/kyso.1.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT tools)
 # The token table is compiled in; this copy is the reference IT starts a school's own profile
 # from (firmware-config installs it without a component).
-if(EXISTS "${PROJECT_SOURCE_DIR}/firmware-config/profiles/tokens.toml")
-  install(FILES "${PROJECT_SOURCE_DIR}/firmware-config/profiles/tokens.toml"
-    DESTINATION ${CMAKE_INSTALL_DATADIR}/kyso/profiles COMPONENT tools)
-endif()
+install(FILES "${PROJECT_SOURCE_DIR}/firmware-config/profiles/tokens.toml"
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/kyso/profiles COMPONENT tools)
 _kyso_deb_docs(tools kyso-tools)
 
 # ---- kyso-agent -----------------------------------------------------------------------------
-if(TARGET kyso-agent)
-  list(APPEND _kyso_components agent)
-  _kyso_harden(kyso-agent)
-  install(TARGETS kyso-agent RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT agent)
-  # xml and pdf items: the document formats module the agent dlopens on first use, where it
-  # looks (libdir/kyso relative to bindir: /usr/lib/kyso/kyso-formats-documents.so).
-  _kyso_harden(kyso_formats_module)
-  install(TARGETS kyso_formats_module LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/kyso
-    PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ COMPONENT agent)
-  install(PROGRAMS "${_kyso_inst}/tls/kyso-local-tls" DESTINATION ${CMAKE_INSTALL_SBINDIR}
-    COMPONENT agent)
-  # User units live in /usr/lib/systemd/user (systemd's user search path on Debian 12).
-  install(FILES "${_kyso_inst}/systemd/kyso-agent.service" "${_kyso_inst}/systemd/kyso-agent.socket"
-    DESTINATION lib/systemd/user COMPONENT agent)
-  # The browsers' managed policy follows the allow-list (system units: it writes under /etc).
-  install(FILES "${_kyso_inst}/systemd/kyso-browser-policy.path"
-    "${_kyso_inst}/systemd/kyso-browser-policy.service"
-    DESTINATION /lib/systemd/system COMPONENT agent)
-  install(FILES "${_kyso_inst}/config/kyso-agent.toml" DESTINATION /etc/kyso COMPONENT agent)
-  install(FILES "${_kyso_gen}/man/kyso-agent.1.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
-    COMPONENT agent)
-  install(FILES "${_kyso_gen}/man/kyso-local-tls.8.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
-    COMPONENT agent)
-  install(FILES "${_kyso_inst}/debian/README.Debian.agent" RENAME README.Debian
-    DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kyso-agent COMPONENT agent)
-  _kyso_deb_docs(agent kyso-agent)
-else()
-  message(STATUS "kyso-agent target not defined yet: no kyso-agent package")
-endif()
+list(APPEND _kyso_components agent)
+_kyso_harden(kyso-agent)
+install(TARGETS kyso-agent RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT agent)
+# xml and pdf items: the document formats module the agent dlopens on first use, where it
+# looks (libdir/kyso relative to bindir: /usr/lib/kyso/kyso-formats-documents.so).
+_kyso_harden(kyso_formats_module)
+install(TARGETS kyso_formats_module LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/kyso
+  PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ COMPONENT agent)
+install(PROGRAMS "${_kyso_inst}/tls/kyso-local-tls" DESTINATION ${CMAKE_INSTALL_SBINDIR}
+  COMPONENT agent)
+# User units live in /usr/lib/systemd/user (systemd's user search path on Debian 12).
+install(FILES "${_kyso_inst}/systemd/kyso-agent.service" "${_kyso_inst}/systemd/kyso-agent.socket"
+  DESTINATION lib/systemd/user COMPONENT agent)
+# The browsers' managed policy follows the allow-list (system units: it writes under /etc).
+install(FILES "${_kyso_inst}/systemd/kyso-browser-policy.path"
+  "${_kyso_inst}/systemd/kyso-browser-policy.service"
+  DESTINATION /lib/systemd/system COMPONENT agent)
+install(FILES "${_kyso_inst}/config/kyso-agent.toml" DESTINATION /etc/kyso COMPONENT agent)
+install(FILES "${_kyso_gen}/man/kyso-agent.1.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
+  COMPONENT agent)
+install(FILES "${_kyso_gen}/man/kyso-local-tls.8.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
+  COMPONENT agent)
+install(FILES "${_kyso_inst}/debian/README.Debian.agent" RENAME README.Debian
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kyso-agent COMPONENT agent)
+_kyso_deb_docs(agent kyso-agent)
 
 # ---- kyso-appliance -------------------------------------------------------------------------
-if(TARGET kyso-appliance)
-  list(APPEND _kyso_components appliance)
-  _kyso_harden(kyso-appliance)
-  install(TARGETS kyso-appliance RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT appliance)
-  # System units stay in /lib/systemd/system on Debian 12 (lintian: systemd-service-file-outside-lib).
-  install(FILES "${_kyso_inst}/systemd/kyso-appliance.service" DESTINATION /lib/systemd/system
-    COMPONENT appliance)
-  install(FILES "${_kyso_inst}/config/kyso-appliance.toml" DESTINATION /etc/kyso COMPONENT appliance)
-  install(FILES "${PROJECT_SOURCE_DIR}/firmware-config/examples/kyso-appliance.toml"
-    DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kyso-appliance/examples COMPONENT appliance)
-  install(FILES "${_kyso_gen}/man/kyso-appliance.8.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
-    COMPONENT appliance)
-  install(FILES "${_kyso_inst}/debian/README.Debian.appliance" RENAME README.Debian
-    DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kyso-appliance COMPONENT appliance)
-  _kyso_deb_docs(appliance kyso-appliance)
-else()
-  message(STATUS "kyso-appliance target not defined yet: no kyso-appliance package")
-endif()
+list(APPEND _kyso_components appliance)
+_kyso_harden(kyso-appliance)
+install(TARGETS kyso-appliance RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT appliance)
+# System units stay in /lib/systemd/system on Debian 12 (lintian: systemd-service-file-outside-lib).
+install(FILES "${_kyso_inst}/systemd/kyso-appliance.service" DESTINATION /lib/systemd/system
+  COMPONENT appliance)
+install(FILES "${_kyso_inst}/config/kyso-appliance.toml" DESTINATION /etc/kyso COMPONENT appliance)
+install(FILES "${PROJECT_SOURCE_DIR}/firmware-config/examples/kyso-appliance.toml"
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kyso-appliance/examples COMPONENT appliance)
+install(FILES "${_kyso_gen}/man/kyso-appliance.8.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
+  COMPONENT appliance)
+install(FILES "${_kyso_inst}/debian/README.Debian.appliance" RENAME README.Debian
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kyso-appliance COMPONENT appliance)
+_kyso_deb_docs(appliance kyso-appliance)
 
 # ---- CPack ----------------------------------------------------------------------------------
 set(CPACK_GENERATOR DEB)

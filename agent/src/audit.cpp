@@ -13,6 +13,7 @@
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
+#include "kyso/core/hash_chain.hpp"
 
 namespace kyso::agent {
 namespace {
@@ -37,9 +38,6 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )sql";
 
-// The chain starts from a fixed value so that removing the first rows is detected too.
-const std::string kGenesis(64, '0');
-
 using StmtPtr = std::unique_ptr<sqlite3_stmt, FnDeleter<sqlite3_finalize>>;
 
 }  // namespace
@@ -55,63 +53,9 @@ struct AuditLog::RowView {
   std::string_view detail;
 };
 
-/// SHA-256 over the previous hash and every field, each length-prefixed so that no two
-/// different rows serialize the same. The digest is fetched once and the buffers reused: a
-/// batch hashes thousands of rows.
-class AuditLog::Hasher {
- public:
-  Hasher() : md_(EVP_MD_fetch(nullptr, "SHA2-256", nullptr)), ctx_(EVP_MD_CTX_new()) {
-    if (md_ == nullptr || ctx_ == nullptr)
-      throw Error(ErrorCode::Internal, "audit log: no SHA-256");
-    buf_.reserve(1024);
-  }
-
-  /// The row's hash, hex.
-  std::string_view hash(std::string_view prev, std::int64_t seq, std::string_view time,
-                        const RowView& r) {
-    buf_.clear();
-    put(prev);
-    std::array<char, 24> num{};
-    const auto end = std::to_chars(num.data(), num.data() + num.size(), seq).ptr;
-    put({num.data(), static_cast<std::size_t>(end - num.data())});
-    put(time);
-    for (const auto f :
-         {r.event, r.origin, r.role, r.credential_id, r.digest, r.result, r.detail}) {
-      put(f);
-    }
-    std::array<unsigned char, 32> md{};
-    unsigned int len = 0;
-    if (EVP_DigestInit_ex2(ctx_.get(), md_.get(), nullptr) != 1 ||
-        EVP_DigestUpdate(ctx_.get(), buf_.data(), buf_.size()) != 1 ||
-        EVP_DigestFinal_ex(ctx_.get(), md.data(), &len) != 1) {
-      throw Error(ErrorCode::Internal, "audit log: SHA-256 failed");
-    }
-    hex_into(md, hex_.data());
-    return {hex_.data(), hex_.size()};
-  }
-
-  static void hex_into(std::span<const std::uint8_t> bytes, char* out) {
-    static constexpr std::string_view kDigits = "0123456789abcdef";
-    for (const auto b : bytes) {
-      *out++ = kDigits[b >> 4U];
-      *out++ = kDigits[b & 0x0fU];
-    }
-  }
-
- private:
-  void put(std::string_view s) {
-    std::array<char, 24> num{};
-    const auto end = std::to_chars(num.data(), num.data() + num.size(), s.size()).ptr;
-    buf_.append(num.data(), end);
-    buf_.push_back(':');
-    buf_.append(s);
-  }
-
-  std::unique_ptr<EVP_MD, FnDeleter<EVP_MD_free>> md_;
-  std::unique_ptr<EVP_MD_CTX, FnDeleter<EVP_MD_CTX_free>> ctx_;
-  std::string buf_;
-  std::array<char, 64> hex_{};
-};
+std::array<std::string_view, 7> AuditLog::chained_fields(const RowView& r) {
+  return {r.event, r.origin, r.role, r.credential_id, r.digest, r.result, r.detail};
+}
 
 namespace {
 
@@ -150,7 +94,7 @@ sqlite3* open_db(const std::filesystem::path& path, int flags) {
 
 }  // namespace
 
-AuditLog::AuditLog(const std::filesystem::path& path) : hasher_(std::make_unique<Hasher>()) {
+AuditLog::AuditLog(const std::filesystem::path& path) {
   db_ = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX);
   try {
     // WAL + NORMAL: a batch's rows cost one fsync-free commit, not one per signature.
@@ -170,7 +114,7 @@ AuditLog::AuditLog(const std::filesystem::path& path) : hasher_(std::make_unique
       last_seq_ = sqlite3_column_int64(st.get(), 0);
       last_hash_ = column_text(st.get(), 1);
     } else {
-      last_hash_ = kGenesis;
+      last_hash_ = kChainGenesis;
     }
     insert_ = prepare(db_,
                       "INSERT INTO audit (seq, time, event, origin, role, credential_id, digest, "
@@ -201,7 +145,7 @@ std::string_view AuditLog::now_text() {
 void AuditLog::insert(const RowView& row) {
   const std::int64_t seq = last_seq_ + 1;
   const std::string_view time = now_text();
-  const std::string_view hash = hasher_->hash(last_hash_, seq, time, row);
+  const std::string_view hash = hasher_.link(last_hash_, seq, time, chained_fields(row));
   sqlite3_reset(insert_);
   sqlite3_bind_int64(insert_, 1, seq);
   int i = 2;
@@ -270,11 +214,9 @@ AuditLog::Batch::Batch(AuditLog& log, AuditRow common) : log_(log), common_(std:
 
 void AuditLog::Batch::add(std::span<const std::uint8_t> digest, std::string_view result,
                           std::string_view detail) {
-  std::array<char, 128> hex{};  // SHA-512 at most
-  const std::size_t len = std::min(digest.size(), hex.size() / 2);
-  Hasher::hex_into(digest.first(len), hex.data());
+  const std::string hex = to_hex(digest);
   RowView row = view_of(common_);
-  row.digest = {hex.data(), 2 * len};
+  row.digest = hex;
   row.result = result;
   if (!detail.empty()) row.detail = detail;
   const std::lock_guard lock(log_.mutex_);
@@ -327,10 +269,8 @@ AuditVerifyResult AuditLog::verify(const std::filesystem::path& path) {
                     "SELECT seq, time, event, origin, role, credential_id, digest, result, detail, "
                     "prev_hash, row_hash FROM audit ORDER BY seq");
   AuditVerifyResult out;
-  std::string prev = kGenesis;
-  std::int64_t expected_seq = 1;
+  ChainVerifier chain;
   int rc = 0;
-  Hasher hasher;
   while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
     const std::int64_t seq = sqlite3_column_int64(st.get(), 0);
     const std::string time = column_text(st.get(), 1);
@@ -343,24 +283,15 @@ AuditVerifyResult AuditLog::verify(const std::filesystem::path& path) {
                        .detail = column_text(st.get(), 8)};
     const std::string prev_hash = column_text(st.get(), 9);
     const std::string stored = column_text(st.get(), 10);
+    const auto fields = chained_fields(view_of(row));
+    std::string reason = chain.check({seq, time, fields, prev_hash, stored});
     ++out.rows;
-    std::string reason;
-    if (seq != expected_seq) {
-      reason =
-          "row(s) missing before this one (expected sequence " + std::to_string(expected_seq) + ")";
-    } else if (prev_hash != prev) {
-      reason = "does not chain to the previous row";
-    } else if (hasher.hash(prev_hash, seq, time, view_of(row)) != stored) {
-      reason = "content does not match its hash (edited)";
-    }
     if (!reason.empty()) {
       out.ok = false;
       out.first_broken = seq;
-      out.reason = reason;
+      out.reason = std::move(reason);
       return out;
     }
-    prev = stored;
-    expected_seq = seq + 1;
   }
   if (rc != SQLITE_DONE) {
     throw Error(ErrorCode::Internal, std::string("audit log read: ") + sqlite3_errmsg(db.get()));

@@ -33,17 +33,17 @@ bool needs_documents_module(const Item& item) noexcept;
 
 /// The TSA when an item is B-T or above; throws Error(TsaNotConfigured) when none is configured.
 std::optional<formats::TsaConfig> tsa_for(const std::vector<Item>& items,
-                                          const config::AgentConfig& cfg);
+                                          const firmware_config::AgentConfig& cfg);
 
 /// The trust to collect validation data with when an item is B-LT or B-LTA; throws
 /// Error(NotSupported) when IT configured no trust anchors (no chain can be archived).
 std::optional<formats::TrustConfig> long_term_for(const std::vector<Item>& items,
-                                                  const config::AgentConfig& cfg);
+                                                  const firmware_config::AgentConfig& cfg);
 
 /// Loads the documents module when an item needs it (kept once loaded); a failure is kept in
 /// `tools.module_error`: those items fail with it, cms items still sign.
 void load_documents_module(DocumentTools& tools, const std::vector<Item>& items,
-                           const config::AgentConfig& cfg);
+                           const firmware_config::AgentConfig& cfg);
 
 /// Signs one document with `signer` (authorized already); PDFs from an upload are written to
 /// a new file in `scratch`.

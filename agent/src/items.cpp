@@ -375,7 +375,7 @@ bool any_at_least(const std::vector<Item>& items, Level l) {
 }  // namespace
 
 std::optional<formats::TsaConfig> tsa_for(const std::vector<Item>& items,
-                                          const config::AgentConfig& cfg) {
+                                          const firmware_config::AgentConfig& cfg) {
   if (!any_at_least(items, Level::T)) return std::nullopt;
   if (cfg.tsa_url.empty()) {
     throw Error(ErrorCode::TsaNotConfigured,
@@ -389,7 +389,7 @@ std::optional<formats::TsaConfig> tsa_for(const std::vector<Item>& items,
 }
 
 std::optional<formats::TrustConfig> long_term_for(const std::vector<Item>& items,
-                                                  const config::AgentConfig& cfg) {
+                                                  const firmware_config::AgentConfig& cfg) {
   if (!any_at_least(items, Level::LT)) return std::nullopt;
   if (cfg.trust_anchors.empty()) {
     throw Error(ErrorCode::NotSupported,
@@ -404,7 +404,7 @@ std::optional<formats::TrustConfig> long_term_for(const std::vector<Item>& items
 }
 
 void load_documents_module(DocumentTools& tools, const std::vector<Item>& items,
-                           const config::AgentConfig& cfg) {
+                           const firmware_config::AgentConfig& cfg) {
   if (std::ranges::none_of(items, [](const Item& i) { return needs_documents_module(i); })) {
     return;
   }

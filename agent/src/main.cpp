@@ -10,8 +10,10 @@
 
 #include "kyso/agent/server.hpp"
 #include "kyso/agent/service.hpp"
-#include "kyso/config/agent_config.hpp"
 #include "kyso/core/error.hpp"
+#include "kyso/core/version.hpp"
+#include "kyso/firmware_config/agent_config.hpp"
+#include "kyso_revision.hpp"
 
 int main(int argc, char** argv) {
   // PINs pass through this process's memory: no core dump of it, and no ptrace attach or
@@ -22,6 +24,7 @@ int main(int argc, char** argv) {
   }
   CLI::App app{"kyso-agent: ký số học bạ từ trình duyệt / signing agent for web transcript systems",
                "kyso-agent"};
+  app.set_version_flag("--version", kyso::version_line("kyso-agent", KYSO_GIT_REVISION));
   std::string config_file;
   std::vector<std::string> origins;
   std::vector<std::string> modules;
@@ -49,8 +52,8 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
 
   try {
-    kyso::config::AgentConfig cfg;
-    if (!config_file.empty()) cfg = kyso::config::load_agent_config(config_file);
+    kyso::firmware_config::AgentConfig cfg;
+    if (!config_file.empty()) cfg = kyso::firmware_config::load_agent_config(config_file);
     if (port >= 0) cfg.port = static_cast<std::uint16_t>(port);
     for (auto& o : origins) cfg.allowed_origins.push_back(o);
     for (auto& m : modules) cfg.pkcs11_modules.push_back(m);

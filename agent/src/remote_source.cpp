@@ -21,19 +21,19 @@ namespace {
 
 using nlohmann::json;
 
-std::string login_name(const config::RemoteService& svc) {
+std::string login_name(const firmware_config::RemoteService& svc) {
   if (!svc.username.empty()) return svc.username;
   // Not configured: the OS account's name, as most district services name their users.
   const passwd* pw = ::getpwuid(::getuid());
   return pw != nullptr ? pw->pw_name : std::string();
 }
 
-bool same_service(const config::RemoteService& svc, const json& j) {
+bool same_service(const firmware_config::RemoteService& svc, const json& j) {
   return j.value("name", "") == svc.name && j.value("url", "") == svc.url &&
          j.value("username", "") == svc.username;
 }
 
-Credential credential_from(const config::RemoteService& svc, const std::string& remote_id,
+Credential credential_from(const firmware_config::RemoteService& svc, const std::string& remote_id,
                            const std::vector<Bytes>& certs) {
   Credential c;
   c.cert = parse_certificate(certs.front());
@@ -71,7 +71,7 @@ struct RemoteSources::State {
   std::vector<Credential> credentials;          // listed at the last sign-in (or cached)
 };
 
-RemoteSources::RemoteSources(std::vector<config::RemoteService> services,
+RemoteSources::RemoteSources(std::vector<firmware_config::RemoteService> services,
                              std::filesystem::path cache_file)
     : services_(std::move(services)), cache_file_(std::move(cache_file)) {
   for (std::size_t i = 0; i < services_.size(); ++i) states_.push_back(std::make_unique<State>());
@@ -255,7 +255,8 @@ void RemoteSources::save() const {
 
 namespace {
 
-Dialog password_dialog(const config::RemoteService& svc, const std::string& origin, Language lang) {
+Dialog password_dialog(const firmware_config::RemoteService& svc, const std::string& origin,
+                       Language lang) {
   const bool vi = lang == Language::Vi;
   Dialog d;
   d.title = vi ? "Kyso – Đăng nhập dịch vụ ký số từ xa" : "Kyso – Sign in to remote signing";
@@ -283,7 +284,7 @@ bool Service::sign_in_remote(const std::string& origin, Language lang,
   for (std::size_t i = 0; i < remote_->size(); ++i) {
     if (remote_->signed_in(i)) continue;
     try {
-      remote_->sign_in(i, [&](const config::RemoteService& svc) {
+      remote_->sign_in(i, [&](const firmware_config::RemoteService& svc) {
         return pinentry_.get_pin(password_dialog(svc, origin, lang), cancel);
       });
       any = true;
@@ -303,7 +304,7 @@ std::shared_ptr<Signer> Service::remote_signer(const Credential& cred, const std
                                                Language lang, const std::atomic<bool>* cancel) {
   // A session that ended since the credential was listed is signed in again (its password).
   const std::size_t index = remote_->service_of(cred).value_or(0);
-  remote_->sign_in(index, [&](const config::RemoteService& s) {
+  remote_->sign_in(index, [&](const firmware_config::RemoteService& s) {
     return pinentry_.get_pin(password_dialog(s, origin, lang), cancel);
   });
   return remote_->signer(cred);

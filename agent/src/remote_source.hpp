@@ -15,9 +15,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "kyso/config/agent_config.hpp"
 #include "kyso/core/secret.hpp"
 #include "kyso/core/signer.hpp"
+#include "kyso/firmware_config/agent_config.hpp"
 #include "kyso/remote/remote_signer.hpp"
 
 namespace kyso::agent {
@@ -39,9 +39,10 @@ class RemoteSources {
  public:
   /// Asks the user for the service's login password (the agent's own dialog). Throws
   /// Error(UserCancelled) / Error(Timeout) like the dialog does.
-  using AskPassword = std::function<Secret(const config::RemoteService&)>;
+  using AskPassword = std::function<Secret(const firmware_config::RemoteService&)>;
 
-  RemoteSources(std::vector<config::RemoteService> services, std::filesystem::path cache_file);
+  RemoteSources(std::vector<firmware_config::RemoteService> services,
+                std::filesystem::path cache_file);
   ~RemoteSources();
   RemoteSources(const RemoteSources&) = delete;
   RemoteSources& operator=(const RemoteSources&) = delete;
@@ -50,7 +51,9 @@ class RemoteSources {
 
   [[nodiscard]] bool empty() const noexcept { return services_.empty(); }
   [[nodiscard]] std::size_t size() const noexcept { return services_.size(); }
-  [[nodiscard]] const config::RemoteService& service(std::size_t i) const { return services_[i]; }
+  [[nodiscard]] const firmware_config::RemoteService& service(std::size_t i) const {
+    return services_[i];
+  }
 
   /// Every remote credential known now (listed at a sign-in, this run or an earlier one).
   /// No network, no dialog.
@@ -79,7 +82,7 @@ class RemoteSources {
   void refresh(State& s, std::size_t i);  // lists credentials; caller holds mutex_
   void save() const;                      // caller holds mutex_
 
-  std::vector<config::RemoteService> services_;
+  std::vector<firmware_config::RemoteService> services_;
   std::filesystem::path cache_file_;
   mutable std::mutex mutex_;
   std::vector<std::unique_ptr<State>> states_;

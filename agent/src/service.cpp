@@ -1,6 +1,5 @@
 #include "kyso/agent/service.hpp"
 
-#include <openssl/rand.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -8,20 +7,21 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "kyso/config/token_profiles.hpp"
+#include "kyso/core/random.hpp"
 #include "kyso/core/secret.hpp"
+#include "kyso/firmware_config/token_profiles.hpp"
 #include "remote_source.hpp"
 
 namespace kyso::agent {
 namespace {
 
-const RolePin* pin_for(const config::AgentConfig& cfg, Role role) {
+const RolePin* pin_for(const firmware_config::AgentConfig& cfg, Role role) {
   const auto it = cfg.roles.find(role);
   return it == cfg.roles.end() ? nullptr : &it->second;
 }
 
 /// The state directory, settled once: the configured one, else the default; this user's, 0700.
-config::AgentConfig settle_state_dir(config::AgentConfig cfg) {
+firmware_config::AgentConfig settle_state_dir(firmware_config::AgentConfig cfg) {
   if (cfg.state_dir.empty()) cfg.state_dir = default_state_dir();
   check_state_dir(cfg.state_dir);
   return cfg;
@@ -29,9 +29,7 @@ config::AgentConfig settle_state_dir(config::AgentConfig cfg) {
 
 std::string six_digit_code() {
   std::uint32_t r = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&r), sizeof r) != 1) {
-    throw Error(ErrorCode::Internal, "RAND_bytes failed");
-  }
+  random_bytes({reinterpret_cast<std::uint8_t*>(&r), sizeof r});
   auto s = std::to_string(r % 1000000U);
   s.insert(0, 6 - s.size(), '0');
   return s.substr(0, 3) + " " + s.substr(3);
@@ -39,13 +37,13 @@ std::string six_digit_code() {
 
 /// IT's token profiles (tokens.toml) when configured, else the compiled-in Vietnamese table:
 /// which USB tokens exist, which modules drive them.
-std::vector<pkcs11::KnownToken> load_known_tokens(const config::AgentConfig& cfg) {
-  return config::to_known_tokens(cfg.token_profiles.empty()
-                                     ? config::default_token_profiles()
-                                     : config::load_token_profiles(cfg.token_profiles));
+std::vector<pkcs11::KnownToken> load_known_tokens(const firmware_config::AgentConfig& cfg) {
+  return firmware_config::to_known_tokens(
+      cfg.token_profiles.empty() ? firmware_config::default_token_profiles()
+                                 : firmware_config::load_token_profiles(cfg.token_profiles));
 }
 
-pkcs11::ModuleConfig module_config(const config::AgentConfig& cfg,
+pkcs11::ModuleConfig module_config(const firmware_config::AgentConfig& cfg,
                                    const std::vector<pkcs11::KnownToken>& table) {
   return {.paths = cfg.pkcs11_modules,
           .use_p11kit = cfg.system_modules,
@@ -55,7 +53,7 @@ pkcs11::ModuleConfig module_config(const config::AgentConfig& cfg,
 
 }  // namespace
 
-Service::Service(config::AgentConfig config)
+Service::Service(firmware_config::AgentConfig config)
     : config_(settle_state_dir(std::move(config))),
       known_tokens_(load_known_tokens(config_)),
       library_(std::make_unique<pkcs11::Library>(module_config(config_, known_tokens_))),

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kyso/core/error.hpp"
+#include "kyso/core/random.hpp"
 
 namespace kyso::agent {
 namespace {
@@ -21,11 +21,7 @@ using json = nlohmann::json;
 constexpr std::size_t kHashBuffer = 256UL * 1024;
 
 std::string random_id() {
-  std::array<std::uint8_t, 12> r{};
-  if (RAND_bytes(r.data(), static_cast<int>(r.size())) != 1) {
-    throw Error(ErrorCode::Internal, "RAND_bytes failed");
-  }
-  return to_hex(r);
+  return to_hex(random_bytes(12));
 }
 
 struct MdCtxFree {

@@ -11,7 +11,6 @@
 //   kyso-bench-remote-sign --dir DIR [--hashes N] [--multisign M] [--threads T] [--rounds R]
 // DIR is a token made by tests/pki/make-demo-token.sh (bench/run-all.sh makes one).
 
-#include <openssl/rand.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -38,10 +37,11 @@
 
 #include "../common/agent_process.hpp"
 #include "../common/raw_pkcs11.hpp"
+#include "kyso/core/random.hpp"
 #include "kyso/core/bytes.hpp"
-#include "kyso/remote/appliance.hpp"
+#include "kyso/appliance/appliance.hpp"
 #include "kyso/remote/remote_signer.hpp"
-#include "kyso/remote/security.hpp"
+#include "kyso/appliance/security.hpp"
 
 namespace {
 
@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
     sh("openssl x509 -req -in " + tmp + "/tls.csr -CA " + tmp + "/ca.crt -CAkey " + tmp +
        "/ca.key -CAcreateserial -days 1 -extfile " + tmp + "/san.ext -out " + tmp + "/tls.crt");
 
-    kyso::remote::ApplianceConfig cfg;
+    kyso::appliance::ApplianceConfig cfg;
     cfg.port = 0;
     cfg.tls_cert_file = tmp + "/tls.crt";
     cfg.tls_key_file = tmp + "/tls.key";
@@ -187,15 +187,15 @@ int main(int argc, char** argv) {
     // Two users with the same credential and their own TOTP secrets, so the in-process client
     // and the agent never present the same time step (the appliance accepts each once).
     const std::string agent_password = "mật khẩu bench";
-    cfg.users = {{"bench", kyso::remote::hash_password(secret("bench-pw"), 12), kTotp, {cred_id}},
+    cfg.users = {{"bench", kyso::appliance::hash_password(secret("bench-pw"), 12), kTotp, {cred_id}},
                  {"bench-agent",
-                  kyso::remote::hash_password(secret(agent_password), 12),
+                  kyso::appliance::hash_password(secret(agent_password), 12),
                   kAgentTotp,
                   {cred_id}}};
     cfg.limits.multisign = multisign;
     cfg.limits.sign_threads = threads;
     cfg.limits.totp_window = 2 + static_cast<unsigned>(rounds);
-    kyso::remote::Appliance appliance(cfg);
+    kyso::appliance::Appliance appliance(cfg);
     appliance.start();
     const std::string url = "https://127.0.0.1:" + std::to_string(appliance.port()) + "/csc/v2";
 
@@ -250,7 +250,7 @@ int main(int argc, char** argv) {
           0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
           0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
       for (std::size_t i = 0; i < digests.size(); ++i) {
-        RAND_bytes(digests[i].data(), 32);
+        kyso::random_bytes(std::span(digests[i].data(), 32));
         inputs[i].assign(kPrefix.begin(), kPrefix.end());
         inputs[i].insert(inputs[i].end(), digests[i].begin(), digests[i].end());
       }
@@ -297,7 +297,7 @@ int main(int argc, char** argv) {
       kyso::remote::RemoteSigner signer(adapter, adapter->credentials().front());
       signer.set_pin(secret(pin));
       const kyso::Secret otp =
-          secret(kyso::remote::totp_generate(kTotp, std::time(nullptr) + 30L * (r - 1)));
+          secret(kyso::appliance::totp_generate(kTotp, std::time(nullptr) + 30L * (r - 1)));
       signer.authorize(&otp, digests);
       const auto results = signer.sign_digests(kyso::SignAlgorithm::RsaPkcs1Sha256, digests);
       const double secs = std::chrono::duration<double>(Clock::now() - start).count();

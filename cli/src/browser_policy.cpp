@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "kyso/core/error.hpp"
+#include "kyso/core/text.hpp"
 
 namespace kyso::cli::browser_policy {
 namespace fs = std::filesystem;
@@ -105,12 +106,6 @@ void write_atomically(const fs::path& file, const std::string& text) {
   }
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::ranges::transform(out, out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
-
 struct Url {
   std::string scheme, host, port;  // port empty: the scheme's default
 };
@@ -120,7 +115,7 @@ Url parse_origin(std::string_view origin) {
   Url u;
   const auto sep = origin.find("://");
   if (sep == std::string_view::npos) return u;
-  u.scheme = lower(origin.substr(0, sep));
+  u.scheme = ascii_lower(origin.substr(0, sep));
   std::string_view rest = origin.substr(sep + 3);
   const auto colon = rest.rfind(':');
   const auto bracket = rest.rfind(']');
@@ -128,7 +123,7 @@ Url parse_origin(std::string_view origin) {
     u.port = std::string(rest.substr(colon + 1));
     rest = rest.substr(0, colon);
   }
-  u.host = lower(rest);
+  u.host = ascii_lower(rest);
   if (u.port.empty()) u.port = u.scheme == "https" ? "443" : u.scheme == "http" ? "80" : "";
   return u;
 }
@@ -143,7 +138,7 @@ bool pattern_matches(std::string_view pattern, std::string_view origin) {
   while (!p.empty() && std::isspace(static_cast<unsigned char>(p.back()))) p.remove_suffix(1);
   if (p == "*") return true;
   if (const auto sep = p.find("://"); sep != std::string_view::npos) {
-    const std::string scheme = lower(p.substr(0, sep));
+    const std::string scheme = ascii_lower(p.substr(0, sep));
     if (scheme != "*" && scheme != o.scheme) return false;
     p.remove_prefix(sep + 3);
   }
@@ -160,7 +155,7 @@ bool pattern_matches(std::string_view pattern, std::string_view origin) {
     p = p.substr(0, colon);
   }
   if (!port.empty() && port != "*" && port != o.port) return false;
-  std::string host = lower(p);
+  std::string host = ascii_lower(p);
   if (host == "*") return true;
   if (host.starts_with("[*.]")) {
     const std::string domain = host.substr(4);

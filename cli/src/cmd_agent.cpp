@@ -70,6 +70,8 @@ void cmd_audit_verify(Context& ctx, const AgentOptions& o) {
   if (!r.ok) throw CLI::RuntimeError(2);
 }
 
+}  // namespace
+
 void add_agent_commands(CLI::App& app, Context& ctx) {
   auto opts = std::make_shared<AgentOptions>();
   auto* origins =
@@ -92,10 +94,6 @@ void add_agent_commands(CLI::App& app, Context& ctx) {
   verify->add_flag("--json", ctx.json, "JSON output");
   verify->callback([&ctx, opts] { cmd_audit_verify(ctx, *opts); });
 }
-
-}  // namespace
-
-KYSO_CLI_COMMANDS(add_agent_commands)
 
 }  // namespace kyso::cli
 

@@ -6,13 +6,13 @@
 // kyso-browser-policy.path unit run `write` whenever the configuration changes; `show` is what
 // `kyso doctor` reports per browser.
 
-#if __has_include("kyso/config/agent_config.hpp")
+#if __has_include("kyso/firmware_config/agent_config.hpp")
 
 #include <iostream>
 
 #include "browser_policy.hpp"
 #include "context.hpp"
-#include "kyso/config/agent_config.hpp"
+#include "kyso/firmware_config/agent_config.hpp"
 
 namespace kyso::cli {
 namespace {
@@ -31,7 +31,7 @@ std::vector<std::string> allow_list(const PolicyOptions& o) {
   std::error_code ec;
   // No configuration (the agent package not installed yet): nothing is allow-listed.
   if (!std::filesystem::exists(o.config, ec)) return {};
-  return config::load_agent_config(o.config).allowed_origins;
+  return firmware_config::load_agent_config(o.config).allowed_origins;
 }
 
 void cmd_write(Context& ctx, const PolicyOptions& o, bool remove_all) {
@@ -108,6 +108,8 @@ void cmd_show(Context& ctx, const PolicyOptions& o) {
   if (missing) std::exit(1);
 }
 
+}  // namespace
+
 void add_browser_policy_command(CLI::App& app, Context& ctx) {
   static PolicyOptions o;
   auto* cmd = app.add_subcommand(
@@ -145,9 +147,6 @@ void add_browser_policy_command(CLI::App& app, Context& ctx) {
   rm->add_flag("--quiet", o.quiet, "Print nothing (for the package scripts)");
   rm->callback([&ctx] { cmd_write(ctx, o, true); });
 }
-
-}  // namespace
-KYSO_CLI_COMMANDS(add_browser_policy_command)
 
 }  // namespace kyso::cli
 

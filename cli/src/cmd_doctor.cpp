@@ -5,7 +5,7 @@
 // tokens plugged in without their module, modules that fail to load, PIN states, certificates
 // about to expire, the agent's configuration and port, the local wss CA's trust, the clock
 // against the configured TSA and the remote signing services. --json is for support tools. The
-// checks themselves are kyso::config::run_doctor().
+// checks themselves are in doctor/, one file per family.
 
 #include <cstdlib>
 #include <filesystem>
@@ -13,43 +13,42 @@
 #include <map>
 
 #include "context.hpp"
-#include "kyso/config/doctor.hpp"
+#include "doctor/doctor.hpp"
 
 namespace kyso::cli {
 namespace {
 
-using config::CheckStatus;
-using config::DoctorOptions;
+using doctor::Status;
 
 // The installed agent's configuration (its systemd unit's --config) when none is named.
 constexpr const char* kInstalledAgentConfig = "/etc/kyso/kyso-agent.toml";
 
-void cmd_doctor(Context& ctx, DoctorOptions o, bool no_config) {
+void cmd_doctor(Context& ctx, doctor::Options o, bool no_config) {
   std::error_code ec;
   if (o.config.empty() && !no_config && std::filesystem::exists(kInstalledAgentConfig, ec)) {
     o.config = kInstalledAgentConfig;
   }
-  const auto checks = config::run_doctor(ctx.library(), o);
+  const auto checks = doctor::run(ctx.library(), o);
 
   std::map<std::string, std::size_t> counts{{"ok", 0}, {"warn", 0}, {"fail", 0}, {"skip", 0}};
-  for (const auto& c : checks) ++counts[std::string(config::to_string(c.status))];
+  for (const auto& c : checks) ++counts[std::string(doctor::to_string(c.status))];
   const bool vi = ctx.language() == Language::Vi;
   if (ctx.json) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& c : checks) {
       arr.push_back({{"check", c.id},
-                     {"status", config::to_string(c.status)},
+                     {"status", doctor::to_string(c.status)},
                      {"message", vi ? c.vi : c.en},
                      {"details", c.details}});
     }
     Context::print_json({{"checks", arr}, {"summary", counts}});
   } else {
     for (const auto& c : checks) {
-      const char* mark = c.status == CheckStatus::Ok     ? "[ OK ]"
-                         : c.status == CheckStatus::Warn ? "[ !! ]"
-                         : c.status == CheckStatus::Fail ? "[LỖI]"
-                                                         : "[ -- ]";
-      if (!vi && c.status == CheckStatus::Fail) mark = "[FAIL]";
+      const char* mark = c.status == Status::Ok     ? "[ OK ]"
+                         : c.status == Status::Warn ? "[ !! ]"
+                         : c.status == Status::Fail ? "[LỖI]"
+                                                    : "[ -- ]";
+      if (!vi && c.status == Status::Fail) mark = "[FAIL]";
       std::cout << mark << ' ' << (vi ? c.vi : c.en) << '\n';
     }
     std::cout << (vi ? "Tổng kết: " : "Summary: ") << counts["ok"] << " OK, " << counts["warn"]
@@ -61,8 +60,10 @@ void cmd_doctor(Context& ctx, DoctorOptions o, bool no_config) {
   if (counts["fail"] > 0) std::exit(1);
 }
 
+}  // namespace
+
 void add_doctor_command(CLI::App& app, Context& ctx) {
-  static DoctorOptions o;
+  static doctor::Options o;
   static bool no_config = false;
   static int max_skew = 60;
   auto* doc = app.add_subcommand(
@@ -89,8 +90,5 @@ void add_doctor_command(CLI::App& app, Context& ctx) {
     cmd_doctor(ctx, o, no_config);
   });
 }
-
-}  // namespace
-KYSO_CLI_COMMANDS(add_doctor_command)
 
 }  // namespace kyso::cli

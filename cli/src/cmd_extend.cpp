@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "context.hpp"
-#include "kyso/config/agent_config.hpp"
+#include "kyso/firmware_config/agent_config.hpp"
 #include "kyso/formats/extend.hpp"
 
 namespace kyso::cli {
@@ -60,7 +60,7 @@ formats::ExtendOptions options(const ExtendArgs& a) {
                                  ? "/etc/kyso/kyso-agent.toml"
                                  : "";
   if (!config.empty()) {
-    const config::AgentConfig c = config::load_agent_config(config);
+    const firmware_config::AgentConfig c = firmware_config::load_agent_config(config);
     if (tsa_url.empty()) tsa_url = c.tsa_url;
     if (anchors.empty()) anchors = c.trust_anchors;
     if (ocsp_url.empty()) ocsp_url = c.ocsp_url;
@@ -148,6 +148,8 @@ void cmd_extend(Context& ctx, const ExtendArgs& a) {
   if (failed > 0) throw CLI::RuntimeError(2);
 }
 
+}  // namespace
+
 void add_extend(CLI::App& app, Context& ctx) {
   static ExtendArgs args;
   auto* e = app.add_subcommand(
@@ -184,9 +186,5 @@ void add_extend(CLI::App& app, Context& ctx) {
   e->add_flag("--json", ctx.json, "JSON output");
   e->callback([&ctx] { cmd_extend(ctx, args); });
 }
-
-}  // namespace
-
-KYSO_CLI_COMMANDS(add_extend)
 
 }  // namespace kyso::cli

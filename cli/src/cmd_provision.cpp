@@ -11,14 +11,14 @@
 #include <iostream>
 
 #include "context.hpp"
-#include "kyso/config/provision.hpp"
 #include "kyso/core/secret.hpp"
+#include "kyso/firmware_config/provision.hpp"
 
 namespace kyso::cli {
 namespace {
 
 namespace fs = std::filesystem;
-using config::Provisioner;
+using firmware_config::Provisioner;
 
 struct ProvisionOptions {
   std::string token;
@@ -62,8 +62,8 @@ std::string module_path(const Context& ctx) {
 // Holds the provisioner to the token model's profile when --token-model is given.
 void apply_profile(Provisioner& p, const ProvisionOptions& o) {
   if (o.model.empty()) return;
-  const auto profiles = o.profiles.empty() ? config::default_token_profiles()
-                                           : config::load_token_profiles(o.profiles);
+  const auto profiles = o.profiles.empty() ? firmware_config::default_token_profiles()
+                                           : firmware_config::load_token_profiles(o.profiles);
   std::string known;
   for (const auto& prof : profiles) {
     if (prof.token.model == o.model || prof.token.vendor + " " + prof.token.model == o.model) {
@@ -181,7 +181,7 @@ void cmd_keys(Context& ctx, const ProvisionOptions& o) {
 }
 
 void cmd_csr(Context& ctx, const ProvisionOptions& o) {
-  const auto subject = config::parse_subject(o.subject);
+  const auto subject = firmware_config::parse_subject(o.subject);
   Provisioner p(module_path(ctx));
   apply_profile(p, o);
   Secret pin = read_pin(ctx, o.pin_file, "Nhập mã PIN: ", "PIN: ");
@@ -225,7 +225,7 @@ extern "C" void on_sigint(int /*sig*/) {
 }
 
 void cmd_batch(Context& ctx, const ProvisionOptions& o) {
-  config::BatchOptions b;
+  firmware_config::BatchOptions b;
   b.csv = o.csv;
   b.out_dir = o.out.empty() ? fs::path("provision-out") : fs::path(o.out);
   b.state_file = o.state;
@@ -234,7 +234,7 @@ void cmd_batch(Context& ctx, const ProvisionOptions& o) {
   b.limit = o.limit;
   b.key_label = o.key_label;
   if (o.wait) {
-    b.insert_token = [&ctx](const config::BatchRow& row) {
+    b.insert_token = [&ctx](const firmware_config::BatchRow& row) {
       std::string name;
       for (const auto& [k, v] : row.subject) {
         if (k == "CN") name = v;
@@ -257,7 +257,8 @@ void cmd_batch(Context& ctx, const ProvisionOptions& o) {
                              {"title", &o.title}}) {
     if (!v->empty()) b.defaults.emplace_back(k, *v);
   }
-  (void)config::read_batch_csv(b.csv, b.defaults);  // a broken CSV stops before any PIN prompt
+  (void)firmware_config::read_batch_csv(b.csv,
+                                        b.defaults);  // a broken CSV stops before any PIN prompt
 
   Provisioner p(module_path(ctx));
   apply_profile(p, o);
@@ -269,7 +270,7 @@ void cmd_batch(Context& ctx, const ProvisionOptions& o) {
                "PIN người dùng (ban đầu) cho các token: ", "Initial user PIN for the tokens: ");
 
   const bool tty = ::isatty(STDERR_FILENO) != 0;
-  auto progress = [&](std::size_t i, std::size_t n, const config::BatchRowReport& r) {
+  auto progress = [&](std::size_t i, std::size_t n, const firmware_config::BatchRowReport& r) {
     if (ctx.json) return;
     constexpr std::size_t kWidth = 30;
     const std::size_t filled = n == 0 ? kWidth : i * kWidth / n;
@@ -287,9 +288,9 @@ void cmd_batch(Context& ctx, const ProvisionOptions& o) {
   };
   g_stop = false;
   auto* previous = std::signal(SIGINT, on_sigint);
-  config::BatchReport rep;
+  firmware_config::BatchReport rep;
   try {
-    rep = config::run_batch(p, b, so, user, progress, [] { return g_stop.load(); });
+    rep = firmware_config::run_batch(p, b, so, user, progress, [] { return g_stop.load(); });
   } catch (...) {
     std::signal(SIGINT, previous);
     throw;
@@ -331,6 +332,8 @@ void cmd_batch(Context& ctx, const ProvisionOptions& o) {
   if (rep.failed > 0)
     throw Error(ErrorCode::TokenError, std::to_string(rep.failed) + " row(s) failed");
 }
+
+}  // namespace
 
 void add_provision_commands(CLI::App& app, Context& ctx) {
   static ProvisionOptions o;
@@ -427,8 +430,5 @@ void add_provision_commands(CLI::App& app, Context& ctx) {
   batch->add_option("--title", o.title, "Default title");
   batch->callback([&ctx] { cmd_batch(ctx, o); });
 }
-
-}  // namespace
-KYSO_CLI_COMMANDS(add_provision_commands)
 
 }  // namespace kyso::cli

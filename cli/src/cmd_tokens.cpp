@@ -202,7 +202,6 @@ void cmd_usb(Context& ctx) {
 
 }  // namespace
 
-namespace {
 void add_token_commands(CLI::App& app, Context& ctx) {
   auto* tokens = app.add_subcommand("tokens", "Liệt kê token / list tokens and loaded modules");
   tokens->add_flag("--json", ctx.json, "JSON output");
@@ -234,7 +233,5 @@ void add_token_commands(CLI::App& app, Context& ctx) {
   usb->add_flag("--json", ctx.json, "JSON output");
   usb->callback([&ctx] { cmd_usb(ctx); });
 }
-}  // namespace
-KYSO_CLI_COMMANDS(add_token_commands)
 
 }  // namespace kyso::cli

@@ -184,6 +184,8 @@ void cmd_verify(Context& ctx, const VerifyArgs& a) {
   if (!rep.ok()) throw CLI::RuntimeError(2);
 }
 
+}  // namespace
+
 void add_verify(CLI::App& app, Context& ctx) {
   static VerifyArgs args;
   auto* v = app.add_subcommand("verify", "Kiểm tra chữ ký (XML, PDF, CMS) / verify signatures");
@@ -202,9 +204,5 @@ void add_verify(CLI::App& app, Context& ctx) {
   v->add_flag("--json", ctx.json, "JSON output");
   v->callback([&ctx] { cmd_verify(ctx, args); });
 }
-
-}  // namespace
-
-KYSO_CLI_COMMANDS(add_verify)
 
 }  // namespace kyso::cli

@@ -20,11 +20,6 @@ pkcs11::Library& Context::library() {
   return *library_;
 }
 
-std::vector<CommandAdder>& command_adders() {
-  static std::vector<CommandAdder> adders;
-  return adders;
-}
-
 void Context::print_json(const nlohmann::json& j) {
   std::cout << j.dump(2) << '\n';
 }

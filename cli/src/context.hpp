@@ -40,14 +40,13 @@ std::vector<std::string> default_trust_anchors();
 /// Prints an error for people (or as JSON with --json) and returns the process exit code.
 int report_error(const Context& ctx, const Error& e);
 
-/// Subcommand registration: each cmd_<area>.cpp registers a function that adds its
-/// subcommands, and main() calls them all.
-using CommandAdder = void (*)(CLI::App&, Context&);
-std::vector<CommandAdder>& command_adders();
-struct CommandRegistrar {
-  explicit CommandRegistrar(CommandAdder f) { command_adders().push_back(f); }
-};
-#define KYSO_CLI_COMMANDS(fn) \
-  static const ::kyso::cli::CommandRegistrar kyso_cli_registrar_##fn{&fn};
+// The subcommands, one function per area (src/cmd_<area>.cpp); main() adds them in this order.
+void add_agent_commands(CLI::App& app, Context& ctx);          ///< origins, audit
+void add_doctor_command(CLI::App& app, Context& ctx);          ///< doctor
+void add_provision_commands(CLI::App& app, Context& ctx);      ///< provision
+void add_token_commands(CLI::App& app, Context& ctx);          ///< tokens, sign-hash, usb
+void add_verify(CLI::App& app, Context& ctx);                  ///< verify
+void add_extend(CLI::App& app, Context& ctx);                  ///< extend
+void add_browser_policy_command(CLI::App& app, Context& ctx);  ///< browser-policy
 
 }  // namespace kyso::cli

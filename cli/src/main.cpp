@@ -1,10 +1,13 @@
-// kyso: list tokens and credentials, sign a hash, and (later) provision, verify and diagnose.
+// kyso: list tokens and credentials, sign a hash, provision tokens, verify signatures, explain
+// what stands between this PC and signing (doctor), and manage the agent's pairings and audit log.
 
 #include <CLI/CLI.hpp>
 
 #include <iostream>
 
 #include "context.hpp"
+#include "kyso/core/version.hpp"
+#include "kyso_revision.hpp"
 
 int main(int argc, char** argv) {
   kyso::cli::Context ctx;
@@ -18,7 +21,14 @@ int main(int argc, char** argv) {
                "Only load --module paths, not p11-kit's or the known-token table's");
   app.add_option("--lang", ctx.lang, "Language of messages: vi (default) or en")
       ->check(CLI::IsMember({"vi", "en"}));
-  for (auto add : kyso::cli::command_adders()) add(app, ctx);
+  app.set_version_flag("--version", kyso::version_line("kyso", KYSO_GIT_REVISION));
+  kyso::cli::add_agent_commands(app, ctx);
+  kyso::cli::add_doctor_command(app, ctx);
+  kyso::cli::add_provision_commands(app, ctx);
+  kyso::cli::add_token_commands(app, ctx);
+  kyso::cli::add_verify(app, ctx);
+  kyso::cli::add_extend(app, ctx);
+  kyso::cli::add_browser_policy_command(app, ctx);
 
   try {
     app.parse(argc, argv);

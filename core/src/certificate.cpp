@@ -232,7 +232,8 @@ CertificateInfo parse_certificate(std::span<const std::uint8_t> der) {
   info.issuer_common_name = first_by_nid(issuer, NID_commonName);
   for (const auto& raw : entries_by_nid(subject, NID_userId)) info.uids.push_back(split_uid(raw));
 
-  // A personal ID makes a person even when the employer's MST is present too (DOMAIN.md);
+  // A personal ID makes a person even when the employer's MST is present too (CAs add it to
+  // staff certificates);
   // an organization certificate has MST/MNS and no personal ID.
   const bool personal = std::ranges::any_of(info.uids, &UidValue::is_personal);
   const bool organization = std::ranges::any_of(info.uids, &UidValue::is_organization);

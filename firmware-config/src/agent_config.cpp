@@ -1,10 +1,10 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "kyso/config/agent_config.hpp"
+#include "kyso/firmware_config/agent_config.hpp"
 #include "toml_reader.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 namespace {
 
 using detail::Section;
@@ -191,4 +191,4 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   return c;
 }
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

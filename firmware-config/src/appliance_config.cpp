@@ -1,4 +1,4 @@
-#include "kyso/config/appliance_config.hpp"
+#include "kyso/firmware_config/appliance_config.hpp"
 
 #include <openssl/crypto.h>
 #include <sys/stat.h>
@@ -12,9 +12,10 @@
 
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/error.hpp"
+#include "kyso/core/text.hpp"
 #include "toml_reader.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 namespace {
 
 using detail::Section;
@@ -111,8 +112,7 @@ std::string certificate_id(Section& s, std::string_view key, const std::string& 
 }
 
 std::string read_sha256(Section& s, std::string_view key) {
-  std::string v = s.required_string(key);
-  std::ranges::transform(v, v.begin(), [](char ch) { return static_cast<char>(std::tolower(ch)); });
+  const std::string v = ascii_lower(s.required_string(key));
   if (v.size() != 64 || !std::ranges::all_of(v, [](char ch) {
         return std::isxdigit(static_cast<unsigned char>(ch)) != 0;
       })) {
@@ -293,4 +293,4 @@ ApplianceConfig load_appliance_config(const std::filesystem::path& file) {
   return c;
 }
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

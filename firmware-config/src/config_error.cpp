@@ -1,6 +1,6 @@
-#include "kyso/config/config_error.hpp"
+#include "kyso/firmware_config/config_error.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 namespace {
 
 std::string locate(const std::string& file, std::uint32_t line, std::uint32_t column,
@@ -28,4 +28,4 @@ std::string ConfigError::located(Language lang) const {
   return locate(file_, line_, column_, key_, lang == Language::Vi ? what_vi_ : what_en_);
 }
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

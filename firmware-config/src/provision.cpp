@@ -1,16 +1,17 @@
-#include "kyso/config/provision.hpp"
+#include "kyso/firmware_config/provision.hpp"
 
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cctype>
 
+#include "kyso/core/random.hpp"
 #include "kyso/core/signer.hpp"
+#include "kyso/core/text.hpp"
 #include "kyso/pkcs11/library.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 namespace {
 
 using ReqPtr = std::unique_ptr<X509_REQ, FnDeleter<X509_REQ_free>>;
@@ -43,10 +44,7 @@ constexpr std::array<AttrName, 14> kAttrs{{
 
 const AttrName* find_attr(std::string_view name) {
   for (const auto& a : kAttrs) {
-    if (a.name.size() == name.size() && std::ranges::equal(a.name, name, [](char x, char y) {
-          return std::tolower(static_cast<unsigned char>(x)) ==
-                 std::tolower(static_cast<unsigned char>(y));
-        })) {
+    if (ascii_iequals(a.name, name)) {
       return &a;
     }
   }
@@ -64,7 +62,8 @@ bool all_digits(std::string_view s) {
   return !s.empty() && std::ranges::all_of(s, [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// Vietnamese identity prefixes (DOMAIN.md): reject typos before a CA sees them.
+// The identity prefixes Vietnamese CAs put in a subject's UID (CCCD, CMND, HC for a person; MST,
+// MNS for an organization): reject typos before a CA sees them.
 void check_uid(const std::string& v) {
   const auto colon = v.find(':');
   if (colon == std::string::npos) {
@@ -98,13 +97,6 @@ void check_uid(const std::string& v) {
   }
   if (!ok)
     throw Error(ErrorCode::BadRequest, "UID '" + v + "' is not a valid " + prefix + " number");
-}
-
-Bytes random_id(std::size_t n) {
-  Bytes id(n);
-  if (RAND_bytes(id.data(), static_cast<int>(n)) != 1)
-    throw Error(ErrorCode::Internal, "RAND_bytes failed");
-  return id;
 }
 
 bool key_matches(const pkcs11::KeyPairInfo& k, std::string_view key) {
@@ -306,7 +298,7 @@ pkcs11::KeyPairInfo Provisioner::keygen(std::string_view token, const Secret& pi
   }
   auto session = admin_.open(find_token(token).slot_id);
   session.login_user(pin);
-  if (id.empty()) id = random_id(16);
+  if (id.empty()) id = random_bytes(16);
   for (const auto& k : session.key_pairs()) {
     if (k.label == label || k.id == id) {
       throw Error(ErrorCode::BadRequest, "token already holds a key pair with label '" + k.label +
@@ -473,4 +465,4 @@ ImportResult Provisioner::import_certificate(std::string_view token, const Secre
   return result;
 }
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

@@ -7,9 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "kyso/config/provision.hpp"
+#include "kyso/core/text.hpp"
+#include "kyso/firmware_config/provision.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 namespace {
 
 namespace fs = std::filesystem;
@@ -79,13 +80,6 @@ std::vector<std::pair<std::size_t, std::vector<std::string>>> parse_csv(const fs
   return records;
 }
 
-std::string lower(std::string s) {
-  std::ranges::transform(s, s.begin(), [](char c) {
-    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  });
-  return s;
-}
-
 // A label as a file name: anything outside [A-Za-z0-9._-] becomes '_'.
 std::string file_stem(const std::string& label) {
   std::string s = label;
@@ -132,7 +126,7 @@ std::vector<BatchRow> read_batch_csv(
   std::map<std::string, std::size_t> col;
   const auto& header = records.front().second;
   for (std::size_t i = 0; i < header.size(); ++i) {
-    std::string name = lower(header[i]);
+    std::string name = ascii_lower(header[i]);
     name.erase(0, name.find_first_not_of(' '));
     name.erase(name.find_last_not_of(' ') + 1);
     if (std::ranges::find(known, name) == known.end()) {
@@ -147,7 +141,7 @@ std::vector<BatchRow> read_batch_csv(
     if (!col.contains(required)) csv_fail(csv, 1, std::string("missing column '") + required + "'");
   }
   std::map<std::string, std::string> fallback;
-  for (const auto& [k, v] : defaults) fallback[lower(k)] = v;
+  for (const auto& [k, v] : defaults) fallback[ascii_lower(k)] = v;
   if (!fallback.contains("c")) fallback["c"] = "VN";
 
   std::vector<BatchRow> rows;
@@ -348,4 +342,4 @@ BatchReport run_batch(
   return report;
 }
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

@@ -1,4 +1,4 @@
-#include "kyso/config/token_profiles.hpp"
+#include "kyso/firmware_config/token_profiles.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -6,7 +6,7 @@
 
 #include "toml_reader.hpp"
 
-namespace kyso::config {
+namespace kyso::firmware_config {
 namespace detail {
 extern const std::string_view kDefaultTokensToml;
 }
@@ -156,4 +156,4 @@ const TokenProfile* find_profile(const std::vector<TokenProfile>& profiles, std:
   return nullptr;
 }
 
-}  // namespace kyso::config
+}  // namespace kyso::firmware_config

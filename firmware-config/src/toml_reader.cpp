@@ -5,8 +5,9 @@
 #include <charconv>
 #include <fstream>
 #include <sstream>
+#include "kyso/core/text.hpp"
 
-namespace kyso::config::detail {
+namespace kyso::firmware_config::detail {
 namespace {
 
 std::uint32_t at_least_one(std::uint32_t v) {
@@ -239,20 +240,12 @@ bool host_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.';
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::ranges::transform(out, out.begin(), [](char c) {
-    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  });
-  return out;
-}
-
 // Splits "scheme://authority[rest]"; false when there is no scheme or authority.
 bool split_url(std::string_view url, std::string& scheme, std::string& host, std::string& port,
                std::string& rest) {
   const auto sep = url.find("://");
   if (sep == std::string_view::npos || sep == 0) return false;
-  scheme = lower(url.substr(0, sep));
+  scheme = ascii_lower(url.substr(0, sep));
   std::string_view tail = url.substr(sep + 3);
   const auto end = tail.find_first_of("/?#");
   std::string_view authority = tail.substr(0, end);
@@ -261,13 +254,13 @@ bool split_url(std::string_view url, std::string& scheme, std::string& host, std
   if (authority.starts_with('[')) {
     const auto close = authority.find(']');
     if (close == std::string_view::npos) return false;
-    host = lower(authority.substr(0, close + 1));
+    host = ascii_lower(authority.substr(0, close + 1));
     authority.remove_prefix(close + 1);
     if (!authority.empty() && authority.front() != ':') return false;
     port = authority.empty() ? "" : std::string(authority.substr(1));
   } else {
     const auto colon = authority.rfind(':');
-    host = lower(authority.substr(0, colon));
+    host = ascii_lower(authority.substr(0, colon));
     port = colon == std::string_view::npos ? "" : std::string(authority.substr(colon + 1));
     if (host.empty() || !std::ranges::all_of(host, host_char) || host.starts_with('.') ||
         host.ends_with('.') || host.starts_with('-')) {
@@ -335,4 +328,4 @@ bool valid_http_url(std::string_view url, bool https_only) {
   return port.empty() || valid_port(port, v);
 }
 
-}  // namespace kyso::config::detail
+}  // namespace kyso::firmware_config::detail

@@ -14,9 +14,9 @@
 #include <string_view>
 #include <vector>
 
-#include "kyso/config/config_error.hpp"
+#include "kyso/firmware_config/config_error.hpp"
 
-namespace kyso::config::detail {
+namespace kyso::firmware_config::detail {
 
 /// Parses a file; a syntax error or an unreadable file becomes a ConfigError.
 toml::table parse_toml_file(const std::filesystem::path& file);
@@ -80,4 +80,4 @@ std::optional<std::string> normalize_origin(std::string_view origin, std::string
 /// An http(s) URL with a host (paths allowed).
 bool valid_http_url(std::string_view url, bool https_only);
 
-}  // namespace kyso::config::detail
+}  // namespace kyso::firmware_config::detail

@@ -1,7 +1,6 @@
 #pragma once
-// A minimal HTTP/1.0 client for TSA and OCSP requests and CRL downloads (plain http://, as
-// those services are usually served): OpenSSL's HTTP client over a socket connected here with a
-// real timeout (OpenSSL's own connect keeps retrying a refused connection until its timeout).
+// TSA and OCSP requests and CRL downloads over core's HTTP(S) client (kyso/core/http.hpp),
+// with the answers the formats code expects: a body only for a 2xx answer of the expected type.
 
 #include <chrono>
 #include <optional>

@@ -1,13 +1,13 @@
 #include "kyso/formats/tsa.hpp"
 
 #include <openssl/http.h>
-#include <openssl/rand.h>
 #include <openssl/ts.h>
 
 #include <ctime>
 
 #include "der.hpp"
 #include "http.hpp"
+#include "kyso/core/random.hpp"
 #include "tsa_digest.hpp"
 
 namespace kyso::formats {
@@ -44,7 +44,7 @@ TsReqPtr make_request(const TsaConfig& config, std::span<const std::uint8_t> has
         "message imprint");
   // A fresh 64-bit nonce: the response must echo it, so an old or replayed answer is refused.
   std::array<unsigned char, 8> raw{};
-  check(RAND_bytes(raw.data(), static_cast<int>(raw.size())) == 1, "RAND_bytes");
+  random_bytes(raw);
   raw[0] &= 0x7F;
   BnPtr bn(BN_bin2bn(raw.data(), static_cast<int>(raw.size()), nullptr));
   IntPtr nonce(BN_to_ASN1_INTEGER(bn.get(), nullptr));

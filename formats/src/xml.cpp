@@ -2,7 +2,6 @@
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
-#include <openssl/rand.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +9,7 @@
 #include <unordered_map>
 
 #include "der.hpp"
+#include "kyso/core/random.hpp"
 #include "xml_c14n.hpp"
 
 namespace kyso::formats {
@@ -27,9 +27,7 @@ const xmlChar* X(const std::string& s) {
 }
 
 std::string random_suffix() {
-  std::array<unsigned char, 6> r{};
-  detail::check(RAND_bytes(r.data(), static_cast<int>(r.size())) == 1, "RAND_bytes");
-  return to_hex(r);
+  return to_hex(random_bytes(6));
 }
 
 bool is_id_attr(const xmlChar* name) {

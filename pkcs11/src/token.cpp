@@ -4,7 +4,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -119,19 +118,13 @@ Token::Token(std::shared_ptr<detail::Module> module, unsigned long slot, std::st
     : module_(std::move(module)),
       identity_(std::move(identity)),
       slot_(slot),
-      sessions_(std::make_unique<detail::SessionPool>(*module_, slot)) {
-  // Key for remembering a rejected PIN without keeping the PIN itself.
-  if (RAND_bytes(pin_tag_key_.data(), static_cast<int>(pin_tag_key_.size())) != 1) {
-    throw Error(ErrorCode::Internal, "RAND_bytes failed");
-  }
-}
+      sessions_(std::make_unique<detail::SessionPool>(*module_, slot)) {}
 
 Token::~Token() {
   sessions_->clear(true);
   if (anchor_session_ != 0) {
     (void)module_->invoke<&CK_FUNCTION_LIST::C_CloseSession>(CK_SESSION_HANDLE{anchor_session_});
   }
-  OPENSSL_cleanse(pin_tag_key_.data(), pin_tag_key_.size());
 }
 
 const std::string& Token::module_path() const noexcept {
@@ -198,20 +191,15 @@ void Token::login(const Secret* pin) {
     throw Error(ErrorCode::PinMustChange, "token '" + t.label + "' requires a PIN change");
   }
 
-  std::array<unsigned char, 32> tag{};
+  PinTagger::Tag tag{};
   if (pin == nullptr) {
     if (!t.protected_auth_path) {
       throw Error(ErrorCode::LoginRequired,
                   "token '" + t.label + "' has no PIN pad; a PIN is needed");
     }
   } else {
-    std::size_t tag_len = 0;
-    if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, pin_tag_key_.data(),
-                  pin_tag_key_.size(), pin->data(), pin->size(), tag.data(), tag.size(),
-                  &tag_len) == nullptr) {
-      throw Error(ErrorCode::Internal, "HMAC failed");
-    }
-    if (failed_pin_tag_ && CRYPTO_memcmp(tag.data(), failed_pin_tag_->data(), tag.size()) == 0) {
+    tag = pin_tags_.tag(*pin);
+    if (failed_pin_tag_ && PinTagger::same(tag, *failed_pin_tag_)) {
       throw Error(ErrorCode::PinRepeated, "this PIN was rejected by the token before; not sent");
     }
     // A PIN the token cannot accept would only burn a try.

@@ -53,13 +53,14 @@ std::vector<std::string> pinentry_dialogs() {
   return out;
 }
 
-Agent::Agent(const std::function<void(config::AgentConfig&)>& tweak) : state(make_temp_dir()) {
+Agent::Agent(const std::function<void(firmware_config::AgentConfig&)>& tweak)
+    : state(make_temp_dir()) {
   const auto& f = fixture();
   Faults::reset();
   log_path() = state / "pinentry.log";
   ::setenv("KYSO_PINENTRY_LOG", log_path().c_str(), 1);
   if (std::getenv("KYSO_PINENTRY_ACTION") == nullptr) pinentry_script("ok", f.user_pin);
-  config::AgentConfig cfg;
+  firmware_config::AgentConfig cfg;
   cfg.port = 0;
   cfg.pkcs11_modules = {f.fault_module};
   cfg.system_modules = false;

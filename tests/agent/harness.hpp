@@ -29,7 +29,7 @@ std::vector<std::string> pinentry_dialogs();
 
 struct Agent {
   /// `tweak` may change the configuration before the server starts.
-  explicit Agent(const std::function<void(config::AgentConfig&)>& tweak = {});
+  explicit Agent(const std::function<void(firmware_config::AgentConfig&)>& tweak = {});
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;

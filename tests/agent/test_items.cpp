@@ -370,7 +370,7 @@ TEST_CASE("batchSign_brokenDocuments_eachGetsItsCodeAndTheSummaryNamesTheSigned"
 
 TEST_CASE("signDocuments_levelBT_carryTimestampsFromTheConfiguredTsa", "[ws][items][tsa]") {
   LoopbackTsa tsa;
-  Agent a([&](config::AgentConfig& cfg) { cfg.tsa_url = tsa.url(); });
+  Agent a([&](firmware_config::AgentConfig& cfg) { cfg.tsa_url = tsa.url(); });
   Client c(a.port());
   ScratchDir dir;
   const auto t = sample_class(1).at(0);
@@ -425,7 +425,7 @@ TEST_CASE("signDocuments_levelsBltBlta_validationDataAddedAndValidOfflineYearsLa
   {
     OcspResponder ocsp;
     LoopbackTsa tsa;
-    Agent a([&](config::AgentConfig& cfg) {
+    Agent a([&](firmware_config::AgentConfig& cfg) {
       cfg.tsa_url = tsa.url();
       cfg.trust_anchors = {pki_path("root")};
       cfg.ocsp_url = ocsp.url();
@@ -542,7 +542,7 @@ TEST_CASE("upload_levelBlta_pdfExtendedOnDiskAndDetachedCmsOverTheUploadedConten
           "[ws][items][tsa][longterm]") {
   OcspResponder ocsp;
   LoopbackTsa tsa;
-  Agent a([&](config::AgentConfig& cfg) {
+  Agent a([&](firmware_config::AgentConfig& cfg) {
     cfg.tsa_url = tsa.url();
     cfg.trust_anchors = {pki_path("root")};
     cfg.ocsp_url = ocsp.url();
@@ -593,7 +593,7 @@ TEST_CASE("upload_levelBlta_pdfExtendedOnDiskAndDetachedCmsOverTheUploadedConten
 TEST_CASE("signDocuments_levelBlt_withoutTrustAnchorsOrTsa_refusedBeforeAnyDialog",
           "[ws][items][longterm]") {
   LoopbackTsa tsa;
-  Agent a([&](config::AgentConfig& cfg) { cfg.tsa_url = tsa.url(); });
+  Agent a([&](firmware_config::AgentConfig& cfg) { cfg.tsa_url = tsa.url(); });
   Client c(a.port());
   const auto hello = c.call("hello", {{"protocols", {1}}});
   CHECK(hello["result"]["capabilities"]["documents"]["pdf"]["levels"] == json({"b-b", "b-t"}));
@@ -608,7 +608,7 @@ TEST_CASE("signDocuments_levelBlt_withoutTrustAnchorsOrTsa_refusedBeforeAnyDialo
   INFO(r.dump());
   CHECK(r["error"]["code"] == "NOT_SUPPORTED");
   CHECK(r["error"]["message"]["vi"].is_string());
-  Agent no_tsa([](config::AgentConfig& cfg) { cfg.trust_anchors = {pki_path("root")}; });
+  Agent no_tsa([](firmware_config::AgentConfig& cfg) { cfg.trust_anchors = {pki_path("root")}; });
   Client c2(no_tsa.port());
   auto x = xml_item(t, transcript_xml(t), "teacher");
   x["profile"] = "xades-b-lt";
@@ -620,7 +620,7 @@ TEST_CASE("signDocuments_levelBlt_withoutTrustAnchorsOrTsa_refusedBeforeAnyDialo
 
 TEST_CASE("signDocuments_trustAnchorsConfigured_revokedRefusedBeforeAnyCSign",
           "[ws][items][security]") {
-  Agent a([](config::AgentConfig& cfg) { cfg.trust_anchors = {pki_path("root")}; });
+  Agent a([](firmware_config::AgentConfig& cfg) { cfg.trust_anchors = {pki_path("root")}; });
   Client c(a.port());
   const auto t = sample_class(1).at(0);
   const auto item = xml_item(t, transcript_xml(t), "teacher");
@@ -642,7 +642,7 @@ TEST_CASE("signDocuments_trustAnchorsConfigured_revokedRefusedBeforeAnyCSign",
 TEST_CASE("signDocuments_formatsModuleMissing_xmlPdfAnswerFormatsUnavailableHashCmsStillSign",
           "[ws][items]") {
   // The agent loads kyso-formats-documents.so on the first xml or pdf item; here it is missing.
-  Agent a([](config::AgentConfig& cfg) {
+  Agent a([](firmware_config::AgentConfig& cfg) {
     cfg.formats_module =
         (std::filesystem::temp_directory_path() / "kyso-no-such-module.so").string();
   });

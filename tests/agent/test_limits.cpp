@@ -24,7 +24,7 @@
 #include "harness.hpp"
 #include "kyso/agent/audit.hpp"
 #include "kyso/agent/pairing.hpp"
-#include "kyso/config/token_profiles.hpp"
+#include "kyso/firmware_config/token_profiles.hpp"
 #include "transport/listener.hpp"
 
 using namespace kyso;
@@ -62,7 +62,7 @@ std::filesystem::path temp_dir(const std::string& name) {
 }  // namespace
 
 TEST_CASE("connections_overMaxConnections_refused503UntilOneCloses", "[ws][security]") {
-  Agent a([](config::AgentConfig& c) { c.limits.max_connections = 2; });
+  Agent a([](firmware_config::AgentConfig& c) { c.limits.max_connections = 2; });
   const auto host = "127.0.0.1:" + std::to_string(a.port());
   auto first = std::make_unique<Client>(a.port());
   Client second(a.port());
@@ -73,7 +73,7 @@ TEST_CASE("connections_overMaxConnections_refused503UntilOneCloses", "[ws][secur
 }
 
 TEST_CASE("requests_overMaxInFlight_busyUntilOneIsAnswered", "[ws][security]") {
-  Agent a([](config::AgentConfig& c) { c.limits.max_in_flight = 2; });
+  Agent a([](firmware_config::AgentConfig& c) { c.limits.max_in_flight = 2; });
   Client c(a.port());
   // Two batches announced with more items to come: each holds its slot until its summary.
   for (const char* id : {"b1", "b2"}) {
@@ -93,7 +93,7 @@ TEST_CASE("requests_overMaxInFlight_busyUntilOneIsAnswered", "[ws][security]") {
 }
 
 TEST_CASE("idle_connectionWithoutMessages_closedGoingAwayAfterIdleTimeout", "[ws]") {
-  Agent a([](config::AgentConfig& c) { c.limits.idle_timeout = std::chrono::seconds(1); });
+  Agent a([](firmware_config::AgentConfig& c) { c.limits.idle_timeout = std::chrono::seconds(1); });
   Client busy(a.port());
   Client idle(a.port());
   const auto t0 = std::chrono::steady_clock::now();
@@ -134,7 +134,9 @@ TEST_CASE("origins_normalizedForm_schemeHostCaseAndDefaultPort", "[ws][security]
 
 TEST_CASE("allowList_comparedNormalized_likeTheBrowsersOriginAndPairings", "[ws][security]") {
   // IT wrote the origin with capitals and the default port (as --allow-origin may give it).
-  Agent a([](config::AgentConfig& c) { c.allowed_origins = {"HTTPS://HocBa.Example.edu.vn:443"}; });
+  Agent a([](firmware_config::AgentConfig& c) {
+    c.allowed_origins = {"HTTPS://HocBa.Example.edu.vn:443"};
+  });
   {
     Client c(a.port(), "https://hocba.example.edu.vn");
     const auto hello = c.call("hello", json::object());
@@ -163,7 +165,7 @@ TEST_CASE("tokenProfiles_fromConfig_driveModuleDiscoveryAndUsbDiagnosis", "[ws]"
          "model = \"Kyso Demo Token\"\nusb = \"f055:c0de\"\npackage = \"kyso-test\"\n"
          "algorithms = [\"rsa2048\"]\n[token.modules]\nlinux = [\"/nonexistent/a.so\", \""
       << module << "\"]\n";
-  Agent a([&](config::AgentConfig& c) {
+  Agent a([&](firmware_config::AgentConfig& c) {
     c.pkcs11_modules.clear();  // only the profile brings the module
     c.system_modules = true;
     c.token_profiles = file.string();
@@ -189,7 +191,7 @@ TEST_CASE("tokenProfiles_fromConfig_driveModuleDiscoveryAndUsbDiagnosis", "[ws]"
   CHECK(status[0].module == module);
   // Without a profiles file the agent uses the compiled-in Vietnamese table.
   Agent builtin;
-  CHECK(builtin.service->known_tokens().size() == config::default_token_profiles().size());
+  CHECK(builtin.service->known_tokens().size() == firmware_config::default_token_profiles().size());
   std::filesystem::remove_all(dir);
 }
 
@@ -507,7 +509,7 @@ TEST_CASE("pair_dialogLeftOpen_allowListedPageSignsMeanwhile", "[ws][security]")
 
 TEST_CASE("pair_cancelledOrTimedOut_originRefusedPairCooldownWithoutADialog", "[ws][security]") {
   pinentry_script("cancel", "");
-  Agent a([](config::AgentConfig& c) { c.limits.approval_timeout = std::chrono::seconds(1); });
+  Agent a([](firmware_config::AgentConfig& c) { c.limits.approval_timeout = std::chrono::seconds(1); });
   Client c(a.port(), "https://evil.example");
   CHECK(code_of(c.call("pair", json::object())) == "USER_CANCELLED");
   // Before: the page reopened the dialog at once, again and again (4 dialogs in 5 s).

@@ -128,7 +128,7 @@ TEST_CASE("pair_userCancels_notPaired", "[ws][security]") {
 }
 
 TEST_CASE("frame_overTheLimit_connectionClosedTooBig", "[ws][security]") {
-  Agent a([](config::AgentConfig& cfg) { cfg.limits.max_frame_bytes = 4096; });
+  Agent a([](firmware_config::AgentConfig& cfg) { cfg.limits.max_frame_bytes = 4096; });
   Client c(a.port());
   CHECK(c.call("hello", json::object()).contains("result"));
   c.send_text(
@@ -240,7 +240,7 @@ TEST_CASE("sign_whileAnotherDialogIsOpen_busy", "[ws][security]") {
 
 TEST_CASE("sign_sealRolePinnedToAnotherIssuer_roleNoCredentialSaysWhatIsMissing",
           "[ws][security]") {
-  Agent a([](config::AgentConfig& cfg) {
+  Agent a([](firmware_config::AgentConfig& cfg) {
     cfg.roles[Role::Seal] =
         RolePin{.credential_ids = {}, .issuer_contains = {"Ban Cơ yếu Chính phủ"}};
   });
@@ -298,7 +298,7 @@ TEST_CASE("wss_withConfiguredCertificate_speaksProtocolOverTls", "[ws][security]
               "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
               key + " -out " + cert + " 2>/dev/null")
               .first == 0);
-  Agent a([&](config::AgentConfig& cfg) {
+  Agent a([&](firmware_config::AgentConfig& cfg) {
     cfg.tls = true;
     cfg.tls_cert_file = cert;
     cfg.tls_key_file = key;

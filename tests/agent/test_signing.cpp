@@ -14,7 +14,6 @@ using namespace kyso;
 using namespace kyso::test;
 using json = nlohmann::json;
 namespace beast = boost::beast;
-namespace http = beast::http;
 
 namespace {
 
@@ -32,13 +31,13 @@ TEST_CASE("status_getSlash_answersJsonWithoutUpgrade", "[ws]") {
   boost::asio::io_context ioc;
   beast::tcp_stream s(ioc);
   s.connect({boost::asio::ip::address_v4::loopback(), a.port()});
-  http::request<http::empty_body> req(http::verb::get, "/", 11);
-  req.set(http::field::host, "127.0.0.1:" + std::to_string(a.port()));
-  http::write(s, req);
+  beast::http::request<beast::http::empty_body> req(beast::http::verb::get, "/", 11);
+  req.set(beast::http::field::host, "127.0.0.1:" + std::to_string(a.port()));
+  beast::http::write(s, req);
   beast::flat_buffer buf;
-  http::response<http::string_body> res;
-  http::read(s, buf, res);
-  CHECK(res.result() == http::status::ok);
+  beast::http::response<beast::http::string_body> res;
+  beast::http::read(s, buf, res);
+  CHECK(res.result() == beast::http::status::ok);
   const auto j = json::parse(res.body());
   CHECK(j["name"] == "kyso-agent");
   CHECK(j["protocols"] == json::array({1}));

@@ -303,7 +303,7 @@ TEST_CASE("service_stateDirOfAnotherUser_refusedAndOursMade0700", "[ws][security
   REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
   const std::filesystem::path dir = tmpl;
   const auto service_on = [](const std::filesystem::path& state) {
-    config::AgentConfig cfg;
+    firmware_config::AgentConfig cfg;
     cfg.system_modules = false;
     cfg.state_dir = state;
     cfg.pinentry = "/bin/false";

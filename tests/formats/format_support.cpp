@@ -1,6 +1,5 @@
 #include "format_support.hpp"
 
-#include <openssl/rand.h>
 
 #include <cstdio>
 #include <fstream>
@@ -9,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include "kyso/core/random.hpp"
 #include "kyso/core/secret.hpp"
 #include "kyso/pkcs11/library.hpp"
 #include "pdf_writer.hpp"
@@ -125,7 +125,7 @@ std::string pki_path(const std::string& key) {
 
 ScratchDir::ScratchDir() {
   std::array<unsigned char, 6> r{};
-  RAND_bytes(r.data(), static_cast<int>(r.size()));
+  random_bytes(r);
   path_ = std::filesystem::path(fixture().dir) / ("formats-" + to_hex(r));
   std::filesystem::create_directories(path_);
 }

@@ -11,7 +11,7 @@
 #include <set>
 
 #include "fixture.hpp"
-#include "kyso/config/provision.hpp"
+#include "kyso/firmware_config/provision.hpp"
 #include "kyso/pkcs11/admin.hpp"
 #include "scratch_hsm.hpp"
 
@@ -160,7 +160,7 @@ TEST_CASE("provisionBatch_badCsv_namesTheLine_beforeTouchingTokens", "[provision
   std::ofstream(hsm.path("staff.csv"))
       << "label,cn,uid\nGV-1,Nguyễn Thị Ánh,CCCD:001185012345\nGV-2,Trần Văn Bình,CCCD:123\n";
   try {
-    (void)kyso::config::read_batch_csv(hsm.path("staff.csv"), {});
+    (void)kyso::firmware_config::read_batch_csv(hsm.path("staff.csv"), {});
     FAIL("accepted");
   } catch (const kyso::Error& e) {
     CHECK_THAT(e.detail(), Catch::Contains("staff.csv:3: ") && Catch::Contains("CCCD"));

@@ -10,14 +10,14 @@
 #include <functional>
 #include <random>
 
-#include "kyso/config/agent_config.hpp"
-#include "kyso/config/appliance_config.hpp"
-#include "kyso/config/config_error.hpp"
-#include "kyso/config/provision.hpp"
-#include "kyso/config/token_profiles.hpp"
+#include "kyso/firmware_config/agent_config.hpp"
+#include "kyso/firmware_config/appliance_config.hpp"
+#include "kyso/firmware_config/config_error.hpp"
+#include "kyso/firmware_config/provision.hpp"
+#include "kyso/firmware_config/token_profiles.hpp"
 
 namespace fs = std::filesystem;
-using kyso::config::ConfigError;
+using kyso::firmware_config::ConfigError;
 
 namespace {
 
@@ -50,7 +50,7 @@ ConfigError agent_error(const std::string& text) {
   TempDir dir;
   const auto file = dir.write("kyso-agent.toml", text);
   try {
-    (void)kyso::config::load_agent_config(file);
+    (void)kyso::firmware_config::load_agent_config(file);
   } catch (const ConfigError& e) {
     CHECK(e.file() == file.string());
     CHECK(e.code() == kyso::ErrorCode::ConfigInvalid);
@@ -114,7 +114,7 @@ max_connections = 4
 max_batch_items = 2000
 approval_timeout_seconds = 60
 )");
-  const auto c = kyso::config::load_agent_config(file);
+  const auto c = kyso::firmware_config::load_agent_config(file);
   CHECK(c.port == 19600);
   CHECK(c.language == "en");
   CHECK(c.tls);
@@ -139,8 +139,8 @@ approval_timeout_seconds = 60
 
 TEST_CASE("loadAgentConfig_emptyFile_givesDefaults", "[config]") {
   TempDir dir;
-  const auto c = kyso::config::load_agent_config(dir.write("empty.toml", ""));
-  CHECK(c.port == kyso::config::kDefaultAgentPort);
+  const auto c = kyso::firmware_config::load_agent_config(dir.write("empty.toml", ""));
+  CHECK(c.port == kyso::firmware_config::kDefaultAgentPort);
   CHECK(c.allowed_origins.empty());
   CHECK(c.revocation_check);
 }
@@ -246,7 +246,7 @@ TEST_CASE("loadAgentConfig_mistakes_nameFileLineAndKey", "[config]") {
 
 TEST_CASE("loadAgentConfig_missingFile_saysSo", "[config]") {
   try {
-    (void)kyso::config::load_agent_config("/nonexistent/kyso-agent.toml");
+    (void)kyso::firmware_config::load_agent_config("/nonexistent/kyso-agent.toml");
     FAIL("no error");
   } catch (const ConfigError& e) {
     CHECK_THAT(e.detail(), Catch::StartsWith("/nonexistent/kyso-agent.toml: "));
@@ -302,19 +302,20 @@ std::string sha256_fingerprint(const fs::path& cert) {
 }  // namespace
 
 TEST_CASE("defaultTokenProfiles_coverDomainTable_andMatchBuiltinTable", "[config]") {
-  const auto& profiles = kyso::config::default_token_profiles();
+  const auto& profiles = kyso::firmware_config::default_token_profiles();
   REQUIRE(profiles.size() == 5);
-  const auto* epass = kyso::config::find_profile(profiles, 0x096e, 0x0807);
+  const auto* epass = kyso::firmware_config::find_profile(profiles, 0x096e, 0x0807);
   REQUIRE(epass != nullptr);
   CHECK(epass->token.model == "ePass2003");
   CHECK(epass->token.linux_package == "opensc-pkcs11");
   CHECK_FALSE(epass->token.windows_modules.empty());
-  REQUIRE(kyso::config::find_profile(profiles, 0x0529, 0x0620) != nullptr);
-  CHECK(kyso::config::find_profile(profiles, 0x0529, 0x0620)->token.model == "eToken 5110");
-  CHECK(kyso::config::find_profile(profiles, 0x08e6, 0x34cc) != nullptr);
-  const auto known = kyso::config::to_known_tokens(profiles);
+  REQUIRE(kyso::firmware_config::find_profile(profiles, 0x0529, 0x0620) != nullptr);
+  CHECK(kyso::firmware_config::find_profile(profiles, 0x0529, 0x0620)->token.model ==
+        "eToken 5110");
+  CHECK(kyso::firmware_config::find_profile(profiles, 0x08e6, 0x34cc) != nullptr);
+  const auto known = kyso::firmware_config::to_known_tokens(profiles);
   for (const auto& b : kyso::pkcs11::builtin_known_tokens()) {
-    const auto* p = kyso::config::find_profile(profiles, b.vendor_id, b.product_id);
+    const auto* p = kyso::firmware_config::find_profile(profiles, b.vendor_id, b.product_id);
     REQUIRE(p != nullptr);
     CHECK(p->token.linux_modules.front() == b.linux_modules.front());
   }
@@ -329,7 +330,7 @@ TEST_CASE("defaultTokenProfiles_coverDomainTable_andMatchBuiltinTable", "[config
 
 TEST_CASE("tokenProfiles_mistakes_nameFileLineAndKey", "[config]") {
   TempDir dir;
-  auto load = [](const fs::path& f) { (void)kyso::config::load_token_profiles(f); };
+  auto load = [](const fs::path& f) { (void)kyso::firmware_config::load_token_profiles(f); };
   const std::string head = "schema = 1\n[[token]]\nvendor = \"F\"\nmodel = \"M\"\n";
   SECTION("bad VID:PID") {
     const auto e = error_of(load, dir, "t.toml",
@@ -373,8 +374,8 @@ TEST_CASE("tokenProfiles_mistakes_nameFileLineAndKey", "[config]") {
 }
 
 TEST_CASE("pinPolicy_check_refusesWhatTheTokenWould", "[config]") {
-  kyso::config::PinPolicy p{
-      .min_length = 6, .max_length = 8, .charset = kyso::config::PinCharset::Digits};
+  kyso::firmware_config::PinPolicy p{
+      .min_length = 6, .max_length = 8, .charset = kyso::firmware_config::PinCharset::Digits};
   kyso::Secret ok;
   ok.assign("123456");
   CHECK_NOTHROW(p.check(ok));
@@ -394,7 +395,7 @@ TEST_CASE("examples_loadWithoutError", "[config]") {
                         "tls/appliance.crt", "tls/appliance.key"}) {
     dir.write(f, "x");
   }
-  const auto agent = kyso::config::load_agent_config(
+  const auto agent = kyso::firmware_config::load_agent_config(
       dir.write("kyso-agent.toml", slurp(examples / "kyso-agent.toml")));
   CHECK(agent.allowed_origins.size() == 2);
   CHECK(agent.remote.size() == 1);
@@ -407,8 +408,8 @@ TEST_CASE("examples_loadWithoutError", "[config]") {
   make_certificate(dir.path / "certs/ht-tranvanbinh.pem");
   dir.write("secrets/gv.nguyenthianh.totp", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n");
   dir.write("secrets/ht.tranvanbinh.totp", "gezd gnbv gy3t qojq gezd gnbv gy3t qojq\n");
-  const auto appliance =
-      kyso::config::load_appliance_config(dir.write("kyso-appliance.toml", appliance_text));
+  const auto appliance = kyso::firmware_config::load_appliance_config(
+      dir.write("kyso-appliance.toml", appliance_text));
   CHECK(appliance.listen_address == "0.0.0.0");
   CHECK(appliance.port == 8443);
   CHECK(appliance.name == "Sở GD&ĐT Hà Nội - máy ký");
@@ -425,11 +426,11 @@ TEST_CASE("examples_loadWithoutError", "[config]") {
   CHECK(appliance.clients[0].user == "ht.tranvanbinh");
   CHECK(appliance.limits.multisign == 100);
   CHECK(appliance.limits.lockout == std::chrono::seconds(900));
-  const auto school = kyso::config::load_token_profiles(examples / "tokens-school.toml");
+  const auto school = kyso::firmware_config::load_token_profiles(examples / "tokens-school.toml");
   REQUIRE(school.size() == 1);
-  CHECK(school[0].pin.charset == kyso::config::PinCharset::Digits);
-  const auto rows =
-      kyso::config::read_batch_csv(examples / "staff.csv", {{"o", "Trường THPT Chu Văn An"}});
+  CHECK(school[0].pin.charset == kyso::firmware_config::PinCharset::Digits);
+  const auto rows = kyso::firmware_config::read_batch_csv(examples / "staff.csv",
+                                                          {{"o", "Trường THPT Chu Văn An"}});
   REQUIRE(rows.size() == 3);
   CHECK(rows[2].subject.size() == 6);  // C, O, title, UID CCCD, UID MST, CN
 }
@@ -441,7 +442,7 @@ TEST_CASE("applianceConfig_mistakes_nameFileLineAndKey", "[config]") {
   dir.write("m.so", "x");
   dir.write("u.totp", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n");
   make_certificate(dir.path / "c.pem");
-  auto load = [](const fs::path& f) { (void)kyso::config::load_appliance_config(f); };
+  auto load = [](const fs::path& f) { (void)kyso::firmware_config::load_appliance_config(f); };
   // Lines 1-9; a case's own lines start at 10.
   const std::string base =
       "[server]\nlisten = \"0.0.0.0:8443\"\n[tls]\ncert = \"a.crt\"\nkey = \"a.key\"\n"
@@ -575,7 +576,7 @@ TEST_CASE("applianceConfig_minimal_defaultsAndPaths", "[config]") {
                                   "\"\n"
                                   "[[users]]\nname = \"gv\"\nsecond_factor = \"none\"\n"
                                   "credentials = [\"c\"]\n");
-  const auto c = kyso::config::load_appliance_config(file);
+  const auto c = kyso::firmware_config::load_appliance_config(file);
   CHECK(c.listen_address == "::1");
   CHECK(c.port == 0);
   CHECK(c.state_db == dir.path / "sub/state/s.db");

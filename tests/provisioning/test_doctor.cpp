@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "fixture.hpp"
-#include "kyso/config/provision.hpp"
+#include "kyso/firmware_config/provision.hpp"
 #include "scratch_hsm.hpp"
 
 using kyso::test::ScratchHsm;
@@ -39,12 +39,12 @@ TEST_CASE("doctorJson_fakeUsbInventory_reportsMissingModuleExpiringCertificateAn
           "[provision][doctor]") {
   ScratchHsm hsm;
   const auto pin = secret("123456");
-  kyso::config::Provisioner p(hsm.module);
+  kyso::firmware_config::Provisioner p(hsm.module);
   (void)p.init_token("GV-DOCTOR", secret("12345678"), pin);
   (void)p.keygen("GV-DOCTOR", pin, kyso::pkcs11::KeyAlgorithm::EcP256, "kyso-sign");
-  const auto csr = p.make_csr(
-      "GV-DOCTOR", pin, "kyso-sign",
-      kyso::config::parse_subject("C=VN, O=Trường X, UID=CCCD:001185012345, CN=Nguyễn Thị Ánh"));
+  const auto csr = p.make_csr("GV-DOCTOR", pin, "kyso-sign",
+                              kyso::firmware_config::parse_subject(
+                                  "C=VN, O=Trường X, UID=CCCD:001185012345, CN=Nguyễn Thị Ánh"));
   std::ofstream(hsm.path("req.csr")) << csr.pem;
   const std::string sub = kyso::test::fixture().manifest.at("pki").at("sub").get<std::string>();
   const std::string sub_key = std::filesystem::path(sub).parent_path() / "sub.key";
@@ -258,7 +258,7 @@ TEST_CASE("doctorTsa_clockAgainstOpensslTsa_okSkewedWarnsUnreachableFails", "[do
 
 TEST_CASE("doctorRemote_applianceAnswersInfo_unreachableAndUntrustedFail", "[doctor][csc]") {
   ScratchHsm hsm;
-  kyso::config::Provisioner p(hsm.module);
+  kyso::firmware_config::Provisioner p(hsm.module);
   (void)p.init_token("HSM-DOCTOR", secret("12345678"), secret("123456"));
   // The appliance's TLS certificate from a throw-away CA; another CA nobody used.
   const std::string d = hsm.dir.string();

@@ -12,8 +12,8 @@
 #include <set>
 
 #include "fixture.hpp"
-#include "kyso/config/provision.hpp"
 #include "kyso/core/secret.hpp"
+#include "kyso/firmware_config/provision.hpp"
 #include "kyso/pkcs11/library.hpp"
 #include "scratch_hsm.hpp"
 
@@ -22,7 +22,7 @@ using kyso::Bytes;
 using kyso::Error;
 using kyso::ErrorCode;
 using kyso::Secret;
-using kyso::config::Provisioner;
+using kyso::firmware_config::Provisioner;
 using kyso::test::ScratchHsm;
 using kyso::test::secret;
 
@@ -88,7 +88,8 @@ TEST_CASE("provision_blankToken_initKeygenCsrImportSign_verifiesWithOpenSSL", "[
   CHECK_THROWS_AS(p.keygen(label, pin, alg, "kyso-sign"), Error);
 
   // The request: signed on the token, verified by OpenSSL alone, subject kept exactly.
-  const auto csr = p.make_csr(label, pin, "kyso-sign", kyso::config::parse_subject(kSubject));
+  const auto csr =
+      p.make_csr(label, pin, "kyso-sign", kyso::firmware_config::parse_subject(kSubject));
   const std::string csr_file = hsm.path("req.csr");
   write(csr_file, csr.pem);
   {
@@ -189,25 +190,26 @@ TEST_CASE("provisionPins_changeAndUnblock_takeEffect", "[provision]") {
 }
 
 TEST_CASE("parseSubject_vietnameseIdentities_checked", "[provision]") {
-  const auto s = kyso::config::parse_subject(
+  const auto s = kyso::firmware_config::parse_subject(
       "C=VN, ST=HÀ NỘI, O=Trường A\\, B, UID=MST:0100686209-199, CN=Trường A");
   REQUIRE(s.size() == 5);
   CHECK(s[2].second == "Trường A, B");
   CHECK(s[3] == std::pair<std::string, std::string>{"UID", "MST:0100686209-199"});
-  CHECK_THROWS_AS(kyso::config::parse_subject("C=VN, UID=CCCD:12345, CN=X"), Error);
-  CHECK_THROWS_AS(kyso::config::parse_subject("C=VN, UID=XYZ:123, CN=X"), Error);
-  CHECK_THROWS_AS(kyso::config::parse_subject("C=Vietnam, CN=X"), Error);
-  CHECK_THROWS_AS(kyso::config::parse_subject("C=VN, O=X"), Error);
-  CHECK_THROWS_AS(kyso::config::parse_subject("C=VN, Foo=1, CN=X"), Error);
+  CHECK_THROWS_AS(kyso::firmware_config::parse_subject("C=VN, UID=CCCD:12345, CN=X"), Error);
+  CHECK_THROWS_AS(kyso::firmware_config::parse_subject("C=VN, UID=XYZ:123, CN=X"), Error);
+  CHECK_THROWS_AS(kyso::firmware_config::parse_subject("C=Vietnam, CN=X"), Error);
+  CHECK_THROWS_AS(kyso::firmware_config::parse_subject("C=VN, O=X"), Error);
+  CHECK_THROWS_AS(kyso::firmware_config::parse_subject("C=VN, Foo=1, CN=X"), Error);
 }
 
 TEST_CASE("provisionWithProfile_pinPolicyAndAlgorithms_enforcedBeforeTouchingToken",
           "[provision]") {
   ScratchHsm hsm;
   Provisioner p(hsm.module);
-  kyso::config::TokenProfile profile;
+  kyso::firmware_config::TokenProfile profile;
   profile.token.model = "ePass2003 (VNPT-CA)";
-  profile.pin = {.min_length = 6, .max_length = 8, .charset = kyso::config::PinCharset::Digits};
+  profile.pin = {
+      .min_length = 6, .max_length = 8, .charset = kyso::firmware_config::PinCharset::Digits};
   profile.algorithms = {kyso::pkcs11::KeyAlgorithm::Rsa2048};
   p.set_profile(profile);
   try {

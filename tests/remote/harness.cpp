@@ -9,12 +9,12 @@
 #include <stdexcept>
 
 #include "fixture.hpp"
-#include "kyso/remote/security.hpp"
+#include "kyso/appliance/security.hpp"
 #include "postgres_cluster.hpp"
 
 namespace kyso::test::remote {
 namespace fs = std::filesystem;
-using kyso::remote::ApplianceConfig;
+using kyso::appliance::ApplianceConfig;
 
 namespace {
 
@@ -62,9 +62,9 @@ Env make_env() {
   must("openssl x509 -req -in " + d + "/tls.csr -CA " + e.ca_file + " -CAkey " + d +
        "/ca.key -CAcreateserial -days 2 -extfile " + d + "/san.ext -out " + e.cert_file);
 
-  e.principal_hash = kyso::remote::hash_password(secret(kPrincipalPassword), 10);
-  e.teacher_hash = kyso::remote::hash_password(secret(kTeacherPassword), 10);
-  e.client_hash = kyso::remote::hash_password(secret(kClientSecret), 10);
+  e.principal_hash = kyso::appliance::hash_password(secret(kPrincipalPassword), 10);
+  e.teacher_hash = kyso::appliance::hash_password(secret(kTeacherPassword), 10);
+  e.client_hash = kyso::appliance::hash_password(secret(kClientSecret), 10);
   return e;
 }
 
@@ -105,7 +105,7 @@ Harness::Harness(const std::function<void(ApplianceConfig&)>& tweak) {
   config_.clients = {{"school-server", e.client_hash, "teacher"}};
   config_.limits.totp_window = 3;
   if (tweak) tweak(config_);
-  app_ = std::make_unique<kyso::remote::Appliance>(config_);
+  app_ = std::make_unique<kyso::appliance::Appliance>(config_);
   app_->start();
 }
 
@@ -133,17 +133,17 @@ std::shared_ptr<kyso::remote::CscClient> Harness::login(const std::string& user)
 
 Secret OtpSource::next() {
   const std::time_t t = std::time(nullptr) + 30L * step_++;
-  return secret(kyso::remote::totp_generate(secret_, t));
+  return secret(kyso::appliance::totp_generate(secret_, t));
 }
 
 Secret OtpSource::wrong() {
   // Not any code of the window around now (+-3 steps): shift the current one.
-  std::string code = kyso::remote::totp_generate(secret_, std::time(nullptr));
+  std::string code = kyso::appliance::totp_generate(secret_, std::time(nullptr));
   for (;;) {
     code[0] = code[0] == '9' ? '0' : static_cast<char>(code[0] + 1);
     bool hit = false;
     for (int k = -4; k <= 4; ++k) {
-      hit = hit || kyso::remote::totp_generate(secret_, std::time(nullptr) + 30L * k) == code;
+      hit = hit || kyso::appliance::totp_generate(secret_, std::time(nullptr) + 30L * k) == code;
     }
     if (!hit) return secret(code);
   }

@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "kyso/remote/appliance.hpp"
+#include "kyso/appliance/appliance.hpp"
 #include "kyso/remote/csc_client.hpp"
 
 namespace kyso::test::remote {
@@ -33,7 +33,7 @@ const Env& env();
 class Harness {
  public:
   /// `tweak` adjusts the configuration (limits) before the appliance starts.
-  explicit Harness(const std::function<void(kyso::remote::ApplianceConfig&)>& tweak = {});
+  explicit Harness(const std::function<void(kyso::appliance::ApplianceConfig&)>& tweak = {});
   ~Harness();
   Harness(const Harness&) = delete;
   Harness& operator=(const Harness&) = delete;
@@ -45,15 +45,15 @@ class Harness {
   [[nodiscard]] kyso::remote::ClientOptions options() const;
   /// A client logged in as `user` ("principal" or "teacher").
   std::shared_ptr<kyso::remote::CscClient> login(const std::string& user);
-  kyso::remote::Appliance& appliance() { return *app_; }
+  kyso::appliance::Appliance& appliance() { return *app_; }
   /// Stops the appliance and closes every connection, as if its process died.
   void kill() { app_.reset(); }
-  const kyso::remote::ApplianceConfig& config() const { return config_; }
+  const kyso::appliance::ApplianceConfig& config() const { return config_; }
 
  private:
   std::string state_dir_;
-  kyso::remote::ApplianceConfig config_;
-  std::unique_ptr<kyso::remote::Appliance> app_;
+  kyso::appliance::ApplianceConfig config_;
+  std::unique_ptr<kyso::appliance::Appliance> app_;
 };
 
 /// Successive fresh TOTPs for a secret (time steps -2, -1, 0, 1, ... around now; tests run the

@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "fixture.hpp"
-#include "kyso/remote/state_store.hpp"
+#include "kyso/appliance/state_store.hpp"
 
 namespace kyso::test::remote {
 namespace fs = std::filesystem;
@@ -81,7 +81,7 @@ std::string PgCluster::new_database() {
   const std::string name = "kyso_" + std::to_string(++databases_);
   const std::string base = "postgresql://kyso_admin@127.0.0.1:" + std::to_string(port_) + "/";
   must(bin_ + "/psql -q -v ON_ERROR_STOP=1 " + base + "postgres -c 'CREATE DATABASE " + name + "'");
-  kyso::remote::migrate_state_store(base + name, "kyso_app");
+  kyso::appliance::migrate_state_store(base + name, "kyso_app");
   return "postgresql://kyso_app@127.0.0.1:" + std::to_string(port_) + "/" + name;
 }
 

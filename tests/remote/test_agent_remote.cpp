@@ -45,7 +45,7 @@ void user_types(const std::string& otp_override = {}) {
 /// An agent with no token whose only credentials come from `url`.
 std::unique_ptr<Agent> remote_agent(const std::string& url,
                                     const std::filesystem::path& state_dir = {}) {
-  return std::make_unique<Agent>([&](kyso::config::AgentConfig& cfg) {
+  return std::make_unique<Agent>([&](kyso::firmware_config::AgentConfig& cfg) {
     cfg.pkcs11_modules.clear();
     cfg.system_modules = false;
     cfg.remote = {{kService, url, "principal", rt::env().ca_file}};
@@ -70,7 +70,7 @@ std::size_t count(const std::vector<std::string>& dialogs, const std::string& wh
 }  // namespace
 
 TEST_CASE("agentRemote_principalBatch_oneOtpEntryEverySignatureVerifies", "[csc][agent]") {
-  rt::Harness h([](kyso::remote::ApplianceConfig& c) { c.limits.multisign = 50; });
+  rt::Harness h([](kyso::appliance::ApplianceConfig& c) { c.limits.multisign = 50; });
   user_types();
   const auto agent = remote_agent(h.base_url());
   Client c(agent->port());
@@ -147,7 +147,7 @@ TEST_CASE("agentRemote_principalBatch_oneOtpEntryEverySignatureVerifies", "[csc]
 }
 
 TEST_CASE("agentRemote_wrongOtp_refusedNotRetriedThenLockout", "[csc][agent][security]") {
-  rt::Harness h([](kyso::remote::ApplianceConfig& c) { c.limits.max_failures = 2; });
+  rt::Harness h([](kyso::appliance::ApplianceConfig& c) { c.limits.max_failures = 2; });
   user_types("000000");
   const auto agent = remote_agent(h.base_url());
   Client c(agent->port());
@@ -276,7 +276,7 @@ int check_summary(const json& s, const json& batch, const std::string& code) {
 }  // namespace
 
 TEST_CASE("agentRemote_batchCancelled_summarySaysExactlyWhichItemsWereSigned", "[csc][agent]") {
-  rt::Harness h([](kyso::remote::ApplianceConfig& c) {
+  rt::Harness h([](kyso::appliance::ApplianceConfig& c) {
     c.pkcs11_modules = {fixture().fault_module};  // SoftHSM, slowed down below
     c.limits.multisign = 10;
   });
@@ -300,7 +300,7 @@ TEST_CASE("agentRemote_batchCancelled_summarySaysExactlyWhichItemsWereSigned", "
 
 TEST_CASE("agentRemote_serviceGoneMidBatch_summarySaysExactlyWhichItemsWereSigned",
           "[csc][agent]") {
-  rt::Harness h([](kyso::remote::ApplianceConfig& c) {
+  rt::Harness h([](kyso::appliance::ApplianceConfig& c) {
     c.pkcs11_modules = {fixture().fault_module};
     c.limits.multisign = 10;
   });

@@ -2,7 +2,6 @@
 // client (tests/remote/csc_curl_walk.sh drives it with curl alone). Every signature is checked
 // by OpenSSL against the certificate the appliance returned.
 
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <atomic>
@@ -13,10 +12,11 @@
 
 #include "fixture.hpp"
 #include "harness.hpp"
+#include "kyso/core/random.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/remote/remote_signer.hpp"
-#include "kyso/remote/security.hpp"
-#include "kyso/remote/state_store.hpp"
+#include "kyso/appliance/security.hpp"
+#include "kyso/appliance/state_store.hpp"
 #include "postgres_cluster.hpp"
 
 using namespace kyso;
@@ -29,9 +29,7 @@ using kyso::remote::RemoteSigner;
 namespace {
 
 Bytes random_digest(std::size_t n = 32) {
-  Bytes d(n);
-  REQUIRE(RAND_bytes(d.data(), static_cast<int>(n)) == 1);
-  return d;
+  return random_bytes(n);
 }
 
 std::vector<Bytes> random_digests(std::size_t count) {
@@ -367,7 +365,7 @@ TEST_CASE("auditLog_hashChain_intactAndTamperingDetected", "[csc][security]") {
                 " \"DROP TRIGGER audit_no_update; UPDATE audit SET detail='forged' WHERE seq=2\"")
                 .first == 0);
   }
-  const auto store = kyso::remote::open_state_store(db, false);
+  const auto store = kyso::appliance::open_state_store(db, false);
   CHECK(store->verify_audit_chain() == std::optional<std::int64_t>(2));
 }
 
@@ -454,12 +452,12 @@ TEST_CASE("hsmToken_byLabelOrSlot_onlyThatTokensCredentials", "[csc]") {
   // The TOML file names exactly one HSM partition (docs/configuration.md); a label that is not
   // there stops the appliance at start instead of serving another partition's keys.
   CHECK(code_of([] {
-          Harness h([](kyso::remote::ApplianceConfig& c) { c.hsm_token_label = "No such HSM"; });
+          Harness h([](kyso::appliance::ApplianceConfig& c) { c.hsm_token_label = "No such HSM"; });
         }) == ErrorCode::TokenNotFound);
   CHECK(code_of([] {
-          Harness h([](kyso::remote::ApplianceConfig& c) { c.hsm_slot = 0xFFFFFF; });
+          Harness h([](kyso::appliance::ApplianceConfig& c) { c.hsm_slot = 0xFFFFFF; });
         }) == ErrorCode::TokenNotFound);
-  Harness h([](kyso::remote::ApplianceConfig& c) { c.hsm_token_label = "Kyso Demo"; });
+  Harness h([](kyso::appliance::ApplianceConfig& c) { c.hsm_token_label = "Kyso Demo"; });
   auto p = h.login("principal");
   CHECK(p->list_credentials().size() == 1);
 }
@@ -653,7 +651,7 @@ TEST_CASE("authorize_authorizationDetails_bindsTheListedDigests", "[csc][securit
 
 TEST_CASE("login_40ParallelWrongPasswords_evaluateAtMostTheLimit", "[csc][security]") {
   // A slower hash and many workers, so that guesses really overlap.
-  const std::string slow = kyso::remote::hash_password(secret(kTeacherPassword), 13);
+  const std::string slow = kyso::appliance::hash_password(secret(kTeacherPassword), 13);
   Harness h([&](auto& c) {
     c.limits.workers = 16;
     c.users[1].password_hash = slow;

@@ -9,7 +9,7 @@ set_tests_properties(remote.csc_curl_walk PROPERTIES FIXTURES_REQUIRED pki
 
 kyso_add_tests(remote_appliance TOKEN
   SOURCES remote/test_appliance.cpp remote/harness.cpp remote/postgres_cluster.cpp
-  DEPS kyso::remote_sign kyso::pkcs11)
+  DEPS kyso::appliance kyso::remote kyso::pkcs11)
 target_include_directories(remote_appliance PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote)
 
 # The same suite with the state in PostgreSQL: one process, one throw-away cluster (initdb +
@@ -22,16 +22,13 @@ set_tests_properties(remote.appliance_on_postgresql PROPERTIES FIXTURES_REQUIRED
 # The agent with a remote credential: the appliance and the agent in this process (the agent
 # has no token, so only the appliance touches SoftHSM), a WebSocket client as the page and a
 # scripted pinentry typing the password, the PIN and a TOTP from oathtool.
-if(TARGET kyso_agent)
-  kyso_add_tests(remote_agent TOKEN
-    SOURCES remote/test_agent_remote.cpp remote/harness.cpp remote/postgres_cluster.cpp
-            agent/harness.cpp
-    DEPS kyso::agent kyso::remote_sign kyso::pkcs11 OpenSSL::SSL)
-  target_include_directories(remote_agent PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote
-    ${CMAKE_CURRENT_SOURCE_DIR}/agent)
-  target_compile_definitions(remote_agent PRIVATE
-    KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh"
-    KYSO_FORMATS_MODULE_PATH="$<TARGET_FILE:kyso_formats_module>")
-  add_dependencies(remote_agent kyso_formats_module)
-endif()
-
+kyso_add_tests(remote_agent TOKEN
+  SOURCES remote/test_agent_remote.cpp remote/harness.cpp remote/postgres_cluster.cpp
+          agent/harness.cpp
+  DEPS kyso::agent kyso::appliance kyso::pkcs11 OpenSSL::SSL)
+target_include_directories(remote_agent PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote
+  ${CMAKE_CURRENT_SOURCE_DIR}/agent)
+target_compile_definitions(remote_agent PRIVATE
+  KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh"
+  KYSO_FORMATS_MODULE_PATH="$<TARGET_FILE:kyso_formats_module>")
+add_dependencies(remote_agent kyso_formats_module)

@@ -100,7 +100,7 @@ Connection::Connection(std::shared_ptr<Protocol> protocol, std::string origin,
 
 Connection::~Connection() = default;
 
-const config::AgentLimits& Connection::limits() const noexcept {
+const firmware_config::AgentLimits& Connection::limits() const noexcept {
   return service().config().limits;
 }
 

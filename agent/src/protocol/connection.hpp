@@ -82,7 +82,7 @@ class Connection final : public transport::Handler,
   [[nodiscard]] const std::string& origin() const noexcept { return origin_; }
   [[nodiscard]] Language language() const noexcept { return lang_; }
   void set_language(Language l) noexcept { lang_ = l; }
-  [[nodiscard]] const config::AgentLimits& limits() const noexcept;
+  [[nodiscard]] const firmware_config::AgentLimits& limits() const noexcept;
   [[nodiscard]] Batches& batches() noexcept { return *batches_; }
   /// The connection's uploads and downloads (made on first use).
   Transfers& transfers();

@@ -21,6 +21,7 @@
 #include "../activation.hpp"
 #include "kyso/agent/pairing.hpp"
 #include "kyso/agent/peer.hpp"
+#include "kyso/core/text.hpp"
 
 namespace kyso::agent::transport {
 
@@ -36,14 +37,6 @@ constexpr std::size_t kHeaderLimit = 8 * 1024;
 constexpr auto kUpgradeTimeout = std::chrono::seconds(10);
 constexpr auto kPeerTimeout = std::chrono::seconds(30);
 constexpr std::size_t kReadChunk = 64 * 1024;
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -393,7 +386,7 @@ class Session final : public SessionBase,
   net::steady_timer idle_timer_;
   std::chrono::steady_clock::time_point last_activity_{};
   std::shared_ptr<Listener> listener_;
-  const config::AgentLimits limits_;
+  const firmware_config::AgentLimits limits_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> parser_;
   std::size_t max_message_ = 0;  ///< bytes of one message; more closes with 1009
@@ -416,7 +409,8 @@ class Session final : public SessionBase,
 
 }  // namespace
 
-Listener::Listener(net::io_context& ioc, const config::AgentConfig& cfg, std::shared_ptr<Gate> gate)
+Listener::Listener(net::io_context& ioc, const firmware_config::AgentConfig& cfg,
+                   std::shared_ptr<Gate> gate)
     : ioc_(ioc), gate_(std::move(gate)), limits_(cfg.limits) {
   if (cfg.tls) {
     ssl_.emplace(net::ssl::context::tls_server);
@@ -437,7 +431,7 @@ Listener::Listener(net::io_context& ioc, const config::AgentConfig& cfg, std::sh
 Listener::~Listener() = default;
 
 bool Listener::host_ok(std::string_view host) const {
-  const std::string h = lower(host);
+  const std::string h = ascii_lower(host);
   const std::string p = ":" + std::to_string(port_);
   return h == "127.0.0.1" + p || h == "localhost" + p || h == "[::1]" + p;
 }
@@ -471,7 +465,7 @@ void Listener::release_slot(const std::string& origin, bool trusted) noexcept {
   connections_.fetch_sub(1);
 }
 
-void Listener::bind(const config::AgentConfig& cfg) {
+void Listener::bind(const firmware_config::AgentConfig& cfg) {
   // Started by kyso-agent.socket: systemd already listens for us (checked to be loopback).
   std::uint16_t activated_port = 0;
   if (const auto fds = detail::activated_sockets(activated_port); !fds.empty()) {
@@ -491,7 +485,7 @@ void Listener::bind(const config::AgentConfig& cfg) {
   if (cfg.port == 0) {
     ports.push_back(0);
   } else {
-    for (std::uint16_t i = 0; i <= config::kAgentPortFallbacks; ++i) {
+    for (std::uint16_t i = 0; i <= firmware_config::kAgentPortFallbacks; ++i) {
       ports.push_back(static_cast<std::uint16_t>(cfg.port + i));
     }
   }

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "channel.hpp"
-#include "kyso/config/agent_config.hpp"
+#include "kyso/firmware_config/agent_config.hpp"
 
 namespace kyso::agent::transport {
 
@@ -35,7 +35,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   /// Binds at once: systemd's sockets when socket-activated, else `cfg.port` then its
   /// fallbacks (port 0: any free port). Throws Error(ConfigInvalid) when no port can be bound or
   /// the TLS certificate cannot be loaded.
-  Listener(boost::asio::io_context& ioc, const config::AgentConfig& cfg,
+  Listener(boost::asio::io_context& ioc, const firmware_config::AgentConfig& cfg,
            std::shared_ptr<Gate> gate);
   ~Listener();
   Listener(const Listener&) = delete;
@@ -55,7 +55,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
   // For the sessions.
   [[nodiscard]] Gate& gate() noexcept { return *gate_; }
-  [[nodiscard]] const config::AgentLimits& limits() const noexcept { return limits_; }
+  [[nodiscard]] const firmware_config::AgentLimits& limits() const noexcept { return limits_; }
   [[nodiscard]] bool host_ok(std::string_view host) const;
   /// Takes a connection slot: a trusted origin's out of max_connections, any other's out of the
   /// unpaired quota (kUnpairedConnections, kUnpairedPerOrigin). False when its quota is full.
@@ -65,14 +65,14 @@ class Listener : public std::enable_shared_from_this<Listener> {
   void add(const std::shared_ptr<SessionBase>& s);
 
  private:
-  void bind(const config::AgentConfig& cfg);
+  void bind(const firmware_config::AgentConfig& cfg);
   void do_accept(boost::asio::ip::tcp::acceptor& a);
   void on_accept(boost::asio::ip::tcp::acceptor& a, boost::system::error_code ec,
                  boost::asio::ip::tcp::socket socket);
 
   boost::asio::io_context& ioc_;
   std::shared_ptr<Gate> gate_;
-  const config::AgentLimits limits_;
+  const firmware_config::AgentLimits limits_;
   std::optional<boost::asio::ssl::context> ssl_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::uint16_t port_ = 0;

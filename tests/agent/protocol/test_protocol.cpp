@@ -50,7 +50,7 @@ struct Harness {
     state = std::filesystem::temp_directory_path() /
             ("kyso-protocol-" + std::to_string(::getpid()) + "-" + std::to_string(++count));
     std::filesystem::remove_all(state);
-    config::AgentConfig cfg;
+    firmware_config::AgentConfig cfg;
     cfg.system_modules = false;
     cfg.state_dir = state;
     cfg.allowed_origins = {kSchool};

@@ -1,9 +1,11 @@
 #pragma once
 /// @file
 /// The agent's audit log: every approval, refusal and signature in SQLite. Rows are
-/// append-only (triggers refuse UPDATE and DELETE) and each row's hash covers the previous
-/// row's hash, so removing or editing a row behind SQLite's back is detectable by verify().
+/// append-only (triggers refuse UPDATE and DELETE) and chained (kyso::ChainHasher: each row's
+/// hash covers the previous row's hash), so removing or editing a row behind SQLite's back is
+/// detectable by verify().
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -13,6 +15,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "kyso/core/hash_chain.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -90,14 +94,15 @@ class AuditLog {
 
  private:
   struct RowView;
-  class Hasher;
   static RowView view_of(const AuditRow& r);
+  /// The fields in the order they are chained (after the sequence number and time).
+  static std::array<std::string_view, 7> chained_fields(const RowView& r);
   void insert(const RowView& row);
   [[nodiscard]] std::string_view now_text();
 
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;  // prepared once, reused for every row
-  std::unique_ptr<Hasher> hasher_;
+  ChainHasher hasher_;
   std::mutex mutex_;
   std::int64_t last_seq_ = 0;
   std::string last_hash_;

@@ -23,16 +23,17 @@
 #include "kyso/agent/items.hpp"
 #include "kyso/agent/pairing.hpp"
 #include "kyso/agent/pinentry.hpp"
-#include "kyso/config/agent_config.hpp"
 #include "kyso/core/roles.hpp"
 #include "kyso/core/signer.hpp"
+#include "kyso/core/version.hpp"
+#include "kyso/firmware_config/agent_config.hpp"
 #include "kyso/pkcs11/library.hpp"
 #include "kyso/pkcs11/usb.hpp"
 #include "kyso/remote/remote_signer.hpp"
 
 namespace kyso::agent {
 
-inline constexpr std::string_view kAgentVersion = "0.1.0";
+inline const std::string_view kAgentVersion = kyso::version();  // PROJECT_VERSION
 inline constexpr int kProtocolVersion = 1;
 /// How long an origin's pairing requests are refused after its pairing dialog was cancelled,
 /// timed out or abandoned (docs/protocol.md, PAIR_COOLDOWN): 5 s after the first, four times
@@ -115,14 +116,14 @@ class Service {
 
   /// Settles the state directory once (the configured one, else default_state_dir(), made
   /// 0700): config().state_dir is where everything of the agent's state lives from then on.
-  explicit Service(config::AgentConfig config);
+  explicit Service(firmware_config::AgentConfig config);
   ~Service();
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
   Service(Service&&) = delete;
   Service& operator=(Service&&) = delete;
 
-  [[nodiscard]] const config::AgentConfig& config() const noexcept { return config_; }
+  [[nodiscard]] const firmware_config::AgentConfig& config() const noexcept { return config_; }
   [[nodiscard]] pkcs11::Library& library() noexcept { return *library_; }
   /// The USB tokens the agent knows (IT's token profiles, else the built-in table): their
   /// modules are loaded when installed, and a plugged-in one without its module is diagnosed.
@@ -217,7 +218,7 @@ class Service {
   std::shared_ptr<Signer> remote_signer(const Credential& cred, const std::string& origin,
                                         Language lang, const std::atomic<bool>* cancel);
 
-  config::AgentConfig config_;
+  firmware_config::AgentConfig config_;
   std::vector<pkcs11::KnownToken> known_tokens_;
   std::unique_ptr<pkcs11::Library> library_;
   PairingStore pairings_;

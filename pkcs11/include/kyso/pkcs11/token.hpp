@@ -15,6 +15,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "kyso/core/pin_tag.hpp"
 #include "kyso/core/secret.hpp"
 #include "kyso/core/signer.hpp"
 
@@ -107,8 +108,9 @@ class Token : public std::enable_shared_from_this<Token> {
   std::atomic<bool> logged_in_{false};
   std::atomic<bool> removed_{false};
   std::mutex login_mutex_;
-  std::optional<std::array<unsigned char, 32>> failed_pin_tag_;
-  std::array<unsigned char, 32> pin_tag_key_{};
+  // A rejected PIN, remembered without keeping the PIN itself.
+  std::optional<PinTagger::Tag> failed_pin_tag_;
+  PinTagger pin_tags_;
   unsigned long anchor_session_ = 0;  // keeps the login alive (closing all sessions logs out)
   std::mutex keys_mutex_;
   // Looked up on every signature: compare against the CKA_ID span without copying it.

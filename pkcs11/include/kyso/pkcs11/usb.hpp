@@ -28,7 +28,7 @@ struct KnownToken {
   std::string linux_package;  ///< Debian package or vendor installer that provides the module
 };
 
-/// The built-in table of tokens used in Vietnam (../shared/DOMAIN.md); firmware-config
+/// The built-in table of tokens Vietnamese CAs issue; firmware-config
 /// profiles can replace it.
 const std::vector<KnownToken>& builtin_known_tokens();
 
