@@ -1,10 +1,14 @@
-// Kyso's HTTP(S) client: synchronous Beast over a TCP or TLS stream, a deadline on each step.
+// Kyso's HTTP(S) client: Beast over a TCP or TLS stream, one call at a time, a deadline on each
+// step. Each step is an asynchronous operation run to completion on the client's own io_context:
+// beast::tcp_stream's timeouts apply only to asynchronous operations, so a synchronous read from
+// a server that accepted the connection and then stopped answering would wait forever.
 #include "kyso/core/http.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -107,16 +111,27 @@ struct Client::Impl {
       plain.emplace(ioc);
     }
     auto& stream = lowest();
-    stream.expires_after(options.connect_timeout);
     const auto endpoints = resolver.resolve(url.host, url.port, ec);
     if (ec) throw NotSent("resolve " + url.host + ": " + ec.message());
-    stream.connect(endpoints, ec);
+    stream.expires_after(options.connect_timeout);
+    ec = complete([&](auto done) { stream.async_connect(endpoints, done); });
     if (ec) throw NotSent("connect " + url.host + ":" + url.port + ": " + ec.message());
     stream.socket().set_option(tcp::no_delay(true));
     if (secure) {
-      secure->handshake(ssl::stream_base::client, ec);
+      ec = complete([&](auto done) { secure->async_handshake(ssl::stream_base::client, done); });
       if (ec) throw NotSent("TLS handshake with " + url.host + ": " + ec.message());
     }
+  }
+
+  // Starts one asynchronous operation with `start(handler)` and runs the io_context until it
+  // completes; the stream's deadline cancels it (beast::error::timeout) when the peer is silent.
+  template <typename Start>
+  beast::error_code complete(Start&& start) {
+    beast::error_code result = asio::error::would_block;
+    start([&result](beast::error_code ec, auto&&...) { result = ec; });
+    ioc.restart();
+    ioc.run();
+    return result;
   }
 
   template <typename Fn>
@@ -185,13 +200,16 @@ Response Client::request(std::string_view method, std::string_view target, std::
         ++connections_;
       }
       i.lowest().expires_after(i.options.request_timeout);
-      beast::error_code ec;
-      i.on_stream([&](auto& s) { bhttp::write(s, req, ec); });
+      beast::error_code ec = i.on_stream([&](auto& s) {
+        return i.complete([&](auto done) { bhttp::async_write(s, req, done); });
+      });
       // Nothing of the request was accepted by the server's parser yet.
       if (ec) throw NotSent("send: " + ec.message());
       bhttp::response_parser<bhttp::string_body> parser;
       parser.body_limit(i.options.body_limit);
-      i.on_stream([&](auto& s) { bhttp::read(s, i.buffer, parser, ec); });
+      ec = i.on_stream([&](auto& s) {
+        return i.complete([&](auto done) { bhttp::async_read(s, i.buffer, parser, done); });
+      });
       if (ec) {
         i.close();
         // The server may have processed the request: only an idempotent one is sent again.

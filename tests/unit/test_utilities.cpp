@@ -1,7 +1,13 @@
 // core's shared utilities: the hash chain both audit logs use, random bytes, PIN tags, ASCII
-// folding and the HTTP client's URL parsing. No token, no network.
+// folding and the HTTP client (URL parsing, deadlines against a silent loopback server). No token.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <set>
 #include <string>
 #include <vector>
@@ -142,4 +148,57 @@ TEST_CASE("http::Url takes http and https URLs and nothing else", "[core][http]"
   CHECK(v.path.empty());
   CHECK_THROWS_AS(kyso::http::Url::parse("ftp://example.vn/"), kyso::Error);
   CHECK_THROWS_AS(kyso::http::Url::parse("https:///nohost"), kyso::Error);
+}
+
+namespace {
+
+// A server that the kernel lets in (the listen backlog accepts the connection) but that never
+// reads or answers: a hung agent, appliance or TSA.
+class SilentServer {
+ public:
+  SilentServer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 4) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port_ = ntohs(a.sin_port);
+  }
+  ~SilentServer() { ::close(fd_); }
+  SilentServer(const SilentServer&) = delete;
+  SilentServer& operator=(const SilentServer&) = delete;
+  [[nodiscard]] std::string url(const char* scheme) const {
+    return std::string(scheme) + "://127.0.0.1:" + std::to_string(port_);
+  }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("http::Client gives up on a server that accepts and never answers", "[core][http]") {
+  SilentServer silent;
+  kyso::http::Options o;
+  o.connect_timeout = std::chrono::milliseconds(300);
+  o.request_timeout = std::chrono::milliseconds(300);
+  o.verify_peer = false;
+  for (const char* scheme : {"http", "https"}) {
+    INFO(scheme);
+    kyso::http::Client client(silent.url(scheme), o);
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      (void)client.request("GET", "/", {}, {}, {}, false);
+      FAIL("a silent server answered");
+    } catch (const kyso::Error& e) {
+      CHECK(e.code() == kyso::ErrorCode::RemoteUnreachable);
+    }
+    // Within the deadline and some slack, not forever (the synchronous reads before this test
+    // ignored the deadline: kyso doctor hung on a stopped agent).
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  }
 }
