@@ -38,6 +38,7 @@ export type KnownErrorCode =
   | 'CERT_REVOCATION_UNKNOWN'
   | 'ORIGIN_FORBIDDEN'
   | 'ORIGIN_NOT_PAIRED'
+  | 'PAIR_COOLDOWN'
   | 'USER_CANCELLED'
   | 'BUSY'
   | 'TIMEOUT'
@@ -90,6 +91,10 @@ const fallback: Partial<Record<KnownErrorCode, Messages>> = {
   ORIGIN_NOT_PAIRED: {
     vi: 'Trang web này chưa được ghép nối với Kyso. Hãy bấm "Ghép nối" và xác nhận mã trong hộp thoại của Kyso.',
     en: 'This website is not paired with Kyso yet. Click "Pair" and confirm the code in Kyso’s dialog.',
+  },
+  PAIR_COOLDOWN: {
+    vi: 'Yêu cầu ghép nối trước của trang này vừa bị hủy hoặc hết giờ, nên Kyso tạm thời chưa mở lại hộp thoại. Hãy đợi giây lát rồi bấm "Ghép nối" lại.',
+    en: 'This site’s previous pairing request was just cancelled or timed out, so Kyso does not reopen the dialog yet. Wait a moment, then click "Pair" again.',
   },
   USER_CANCELLED: { vi: 'Người dùng đã hủy thao tác.', en: 'The user cancelled.' },
   BUSY: {

@@ -269,6 +269,25 @@ test('pair_userCancels_rejectsUserCancelledWithBothMessages', async () => {
   );
 });
 
+test('pair_tooSoonAfterCancel_rejectsPairCooldownSayingWaitAndRetry', async () => {
+  // An agent that sends no messages of its own: the SDK's fallback must say to wait, not to IT.
+  await withAgent(
+    (msg, conn) =>
+      conn.send({ id: msg.id, error: { code: 'PAIR_COOLDOWN', retriable: true, detail: 'pairing again in 5 s' } }),
+    async (client) => {
+      await assert.rejects(client.pair(), (e) => {
+        assert.ok(isKysoError(e, 'PAIR_COOLDOWN'));
+        assert.match(e.messageVi, /đợi/);
+        assert.match(e.messageVi, /Ghép nối/);
+        assert.match(e.messageEn, /[Ww]ait/);
+        assert.match(e.messageEn, /again/);
+        assert.doesNotMatch(e.messageEn, /PAIR_COOLDOWN/);
+        return true;
+      });
+    },
+  );
+});
+
 test('listCredentials_sendsOnlyGivenFilters', async () => {
   const cred = { id: 'a'.repeat(64), certificate: { commonName: 'Nguyễn Thị Ánh' }, roles: ['teacher'] };
   await withAgent(
