@@ -32,3 +32,27 @@ target_compile_definitions(remote_agent PRIVATE
   KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh"
   KYSO_FORMATS_MODULE_PATH="$<TARGET_FILE:kyso_formats_module>")
 add_dependencies(remote_agent kyso_formats_module)
+
+# Several kyso-appliance processes on one throw-away PostgreSQL cluster behind HAProxy (Debian's
+# haproxy on free loopback ports, health check GET /health): a SAD used on another node, one SAD
+# raced on two nodes, a node SIGKILLed and PostgreSQL restarted in the middle of a 2,000-hash
+# batch. Each case starts its own nodes and cluster; RUN_SERIAL because 3 nodes + PostgreSQL +
+# HAProxy are a whole province on 2 cores.
+add_executable(remote_nodes remote/test_nodes.cpp remote/harness.cpp remote/postgres_cluster.cpp)
+target_link_libraries(remote_nodes PRIVATE kyso_test_support kyso::appliance kyso::remote
+  kyso::pkcs11)
+target_include_directories(remote_nodes PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote)
+target_compile_definitions(remote_nodes PRIVATE
+  KYSO_APPLIANCE_EXE="$<TARGET_FILE:kyso-appliance>"
+  KYSO_PREPARE_APPLIANCE="${CMAKE_CURRENT_SOURCE_DIR}/remote/prepare-appliance.sh")
+kyso_set_warnings(remote_nodes)
+kyso_enable_sanitizers(remote_nodes)
+add_dependencies(remote_nodes kyso-appliance kyso_fault_pkcs11 kyso)
+foreach(case sadAuthorizedOnNode1_signsOnNode2 sameSadRacedOnTwoNodes_exactlyOneWins
+             node1KilledMidBatch_clientRetriesOnAnotherNodeEveryHashOnce
+             postgresRestartedMidBatch_batchResumesEveryHashOnce)
+  add_test(NAME remote_nodes:${case} COMMAND remote_nodes "nodes_${case}")
+  set_tests_properties(remote_nodes:${case} PROPERTIES FIXTURES_REQUIRED pki
+    ENVIRONMENT "KYSO_TEST_DIR=${KYSO_TEST_DIR}" TIMEOUT 180 RUN_SERIAL TRUE
+    LABELS "csc;postgresql")
+endforeach()
