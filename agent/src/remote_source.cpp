@@ -187,6 +187,7 @@ void RemoteSources::sign_in(std::size_t i, const AskPassword& ask) {
   remote::ClientOptions o;
   o.base_url = svc.url;
   o.ca_file = svc.ca_file;
+  o.unavailable_wait = svc.unavailable_wait;
   auto client = std::make_shared<remote::CscClient>(o);
   // Unreachable (or not a CSC service) is said before any password is asked.
   client->info();

@@ -81,6 +81,9 @@ RemoteService read_remote(Section& r) {
   }
   s.username = r.string_or("username", "");
   s.ca_file = r.file_path("ca_file", true).value_or("");
+  if (auto v = r.integer("unavailable_wait_seconds", 0, 600)) {
+    s.unavailable_wait = std::chrono::seconds(*v);
+  }
   r.finish();
   return s;
 }

@@ -133,6 +133,7 @@ approval_timeout_seconds = 60
   CHECK_FALSE(c.system_modules);
   REQUIRE(c.remote.size() == 1);
   CHECK(c.remote[0].name == "Sở GD&ĐT - máy ký");
+  CHECK(c.remote[0].unavailable_wait == std::chrono::seconds(30));  // the default
   CHECK(c.limits.max_connections == 4);
   CHECK(c.limits.approval_timeout == std::chrono::seconds(60));
 }
@@ -231,6 +232,13 @@ TEST_CASE("loadAgentConfig_mistakes_nameFileLineAndKey", "[config]") {
     const auto e = agent_error("[[remote]]\nname = \"x\"\nurl = \"http://sign.vn/csc/v2\"\n");
     CHECK(e.key() == "remote[0].url");
     CHECK(e.line() == 3);
+  }
+  SECTION("remote service waiting longer than 10 minutes for the service") {
+    const auto e = agent_error(
+        "[[remote]]\nname = \"x\"\nurl = \"https://sign.vn/csc/v2\"\n"
+        "unavailable_wait_seconds = 601\n");
+    CHECK(e.key() == "remote[0].unavailable_wait_seconds");
+    CHECK(e.line() == 4);
   }
   SECTION("remote service without url") {
     const auto e = agent_error("[[remote]]\nname = \"x\"\n");

@@ -43,12 +43,14 @@ void user_types(const std::string& otp_override = {}) {
 }
 
 /// An agent with no token whose only credentials come from `url`.
-std::unique_ptr<Agent> remote_agent(const std::string& url,
-                                    const std::filesystem::path& state_dir = {}) {
+/// `unavailable_wait`: how long the agent waits for a service gone away (default 30 s).
+std::unique_ptr<Agent> remote_agent(
+    const std::string& url, const std::filesystem::path& state_dir = {},
+    std::chrono::seconds unavailable_wait = std::chrono::seconds(30)) {
   return std::make_unique<Agent>([&](kyso::firmware_config::AgentConfig& cfg) {
     cfg.pkcs11_modules.clear();
     cfg.system_modules = false;
-    cfg.remote = {{kService, url, "principal", rt::env().ca_file}};
+    cfg.remote = {{kService, url, "principal", rt::env().ca_file, unavailable_wait}};
     if (!state_dir.empty()) cfg.state_dir = state_dir;
   });
 }
@@ -305,13 +307,18 @@ TEST_CASE("agentRemote_serviceGoneMidBatch_summarySaysExactlyWhichItemsWereSigne
     c.limits.multisign = 10;
   });
   user_types();
-  const auto agent = remote_agent(h.base_url());
+  // The agent waits up to 3 s for the service to come back, then reports.
+  const auto agent = remote_agent(h.base_url(), {}, std::chrono::seconds(3));
   kyso::test::Faults::set("sign_delay_us", 20000);
   Client c(agent->port());
   const json batch = items(100);
   start_slow_batch(c, batch);
   h.kill();  // the service goes away with chunks in flight
+  const auto gone = std::chrono::steady_clock::now();
   const auto summary = read_until_id(c, 7);
+  const auto waited = std::chrono::steady_clock::now() - gone;
+  CHECK(waited >= std::chrono::milliseconds(2500));  // it did wait for the service ...
+  CHECK(waited <= std::chrono::seconds(15));         // ... a bounded time
   kyso::test::Faults::set("sign_delay_us", 0);
   REQUIRE(summary.contains("result"));
   CHECK(summary["result"]["cancelled"] == false);

@@ -162,7 +162,7 @@ class Province {
     o.base_url = "https://127.0.0.1:" + std::to_string(port) + "/csc/v2";
     o.ca_file = dir_ + "/node1/ca.crt";
     o.request_timeout = std::chrono::seconds(30);
-    o.unavailable_wait = std::chrono::seconds(30);
+    // unavailable_wait: the default (30 s), as the agent runs it.
     return o;
   }
 

@@ -118,6 +118,7 @@ void check_remote(Checks& out, const std::optional<AgentConfig>& agent, const Op
     co.connect_timeout = o.network_timeout;
     co.request_timeout = o.network_timeout;
     co.retries = 0;  // one honest attempt, timed
+    co.unavailable_wait = std::chrono::milliseconds(0);
     const auto start = std::chrono::steady_clock::now();
     try {
       kyso::remote::CscClient client(co);

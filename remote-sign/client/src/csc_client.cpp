@@ -67,7 +67,6 @@ std::string new_request_id() {
   return to_hex(raw);
 }
 
-
 const std::string& https_only(const std::string& url) {
   if (!url.starts_with("https://")) {
     throw Error(ErrorCode::ConfigInvalid,
@@ -363,10 +362,12 @@ std::vector<Bytes> CscClient::sign_hash(const std::string& id, const std::string
           e.code() == ErrorCode::RemoteError &&
           e.detail().find("HTTP 503 temporarily_unavailable") != std::string::npos;
       const bool unreachable = e.code() == ErrorCode::RemoteUnreachable;
-      if (!(unavailable || unreachable) || std::chrono::steady_clock::now() + pause > give_up) {
-        throw;
-      }
-      std::this_thread::sleep_for(pause);
+      const auto now = std::chrono::steady_clock::now();
+      if (!(unavailable || unreachable) || now >= give_up) throw;
+      // The last pause ends at the deadline, for one more attempt there: the whole wait is used.
+      std::this_thread::sleep_for(
+          std::min(pause, std::chrono::duration_cast<std::chrono::milliseconds>(give_up - now) +
+                              std::chrono::milliseconds(1)));
     }
   }
   const json* sigs = field(j, {"signatures"});

@@ -26,6 +26,11 @@ struct RemoteService {
   std::string url;       ///< CSC base URL, e.g. https://sign.example.vn/csc/v2
   std::string username;  ///< login name at the service (the password/PIN is asked, never stored)
   std::string ca_file;   ///< extra trust anchor for the service's TLS certificate (optional)
+  /// How long a signature request keeps being re-sent while the service answers "temporarily
+  /// unavailable" (503) or cannot be reached: a node dying or the state database restarting
+  /// behind a balancer. The re-sent request carries the same request id, so it can only take
+  /// its own approved hashes again. 0: give up after the immediate re-sends.
+  std::chrono::seconds unavailable_wait{30};
 };
 
 struct AgentLimits {

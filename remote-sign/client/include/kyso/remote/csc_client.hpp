@@ -41,8 +41,9 @@ struct ClientOptions {
   int retries = 2;  ///< extra attempts where safe (see above)
   /// How long signHash keeps re-sending (same request id), after pauses, while the service
   /// answers 503 or cannot be reached: a node or the state database restarting behind a
-  /// balancer. 0: only the immediate re-sends of `retries`.
-  std::chrono::milliseconds unavailable_wait{0};
+  /// balancer (the agent's `[[remote]] unavailable_wait_seconds`). 0: only the immediate
+  /// re-sends of `retries`.
+  std::chrono::milliseconds unavailable_wait{30'000};
 };
 
 /// An answer as CscClient::call() returns it: status and body.
