@@ -10,6 +10,10 @@
 //
 //   kyso-bench-remote-sign --dir DIR [--hashes N] [--multisign M] [--threads T] [--rounds R]
 // DIR is a token made by tests/pki/make-demo-token.sh (bench/run-all.sh makes one).
+//
+//   kyso-bench-remote-sign --dir DIR --url URL --ca FILE [--hashes N] [--pipeline K] ...
+// One client run against a service already running: the multi-node mode, driven by
+// bench/remote/multi-node.sh (1..N nodes on PostgreSQL behind HAProxy, a slowed HSM).
 
 #include <signal.h>
 #include <spawn.h>
@@ -37,11 +41,11 @@
 
 #include "../common/agent_process.hpp"
 #include "../common/raw_pkcs11.hpp"
-#include "kyso/core/random.hpp"
-#include "kyso/core/bytes.hpp"
 #include "kyso/appliance/appliance.hpp"
-#include "kyso/remote/remote_signer.hpp"
 #include "kyso/appliance/security.hpp"
+#include "kyso/core/bytes.hpp"
+#include "kyso/core/random.hpp"
+#include "kyso/remote/remote_signer.hpp"
 
 namespace {
 
@@ -119,8 +123,55 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
+// One client run against a service already running (several nodes behind HAProxy, started by
+// bench/remote/multi-node.sh, users as tests/remote/prepare-appliance.sh makes them): login,
+// one authorization for every hash, signHash on `pipeline` connections. Prints one line:
+// "client <sig/s> raw <sig/s>", raw being C_Sign on `threads` sessions of `raw_module` (the
+// same slowed HSM one node has) in this process.
+static int client_run(const std::string& url, const std::string& ca, const std::string& pin,
+                      int hashes, std::size_t pipeline, unsigned threads,
+                      const std::string& raw_module) {
+  std::vector<kyso::Bytes> digests(static_cast<std::size_t>(hashes), kyso::Bytes(32));
+  for (auto& d : digests) kyso::random_bytes(std::span(d.data(), 32));
+  kyso::remote::ClientOptions opts;
+  opts.base_url = url;
+  opts.ca_file = ca;
+  const auto start = Clock::now();
+  auto client = std::make_shared<kyso::remote::CscClient>(opts);
+  client->login("principal", secret("mật khẩu hiệu trưởng"));
+  auto adapter = std::make_shared<kyso::remote::CscAdapter>("bench", client, pipeline);
+  kyso::remote::RemoteSigner signer(adapter, adapter->credentials().front());
+  signer.set_pin(secret(pin));
+  const kyso::Secret otp = secret(kyso::appliance::totp_generate(kTotp, std::time(nullptr)));
+  signer.authorize(&otp, digests);
+  const auto results = signer.sign_digests(kyso::SignAlgorithm::RsaPkcs1Sha256, digests);
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  for (const auto& x : results) {
+    if (!x.ok()) throw *x.error;
+  }
+  double raw_rate = 0;
+  if (!raw_module.empty()) {
+    const kyso::bench::RawPkcs11 raw(raw_module.c_str(), "Kyso Demo ", pin);
+    static const std::array<unsigned char, 19> kPrefix = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
+                                                          0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                                                          0x01, 0x05, 0x00, 0x04, 0x20};
+    std::vector<std::vector<unsigned char>> inputs;
+    for (const auto& d : digests) {
+      inputs.emplace_back(kPrefix.begin(), kPrefix.end());
+      inputs.back().insert(inputs.back().end(), d.begin(), d.end());
+    }
+    raw_rate = raw.run(0x01, CKM_RSA_PKCS, inputs, static_cast<int>(threads));
+  }
+  std::printf("client %.1f raw %.1f\n", hashes / secs, raw_rate);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   std::string dir;
+  std::string url_mode;
+  std::string ca_mode;
+  std::size_t pipeline = 2;
+  std::string raw_module;
   int hashes = 2000;
   std::size_t multisign = 100;
   unsigned threads = 2;
@@ -138,11 +189,22 @@ int main(int argc, char** argv) {
       threads = static_cast<unsigned>(std::stoul(argv[++i]));
     } else if (a == "--rounds" && has) {
       rounds = std::atoi(argv[++i]);
+    } else if (a == "--url" && has) {
+      url_mode = argv[++i];
+    } else if (a == "--ca" && has) {
+      ca_mode = argv[++i];
+    } else if (a == "--pipeline" && has) {
+      pipeline = std::stoul(argv[++i]);
+    } else if (a == "--raw-module" && has) {
+      raw_module = argv[++i];
     } else {
       std::fprintf(stderr,
                    "usage: %s --dir TOKEN_DIR [--hashes N] [--multisign M] [--threads T] "
-                   "[--rounds R]\n",
-                   argv[0]);
+                   "[--rounds R]\n"
+                   "       %s --dir TOKEN_DIR --url URL --ca FILE [--hashes N] [--pipeline K] "
+                   "[--threads T] [--raw-module PATH]   (one client run against a running "
+                   "service: bench/remote/multi-node.sh)\n",
+                   argv[0], argv[0]);
       return 2;
     }
   }
@@ -154,6 +216,8 @@ int main(int argc, char** argv) {
     ::setenv("SOFTHSM2_CONF", (dir + "/softhsm2.conf").c_str(), 1);
     std::string pin;
     std::ifstream(dir + "/pin.txt") >> pin;
+    if (!url_mode.empty())
+      return client_run(url_mode, ca_mode, pin, hashes, pipeline, threads, raw_module);
     std::ifstream der_in(dir + "/certs/teacher.der", std::ios::binary);
     const kyso::Bytes der{std::istreambuf_iterator<char>(der_in), std::istreambuf_iterator<char>()};
     const std::string cred_id = kyso::to_hex(kyso::sha256(der));
@@ -187,11 +251,12 @@ int main(int argc, char** argv) {
     // Two users with the same credential and their own TOTP secrets, so the in-process client
     // and the agent never present the same time step (the appliance accepts each once).
     const std::string agent_password = "mật khẩu bench";
-    cfg.users = {{"bench", kyso::appliance::hash_password(secret("bench-pw"), 12), kTotp, {cred_id}},
-                 {"bench-agent",
-                  kyso::appliance::hash_password(secret(agent_password), 12),
-                  kAgentTotp,
-                  {cred_id}}};
+    cfg.users = {
+        {"bench", kyso::appliance::hash_password(secret("bench-pw"), 12), kTotp, {cred_id}},
+        {"bench-agent",
+         kyso::appliance::hash_password(secret(agent_password), 12),
+         kAgentTotp,
+         {cred_id}}};
     cfg.limits.multisign = multisign;
     cfg.limits.sign_threads = threads;
     cfg.limits.totp_window = 2 + static_cast<unsigned>(rounds);

@@ -322,6 +322,9 @@ static CK_RV fault_SignFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR signature,
 }
 
 static void load_real_module(void) {
+  /* A whole process's HSM slowed from the start (kyso-appliance nodes in bench/remote). */
+  const char* delay = getenv("KYSO_FAULT_SIGN_DELAY_US");
+  if (delay != NULL && *delay != '\0') kyso_fault_set("sign_delay_us", strtol(delay, NULL, 10));
   const char* path = getenv("KYSO_FAULT_REAL_MODULE");
   if (path == NULL || *path == '\0') path = "/usr/lib/softhsm/libsofthsm2.so";
   /* Never dlclose'd: the wrapped function list must outlive any caller holding it. */

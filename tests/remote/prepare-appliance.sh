@@ -10,6 +10,8 @@
 #   KYSO_REMOTE_TOTP      the TOTP secret, base32 (default JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP)
 #   KYSO_REMOTE_MULTISIGN hashes per signHash request (default 100)
 #   KYSO_REMOTE_STATE_DB  state_db (default state.db in DIR; a postgresql:// URL for several nodes)
+#   KYSO_REMOTE_MODULE    the HSM's PKCS#11 module (default: the fixture's, SoftHSM2)
+#   KYSO_REMOTE_SIGN_THREADS  HSM sessions signing at once (default 2)
 set -euo pipefail
 APPLIANCE="${1:?usage: $0 KYSO_APPLIANCE DIR FIXTURE_DIR}"
 W="${2:?}"
@@ -44,7 +46,7 @@ cert = "tls.crt"
 key = "tls.key"
 
 [hsm]
-module = "${MODULE:-/usr/lib/softhsm/libsofthsm2.so}"
+module = "${KYSO_REMOTE_MODULE:-${MODULE:-/usr/lib/softhsm/libsofthsm2.so}}"
 token_label = "Kyso Demo"
 
 [[credentials]]
@@ -60,6 +62,7 @@ credentials = ["principal"]
 [limits]
 multisign = ${KYSO_REMOTE_MULTISIGN:-100}
 totp_window = 3
+sign_threads = ${KYSO_REMOTE_SIGN_THREADS:-2}
 TOML
 "$APPLIANCE" check-config --config "$W/appliance.toml" >"$W/prepare.log" 2>&1 || {
   cat "$W/prepare.log" >&2
