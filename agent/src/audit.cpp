@@ -1,14 +1,24 @@
 #include "kyso/agent/audit.hpp"
 
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <sqlite3.h>
+#include <sys/ioctl.h>
+#include <systemd/sd-journal.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstring>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
 
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/certificate.hpp"
@@ -39,6 +49,30 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 )sql";
 
 using StmtPtr = std::unique_ptr<sqlite3_stmt, FnDeleter<sqlite3_finalize>>;
+
+// The journal entries that carry the chain's head (journalctl MESSAGE_ID=...).
+constexpr const char* kAnchorMessageId = "5b0a5d2e8f9c4c1e9a4f0d6b7c3e2a91";
+
+// Longest stored value per field: a page chooses the origin, role, titles and details, and a
+// refused request must not cost the disk more than a few hundred bytes.
+constexpr std::size_t kCapOrigin = 256;
+constexpr std::size_t kCapRole = 64;
+constexpr std::size_t kCapId = 256;
+constexpr std::size_t kCapDetail = 1024;
+// Kinds of refusal kept per counted origin, and origins counted apart; the rest are lumped.
+constexpr std::size_t kCountedKinds = 8;
+constexpr std::size_t kCountedOrigins = 64;
+constexpr std::string_view kOtherOrigins = "(other untrusted origins)";
+
+/// `v` cut to `cap` bytes at a UTF-8 boundary with a marker of what was cut, in `store`.
+std::string_view capped(std::string_view v, std::size_t cap, std::string& store) {
+  if (v.size() <= cap) return v;
+  std::size_t n = cap - 24;
+  while (n > 0 && (static_cast<unsigned char>(v[n]) & 0xC0U) == 0x80U) --n;
+  store.assign(v.substr(0, n));
+  store += "...[+" + std::to_string(v.size() - n) + " bytes]";
+  return store;
+}
 
 }  // namespace
 
@@ -94,13 +128,18 @@ sqlite3* open_db(const std::filesystem::path& path, int flags) {
 
 }  // namespace
 
-AuditLog::AuditLog(const std::filesystem::path& path) {
+AuditLog::AuditLog(const std::filesystem::path& path, Timing timing)
+    : path_(std::filesystem::absolute(path)), timing_(timing) {
   db_ = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX);
   try {
     // WAL + NORMAL: a batch's rows cost one fsync-free commit, not one per signature.
     // wal_autocheckpoint=0: checkpoint() copies the log when the agent is idle, never inside
     // a batch's commit.
-    exec(db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;");
+    // journal_size_limit: the WAL file shrinks back after a checkpoint instead of keeping its
+    // largest size.
+    exec(db_,
+         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; "
+         "PRAGMA journal_size_limit=1048576;");
     sqlite3_wal_hook(
         db_,
         [](void* self, sqlite3*, const char*, int pages) {
@@ -121,14 +160,82 @@ AuditLog::AuditLog(const std::filesystem::path& path) {
                       "result, detail, prev_hash, row_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
                   .release();
   } catch (...) {
+    sqlite3_finalize(insert_);
     sqlite3_close(db_);
     throw;
   }
+  anchor_fd_ = ::open(anchor_file(path_).c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  {
+    const std::lock_guard lock(mutex_);
+    anchor();  // the head as found, so a log cut while the agent was stopped shows
+  }
+  timer_ = std::jthread([this](const std::stop_token& stop) { run_timer(stop); });
 }
 
 AuditLog::~AuditLog() {
+  timer_.request_stop();
+  timer_.join();
+  try {
+    flush_refused();
+  } catch (...) {
+    // A full disk at exit: the counts are lost, the log stays consistent.
+  }
+  {
+    const std::lock_guard lock(mutex_);
+    if (batch_ == nullptr && wal_pages_ > 0) {
+      sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    }
+  }
+  if (anchor_fd_ >= 0) ::close(anchor_fd_);
   sqlite3_finalize(insert_);
   sqlite3_close(db_);
+}
+
+std::filesystem::path AuditLog::anchor_file(const std::filesystem::path& path) {
+  auto p = path;
+  p += ".anchors";
+  return p;
+}
+
+void AuditLog::anchor() noexcept {
+  // One line per committed head: "<seq> <hash>". Written with the log's own permissions: it
+  // guards against a log cut or rewritten by someone who does not also rewrite this file.
+  if (anchor_fd_ >= 0) {
+    const std::string line = std::to_string(last_seq_) + " " + last_hash_ + "\n";
+    [[maybe_unused]] const auto n = ::write(anchor_fd_, line.data(), line.size());
+  }
+  // journald owns its files: the user can add entries but not change or remove them.
+  sd_journal_send("MESSAGE=kyso-agent audit log head: row %lld, hash %s",
+                  static_cast<long long>(last_seq_), last_hash_.c_str(), "MESSAGE_ID=%s",
+                  kAnchorMessageId, "PRIORITY=6", "KYSO_AUDIT_SEQ=%lld",
+                  static_cast<long long>(last_seq_), "KYSO_AUDIT_HASH=%s", last_hash_.c_str(),
+                  "KYSO_AUDIT_DB=%s", path_.c_str(), nullptr);
+}
+
+void AuditLog::run_timer(const std::stop_token& stop) {
+  using Clock = std::chrono::steady_clock;
+  const auto step = std::min({timing_.checkpoint_every, timing_.refusals_every,
+                              std::chrono::milliseconds(std::chrono::seconds(5))});
+  auto last_checkpoint = Clock::now();
+  auto last_flush = Clock::now();
+  std::unique_lock lock(timer_mutex_);
+  while (!stop.stop_requested()) {
+    timer_cv_.wait_for(lock, stop, step, [] { return false; });
+    if (stop.stop_requested()) break;
+    const auto now = Clock::now();
+    try {
+      if (now - last_flush >= timing_.refusals_every) {
+        last_flush = now;
+        flush_refused();
+      }
+      if (now - last_checkpoint >= timing_.checkpoint_every) {
+        last_checkpoint = now;
+        checkpoint_over(0);
+      }
+    } catch (...) {
+      // A full disk: tried again at the next tick.
+    }
+  }
 }
 
 std::string_view AuditLog::now_text() {
@@ -142,7 +249,16 @@ std::string_view AuditLog::now_text() {
   return time_text_;
 }
 
-void AuditLog::insert(const RowView& row) {
+void AuditLog::insert(const RowView& given) {
+  std::array<std::string, 6> store;
+  const RowView row{
+      .event = capped(given.event, kCapRole, store[0]),
+      .origin = capped(given.origin, kCapOrigin, store[1]),
+      .role = capped(given.role, kCapRole, store[2]),
+      .credential_id = capped(given.credential_id, kCapId, store[3]),
+      .digest = capped(given.digest, kCapId, store[4]),
+      .result = given.result.size() <= kCapRole ? given.result : std::string_view("(too long)"),
+      .detail = capped(given.detail, kCapDetail, store[5])};
   const std::int64_t seq = last_seq_ + 1;
   const std::string_view time = now_text();
   const std::string_view hash = hasher_.link(last_hash_, seq, time, chained_fields(row));
@@ -187,6 +303,7 @@ void AuditLog::append(std::span<const AuditRow> rows) {
   try {
     for (const auto& r : rows) insert(view_of(r));
     exec(db_, "COMMIT");
+    anchor();
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     last_seq_ = seq;
@@ -195,10 +312,76 @@ void AuditLog::append(std::span<const AuditRow> rows) {
   }
 }
 
+void AuditLog::refused(const AuditRow& row) {
+  std::string origin = row.origin.substr(0, kCapOrigin);
+  std::string what = row.detail.substr(0, 48);
+  {
+    const std::lock_guard lock(refused_mutex_);
+    auto it = refused_.find({origin, row.result});
+    if (it == refused_.end() && refused_.size() >= kCountedOrigins) {
+      origin = kOtherOrigins;
+      it = refused_.find({origin, row.result});
+    }
+    if (it != refused_.end()) {
+      auto& c = it->second;
+      ++c.count;
+      auto k = std::ranges::find(c.what, what, &std::pair<std::string, std::int64_t>::first);
+      if (k == c.what.end() && c.what.size() >= kCountedKinds) {
+        what = "other";
+        k = std::ranges::find(c.what, what, &std::pair<std::string, std::int64_t>::first);
+      }
+      if (k == c.what.end()) {
+        c.what.emplace_back(what, 1);
+      } else {
+        ++k->second;
+      }
+      return;
+    }
+    refused_[{origin, row.result}].since = to_iso8601(std::chrono::system_clock::now());
+  }
+  // The first of its origin and code in this interval: its own row, at once.
+  append(row);
+}
+
+void AuditLog::flush_refused() {
+  std::vector<AuditRow> rows;
+  {
+    const std::lock_guard lock(refused_mutex_);
+    for (auto it = refused_.begin(); it != refused_.end();) {
+      auto& c = it->second;
+      if (c.count == 0) {
+        // Quiet since its row: the next refusal is written at once again.
+        it = refused_.erase(it);
+        continue;
+      }
+      std::string detail = std::to_string(c.count) + " more refused since " + c.since + " (";
+      for (std::size_t i = 0; i < c.what.size(); ++i) {
+        detail += (i == 0 ? "" : ", ") + c.what[i].first + ": " + std::to_string(c.what[i].second);
+      }
+      detail += ")";
+      rows.push_back(AuditRow{.event = "refusals",
+                              .origin = it->first.first,
+                              .role = {},
+                              .credential_id = {},
+                              .digest = {},
+                              .result = it->first.second,
+                              .detail = std::move(detail)});
+      // Still busy: counted on, one row per interval.
+      c = Counted{.count = 0, .since = to_iso8601(std::chrono::system_clock::now()), .what = {}};
+      ++it;
+    }
+  }
+  append(rows);
+}
+
 void AuditLog::checkpoint() {
   constexpr int kCheckpointPages = 1000;  // SQLite's own default threshold
+  checkpoint_over(kCheckpointPages - 1);
+}
+
+void AuditLog::checkpoint_over(int pages) {
   const std::lock_guard lock(mutex_);
-  if (batch_ != nullptr || wal_pages_ < kCheckpointPages) return;
+  if (batch_ != nullptr || wal_pages_ <= pages) return;
   sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
   wal_pages_ = 0;
 }
@@ -226,6 +409,7 @@ void AuditLog::Batch::add(std::span<const std::uint8_t> digest, std::string_view
 void AuditLog::Batch::flush() {
   const std::lock_guard lock(log_.mutex_);
   exec(log_.db_, "COMMIT");
+  log_.anchor();
   // What is committed stays, whatever happens to the rest of the batch.
   seq_before_ = log_.last_seq_;
   hash_before_ = log_.last_hash_;
@@ -236,6 +420,7 @@ void AuditLog::Batch::flush() {
 void AuditLog::Batch::commit() {
   const std::lock_guard lock(log_.mutex_);
   exec(log_.db_, "COMMIT");
+  log_.anchor();
   done_ = true;
   log_.batch_ = nullptr;
   log_.joined_.clear();
@@ -259,6 +444,85 @@ AuditLog::Batch::~Batch() {
   }
 }
 
+namespace {
+
+using Anchors = std::vector<std::pair<std::int64_t, std::string>>;
+
+AnchorCheck read_anchor_file(const std::filesystem::path& file, Anchors& out) {
+  AnchorCheck c{.source = file.string(), .available = false, .anchors = 0, .note = {}};
+  std::ifstream in(file);
+  if (!in) {
+    c.note = "missing: no anchor file to compare with";
+    return c;
+  }
+  c.available = true;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::int64_t seq = 0;
+    std::string hash;
+    if (ls >> seq >> hash) out.emplace_back(seq, std::move(hash));
+  }
+  c.anchors = static_cast<std::int64_t>(out.size());
+  int flags = 0;
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  const bool append_only =
+      fd >= 0 && ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_APPEND_FL) != 0;
+  if (fd >= 0) ::close(fd);
+  c.note = append_only ? "append-only (chattr +a): its user cannot rewrite it"
+                       : "writable by the log's user: catches a log cut or rewritten without it, "
+                         "not a user who rewrites both";
+  return c;
+}
+
+std::string journal_field(sd_journal* j, const char* field) {
+  const void* data = nullptr;
+  std::size_t len = 0;
+  if (sd_journal_get_data(j, field, &data, &len) < 0) return {};
+  const std::string_view v(static_cast<const char*>(data), len);
+  const auto eq = v.find('=');
+  return eq == std::string_view::npos ? std::string() : std::string(v.substr(eq + 1));
+}
+
+AnchorCheck read_journal(const std::filesystem::path& db, Anchors& out) {
+  AnchorCheck c{.source = "journal", .available = false, .anchors = 0, .note = {}};
+  std::error_code ec;
+  const bool running = std::filesystem::exists("/run/systemd/journal/socket", ec);
+  sd_journal* j = nullptr;
+  if (const int r = sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY); r < 0) {
+    c.note = "cannot open the system journal: " + std::string(std::strerror(-r));
+    return c;
+  }
+  const std::unique_ptr<sd_journal, FnDeleter<sd_journal_close>> guard(j);
+  const std::string id = std::string("MESSAGE_ID=") + kAnchorMessageId;
+  const std::string path = "KYSO_AUDIT_DB=" + std::filesystem::absolute(db).string();
+  sd_journal_add_match(j, id.data(), id.size());
+  sd_journal_add_match(j, path.data(), path.size());
+  while (sd_journal_next(j) > 0) {
+    const std::string seq = journal_field(j, "KYSO_AUDIT_SEQ");
+    std::string hash = journal_field(j, "KYSO_AUDIT_HASH");
+    std::int64_t n = 0;
+    const auto [p, e] = std::from_chars(seq.data(), seq.data() + seq.size(), n);
+    if (e == std::errc() && !hash.empty()) out.emplace_back(n, std::move(hash));
+  }
+  c.anchors = static_cast<std::int64_t>(out.size());
+  c.available = running || c.anchors > 0;
+  if (!c.available) {
+    c.note =
+        "unavailable: journald is not running here (no /run/systemd/journal/socket), so no "
+        "journal anchor was written or read";
+  } else if (c.anchors == 0) {
+    c.note =
+        "journald runs but holds no anchor of this log (a volatile journal since boot, "
+        "entries rotated away, or a log older than its anchors)";
+  } else {
+    c.note = "written by journald, which its user cannot rewrite";
+  }
+  return c;
+}
+
+}  // namespace
+
 AuditVerifyResult AuditLog::verify(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path)) {
     throw Error(ErrorCode::ConfigInvalid, "no audit log at " + path.string());
@@ -270,6 +534,7 @@ AuditVerifyResult AuditLog::verify(const std::filesystem::path& path) {
                     "prev_hash, row_hash FROM audit ORDER BY seq");
   AuditVerifyResult out;
   ChainVerifier chain;
+  std::vector<std::string> hashes;  // row_hash by seq - 1 (the chain keeps seq contiguous)
   int rc = 0;
   while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
     const std::int64_t seq = sqlite3_column_int64(st.get(), 0);
@@ -282,7 +547,7 @@ AuditVerifyResult AuditLog::verify(const std::filesystem::path& path) {
                        .result = column_text(st.get(), 7),
                        .detail = column_text(st.get(), 8)};
     const std::string prev_hash = column_text(st.get(), 9);
-    const std::string stored = column_text(st.get(), 10);
+    std::string stored = column_text(st.get(), 10);
     const auto fields = chained_fields(view_of(row));
     std::string reason = chain.check({seq, time, fields, prev_hash, stored});
     ++out.rows;
@@ -292,10 +557,38 @@ AuditVerifyResult AuditLog::verify(const std::filesystem::path& path) {
       out.reason = std::move(reason);
       return out;
     }
+    hashes.push_back(std::move(stored));
   }
   if (rc != SQLITE_DONE) {
     throw Error(ErrorCode::Internal, std::string("audit log read: ") + sqlite3_errmsg(db.get()));
   }
+  // The chain holds; does it still hold every head written outside the file?
+  const auto last = static_cast<std::int64_t>(hashes.size());
+  const auto check = [&](const AnchorCheck& c, const Anchors& anchors) {
+    for (const auto& [seq, hash] : anchors) {
+      std::string reason;
+      std::int64_t at = seq;
+      if (seq > last) {
+        at = last + 1;
+        reason = c.source + " anchored row " + std::to_string(seq) + " but the log ends at row " +
+                 std::to_string(last) + ": rows were cut from it";
+      } else if (seq > 0 && hashes[static_cast<std::size_t>(seq - 1)] != hash) {
+        reason = "row " + std::to_string(seq) + " differs from its anchor in " + c.source +
+                 ": the chain was rewritten (rows deleted or changed)";
+      }
+      if (!reason.empty() && (out.ok || at < *out.first_broken)) {
+        out.ok = false;
+        out.first_broken = at;
+        out.reason = std::move(reason);
+      }
+    }
+  };
+  Anchors journal;
+  out.anchors.push_back(read_journal(path, journal));
+  check(out.anchors.back(), journal);
+  Anchors file;
+  out.anchors.push_back(read_anchor_file(anchor_file(path), file));
+  check(out.anchors.back(), file);
   return out;
 }
 

@@ -80,13 +80,19 @@ bool Service::trusted(std::string_view origin) const {
 void Service::audit_refusal(const std::string& origin, const std::string& role, ErrorCode code,
                             const std::string& detail) noexcept {
   try {
-    audit_->append(AuditRow{.event = "refusal",
-                            .origin = origin,
-                            .role = role,
-                            .credential_id = {},
-                            .digest = {},
-                            .result = std::string(code_name(code)),
-                            .detail = detail});
+    const AuditRow row{.event = "refusal",
+                       .origin = origin,
+                       .role = role,
+                       .credential_id = {},
+                       .digest = {},
+                       .result = std::string(code_name(code)),
+                       .detail = detail};
+    // A page nobody trusts can send thousands a second: counted, one row per interval.
+    if (trusted(origin)) {
+      audit_->append(row);
+    } else {
+      audit_->refused(row);
+    }
   } catch (...) {
     // The refusal itself already happened; a full disk must not turn it into a crash.
   }

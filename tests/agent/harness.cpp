@@ -79,7 +79,7 @@ Agent::Agent(const std::function<void(firmware_config::AgentConfig&)>& tweak)
 }
 
 Agent::~Agent() {
-  server->stop();
+  if (server) server->stop();
   server.reset();
   service.reset();
   std::error_code ec;

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -516,4 +517,75 @@ TEST_CASE("sign_algorithmHashNotTheItemsHashAlgorithm_badRequestAsDocumented", "
   params["algorithm"] = "ecdsa-sha256";  // that key is RSA
   CHECK(code_of(c.call("sign", params)) == "ALGORITHM_UNSUPPORTED");
   CHECK(pinentry_dialogs().empty());
+}
+
+TEST_CASE("sign_5000RefusedFromUnpairedOrigin_auditGrowsUnder1MBAndSummaryCountsThem",
+          "[ws][security]") {
+  // Issue 12, finding 3: every refused request from an unpaired origin was a committed row with
+  // the page's role at full length, and the WAL was checkpointed only after a signing job.
+  Agent a;
+  const auto db = a.state / "state" / "audit.db";
+  const auto size = [&] {
+    long long n = 0;  // the WAL and shm files go when the log closes: sizes may shrink
+    for (const char* s : {"", "-wal", "-shm"}) {
+      std::error_code ec;
+      const auto k = std::filesystem::file_size(db.string() + s, ec);
+      if (!ec) n += static_cast<long long>(k);
+    }
+    return n;
+  };
+  const auto before = size();
+  constexpr int kRefused = 5000;
+  const std::string evil = "https://evil.example";
+  {
+    Client c(a.port(), evil);
+    const json params = {{"role", std::string(4000, 'r')}, {"item", hash_item("x")}};
+    int wrong = 0;
+    for (int sent = 0; sent < kRefused;) {
+      const int n = std::min(100, kRefused - sent);
+      for (int i = 0; i < n; ++i) {
+        c.send_text(json{{"id", sent + i}, {"method", "sign"}, {"params", params}}.dump());
+      }
+      for (int i = 0; i < n; ++i) wrong += code_of(c.read()) == "ORIGIN_NOT_PAIRED" ? 0 : 1;
+      sent += n;
+    }
+    CHECK(wrong == 0);
+  }
+  const auto running = size() - before;
+  CHECK(running < 1024 * 1024);
+  // The interval's end (a minute in the agent): the counted refusals become one row.
+  a.service->audit().flush_refused();
+  a.server->stop();
+  a.server.reset();
+  a.service.reset();
+  const auto stopped = size() - before;
+  INFO("audit grew " << running << " B while running, " << stopped << " B after stopping");
+  CHECK(stopped < 1024 * 1024);
+  REQUIRE(agent::AuditLog::verify(db).ok);
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(h, "SELECT event, role, detail FROM audit WHERE origin = ?", -1, &st,
+                             nullptr) == SQLITE_OK);
+  sqlite3_bind_text(st, 1, evil.c_str(), -1, SQLITE_TRANSIENT);
+  long long counted = 0;
+  int rows = 0;
+  std::size_t longest_role = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    ++rows;
+    const std::string event = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    const std::string role = reinterpret_cast<const char*>(sqlite3_column_text(st, 1));
+    const std::string detail = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
+    longest_role = std::max(longest_role, role.size());
+    if (event == "refusal") {
+      ++counted;
+    } else if (event == "refusals") {
+      counted += std::stoll(detail);  // "4999 more refused ..."
+    }
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  CHECK(counted == kRefused);
+  CHECK(rows <= 3);
+  CHECK(longest_role <= 128);
 }

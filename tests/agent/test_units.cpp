@@ -17,6 +17,7 @@
 #include "kyso/agent/peer.hpp"
 #include "kyso/agent/pinentry.hpp"
 #include "kyso/agent/service.hpp"
+#include "kyso/core/hash_chain.hpp"
 #include "ordered.hpp"
 
 using namespace kyso;
@@ -197,6 +198,175 @@ TEST_CASE("audit_tamperedRow_verifyReportsFirstBrokenRow", "[security]") {
   CHECK_FALSE(bad.ok);
   CHECK(bad.first_broken == 4);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("audit_writesWithoutASigningJob_walCheckpointedOnATimer", "[security]") {
+  // Issue 12, finding 3: the write-ahead log was copied only after a signing job, so refusals
+  // alone grew it without bound.
+  const auto dir = std::filesystem::temp_directory_path() / "kyso-audit-checkpoint-unit";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto db = dir / "audit.db";
+  AuditLog log(db, AuditLog::Timing{.checkpoint_every = std::chrono::milliseconds(200),
+                                    .refusals_every = std::chrono::milliseconds(200)});
+  for (int i = 0; i < 300; ++i) {
+    log.append(AuditRow{.event = "pairing",
+                        .origin = "https://a",
+                        .role = {},
+                        .credential_id = {},
+                        .digest = {},
+                        .result = "ok",
+                        .detail = std::string(500, 'd')});
+  }
+  const auto main_before = std::filesystem::file_size(db);
+  CHECK(main_before < 64 * 1024);  // everything is still in the WAL
+  auto main_after = main_before;
+  for (int i = 0; i < 30 && main_after < 100 * 1024; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    main_after = std::filesystem::file_size(db);
+  }
+  CHECK(main_after >= 100 * 1024);  // copied into the database without anyone asking
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("audit_pageChosenFields_cappedBeforeTheyAreStored", "[security]") {
+  const auto dir = std::filesystem::temp_directory_path() / "kyso-audit-cap-unit";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto db = dir / "audit.db";
+  {
+    AuditLog log(db);
+    log.append(AuditRow{.event = "refusal",
+                        .origin = "https://" + std::string(900000, 'o') + ".example",
+                        .role = std::string(900000, 'r'),
+                        .credential_id = std::string(900000, 'c'),
+                        .digest = {},
+                        .result = "ORIGIN_NOT_PAIRED",
+                        .detail = std::string(900000, 'd')});
+  }
+  CHECK(AuditLog::verify(db).ok);
+  CHECK(std::filesystem::file_size(db) + std::filesystem::file_size(db.string() + "-wal") <
+        64 * 1024);
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+/// Six committed rows (each commit anchors the head), the log closed.
+std::filesystem::path anchored_log(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto db = dir / "audit.db";
+  AuditLog log(db);
+  for (int i = 0; i < 6; ++i) {
+    log.append(AuditRow{.event = "signature",
+                        .origin = "https://a",
+                        .role = "teacher",
+                        .credential_id = "c",
+                        .digest = std::to_string(i),
+                        .result = "ok",
+                        .detail = {}});
+  }
+  return db;
+}
+
+/// What someone with write access to the file can do: drop the triggers, run `sql`, and
+/// recompute every row's chain hash so that the chain alone holds again.
+void tamper_and_rechain(const std::filesystem::path& db, const char* sql) {
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(h, "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;", nullptr,
+                       nullptr, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(h, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+  struct Row {
+    std::int64_t seq;
+    std::array<std::string, 8> text;  // time, then the 7 chained fields
+  };
+  std::vector<Row> rows;
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(h,
+                             "SELECT seq, time, event, origin, role, credential_id, digest, "
+                             "result, detail FROM audit ORDER BY seq",
+                             -1, &st, nullptr) == SQLITE_OK);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    Row r{.seq = sqlite3_column_int64(st, 0), .text = {}};
+    for (std::size_t i = 0; i < 8; ++i) {
+      r.text.at(i) =
+          reinterpret_cast<const char*>(sqlite3_column_text(st, static_cast<int>(i) + 1));
+    }
+    rows.push_back(std::move(r));
+  }
+  sqlite3_finalize(st);
+  REQUIRE(sqlite3_exec(h, "DELETE FROM audit", nullptr, nullptr, nullptr) == SQLITE_OK);
+  ChainHasher hasher;
+  std::string prev(kChainGenesis);
+  std::int64_t seq = 0;
+  for (const auto& r : rows) {
+    ++seq;
+    const std::array<std::string_view, 7> fields{r.text[1], r.text[2], r.text[3], r.text[4],
+                                                 r.text[5], r.text[6], r.text[7]};
+    const std::string hash(hasher.link(prev, seq, r.text[0], fields));
+    REQUIRE(sqlite3_prepare_v2(h, "INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?,?,?)", -1, &st,
+                               nullptr) == SQLITE_OK);
+    sqlite3_bind_int64(st, 1, seq);
+    for (std::size_t i = 0; i < 8; ++i) {
+      sqlite3_bind_text(st, static_cast<int>(i) + 2, r.text.at(i).c_str(), -1, nullptr);
+    }
+    sqlite3_bind_text(st, 10, prev.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 11, hash.c_str(), -1, SQLITE_TRANSIENT);
+    REQUIRE(sqlite3_step(st) == SQLITE_DONE);
+    sqlite3_finalize(st);
+    prev = hash;
+  }
+  sqlite3_close(h);
+}
+
+const AnchorCheck* anchor_source(const AuditVerifyResult& r, std::string_view source) {
+  for (const auto& a : r.anchors) {
+    if (a.source == source) return &a;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("audit_rowsDeletedAndChainRecomputed_detectedByTheAnchors", "[security]") {
+  // Issue 12, finding 8: the chain is unkeyed and was anchored nowhere outside the file.
+  const auto db = anchored_log("kyso-audit-anchor-rechain");
+  const auto before = AuditLog::verify(db);
+  REQUIRE(before.ok);
+  const auto* file = anchor_source(before, AuditLog::anchor_file(db).string());
+  REQUIRE(file != nullptr);
+  CHECK(file->available);
+  CHECK(file->anchors >= 6);
+  // The journal is reported either way: checked, or said to be unavailable.
+  const auto* journal = anchor_source(before, "journal");
+  REQUIRE(journal != nullptr);
+  if (!std::filesystem::exists("/run/systemd/journal/socket")) {
+    CHECK_FALSE(journal->available);
+    CHECK(journal->note.find("not running") != std::string::npos);
+  }
+
+  tamper_and_rechain(db, "DELETE FROM audit WHERE seq = 3");
+  const auto after = AuditLog::verify(db);
+  CHECK(after.rows == 5);
+  CHECK_FALSE(after.ok);
+  CHECK(after.first_broken == 3);
+  CHECK(after.reason.find("rewritten") != std::string::npos);
+  std::filesystem::remove_all(db.parent_path());
+}
+
+TEST_CASE("audit_lastRowsCut_detectedByTheAnchors", "[security]") {
+  const auto db = anchored_log("kyso-audit-anchor-cut");
+  REQUIRE(AuditLog::verify(db).ok);
+  tamper_and_rechain(db, "DELETE FROM audit WHERE seq > 4");
+  const auto after = AuditLog::verify(db);
+  CHECK(after.rows == 4);
+  CHECK_FALSE(after.ok);
+  CHECK(after.first_broken == 5);
+  CHECK(after.reason.find("cut") != std::string::npos);
+  std::filesystem::remove_all(db.parent_path());
 }
 
 TEST_CASE("auditBatch_rowsOfOthersJoinItsTransaction_chainHoldsCommittedOrRolledBack",
