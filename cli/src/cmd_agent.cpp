@@ -59,13 +59,33 @@ void cmd_audit_verify(Context& ctx, const AgentOptions& o) {
       j["firstBrokenRow"] = *r.first_broken;
       j["reason"] = r.reason;
     }
+    j["anchors"] = nlohmann::json::array();
+    for (const auto& a : r.anchors) {
+      j["anchors"].push_back({{"source", a.source},
+                              {"available", a.available},
+                              {"anchors", a.anchors},
+                              {"note", a.note}});
+    }
     Context::print_json(j);
-  } else if (r.ok) {
+    if (!r.ok) throw CLI::RuntimeError(2);
+    return;
+  }
+  if (r.ok) {
     std::cout << ctx.tr("Nhật ký kiểm toán nguyên vẹn: ", "Audit log intact: ") << r.rows
               << ctx.tr(" dòng, chuỗi băm khớp.", " rows, hash chain matches.") << '\n';
   } else {
     std::cout << ctx.tr("NHẬT KÝ BỊ SỬA ĐỔI tại dòng ", "AUDIT LOG TAMPERED at row ")
               << *r.first_broken << ": " << r.reason << '\n';
+  }
+  // Which anchors outside the file were compared, and which could not be read.
+  for (const auto& a : r.anchors) {
+    std::cout << "  " << ctx.tr("Mốc neo ", "Anchor ") << a.source << ": ";
+    if (a.available) {
+      std::cout << ctx.tr("đã đối chiếu ", "checked ") << a.anchors << ctx.tr(" mốc", " anchor(s)");
+    } else {
+      std::cout << ctx.tr("KHÔNG đối chiếu được", "NOT checked");
+    }
+    std::cout << " (" << a.note << ")\n";
   }
   if (!r.ok) throw CLI::RuntimeError(2);
 }
@@ -88,7 +108,7 @@ void add_agent_commands(CLI::App& app, Context& ctx) {
   auto* audit =
       app.add_subcommand("audit", "Nhật ký kiểm toán của kyso-agent / the agent's audit log");
   audit->require_subcommand(1);
-  auto* verify = audit->add_subcommand("verify", "Kiểm tra chuỗi băm / check the hash chain");
+  auto* verify = audit->add_subcommand("verify", "Kiểm tra chuỗi băm và các mốc neo / check the hash chain and its anchors");
   verify->add_option("--db", opts->db, "audit.db (default: <state dir>/audit.db)");
   verify->add_option("--state-dir", opts->state_dir, "kyso-agent's state directory");
   verify->add_flag("--json", ctx.json, "JSON output");

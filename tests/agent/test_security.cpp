@@ -287,6 +287,13 @@ TEST_CASE("cli_originsListRevokeAndAuditVerify_workOnTheAgentsState", "[ws][secu
   std::tie(rc, out) = run(cli + " audit verify --json --state-dir " + state);
   CHECK(rc == 0);
   CHECK(out.find("\"ok\": true") != std::string::npos);
+  // Each anchor source is named, checked or not.
+  CHECK(out.find("\"source\": \"journal\"") != std::string::npos);
+  CHECK(out.find("audit.db.anchors") != std::string::npos);
+  std::tie(rc, out) = run(cli + " audit verify --state-dir " + state + " 2>&1");
+  CHECK(rc == 0);
+  CHECK(out.find(" journal: ") != std::string::npos);  // in the user's language
+  CHECK(out.find("audit.db.anchors: ") != std::string::npos);
 }
 
 TEST_CASE("wss_withConfiguredCertificate_speaksProtocolOverTls", "[ws][security]") {
