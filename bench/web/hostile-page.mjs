@@ -15,11 +15,13 @@
 //   1. quiet: the allow-listed page signs single hashes one after another (the reference p99);
 //   2. attack, for --duration seconds, all at once from the unpaired origin https://evil.example:
 //      - deep-nested `hello` (arrays 400,000 deep, 800 KB) on a fresh connection every 2 s;
-//      - 24 unpaired sockets held open (reopened when closed): more than max_connections (16);
+//      - 24 unpaired sockets held open (reopened when closed): more than max_connections (16),
+//        from their own origin https://sockets.evil.example (the unpaired quota, 4 in total and
+//        2 per origin, would otherwise leave evil.example's other attacks no connection);
 //      - `pair` reopened at once after the user cancels it (the scripted user cancels every
 //        dialog that names evil.example after 300 ms);
 //      - 20,000 refused `sign` requests, with a 64 KiB role and titles carrying U+2028/U+2029,
-//        U+0085 and bidi controls (U+202E, U+2066), pipelined on 4 sockets;
+//        U+0085 and bidi controls (U+202E, U+2066), pipelined on 2 sockets (the per-origin quota);
 //      - an oversized (1.5 MiB) message every 2 s;
 //      while the allow-listed page keeps signing as in 1.
 // Report: the allow-listed page's single-sign p50/p99 quiet and under attack (failed signs count
@@ -82,6 +84,9 @@ const t0 = Date.now();
 /** Progress on stderr (the report is on stdout). */
 const say = (msg) => process.stderr.write(`hostile-page [${((Date.now() - t0) / 1000).toFixed(1)} s] ${msg}\n`);
 const EVIL = 'https://evil.example';
+// The socket attack's own origin: unpaired pages share a quota of 4 connections and 2 per origin,
+// so sockets held from EVIL itself would leave its other attacks no connection at all.
+const SOCKETS_ORIGIN = 'https://sockets.evil.example';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The scripted user: approves every dialog with the PIN, except those naming evil.example (cancelled). */
@@ -382,7 +387,7 @@ async function main() {
       while (running()) {
         while (held.size < o.sockets && running()) {
           await agent.ready.catch(() => {});
-          const c = await openConn(agent.port, EVIL, { onClose: () => held.delete(c) });
+          const c = await openConn(agent.port, SOCKETS_ORIGIN, { onClose: () => held.delete(c) });
           if (c) {
             stats.socketsOpened += 1;
             held.add(c);
@@ -417,8 +422,8 @@ async function main() {
     const spoof = 'Học bạ\u2028Kyso: trang này đã được nhà trường xác minh\u2029\u0085\u202Eevil\u202C \u2066ok\u2069';
     const bigRole = 'x'.repeat(64 * 1024);
     const refusedFlood = o.skip.has('refused') ? null : (async () => {
-      const perSocket = Math.ceil(o.refused / 4);
-      await Promise.all([0, 1, 2, 3].map(async () => {
+      const perSocket = Math.ceil(o.refused / 2);
+      await Promise.all([0, 1].map(async () => {
         let sent = 0;
         while (sent < perSocket && running()) {
           await agent.ready.catch(() => {});
