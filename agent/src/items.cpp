@@ -136,7 +136,7 @@ class RecordingSigner final : public Signer {
   explicit RecordingSigner(std::shared_ptr<Signer> inner) : inner_(std::move(inner)) {}
   [[nodiscard]] const Credential& credential() const override { return inner_->credential(); }
   [[nodiscard]] AuthKind auth_required() const override { return AuthKind::None; }
-  void authorize(const Secret* /*secret*/, std::span<const Bytes> /*digests*/) override {}
+  void authorize(const UserAuth& /*typed*/, std::span<const Bytes> /*digests*/) override {}
   Bytes sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest,
                     SignatureEncoding enc) override {
     signed_.assign(digest.begin(), digest.end());
@@ -502,7 +502,7 @@ class ProbeSigner final : public Signer {
   explicit ProbeSigner(const Credential& cred) : cred_(cred) {}
   [[nodiscard]] const Credential& credential() const override { return cred_; }
   [[nodiscard]] AuthKind auth_required() const override { return AuthKind::None; }
-  void authorize(const Secret* /*secret*/, std::span<const Bytes> /*digests*/) override {}
+  void authorize(const UserAuth& /*typed*/, std::span<const Bytes> /*digests*/) override {}
   Bytes sign_digest(SignAlgorithm /*alg*/, std::span<const std::uint8_t> /*digest*/,
                     SignatureEncoding /*enc*/) override {
     reached_ = true;

@@ -46,19 +46,12 @@ Credential credential_from(const firmware_config::RemoteService& svc, const std:
 }  // namespace
 
 remote::AuthNeeds auth_needs(const Signer& signer) {
-  if (const auto* r = dynamic_cast<const remote::RemoteSigner*>(&signer)) return r->needs();
-  return {.pin = signer.auth_required() == AuthKind::Pin, .otp = false, .approval = false};
+  return signer.needs();
 }
 
 void authorize(Signer& signer, std::optional<Secret> pin, std::optional<Secret> otp,
                std::span<const Bytes> digests) {
-  if (auto* r = dynamic_cast<remote::RemoteSigner*>(&signer)) {
-    // Signer::authorize takes one secret; the remote key's PIN is handed over just before.
-    if (pin) r->set_pin(std::move(*pin));
-    return r->authorize(otp ? &*otp : nullptr, digests);
-  }
-  if (signer.auth_required() == AuthKind::None) return;  // logged in already
-  signer.authorize(pin ? &*pin : nullptr, digests);      // a PIN pad takes none
+  signer.authorize({.pin = pin ? &*pin : nullptr, .otp = otp ? &*otp : nullptr}, digests);
 }
 
 remote::RemoteSigner* chunked(Signer& signer) noexcept {

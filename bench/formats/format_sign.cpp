@@ -86,7 +86,7 @@ std::shared_ptr<kyso::Signer> teacher(kyso::pkcs11::Library& lib, const std::str
   auto signer = lib.signer(credential_id(dir, "teacher"));
   kyso::Secret pin;
   pin.assign(kPin);
-  signer->authorize(&pin, {});
+  signer->authorize({.pin = &pin}, {});
   return signer;
 }
 

@@ -360,10 +360,10 @@ int main(int argc, char** argv) {
       client->login("bench", secret("bench-pw"));
       auto adapter = std::make_shared<kyso::remote::CscAdapter>("bench", client);
       kyso::remote::RemoteSigner signer(adapter, adapter->credentials().front());
-      signer.set_pin(secret(pin));
+      const kyso::Secret key_pin = secret(pin);
       const kyso::Secret otp =
           secret(kyso::appliance::totp_generate(kTotp, std::time(nullptr) + 30L * (r - 1)));
-      signer.authorize(&otp, digests);
+      signer.authorize({.pin = &key_pin, .otp = &otp}, digests);
       const auto results = signer.sign_digests(kyso::SignAlgorithm::RsaPkcs1Sha256, digests);
       const double secs = std::chrono::duration<double>(Clock::now() - start).count();
       for (const auto& x : results) {

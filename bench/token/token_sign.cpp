@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
     auto signer = lib.signer(credential_id(dir, c.credential));
     kyso::Secret pin;
     pin.assign(kPin);
-    signer->authorize(&pin, {});
+    signer->authorize({.pin = &pin}, {});
     const std::vector<unsigned char> input =
         c.mech == CKM_RSA_PKCS ? digest_info
                                : std::vector<unsigned char>(digest.begin(), digest.end());

@@ -151,7 +151,7 @@ void cmd_sign_hash(Context& ctx, const SignHashOptions& o) {
     case AuthKind::ProtectedPath:
       std::cerr << ctx.tr("Hãy nhập PIN trên token / bàn phím của đầu đọc...\n",
                           "Enter the PIN on the token's PIN pad...\n");
-      signer->authorize(nullptr, {});
+      signer->authorize({}, {});
       break;
     case AuthKind::Pin:
     case AuthKind::Otp: {
@@ -160,7 +160,7 @@ void cmd_sign_hash(Context& ctx, const SignHashOptions& o) {
                              std::string(ctx.tr("Nhập mã PIN cho token «", "PIN for token «")) +
                              cred.source.name + "»: ")
                        : Secret::from_file(o.pin_file);
-      signer->authorize(&pin, {});
+      signer->authorize({.pin = &pin}, {});
       break;  // `pin` is wiped when it goes out of scope
     }
   }

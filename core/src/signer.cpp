@@ -212,22 +212,31 @@ Bytes ecdsa_der_to_raw(std::span<const std::uint8_t> der, std::size_t field_byte
   return out;
 }
 
+AuthNeeds Signer::needs() const {
+  const AuthKind k = auth_required();
+  return {.pin = k == AuthKind::Pin, .otp = k == AuthKind::Otp, .approval = false};
+}
+
 std::vector<SignResult> Signer::sign_digests(SignAlgorithm alg, std::span<const Bytes> digests,
-                                             SignatureEncoding enc) {
+                                             SignatureEncoding enc, const SignControl& control) {
   std::vector<SignResult> out;
   out.reserve(digests.size());
   std::optional<Error> fatal;
   for (const auto& d : digests) {
+    if (!fatal && control.cancel != nullptr && control.cancel->load()) {
+      fatal = Error(ErrorCode::UserCancelled, "cancelled before this item");
+    }
     if (fatal) {
       out.push_back({.signature = {}, .error = fatal});
-      continue;
+    } else {
+      try {
+        out.push_back({.signature = sign_digest(alg, d, enc), .error = std::nullopt});
+      } catch (const Error& e) {
+        out.push_back({.signature = {}, .error = e});
+        if (stops_batch(e.code())) fatal = e;
+      }
     }
-    try {
-      out.push_back({.signature = sign_digest(alg, d, enc), .error = std::nullopt});
-    } catch (const Error& e) {
-      out.push_back({.signature = {}, .error = e});
-      if (stops_batch(e.code())) fatal = e;
-    }
+    if (control.chunk_done) control.chunk_done(out.size() - 1, std::span(out).last(1));
   }
   return out;
 }

@@ -243,10 +243,10 @@ void CheckedSigner::ensure_checked() {
   }
 }
 
-void CheckedSigner::authorize(const Secret* secret, std::span<const Bytes> digests) {
+void CheckedSigner::authorize(const UserAuth& typed, std::span<const Bytes> digests) {
   // Before the PIN is even asked for: a refused certificate costs the user nothing.
   ensure_checked();
-  inner_->authorize(secret, digests);
+  inner_->authorize(typed, digests);
 }
 
 Bytes CheckedSigner::sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest,

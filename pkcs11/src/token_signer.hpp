@@ -15,8 +15,8 @@ class TokenSigner final : public Signer {
 
   [[nodiscard]] const Credential& credential() const override { return credential_; }
   [[nodiscard]] AuthKind auth_required() const override { return token_->auth_required(); }
-  void authorize(const Secret* secret, std::span<const Bytes> /*digests*/) override {
-    token_->login(secret);
+  void authorize(const UserAuth& typed, std::span<const Bytes> /*digests*/) override {
+    token_->login(typed.pin);  // none for a PIN pad; logged in already: nothing to do
   }
   Bytes sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest,
                     SignatureEncoding enc) override {

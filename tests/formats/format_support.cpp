@@ -114,7 +114,7 @@ std::shared_ptr<Signer> demo_signer(const std::string& name, bool fault) {
   if (signer->auth_required() == AuthKind::Pin) {
     Secret pin;
     pin.assign(fixture().user_pin);
-    signer->authorize(&pin, {});
+    signer->authorize({.pin = &pin}, {});
   }
   return signer;
 }

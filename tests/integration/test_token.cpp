@@ -33,7 +33,7 @@ std::shared_ptr<kyso::Signer> logged_in_signer(kyso::pkcs11::Library& lib,
                                                const std::string& name) {
   auto signer = lib.signer(fixture().credential(name).credential_id());
   const auto p = pin();
-  signer->authorize(&p, {});
+  signer->authorize({.pin = &p}, {});
   return signer;
 }
 

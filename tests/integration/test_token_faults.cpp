@@ -34,7 +34,7 @@ kyso::Secret secret(std::string_view s) {
 
 ErrorCode login_error(kyso::Signer& signer, const kyso::Secret* pin) {
   try {
-    signer.authorize(pin, {});
+    signer.authorize({.pin = pin}, {});
   } catch (const kyso::Error& e) {
     return e.code();
   }
@@ -75,7 +75,7 @@ TEST_CASE("login_wrongPin_triesExactlyOnce_andNeverResendsIt", "[pkcs11][securit
 
   // The user types the right PIN: one more C_Login, and signing works.
   const auto right = secret(fixture().user_pin);
-  signer->authorize(&right, {});
+  signer->authorize({.pin = &right}, {});
   CHECK(Faults::get("count.C_Login") == 2);
   CHECK_NOTHROW(signer->sign_digest(SignAlgorithm::RsaPkcs1Sha256, kyso::Bytes(32, 3)));
 }
@@ -112,7 +112,7 @@ TEST_CASE("login_pinPad_sendsNoPinFromKyso", "[pkcs11][security]") {
   Faults::set("token_flags_or", static_cast<long>(CKF_PROTECTED_AUTHENTICATION_PATH));
   auto signer = lib->signer(fixture().credential("teacher-ec").credential_id());
   REQUIRE(signer->auth_required() == kyso::AuthKind::ProtectedPath);
-  signer->authorize(nullptr, {});
+  signer->authorize({}, {});
   CHECK(signer->auth_required() == kyso::AuthKind::None);
   const kyso::Bytes d(32, 9);
   CHECK(kyso::test::openssl_verify(signer->credential().cert.der, SignAlgorithm::EcdsaSha256, d,
@@ -123,7 +123,7 @@ TEST_CASE("signBatch_oneLoginForTheWholeBatch", "[pkcs11]") {
   auto lib = faulty_library();
   auto signer = lib->signer(fixture().credential("principal").credential_id());
   const auto pin = secret(fixture().user_pin);
-  signer->authorize(&pin, {});
+  signer->authorize({.pin = &pin}, {});
   const auto ds = digests(40);
   const auto results = signer->sign_digests(SignAlgorithm::RsaPssSha256, ds);
   REQUIRE(results.size() == ds.size());
@@ -140,7 +140,7 @@ TEST_CASE("signBatch_tokenRemovedMidway_reportsExactlySignedDocuments", "[pkcs11
   auto lib = faulty_library();
   auto signer = lib->signer(fixture().credential("teacher").credential_id());
   const auto pin = secret(fixture().user_pin);
-  signer->authorize(&pin, {});
+  signer->authorize({.pin = &pin}, {});
   Faults::set("remove_after_signs", 7);
   const auto ds = digests(12);
   const auto results = signer->sign_digests(SignAlgorithm::RsaPkcs1Sha256, ds);
@@ -164,7 +164,7 @@ TEST_CASE("signBatch_tokenRemovedMidway_reportsExactlySignedDocuments", "[pkcs11
   Faults::set("removed", 0);
   auto again = lib->signer(fixture().credential("teacher").credential_id());
   CHECK(again->auth_required() == kyso::AuthKind::Pin);
-  again->authorize(&pin, {});
+  again->authorize({.pin = &pin}, {});
   CHECK_NOTHROW(again->sign_digest(SignAlgorithm::RsaPkcs1Sha256, ds[7]));
 }
 

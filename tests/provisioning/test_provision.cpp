@@ -136,7 +136,7 @@ TEST_CASE("provision_blankToken_initKeygenCsrImportSign_verifiesWithOpenSSL", "[
   CHECK(creds[0].cert.uid("CCCD") == std::optional<std::string>("001185099999"));
   CHECK(creds[0].chain.size() == 2);
   auto signer = lib.signer(creds[0].id());
-  signer->authorize(&pin, {});
+  signer->authorize({.pin = &pin}, {});
   const std::string doc = "Học bạ số: Nguyễn Văn An, lớp 12A1";
   const Bytes digest =
       kyso::sha256(std::span(reinterpret_cast<const std::uint8_t*>(doc.data()), doc.size()));

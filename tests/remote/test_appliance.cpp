@@ -110,9 +110,9 @@ TEST_CASE("remoteSigner_500HashesWithPinAndTotp_signsInChunksAndEveryVerifies", 
 
   const auto digests = random_digests(500);
   OtpSource otp(kPrincipalTotp);
-  signer.set_pin(secret(fixture().user_pin));
+  const Secret pin = secret(fixture().user_pin);
   const Secret code = otp.next();
-  signer.authorize(&code, digests);
+  signer.authorize({.pin = &pin, .otp = &code}, digests);
   const auto results = signer.sign_digests(SignAlgorithm::RsaPkcs1Sha256, digests);
   REQUIRE(results.size() == digests.size());
   std::size_t verified = 0;
@@ -146,9 +146,9 @@ TEST_CASE("remoteSigner_pssAndEcdsa_verifyWithOpenssl", "[csc]") {
     const SignAlgorithm alg = ec ? SignAlgorithm::EcdsaSha384 : SignAlgorithm::RsaPssSha256;
     const auto digests =
         std::vector<Bytes>{random_digest(ec ? 48 : 32), random_digest(ec ? 48 : 32)};
-    signer.set_pin(secret(fixture().user_pin));
+    const Secret pin = secret(fixture().user_pin);
     const Secret code = otp.next();
-    signer.authorize(&code, digests);
+    signer.authorize({.pin = &pin, .otp = &code}, digests);
     const auto r = signer.sign_digests(alg, digests);
     for (std::size_t i = 0; i < r.size(); ++i) {
       REQUIRE(r[i].ok());

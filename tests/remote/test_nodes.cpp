@@ -306,9 +306,9 @@ std::size_t batch_through_balancer(Province& p, const std::function<void()>& dis
   RemoteSigner signer(adapter, creds.front());
   const auto digests = random_digests(2000);
   OtpSource otp(kPrincipalTotp);
-  signer.set_pin(secret(fixture().user_pin));
+  const Secret pin = secret(fixture().user_pin);
   const Secret code = otp.next();
-  signer.authorize(&code, digests);
+  signer.authorize({.pin = &pin, .otp = &code}, digests);
   std::atomic<int> chunks{0};
   std::atomic<int> chunks_after{0};
   std::thread disruptor;

@@ -239,25 +239,15 @@ AuthKind RemoteSigner::auth_required() const {
   return AuthKind::None;
 }
 
-void RemoteSigner::set_pin(Secret pin) {
-  pin_ = std::move(pin);
-}
-
-void RemoteSigner::authorize(const Secret* secret, std::span<const Bytes> digests) {
+void RemoteSigner::authorize(const UserAuth& typed, std::span<const Bytes> digests) {
   if (digests.empty()) return;
   const AuthNeeds n = adapter_->needs(remote_id());
-  const Secret* pin = pin_ ? &*pin_ : nullptr;
-  const Secret* otp = n.otp ? secret : nullptr;
-  if (n.pin && !n.otp && pin == nullptr) pin = secret;  // a PIN-only service
-  if (n.pin && pin == nullptr) throw Error(ErrorCode::LoginRequired, "the remote PIN is missing");
-  if (n.otp && otp == nullptr) throw Error(ErrorCode::LoginRequired, "the OTP is missing");
-  try {
-    adapter_->authorize(remote_id(), pin, otp, digests, hash_for_size(digests.front().size()));
-  } catch (...) {
-    pin_.reset();  // never resent: a wrong PIN is asked again by the caller
-    throw;
+  if (n.pin && typed.pin == nullptr) {
+    throw Error(ErrorCode::LoginRequired, "the remote PIN is missing");
   }
-  pin_.reset();
+  if (n.otp && typed.otp == nullptr) throw Error(ErrorCode::LoginRequired, "the OTP is missing");
+  adapter_->authorize(remote_id(), n.pin ? typed.pin : nullptr, n.otp ? typed.otp : nullptr,
+                      digests, hash_for_size(digests.front().size()));
 }
 
 Bytes RemoteSigner::sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest,
@@ -266,12 +256,6 @@ Bytes RemoteSigner::sign_digest(SignAlgorithm alg, std::span<const std::uint8_t>
   auto r = sign_digests(alg, std::span(&d, 1), enc);
   if (!r.front().ok()) throw *r.front().error;
   return std::move(r.front().signature);
-}
-
-std::vector<SignResult> RemoteSigner::sign_digests(SignAlgorithm alg,
-                                                   std::span<const Bytes> digests,
-                                                   SignatureEncoding enc) {
-  return sign_digests(alg, digests, enc, SignControl{});
 }
 
 std::vector<SignResult> RemoteSigner::sign_digests(SignAlgorithm alg,

@@ -4,6 +4,8 @@
 /// (CMS, XML-DSig, PAdES) computes the digest to be signed and calls sign_digest(); it never
 /// knows whether the key is on a USB token or in a remote HSM.
 
+#include <atomic>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -85,11 +87,35 @@ enum class AuthKind {
   Otp,            ///< a one-time password (remote signing second factor)
 };
 
+/// Everything authorize() will need from the user, asked in the agent's own dialogs.
+struct AuthNeeds {
+  bool pin = false;       ///< a PIN (the token's, or the remote key's)
+  bool otp = false;       ///< a one-time code typed by the user (remote second factor)
+  bool approval = false;  ///< the user also approves on another device; authorize() waits
+};
+
+/// Everything the user typed for one approval: the PIN and the one-time code, each null when it
+/// was not asked. The caller owns (and wipes) them; a signer never keeps them.
+struct UserAuth {
+  const Secret* pin = nullptr;
+  const Secret* otp = nullptr;
+};
+
 /// One item's outcome in a batch: a signature or the error that stopped it.
 struct SignResult {
   Bytes signature;
   std::optional<Error> error;
   [[nodiscard]] bool ok() const noexcept { return !error.has_value(); }
+};
+
+/// Optional controls for a long sign_digests(): progress and cancellation.
+struct SignControl {
+  /// Called as results are ready with the index of the first digest they cover. May run on
+  /// several threads at once and out of order; the caller orders progress itself.
+  std::function<void(std::size_t first, std::span<const SignResult> results)> chunk_done;
+  /// Checked before each digest (or request) is started: once true, the digests not yet started
+  /// get Error(UserCancelled).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 class Signer {
@@ -106,21 +132,29 @@ class Signer {
   /// What authorize() needs now (None when signing can start right away).
   [[nodiscard]] virtual AuthKind auth_required() const = 0;
 
-  /// Logs in / authorizes for the given digests. `secret` is the PIN or OTP (nullptr for
-  /// ProtectedPath). Remote signers bind the authorization to exactly these digests (SCAL2);
-  /// token signers ignore them. Never retried here: a wrong secret is reported to the caller.
-  virtual void authorize(const Secret* secret, std::span<const Bytes> digests) = 0;
+  /// Everything authorize() needs from the user; by default what auth_required() says.
+  [[nodiscard]] virtual AuthNeeds needs() const;
+
+  /// Logs in / authorizes for the given digests with what the user typed (nothing for a PIN
+  /// pad). Remote signers bind the authorization to exactly these digests (SCAL2); token
+  /// signers ignore them. Never retried here: a wrong secret is reported to the caller.
+  virtual void authorize(const UserAuth& typed, std::span<const Bytes> digests) = 0;
 
   /// Signs one pre-computed digest. ECDSA returns `enc`; RSA ignores it.
   virtual Bytes sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest,
                             SignatureEncoding enc = SignatureEncoding::Der) = 0;
+
+  /// Whether sign_digests() costs less than one sign_digest() per digest (a remote service signs
+  /// a chunk per request): a batch then goes through sign_digests().
+  [[nodiscard]] virtual bool signs_in_chunks() const noexcept { return false; }
 
   /// Signs many digests in order. The default calls sign_digest per item and, once an error
   /// that makes further items impossible occurs (token removed, PIN locked), marks the rest
   /// with that error without touching the token again. Remote signers override it to send
   /// one request per chunk.
   virtual std::vector<SignResult> sign_digests(SignAlgorithm alg, std::span<const Bytes> digests,
-                                               SignatureEncoding enc = SignatureEncoding::Der);
+                                               SignatureEncoding enc = SignatureEncoding::Der,
+                                               const SignControl& control = {});
 };
 
 /// Errors after which no further item of a batch can succeed on the same signer (token removed,

@@ -63,7 +63,8 @@ class CheckedSigner final : public Signer {
   CheckedSigner(std::shared_ptr<Signer> inner, std::shared_ptr<CertificateChecker> checker);
   [[nodiscard]] const Credential& credential() const override { return inner_->credential(); }
   [[nodiscard]] AuthKind auth_required() const override { return inner_->auth_required(); }
-  void authorize(const Secret* secret, std::span<const Bytes> digests) override;
+  [[nodiscard]] AuthNeeds needs() const override { return inner_->needs(); }
+  void authorize(const UserAuth& typed, std::span<const Bytes> digests) override;
   Bytes sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest,
                     SignatureEncoding enc = SignatureEncoding::Der) override;
   /// Warnings from the check (Warn policy), once it ran.

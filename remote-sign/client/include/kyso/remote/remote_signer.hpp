@@ -24,23 +24,10 @@
 
 namespace kyso::remote {
 
-/// What a provider needs before it signs, beyond the OTP passed to authorize().
-struct AuthNeeds {
-  bool pin = false;       ///< a PIN (set with RemoteSigner::set_pin before authorize)
-  bool otp = false;       ///< an OTP typed by the user (passed as authorize's secret)
-  bool approval = false;  ///< the user approves on another device; authorize() waits
-};
-
-/// Optional controls for a long sign(): progress per chunk and cancellation.
-struct SignControl {
-  /// Called once per finished request with the index of its first digest and its results
-  /// (signatures or errors). May run on several threads at once and out of order; the caller
-  /// orders progress itself.
-  std::function<void(std::size_t first, std::span<const SignResult> results)> chunk_done;
-  /// Checked before each request is sent: once true, digests not yet sent get
-  /// Error(UserCancelled) and nothing more goes out (requests already sent finish).
-  const std::atomic<bool>* cancel = nullptr;
-};
+/// What a provider needs before it signs (kyso::AuthNeeds: PIN, OTP, approval on a phone).
+using AuthNeeds = kyso::AuthNeeds;
+/// Progress per chunk and cancellation for a long sign (kyso::SignControl).
+using SignControl = kyso::SignControl;
 
 /// One remote signing service's protocol. Implementations may block (network, polling); the
 /// agent calls them on a worker thread. Errors are kyso::Error with the remote codes
@@ -117,20 +104,20 @@ class RemoteSigner : public Signer {
   RemoteSigner(std::shared_ptr<ProviderAdapter> adapter, Credential credential);
 
   [[nodiscard]] const Credential& credential() const override { return credential_; }
-  /// Otp when the service wants one (the PIN, if any, is set with set_pin first), else None.
+  /// Otp when the service wants one (besides a PIN or not), else Pin when it wants a PIN, else
+  /// None.
   [[nodiscard]] AuthKind auth_required() const override;
-  [[nodiscard]] AuthNeeds needs() const { return adapter_->needs(remote_id()); }
-  /// The credential's PIN for the next authorize(); wiped after it.
-  void set_pin(Secret pin);
-  /// `secret` is the OTP (nullptr when none is needed). Never retried.
-  void authorize(const Secret* secret, std::span<const Bytes> digests) override;
+  [[nodiscard]] AuthNeeds needs() const override { return adapter_->needs(remote_id()); }
+  /// One authorization for exactly `digests` with the PIN and OTP the user typed (as needs()
+  /// asks). Never retried.
+  void authorize(const UserAuth& typed, std::span<const Bytes> digests) override;
   Bytes sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest,
                     SignatureEncoding enc = SignatureEncoding::Der) override;
+  [[nodiscard]] bool signs_in_chunks() const noexcept override { return true; }
+  /// One request per authorized chunk, with progress per request and cancellation.
   std::vector<SignResult> sign_digests(SignAlgorithm alg, std::span<const Bytes> digests,
-                                       SignatureEncoding enc = SignatureEncoding::Der) override;
-  /// The same with progress per request and cancellation (the agent's batches).
-  std::vector<SignResult> sign_digests(SignAlgorithm alg, std::span<const Bytes> digests,
-                                       SignatureEncoding enc, const SignControl& control);
+                                       SignatureEncoding enc = SignatureEncoding::Der,
+                                       const SignControl& control = {}) override;
 
  private:
   /// The credential's id at the provider (source.serial), which may differ from Kyso's id.
@@ -138,7 +125,6 @@ class RemoteSigner : public Signer {
 
   std::shared_ptr<ProviderAdapter> adapter_;
   Credential credential_;
-  std::optional<Secret> pin_;
 };
 
 }  // namespace kyso::remote
