@@ -509,7 +509,8 @@ TEST_CASE("pair_dialogLeftOpen_allowListedPageSignsMeanwhile", "[ws][security]")
 
 TEST_CASE("pair_cancelledOrTimedOut_originRefusedPairCooldownWithoutADialog", "[ws][security]") {
   pinentry_script("cancel", "");
-  Agent a([](firmware_config::AgentConfig& c) { c.limits.approval_timeout = std::chrono::seconds(1); });
+  Agent a(
+      [](firmware_config::AgentConfig& c) { c.limits.approval_timeout = std::chrono::seconds(1); });
   Client c(a.port(), "https://evil.example");
   CHECK(code_of(c.call("pair", json::object())) == "USER_CANCELLED");
   // Before: the page reopened the dialog at once, again and again (4 dialogs in 5 s).

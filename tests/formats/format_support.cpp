@@ -1,6 +1,5 @@
 #include "format_support.hpp"
 
-
 #include <cstdio>
 #include <fstream>
 #include <map>

@@ -2,7 +2,6 @@
 // client (tests/remote/csc_curl_walk.sh drives it with curl alone). Every signature is checked
 // by OpenSSL against the certificate the appliance returned.
 
-
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -12,11 +11,11 @@
 
 #include "fixture.hpp"
 #include "harness.hpp"
-#include "kyso/core/random.hpp"
-#include "kyso/core/error.hpp"
-#include "kyso/remote/remote_signer.hpp"
 #include "kyso/appliance/security.hpp"
 #include "kyso/appliance/state_store.hpp"
+#include "kyso/core/error.hpp"
+#include "kyso/core/random.hpp"
+#include "kyso/remote/remote_signer.hpp"
 #include "postgres_cluster.hpp"
 
 using namespace kyso;

@@ -10,10 +10,10 @@
 #include <optional>
 #include <vector>
 
-#include "store_time.hpp"
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/core/hash_chain.hpp"
+#include "store_time.hpp"
 
 namespace kyso::appliance {
 namespace {

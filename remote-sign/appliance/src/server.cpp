@@ -21,10 +21,10 @@
 #include <condition_variable>
 #include <thread>
 
-#include "kyso/core/random.hpp"
-#include "kyso/pkcs11/library.hpp"
 #include "kyso/appliance/appliance.hpp"
 #include "kyso/appliance/state_store.hpp"
+#include "kyso/core/random.hpp"
+#include "kyso/pkcs11/library.hpp"
 #include "service.hpp"
 
 namespace kyso::appliance {

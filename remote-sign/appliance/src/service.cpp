@@ -12,10 +12,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "kyso/remote/csc_wire.hpp"
+#include "kyso/appliance/security.hpp"
 #include "kyso/core/random.hpp"
 #include "kyso/core/secret.hpp"
-#include "kyso/appliance/security.hpp"
+#include "kyso/remote/csc_wire.hpp"
 
 namespace kyso::appliance {
 namespace {
@@ -530,10 +530,11 @@ HttpResponse Service::credentials_list(const HttpRequest& req) {
     ids.push_back(id);
     if (with_info) {
       const auto& c = credentials_.at(id).credential;
-      infos.push_back({{"credentialID", id},
-                       {"key", {{"status", "enabled"}, {"algo", remote::wire::key_algo_oids(c.cert)}}},
-                       {"cert", cert_json(c, body.value("certificates", std::string("single")),
-                                          body.value("certInfo", false))}});
+      infos.push_back(
+          {{"credentialID", id},
+           {"key", {{"status", "enabled"}, {"algo", remote::wire::key_algo_oids(c.cert)}}},
+           {"cert", cert_json(c, body.value("certificates", std::string("single")),
+                              body.value("certInfo", false))}});
     }
   }
   json j{{"credentialIDs", ids}};
@@ -549,7 +550,9 @@ HttpResponse Service::credentials_info(const HttpRequest& req) {
   const ApplianceUser& u = user(caller.user);
   const bool otp = !u.totp_secret.empty();
 
-  json key{{"status", "enabled"}, {"algo", remote::wire::key_algo_oids(c.cert)}, {"len", c.cert.key_bits}};
+  json key{{"status", "enabled"},
+           {"algo", remote::wire::key_algo_oids(c.cert)},
+           {"len", c.cert.key_bits}};
   if (!c.cert.curve.empty()) key["curve"] = c.cert.curve;
   json objects = json::array();
   objects.push_back({{"type", "Password"},
@@ -923,7 +926,7 @@ HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
     throw invalid_request("Only synchronous operationMode S is supported");
   }
   const auto sign_alg = remote::wire::sign_from_oids(string_field(body, "signAlgo"),
-                                             body.value("hashAlgorithmOID", std::string()));
+                                                     body.value("hashAlgorithmOID", std::string()));
   if (!sign_alg) throw invalid_request("Invalid parameter signAlgo");
   if (is_ecdsa(*sign_alg) != (hsm.credential.cert.key_type == "EC")) {
     throw invalid_request("signAlgo does not fit the credential's key");

@@ -7,11 +7,11 @@
 #include <array>
 #include <mutex>
 
-#include "store_time.hpp"
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/core/hash_chain.hpp"
 #include "postgres_store.hpp"
+#include "store_time.hpp"
 
 namespace kyso::appliance {
 namespace {
