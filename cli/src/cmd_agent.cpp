@@ -108,7 +108,8 @@ void add_agent_commands(CLI::App& app, Context& ctx) {
   auto* audit =
       app.add_subcommand("audit", "Nhật ký kiểm toán của kyso-agent / the agent's audit log");
   audit->require_subcommand(1);
-  auto* verify = audit->add_subcommand("verify", "Kiểm tra chuỗi băm và các mốc neo / check the hash chain and its anchors");
+  auto* verify = audit->add_subcommand(
+      "verify", "Kiểm tra chuỗi băm và các mốc neo / check the hash chain and its anchors");
   verify->add_option("--db", opts->db, "audit.db (default: <state dir>/audit.db)");
   verify->add_option("--state-dir", opts->state_dir, "kyso-agent's state directory");
   verify->add_flag("--json", ctx.json, "JSON output");
