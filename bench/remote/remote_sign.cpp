@@ -141,9 +141,9 @@ static int client_run(const std::string& url, const std::string& ca, const std::
   client->login("principal", secret("mật khẩu hiệu trưởng"));
   auto adapter = std::make_shared<kyso::remote::CscAdapter>("bench", client, pipeline);
   kyso::remote::RemoteSigner signer(adapter, adapter->credentials().front());
-  signer.set_pin(secret(pin));
+  const kyso::Secret key_pin = secret(pin);
   const kyso::Secret otp = secret(kyso::appliance::totp_generate(kTotp, std::time(nullptr)));
-  signer.authorize(&otp, digests);
+  signer.authorize({.pin = &key_pin, .otp = &otp}, digests);
   const auto results = signer.sign_digests(kyso::SignAlgorithm::RsaPkcs1Sha256, digests);
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
   for (const auto& x : results) {
