@@ -154,23 +154,33 @@ TEST_CASE("origins: only https (or loopback http) can be paired", "[ws][security
   CHECK_FALSE(origin_pairable("https://a.example/path"));
 }
 
-TEST_CASE("audit_tamperedRow_verifyReportsFirstBrokenRow", "[security]") {
-  const auto dir = std::filesystem::temp_directory_path() / "kyso-audit-unit";
+namespace {
+
+/// `rows` committed signature rows in a fresh log under the temp directory's `name`, the log
+/// closed (each commit also anchors the head).
+std::filesystem::path filled_log(const std::string& name, int rows) {
+  const auto dir = std::filesystem::temp_directory_path() / name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const auto db = dir / "audit.db";
-  {
-    AuditLog log(db);
-    for (int i = 0; i < 5; ++i) {
-      log.append(AuditRow{.event = "signature",
-                          .origin = "https://a",
-                          .role = "teacher",
-                          .credential_id = "c",
-                          .digest = std::to_string(i),
-                          .result = "ok",
-                          .detail = {}});
-    }
+  AuditLog log(db);
+  for (int i = 0; i < rows; ++i) {
+    log.append(AuditRow{.event = "signature",
+                        .origin = "https://a",
+                        .role = "teacher",
+                        .credential_id = "c",
+                        .digest = std::to_string(i),
+                        .result = "ok",
+                        .detail = {}});
   }
+  return db;
+}
+
+}  // namespace
+
+TEST_CASE("audit_tamperedRow_verifyReportsFirstBrokenRow", "[security]") {
+  const auto db = filled_log("kyso-audit-unit", 5);
+  const auto dir = db.parent_path();
   auto ok = AuditLog::verify(db);
   CHECK(ok.ok);
   CHECK(ok.rows == 5);
@@ -254,21 +264,7 @@ namespace {
 
 /// Six committed rows (each commit anchors the head), the log closed.
 std::filesystem::path anchored_log(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const auto db = dir / "audit.db";
-  AuditLog log(db);
-  for (int i = 0; i < 6; ++i) {
-    log.append(AuditRow{.event = "signature",
-                        .origin = "https://a",
-                        .role = "teacher",
-                        .credential_id = "c",
-                        .digest = std::to_string(i),
-                        .result = "ok",
-                        .detail = {}});
-  }
-  return db;
+  return filled_log(name, 6);
 }
 
 /// What someone with write access to the file can do: drop the triggers, run `sql`, and
