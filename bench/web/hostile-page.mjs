@@ -5,6 +5,8 @@
 //   node bench/web/hostile-page.mjs --agent BUILD/agent/kyso-agent [--duration 60] [--json]
 //   node bench/web/hostile-page.mjs --agent BUILD/agent/kyso-agent --smoke   (5 s, small counts)
 //   options: --quiet S (quiet phase, 10), --refused N (20000), --sockets N (24), --json,
+//            --pace MS (the allow-listed page's pause between two signs, 250: four signs a
+//            second, far more than a teacher clicks; 0 signs back to back),
 //            --token DIR (a copy of a tests/pki/make-demo-token.sh token instead of a new one),
 //            --skip a,b (leave attacks out: deep-hello, sockets, pair, refused, oversized; to see
 //            what the others do while one of them still crashes the agent)
@@ -12,7 +14,8 @@
 // It makes a fresh demo token (tests/pki/make-demo-token.sh), starts the agent on it (allow-list:
 // https://hocba.example.edu.vn; core dumps off) and supervises it like systemd's Restart=: a
 // crash is counted and the agent started again on the same port. Then:
-//   1. quiet: the allow-listed page signs single hashes one after another (the reference p99);
+//   1. quiet: the allow-listed page signs single hashes, one every --pace ms (the reference p99,
+//      and the audit bytes one sign of its own adds);
 //   2. attack, for --duration seconds, all at once from the unpaired origin https://evil.example:
 //      - deep-nested `hello` (arrays 400,000 deep, 800 KB) on a fresh connection every 2 s;
 //      - 24 unpaired sockets held open (reopened when closed): more than max_connections (16),
@@ -25,10 +28,12 @@
 //      - an oversized (1.5 MiB) message every 2 s;
 //      while the allow-listed page keeps signing as in 1.
 // Report: the allow-listed page's single-sign p50/p99 quiet and under attack (failed signs count
-// as infinitely slow), the audit database's growth (audit.db + -wal + -shm, largest seen), the
+// as infinitely slow), the audit database's growth (audit.db + -wal + -shm, largest seen; and the
+// part of it the attack caused: the growth less the allow-listed page's own signs at the quiet
+// phase's bytes per sign), the
 // agent's crashes and restarts, and what each attack got. Targets (exit 1 when one is missed,
 // except with --smoke, which only checks that the harness runs): p99 under attack <= 2x quiet,
-// audit growth < 1 MB, no crash, every allow-listed sign succeeds.
+// audit growth < 1 MB (all of it, own signs included), no crash, every allow-listed sign succeeds.
 import { spawn, execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,7 +42,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 
 function parseArgs(argv) {
-  const o = { agent: process.env.KYSO_AGENT_BIN, duration: 60, quiet: 10, smoke: false, json: false, refused: 20_000, sockets: 24, token: undefined, skip: new Set() };
+  const o = { agent: process.env.KYSO_AGENT_BIN, duration: 60, quiet: 10, smoke: false, json: false, refused: 20_000, pace: 250, sockets: 24, token: undefined, skip: new Set() };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -49,6 +54,7 @@ function parseArgs(argv) {
     else if (a === '--quiet') o.quiet = Number(next());
     else if (a === '--refused') o.refused = Number(next());
     else if (a === '--sockets') o.sockets = Number(next());
+    else if (a === '--pace') o.pace = Number(next());
     else if (a === '--smoke') o.smoke = true;
     else if (a === '--token') o.token = resolve(next());
     else if (a === '--skip') {
@@ -67,6 +73,7 @@ function parseArgs(argv) {
   for (const k of ['duration', 'quiet', 'refused', 'sockets']) {
     if (!Number.isFinite(o[k]) || o[k] <= 0 || o[k] > 100_000) usage(`--${k} must be a positive number`);
   }
+  if (!Number.isFinite(o.pace) || o.pace < 0 || o.pace > 10_000) usage('--pace must be 0-10000 ms');
   o.duration = Math.min(o.duration, 600); // bounded whatever is asked
   return o;
 }
@@ -269,7 +276,7 @@ function auditBytes(stateDir) {
 }
 
 /** The school's page: single signs back to back until `until()` is false; latencies in ms (failures: Infinity). */
-async function schoolPage(agent, credentialId, until, record) {
+async function schoolPage(agent, credentialId, until, record, pace) {
   let conn = null;
   while (until()) {
     if (!conn?.open) {
@@ -288,7 +295,7 @@ async function schoolPage(agent, credentialId, until, record) {
     const ms = performance.now() - t0;
     if (r.result?.signature) record(ms);
     else record(Infinity, r.error?.code ?? 'NO_ANSWER');
-    await sleep(20);
+    await sleep(Math.max(pace, 1));
   }
   conn?.close();
 }
@@ -348,10 +355,12 @@ async function main() {
     const quiet = [];
     const quietErrors = {};
     let end = Date.now() + o.quiet * 1000;
+    const quietAuditStart = auditBytes(stateDir);
     await schoolPage(agent, cred.id, () => Date.now() < end, (ms, code) => {
       quiet.push(ms);
       if (code) quietErrors[code] = (quietErrors[code] ?? 0) + 1;
-    });
+    }, o.pace);
+    const bytesPerSign = quiet.length ? Math.max(0, auditBytes(stateDir) - quietAuditStart) / quiet.length : 0;
 
     // 2. attack
     say(`attack: ${o.duration} s`);
@@ -463,7 +472,7 @@ async function main() {
     await schoolPage(agent, cred.id, running, (ms, code) => {
       attacked.push(ms);
       if (code) attackErrors[code] = (attackErrors[code] ?? 0) + 1;
-    });
+    }, o.pace);
     say('attack over; waiting for the attackers to stop');
     await Promise.race([Promise.all([deepHello, holdSockets, pairLoop, refusedFlood, oversized]), sleep(15_000)]);
     for (const c of held) c.close();
@@ -485,6 +494,9 @@ async function main() {
       p99Ratio: ap99 / qp99,
       auditGrowthBytes: auditMax - auditStart,
       auditEndGrowthBytes: auditEnd - auditStart,
+      paceMs: o.pace,
+      auditBytesPerOwnSign: Math.round(bytesPerSign),
+      auditGrowthFromAttackBytes: Math.max(0, Math.round(auditMax - auditStart - attacked.length * bytesPerSign)),
       agentCrashes: crashes.map((c) => ({ code: c.code, signal: c.signal })),
       agentStarts: agent.starts,
       attacks: stats,
@@ -504,7 +516,7 @@ async function main() {
       console.log(`  allow-listed single sign, quiet:        ${quiet.length} signs, p50 ${f(result.quiet.p50)}, p99 ${f(qp99)}${Object.keys(quietErrors).length ? `, errors ${JSON.stringify(quietErrors)}` : ''}`);
       console.log(`  allow-listed single sign, under attack: ${attacked.length} signs, p50 ${f(result.attack.p50)}, p99 ${f(ap99)}${Object.keys(attackErrors).length ? `, errors ${JSON.stringify(attackErrors)}` : ''}`);
       console.log(`  p99 ratio: ${Number.isFinite(result.p99Ratio) ? result.p99Ratio.toFixed(2) : 'inf'}x (target <= 2x)`);
-      console.log(`  audit database growth: ${(result.auditGrowthBytes / 1e6).toFixed(2)} MB largest, ${(result.auditEndGrowthBytes / 1e6).toFixed(2)} MB at the end (target < 1 MB)`);
+      console.log(`  audit database growth: ${(result.auditGrowthBytes / 1e6).toFixed(2)} MB largest, ${(result.auditEndGrowthBytes / 1e6).toFixed(2)} MB at the end (target < 1 MB); of it the attack's ${(result.auditGrowthFromAttackBytes / 1e6).toFixed(2)} MB (own signs: ${attacked.length} at ${result.auditBytesPerOwnSign} B, one every ${o.pace} ms)`);
       console.log(`  agent crashes: ${crashes.length}${crashes.length ? ` (${[...new Set(crashes.map((c) => c.signal ?? `exit ${c.code}`))].join(', ')}), restarted each time` : ''}`);
       console.log(`  attacks: ${JSON.stringify(stats)}${o.skip.size ? ` (left out: ${[...o.skip].join(', ')})` : ''}`);
       for (const [name, ok] of Object.entries(targets)) console.log(`  ${ok ? 'PASS' : 'FAIL'} ${name}`);

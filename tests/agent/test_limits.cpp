@@ -485,6 +485,36 @@ TEST_CASE("connections_unpairedOriginOpensMany_ownQuotaAndTheAllowListedPageStil
   CHECK(school.back()->call("hello", json::object()).contains("result"));
 }
 
+TEST_CASE("unpairedOrigin_floodOfRefusedRequests_readABurstThenAFewASecond", "[ws][security]") {
+  Agent a;
+  Client evil(a.port(), "https://evil.example");
+  // Before: every message was read and parsed as fast as the page sent it (20,000 refused signs
+  // with 64 KiB roles took the CPU the school's page signs with: its p99 grew 4.8 times).
+  constexpr int kSent = 16;
+  for (int i = 0; i < kSent; ++i) {
+    evil.send_text(json{
+        {"id", i}, {"method", "sign"}, {"params", {{"role", "teacher"}, {"item", hash_item("x")}}}}
+                       .dump());
+  }
+  const auto start = std::chrono::steady_clock::now();
+  {
+    // Meanwhile the allow-listed page is read at once.
+    Client school(a.port());
+    for (int i = 0; i < kSent; ++i) CHECK(school.call("hello", json::object()).contains("result"));
+  }
+  std::vector<double> at;
+  for (int i = 0; i < kSent; ++i) {
+    const auto r = evil.read();
+    CHECK(code_of(r) == "ORIGIN_NOT_PAIRED");
+    at.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  const auto burst = static_cast<std::size_t>(agent::transport::kUnpairedBurst);
+  CHECK(at[burst - 1] < 1.0);  // the burst at once
+  // The rest at kUnpairedPerSecond: the 16th about 2 s after the 8th.
+  const double rest = (kSent - static_cast<double>(burst)) / agent::transport::kUnpairedPerSecond;
+  CHECK(at.back() > rest * 0.8);
+}
+
 TEST_CASE("pair_dialogLeftOpen_allowListedPageSignsMeanwhile", "[ws][security]") {
   const auto dir = temp_dir("pair-slot");
   const auto action = dir / "action";

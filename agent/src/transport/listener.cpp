@@ -67,6 +67,7 @@ class Session final : public SessionBase,
   explicit Session(std::shared_ptr<Listener> listener, Args&&... args)
       : ws_(std::forward<Args>(args)...),
         idle_timer_(ws_.get_executor()),
+        throttle_timer_(ws_.get_executor()),
         listener_(std::move(listener)),
         limits_(listener_->limits()) {}
 
@@ -283,8 +284,32 @@ class Session final : public SessionBase,
   void do_read() {
     // A full queue pauses reading: a page that sends requests but does not read the answers
     // stops being read until it does.
-    if (reading_ || closed_ || queue_full()) return;
+    if (reading_ || closed_ || throttled_ || queue_full()) return;
+    if (wait_for_allowance()) return;
     read_more();
+  }
+
+  /// An origin neither allow-listed nor paired (now: it may pair on this connection, or be
+  /// unpaired on another) reads its next message only once its allowance has one: a burst,
+  /// then a few a second. True when the read waits on the timer (which calls do_read again).
+  bool wait_for_allowance() {
+    if (listener_->gate().trusted(origin_)) return false;
+    const auto now = std::chrono::steady_clock::now();
+    const std::chrono::duration<double> since = now - refilled_;
+    allowance_ = std::min(kUnpairedBurst, allowance_ + since.count() * kUnpairedPerSecond);
+    refilled_ = now;
+    if (allowance_ >= 1) {
+      allowance_ -= 1;
+      return false;
+    }
+    throttled_ = true;
+    throttle_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>((1 - allowance_) / kUnpairedPerSecond)));
+    throttle_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      self->throttled_ = false;
+      if (!ec) self->do_read();
+    });
+    return true;
   }
 
   /// The next part of the current message (whatever the queue: it is paused between messages).
@@ -366,6 +391,7 @@ class Session final : public SessionBase,
     if (closed_) return;
     closed_ = true;
     idle_timer_.cancel();
+    throttle_timer_.cancel();
     {
       const std::lock_guard lock(outbox_mutex_);
       closed_outbox_ = true;
@@ -384,6 +410,10 @@ class Session final : public SessionBase,
 
   websocket::stream<NextLayer> ws_;
   net::steady_timer idle_timer_;
+  net::steady_timer throttle_timer_;
+  double allowance_ = kUnpairedBurst;  ///< messages an unpaired origin may send now
+  std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
+  bool throttled_ = false;  ///< a read waits on throttle_timer_
   std::chrono::steady_clock::time_point last_activity_{};
   std::shared_ptr<Listener> listener_;
   const firmware_config::AgentLimits limits_;

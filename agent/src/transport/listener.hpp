@@ -27,6 +27,12 @@ namespace kyso::agent::transport {
 /// can take the connections of allow-listed or paired pages (max_connections).
 inline constexpr std::size_t kUnpairedConnections = 4;
 inline constexpr std::size_t kUnpairedPerOrigin = 2;
+/// Messages an unpaired origin's connection may send: a burst of kUnpairedBurst, then
+/// kUnpairedPerSecond. Beyond that the agent reads the connection's next message later (TCP
+/// holds the rest), so a page flooding refused requests costs the agent a few parses a second
+/// instead of the CPU the school's page signs with. hello, status and pair need far less.
+inline constexpr double kUnpairedBurst = 8;
+inline constexpr double kUnpairedPerSecond = 4;
 
 class SessionBase;
 
