@@ -542,21 +542,25 @@ TEST_CASE("sign_5000RefusedFromUnpairedOrigin_auditGrowsUnder1MBAndSummaryCounts
     return n;
   };
   const auto before = size();
+  // A page is read a burst of messages, then a few a second (issue 12: the flood slowed the
+  // school's page): a few refusals come through the socket, the rest straight from the service
+  // as if the page had been flooding for half an hour.
+  constexpr int kOverSocket = 8;
   constexpr int kRefused = 5000;
   const std::string evil = "https://evil.example";
+  const std::string long_role(4000, 'r');
   {
     Client c(a.port(), evil);
-    const json params = {{"role", std::string(4000, 'r')}, {"item", hash_item("x")}};
-    int wrong = 0;
-    for (int sent = 0; sent < kRefused;) {
-      const int n = std::min(100, kRefused - sent);
-      for (int i = 0; i < n; ++i) {
-        c.send_text(json{{"id", sent + i}, {"method", "sign"}, {"params", params}}.dump());
-      }
-      for (int i = 0; i < n; ++i) wrong += code_of(c.read()) == "ORIGIN_NOT_PAIRED" ? 0 : 1;
-      sent += n;
+    const json params = {{"role", long_role}, {"item", hash_item("x")}};
+    for (int i = 0; i < kOverSocket; ++i) {
+      c.send_text(json{{"id", i}, {"method", "sign"}, {"params", params}}.dump());
     }
+    int wrong = 0;
+    for (int i = 0; i < kOverSocket; ++i) wrong += code_of(c.read()) == "ORIGIN_NOT_PAIRED" ? 0 : 1;
     CHECK(wrong == 0);
+  }
+  for (int i = kOverSocket; i < kRefused; ++i) {
+    a.service->audit_refusal(evil, long_role, ErrorCode::OriginNotPaired, "sign");
   }
   const auto running = size() - before;
   CHECK(running < 1024 * 1024);
