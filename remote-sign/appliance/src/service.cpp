@@ -25,6 +25,14 @@ using Clock = std::chrono::system_clock;
 
 constexpr const char* kSpecs = "2.0.0.2";
 
+// A JSON answer (the transport's default content type).
+HttpResponse answer(unsigned status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
 CscError invalid_request(std::string why) {
   return {400, "invalid_request", std::move(why)};
 }
@@ -160,7 +168,7 @@ HttpResponse error_response(const CscError& e) {
   HttpResponse r;
   r.status = e.status;
   r.body = json{{"error", e.error}, {"error_description", e.description}}.dump();
-  r.bearer_challenge = e.status == 401;
+  if (e.status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
   return r;
 }
 
@@ -246,9 +254,12 @@ HttpResponse Service::handle(HttpRequest& req) noexcept {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::string error;
-  if (r.status >= 400 && !r.plain) {
+  if (r.status >= 400) {
+    // CSC errors carry {"error": ...}; the health endpoint's 503 does not.
     const json j = json::parse(r.body, nullptr, false);
-    if (j.is_object()) error = j.value("error", std::string());
+    if (j.is_object()) {
+      if (const auto it = j.find("error"); it != j.end() && it->is_string()) error = *it;
+    }
   }
   const json line{{"time", to_iso8601(Clock::now())},
                   {"level", r.status >= 500   ? "error"
@@ -361,9 +372,7 @@ HttpResponse Service::health() {
     status = 503;
   }
   if (status != 200) j["status"] = "unavailable";
-  HttpResponse r{status, j.dump(), false};
-  r.plain = true;
-  return r;
+  return answer(status, j.dump());
 }
 
 HttpResponse Service::info() {
@@ -378,7 +387,7 @@ HttpResponse Service::info() {
       {"methods",
        {"info", "auth/login", "auth/revoke", "oauth2/token", "credentials/list", "credentials/info",
         "credentials/authorize", "credentials/extendTransaction", "signatures/signHash"}}};
-  return {200, j.dump(), false};
+  return answer(200, j.dump());
 }
 
 HttpResponse Service::auth_login(const HttpRequest& req) {
@@ -423,14 +432,14 @@ HttpResponse Service::auth_login(const HttpRequest& req) {
   const std::string token = issue_token(name);
   store_.audit(name, "login", "basic");
   json j{{"access_token", token}, {"expires_in", config_.limits.token_ttl.count()}};
-  return {200, j.dump(), false};
+  return answer(200, j.dump());
 }
 
 HttpResponse Service::auth_revoke(const HttpRequest& req) {
   const Caller caller = authenticate(req);
   store_.revoke_token(caller.bearer);
   store_.audit(caller.user, "token.revoked", "");
-  return {204, "", false};
+  return answer(204, "");
 }
 
 HttpResponse Service::oauth2_token(HttpRequest& req) {
@@ -513,7 +522,7 @@ HttpResponse Service::oauth2_token(HttpRequest& req) {
   json j{{"access_token", token},
          {"token_type", "Bearer"},
          {"expires_in", config_.limits.token_ttl.count()}};
-  return {200, j.dump(), false};
+  return answer(200, j.dump());
 }
 
 HttpResponse Service::credentials_list(const HttpRequest& req) {
@@ -539,7 +548,7 @@ HttpResponse Service::credentials_list(const HttpRequest& req) {
   }
   json j{{"credentialIDs", ids}};
   if (with_info) j["credentialInfos"] = infos;
-  return {200, j.dump(), false};
+  return answer(200, j.dump());
 }
 
 HttpResponse Service::credentials_info(const HttpRequest& req) {
@@ -587,7 +596,7 @@ HttpResponse Service::credentials_info(const HttpRequest& req) {
   } else {
     j["OTP"] = {{"presence", "false"}};
   }
-  return {200, j.dump(), false};
+  return answer(200, j.dump());
 }
 
 std::optional<CscError> Service::check_otp(const ApplianceUser& u, const Secret* otp,
@@ -835,7 +844,7 @@ HttpResponse Service::credentials_authorize(HttpRequest& req) {
                    " hashes, transaction " + txn.substr(0, 16));
   json j{{"SAD", sad},
          {"expiresIn", std::chrono::duration_cast<std::chrono::seconds>(expires - now).count()}};
-  return {200, j.dump(), false};
+  return answer(200, j.dump());
 }
 
 namespace {
@@ -898,7 +907,7 @@ HttpResponse Service::credentials_extend(const HttpRequest& req) {
       "credential " + hsm.credential.id() + ", transaction " + old.transaction.substr(0, 16));
   json j{{"SAD", sad},
          {"expiresIn", std::chrono::duration_cast<std::chrono::seconds>(expires - now).count()}};
-  return {200, j.dump(), false};
+  return answer(200, j.dump());
 }
 
 void Service::login_for(const std::string& user_name, const HsmCredential& cred,
@@ -981,7 +990,7 @@ HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
   store_.audit(caller.user, "sign",
                "credential " + hsm.credential.id() + ", " + std::to_string(n) + " signatures, " +
                    std::string(to_string(*sign_alg)));
-  return {200, json{{"signatures", sigs}}.dump(), false};
+  return answer(200, json{{"signatures", sigs}}.dump());
 }
 
 }  // namespace kyso::appliance

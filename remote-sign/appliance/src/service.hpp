@@ -17,26 +17,15 @@
 
 #include "kyso/appliance/appliance.hpp"
 #include "kyso/appliance/state_store.hpp"
+#include "kyso/core/http_server.hpp"
 #include "kyso/core/pin_tag.hpp"
 #include "kyso/pkcs11/library.hpp"
 
 namespace kyso::appliance {
 
-struct HttpRequest {
-  std::string method;
-  std::string target;
-  std::string authorization;
-  std::string content_type;
-  std::string request_id;  ///< X-Request-Id from the client (checked), or one made up
-  std::string body;
-};
-
-struct HttpResponse {
-  unsigned status = 200;
-  std::string body;               ///< JSON
-  bool bearer_challenge = false;  ///< adds WWW-Authenticate: Bearer
-  bool plain = false;             ///< not a CSC answer (the health endpoint)
-};
+// The transport is the shared server skeleton (kyso/core/http_server.hpp).
+using HttpRequest = kyso::HttpRequest;
+using HttpResponse = kyso::HttpResponse;
 
 /// An error as CSC returns it: HTTP status, `error` and `error_description`.
 struct CscError {
