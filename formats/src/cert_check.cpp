@@ -5,10 +5,15 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
+#include <iterator>
 
 #include "der.hpp"
 #include "http.hpp"
+#include "kyso/core/http.hpp"
+#include "kyso/core/text.hpp"
 #include "revocation.hpp"
 
 namespace kyso::formats {
@@ -93,6 +98,32 @@ using detail::CrlPtr;
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, FnDeleter<X509_STORE_CTX_free>>;
 
 enum class Revocation { Good, Revoked, Unknown };
+
+// Whether `url` is an http(s) URL on one of `hosts` ("host" any port, "host:port" that port;
+// case-insensitive). No userinfo, no file:// and no path-only URLs.
+bool fetch_allowed(const std::string& url, const std::vector<std::string>& hosts) {
+  if (hosts.empty()) return true;
+  http::Url u;
+  try {
+    u = http::Url::parse(url);
+  } catch (const Error&) {
+    return false;
+  }
+  if (u.host.find('@') != std::string::npos) return false;
+  const std::string host = ascii_lower(u.host);
+  return std::ranges::any_of(hosts, [&](const std::string& h) {
+    const std::string want = ascii_lower(h);
+    return want == host || want == host + ":" + u.port || want == "[" + host + "]:" + u.port;
+  });
+}
+
+std::vector<std::string> fenced(const std::vector<std::string>& urls,
+                                const std::vector<std::string>& hosts) {
+  std::vector<std::string> out;
+  std::ranges::copy_if(urls, std::back_inserter(out),
+                       [&](const std::string& u) { return fetch_allowed(u, hosts); });
+  return out;
+}
 
 std::optional<Revocation> ask_ocsp(const std::string& url, X509* leaf, X509* issuer,
                                    STACK_OF(X509) * untrusted, X509_STORE* store,
@@ -185,8 +216,9 @@ CertCheckResult CertificateChecker::evaluate(const Credential& cred,
     r.revocation = "unknown";
     std::optional<Revocation> status;
     if (issuer) {
-      std::vector<std::string> ocsp =
-          config_.ocsp_url.empty() ? c.ocsp_urls : std::vector{config_.ocsp_url};
+      std::vector<std::string> ocsp = config_.ocsp_url.empty()
+                                          ? fenced(c.ocsp_urls, config_.fetch_hosts)
+                                          : std::vector{config_.ocsp_url};
       for (const auto& url : ocsp) {
         status =
             ask_ocsp(url, leaf.get(), issuer.get(), untrusted.get(), store.get(), config_.timeout);
@@ -197,7 +229,8 @@ CertCheckResult CertificateChecker::evaluate(const Credential& cred,
       }
       if ((!status || *status == Revocation::Unknown) && config_.crl_fallback) {
         std::vector<std::string> sources = config_.crl_files;
-        sources.insert(sources.end(), c.crl_urls.begin(), c.crl_urls.end());
+        const auto urls = fenced(c.crl_urls, config_.fetch_hosts);
+        sources.insert(sources.end(), urls.begin(), urls.end());
         status = ask_crl(sources, leaf.get(), issuer.get(), at, config_.timeout);
         if (status) r.revocation = "crl";
       }

@@ -158,11 +158,12 @@ std::string iso(Clock::time_point t) {
 }
 
 // Revocation data in `data` that says `cert` (issued by `issuer`) was not revoked at `at`;
-// returns the evidence, or nullopt with `why` extended.
+// returns the evidence, or nullopt with `why` extended (and `revoked` set when the data says the
+// certificate was revoked by then).
 std::optional<std::string> find_revocation(X509* cert, X509* issuer, const ValidationData& data,
                                            const std::vector<std::string>& anchors,
                                            STACK_OF(X509) * untrusted, Clock::time_point at,
-                                           std::string& why) {
+                                           std::string& why, bool& revoked) {
   const std::time_t at_t = Clock::to_time_t(at);
   for (const auto& der : data.ocsps) {
     const unsigned char* p = der.data();
@@ -209,6 +210,7 @@ std::optional<std::string> find_revocation(X509* cert, X509* issuer, const Valid
     }
     if (status == V_OCSP_CERTSTATUS_REVOKED && to_time(revoked_at) <= at) {
       why += "; " + name_of(cert) + " was revoked on " + iso(to_time(revoked_at));
+      revoked = true;
       return std::nullopt;
     }
     if (status == V_OCSP_CERTSTATUS_UNKNOWN) continue;
@@ -238,6 +240,7 @@ std::optional<std::string> find_revocation(X509* cert, X509* issuer, const Valid
         to_time(X509_REVOKED_get0_revocationDate(rev)) <= at) {
       why += "; " + name_of(cert) + " was revoked on " +
              iso(to_time(X509_REVOKED_get0_revocationDate(rev))) + " (CRL)";
+      revoked = true;
       return std::nullopt;
     }
     return name_of(cert) + ": not on the CRL of " + iso(tu);
@@ -285,6 +288,13 @@ OfflineCheck check_offline(const Bytes& leaf, const ValidationData& data,
   const std::vector<X509Ptr> chain = build_chain(cert.get(), store.get(), untrusted.get(), at, why);
   if (chain.empty()) {
     r.problem = name_of(cert.get()) + ": no valid chain on " + iso(at) + ": " + why;
+    // The leaf's own dates say more than "no chain" (ETSI's OUT_OF_BOUNDS / EXPIRED).
+    const std::time_t t = Clock::to_time_t(at);
+    if (X509_cmp_time(X509_get0_notAfter(cert.get()), const_cast<std::time_t*>(&t)) < 0) {
+      r.code = ErrorCode::CertExpired;
+    } else if (X509_cmp_time(X509_get0_notBefore(cert.get()), const_cast<std::time_t*>(&t)) > 0) {
+      r.code = ErrorCode::CertNotYetValid;
+    }
     return r;
   }
   r.chain_not_after = Clock::time_point::max();
@@ -296,9 +306,11 @@ OfflineCheck check_offline(const Bytes& leaf, const ValidationData& data,
       continue;
     }
     std::string miss;
+    bool revoked = false;
     const auto ev =
-        find_revocation(c, chain[i + 1].get(), data, anchors, untrusted.get(), at, miss);
+        find_revocation(c, chain[i + 1].get(), data, anchors, untrusted.get(), at, miss, revoked);
     if (!ev) {
+      r.code = revoked ? ErrorCode::CertRevoked : ErrorCode::CertRevocationUnknown;
       r.problem =
           "no revocation data in the document shows " + name_of(c) + " valid on " + iso(at) + miss;
       return r;

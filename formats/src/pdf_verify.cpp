@@ -392,6 +392,7 @@ std::vector<SignatureReport> verify_pdf(const std::string& path, const VerifyOpt
     const Ranges rg = read_ranges(f.value, size);
     if (rg.contents.empty()) {
       bad.integrity_detail = rg.why;
+      bad.integrity_failure = IntegrityFailure::Format;
       out.push_back(bad);
       continue;
     }
@@ -407,6 +408,7 @@ std::vector<SignatureReport> verify_pdf(const std::string& path, const VerifyOpt
       rs = verify_cms(cms, &ranges, o, "pades", &lt);
     } catch (const Error& e) {
       bad.integrity_detail = e.detail();
+      bad.integrity_failure = IntegrityFailure::Format;
       out.push_back(bad);
       continue;
     }

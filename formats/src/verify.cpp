@@ -56,6 +56,20 @@ std::string_view to_string(BaselineLevel l) noexcept {
   return "B-B";
 }
 
+std::string_view to_string(IntegrityFailure f) noexcept {
+  switch (f) {
+    case IntegrityFailure::None:
+      return "none";
+    case IntegrityFailure::Format:
+      return "format";
+    case IntegrityFailure::Digest:
+      return "digest";
+    case IntegrityFailure::SignatureValue:
+      return "signature-value";
+  }
+  return "format";
+}
+
 bool VerifyReport::ok() const noexcept {
   if (signatures.empty()) return false;
   for (const auto& s : signatures) {
@@ -123,16 +137,19 @@ void judge_certificate(SignatureReport& r, const Bytes& cert_der, const std::vec
   t.ocsp_url = o.ocsp_url;
   t.crl_files = o.crl_files;
   t.timeout = o.timeout;
+  t.fetch_hosts = o.fetch_hosts;
   t.policy = CheckPolicy::Warn;
   CertificateChecker checker(t);
   const auto at = r.timestamp      ? *r.timestamp
                   : r.signing_time ? *r.signing_time
                                    : std::chrono::system_clock::now();
   const CertCheckResult res = checker.evaluate(cred, at);
+  r.checked_at = at;
   r.chain = CheckStatus::Ok;
   r.revocation = o.check_revocation ? CheckStatus::Ok : CheckStatus::Unknown;
   r.revocation_detail = o.check_revocation ? res.revocation : "not checked";
   for (const auto& p : res.problems) {
+    r.certificate_problems.push_back(p.code());
     switch (p.code()) {
       case ErrorCode::CertRevoked:
         r.revocation = CheckStatus::Failed;
@@ -182,9 +199,18 @@ void judge_long_term(SignatureReport& r, const Bytes& cert_der, const std::vecto
   }
   // Offline: only the document's data and the anchors, as of the times the timestamps prove.
   l.offline = true;
-  auto fail = [&](std::string why) {
-    r.chain = CheckStatus::Failed;
-    r.chain_detail = why;
+  auto fail = [&](std::string why, ErrorCode code = ErrorCode::CertUntrusted) {
+    r.certificate_problems.push_back(code);
+    if (code == ErrorCode::CertRevoked) {
+      r.revocation = CheckStatus::Failed;
+      r.revocation_detail = why;
+    } else if (code == ErrorCode::CertRevocationUnknown) {
+      r.revocation = CheckStatus::Unknown;
+      r.revocation_detail = why;
+    } else {
+      r.chain = CheckStatus::Failed;
+      r.chain_detail = why;
+    }
     if (r.revocation_detail.empty()) r.revocation_detail = "not established";
     l.problem = std::move(why);
     l.level = r.timestamp ? BaselineLevel::T : BaselineLevel::B;
@@ -226,9 +252,10 @@ void judge_long_term(SignatureReport& r, const Bytes& cert_der, const std::vecto
   l.validated_at = t0;
   for (const auto& a : archives) l.archive_timestamps.push_back(a.time);
 
+  r.checked_at = t0;
   const OfflineCheck signer = check_offline(cert_der, data, o.anchors, t0);
   if (!signer.ok) {
-    fail(signer.problem);
+    fail(signer.problem, signer.code);
     return;
   }
   r.chain = CheckStatus::Ok;
@@ -246,7 +273,7 @@ void judge_long_term(SignatureReport& r, const Bytes& cert_der, const std::vecto
     const std::string what =
         std::string(i == 0 ? "timestamp " : "archive timestamp ") + to_iso8601(chain[i].time);
     if (!tsa.ok) {
-      fail(what + ": " + tsa.problem);
+      fail(what + ": " + tsa.problem, tsa.code);
       return;
     }
     if (i + 1 < chain.size() && chain[i + 1].time > tsa.chain_not_after) {
@@ -364,8 +391,10 @@ std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* c
         mi >= 0 ? X509_ATTRIBUTE_get0_type(CMS_signed_get_attr(si, mi), 0) : nullptr;
     if (signer == nullptr) {
       r.integrity_detail = "signer certificate not in the signature";
+      r.integrity_failure = IntegrityFailure::Format;
     } else if (md == nullptr || mt == nullptr || mt->type != V_ASN1_OCTET_STRING) {
       r.integrity_detail = "no messageDigest attribute";
+      r.integrity_failure = IntegrityFailure::Format;
     } else {
       const Bytes want(ASN1_STRING_get0_data(mt->value.octet_string),
                        ASN1_STRING_get0_data(mt->value.octet_string) +
@@ -373,8 +402,10 @@ std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* c
       const Bytes got = content_digest(md);
       if (got != want) {
         r.integrity_detail = "content digest does not match: the document was changed";
+        r.integrity_failure = IntegrityFailure::Digest;
       } else if (CMS_SignerInfo_verify(si) != 1) {
         r.integrity_detail = "signature value invalid: " + openssl_error();
+        r.integrity_failure = IntegrityFailure::SignatureValue;
       } else {
         r.integrity = true;
       }
@@ -501,7 +532,10 @@ void to_json(nlohmann::json& j, const SignatureReport& r) {
        {"role", r.role ? nlohmann::json(std::string(to_string(*r.role))) : nlohmann::json(nullptr)},
        {"signingTime", time(r.signing_time)},
        {"timestamp", time(r.timestamp)},
-       {"integrity", {{"ok", r.integrity}, {"detail", r.integrity_detail}}},
+       {"integrity",
+        {{"ok", r.integrity},
+         {"detail", r.integrity_detail},
+         {"failure", std::string(to_string(r.integrity_failure))}}},
        {"chain", {{"status", std::string(to_string(r.chain))}, {"detail", r.chain_detail}}},
        {"revocation",
         {{"status", std::string(to_string(r.revocation))}, {"detail", r.revocation_detail}}},

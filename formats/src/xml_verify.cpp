@@ -111,10 +111,12 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig, const XmlIds& ids,
   r.algorithm = attr(child(si, "SignatureMethod"), "Algorithm");
   if (si == nullptr || sv == nullptr || cert_der.empty()) {
     r.integrity_detail = "incomplete Signature (SignedInfo, SignatureValue or certificate missing)";
+    r.integrity_failure = IntegrityFailure::Format;
     return r;
   }
   if (cm != kC14n || !alg) {
     r.integrity_detail = "unsupported canonicalization or signature method";
+    r.integrity_failure = IntegrityFailure::Format;
     return r;
   }
   bool refs_ok = true;
@@ -145,12 +147,14 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig, const XmlIds& ids,
       refs_ok = false;
       r.integrity_detail =
           "reference " + uri + " cannot be resolved or uses an unsupported transform";
+      r.integrity_failure = IntegrityFailure::Format;
       break;
     }
     const Bytes want = b64_text(child(ref, "DigestValue"));
     if (c14n_digest(doc, target, enveloped ? sig : nullptr, *h) != want) {
       refs_ok = false;
       r.integrity_detail = "digest of " + uri + " does not match: the content was changed";
+      r.integrity_failure = IntegrityFailure::Digest;
       break;
     }
     signed_nodes.push_back(target);
@@ -164,6 +168,7 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig, const XmlIds& ids,
   if (refs_ok && !covers_content) {
     refs_ok = false;
     r.integrity_detail = "the signature covers nothing outside itself";
+    r.integrity_failure = IntegrityFailure::Format;
   }
   if (refs_ok) {
     const Bytes tbs = c14n_digest(doc, si, nullptr, hash_of(*alg));
@@ -172,6 +177,7 @@ SignatureReport verify_one(xmlDocPtr doc, xmlNodePtr sig, const XmlIds& ids,
       r.integrity_detail = "covers " + covered;
     } else {
       r.integrity_detail = "signature value invalid";
+      r.integrity_failure = IntegrityFailure::SignatureValue;
     }
   }
   LongTermInputs lt = document;

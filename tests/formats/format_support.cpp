@@ -4,11 +4,14 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <sstream>
 #include <thread>
 
 #include "kyso/core/random.hpp"
 #include "kyso/core/secret.hpp"
+#include "kyso/formats/pdf.hpp"
+#include "kyso/formats/xml.hpp"
 #include "kyso/pkcs11/library.hpp"
 #include "pdf_writer.hpp"
 
@@ -225,6 +228,78 @@ Bytes transcript_pdf(const Transcript& t, bool xref_stream, std::size_t padding)
   write_pdf(out, page, xref_stream, padding);
   const std::string s = out.str();
   return {s.begin(), s.end()};
+}
+
+std::string signed_transcript_xml(const ScratchDir& dir, const TranscriptSigners& s) {
+  const auto t = sample_class(1).at(0);
+  const auto xml = transcript_xml(t);
+  auto doc = kyso::formats::XmlDocument::parse(
+      {reinterpret_cast<const std::uint8_t*>(xml.data()), xml.size()});
+  kyso::formats::XmlSignOptions o;
+  if (!s.tsa_url.empty()) {
+    o.level = kyso::formats::XmlLevel::XadesT;
+    o.tsa = kyso::formats::TsaConfig{};
+    o.tsa->url = s.tsa_url;
+  }
+  const std::vector<std::string> containers = {"ChuKyGVCN", "ChuKyHieuTruong", "ConDau"};
+  for (std::size_t i = 0; i < s.names.size() && i < 3; ++i) {
+    o.reference_id = i < 2 ? t.id + "-dl" : t.id;
+    if (i > 0) o.parent_id = t.id;
+    o.container = containers[i];
+    o.algorithm = i == 1 ? SignAlgorithm::RsaPssSha256 : SignAlgorithm::RsaPkcs1Sha256;
+    doc.sign(*demo_signer(s.names[i]), o);
+  }
+  const auto path = dir.file("hocba.xml");
+  doc.save(path);
+  return path;
+}
+
+std::string signed_transcript_pdf(const ScratchDir& dir, const TranscriptSigners& s) {
+  std::string in = dir.file("in.pdf");
+  write_bytes(in, transcript_pdf(sample_class(1).at(0)));
+  kyso::formats::PdfSignOptions o;
+  if (!s.tsa_url.empty()) {
+    o.tsa = kyso::formats::TsaConfig{};
+    o.tsa->url = s.tsa_url;
+  }
+  for (std::size_t i = 0; i < s.names.size(); ++i) {
+    const std::string out = i + 1 == s.names.size()
+                                ? dir.file("hocba.pdf")
+                                : dir.file("r" + std::to_string(i + 1) + ".pdf");
+    o.algorithm = i == 1 ? SignAlgorithm::RsaPssSha256 : SignAlgorithm::RsaPkcs1Sha256;
+    kyso::formats::sign_pdf(*demo_signer(s.names[i]), in, out, o);
+    in = out;
+  }
+  return dir.file("hocba.pdf");
+}
+
+void append_pdf_revision(const std::string& path, const std::map<int, std::string>& objects) {
+  const auto bytes = read_bytes(path);
+  const std::string pdf(bytes.begin(), bytes.end());
+  std::smatch m;
+  const std::string tail = pdf.substr(pdf.rfind("trailer"));
+  if (!std::regex_search(tail, m, std::regex(R"(/Size (\d+))"))) throw std::runtime_error("/Size");
+  int size = std::stoi(m[1]);
+  if (!std::regex_search(tail, m, std::regex(R"(startxref\s+(\d+))"))) {
+    throw std::runtime_error("startxref");
+  }
+  const std::string prev = m[1];
+  std::string update;
+  std::map<int, std::size_t> offsets;
+  for (const auto& [num, body] : objects) {
+    offsets[num] = pdf.size() + update.size();
+    update += std::to_string(num) + " 0 obj\n" + body + "\nendobj\n";
+    size = std::max(size, num + 1);
+  }
+  const std::size_t xref = pdf.size() + update.size();
+  update += "xref\n";
+  for (const auto& [num, off] : offsets) {
+    std::string o = std::to_string(off);
+    update += std::to_string(num) + " 1\n" + std::string(10 - o.size(), '0') + o + " 00000 n \n";
+  }
+  update += "trailer\n<< /Size " + std::to_string(size) + " /Root 1 0 R /Info 6 0 R /Prev " + prev +
+            " >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
+  write_text(path, pdf + update);
 }
 
 }  // namespace kyso::test

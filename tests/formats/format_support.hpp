@@ -3,6 +3,7 @@
 // class (40 Vietnamese transcripts) as XML and PDF, and a loopback RFC 3161 TSA.
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,6 +68,22 @@ std::string class_xml(const std::vector<Transcript>& ts);
 /// One transcript as a one-page PDF (classic xref; `xref_stream` writes a cross-reference
 /// stream instead). `padding` adds an uncompressed stream of that many bytes (large files).
 Bytes transcript_pdf(const Transcript& t, bool xref_stream = false, std::size_t padding = 0);
+
+/// Who signs the sample transcript, in order (the demo's roles: teacher, principal, seal), and
+/// the TSA that makes the signatures B-T (none: B-B).
+struct TranscriptSigners {
+  std::vector<std::string> names = {"teacher", "principal", "seal"};
+  std::string tsa_url;
+};
+/// The sample class's first transcript as XML signed in the three places (docs/formats.md:
+/// DuLieuHocBa/ChuKyGVCN, HocBa/ChuKyHieuTruong, HocBa/ConDau); the second signer uses
+/// RSA-PSS, the others PKCS#1 v1.5. Returns the file's path in `dir`.
+std::string signed_transcript_xml(const ScratchDir& dir, const TranscriptSigners& s = {});
+/// The same transcript as a PDF with one PAdES revision per signer.
+std::string signed_transcript_pdf(const ScratchDir& dir, const TranscriptSigners& s = {});
+/// Appends an incremental update to a classic-xref PDF (the test writer's, signed by Kyso): the
+/// given objects (number -> body), an xref section and a trailer with /Prev.
+void append_pdf_revision(const std::string& path, const std::map<int, std::string>& objects);
 
 /// An RFC 3161 TSA on 127.0.0.1 built on OpenSSL's TS API with the fixture's TSA key, serving
 /// on a thread until destroyed. `fail_with_status` makes it answer HTTP errors instead.

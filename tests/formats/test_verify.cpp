@@ -25,36 +25,11 @@ std::string kyso_verify(const std::string& file, const std::string& extra = "") 
 }
 
 std::string signed_xml(const ScratchDir& dir) {
-  const auto t = sample_class(1).at(0);
-  const auto xml = transcript_xml(t);
-  auto doc = kyso::formats::XmlDocument::parse(
-      {reinterpret_cast<const std::uint8_t*>(xml.data()), xml.size()});
-  kyso::formats::XmlSignOptions o;
-  o.reference_id = t.id + "-dl";
-  o.container = "ChuKyGVCN";
-  doc.sign(*demo_signer("teacher"), o);
-  o.parent_id = t.id;
-  o.container = "ChuKyHieuTruong";
-  o.algorithm = SignAlgorithm::RsaPssSha256;
-  doc.sign(*demo_signer("principal"), o);
-  o.reference_id = t.id;
-  o.container = "ConDau";
-  o.algorithm = SignAlgorithm::RsaPkcs1Sha256;
-  doc.sign(*demo_signer("seal"), o);
-  const auto path = dir.file("hocba.xml");
-  doc.save(path);
-  return path;
+  return signed_transcript_xml(dir);
 }
 
 std::string signed_pdf(const ScratchDir& dir) {
-  write_bytes(dir.file("in.pdf"), transcript_pdf(sample_class(1).at(0)));
-  kyso::formats::PdfSignOptions o;
-  kyso::formats::sign_pdf(*demo_signer("teacher"), dir.file("in.pdf"), dir.file("r1.pdf"), o);
-  o.algorithm = SignAlgorithm::RsaPssSha256;
-  kyso::formats::sign_pdf(*demo_signer("principal"), dir.file("r1.pdf"), dir.file("r2.pdf"), o);
-  o.algorithm = SignAlgorithm::RsaPkcs1Sha256;
-  kyso::formats::sign_pdf(*demo_signer("seal"), dir.file("r2.pdf"), dir.file("hocba.pdf"), o);
-  return dir.file("hocba.pdf");
+  return signed_transcript_pdf(dir);
 }
 
 }  // namespace
@@ -148,35 +123,6 @@ TEST_CASE("verify: not a signed document gives a clear error", "[verify]") {
 
 namespace {
 
-// Appends an incremental update to a classic-xref PDF written by the test writer and signed by
-// Kyso: the given objects (number -> body), an xref section and a trailer with /Prev.
-void append_revision(const std::string& path, const std::map<int, std::string>& objects) {
-  const auto bytes = read_bytes(path);
-  const std::string pdf(bytes.begin(), bytes.end());
-  std::smatch m;
-  const std::string tail = pdf.substr(pdf.rfind("trailer"));
-  REQUIRE(std::regex_search(tail, m, std::regex(R"(/Size (\d+))")));
-  int size = std::stoi(m[1]);
-  REQUIRE(std::regex_search(tail, m, std::regex(R"(startxref\s+(\d+))")));
-  const std::string prev = m[1];
-  std::string update;
-  std::map<int, std::size_t> offsets;
-  for (const auto& [num, body] : objects) {
-    offsets[num] = pdf.size() + update.size();
-    update += std::to_string(num) + " 0 obj\n" + body + "\nendobj\n";
-    size = std::max(size, num + 1);
-  }
-  const std::size_t xref = pdf.size() + update.size();
-  update += "xref\n";
-  for (const auto& [num, off] : offsets) {
-    std::string o = std::to_string(off);
-    update += std::to_string(num) + " 1\n" + std::string(10 - o.size(), '0') + o + " 00000 n \n";
-  }
-  update += "trailer\n<< /Size " + std::to_string(size) + " /Root 1 0 R /Info 6 0 R /Prev " + prev +
-            " >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
-  write_text(path, pdf + update);
-}
-
 // The latest definition of an object, as qpdf prints it.
 std::string show_object(const std::string& path, int num) {
   auto [rc, out] = run("qpdf --show-object=" + std::to_string(num) + " " + path + " 2>/dev/null");
@@ -213,11 +159,12 @@ TEST_CASE("verify: later signatures and form fields are told apart from content 
   REQUIRE(root.find("/Fields [") != std::string::npos);
   page.replace(page.find("/Annots [") + 9, 0, " 40 0 R ");
   root.replace(root.find("/Fields [") + 9, 0, " 40 0 R ");
-  append_revision(field, {{1, root},
-                          {3, page},
-                          {widget,
-                           "<< /Type /Annot /Subtype /Widget /FT /Tx /T (GhiChu) /V (Da kiem tra)"
-                           " /Rect [50 20 250 40] /P 3 0 R >>"}});
+  append_pdf_revision(field,
+                      {{1, root},
+                       {3, page},
+                       {widget,
+                        "<< /Type /Annot /Subtype /Widget /FT /Tx /T (GhiChu) /V (Da kiem tra)"
+                        " /Rect [50 20 250 40] /P 3 0 R >>"}});
   std::tie(rc, out) = run(kyso_verify(field, "--json"));
   INFO(out);
   CHECK(rc == 0);
@@ -231,8 +178,8 @@ TEST_CASE("verify: later signatures and form fields are told apart from content 
   const auto changed = dir.file("changed.pdf");
   write_bytes(changed, read_bytes(path));
   const std::string text = "BT /F1 11 Tf 50 760 Td (Toan: 10.0  Ngu van: 10.0) Tj ET\n";
-  append_revision(changed, {{4, "<< /Length " + std::to_string(text.size()) + " >>\nstream\n" +
-                                    text + "endstream"}});
+  append_pdf_revision(changed, {{4, "<< /Length " + std::to_string(text.size()) + " >>\nstream\n" +
+                                        text + "endstream"}});
   REQUIRE(run("qpdf --check " + changed + " >/dev/null 2>&1").first == 0);
   std::tie(rc, out) = run(kyso_verify(changed, "--json"));
   INFO(out);

@@ -30,6 +30,11 @@ struct TrustConfig {
   std::vector<std::string> crl_files;  ///< local CRLs tried before the CDP URLs
   std::chrono::seconds timeout{10};
   CheckPolicy policy = CheckPolicy::Refuse;
+  /// When not empty, the certificates' own OCSP and CRL URLs are fetched only from these hosts
+  /// ("host" any port, "host:port" that port; http/https only) and never from file:// URLs; the
+  /// configured ocsp_url and crl_files still are. A service checking strangers' documents sets
+  /// it, so a certificate cannot make it connect anywhere else.
+  std::vector<std::string> fetch_hosts;
 };
 
 struct CertCheckResult {

@@ -42,7 +42,11 @@ void collect_validation_data(const Bytes& leaf, const std::vector<Bytes>& extra,
 /// What the offline check found for one certificate chain at one time.
 struct OfflineCheck {
   bool ok = false;
-  std::string problem;                ///< why not, when !ok
+  std::string problem;  ///< why not, when !ok
+  /// The certificate problem behind `problem`: CertUntrusted (no chain builds at `at`),
+  /// CertExpired / CertNotYetValid (the leaf was not valid at `at`), CertRevoked (revoked at or
+  /// before `at`) or CertRevocationUnknown (no usable data says).
+  ErrorCode code = ErrorCode::CertUntrusted;
   std::vector<std::string> evidence;  ///< per certificate: "CN=…: OCSP good (produced …)"
   /// The earliest notAfter in the chain (anchor excluded): how long a timestamp by this
   /// certificate proves anything without a newer one over it.

@@ -31,6 +31,9 @@ struct VerifyOptions {
   std::vector<std::string> crl_files;  ///< local CRLs
   std::chrono::seconds timeout{10};
   std::string content;  ///< detached CMS: the signed file
+  /// Hosts the certificates' OCSP/CRL URLs may be fetched from (TrustConfig::fetch_hosts);
+  /// empty: any.
+  std::vector<std::string> fetch_hosts;
 };
 
 enum class CheckStatus { Ok, Failed, Unknown };
@@ -81,6 +84,16 @@ struct LongTermReport {
   std::string problem;  ///< why the offline validation failed; empty when it did not
 };
 
+/// Why a signature's integrity failed (ETSI TS 119 102-1: FORMAT_FAILURE, HASH_FAILURE,
+/// SIG_CRYPTO_FAILURE).
+enum class IntegrityFailure {
+  None,            ///< intact, or not judged
+  Format,          ///< the signature cannot be processed (incomplete, unsupported, malformed)
+  Digest,          ///< a signed digest does not match the content: the document was changed
+  SignatureValue,  ///< the signature value does not verify with the certificate's key
+};
+std::string_view to_string(IntegrityFailure f) noexcept;  ///< "none", "format", "digest", ...
+
 struct SignatureReport {
   std::string id;      ///< XML Signature Id, PDF field name, or "signer-<n>" for CMS
   std::string format;  ///< "xmldsig", "xades", "pades", "cades"
@@ -91,8 +104,13 @@ struct SignatureReport {
   std::optional<std::chrono::system_clock::time_point> timestamp;     ///< from a verified TSA token
   bool integrity = false;
   std::string integrity_detail;
+  IntegrityFailure integrity_failure = IntegrityFailure::None;
   CheckStatus chain = CheckStatus::Unknown;
   std::string chain_detail;
+  /// The certificate checks' findings, in order (CertExpired, CertUntrusted, CertRevoked, ...),
+  /// judged at `checked_at`.
+  std::vector<ErrorCode> certificate_problems;
+  std::optional<std::chrono::system_clock::time_point> checked_at;
   CheckStatus revocation = CheckStatus::Unknown;
   std::string revocation_detail;
   /// XAdES SigningCertificateV2 (or V1) against the certificate that verifies the signature;
