@@ -6,10 +6,9 @@
 //   kyso-appliance verify-audit --db FILE|URL         check the audit log's hash chain
 //   kyso-appliance migrate --db FILE|URL [--grant ROLE]  bring the state schema up to date
 #include <unistd.h>
-#include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include "kyso/appliance/appliance.hpp"
@@ -19,7 +18,7 @@
 #include "kyso/core/secret.hpp"
 #include "kyso/core/version.hpp"
 #include "kyso/firmware_config/appliance_config.hpp"
-#include "kyso/firmware_config/config_error.hpp"
+#include "kyso/firmware_config/service_main.hpp"
 #include "kyso_revision.hpp"
 
 namespace {
@@ -72,32 +71,23 @@ int hash_password_cmd(unsigned cost) {
 }
 
 int serve(const std::string& config, const std::string& port_file) {
-  // Signals go to sigwait below, not to whichever thread happens to run.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-
-  kyso::appliance::Appliance appliance(kyso::firmware_config::load_appliance_config(config));
-  appliance.start();
-  std::fprintf(stderr, "kyso-appliance: listening on port %u\n", appliance.port());
-  if (!port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << appliance.port() << "\n";
-    std::rename(tmp.c_str(), port_file.c_str());  // readers never see a half-written file
-  }
-  int sig = 0;
-  sigwait(&set, &sig);
-  std::fprintf(stderr, "kyso-appliance: signal %d, stopping\n", sig);
-  appliance.stop();
+  std::unique_ptr<kyso::appliance::Appliance> appliance;
+  kyso::firmware_config::serve_until_signal(
+      "kyso-appliance",
+      [&] {
+        appliance = std::make_unique<kyso::appliance::Appliance>(
+            kyso::firmware_config::load_appliance_config(config));
+        appliance->start();
+        return appliance->port();
+      },
+      [&] { appliance->stop(); }, port_file);
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return kyso::firmware_config::run_service_main("kyso-appliance", [&] {
     std::string config;
     std::string port_file;
     std::string db;
@@ -156,17 +146,5 @@ int main(int argc, char** argv) {
       return 0;
     }
     return serve(config, port_file);
-  } catch (const kyso::firmware_config::ConfigError& e) {
-    // IT reads this in the journal: where the mistake is, in both languages.
-    std::fprintf(stderr, "kyso-appliance: %s\n  %s\n", e.located(kyso::Language::En).c_str(),
-                 e.located(kyso::Language::Vi).c_str());
-    return 1;
-  } catch (const kyso::Error& e) {
-    std::fprintf(stderr, "kyso-appliance: %s: %s\n  %s\n", std::string(e.name()).c_str(),
-                 e.detail().c_str(), std::string(e.message(kyso::Language::En)).c_str());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "kyso-appliance: %s\n", e.what());
-    return 1;
-  }
+  });
 }

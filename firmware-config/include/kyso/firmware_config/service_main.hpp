@@ -1,0 +1,25 @@
+#pragma once
+/// @file
+/// What the mains of Kyso's system services (kyso-appliance, kyso-verifyd) share: turning what
+/// they throw into an exit code and a message IT can act on in the journal, and serving until
+/// systemd (or Ctrl-C) asks them to stop.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace kyso::firmware_config {
+
+/// Runs `body` and returns its exit code; anything it throws becomes exit code 1 and one message
+/// on stderr, prefixed with `program`: a ConfigError located (file:line:column: key) in English
+/// and Vietnamese, a kyso::Error with its code, detail and English message.
+int run_service_main(const char* program, const std::function<int()>& body);
+
+/// Serves until SIGINT or SIGTERM: blocks both signals (before `start` makes any thread, so
+/// every thread inherits the mask), calls `start` (which returns the bound port), writes the port
+/// to `port_file` when given (temp file + rename: readers never see half of it), waits for a
+/// signal and calls `stop`.
+void serve_until_signal(const char* program, const std::function<std::uint16_t()>& start,
+                        const std::function<void()>& stop, const std::string& port_file);
+
+}  // namespace kyso::firmware_config

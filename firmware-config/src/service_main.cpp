@@ -1,0 +1,50 @@
+#include "kyso/firmware_config/service_main.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+
+#include "kyso/core/error.hpp"
+#include "kyso/firmware_config/config_error.hpp"
+
+namespace kyso::firmware_config {
+
+int run_service_main(const char* program, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const ConfigError& e) {
+    // IT reads this in the journal: where the mistake is, in both languages.
+    std::fprintf(stderr, "%s: %s\n  %s\n", program, e.located(Language::En).c_str(),
+                 e.located(Language::Vi).c_str());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s: %s: %s\n  %s\n", program, std::string(e.name()).c_str(),
+                 e.detail().c_str(), std::string(e.message(Language::En)).c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+  }
+  return 1;
+}
+
+void serve_until_signal(const char* program, const std::function<std::uint16_t()>& start,
+                        const std::function<void()>& stop, const std::string& port_file) {
+  // Signals go to sigwait below, not to whichever thread happens to run.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  const std::uint16_t port = start();
+  std::fprintf(stderr, "%s: listening on port %u\n", program, port);
+  if (!port_file.empty()) {
+    const std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << port << "\n";
+    std::rename(tmp.c_str(), port_file.c_str());
+  }
+  int sig = 0;
+  sigwait(&set, &sig);
+  std::fprintf(stderr, "%s: signal %d, stopping\n", program, sig);
+  stop();
+}
+
+}  // namespace kyso::firmware_config
