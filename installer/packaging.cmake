@@ -4,6 +4,8 @@
 #                   kyso-local-tls (local CA for wss, run by postinst/prerm)  COMPONENT agent
 #   kyso-appliance  kyso-appliance as a confined system service, its system
 #                   user (postinst), /etc/kyso/kyso-appliance.toml                 COMPONENT appliance
+#   kyso-verifyd    kyso-verifyd as a confined, stateless system service, its
+#                   system user (postinst), /etc/kyso/kyso-verifyd.toml             COMPONENT verifyd
 # A package is made only when its executable target exists, so the build never depends on
 # work in progress elsewhere. install() rules outside installer/ that name no COMPONENT land in
 # "Unspecified", which no package ships: give them one of the three components above.
@@ -30,7 +32,7 @@ function(_kyso_gzip_configured src dst)
   endif()
 endfunction()
 _kyso_gzip_configured("${_kyso_inst}/debian/changelog.in" "${_kyso_gen}/changelog.Debian")
-foreach(page kyso.1 kyso-agent.1 kyso-local-tls.8 kyso-appliance.8)
+foreach(page kyso.1 kyso-agent.1 kyso-local-tls.8 kyso-appliance.8 kyso-verifyd.8)
   _kyso_gzip_configured("${_kyso_inst}/man/${page}" "${_kyso_gen}/man/${page}")
 endforeach()
 
@@ -103,6 +105,23 @@ install(FILES "${_kyso_inst}/debian/README.Debian.appliance" RENAME README.Debia
   DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kyso-appliance COMPONENT appliance)
 _kyso_deb_docs(appliance kyso-appliance)
 
+# ---- kyso-verifyd ---------------------------------------------------------------------------
+list(APPEND _kyso_components verifyd)
+_kyso_harden(kyso-verifyd)
+install(TARGETS kyso-verifyd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT verifyd)
+install(FILES "${_kyso_inst}/systemd/kyso-verifyd.service" DESTINATION /lib/systemd/system
+  COMPONENT verifyd)
+install(FILES "${_kyso_inst}/config/kyso-verifyd.toml" DESTINATION /etc/kyso COMPONENT verifyd)
+install(FILES "${PROJECT_SOURCE_DIR}/formats/verifyd/examples/kyso-verifyd.toml"
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kyso-verifyd/examples COMPONENT verifyd)
+install(FILES "${PROJECT_SOURCE_DIR}/docs/schemas/validation-report.json"
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kyso-verifyd COMPONENT verifyd)
+install(FILES "${_kyso_gen}/man/kyso-verifyd.8.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
+  COMPONENT verifyd)
+install(FILES "${_kyso_inst}/debian/README.Debian.verifyd" RENAME README.Debian
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kyso-verifyd COMPONENT verifyd)
+_kyso_deb_docs(verifyd kyso-verifyd)
+
 # ---- CPack ----------------------------------------------------------------------------------
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME kyso)
@@ -170,5 +189,20 @@ keeps signing keys in a hardware security module and signs for authenticated
 teachers through the Cloud Signature Consortium API, each authorization bound
 to exactly the hashes approved with a second factor. It runs as a dedicated
 system user in a confined systemd service.")
+
+set(CPACK_DEBIAN_VERIFYD_PACKAGE_NAME kyso-verifyd)
+set(CPACK_DEBIAN_VERIFYD_PACKAGE_SECTION net)
+# fonts-dejavu-core: the sealed PDF report is set in DejaVu Sans.
+set(CPACK_DEBIAN_VERIFYD_PACKAGE_DEPENDS "adduser, fonts-dejavu-core")
+set(CPACK_DEBIAN_VERIFYD_PACKAGE_CONTROL_EXTRA
+  "${_kyso_inst}/debian/verifyd/postinst;${_kyso_inst}/debian/verifyd/prerm;${_kyso_inst}/debian/verifyd/postrm;${_kyso_inst}/debian/verifyd/conffiles")
+set(CPACK_DEBIAN_VERIFYD_DESCRIPTION
+"signature verification service for Vietnamese digital transcripts
+Kyso signs Vietnam's digital school transcripts (hoc ba so). kyso-verifyd lets
+anyone who receives one (a school, a university, a parent) check its
+signatures on a web page in Vietnamese or English, or through an API that
+answers a JSON report in ETSI TS 119 102 terms, or a PDF report sealed with
+the service's own key. Documents are never kept. It runs as a dedicated
+system user in a confined, stateless systemd service.")
 
 include(CPack)

@@ -1,4 +1,5 @@
-// kyso doctor [--json] [--usb-inventory FILE] [--profiles FILE] [--config FILE]
+// kyso doctor [--json] [--usb-inventory FILE] [--profiles FILE] [--config FILE] [--verifyd-config
+// FILE]
 //             [--max-clock-skew SECONDS]
 //
 // Explains, in Vietnamese (English with --lang en), what stands between this PC and signing:
@@ -22,11 +23,17 @@ using doctor::Status;
 
 // The installed agent's configuration (its systemd unit's --config) when none is named.
 constexpr const char* kInstalledAgentConfig = "/etc/kyso/kyso-agent.toml";
+// The installed verification service's profile, checked when present.
+constexpr const char* kInstalledVerifydConfig = "/etc/kyso/kyso-verifyd.toml";
 
 void cmd_doctor(Context& ctx, doctor::Options o, bool no_config) {
   std::error_code ec;
   if (o.config.empty() && !no_config && std::filesystem::exists(kInstalledAgentConfig, ec)) {
     o.config = kInstalledAgentConfig;
+  }
+  if (o.verifyd_config.empty() && !no_config &&
+      std::filesystem::exists(kInstalledVerifydConfig, ec)) {
+    o.verifyd_config = kInstalledVerifydConfig;
   }
   const auto checks = doctor::run(ctx.library(), o);
 
@@ -76,7 +83,11 @@ void add_doctor_command(CLI::App& app, Context& ctx) {
   doc->add_option("--config", o.config,
                   "The agent configuration to check (and take the port, TSA and remote services "
                   "from); default /etc/kyso/kyso-agent.toml when it exists");
-  doc->add_flag("--no-config", no_config, "Do not read the installed agent configuration");
+  doc->add_option("--verifyd-config", o.verifyd_config,
+                  "kyso-verifyd's profile to check, and the service on its port; default "
+                  "/etc/kyso/kyso-verifyd.toml when it exists");
+  doc->add_flag("--no-config", no_config,
+                "Do not read the installed agent and verification service configurations");
   doc->add_option("--max-clock-skew", max_skew,
                   "Warn when the clock and the TSA's differ by more seconds than this (60)")
       ->check(CLI::Range(1, 86400));

@@ -1,11 +1,9 @@
 #include "kyso/firmware_config/appliance_config.hpp"
 
 #include <openssl/crypto.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -18,43 +16,11 @@
 namespace kyso::firmware_config {
 namespace {
 
+using detail::check_private;
 using detail::Section;
 
-// "host:port", "[::]:port" or "0.0.0.0:port"; port 0 takes any free port (tests, --port-file).
 void read_listen(Section& s, ApplianceConfig& c) {
-  const auto listen = s.string("listen");
-  if (!listen) return;
-  const auto colon = listen->rfind(':');
-  std::string host = colon == std::string::npos ? "" : listen->substr(0, colon);
-  const std::string port = colon == std::string::npos ? "" : listen->substr(colon + 1);
-  if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
-  int value = -1;
-  const auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (host.empty() || ec != std::errc{} || p != port.data() + port.size() || value < 0 ||
-      value > 65535) {
-    s.fail("listen",
-           "must be \"address:port\" with a port 0..65535, e.g. \"0.0.0.0:8443\" or \"[::]:8443\"",
-           "phải có dạng \"địa-chỉ:cổng\" với cổng từ 0 đến 65535, ví dụ \"0.0.0.0:8443\"");
-  }
-  // An IP address: the appliance binds exactly there (no name lookups at start).
-  const bool ip = std::ranges::all_of(host, [](char ch) {
-    return std::isxdigit(static_cast<unsigned char>(ch)) != 0 || ch == '.' || ch == ':';
-  });
-  if (!ip) {
-    s.fail("listen", "the address must be an IP address (0.0.0.0, 127.0.0.1, ::), not a name",
-           "địa chỉ phải là địa chỉ IP (0.0.0.0, 127.0.0.1, ::), không phải tên miền");
-  }
-  c.listen_address = host;
-  c.port = static_cast<std::uint16_t>(value);
-}
-
-// A secret file must not be readable by group or others.
-void check_private(Section& s, std::string_view key, const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    s.fail(key, path + " is readable by other users: chmod 600 it",
-           path + " có thể bị người dùng khác đọc: hãy chmod 600");
-  }
+  detail::read_listen(s, "listen", c.listen_address, c.port);
 }
 
 std::string read_text(Section& s, std::string_view key, const std::string& path) {

@@ -7,6 +7,8 @@
 #include <sstream>
 #include "kyso/core/text.hpp"
 
+#include <sys/stat.h>
+
 namespace kyso::firmware_config::detail {
 namespace {
 
@@ -326,6 +328,43 @@ bool valid_http_url(std::string_view url, bool https_only) {
   if (scheme != "https" && (https_only || scheme != "http")) return false;
   int v = 0;
   return port.empty() || valid_port(port, v);
+}
+
+// "host:port", "[::]:port" or "0.0.0.0:port"; port 0 takes any free port (tests, --port-file).
+void read_listen(Section& s, std::string_view key, std::string& address, std::uint16_t& port_out) {
+  const auto listen = s.string(key);
+  if (!listen) return;
+  const auto colon = listen->rfind(':');
+  std::string host = colon == std::string::npos ? "" : listen->substr(0, colon);
+  const std::string port = colon == std::string::npos ? "" : listen->substr(colon + 1);
+  if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
+  int value = -1;
+  const auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (host.empty() || ec != std::errc{} || p != port.data() + port.size() || value < 0 ||
+      value > 65535) {
+    s.fail(key,
+           "must be \"address:port\" with a port 0..65535, e.g. \"0.0.0.0:8443\" or \"[::]:8443\"",
+           "phải có dạng \"địa-chỉ:cổng\" với cổng từ 0 đến 65535, ví dụ \"0.0.0.0:8443\"");
+  }
+  // An IP address: the service binds exactly there (no name lookups at start).
+  const bool ip = std::ranges::all_of(host, [](char ch) {
+    return std::isxdigit(static_cast<unsigned char>(ch)) != 0 || ch == '.' || ch == ':';
+  });
+  if (!ip) {
+    s.fail(key, "the address must be an IP address (0.0.0.0, 127.0.0.1, ::), not a name",
+           "địa chỉ phải là địa chỉ IP (0.0.0.0, 127.0.0.1, ::), không phải tên miền");
+  }
+  address = host;
+  port_out = static_cast<std::uint16_t>(value);
+}
+
+// A secret file must not be readable by group or others.
+void check_private(const Section& s, std::string_view key, const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    s.fail(key, path + " is readable by other users: chmod 600 it",
+           path + " có thể bị người dùng khác đọc: hãy chmod 600");
+  }
 }
 
 }  // namespace kyso::firmware_config::detail

@@ -80,4 +80,10 @@ std::optional<std::string> normalize_origin(std::string_view origin, std::string
 /// An http(s) URL with a host (paths allowed).
 bool valid_http_url(std::string_view url, bool https_only);
 
+/// `key` = "address:port" ("[::]:port"; an IP address, no names; port 0: any free port) into
+/// `address` and `port`; both left alone when the key is absent.
+void read_listen(Section& s, std::string_view key, std::string& address, std::uint16_t& port);
+/// Refuses a secret file (TLS key, PIN file) that group or others may read.
+void check_private(const Section& s, std::string_view key, const std::string& path);
+
 }  // namespace kyso::firmware_config::detail

@@ -255,6 +255,42 @@ if has kyso-appliance; then
   fi
 fi
 
+# ---- kyso-verifyd ----------------------------------------------------------------------------
+if has kyso-verifyd; then
+  check_file 755 /usr/sbin/kyso-verifyd
+  check_file 644 /lib/systemd/system/kyso-verifyd.service
+  check_file 640 /etc/kyso/kyso-verifyd.toml
+  is_conffile kyso-verifyd /etc/kyso/kyso-verifyd.toml
+  check_file 644 /usr/share/doc/kyso-verifyd/examples/kyso-verifyd.toml
+  check_file 644 /usr/share/doc/kyso-verifyd/validation-report.json
+  if ((EUID == 0)); then
+    entry=$(grep '^kyso-verifyd:' "$R/etc/passwd") || fail "system user kyso-verifyd not created"
+    IFS=: read -r _ _ uid gid _ home shell <<<"$entry"
+    ((uid < 1000)) || fail "kyso-verifyd is not a system user (uid $uid)"
+    [[ $shell == /usr/sbin/nologin ]] || fail "user entry: $entry"
+  fi
+  [[ ! -e $R/etc/systemd/system/multi-user.target.wants/kyso-verifyd.service ]] ||
+    fail "kyso-verifyd.service enabled before its anchors are configured"
+  unit=$R/lib/systemd/system/kyso-verifyd.service
+  # Stateless: a private /tmp and no state directory.
+  for directive in "ProtectSystem=strict" "NoNewPrivileges=yes" "PrivateTmp=yes" "ProtectHome=yes" \
+                   "CapabilityBoundingSet=" "RestrictAddressFamilies=" "User=kyso-verifyd" \
+                   "MemoryMax="; do
+    grep -q "^$directive" "$unit" || fail "kyso-verifyd.service lacks $directive"
+  done
+  ! grep -q '^StateDirectory=' "$unit" || fail "kyso-verifyd.service has a state directory"
+  out=$("$R/usr/sbin/kyso-verifyd" check-config --config "$R/etc/kyso/kyso-verifyd.toml" 2>&1) &&
+    fail "kyso-verifyd check-config accepted the unconfigured default"
+  [[ $out == *"kyso-verifyd.toml:1:1: server: section [server] is required"* ]] ||
+    fail "kyso-verifyd check-config on the default config: $out"
+  ok "kyso-verifyd: binary, hardened stateless unit (not enabled), kyso-verifyd.toml 0640 conffile"
+  verify_unit --system /lib/systemd/system/kyso-verifyd.service
+  if command -v systemd-analyze >/dev/null; then
+    systemd-analyze security --offline=yes --threshold=20 "$T/units/kyso-verifyd.service" |
+      tail -1 || fail "kyso-verifyd.service exposure above 2.0"
+  fi
+fi
+
 # ---- purge: every trust taken back, nothing left -------------------------------------------
 "${DPKG[@]}" -P "${PKGS[@]}" >"$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log"; fail "dpkg -P in the scratch root failed"; }
 if has kyso-agent; then

@@ -9,6 +9,7 @@ The modules, lowest first, and what each may use:
     remote (remote-sign/client)  core
     firmware-config              core, pkcs11
     appliance                    core, pkcs11, remote, firmware-config
+    verifyd (formats/verifyd)    core, pkcs11, formats, firmware-config
     agent                        core, pkcs11, formats, remote, firmware-config
     cli                          any module
 
@@ -36,9 +37,10 @@ MODULES = {
     "firmware-config": ("firmware-config", "firmware_config", {"core", "pkcs11"}),
     "appliance": ("remote-sign/appliance", "appliance",
                   {"core", "pkcs11", "remote", "firmware-config"}),
+    "verifyd": ("formats/verifyd", "verifyd", {"core", "pkcs11", "formats", "firmware-config"}),
     "agent": ("agent", "agent", {"core", "pkcs11", "formats", "remote", "firmware-config"}),
     "cli": ("cli", None, {"core", "pkcs11", "formats", "remote", "firmware-config", "appliance",
-                          "agent"}),
+                          "verifyd", "agent"}),
 }
 HEADER_DIR_TO_MODULE = {h: m for m, (_, h, _) in MODULES.items() if h}
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"kyso/([A-Za-z0-9_]+)/[^"]+"', re.M)

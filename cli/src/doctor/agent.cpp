@@ -127,27 +127,28 @@ std::optional<Listener> who_listens(std::uint16_t port) {
   return Listener{};
 }
 
-// What the program on 127.0.0.1:`port` answers to `GET /` (the agent's status JSON), over TLS
-// when the agent serves wss. The probe reads a public status only, so the certificate is not
-// verified here (its trust is the tls check's business). nullopt with `why` when no answer.
-std::optional<nlohmann::json> probe_agent(std::uint16_t port, bool tls, std::string& why) {
+}  // namespace
+
+std::optional<nlohmann::json> probe_json(const std::string& host, std::uint16_t port, bool tls,
+                                         const std::string& path, std::string& why) {
   http::Options o;
   o.connect_timeout = std::chrono::seconds(3);
   o.request_timeout = std::chrono::seconds(3);
   o.verify_peer = false;  // a public status; the tls check judges the certificate
   o.body_limit = 65536;
   o.user_agent = "kyso-doctor";
+  const std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   try {
     http::Client client(
-        std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port), o);
-    const auto res = client.request("GET", "/", {}, {}, {}, true);
+        std::string(tls ? "https" : "http") + "://" + h + ":" + std::to_string(port), o);
+    const auto res = client.request("GET", path, {}, {}, {}, true);
     if (res.status != 200) {
       why = "unexpected answer: HTTP " + std::to_string(res.status);
       return std::nullopt;
     }
     auto j = nlohmann::json::parse(res.body, nullptr, false);
-    if (!j.is_object() || j.value("name", "") != "kyso-agent") {
-      why = "the answer is not the Kyso agent's status";
+    if (!j.is_object()) {
+      why = "the answer is not a JSON object";
       return std::nullopt;
     }
     return j;
@@ -155,6 +156,19 @@ std::optional<nlohmann::json> probe_agent(std::uint16_t port, bool tls, std::str
     why = e.detail();
     return std::nullopt;
   }
+}
+
+namespace {
+
+// What the program on 127.0.0.1:`port` answers to `GET /` (the agent's status JSON), over TLS
+// when the agent serves wss. nullopt with `why` when no answer.
+std::optional<nlohmann::json> probe_agent(std::uint16_t port, bool tls, std::string& why) {
+  auto j = probe_json("127.0.0.1", port, tls, "/", why);
+  if (j && j->value("name", "") != "kyso-agent") {
+    why = "the answer is not the Kyso agent's status";
+    return std::nullopt;
+  }
+  return j;
 }
 
 }  // namespace

@@ -32,6 +32,7 @@ Checks run(pkcs11::Library& lib, const Options& o) {
   check_documents_module(checks, agent);
   check_tsa(checks, agent, o);
   check_remote(checks, agent, o);
+  check_verifyd(checks, o);
   return checks;
 }
 

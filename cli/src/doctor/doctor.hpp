@@ -24,7 +24,7 @@ std::string_view to_string(Status s) noexcept;  ///< "ok", "warn", "fail", "skip
 
 struct Check {
   /// "config", "usb", "module", "token", "certificate", "tls", "agent", "documents", "tsa",
-  /// "remote"
+  /// "remote", "verifyd"
   std::string id;
   Status status = Status::Ok;
   std::string vi;  ///< what it means and what to do, in Vietnamese
@@ -44,6 +44,8 @@ struct Options {
   /// Warn when this PC's clock and the configured TSA's (the agent configuration's tsa_url)
   /// differ by more than this.
   std::chrono::seconds max_clock_skew{60};
+  /// kyso-verifyd's profile to check (and the service on its port); empty: none.
+  std::string verifyd_config;
   /// Per network check (the TSA, each remote signing service).
   std::chrono::seconds network_timeout{10};
 };
@@ -67,6 +69,17 @@ void check_documents_module(Checks& out, const std::optional<firmware_config::Ag
 void check_agent_port(Checks& out, std::uint16_t port, bool tls);
 
 void check_local_tls(Checks& out, const Options& o);
+
+/// What the program on `host`:`port` answers to `GET path` with 200, when it is a JSON object,
+/// over TLS when `tls` (a public status only: the certificate is not verified here, its trust is
+/// the tls check's business). nullopt with `why` when no such answer within 3 s.
+std::optional<nlohmann::json> probe_json(const std::string& host, std::uint16_t port, bool tls,
+                                         const std::string& path, std::string& why);
+
+/// The verification service on this server (kyso-verifyd), when Options::verifyd_config names
+/// its profile: the profile loads, its trust anchors are within their validity, and the service
+/// answers on its port (with its seal ready when one is configured).
+void check_verifyd(Checks& out, const Options& o);
 
 void check_tsa(Checks& out, const std::optional<firmware_config::AgentConfig>& agent,
                const Options& o);
