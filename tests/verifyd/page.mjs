@@ -28,6 +28,7 @@ try {
   console.log(`vi detail: ${await page.textContent('#verdict p')}`);
   const first = await page.textContent('#signatures li h3');
   console.log(`signer: ${first}`);
+  console.log(`first: ${await page.textContent('#signatures li')}`);
   await page.screenshot({ path: shot });
   await page.click('#lang');
   console.log(`en: ${await page.textContent('#verdict h2')}`);

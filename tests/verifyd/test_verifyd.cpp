@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "kyso/formats/cms.hpp"
+#include "kyso/formats/extend.hpp"
 #include "verifyd_support.hpp"
 
 using namespace kyso::test;
@@ -91,6 +92,54 @@ TEST_CASE("verifyd: B-T signatures show the timestamp as the proof of the signin
     CHECK(s["signingTime"]["proof"] == "timestamp");
     CHECK(s["signingTime"]["time"] == s["signingTime"]["timestamp"]);
     CHECK(s["certificate"]["status"]["source"] == "crl");
+  }
+}
+
+TEST_CASE("verifyd: B-LT and B-LTA transcripts are named so and judged from their own data",
+          "[verifyd][longterm]") {
+  ScratchDir dir;
+  LoopbackTsa tsa;
+  std::string pdf;
+  std::string xml;
+  {
+    OcspResponder ocsp;  // only while extending: the service never reaches it
+    kyso::formats::ExtendOptions e;
+    e.trust.anchors = {pki_path("root")};
+    e.trust.ocsp_url = ocsp.url();
+    e.tsa = kyso::formats::TsaConfig{.url = tsa.url(), .trusted_pem = {pki_path("root")}};
+    pdf = signed_transcript_pdf(dir, {{"teacher", "principal", "seal"}, tsa.url()});
+    e.to = kyso::formats::BaselineLevel::LT;
+    CHECK(kyso::formats::extend_file(pdf, e).after == kyso::formats::BaselineLevel::LT);
+    ScratchDir d;
+    xml = dir.file("hocba-lta.xml");
+    std::filesystem::copy_file(
+        signed_transcript_xml(d, {{"teacher", "principal", "seal"}, tsa.url()}), xml);
+    e.to = kyso::formats::BaselineLevel::LTA;
+    CHECK(kyso::formats::extend_file(xml, e).after == kyso::formats::BaselineLevel::LTA);
+  }
+  // No OCSP responder and no CRL: what proves the status is in the documents.
+  auto profile = demo_profile("", dir.path().string());
+  profile.crl_files.clear();
+  RunningVerifyd vd(profile);
+  for (const auto& [file, level] : {std::pair{pdf, "B-LT"}, std::pair{xml, "B-LTA"}}) {
+    const auto a = post_file(vd.url("/v1/validate"), file);
+    INFO(file << "\n" << a.body);
+    REQUIRE(a.status == 200);
+    const json r = a.json();
+    CHECK(schema_errors(r).empty());
+    CHECK(r["indication"] == "TOTAL-PASSED");
+    REQUIRE(r["signatures"].size() == 3);
+    for (const auto& s : r["signatures"]) {
+      CHECK(s["level"] == level);
+      CHECK(s["longTerm"]["offline"] == true);
+      CHECK(s["longTerm"]["coveredUntil"].is_string());
+      CHECK(s["certificate"]["status"]["status"] == "good");
+      CHECK(s["certificate"]["status"]["source"] == "embedded");
+      CHECK(s["certificate"]["status"]["judgedAt"] == s["signingTime"]["timestamp"]);
+    }
+    CHECK(sig(r, 1)["signer"]["name"] == "Trần Văn Bình");
+    CHECK(sig(r, 1)["role"]["code"] == "principal");
+    CHECK((std::string(level) == "B-LTA") == !sig(r, 0)["longTerm"]["archiveTimestamps"].empty());
   }
 }
 
@@ -264,8 +313,9 @@ TEST_CASE("verifyd: the page in chromium reads the verdict in Vietnamese, then E
           "[verifyd][browser]") {
   ScratchDir dir;
   OcspResponder ocsp;
+  LoopbackTsa tsa;  // B-T, as transcripts are issued: the page says the time is proved
   RunningVerifyd vd(demo_profile(ocsp.url(), dir.path().string()));
-  const auto doc = signed_transcript_pdf(dir);
+  const auto doc = signed_transcript_pdf(dir, {{"teacher", "principal", "seal"}, tsa.url()});
   const std::string shot = std::filesystem::current_path().string() + "/verifyd-page.png";
   const auto [rc, out] = run("node " + std::string(KYSO_SOURCE_DIR) + "/tests/verifyd/page.mjs " +
                              vd.url("/") + " " + doc + " " + shot + " 2>&1");
@@ -274,4 +324,5 @@ TEST_CASE("verifyd: the page in chromium reads the verdict in Vietnamese, then E
   CHECK(out.find("vi: ✔ Học bạ hợp lệ") != std::string::npos);
   CHECK(out.find("en: ✔ The transcript is valid") != std::string::npos);
   CHECK(out.find("signer: 1. Nguyễn Thị Ánh — Giáo viên chủ nhiệm") != std::string::npos);
+  CHECK(out.find("thời điểm được xác nhận bởi dấu thời gian") != std::string::npos);
 }

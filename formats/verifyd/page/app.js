@@ -35,6 +35,7 @@ const T = {
     laterSigs: 'Sau chữ ký này chỉ có thêm chữ ký khác, nội dung không đổi.',
     laterChanged: 'Nội dung đã bị sửa sau chữ ký này.',
     level: 'Mức chữ ký',
+    longTerm: (d) => `Tài liệu mang sẵn bằng chứng để kiểm tra lâu dài (kể cả khi chứng thư đã hết hạn), còn hiệu lực đến ${d}.`,
     reasons: {
       DOCUMENT_CHANGED: 'Nội dung tài liệu đã bị sửa sau khi ký.',
       SIGNATURE_VALUE_INVALID: 'Chữ ký không khớp với chứng thư của người ký.',
@@ -53,6 +54,8 @@ const T = {
     errors: {
       DOCUMENT_INVALID: 'Tệp này không phải học bạ số (PDF, XML hoặc chữ ký CMS) hoặc đã bị hỏng.',
       DOCUMENT_TOO_LARGE: 'Tệp quá lớn.',
+      BAD_REQUEST: 'Yêu cầu không hợp lệ; hãy chọn lại tệp.',
+      NOT_SUPPORTED: 'Dịch vụ này chưa có con dấu để cấp biên bản PDF.',
       BUSY: 'Dịch vụ đang bận; hãy thử lại sau ít phút.',
       TIMEOUT: 'Kiểm tra mất quá nhiều thời gian; hãy thử lại sau.',
     },
@@ -89,6 +92,7 @@ const T = {
     laterSigs: 'After this signature only other signatures were added; the content is unchanged.',
     laterChanged: 'The content was changed after this signature.',
     level: 'Signature level',
+    longTerm: (d) => `The document carries its own proof for checking in the long term (even after the certificates expire), valid until ${d}.`,
     reasons: {
       DOCUMENT_CHANGED: 'The document was changed after it was signed.',
       SIGNATURE_VALUE_INVALID: 'The signature does not match the signer\'s certificate.',
@@ -107,6 +111,8 @@ const T = {
     errors: {
       DOCUMENT_INVALID: 'This file is not a digital transcript (PDF, XML or a CMS signature), or it is damaged.',
       DOCUMENT_TOO_LARGE: 'The file is too large.',
+      BAD_REQUEST: 'The request is not valid; choose the file again.',
+      NOT_SUPPORTED: 'This service has no seal to issue PDF reports.',
       BUSY: 'The service is busy; try again in a few minutes.',
       TIMEOUT: 'The check took too long; try again later.',
     },
@@ -184,6 +190,8 @@ function render(rep) {
       const k = s.laterChanges.kind;
       li.append(el('p', k === 'none' ? t.noLater : k === 'content-changed' ? t.laterChanged : t.laterSigs));
     }
+    const lt = s.longTerm;
+    if (lt && lt.offline && !lt.problem && lt.coveredUntil) li.append(el('p', t.longTerm(when(lt.coveredUntil))));
     // LATER_SIGNATURES is what the laterChanges line above already says.
     for (const w of s.warnings) {
       if (w.code !== 'LATER_SIGNATURES') li.append(el('p', `• ${w[lang]}`, 'note'));

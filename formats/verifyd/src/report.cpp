@@ -33,9 +33,12 @@ std::string padding_of(const std::string& algorithm) {
 }
 
 std::string revocation_source(const SignatureReport& r) {
-  if (r.revocation_detail == "not checked") return "none";
-  if (r.revocation_detail.find("ocsp") != std::string::npos) return "ocsp";
-  if (r.revocation_detail.find("crl") != std::string::npos) return "crl";
+  // B-LT/B-LTA: judged offline from the validation data the document carries.
+  if (r.long_term.offline) return r.revocation == CheckStatus::Ok ? "embedded" : "none";
+  const std::string d = ascii_lower(r.revocation_detail);
+  if (d == "not checked") return "none";
+  if (d.find("ocsp") != std::string::npos) return "ocsp";
+  if (d.find("crl") != std::string::npos) return "crl";
   return "none";
 }
 
@@ -118,7 +121,7 @@ Verdict judge(const SignatureReport& r) {
 }
 
 std::string baseline_level(const SignatureReport& r) {
-  return r.timestamp ? "B-T" : "B-B";
+  return std::string(formats::to_string(r.long_term.level));
 }
 
 json report_json(const formats::VerifyReport& report, const ReportContext& ctx) {
@@ -187,6 +190,20 @@ json report_json(const formats::VerifyReport& report, const ReportContext& ctx) 
                {"formFieldsAdded", r.later_changes->form_fields_added},
                {"changed", r.later_changes->changed}};
     }
+    json times = json::array();
+    for (const auto& t : r.long_term.archive_timestamps) times.push_back(to_iso8601(t));
+    const json long_term = {{"offline", r.long_term.offline},
+                            {"validatedAt", time_or_null(r.long_term.validated_at)},
+                            {"archiveTimestamps", times},
+                            {"coveredUntil", time_or_null(r.long_term.covered_until)},
+                            {"evidence", r.long_term.evidence},
+                            {"problem", r.long_term.problem}};
+    if (r.long_term.offline && !r.long_term.problem.empty()) {
+      warnings.push_back(
+          warning("LONG_TERM_DATA_INVALID",
+                  "Dữ liệu kiểm tra lâu dài kèm trong tài liệu không đủ hoặc không hợp lệ.",
+                  "The long-term validation data in the document is incomplete or invalid."));
+    }
     json problems = json::array();
     for (const auto p : r.certificate_problems) problems.push_back(std::string(code_name(p)));
     const std::string status = r.revocation == CheckStatus::Ok        ? "good"
@@ -212,6 +229,7 @@ json report_json(const formats::VerifyReport& report, const ReportContext& ctx) 
          {{"ok", r.integrity},
           {"failure", std::string(to_string(r.integrity_failure))},
           {"detail", r.integrity_detail}}},
+        {"longTerm", long_term},
         {"coversWholeFile", r.covers_whole_file ? json(*r.covers_whole_file) : json(nullptr)},
         {"laterChanges", later},
         {"certificate",
@@ -372,6 +390,10 @@ std::vector<std::string> report_lines(const json& rep, Language lang) {
                                : tr("không rõ", "unknown")));
     line(tr("  Mức chữ ký: ", "  Level: ") + str(s["level"]) + ", " + str(s["format"]) + ", " +
          str(s["algorithm"]["padding"]));
+    if (s["longTerm"]["coveredUntil"].is_string()) {
+      line(tr("  Bằng chứng lâu dài còn hiệu lực đến: ", "  Long-term proof holds until: ") +
+           local_time(s["longTerm"]["coveredUntil"]));
+    }
     line(tr("  Toàn vẹn: ", "  Integrity: ") +
          (s["integrity"]["ok"].get<bool>() ? tr("đạt", "ok") : tr("KHÔNG ĐẠT", "FAILED")));
     if (s["laterChanges"].is_object()) {

@@ -30,8 +30,9 @@ struct Verdict {
 /// Judges one signature of formats' report.
 Verdict judge(const formats::SignatureReport& r);
 
-/// The baseline level formats' report shows: "B-T" with a verified signature timestamp, else
-/// "B-B". B-LT and B-LTA come from the embedded validation data formats reports once it does.
+/// The baseline level formats' verification proved: "B-B", "B-T" (a verified signature
+/// timestamp), "B-LT" (and the document's own validation data validates it offline) or "B-LTA"
+/// (and an archive timestamp covers it all).
 std::string baseline_level(const formats::SignatureReport& r);
 
 /// What else the validation records beside formats' report.
