@@ -38,6 +38,14 @@ constexpr auto kUpgradeTimeout = std::chrono::seconds(10);
 constexpr auto kPeerTimeout = std::chrono::seconds(30);
 constexpr std::size_t kReadChunk = 64 * 1024;
 
+/// A page-chosen header for the debug log: at most 100 bytes, printable ASCII only.
+std::string capped(std::string_view v) {
+  std::string out;
+  for (const char c : v.substr(0, 100)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  if (v.size() > 100) out += "...";
+  return out;
+}
+
 }  // namespace
 
 /// What the listener needs of every session: to close it when the agent stops.
@@ -163,9 +171,16 @@ class Session final : public SessionBase,
   }
 
   void on_read_request(beast::error_code ec, std::size_t /*bytes*/) {
-    if (ec) return;  // timeout, oversized header or a body: drop the connection
+    if (ec) {
+      // Timeout, oversized header or a body: drop the connection. Also what a browser does
+      // when its Local Network Access check, made once connected, blocks the page.
+      spdlog::debug("connection closed before an HTTP request: {}", ec.message());
+      return;
+    }
     auto& gate = listener_->gate();
     const auto& req = parser_->get();
+    spdlog::debug("HTTP {} {} Origin '{}'", std::string_view(req.method_string()),
+                  capped(req.target()), capped(req[http::field::origin]));
     const std::string host(req[http::field::host]);
     if (!listener_->host_ok(host)) {
       return reply(http::status::forbidden,

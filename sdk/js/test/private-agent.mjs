@@ -4,6 +4,8 @@
 // none by itself).
 //   const a = await startPrivateAgent('kyso-rss-', ['--log-level', 'warn']);
 //   ... connect({ ports: [a.port], WebSocket: a.WebSocket }) ... ; await a.stop();
+// a.log() returns the agent's log (its stdout; start it with --log-level debug to see each HTTP
+// request the agent read); its stderr is passed through.
 import { spawn } from 'node:child_process';
 import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +31,8 @@ export async function startPrivateAgent(prefix, extraArgs = []) {
       '--state-dir', join(tmp, 'state'), '--allow-origin', ORIGIN, ...extraArgs],
     { env: { ...process.env, SOFTHSM2_CONF: join(tmp, 'softhsm2.conf') }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  let log = '';
+  agent.stdout.on('data', (d) => (log += d));
   const stop = async () => {
     if (agent.exitCode === null) {
       agent.kill('SIGTERM');
@@ -38,10 +42,8 @@ export async function startPrivateAgent(prefix, extraArgs = []) {
   };
   try {
     const port = await new Promise((res, rej) => {
-      let out = '';
-      agent.stdout.on('data', (d) => {
-        out += d;
-        const m = /127\.0\.0\.1:(\d+)/.exec(out);
+      agent.stdout.on('data', () => {
+        const m = /127\.0\.0\.1:(\d+)/.exec(log);
         if (m) res(Number(m[1]));
       });
       agent.once('exit', () => rej(new Error('kyso-agent exited')));
@@ -51,7 +53,7 @@ export async function startPrivateAgent(prefix, extraArgs = []) {
         super(url, { headers: { Origin: ORIGIN } });
       }
     }
-    return { agent, pid: agent.pid, port, tmp, manifest, WebSocket: OriginWebSocket, stop };
+    return { agent, pid: agent.pid, port, tmp, manifest, WebSocket: OriginWebSocket, stop, log: () => log };
   } catch (e) {
     await stop();
     throw e;
