@@ -94,6 +94,8 @@ void add_doctor_command(CLI::App& app, Context& ctx) {
   doc->add_option("--expiry-days", o.expiry_days,
                   "Warn about certificates expiring within this many days")
       ->check(CLI::Range(1, 365));
+  doc->add_option("--root", o.root,
+                  "Look for browsers and their managed policy under this directory instead of /");
   doc->add_option("--local-tls", o.local_tls,
                   "The installer's kyso-local-tls program (default: /usr/sbin/kyso-local-tls)");
   doc->callback([&ctx] {

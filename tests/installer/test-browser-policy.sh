@@ -48,6 +48,15 @@ got=$(json "$T/show.json" 'j.browsers.map(b => b.browser + ":" + b.installed + "
 [[ $got == "chromium:true:2 chrome:false:2 edge:false:2" ]] || fail "show: $got"
 ok "show: installed browsers and covered origins"
 
+# kyso doctor says the same per installed browser (issue 12): covered here.
+doctor_browsers() {
+  "$KYSO" --lang en doctor --config "$T/agent.toml" --root "$R" --usb-inventory /dev/null \
+    --local-tls /nonexistent --json 2>/dev/null | json - 'j.checks.filter(c => c.check === "browser").map(c => c.status + ":" + (c.details.browser ?? "-") + ":" + (c.details.uncovered ?? []).join(",")).join(" ")'
+}
+got=$(doctor_browsers || true)
+[[ $got == "ok:chromium:" ]] || fail "doctor, every origin covered: $got"
+ok "doctor: the installed browser's policy covers every allow-listed origin"
+
 # IT's own file, later by name, replaces Kyso's value of one policy: the other still covers
 # loopback, and show says which file overrides Kyso's.
 echo '{"LocalNetworkAccessAllowedForUrls": ["[*.]example.edu.vn"]}' >"$R/${DIRS[0]}/zz-school.json"
@@ -59,6 +68,9 @@ if "$KYSO" --lang en browser-policy show --config "$T/agent.toml" --root "$R" --
 got=$(json "$T/show.json" 'const c = j.browsers.find(b => b.browser === "chromium"); JSON.stringify([c.covered, c.uncovered])')
 # [*.]example.edu.vn covers hocba.example.edu.vn; nothing covers truong-b.
 [[ $got == '[["https://hocba.example.edu.vn"],["https://hocba.truong-b.edu.vn:8443"]]' ]] || fail "coverage: $got"
+got=$(doctor_browsers || true)
+[[ $got == "warn:chromium:https://hocba.truong-b.edu.vn:8443" ]] || fail "doctor, one origin not covered: $got"
+ok "doctor: warns per browser about the origin its policy does not cover"
 # A broken file is ignored by the browser: said so.
 echo '{"LocalNetworkAccessAllowedForUrls": [' >"$R/${DIRS[0]}/broken.json"
 "$KYSO" --lang en browser-policy show --config "$T/agent.toml" --root "$R" >"$T/out" || true

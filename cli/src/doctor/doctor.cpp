@@ -28,6 +28,7 @@ Checks run(pkcs11::Library& lib, const Options& o) {
   check_modules(checks, lib);
   check_tokens_and_certificates(checks, lib, o.expiry_days);
   check_local_tls(checks, o);
+  check_browser_policy(checks, agent, o);
   check_agent_port(checks, port, agent && agent->tls);
   check_documents_module(checks, agent);
   check_tsa(checks, agent, o);

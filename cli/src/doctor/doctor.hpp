@@ -2,7 +2,8 @@
 // `kyso doctor`'s checks: what stands between this PC and signing, explained in Vietnamese and
 // English. One file per family: tokens.cpp (USB tokens vs. modules, module loads, PIN state,
 // expiring certificates), agent.cpp (configuration, port, documents module), tls.cpp (the
-// local wss CA's trust), network.cpp (the clock against the TSA, remote signing services).
+// local wss CA's trust), browsers.cpp (Local Network Access policy per browser), network.cpp (the
+// clock against the TSA, remote signing services).
 
 #include <chrono>
 #include <cstdint>
@@ -23,8 +24,8 @@ enum class Status { Ok, Warn, Fail, Skip };
 std::string_view to_string(Status s) noexcept;  ///< "ok", "warn", "fail", "skip"
 
 struct Check {
-  /// "config", "usb", "module", "token", "certificate", "tls", "agent", "documents", "tsa",
-  /// "remote", "verifyd"
+  /// "config", "usb", "module", "token", "certificate", "tls", "browser", "agent", "documents",
+  /// "tsa", "remote", "verifyd"
   std::string id;
   Status status = Status::Ok;
   std::string vi;  ///< what it means and what to do, in Vietnamese
@@ -48,6 +49,8 @@ struct Options {
   std::string verifyd_config;
   /// Per network check (the TSA, each remote signing service).
   std::chrono::seconds network_timeout{10};
+  /// Where browsers and their managed-policy directories are looked for ("/": this machine).
+  std::string root = "/";
 };
 
 /// Runs every check. Never throws for what it finds: problems are checks with Fail/Warn.
@@ -69,6 +72,11 @@ void check_documents_module(Checks& out, const std::optional<firmware_config::Ag
 void check_agent_port(Checks& out, std::uint16_t port, bool tls);
 
 void check_local_tls(Checks& out, const Options& o);
+
+/// Per installed Chromium-family browser: whether its managed policy lets every allow-listed
+/// origin reach the agent (Local Network Access).
+void check_browser_policy(Checks& out, const std::optional<firmware_config::AgentConfig>& agent,
+                          const Options& o);
 
 /// What the program on `host`:`port` answers to `GET path` with 200, when it is a JSON object,
 /// over TLS when `tls` (a public status only: the certificate is not verified here, its trust is
