@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "harness.hpp"
 #include "kyso/agent/audit.hpp"
@@ -362,6 +363,41 @@ TEST_CASE("audit_lastRowsCut_detectedByTheAnchors", "[security]") {
   CHECK_FALSE(after.ok);
   CHECK(after.first_broken == 5);
   CHECK(after.reason.find("cut") != std::string::npos);
+  std::filesystem::remove_all(db.parent_path());
+}
+
+// Hidden from the normal run: ctest runs it beside a journald of its own
+// (tests/support/with-journald.sh), as agent_ws:audit_journalAnchor.
+TEST_CASE("audit_anchorFileRemovedAndRowsCut_theJournalAloneDetectsIt", "[.journal][security]") {
+  // Issue 12, finding 8: the journal is the anchor its user cannot rewrite.
+  REQUIRE(std::filesystem::exists("/run/systemd/journal/socket"));
+  const auto db = anchored_log("kyso-audit-anchor-journal");
+  // journald takes the entries asynchronously: wait until it has the six commits' anchors.
+  const AnchorCheck* journal = nullptr;
+  AuditVerifyResult before;
+  for (int i = 0; i < 100; ++i) {
+    before = AuditLog::verify(db);
+    journal = anchor_source(before, "journal");
+    if (journal != nullptr && journal->anchors >= 6) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(before.ok);
+  REQUIRE(journal != nullptr);
+  CHECK(journal->available);
+  CHECK(journal->anchors >= 6);
+  CHECK(journal->note.find("journald") != std::string::npos);
+  // Whoever can write the state directory removes the anchor file too, then cuts the last rows
+  // and recomputes the chain: the file alone looks whole.
+  std::filesystem::remove(AuditLog::anchor_file(db));
+  tamper_and_rechain(db, "DELETE FROM audit WHERE seq > 4");
+  const auto after = AuditLog::verify(db);
+  CHECK(after.rows == 4);
+  CHECK_FALSE(after.ok);
+  CHECK(after.first_broken == 5);
+  CHECK(after.reason.find("cut") != std::string::npos);
+  const auto* file = anchor_source(after, AuditLog::anchor_file(db).string());
+  REQUIRE(file != nullptr);
+  CHECK_FALSE(file->available);
   std::filesystem::remove_all(db.parent_path());
 }
 

@@ -12,6 +12,13 @@ target_compile_definitions(agent_ws PRIVATE
 add_dependencies(agent_ws kyso-agent kyso_formats_module)
 target_link_libraries(agent_ws PRIVATE SQLite::SQLite3)
 target_include_directories(agent_ws PRIVATE ${PROJECT_SOURCE_DIR}/agent/src)  # ordered.hpp
+# The audit log's journal anchor against a real journald of the test's own (a private mount
+# namespace; skipped where none can be had). Its test case is hidden ([.journal]) from the rest.
+add_test(NAME agent_ws:audit_journalAnchor
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/support/with-journald.sh $<TARGET_FILE:agent_ws> "[journal]")
+set_tests_properties(agent_ws:audit_journalAnchor PROPERTIES
+  FIXTURES_REQUIRED pki ENVIRONMENT "KYSO_TEST_DIR=${KYSO_TEST_DIR}" TIMEOUT 60
+  SKIP_RETURN_CODE 77)
 
 # Document items (xml, pdf, cms) and transfers through the agent, verified by xmlsec1, pdfsig,
 # qpdf and openssl; uses the formats tests' sample class, PDF writer and loopback TSA.
