@@ -319,6 +319,20 @@ void tamper_and_rechain(const std::filesystem::path& db, const char* sql) {
   sqlite3_close(h);
 }
 
+/// tamper_and_rechain(db, sql), then the check every tampering must fail: `rows` rows left, the
+/// first broken one named, and why.
+AuditVerifyResult tampered_and_caught(const std::filesystem::path& db, const char* sql,
+                                      std::int64_t rows, std::int64_t first_broken,
+                                      std::string_view why) {
+  tamper_and_rechain(db, sql);
+  auto after = AuditLog::verify(db);
+  CHECK(after.rows == rows);
+  CHECK_FALSE(after.ok);
+  CHECK(after.first_broken == first_broken);
+  CHECK(after.reason.find(why) != std::string::npos);
+  return after;
+}
+
 const AnchorCheck* anchor_source(const AuditVerifyResult& r, std::string_view source) {
   for (const auto& a : r.anchors) {
     if (a.source == source) return &a;
@@ -345,24 +359,14 @@ TEST_CASE("audit_rowsDeletedAndChainRecomputed_detectedByTheAnchors", "[security
     CHECK(journal->note.find("not running") != std::string::npos);
   }
 
-  tamper_and_rechain(db, "DELETE FROM audit WHERE seq = 3");
-  const auto after = AuditLog::verify(db);
-  CHECK(after.rows == 5);
-  CHECK_FALSE(after.ok);
-  CHECK(after.first_broken == 3);
-  CHECK(after.reason.find("rewritten") != std::string::npos);
+  tampered_and_caught(db, "DELETE FROM audit WHERE seq = 3", 5, 3, "rewritten");
   std::filesystem::remove_all(db.parent_path());
 }
 
 TEST_CASE("audit_lastRowsCut_detectedByTheAnchors", "[security]") {
   const auto db = anchored_log("kyso-audit-anchor-cut");
   REQUIRE(AuditLog::verify(db).ok);
-  tamper_and_rechain(db, "DELETE FROM audit WHERE seq > 4");
-  const auto after = AuditLog::verify(db);
-  CHECK(after.rows == 4);
-  CHECK_FALSE(after.ok);
-  CHECK(after.first_broken == 5);
-  CHECK(after.reason.find("cut") != std::string::npos);
+  tampered_and_caught(db, "DELETE FROM audit WHERE seq > 4", 4, 5, "cut");
   std::filesystem::remove_all(db.parent_path());
 }
 
@@ -389,12 +393,7 @@ TEST_CASE("audit_anchorFileRemovedAndRowsCut_theJournalAloneDetectsIt", "[.journ
   // Whoever can write the state directory removes the anchor file too, then cuts the last rows
   // and recomputes the chain: the file alone looks whole.
   std::filesystem::remove(AuditLog::anchor_file(db));
-  tamper_and_rechain(db, "DELETE FROM audit WHERE seq > 4");
-  const auto after = AuditLog::verify(db);
-  CHECK(after.rows == 4);
-  CHECK_FALSE(after.ok);
-  CHECK(after.first_broken == 5);
-  CHECK(after.reason.find("cut") != std::string::npos);
+  const auto after = tampered_and_caught(db, "DELETE FROM audit WHERE seq > 4", 4, 5, "cut");
   const auto* file = anchor_source(after, AuditLog::anchor_file(db).string());
   REQUIRE(file != nullptr);
   CHECK_FALSE(file->available);
