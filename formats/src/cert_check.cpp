@@ -45,13 +45,18 @@ std::optional<OcspAnswer> fetch_ocsp(const std::string& url, X509* leaf, X509* i
   const Bytes body = i2d_bytes(req.get(), i2d_OCSP_REQUEST);
   Bytes answer =
       http_exchange(url, &body, "application/ocsp-request", "application/ocsp-response", timeout);
+  return check_ocsp_answer(std::move(answer), req.get(), id_keep.get(), untrusted, store);
+}
+
+std::optional<OcspAnswer> check_ocsp_answer(Bytes answer, OCSP_REQUEST* req, OCSP_CERTID* id,
+                                            STACK_OF(X509) * untrusted, X509_STORE* store) {
   if (answer.empty()) return std::nullopt;
   const unsigned char* p = answer.data();
   OcspRespPtr resp(d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(answer.size())));
   if (!resp || OCSP_response_status(resp.get()) != OCSP_RESPONSE_STATUS_SUCCESSFUL)
     return std::nullopt;
   OcspBasicPtr basic(OCSP_response_get1_basic(resp.get()));
-  if (!basic || OCSP_check_nonce(req.get(), basic.get()) <= 0 ||
+  if (!basic || OCSP_check_nonce(req, basic.get()) <= 0 ||
       OCSP_basic_verify(basic.get(), untrusted, store, 0) != 1) {
     openssl_error();
     return std::nullopt;  // an answer we cannot trust is no answer
@@ -61,7 +66,7 @@ std::optional<OcspAnswer> fetch_ocsp(const std::string& url, X509* leaf, X509* i
   ASN1_GENERALIZEDTIME* revoked_at = nullptr;
   ASN1_GENERALIZEDTIME* this_update = nullptr;
   ASN1_GENERALIZEDTIME* next_update = nullptr;
-  if (OCSP_resp_find_status(basic.get(), id_keep.get(), &status, &reason, &revoked_at, &this_update,
+  if (OCSP_resp_find_status(basic.get(), id, &status, &reason, &revoked_at, &this_update,
                             &next_update) != 1 ||
       OCSP_check_validity(this_update, next_update, 300, -1) != 1) {
     openssl_error();

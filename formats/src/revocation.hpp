@@ -28,6 +28,11 @@ std::optional<OcspAnswer> fetch_ocsp(const std::string& url, X509* leaf, X509* i
                                      STACK_OF(X509) * untrusted, X509_STORE* store,
                                      std::chrono::seconds timeout);
 
+/// fetch_ocsp()'s checks of the bytes a responder sent for `req` (its nonce) about `id`: the same
+/// answer or nullopt. Apart so that the fuzz target (tests/fuzz) feeds it what a responder could.
+std::optional<OcspAnswer> check_ocsp_answer(Bytes answer, OCSP_REQUEST* req, OCSP_CERTID* id,
+                                            STACK_OF(X509) * untrusted, X509_STORE* store);
+
 /// The bytes at an http:// or file:// URL (or an absolute path); empty when unreachable.
 Bytes fetch_url(const std::string& url, std::chrono::seconds timeout);
 

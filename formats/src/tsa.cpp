@@ -72,7 +72,10 @@ Timestamp request_timestamp_for_digest(const TsaConfig& config,
                                        std::span<const std::uint8_t> hash) {
   TsReqPtr req = make_request(config, hash);
   const Bytes reply = post(config, detail::i2d_bytes(req.get(), i2d_TS_REQ));
+  return timestamp_from_reply(config, req.get(), reply);
+}
 
+Timestamp timestamp_from_reply(const TsaConfig& config, TS_REQ* req, const Bytes& reply) {
   const unsigned char* p = reply.data();
   TsRespPtr resp(d2i_TS_RESP(nullptr, &p, static_cast<long>(reply.size())));
   if (!resp) throw Error(ErrorCode::TsaError, "TSA answer is not a TimeStampResp");
@@ -86,7 +89,7 @@ Timestamp request_timestamp_for_digest(const TsaConfig& config,
   }
 
   // The answer must match this request: imprint, nonce, version; signed by the TSA.
-  TsVerifyPtr vctx(TS_REQ_to_TS_VERIFY_CTX(req.get(), nullptr));
+  TsVerifyPtr vctx(TS_REQ_to_TS_VERIFY_CTX(req, nullptr));
   check(vctx != nullptr, "TS_VERIFY_CTX");
   if (!config.trusted_pem.empty()) {
     TS_VERIFY_CTX_add_flags(vctx.get(), TS_VFY_SIGNATURE);

@@ -172,6 +172,34 @@ HttpResponse error_response(const CscError& e) {
   return r;
 }
 
+std::map<std::string, std::string> decode_form(std::string_view body) {
+  auto unescape = [](std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '+') {
+        out += ' ';
+      } else if (s[i] == '%' && i + 2 < s.size()) {
+        out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+        i += 2;
+      } else {
+        out += s[i];
+      }
+    }
+    return out;
+  };
+  std::map<std::string, std::string> params;
+  while (!body.empty()) {
+    const auto amp = body.find('&');
+    const std::string_view pair = body.substr(0, amp);
+    const auto eq = pair.find('=');
+    if (eq != std::string_view::npos) {
+      params[unescape(pair.substr(0, eq))] = unescape(pair.substr(eq + 1));
+    }
+    body = amp == std::string_view::npos ? std::string_view() : body.substr(amp + 1);
+  }
+  return params;
+}
+
 Service::Service(const ApplianceConfig& config, StateStore& store, pkcs11::Library& library,
                  boost::asio::thread_pool& sign_pool)
     : config_(config),
@@ -451,33 +479,10 @@ HttpResponse Service::oauth2_token(HttpRequest& req) {
       if (v.is_string()) params[k] = v.get<std::string>();
     }
   } else {
-    std::string_view body = req.body;
-    auto unescape = [](std::string_view s) {
-      std::string out;
-      for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '+') {
-          out += ' ';
-        } else if (s[i] == '%' && i + 2 < s.size()) {
-          out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-          i += 2;
-        } else {
-          out += s[i];
-        }
-      }
-      return out;
-    };
-    while (!body.empty()) {
-      const auto amp = body.find('&');
-      const std::string_view pair = body.substr(0, amp);
-      const auto eq = pair.find('=');
-      if (eq != std::string_view::npos) {
-        try {
-          params[unescape(pair.substr(0, eq))] = unescape(pair.substr(eq + 1));
-        } catch (const std::exception&) {
-          throw invalid_request("Malformed form body");
-        }
-      }
-      body = amp == std::string_view::npos ? std::string_view() : body.substr(amp + 1);
+    try {
+      params = decode_form(req.body);
+    } catch (const std::exception&) {
+      throw invalid_request("Malformed form body");
     }
   }
   OPENSSL_cleanse(req.body.data(), req.body.size());

@@ -36,6 +36,10 @@ struct CscError {
 
 HttpResponse error_response(const CscError& e);
 
+/// An application/x-www-form-urlencoded body (oauth2/token, RFC 6749) as name -> value, `+` and
+/// %XX decoded; a later name replaces an earlier one. Throws std::exception for a malformed %XX.
+std::map<std::string, std::string> decode_form(std::string_view body);
+
 /// Dummy password hashes checked for names that do not exist. An unknown name is checked against
 /// a dummy with the scrypt parameters of a configured account picked by a keyed hash of the name,
 /// so it answers as slowly as a known one whatever each account's cost, and the same name always
