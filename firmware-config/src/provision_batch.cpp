@@ -146,7 +146,9 @@ std::vector<BatchRow> read_batch_csv(
 
   std::vector<BatchRow> rows;
   for (std::size_t r = 1; r < records.size(); ++r) {
-    const auto& [line, fields] = records[r];
+    // Not a structured binding: the lambda below uses them (clang 15 cannot capture bindings).
+    const std::size_t line = records[r].first;
+    const std::vector<std::string>& fields = records[r].second;
     if (fields.size() != header.size()) {
       csv_fail(csv, line,
                std::to_string(fields.size()) + " fields, the header has " +
