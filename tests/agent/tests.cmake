@@ -47,3 +47,13 @@ set_tests_properties(agent.lazy_formats PROPERTIES TIMEOUT 30)
 # socket and no token.
 kyso_add_tests(agent_protocol SOURCES agent/protocol/test_protocol.cpp DEPS kyso::agent)
 target_include_directories(agent_protocol PRIVATE ${PROJECT_SOURCE_DIR}/agent/src)
+
+# Crash consistency (issue 17): kyso-agent killed with SIGKILL at random points of a batch and
+# restarted, KYSO_CRASH_REPEATS times (3 here; tests/agent/crash-loop.sh runs 50 in a row).
+kyso_add_tests(agent_crash TOKEN SOURCES agent/harness.cpp agent/test_crash.cpp
+  DEPS kyso::agent OpenSSL::SSL)
+target_compile_definitions(agent_crash PRIVATE
+  KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh"
+  KYSO_AGENT_BIN="$<TARGET_FILE:kyso-agent>")
+add_dependencies(agent_crash kyso-agent kyso)
+target_link_libraries(agent_crash PRIVATE SQLite::SQLite3)
