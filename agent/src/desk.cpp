@@ -287,7 +287,8 @@ void Service::audit_job_refusal(const SignJob& job, const Error& e,
 }
 
 void Service::audit_approval(const SignJob& job, const Credential& cred,
-                             std::span<const Bytes> digests, SignAlgorithm alg) {
+                             std::span<const Bytes> digests, SignAlgorithm alg,
+                             std::string_view note) {
   // The approval covers exactly these digests: record them as one value.
   std::string all;
   for (const auto& d : digests) all.append(d.begin(), d.end());
@@ -304,6 +305,7 @@ void Service::audit_approval(const SignJob& job, const Credential& cred,
   }
   what += to_string(alg);
   if (is_remote(cred)) what += ", remote " + cred.source.name;
+  if (!note.empty()) what += ", " + std::string(note);
   const auto* p = reinterpret_cast<const std::uint8_t*>(all.data());
   audit_->append(AuditRow{.event = "approval",
                           .origin = job.origin,
@@ -409,7 +411,7 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
 
   // 3. The user's approval of exactly these digests, once.
   approve(job, cred, *signer, digests, cancel);
-  audit_approval(job, cred, digests, out.algorithm);
+  audit_approval(job, cred, digests, out.algorithm, signer->authorization_note());
 
   // 4. Signed in item order, each audited and committed before it is reported: token lanes (a
   // second session keeps the token busy while the other lane prepares its item), or a remote

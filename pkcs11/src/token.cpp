@@ -111,12 +111,15 @@ void to_json(nlohmann::json& j, const TokenInfo& t) {
       {"minPinLength", t.min_pin},
       {"maxPinLength", t.max_pin},
       {"loggedIn", t.logged_in},
+      {"firmwareVersion", t.firmware_version},
   };
 }
 
-Token::Token(std::shared_ptr<detail::Module> module, unsigned long slot, std::string identity)
+Token::Token(std::shared_ptr<detail::Module> module, unsigned long slot, std::string identity,
+             const TokenQuirks* quirks)
     : module_(std::move(module)),
       identity_(std::move(identity)),
+      quirks_(quirks != nullptr ? std::optional<TokenQuirks>(*quirks) : std::nullopt),
       slot_(slot),
       sessions_(std::make_unique<detail::SessionPool>(*module_, slot)) {}
 
@@ -161,6 +164,8 @@ TokenInfo Token::info() {
   t.min_pin = ti.ulMinPinLen;
   t.max_pin = ti.ulMaxPinLen;
   t.logged_in = logged_in_.load();
+  t.firmware_version =
+      std::to_string(ti.firmwareVersion.major) + "." + std::to_string(ti.firmwareVersion.minor);
   return t;
 }
 
@@ -220,6 +225,7 @@ void Token::login(const Secret* pin) {
       pin == nullptr ? nullptr : const_cast<unsigned char*>(pin->data()),
       pin == nullptr ? 0UL : static_cast<CK_ULONG>(pin->size()));
   if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+    pin_pad_ = t.protected_auth_path;
     logged_in_ = true;
     failed_pin_tag_.reset();
     return;
@@ -227,6 +233,28 @@ void Token::login(const Secret* pin) {
   if (rv == CKR_PIN_INCORRECT && pin != nullptr) failed_pin_tag_ = tag;
   if (rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT) mark_removed();
   detail::throw_rv(rv, "C_Login", "Token::login");
+}
+
+void Token::context_login(unsigned long session, const Secret* pin) {
+  // The same guard as login(): a PIN the token rejected is never sent again.
+  PinTagger::Tag tag{};
+  if (pin != nullptr) {
+    tag = pin_tags_.tag(*pin);
+    const std::lock_guard lock(login_mutex_);
+    if (failed_pin_tag_ && PinTagger::same(tag, *failed_pin_tag_)) {
+      throw Error(ErrorCode::PinRepeated, "this PIN was rejected by the token before; not sent");
+    }
+  }
+  const CK_RV rv = module_->invoke<&CK_FUNCTION_LIST::C_Login>(
+      CK_SESSION_HANDLE{session}, CKU_CONTEXT_SPECIFIC,
+      pin == nullptr ? nullptr : const_cast<unsigned char*>(pin->data()),
+      pin == nullptr ? 0UL : static_cast<CK_ULONG>(pin->size()));
+  if (rv == CKR_OK) return;
+  if (rv == CKR_PIN_INCORRECT && pin != nullptr) {
+    const std::lock_guard lock(login_mutex_);
+    failed_pin_tag_ = tag;
+  }
+  detail::throw_rv(rv, "C_Login(CKU_CONTEXT_SPECIFIC)", "Token::sign");
 }
 
 void Token::logout() noexcept {
@@ -328,7 +356,10 @@ std::vector<Credential> Token::credentials() {
         const bool ok = is_ecdsa(alg) ? has(CKM_ECDSA)
                         : is_pss(alg) ? has(CKM_RSA_PKCS_PSS)
                                       : has(CKM_RSA_PKCS);
-        if (ok) c.algorithms.push_back(alg);
+        // A family this model's firmware fails with is not offered (token profile quirk).
+        const bool avoided =
+            quirks_ && std::ranges::find(quirks_->avoid, family_of(alg)) != quirks_->avoid.end();
+        if (ok && !avoided) c.algorithms.push_back(alg);
       }
       c.cert = std::move(f.cert);
       {
@@ -336,6 +367,20 @@ std::vector<Credential> Token::credentials() {
         credential_key_ids_[c.id()] = f.key_id;
       }
       out.push_back(std::move(c));
+    }
+    if (quirks_ && !quirks_->prefer.empty()) {
+      // Credentials whose key fits an earlier preferred family come first.
+      const auto rank = [&](const Credential& c) {
+        for (std::size_t i = 0; i < quirks_->prefer.size(); ++i) {
+          if (std::ranges::any_of(c.algorithms, [&](SignAlgorithm a) {
+                return family_of(a) == quirks_->prefer[i];
+              })) {
+            return i;
+          }
+        }
+        return quirks_->prefer.size();
+      };
+      std::ranges::stable_sort(out, {}, rank);
     }
     {
       const std::lock_guard lock(keys_mutex_);
@@ -384,35 +429,44 @@ bool Token::session_logged_in() {
   return si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS;
 }
 
-unsigned long Token::find_private_key(std::span<const std::uint8_t> key_id) {
+Token::KeyInfo Token::find_private_key(std::span<const std::uint8_t> key_id) {
   {
     const std::lock_guard lock(keys_mutex_);
     if (auto it = key_handles_.find(key_id); it != key_handles_.end()) return it->second;
   }
   const Bytes id(key_id.begin(), key_id.end());
   auto lease = sessions_->acquire();
-  std::vector<CK_OBJECT_HANDLE> found;
+  KeyInfo key;
   try {
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     std::array<CK_ATTRIBUTE, 2> tmpl{
         {{CKA_CLASS, &cls, sizeof cls},
          {CKA_ID, const_cast<std::uint8_t*>(id.data()), static_cast<CK_ULONG>(id.size())}}};
-    found = find_objects(*module_, lease.handle(), tmpl);
-  } catch (const Error&) {
-    lease.poison();
+    const auto found = find_objects(*module_, lease.handle(), tmpl);
+    if (found.empty()) {
+      if (!logged_in_.load()) throw Error(ErrorCode::LoginRequired, "private key needs a login");
+      throw Error(ErrorCode::KeyNotFound, "no private key with CKA_ID " + to_hex(id));
+    }
+    key.handle = found.front();
+    const Bytes always =
+        read_attribute(*module_, lease.handle(), key.handle, CKA_ALWAYS_AUTHENTICATE);
+    key.always_authenticate = always.size() == 1 && always[0] == CK_TRUE;
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::LoginRequired && e.code() != ErrorCode::KeyNotFound) lease.poison();
     throw;
   }
-  if (found.empty()) {
-    if (!logged_in_.load()) throw Error(ErrorCode::LoginRequired, "private key needs a login");
-    throw Error(ErrorCode::KeyNotFound, "no private key with CKA_ID " + to_hex(id));
-  }
   const std::lock_guard lock(keys_mutex_);
-  key_handles_[id] = found.front();
-  return found.front();
+  key_handles_[id] = key;
+  return key;
+}
+
+bool Token::always_authenticate(std::span<const std::uint8_t> key_id) {
+  return find_private_key(key_id).always_authenticate;
 }
 
 Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& cert,
-                  SignAlgorithm alg, std::span<const std::uint8_t> digest, SignatureEncoding enc) {
+                  SignAlgorithm alg, std::span<const std::uint8_t> digest, SignatureEncoding enc,
+                  const Secret* context_pin) {
   check_digest(alg, digest);
   if ((cert.key_type == "EC") != is_ecdsa(alg)) {
     throw Error(ErrorCode::AlgorithmUnsupported,
@@ -443,11 +497,21 @@ Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& c
   std::array<unsigned char, 1024> sig{};  // RSA-8192 at most
   CK_ULONG sig_len = sig.size();
   for (int attempt = 0;; ++attempt) {
-    const CK_OBJECT_HANDLE key = find_private_key(key_id);
+    const KeyInfo key = find_private_key(key_id);
     auto lease = sessions_->acquire();
     sig_len = sig.size();
     try {
-      KYSO_CK(*module_, C_SignInit, lease.handle(), &mech, key);
+      std::unique_lock<std::mutex> context_lock;
+      if (key.always_authenticate) context_lock = std::unique_lock(context_sign_mutex_);
+      KYSO_CK(*module_, C_SignInit, lease.handle(), &mech, key.handle);
+      if (key.always_authenticate) {
+        // Without a PIN only a PIN pad can answer; anything else would spend a try.
+        if (context_pin == nullptr && !pin_pad_.load()) {
+          throw Error(ErrorCode::LoginRequired,
+                      "this key needs the PIN before each signature and none was given");
+        }
+        context_login(lease.handle(), context_pin);
+      }
       KYSO_CK(*module_, C_Sign, lease.handle(), input.data(), static_cast<CK_ULONG>(input_len),
               sig.data(), &sig_len);
       break;

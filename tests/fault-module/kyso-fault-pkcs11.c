@@ -41,6 +41,10 @@ enum knob {
   TOKEN_FLAGS_OR,
   FAIL_LOGIN_RV,
   SIGN_DELAY_US,
+  ALWAYS_AUTHENTICATE, /* private keys report CKA_ALWAYS_AUTHENTICATE and need a context login */
+  COUNT_CONTEXT_LOGIN,
+  SIGN_SERIAL, /* one signature at a time across all sessions, as a token's single chip */
+  COUNT_INITIALIZE,
   KNOB_COUNT
 };
 
@@ -54,9 +58,14 @@ static const char* const knob_names[KNOB_COUNT] = {
     [TOKEN_FLAGS_OR] = "token_flags_or",
     [FAIL_LOGIN_RV] = "fail_login_rv",
     [SIGN_DELAY_US] = "sign_delay_us",
+    [ALWAYS_AUTHENTICATE] = "always_authenticate",
+    [COUNT_CONTEXT_LOGIN] = "count.C_Login.context",
+    [SIGN_SERIAL] = "sign_serial",
+    [COUNT_INITIALIZE] = "count.C_Initialize",
 };
 
 static atomic_long knobs[KNOB_COUNT];
+static pthread_mutex_t chip_lock = PTHREAD_MUTEX_INITIALIZER; /* sign_serial */
 
 static CK_FUNCTION_LIST_PTR real;
 static CK_FUNCTION_LIST wrapped;
@@ -72,6 +81,7 @@ struct session {
   CK_SESSION_HANDLE handle;
   CK_SLOT_ID slot;
   unsigned long epoch;
+  int context_login_due; /* always_authenticate: C_SignInit done, context login not yet */
 };
 
 /* Guards the session table, the epoch and removal itself, so no signature slips past a removal. */
@@ -112,7 +122,7 @@ static CK_RV track_session(CK_SESSION_HANDLE handle, CK_SLOT_ID slot) {
       session_capacity = capacity;
     }
   }
-  if (rv == CKR_OK) sessions[session_count++] = (struct session){handle, slot, epoch};
+  if (rv == CKR_OK) sessions[session_count++] = (struct session){handle, slot, epoch, 0};
   pthread_mutex_unlock(&state_lock);
   return rv;
 }
@@ -159,6 +169,21 @@ static CK_RV session_gate(CK_SESSION_HANDLE handle) {
   }
   pthread_mutex_unlock(&state_lock);
   return rv;
+}
+
+/* Sets the session's context_login_due to `due`; returns its previous value (-1: unknown). */
+static int swap_context_due(CK_SESSION_HANDLE handle, int due) {
+  int old = -1;
+  pthread_mutex_lock(&state_lock);
+  for (size_t i = 0; i < session_count; ++i) {
+    if (sessions[i].handle == handle) {
+      old = sessions[i].context_login_due;
+      sessions[i].context_login_due = due;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&state_lock);
+  return old;
 }
 
 static void count_call(enum knob counter) {
@@ -254,6 +279,17 @@ static CK_RV fault_Login(CK_SESSION_HANDLE session, CK_USER_TYPE user_type, CK_U
   count_call(COUNT_LOGIN);
   CK_RV rv = session_gate(session);
   if (rv != CKR_OK) return rv;
+  if (user_type == CKU_CONTEXT_SPECIFIC && atomic_load(&knobs[ALWAYS_AUTHENTICATE]) != 0) {
+    /* The real module's keys do not ask for it: play the key that does. A PIN is checked
+     * against KYSO_FAULT_CONTEXT_PIN when set (a PIN pad sends none). */
+    count_call(COUNT_CONTEXT_LOGIN);
+    const char* want = getenv("KYSO_FAULT_CONTEXT_PIN");
+    if (pin != NULL && want != NULL &&
+        (strlen(want) != pin_len || memcmp(want, pin, pin_len) != 0)) {
+      return CKR_PIN_INCORRECT;
+    }
+    return swap_context_due(session, 0) == 1 ? CKR_OK : CKR_OPERATION_NOT_INITIALIZED;
+  }
   rv = (CK_RV)atomic_load(&knobs[FAIL_LOGIN_RV]);
   if (rv != CKR_OK) return rv;
   /* A PIN pad reader takes a NULL PIN and collects it itself; the env var plays the keypad. */
@@ -272,7 +308,17 @@ static CK_RV fault_Logout(CK_SESSION_HANDLE session) {
 static CK_RV fault_GetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
                                      CK_ATTRIBUTE_PTR attrs, CK_ULONG count) {
   CK_RV rv = session_gate(session);
-  return rv != CKR_OK ? rv : real->C_GetAttributeValue(session, object, attrs, count);
+  if (rv != CKR_OK) return rv;
+  rv = real->C_GetAttributeValue(session, object, attrs, count);
+  if (rv != CKR_OK || atomic_load(&knobs[ALWAYS_AUTHENTICATE]) == 0) return rv;
+  /* Only objects that have the attribute at all (private keys) report it set. */
+  for (CK_ULONG i = 0; i < count; ++i) {
+    if (attrs[i].type == CKA_ALWAYS_AUTHENTICATE && attrs[i].pValue != NULL &&
+        attrs[i].ulValueLen == sizeof(CK_BBOOL)) {
+      *(CK_BBOOL*)attrs[i].pValue = CK_TRUE;
+    }
+  }
+  return rv;
 }
 
 static CK_RV fault_FindObjectsInit(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR attrs,
@@ -296,7 +342,10 @@ static CK_RV fault_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanis
                             CK_OBJECT_HANDLE key) {
   count_call(COUNT_SIGN_INIT);
   CK_RV rv = session_gate(session);
-  return rv != CKR_OK ? rv : real->C_SignInit(session, mechanism, key);
+  if (rv != CKR_OK) return rv;
+  rv = real->C_SignInit(session, mechanism, key);
+  if (rv == CKR_OK && atomic_load(&knobs[ALWAYS_AUTHENTICATE]) != 0) swap_context_due(session, 1);
+  return rv;
 }
 
 static CK_RV fault_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len,
@@ -304,8 +353,18 @@ static CK_RV fault_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG da
   count_call(COUNT_SIGN);
   CK_RV rv = session_gate(session);
   if (rv != CKR_OK) return rv;
-  sleep_us(atomic_load(&knobs[SIGN_DELAY_US]));
+  if (signature != NULL && swap_context_due(session, 0) == 1) {
+    /* No context login since C_SignInit: the key refuses, and the operation ends. */
+    CK_BYTE scratch[1024];
+    CK_ULONG scratch_len = sizeof scratch;
+    (void)real->C_Sign(session, data, data_len, scratch, &scratch_len);
+    return CKR_USER_NOT_LOGGED_IN;
+  }
+  const int serial = signature != NULL && atomic_load(&knobs[SIGN_SERIAL]) != 0;
+  if (serial) pthread_mutex_lock(&chip_lock);
+  if (signature != NULL) sleep_us(atomic_load(&knobs[SIGN_DELAY_US]));
   rv = real->C_Sign(session, data, data_len, signature, signature_len);
+  if (serial) pthread_mutex_unlock(&chip_lock);
   /* A length query (signature == NULL) produces no signature and does not count. */
   return rv == CKR_OK && signature != NULL ? deliver_signature() : rv;
 }
@@ -319,6 +378,28 @@ static CK_RV fault_SignFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR signature,
                              CK_ULONG_PTR signature_len) {
   CK_RV rv = session_gate(session);
   return rv != CKR_OK ? rv : real->C_SignFinal(session, signature, signature_len);
+}
+
+/* KYSO_FAULT_PRESET="key=value,key=value": knobs set at load, for a module loaded by another
+ * process (kyso-agent under a benchmark) that no test can reach through kyso_fault_set. */
+static void apply_preset(void) {
+  const char* preset = getenv("KYSO_FAULT_PRESET");
+  if (preset == NULL) return;
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", preset);
+  char* save = NULL;
+  for (char* item = strtok_r(buf, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+    char* eq = strchr(item, '=');
+    if (eq == NULL) continue;
+    *eq = '\0';
+    const int k = find_knob(item);
+    if (k >= 0) atomic_store(&knobs[k], strtol(eq + 1, NULL, 10));
+  }
+}
+
+static CK_RV fault_Initialize(CK_VOID_PTR args) {
+  count_call(COUNT_INITIALIZE);
+  return real->C_Initialize(args);
 }
 
 static void load_real_module(void) {
@@ -346,9 +427,11 @@ static void load_real_module(void) {
   }
   load_rv = get_list(&real);
   if (load_rv != CKR_OK) return;
+  apply_preset();
 
   wrapped = *real;
   wrapped.C_GetFunctionList = C_GetFunctionList;
+  wrapped.C_Initialize = fault_Initialize;
   wrapped.C_Finalize = fault_Finalize;
   wrapped.C_GetSlotList = fault_GetSlotList;
   wrapped.C_GetSlotInfo = fault_GetSlotInfo;

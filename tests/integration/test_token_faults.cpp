@@ -3,6 +3,7 @@
 
 #include <p11-kit/pkcs11.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 
@@ -185,4 +186,120 @@ TEST_CASE("tokens_absent_credentialLookupSaysSo", "[pkcs11]") {
   } catch (const kyso::Error& e) {
     CHECK(e.code() == ErrorCode::TokenNotFound);
   }
+}
+
+TEST_CASE("sign_alwaysAuthenticateKey_logsInForEachSignature_withThePinTypedOnce",
+          "[pkcs11][security]") {
+  auto lib = faulty_library();
+  Faults::set("always_authenticate", 1);
+  ::setenv("KYSO_FAULT_CONTEXT_PIN", fixture().user_pin.c_str(), 1);
+  const auto& teacher = fixture().credential("teacher");
+  auto signer = lib->signer(teacher.credential_id());
+  const auto pin = secret(fixture().user_pin);
+  signer->authorize({.pin = &pin}, {});
+  CHECK(Faults::get("count.C_Login") == 1);
+  CHECK(signer->authorization_note() ==
+        "context-specific login before each signature, PIN kept for the batch");
+
+  // The fault module refuses a C_Sign that no context-specific login preceded, so every
+  // signature verifying proves the login came before it.
+  const auto batch = digests(40);
+  const auto results = signer->sign_digests(SignAlgorithm::RsaPkcs1Sha256, batch);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    REQUIRE(results[i].ok());
+    CHECK(kyso::test::openssl_verify(teacher.cert_der, SignAlgorithm::RsaPkcs1Sha256, batch[i],
+                                     results[i].signature));
+  }
+  CHECK(Faults::get("count.C_Login.context") == 40);
+  CHECK(Faults::get("count.C_Sign") == 40);
+  CHECK(Faults::get("count.C_Login") == 41);  // the user's login and one per signature
+  ::unsetenv("KYSO_FAULT_CONTEXT_PIN");
+}
+
+TEST_CASE("sign_alwaysAuthenticateKey_contextPinRefused_isNeverSentAgain", "[pkcs11][security]") {
+  auto lib = faulty_library();
+  Faults::set("always_authenticate", 1);
+  // The card takes another PIN for the key than for the login (a PIN changed meanwhile).
+  ::setenv("KYSO_FAULT_CONTEXT_PIN", "99999999", 1);
+  auto signer = lib->signer(fixture().credential("teacher").credential_id());
+  const auto pin = secret(fixture().user_pin);
+  signer->authorize({.pin = &pin}, {});
+  const auto results = signer->sign_digests(SignAlgorithm::RsaPkcs1Sha256, digests(5));
+  REQUIRE(results[0].error);
+  CHECK(results[0].error->code() == ErrorCode::PinIncorrect);
+  for (std::size_t i = 1; i < results.size(); ++i) {
+    REQUIRE(results[i].error);
+    CHECK(results[i].error->code() == ErrorCode::PinRepeated);
+  }
+  CHECK(Faults::get("count.C_Login.context") == 1);  // one try, never repeated
+  CHECK(Faults::get("count.C_Sign") == 0);
+  ::unsetenv("KYSO_FAULT_CONTEXT_PIN");
+}
+
+TEST_CASE("sign_ordinaryKey_noContextSpecificLogin", "[pkcs11]") {
+  auto lib = faulty_library();
+  auto signer = lib->signer(fixture().credential("teacher").credential_id());
+  const auto pin = secret(fixture().user_pin);
+  signer->authorize({.pin = &pin}, {});
+  CHECK(signer->authorization_note().empty());
+  const auto results = signer->sign_digests(SignAlgorithm::RsaPkcs1Sha256, digests(3));
+  CHECK(std::ranges::all_of(results, [](const auto& r) { return r.ok(); }));
+  CHECK(Faults::get("count.C_Login") == 1);
+  CHECK(Faults::get("count.C_Login.context") == 0);
+}
+
+TEST_CASE("quirks_avoidAndPrefer_shapeTheTokensCredentials", "[pkcs11]") {
+  kyso::pkcs11::TokenQuirks q;
+  q.profile = "SoftHSM test profile";
+  q.manufacturer = "SoftHSM";
+  q.avoid = {kyso::pkcs11::KeyFamily::RsaPss};
+  q.prefer = {kyso::pkcs11::KeyFamily::Ecdsa};
+  kyso::pkcs11::Library lib(kyso::pkcs11::ModuleConfig{
+      .paths = {fixture().fault_module}, .use_p11kit = false, .use_known = false, .quirks = {q}});
+  auto token = lib.token("Kyso Demo");
+  REQUIRE(token->quirks() != nullptr);
+  CHECK(token->quirks()->profile == "SoftHSM test profile");
+  const auto creds = token->credentials();
+  REQUIRE_FALSE(creds.empty());
+  CHECK(creds.front().cert.key_type == "EC");  // preferred family first
+  for (const auto& c : creds) {
+    CHECK(std::ranges::none_of(c.algorithms, [](SignAlgorithm a) { return kyso::is_pss(a); }));
+  }
+  const auto& teacher = fixture().credential("teacher");
+  auto signer = lib.signer(teacher.credential_id());
+  CHECK(std::ranges::find(signer->credential().algorithms, SignAlgorithm::RsaPkcs1Sha256) !=
+        signer->credential().algorithms.end());
+
+  // A token no entry matches gets none.
+  q.manufacturer = "EnterSafe";
+  kyso::pkcs11::Library other(kyso::pkcs11::ModuleConfig{
+      .paths = {fixture().fault_module}, .use_p11kit = false, .use_known = false, .quirks = {q}});
+  CHECK(other.token("Kyso Demo")->quirks() == nullptr);
+}
+
+TEST_CASE("quirks_reinitializeAfterHotplug_moduleStartsAfreshWhenTheTokenReturns", "[pkcs11]") {
+  kyso::pkcs11::TokenQuirks q;
+  q.manufacturer = "SoftHSM";
+  q.reinitialize_after_hotplug = true;
+  kyso::pkcs11::Library lib(kyso::pkcs11::ModuleConfig{
+      .paths = {fixture().fault_module}, .use_p11kit = false, .use_known = false, .quirks = {q}});
+  Faults::reset();
+  auto token = lib.token("Kyso Demo");
+  CHECK(Faults::get("count.C_Initialize") == 0);
+  Faults::set("removed", 1);
+  CHECK(lib.tokens().empty());
+  Faults::set("removed", 0);
+  auto back = lib.token("Kyso Demo");
+  CHECK(back == token);
+  CHECK(Faults::get("count.C_Initialize") == 1);
+  const auto& teacher = fixture().credential("teacher");
+  auto signer = lib.signer(teacher.credential_id());
+  const auto pin = secret(fixture().user_pin);
+  signer->authorize({.pin = &pin}, {});
+  const auto d = digests(1).front();
+  CHECK(kyso::test::openssl_verify(teacher.cert_der, SignAlgorithm::RsaPkcs1Sha256, d,
+                                   signer->sign_digest(SignAlgorithm::RsaPkcs1Sha256, d)));
+  // Seen again while present: no further re-initialization.
+  (void)lib.tokens();
+  CHECK(Faults::get("count.C_Initialize") == 1);
 }

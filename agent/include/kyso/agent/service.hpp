@@ -206,9 +206,10 @@ class Service {
   /// is audited and rethrown.
   void approve(const SignJob& job, const Credential& cred, Signer& signer,
                std::span<const Bytes> digests, const std::atomic<bool>& cancel);
-  /// Records the user's approval of exactly `digests` (their concatenation's SHA-256).
+  /// Records the user's approval of exactly `digests` (their concatenation's SHA-256), with
+  /// how the signer authorizes beyond one login (Signer::authorization_note).
   void audit_approval(const SignJob& job, const Credential& cred, std::span<const Bytes> digests,
-                      SignAlgorithm alg);
+                      SignAlgorithm alg, std::string_view note);
   /// Records a job refused before its first signature (never throws).
   void audit_job_refusal(const SignJob& job, const Error& e,
                          const std::string& credential_id) noexcept;

@@ -140,6 +140,11 @@ class Signer {
   /// signers ignore them. Never retried here: a wrong secret is reported to the caller.
   virtual void authorize(const UserAuth& typed, std::span<const Bytes> digests) = 0;
 
+  /// How the authorization works beyond one login, for the audit log (empty: nothing more).
+  /// A token key with CKA_ALWAYS_AUTHENTICATE says that it logs in again before each
+  /// signature, and whether with the PIN kept for the batch or on the PIN pad.
+  [[nodiscard]] virtual std::string_view authorization_note() const { return {}; }
+
   /// Signs one pre-computed digest. ECDSA returns `enc`; RSA ignores it.
   virtual Bytes sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest,
                             SignatureEncoding enc = SignatureEncoding::Der) = 0;

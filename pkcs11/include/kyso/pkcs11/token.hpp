@@ -18,6 +18,7 @@
 #include "kyso/core/pin_tag.hpp"
 #include "kyso/core/secret.hpp"
 #include "kyso/core/signer.hpp"
+#include "kyso/pkcs11/quirks.hpp"
 
 namespace kyso::pkcs11 {
 
@@ -44,7 +45,8 @@ struct TokenInfo {
   bool write_protected = false;
   unsigned long min_pin = 0;
   unsigned long max_pin = 0;
-  bool logged_in = false;  ///< Kyso's own login state for this token
+  bool logged_in = false;        ///< Kyso's own login state for this token
+  std::string firmware_version;  ///< "major.minor" from CK_TOKEN_INFO
 };
 
 void to_json(nlohmann::json& j, const TokenInfo& t);
@@ -52,8 +54,10 @@ void to_json(nlohmann::json& j, const TokenInfo& t);
 class Token : public std::enable_shared_from_this<Token> {
  public:
   /// Made by Library; `module` is the loaded module, `slot` a slot with a token present,
-  /// `identity` what names this physical token (module, serial, label).
-  Token(std::shared_ptr<detail::Module> module, unsigned long slot, std::string identity);
+  /// `identity` what names this physical token (module, serial, label), `quirks` the token
+  /// profile's workarounds that match it (copied; nullptr: none).
+  Token(std::shared_ptr<detail::Module> module, unsigned long slot, std::string identity,
+        const TokenQuirks* quirks = nullptr);
   ~Token();
   Token(const Token&) = delete;
   Token& operator=(const Token&) = delete;
@@ -65,6 +69,8 @@ class Token : public std::enable_shared_from_this<Token> {
   [[nodiscard]] const std::string& module_path() const noexcept;
   [[nodiscard]] const std::string& identity() const noexcept { return identity_; }
   [[nodiscard]] unsigned long slot() const noexcept { return slot_; }
+  /// The quirks applied to this token, or nullptr.
+  [[nodiscard]] const TokenQuirks* quirks() const noexcept { return quirks_ ? &*quirks_ : nullptr; }
   [[nodiscard]] bool logged_in() const noexcept { return logged_in_.load(); }
   /// What login() needs: None when logged in or the token needs no login.
   [[nodiscard]] AuthKind auth_required();
@@ -84,10 +90,20 @@ class Token : public std::enable_shared_from_this<Token> {
   /// A signer for one of this token's credentials.
   std::shared_ptr<Signer> signer(const Credential& credential);
 
+  /// Whether the private key whose CKA_ID is `key_id` carries CKA_ALWAYS_AUTHENTICATE (PIV slot
+  /// 9C, qualified-signature cards): each signature then needs a C_Login(CKU_CONTEXT_SPECIFIC)
+  /// between C_SignInit and C_Sign. Private keys are often visible only after login, so this
+  /// is read (and cached) once the user is logged in. Throws Error(LoginRequired) before.
+  bool always_authenticate(std::span<const std::uint8_t> key_id);
+
   /// Signs `digest` with the private key whose CKA_ID is `key_id`. Called by the token's
-  /// signers; runs on the caller's thread on a session of its own.
+  /// signers; runs on the caller's thread on a session of its own. For a key with
+  /// CKA_ALWAYS_AUTHENTICATE, `context_pin` is sent in a context-specific login right before
+  /// the signature (nullptr: the PIN pad collects it); such signatures run one at a time, as
+  /// the login covers only the next operation on the card.
   Bytes sign(std::span<const std::uint8_t> key_id, const CertificateInfo& cert, SignAlgorithm alg,
-             std::span<const std::uint8_t> digest, SignatureEncoding enc);
+             std::span<const std::uint8_t> digest, SignatureEncoding enc,
+             const Secret* context_pin = nullptr);
 
   /// Marks the token as removed: forgets the login, drops sessions and key handles.
   void mark_removed() noexcept;
@@ -96,17 +112,24 @@ class Token : public std::enable_shared_from_this<Token> {
   void reattach(unsigned long slot) noexcept;
 
  private:
-  unsigned long find_private_key(std::span<const std::uint8_t> key_id);
+  struct KeyInfo {
+    unsigned long handle = 0;
+    bool always_authenticate = false;
+  };
+  KeyInfo find_private_key(std::span<const std::uint8_t> key_id);
+  void context_login(unsigned long session, const Secret* pin);
   void forget_key(std::span<const std::uint8_t> key_id);
   bool session_logged_in();
   std::vector<unsigned long> mechanisms();
 
   std::shared_ptr<detail::Module> module_;
   std::string identity_;
+  std::optional<TokenQuirks> quirks_;
   std::atomic<unsigned long> slot_;
   std::unique_ptr<detail::SessionPool> sessions_;
   std::atomic<bool> logged_in_{false};
   std::atomic<bool> removed_{false};
+  std::atomic<bool> pin_pad_{false};  // as the token said at login (context-specific logins)
   std::mutex login_mutex_;
   // A rejected PIN, remembered without keeping the PIN itself.
   std::optional<PinTagger::Tag> failed_pin_tag_;
@@ -120,7 +143,8 @@ class Token : public std::enable_shared_from_this<Token> {
       return std::ranges::lexicographical_compare(a, b);
     }
   };
-  std::map<Bytes, unsigned long, BytesLess> key_handles_;
+  std::map<Bytes, KeyInfo, BytesLess> key_handles_;
+  std::mutex context_sign_mutex_;  // context-specific login + C_Sign, one pair at a time
   std::map<std::string, Bytes> credential_key_ids_;  // credential id -> CKA_ID
   std::optional<std::vector<unsigned long>> mechanisms_;
   /// credentials() as last read, with the certificate objects it came from.
