@@ -24,7 +24,14 @@ void cmd_tokens(Context& ctx) {
                        {"description", m.description}});
   }
   nlohmann::json tokens = nlohmann::json::array();
-  for (const auto& t : lib.tokens()) tokens.push_back(t->info());
+  for (const auto& t : lib.tokens()) {
+    nlohmann::json j = t->info();
+    if (const auto* q = t->quirks()) {
+      j["quirks"] = *q;
+      j["quirksApplied"] = pkcs11::describe(*q, ctx.language());
+    }
+    tokens.push_back(std::move(j));
+  }
   if (ctx.json) {
     Context::print_json({{"modules", modules}, {"tokens", tokens}});
     return;
@@ -54,6 +61,8 @@ void cmd_tokens(Context& ctx) {
     if (t["protectedAuthPath"].get<bool>())
       std::cout << ctx.tr(", nhập trên bàn phím của token", ", PIN pad");
     std::cout << '\n';
+    if (t.contains("quirksApplied"))
+      std::cout << "  " << t["quirksApplied"].get<std::string>() << '\n';
   }
 }
 

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include "kyso/firmware_config/token_profiles.hpp"
+
 namespace kyso::cli {
 
 pkcs11::Library& Context::library() {
@@ -15,6 +17,8 @@ pkcs11::Library& Context::library() {
     }
     cfg.use_p11kit = !no_system_modules;
     cfg.use_known = !no_system_modules;
+    // The built-in profiles' workarounds for known token firmware (shown by `kyso tokens`).
+    cfg.quirks = firmware_config::to_token_quirks(firmware_config::default_token_profiles());
     library_ = std::make_unique<pkcs11::Library>(std::move(cfg));
   }
   return *library_;

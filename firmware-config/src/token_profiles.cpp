@@ -25,6 +25,50 @@ bool parse_usb_id(const std::string& s, std::uint16_t& vid, std::uint16_t& pid) 
   return hex16(std::string_view(s).substr(0, 4), vid) && hex16(std::string_view(s).substr(5), pid);
 }
 
+std::optional<pkcs11::Version> parse_version(const std::string& s) {
+  const auto dot = s.find('.');
+  if (dot == std::string::npos || dot == 0 || dot + 1 == s.size()) return std::nullopt;
+  pkcs11::Version v;
+  const auto [p1, e1] = std::from_chars(s.data(), s.data() + dot, v.major);
+  const auto [p2, e2] = std::from_chars(s.data() + dot + 1, s.data() + s.size(), v.minor);
+  if (e1 != std::errc{} || e2 != std::errc{} || p1 != s.data() + dot || p2 != s.data() + s.size() ||
+      v.major < 0 || v.major > 255 || v.minor < 0 || v.minor > 255) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+pkcs11::TokenQuirks read_quirks(Section& q, const TokenProfile& p) {
+  pkcs11::TokenQuirks out;
+  out.profile = p.token.vendor + " " + p.token.model;
+  out.manufacturer = q.string_or("manufacturer", "");
+  out.model = q.string_or("model", "");
+  for (const char* key : {"firmware_min", "firmware_max"}) {
+    if (auto v = q.string(key)) {
+      auto parsed = parse_version(*v);
+      if (!parsed) {
+        q.fail(key, "must be a version \"MAJOR.MINOR\", e.g. \"2.1\"",
+               "phải là phiên bản \"MAJOR.MINOR\", ví dụ \"2.1\"");
+      }
+      (std::string_view(key) == "firmware_min" ? out.firmware_min : out.firmware_max) = parsed;
+    }
+  }
+  for (const char* key : {"avoid", "prefer"}) {
+    if (auto names = q.strings(key)) {
+      for (std::size_t i = 0; i < names->size(); ++i) {
+        auto f = pkcs11::parse_key_family((*names)[i]);
+        if (!f) q.fail_at(key, i, "use rsa, rsa-pss or ecdsa", "dùng rsa, rsa-pss hoặc ecdsa");
+        (std::string_view(key) == "avoid" ? out.avoid : out.prefer).push_back(*f);
+      }
+    }
+  }
+  out.login_survives_session_close = q.boolean("login_survives_session_close").value_or(true);
+  out.reinitialize_after_hotplug = q.boolean("reinitialize_after_hotplug").value_or(false);
+  out.note = q.string_or("note", "");
+  q.finish();
+  return out;
+}
+
 std::vector<TokenProfile> read_profiles(const toml::table& root_table, const std::string& name) {
   Section root(name, root_table, "");
   if (auto schema = root.integer("schema", 1, 1); !schema) {
@@ -99,6 +143,7 @@ std::vector<TokenProfile> read_profiles(const toml::table& root_table, const std
       }
       pin->finish();
     }
+    for (auto& q : t.tables("quirks")) p.quirks.push_back(read_quirks(q, p));
     t.finish();
     out.push_back(std::move(p));
   }
@@ -145,6 +190,12 @@ std::vector<pkcs11::KnownToken> to_known_tokens(const std::vector<TokenProfile>&
   std::vector<pkcs11::KnownToken> out;
   out.reserve(profiles.size());
   for (const auto& p : profiles) out.push_back(p.token);
+  return out;
+}
+
+std::vector<pkcs11::TokenQuirks> to_token_quirks(const std::vector<TokenProfile>& profiles) {
+  std::vector<pkcs11::TokenQuirks> out;
+  for (const auto& p : profiles) out.insert(out.end(), p.quirks.begin(), p.quirks.end());
   return out;
 }
 

@@ -42,7 +42,7 @@ std::vector<std::string> p11kit_module_paths() {
 
 }  // namespace
 
-Library::Library(ModuleConfig config) {
+Library::Library(ModuleConfig config) : quirks_(std::move(config.quirks)) {
   std::vector<Candidate> candidates;
   for (const auto& p : config.paths) candidates.push_back({p, "config"});
   if (config.use_p11kit) {
@@ -85,40 +85,73 @@ Library::Library(ModuleConfig config) {
 
 Library::~Library() = default;
 
+std::shared_ptr<Token> Library::enumerate(const std::shared_ptr<detail::Module>& m,
+                                          std::vector<std::shared_ptr<Token>>& present) {
+  std::shared_ptr<Token> needs_reinit;
+  CK_ULONG n = 0;
+  if (m->invoke<&CK_FUNCTION_LIST::C_GetSlotList>(CK_BBOOL{CK_TRUE}, nullptr, &n) != CKR_OK) {
+    return nullptr;
+  }
+  std::vector<CK_SLOT_ID> slots(n);
+  if (n > 0 &&
+      m->invoke<&CK_FUNCTION_LIST::C_GetSlotList>(CK_BBOOL{CK_TRUE}, slots.data(), &n) != CKR_OK) {
+    return nullptr;
+  }
+  slots.resize(n);
+  for (CK_SLOT_ID slot : slots) {
+    CK_TOKEN_INFO ti{};
+    if (m->invoke<&CK_FUNCTION_LIST::C_GetTokenInfo>(slot, &ti) != CKR_OK) continue;
+    if ((ti.flags & CKF_TOKEN_INITIALIZED) == 0) continue;  // an empty slot, nothing to use
+    // The same physical token keeps its Token object (login, sessions) across refreshes
+    // and re-insertion, even in another slot.
+    const std::string identity = m->path() + "\n" +
+                                 detail::fixed_string(ti.serialNumber, sizeof ti.serialNumber) +
+                                 "\n" + detail::fixed_string(ti.label, sizeof ti.label);
+    auto it = std::ranges::find_if(
+        known_tokens_, [&](const std::shared_ptr<Token>& t) { return t->identity() == identity; });
+    if (it != known_tokens_.end()) {
+      const auto* q = (*it)->quirks();
+      if ((*it)->removed() && q != nullptr && q->reinitialize_after_hotplug) needs_reinit = *it;
+      (*it)->reattach(slot);
+      present.push_back(*it);
+    } else {
+      const std::string manufacturer =
+          detail::fixed_string(ti.manufacturerID, sizeof ti.manufacturerID);
+      const std::string model = detail::fixed_string(ti.model, sizeof ti.model);
+      const Version firmware{ti.firmwareVersion.major, ti.firmwareVersion.minor};
+      const TokenQuirks* quirks = nullptr;
+      for (const auto& q : quirks_) {
+        if (q.matches(manufacturer, model, firmware)) {
+          quirks = &q;
+          break;
+        }
+      }
+      auto t = std::make_shared<Token>(m, slot, identity, quirks);
+      known_tokens_.push_back(t);
+      present.push_back(std::move(t));
+    }
+  }
+  return needs_reinit;
+}
+
 std::vector<std::shared_ptr<Token>> Library::tokens() {
   const std::lock_guard lock(mutex_);
   std::vector<std::shared_ptr<Token>> present;
   for (const auto& m : modules_) {
-    CK_ULONG n = 0;
-    if (m->invoke<&CK_FUNCTION_LIST::C_GetSlotList>(CK_BBOOL{CK_TRUE}, nullptr, &n) != CKR_OK)
-      continue;
-    std::vector<CK_SLOT_ID> slots(n);
-    if (n > 0 && m->invoke<&CK_FUNCTION_LIST::C_GetSlotList>(CK_BBOOL{CK_TRUE}, slots.data(), &n) !=
-                     CKR_OK) {
-      continue;
+    const std::size_t before = present.size();
+    if (enumerate(m, present) == nullptr) continue;
+    // A token whose middleware fails after hot-plug came back: start the module afresh.
+    // Every token of this module loses its sessions and login (they would be stale anyway).
+    present.resize(before);
+    for (const auto& t : known_tokens_) {
+      if (t->module_path() == m->path()) t->mark_removed();
     }
-    slots.resize(n);
-    for (CK_SLOT_ID slot : slots) {
-      CK_TOKEN_INFO ti{};
-      if (m->invoke<&CK_FUNCTION_LIST::C_GetTokenInfo>(slot, &ti) != CKR_OK) continue;
-      if ((ti.flags & CKF_TOKEN_INITIALIZED) == 0) continue;  // an empty slot, nothing to use
-      // The same physical token keeps its Token object (login, sessions) across refreshes
-      // and re-insertion, even in another slot.
-      const std::string identity = m->path() + "\n" +
-                                   detail::fixed_string(ti.serialNumber, sizeof ti.serialNumber) +
-                                   "\n" + detail::fixed_string(ti.label, sizeof ti.label);
-      auto it = std::ranges::find_if(known_tokens_, [&](const std::shared_ptr<Token>& t) {
-        return t->identity() == identity;
-      });
-      if (it != known_tokens_.end()) {
-        (*it)->reattach(slot);
-        present.push_back(*it);
-      } else {
-        auto t = std::make_shared<Token>(m, slot, identity);
-        known_tokens_.push_back(t);
-        present.push_back(std::move(t));
-      }
+    try {
+      m->reinitialize();
+    } catch (const Error&) {
+      continue;  // its tokens stay absent until the module works again
     }
+    (void)enumerate(m, present);
   }
   for (const auto& t : known_tokens_) {
     if (std::ranges::find(present, t) == present.end()) t->mark_removed();

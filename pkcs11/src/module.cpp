@@ -74,6 +74,17 @@ Module::Module(std::string path, void* handle, CK_FUNCTION_LIST* functions)
   if (invoke<&CK_FUNCTION_LIST::C_GetInfo>(&info_) != CKR_OK) info_ = CK_INFO{};
 }
 
+void Module::reinitialize() {
+  if (!finalize_) return;  // another owner in this process initialized it: not ours to reset
+  (void)invoke<&CK_FUNCTION_LIST::C_Finalize>(nullptr);
+  CK_C_INITIALIZE_ARGS args{};
+  args.flags = CKF_OS_LOCKING_OK;
+  const CK_RV rv = invoke<&CK_FUNCTION_LIST::C_Initialize>(&args);
+  if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+    throw Error(ErrorCode::ModuleLoadFailed, path_ + ": C_Initialize returned " + rv_name(rv));
+  }
+}
+
 Module::~Module() {
   if (finalize_) (void)invoke<&CK_FUNCTION_LIST::C_Finalize>(nullptr);
   // Modules commonly register atexit handlers or threads; unloading them is a classic crash.

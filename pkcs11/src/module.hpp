@@ -34,6 +34,11 @@ class Module {
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
   [[nodiscard]] const CK_INFO& info() const noexcept { return info_; }
 
+  /// C_Finalize then C_Initialize: for middleware that needs it after a token was plugged in
+  /// again (a token quirk). Every session of the module is gone afterwards. Throws
+  /// Error(ModuleLoadFailed) when C_Initialize fails.
+  void reinitialize();
+
   /// Calls one PKCS#11 function and returns its CK_RV (for callers that branch on it).
   template <auto Member, typename... Args>
   CK_RV invoke(Args&&... args) const noexcept {

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
@@ -379,6 +380,50 @@ TEST_CASE("tokenProfiles_mistakes_nameFileLineAndKey", "[config]") {
     const auto e = error_of(load, dir, "t.toml", "[[token]]\n");
     CHECK(e.key() == "schema");
   }
+  SECTION("unknown family in a quirk") {
+    const auto e = error_of(load, dir, "t.toml",
+                            head +
+                                "usb = \"096e:0807\"\n[token.modules]\nlinux = [\"/x.so\"]\n"
+                                "[[token.quirks]]\navoid = [\"ecdsa\", \"dsa\"]\n");
+    CHECK(e.key() == "token[0].quirks[0].avoid[1]");
+    CHECK(e.line() == 9);
+  }
+  SECTION("bad firmware version in a quirk") {
+    const auto e = error_of(load, dir, "t.toml",
+                            head +
+                                "usb = \"096e:0807\"\n[token.modules]\nlinux = [\"/x.so\"]\n"
+                                "[[token.quirks]]\nfirmware_min = \"2\"\n");
+    CHECK(e.key() == "token[0].quirks[0].firmware_min");
+  }
+}
+
+TEST_CASE("tokenProfiles_quirks_parsedAndMatchedByWhatTheTokenReports", "[config]") {
+  const auto profiles = kyso::firmware_config::parse_token_profiles(
+      "schema = 1\n[[token]]\nvendor = \"Feitian\"\nmodel = \"ePass2003\"\n"
+      "usb = \"096e:0807\"\n[token.modules]\nlinux = [\"/x.so\"]\n"
+      "[[token.quirks]]\nmanufacturer = \"EnterSafe\"\nfirmware_min = \"2.3\"\n"
+      "avoid = [\"rsa\", \"rsa-pss\"]\nprefer = [\"ecdsa\"]\n"
+      "login_survives_session_close = false\nnote = \"RSA fails\"\n"
+      "[[token.quirks]]\nmanufacturer = \"EnterSafe\"\n",
+      "t.toml");
+  const auto quirks = kyso::firmware_config::to_token_quirks(profiles);
+  REQUIRE(quirks.size() == 2);
+  const auto& q = quirks[0];
+  CHECK(q.profile == "Feitian ePass2003");
+  CHECK(q.avoid == std::vector{kyso::pkcs11::KeyFamily::Rsa, kyso::pkcs11::KeyFamily::RsaPss});
+  CHECK(q.prefer == std::vector{kyso::pkcs11::KeyFamily::Ecdsa});
+  CHECK_FALSE(q.login_survives_session_close);
+  CHECK_FALSE(q.reinitialize_after_hotplug);
+  CHECK(q.note == "RSA fails");
+  CHECK(q.matches("EnterSafe", "PKCS#15", {2, 3}));
+  CHECK(q.matches("EnterSafe", "PKCS#15", {3, 0}));
+  CHECK_FALSE(q.matches("EnterSafe", "PKCS#15", {2, 2}));
+  CHECK_FALSE(q.matches("SafeNet, Inc.", "eToken", {2, 3}));
+  CHECK(quirks[1].matches("EnterSafe", "", {0, 1}));  // no range: any firmware
+  // The built-in table carries the known ones.
+  const auto builtin = kyso::firmware_config::to_token_quirks(kyso::firmware_config::default_token_profiles());
+  CHECK(std::ranges::any_of(builtin, [](const auto& b) { return b.reinitialize_after_hotplug; }));
+  CHECK(std::ranges::any_of(builtin, [](const auto& b) { return !b.prefer.empty(); }));
 }
 
 TEST_CASE("pinPolicy_check_refusesWhatTheTokenWould", "[config]") {

@@ -24,8 +24,8 @@ enum class Status { Ok, Warn, Fail, Skip };
 std::string_view to_string(Status s) noexcept;  ///< "ok", "warn", "fail", "skip"
 
 struct Check {
-  /// "config", "usb", "module", "token", "certificate", "tls", "browser", "agent", "documents",
-  /// "tsa", "remote", "verifyd"
+  /// "config", "usb", "module", "token", "quirk", "certificate", "tls", "browser", "agent",
+  /// "documents", "tsa", "remote", "verifyd"
   std::string id;
   Status status = Status::Ok;
   std::string vi;  ///< what it means and what to do, in Vietnamese

@@ -8,6 +8,7 @@
 #include "doctor.hpp"
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
+#include "kyso/pkcs11/quirks.hpp"
 #include "kyso/pkcs11/usb.hpp"
 
 namespace kyso::cli::doctor {
@@ -142,6 +143,11 @@ void check_tokens_and_certificates(Checks& out, pkcs11::Library& lib, int expiry
           info};
     }
     out.push_back(std::move(c));
+    if (const auto* q = t->quirks()) {
+      out.push_back(
+          {"quirk", Status::Ok, "Token " + name + ": " + pkcs11::describe(*q, Language::Vi),
+           "Token " + name + ": " + pkcs11::describe(*q, Language::En), nlohmann::json(*q)});
+    }
 
     std::vector<Credential> creds;
     try {

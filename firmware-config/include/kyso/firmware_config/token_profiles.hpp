@@ -11,6 +11,7 @@
 
 #include "kyso/core/secret.hpp"
 #include "kyso/pkcs11/admin.hpp"
+#include "kyso/pkcs11/quirks.hpp"
 #include "kyso/pkcs11/usb.hpp"
 
 namespace kyso::firmware_config {
@@ -29,6 +30,9 @@ struct TokenProfile {
   pkcs11::KnownToken token;  ///< VID:PID, vendor, model, modules per OS, package
   PinPolicy pin;
   std::vector<pkcs11::KeyAlgorithm> algorithms;
+  /// What some of this model's firmware does wrong and how Kyso works around it
+  /// (`[[token.quirks]]`); matched per token by what it reports over PKCS#11.
+  std::vector<pkcs11::TokenQuirks> quirks;
 };
 
 /// Loads and validates a profiles file. Throws ConfigError (file, line, key).
@@ -39,6 +43,8 @@ std::vector<TokenProfile> parse_token_profiles(std::string_view toml, const std:
 const std::vector<TokenProfile>& default_token_profiles();
 /// The profiles as the token layer's table (for diagnose_usb, UsbWatcher, ModuleConfig).
 std::vector<pkcs11::KnownToken> to_known_tokens(const std::vector<TokenProfile>& profiles);
+/// Every profile's quirks, in file order, as the token layer's table (ModuleConfig::quirks).
+std::vector<pkcs11::TokenQuirks> to_token_quirks(const std::vector<TokenProfile>& profiles);
 /// The profile for a USB device, or nullptr.
 const TokenProfile* find_profile(const std::vector<TokenProfile>& profiles, std::uint16_t vendor_id,
                                  std::uint16_t product_id);

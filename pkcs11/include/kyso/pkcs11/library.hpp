@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kyso/core/signer.hpp"
+#include "kyso/pkcs11/quirks.hpp"
 #include "kyso/pkcs11/token.hpp"
 #include "kyso/pkcs11/usb.hpp"
 
@@ -23,6 +24,9 @@ struct ModuleConfig {
   bool use_known = true;           ///< the known-token table's modules, if present
   /// The table for use_known (firmware-config's token profiles); empty: builtin_known_tokens().
   std::vector<KnownToken> known_tokens{};
+  /// Known token quirks (firmware-config's token profiles); the first entry matching a token
+  /// applies to it.
+  std::vector<TokenQuirks> quirks{};
 };
 
 /// The outcome of loading one module. A module that fails is reported; the others keep working.
@@ -66,7 +70,13 @@ class Library {
   std::shared_ptr<Token> token(std::string_view serial_or_label);
 
  private:
+  /// Lists one module's present tokens into `present`; returns a known token of that module
+  /// that came back after removal and whose quirks ask for re-initialization (nullptr: none).
+  std::shared_ptr<Token> enumerate(const std::shared_ptr<detail::Module>& m,
+                                   std::vector<std::shared_ptr<Token>>& present);
+
   std::vector<std::shared_ptr<detail::Module>> modules_;
+  std::vector<TokenQuirks> quirks_;
   std::vector<ModuleStatus> status_;
   std::mutex mutex_;
   std::vector<std::shared_ptr<Token>> known_tokens_;  // every token seen, present or not
