@@ -23,6 +23,7 @@ options() {
     kyso-bench-format-sign) echo --n 10 --rounds 1 --big-mb 1 --school 20 --lt 1 ;;
     kyso-bench-remote-sign) echo --hashes 100 --rounds 1 ;;
     kyso-bench-verify) echo --n 4 --rounds 1 --clients 2 ;;
+    kyso-bench-token-speed) echo --items 4 --singles 2 --rounds 1 --delay-ms 5 ;;
   esac
 }
 

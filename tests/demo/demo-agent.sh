@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Second half of ./run demo: the agent and the demo transcript page on loopback, and the class
-# signed end to end in headless chromium. Sourced environment: SOFTHSM2_CONF (the demo token).
+# signed end to end in headless chromium. Sourced environment: SOFTHSM2_CONF (the demo token);
+# with --card (demo-card.sh): KYSO_DEMO_MODULE (OpenSC) and KYSO_DEMO_MANIFEST (the cards').
 #
 # Demo only: the approvals are given by a scripted pinentry (tests/agent/scripted-pinentry.sh) so
 # the demo runs without a person; each dialog it "saw" is logged. A real install uses GnuPG's
@@ -10,6 +11,8 @@ BUILD="$1"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 DEMO="$BUILD/demo"
 PAGE_PORT="${KYSO_DEMO_PORT:-19600}"
+MODULE="${KYSO_DEMO_MODULE:-/usr/lib/softhsm/libsofthsm2.so}"
+MANIFEST="${KYSO_DEMO_MANIFEST:-$DEMO/manifest.json}"
 say() { printf '\n\033[1;32m==>\033[0m %s\n' "$*"; }
 
 # Whatever an earlier ./run demo left running.
@@ -27,7 +30,7 @@ chmod 700 "$DEMO/pinentry"
 
 say "Khởi động kyso-agent / starting kyso-agent"
 rm -rf "$DEMO/state"
-"$BUILD/agent/kyso-agent" --port 0 --module /usr/lib/softhsm/libsofthsm2.so --no-system-modules \
+"$BUILD/agent/kyso-agent" --port 0 --module "$MODULE" --no-system-modules \
   --pinentry "$DEMO/pinentry" --state-dir "$DEMO/state" --log-level info > "$DEMO/agent.log" 2>&1 &
 agent_pid=$!
 echo "$agent_pid" >> "$DEMO/pids"
@@ -50,7 +53,7 @@ echo "  $url"
 
 say "Ký cả lớp 12A1 trong Chromium / signing class 12A1 in headless chromium"
 rm -rf "$DEMO/signed"
-node "$ROOT/sdk/js/demo/drive.mjs" "$url" "$port" "$DEMO/manifest.json" "$DEMO/demo.png" "$DEMO/signed"
+node "$ROOT/sdk/js/demo/drive.mjs" "$url" "$port" "$MANIFEST" "$DEMO/demo.png" "$DEMO/signed"
 
 say "Kiểm tra tệp đã ký bằng công cụ độc lập / signed files checked by xmlsec1, pdfsig, qpdf"
 root_pem=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$DEMO/manifest.json','utf8')).pki.root)")

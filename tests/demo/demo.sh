@@ -2,8 +2,9 @@
 # ./run demo: a demo token with teacher, principal and seal certificates from a demo PKI, then
 # the class signed end to end. Everything stays on this machine, under BUILD/demo.
 set -euo pipefail
-BUILD="${1:?usage: demo.sh BUILD_DIR}"
+BUILD="${1:?usage: demo.sh BUILD_DIR [--card]}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+if [[ "${2:-}" == --card ]]; then exec "$ROOT/tests/demo/demo-card.sh" "$BUILD"; fi
 DEMO="$BUILD/demo"
 KYSO="$BUILD/cli/kyso"
 MODULE=/usr/lib/softhsm/libsofthsm2.so
