@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
 
 #include "card.hpp"
 #include "harness.hpp"
@@ -43,6 +45,18 @@ std::vector<std::string> approval_details(const std::filesystem::path& db_path) 
   return out;
 }
 
+/// Waits (15 s at most) until the agent lists `id` for `role`: pcscd sees a card that was just
+/// inserted within a second or two.
+bool wait_for_credential(Client& c, const std::string& id, const std::string& role) {
+  for (int i = 0; i < 150; ++i) {
+    const auto list = c.call("credentials.list", {{"role", role}});
+    const auto& creds = list["result"]["credentials"];
+    if (std::ranges::any_of(creds, [&](const json& j) { return j["id"] == id; })) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("agent_cardPinAlwaysKey_batch40_oneApproval_aVerifyBeforeEachSignature",
@@ -53,10 +67,12 @@ TEST_CASE("agent_cardPinAlwaysKey_batch40_oneApproval_aVerifyBeforeEachSignature
   Agent a(on_card);
   Client c(a.port());
   const auto& cred = f.credential("card-teacher-ec");
+  REQUIRE(wait_for_credential(c, cred.credential_id(), "teacher"));
   const auto items = batch_items(40);
   const auto r = c.call(
       "batch.sign", {{"role", "teacher"}, {"credentialId", cred.credential_id()}, {"items", items}},
       "lop-5A");
+  INFO(r.dump());
   REQUIRE(r.contains("result"));
   const auto& s = r["result"];
   CHECK(s["signed"] == 40);
@@ -83,18 +99,21 @@ TEST_CASE("agent_cardPinAlwaysKey_batch40_oneApproval_aVerifyBeforeEachSignature
   CHECK(agent::AuditLog::verify(a.state / "state" / "audit.db").ok);
 }
 
+// Hidden (tests/card/tests.cmake says why): OpenSC 0.23's C_Sign hangs when the card goes.
 TEST_CASE("agent_cardPulledMidBatch_summaryNamesExactlySignedItems_cardComesBack",
-          "[card][ws][security]") {
+          "[.][card-pulled][card][ws][security]") {
   const auto& f = card_fixture();
   pinentry_script("ok", f.user_pin);
   VirtualCard card("card-a", {.exit_after_signatures = 6});
   Agent a(on_card);
   Client c(a.port());
   const auto& cred = f.credential("card-teacher");
+  REQUIRE(wait_for_credential(c, cred.credential_id(), "teacher"));
   const auto items = batch_items(15);
   const auto r =
       c.call("batch.sign",
              {{"role", "teacher"}, {"credentialId", cred.credential_id()}, {"items", items}});
+  INFO(r.dump());
   REQUIRE(r.contains("result"));
   const auto& s = r["result"];
   // The card computed 6 signatures and left before the sixth reached the agent.
@@ -117,16 +136,7 @@ TEST_CASE("agent_cardPulledMidBatch_summaryNamesExactlySignedItems_cardComesBack
   // The agent keeps serving; the card comes back and signs again.
   CHECK(c.call("hello", json::object())["result"]["paired"] == true);
   card.insert({});
-  json list;
-  for (int i = 0; i < 150; ++i) {
-    list = c.call("credentials.list", {{"role", "teacher"}});
-    const auto& creds = list["result"]["credentials"];
-    if (std::ranges::any_of(creds,
-                            [&](const json& j) { return j["id"] == cred.credential_id(); })) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  REQUIRE(wait_for_credential(c, cred.credential_id(), "teacher"));
   const auto again = c.call(
       "sign", {{"role", "teacher"}, {"credentialId", cred.credential_id()}, {"item", items[0]}});
   INFO(again.dump());

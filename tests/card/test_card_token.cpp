@@ -75,7 +75,8 @@ TEST_CASE("card_eachRole_signsEveryAlgorithm_verifiedByOpenSsl", "[card][pkcs11]
                                   Case{"card-teacher", SignAlgorithm::RsaPssSha256},
                                   Case{"card-teacher", SignAlgorithm::RsaPkcs1Sha384},
                                   Case{"card-teacher-ec", SignAlgorithm::EcdsaSha256},
-                                  Case{"card-seal", SignAlgorithm::RsaPkcs1Sha256}}) {
+                                  Case{"card-seal", SignAlgorithm::RsaPkcs1Sha256},
+                                  Case{"card-principal", SignAlgorithm::RsaPssSha256}}) {
     CAPTURE(name, kyso::to_string(alg));
     const auto& c = f.credential(name);
     auto signer = lib->signer(c.credential_id());
@@ -194,8 +195,9 @@ TEST_CASE("card_pinCounter_finalTryRefused_lockedRefused_unblockPinWithPuk",
                        signer->sign_digest(SignAlgorithm::RsaPkcs1Sha256, d)));
 }
 
+// Hidden (tests/card/tests.cmake says why): OpenSC 0.23's C_Sign hangs when the card goes.
 TEST_CASE("card_pulledMidBatch_reportsExactlySignedItems_andTheSameTokenComesBack",
-          "[card][pkcs11]") {
+          "[.][card-pulled][card][pkcs11]") {
   const auto& f = card_fixture();
   VirtualCard card("card-a", {.exit_after_signatures = 5});
   auto lib = opensc_library();

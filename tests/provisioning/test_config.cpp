@@ -421,7 +421,8 @@ TEST_CASE("tokenProfiles_quirks_parsedAndMatchedByWhatTheTokenReports", "[config
   CHECK_FALSE(q.matches("SafeNet, Inc.", "eToken", {2, 3}));
   CHECK(quirks[1].matches("EnterSafe", "", {0, 1}));  // no range: any firmware
   // The built-in table carries the known ones.
-  const auto builtin = kyso::firmware_config::to_token_quirks(kyso::firmware_config::default_token_profiles());
+  const auto builtin =
+      kyso::firmware_config::to_token_quirks(kyso::firmware_config::default_token_profiles());
   CHECK(std::ranges::any_of(builtin, [](const auto& b) { return b.reinitialize_after_hotplug; }));
   CHECK(std::ranges::any_of(builtin, [](const auto& b) { return !b.prefer.empty(); }));
 }
