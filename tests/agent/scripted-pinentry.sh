@@ -74,13 +74,17 @@ while IFS= read -r line; do
     OPTION | SETOK | SETCANCEL | SETNOTOK | SETKEYINFO | SETREPEAT | SETERROR | SETTIMEOUT | RESET)
       echo OK ;;
     GETPIN | CONFIRM)
-      printf '%s at=%s action=%s title=%s prompt=%s desc=%s\n' "$cmd" "$(date +%s.%N)" "$action" \
-        "$(oneline "$title")" "$(oneline "$prompt")" "$(oneline "$desc")" >>"$log"
+      # Everything is prepared first, so that at= (no fork: bash's clock) is the moment of the
+      # answer and not of the forks that write the log line.
+      line="$cmd action=$action title=$(oneline "$title") prompt=$(oneline "$prompt") desc=$(oneline "$desc")"
+      reply=OK
+      [[ "$cmd" == GETPIN && "$action" != cancel && "$action" != hang ]] && reply="D $(answer)"$'\n'OK
+      now="${EPOCHREALTIME/,/.}"
+      printf '%s\n' "${line/ action=/ at=$now action=}" >>"$log"
       case "$action" in
         cancel) echo "$CANCELLED" ;;
         hang) exec sleep 600 ;;
-        *)
-          if [[ "$cmd" == GETPIN ]]; then printf 'D %s\nOK\n' "$(answer)"; else echo OK; fi ;;
+        *) printf '%s\n' "$reply" ;;
       esac ;;
     GETINFO)
       case "$arg" in
