@@ -10,6 +10,7 @@
 #include <array>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "kyso/core/error.hpp"
 
@@ -26,6 +27,18 @@ std::string asn1_to_utf8(const ASN1_STRING* s) {
   std::string r(reinterpret_cast<char*>(out), static_cast<std::size_t>(n));
   OPENSSL_free(out);
   return r;
+}
+
+// A URI from an extension (RFC 3986: printable ASCII), or nullopt for anything else: such bytes
+// are no address to fetch from, and they would break every JSON answer that lists the URLs.
+std::optional<std::string> uri_text(const ASN1_IA5STRING* s) {
+  if (s == nullptr) return std::nullopt;
+  const auto* p = ASN1_STRING_get0_data(s);
+  const auto n = static_cast<std::size_t>(ASN1_STRING_length(s));
+  if (n == 0 || !std::all_of(p, p + n, [](unsigned char c) { return c > 0x20 && c < 0x7F; })) {
+    return std::nullopt;
+  }
+  return std::string(reinterpret_cast<const char*>(p), n);
 }
 
 // Short attribute names as Vietnamese receivers expect them (RFC 4514 names, UID for userId).
@@ -151,10 +164,17 @@ void read_extensions(X509* cert, CertificateInfo& info) {
     }
   }
 
-  using OcspPtr = std::unique_ptr<STACK_OF(OPENSSL_STRING), FnDeleter<X509_email_free>>;
-  OcspPtr ocsp(X509_get1_ocsp(cert));
-  for (int i = 0; ocsp && i < sk_OPENSSL_STRING_num(ocsp.get()); ++i) {
-    info.ocsp_urls.emplace_back(sk_OPENSSL_STRING_value(ocsp.get(), i));
+  // AIA's OCSP responders. Not X509_get1_ocsp: it hands the IA5String's bytes over as they are,
+  // and a certificate is whatever its issuer (or a forger) wrote.
+  using AiaPtr = std::unique_ptr<AUTHORITY_INFO_ACCESS, FnDeleter<AUTHORITY_INFO_ACCESS_free>>;
+  AiaPtr aia(static_cast<AUTHORITY_INFO_ACCESS*>(
+      X509_get_ext_d2i(cert, NID_info_access, nullptr, nullptr)));
+  for (int i = 0; aia && i < sk_ACCESS_DESCRIPTION_num(aia.get()); ++i) {
+    const ACCESS_DESCRIPTION* ad = sk_ACCESS_DESCRIPTION_value(aia.get(), i);
+    if (OBJ_obj2nid(ad->method) != NID_ad_OCSP || ad->location->type != GEN_URI) continue;
+    if (auto url = uri_text(ad->location->d.uniformResourceIdentifier)) {
+      info.ocsp_urls.push_back(std::move(*url));
+    }
   }
 
   using CrlDpPtr = std::unique_ptr<CRL_DIST_POINTS, FnDeleter<CRL_DIST_POINTS_free>>;
@@ -166,8 +186,8 @@ void read_extensions(X509* cert, CertificateInfo& info) {
     const GENERAL_NAMES* names = dp->distpoint->name.fullname;
     for (int k = 0; k < sk_GENERAL_NAME_num(names); ++k) {
       const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, k);
-      if (gn->type == GEN_URI)
-        info.crl_urls.push_back(asn1_to_utf8(gn->d.uniformResourceIdentifier));
+      if (gn->type != GEN_URI) continue;
+      if (auto url = uri_text(gn->d.uniformResourceIdentifier)) info.crl_urls.push_back(*url);
     }
   }
 }

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/roles.hpp"
 #include "kyso/core/signer.hpp"
@@ -135,6 +137,43 @@ TEST_CASE("an expired certificate and a key-usage without signing are reported",
 TEST_CASE("garbage is not a certificate", "[core][cert]") {
   const kyso::Bytes junk{0x30, 0x03, 0x02, 0x01, 0x01};
   CHECK_THROWS_AS(kyso::parse_certificate(junk), kyso::Error);
+}
+
+TEST_CASE("certificate_urlsWithBytesNoUrlHas_leftOutAndTheJsonStillDumps",
+          "[core][cert][security]") {
+  // Found by tests/fuzz (certificate): an AIA OCSP URI with a byte >= 0x80 went into ocsp_urls
+  // as it was, and every JSON answer listing the certificate (credentials.list, kyso verify
+  // --json, the appliance's credentials/info) threw on the invalid UTF-8.
+  kyso::EvpPkeyPtr key(EVP_EC_gen("P-256"));
+  kyso::X509Ptr cert(X509_new());
+  X509_set_version(cert.get(), 2);
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("x"),
+                             -1, -1, 0);
+  X509_set_issuer_name(cert.get(), name);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), 0);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 86400);
+  X509_set_pubkey(cert.get(), key.get());
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
+  for (auto [nid, value] : {std::pair{NID_info_access,
+                                      "OCSP;URI:http://ocsp\x97.example.vn/,"
+                                      "OCSP;URI:http://ocsp.example.vn/"},
+                            std::pair{NID_crl_distribution_points,
+                                      "URI:http://crl\xff.example.vn/ca.crl,"
+                                      "URI:http://crl.example.vn/ca.crl"}}) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+    REQUIRE(ext != nullptr);
+    X509_add_ext(cert.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  X509_sign(cert.get(), key.get(), EVP_sha256());
+  const auto c = kyso::parse_certificate(kyso::x509_to_der(cert.get()));
+  CHECK(c.ocsp_urls == std::vector<std::string>{"http://ocsp.example.vn/"});
+  CHECK(c.crl_urls == std::vector<std::string>{"http://crl.example.vn/ca.crl"});
+  const nlohmann::json j = c;
+  CHECK_NOTHROW(j.dump());
 }
 
 TEST_CASE("ECDSA raw r||s to DER agrees with OpenSSL, leading zeros and high bits included",
