@@ -167,7 +167,10 @@ std::vector<std::string> password_hashes(const std::vector<Account>& accounts) {
 HttpResponse error_response(const CscError& e) {
   HttpResponse r;
   r.status = e.status;
-  r.body = json{{"error", e.error}, {"error_description", e.description}}.dump();
+  // The description may quote what the client sent (a path, a parser's message): bytes that are
+  // not UTF-8 become U+FFFD instead of throwing here, where nothing catches (handle_logged).
+  r.body = json{{"error", e.error}, {"error_description", e.description}}.dump(
+      -1, ' ', false, json::error_handler_t::replace);
   if (e.status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
   return r;
 }
