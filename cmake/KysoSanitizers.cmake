@@ -1,9 +1,15 @@
-# kyso_enable_sanitizers(<target>): KYSO_SANITIZE="address;undefined" turns sanitizers on.
+# kyso_enable_sanitizers(<target>): KYSO_SANITIZE="address;undefined" turns sanitizers on;
+# KYSO_FUZZ adds the fuzzer's coverage instrumentation.
 function(kyso_enable_sanitizers target)
   if(KYSO_SANITIZE)
     list(JOIN KYSO_SANITIZE "," _san)
     target_compile_options(${target} PRIVATE -fsanitize=${_san} -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=${_san})
+  endif()
+  if(KYSO_FUZZ)
+    # Coverage for libFuzzer; the ASan runtime resolves its hooks in programs that are no
+    # fuzz target (the tests, kyso-agent).
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link)
   endif()
 endfunction()
 
