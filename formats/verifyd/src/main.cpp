@@ -43,17 +43,13 @@ int help() {
 }
 
 int serve(const std::string& config, const std::string& port_file) {
-  std::unique_ptr<kyso::verifyd::Server> server;
-  kyso::firmware_config::serve_until_signal(
+  return kyso::firmware_config::serve_made_until_signal(
       "kyso-verifyd",
       [&] {
-        server = std::make_unique<kyso::verifyd::Server>(
+        return std::make_unique<kyso::verifyd::Server>(
             kyso::firmware_config::load_verifyd_config(config));
-        server->start();
-        return server->port();
       },
-      [&] { server->stop(); }, port_file);
-  return 0;
+      port_file);
 }
 
 }  // namespace

@@ -71,17 +71,13 @@ int hash_password_cmd(unsigned cost) {
 }
 
 int serve(const std::string& config, const std::string& port_file) {
-  std::unique_ptr<kyso::appliance::Appliance> appliance;
-  kyso::firmware_config::serve_until_signal(
+  return kyso::firmware_config::serve_made_until_signal(
       "kyso-appliance",
       [&] {
-        appliance = std::make_unique<kyso::appliance::Appliance>(
+        return std::make_unique<kyso::appliance::Appliance>(
             kyso::firmware_config::load_appliance_config(config));
-        appliance->start();
-        return appliance->port();
       },
-      [&] { appliance->stop(); }, port_file);
-  return 0;
+      port_file);
 }
 
 }  // namespace

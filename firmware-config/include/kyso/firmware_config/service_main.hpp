@@ -22,4 +22,20 @@ int run_service_main(const char* program, const std::function<int()>& body);
 void serve_until_signal(const char* program, const std::function<std::uint16_t()>& start,
                         const std::function<void()>& stop, const std::string& port_file);
 
+/// serve_until_signal for a service made by `make()` (a std::unique_ptr to something with
+/// start(), port() and stop()), made once the signals are blocked; returns 0 for main.
+template <typename Make>
+int serve_made_until_signal(const char* program, Make make, const std::string& port_file) {
+  decltype(make()) service;
+  serve_until_signal(
+      program,
+      [&] {
+        service = make();
+        service->start();
+        return service->port();
+      },
+      [&] { service->stop(); }, port_file);
+  return 0;
+}
+
 }  // namespace kyso::firmware_config
