@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/agent_client.hpp"
 #include "../common/agent_process.hpp"
 #include "../common/raw_pkcs11.hpp"
 #include "kyso/core/bytes.hpp"
@@ -95,38 +96,8 @@ std::vector<std::string> agent_command(const std::filesystem::path& dir,
   return args;
 }
 
-struct Client {
-  net::io_context ioc;
-  websocket::stream<tcp::socket> ws{ioc};
-  beast::flat_buffer buf;
-  explicit Client(std::uint16_t port) {
-    ws.next_layer().connect({net::ip::address_v4::loopback(), port});
-    // As a browser does: Chromium sets TCP_NODELAY on every socket.
-    ws.next_layer().set_option(tcp::no_delay(true));
-    ws.set_option(websocket::stream_base::decorator(
-        [](websocket::request_type& r) { r.set(beast::http::field::origin, kOrigin); }));
-    ws.read_message_max(64UL * 1024 * 1024);
-    ws.handshake("127.0.0.1:" + std::to_string(port), "/");
-  }
-  void send(const json& j) {
-    ws.text(true);
-    ws.write(net::buffer(j.dump()));
-  }
-  json read() {
-    ws.read(buf);
-    json j = json::parse(beast::buffers_to_string(buf.data()));
-    buf.consume(buf.size());
-    return j;
-  }
-  /// Sends and waits for the response; events on the way are skipped.
-  json call(const json& req) {
-    send(req);
-    for (;;) {
-      json m = read();
-      if (m.contains("event")) continue;
-      if (m["id"] == req["id"]) return m;
-    }
-  }
+struct Client : kyso::bench::AgentClient {
+  explicit Client(std::uint16_t port) : AgentClient(port, kOrigin) {}
 
   struct BatchRun {
     std::size_t events = 0;

@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/agent_client.hpp"
 #include "../common/agent_process.hpp"
 #include "../common/raw_pkcs11.hpp"
 #include "kyso/core/bytes.hpp"
@@ -50,30 +51,6 @@ constexpr const char* kOrigin = "https://bench.example.edu.vn";
 double wall_now() {  // the scripted pinentry logs `date +%s.%N`
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
-
-struct Client {
-  net::io_context ioc;
-  websocket::stream<tcp::socket> ws{ioc};
-  beast::flat_buffer buf;
-  explicit Client(std::uint16_t port) {
-    ws.next_layer().connect({net::ip::address_v4::loopback(), port});
-    ws.next_layer().set_option(tcp::no_delay(true));
-    ws.set_option(websocket::stream_base::decorator(
-        [](websocket::request_type& r) { r.set(beast::http::field::origin, kOrigin); }));
-    ws.read_message_max(64UL * 1024 * 1024);
-    ws.handshake("127.0.0.1:" + std::to_string(port), "/");
-  }
-  json call(const json& req) {
-    ws.text(true);
-    ws.write(net::buffer(req.dump()));
-    for (;;) {
-      ws.read(buf);
-      json m = json::parse(beast::buffers_to_string(buf.data()));
-      buf.consume(buf.size());
-      if (!m.contains("event") && m["id"] == req["id"]) return m;
-    }
-  }
-};
 
 /// The time the scripted pinentry answered its last dialog (unix seconds).
 double last_approval(const std::filesystem::path& log) {
@@ -186,7 +163,7 @@ int main(int argc, char** argv) {
          "--state-dir", (state / "agent").string(), "--allow-origin", kOrigin, "--log-level",
          "warn"});
     const kyso::bench::RawPkcs11 raw(KYSO_FAULT_MODULE, "Kyso Demo ", kPin);
-    Client c(agent.port());
+    kyso::bench::AgentClient c(agent.port(), kOrigin);
     const std::string cred = kyso::to_hex(kyso::sha256(file_bytes(dir / "certs" / "teacher.der")));
 
     std::vector<kyso::Bytes> digests;
