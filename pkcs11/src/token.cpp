@@ -203,10 +203,7 @@ void Token::login(const Secret* pin) {
                   "token '" + t.label + "' has no PIN pad; a PIN is needed");
     }
   } else {
-    tag = pin_tags_.tag(*pin);
-    if (failed_pin_tag_ && PinTagger::same(tag, *failed_pin_tag_)) {
-      throw Error(ErrorCode::PinRepeated, "this PIN was rejected by the token before; not sent");
-    }
+    tag = tag_unless_rejected(*pin);
     // A PIN the token cannot accept would only burn a try.
     const bool sane = t.max_pin > 0 && t.max_pin < 1024 && t.min_pin <= t.max_pin;
     if (sane && (pin->size() < t.min_pin || pin->size() > t.max_pin)) {
@@ -220,10 +217,7 @@ void Token::login(const Secret* pin) {
     KYSO_CK(*module_, C_OpenSession, slot_.load(), CKF_SERIAL_SESSION, nullptr, nullptr, &h);
     anchor_session_ = h;
   }
-  const CK_RV rv = module_->invoke<&CK_FUNCTION_LIST::C_Login>(
-      CK_SESSION_HANDLE{anchor_session_}, CKU_USER,
-      pin == nullptr ? nullptr : const_cast<unsigned char*>(pin->data()),
-      pin == nullptr ? 0UL : static_cast<CK_ULONG>(pin->size()));
+  const CK_RV rv = send_login(anchor_session_, CKU_USER, pin);
   if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
     pin_pad_ = t.protected_auth_path;
     logged_in_ = true;
@@ -235,20 +229,29 @@ void Token::login(const Secret* pin) {
   detail::throw_rv(rv, "C_Login", "Token::login");
 }
 
+PinTagger::Tag Token::tag_unless_rejected(const Secret& pin) {
+  const PinTagger::Tag tag = pin_tags_.tag(pin);
+  if (failed_pin_tag_ && PinTagger::same(tag, *failed_pin_tag_)) {
+    throw Error(ErrorCode::PinRepeated, "this PIN was rejected by the token before; not sent");
+  }
+  return tag;
+}
+
+unsigned long Token::send_login(unsigned long session, unsigned long user_type, const Secret* pin) {
+  return module_->invoke<&CK_FUNCTION_LIST::C_Login>(
+      CK_SESSION_HANDLE{session}, CK_USER_TYPE{user_type},
+      pin == nullptr ? nullptr : const_cast<unsigned char*>(pin->data()),
+      pin == nullptr ? 0UL : static_cast<CK_ULONG>(pin->size()));
+}
+
 void Token::context_login(unsigned long session, const Secret* pin) {
   // The same guard as login(): a PIN the token rejected is never sent again.
   PinTagger::Tag tag{};
   if (pin != nullptr) {
-    tag = pin_tags_.tag(*pin);
     const std::lock_guard lock(login_mutex_);
-    if (failed_pin_tag_ && PinTagger::same(tag, *failed_pin_tag_)) {
-      throw Error(ErrorCode::PinRepeated, "this PIN was rejected by the token before; not sent");
-    }
+    tag = tag_unless_rejected(*pin);
   }
-  const CK_RV rv = module_->invoke<&CK_FUNCTION_LIST::C_Login>(
-      CK_SESSION_HANDLE{session}, CKU_CONTEXT_SPECIFIC,
-      pin == nullptr ? nullptr : const_cast<unsigned char*>(pin->data()),
-      pin == nullptr ? 0UL : static_cast<CK_ULONG>(pin->size()));
+  const CK_RV rv = send_login(session, CKU_CONTEXT_SPECIFIC, pin);
   if (rv == CKR_OK) return;
   if (rv == CKR_PIN_INCORRECT && pin != nullptr) {
     const std::lock_guard lock(login_mutex_);

@@ -118,6 +118,11 @@ class Token : public std::enable_shared_from_this<Token> {
   };
   KeyInfo find_private_key(std::span<const std::uint8_t> key_id);
   void context_login(unsigned long session, const Secret* pin);
+  /// `pin`'s tag; throws PinRepeated when the token rejected that PIN before (a wrong PIN is
+  /// never sent twice). The caller holds login_mutex_.
+  PinTagger::Tag tag_unless_rejected(const Secret& pin);
+  /// C_Login of `user_type` on `session` with `pin` (nullptr: the token's PIN pad).
+  unsigned long send_login(unsigned long session, unsigned long user_type, const Secret* pin);
   void forget_key(std::span<const std::uint8_t> key_id);
   bool session_logged_in();
   std::vector<unsigned long> mechanisms();
