@@ -120,6 +120,9 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
       tls->fail("cert", "is required when TLS is enabled", "bắt buộc khi bật TLS");
     if (c.tls && c.tls_key_file.empty())
       tls->fail("key", "is required when TLS is enabled", "bắt buộc khi bật TLS");
+    // The key is this user's own (kyso-local-tls issues one per desktop user): another user who
+    // could read it could answer for this user's agent on loopback.
+    if (c.tls) detail::check_private(*tls, "key", c.tls_key_file);
     tls->finish();
   }
 

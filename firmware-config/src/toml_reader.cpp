@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <vector>
 #include "kyso/core/text.hpp"
 
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace kyso::firmware_config::detail {
 namespace {
@@ -191,7 +195,32 @@ std::vector<std::string> Section::keys() const {
   return out;
 }
 
-std::string Section::resolve(const std::string& p) const {
+namespace {
+
+// The login name of the user running this process: `%u` in a configured path. The password
+// database first (the name the installer issued files for), then $USER.
+std::string login_name() {
+  const long hint = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(hint > 0 ? static_cast<std::size_t>(hint) : 16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr &&
+      found->pw_name != nullptr && *found->pw_name != '\0') {
+    return found->pw_name;
+  }
+  const char* user = std::getenv("USER");
+  return user != nullptr ? user : "";
+}
+
+}  // namespace
+
+std::string Section::resolve(const std::string& given) const {
+  std::string p = given;
+  for (std::size_t at = p.find("%u"); at != std::string::npos; at = p.find("%u", at)) {
+    const std::string user = login_name();
+    p.replace(at, 2, user);
+    at += user.size();
+  }
   std::filesystem::path path(p);
   if (p.starts_with("~/")) {
     if (const char* home = std::getenv("HOME"); home != nullptr)

@@ -11,6 +11,9 @@
 #include <functional>
 #include <random>
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include "kyso/firmware_config/agent_config.hpp"
 #include "kyso/firmware_config/appliance_config.hpp"
 #include "kyso/firmware_config/config_error.hpp"
@@ -64,6 +67,49 @@ ConfigError agent_error(const std::string& text) {
 }
 
 }  // namespace
+
+// Issue 12 (finding 9): the agent's TLS key was world-readable and the agent took it. Each
+// desktop user now has their own key (kyso-local-tls), which the agent refuses when others can
+// read it, as the appliance and kyso-verifyd already did.
+TEST_CASE("loadAgentConfig_tlsKeyReadableByOthers_refusedWithChmod600", "[config]") {
+  TempDir dir;
+  dir.write("agent.crt", "x");
+  const auto key = dir.write("agent.key", "x");
+  const auto file = dir.write("kyso-agent.toml",
+                              "[tls]\nenabled = true\ncert = \"agent.crt\"\nkey = \"agent.key\"\n");
+  CHECK(kyso::firmware_config::load_agent_config(file).tls_key_file == key.string());
+  for (const auto others : {fs::perms::group_read, fs::perms::others_read}) {
+    fs::permissions(key, fs::perms::owner_read | fs::perms::owner_write | others);
+    try {
+      (void)kyso::firmware_config::load_agent_config(file);
+      FAIL("a TLS key readable by others was accepted");
+    } catch (const ConfigError& e) {
+      CHECK(e.key() == "tls.key");
+      CHECK(e.line() == 4);
+      CHECK_THAT(e.detail(), Catch::Contains("chmod 600"));
+      CHECK_THAT(e.what_vi(), Catch::Contains("chmod 600"));
+    }
+  }
+  // Switched off, the files are not the agent's concern.
+  const auto off =
+      dir.write("off.toml", "[tls]\nenabled = false\ncert = \"agent.crt\"\nkey = \"agent.key\"\n");
+  CHECK_FALSE(kyso::firmware_config::load_agent_config(off).tls);
+}
+
+// The installed configuration names each user's own certificate: /var/lib/kyso/tls/users/%u/.
+TEST_CASE("loadAgentConfig_percentU_isTheLoginNameOfTheAgentsUser", "[config]") {
+  TempDir dir;
+  const passwd* me = ::getpwuid(::geteuid());
+  REQUIRE(me != nullptr);
+  const std::string user = me->pw_name;
+  dir.write("users/" + user + "/agent.crt", "x");
+  dir.write("users/" + user + "/agent.key", "x");
+  const auto file = dir.write(
+      "kyso-agent.toml", "[tls]\ncert = \"users/%u/agent.crt\"\nkey = \"users/%u/agent.key\"\n");
+  const auto c = kyso::firmware_config::load_agent_config(file);
+  CHECK(c.tls_cert_file == (dir.path / "users" / user / "agent.crt").string());
+  CHECK(c.tls_key_file == (dir.path / "users" / user / "agent.key").string());
+}
 
 TEST_CASE("loadAgentConfig_fullExample_fillsEveryField", "[config]") {
   TempDir dir;
