@@ -333,6 +333,76 @@ TEST_CASE("wss_withConfiguredCertificate_speaksProtocolOverTls", "[ws][security]
   std::filesystem::remove_all(dir);
 }
 
+// kyso-local-tls replaces every user's certificate under a new CA on renewal or for a new
+// desktop user, and removes the old CA's trust: a running agent serves the new files from its
+// next connection on, keeps serving the old ones while a renewal is half-written (a key that does
+// not match), and connections made before go on.
+TEST_CASE("wss_certificateReplacedOnDisk_nextConnectionGetsTheNewOne", "[ws][security]") {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("kyso-wss-renew-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto cert = (dir / "agent.crt").string();
+  const auto key = (dir / "agent.key").string();
+  // A new self-signed pair at `stem`.crt/.key, with its own subject so the two are told apart.
+  const auto make = [&](const std::string& stem, const std::string& cn) {
+    REQUIRE(run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+                "-subj /CN=" +
+                cn + " -addext subjectAltName=IP:127.0.0.1 -keyout " + stem + ".key -out " + stem +
+                ".crt 2>/dev/null")
+                .first == 0);
+  };
+  make((dir / "agent").string(), "first");
+  const auto old_cert = (dir / "old.crt").string();
+  std::filesystem::copy_file(cert, old_cert);
+  Agent a([&](firmware_config::AgentConfig& cfg) {
+    cfg.tls = true;
+    cfg.tls_cert_file = cert;
+    cfg.tls_key_file = key;
+  });
+  namespace net = boost::asio;
+  namespace beast = boost::beast;
+  using Wss = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
+  net::io_context ioc;
+  // A client trusting only `trusted`: true when the agent's TLS handshake passes with it.
+  const auto connect = [&](const std::string& trusted) {
+    net::ssl::context ctx(net::ssl::context::tls_client);
+    ctx.load_verify_file(trusted);
+    ctx.set_verify_mode(net::ssl::verify_peer);
+    auto ws = std::make_unique<Wss>(ioc, ctx);
+    beast::get_lowest_layer(*ws).connect({net::ip::address_v4::loopback(), a.port()});
+    beast::error_code ec;
+    ws->next_layer().handshake(net::ssl::stream_base::client, ec);
+    if (ec) return std::unique_ptr<Wss>();
+    ws->set_option(websocket::stream_base::decorator(
+        [](websocket::request_type& r) { r.set(boost::beast::http::field::origin, kSchool); }));
+    ws->handshake("127.0.0.1:" + std::to_string(a.port()), "/");
+    return ws;
+  };
+  const auto hello = [](Wss& ws) {
+    ws.write(boost::asio::buffer(std::string(R"({"id":1,"method":"hello","params":{}})")));
+    beast::flat_buffer buf;
+    ws.read(buf);
+    return json::parse(beast::buffers_to_string(buf.data()))["result"]["paired"] == true;
+  };
+  auto before = connect(old_cert);
+  REQUIRE(before);
+  CHECK(hello(*before));
+
+  // Half-written: a new certificate next to the old key. The old pair goes on serving.
+  make((dir / "next").string(), "second");
+  std::filesystem::rename(dir / "next.crt", cert);
+  auto during = connect(old_cert);
+  CHECK(during);
+  // Then the key: from now on only the new certificate is served.
+  std::filesystem::rename(dir / "next.key", key);
+  CHECK_FALSE(connect(old_cert));
+  auto after = connect(cert);
+  REQUIRE(after);
+  CHECK(hello(*after));
+  CHECK(hello(*before));  // the connection made before the renewal is untouched
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("hello_paramsNested400000Deep_badRequestAndTheAgentStaysUp", "[ws][security]") {
   // Issue 12, finding 1: any https page could kill the agent before pairing.
   Agent a;

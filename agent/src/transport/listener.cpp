@@ -72,8 +72,12 @@ class Session final : public SessionBase,
   static constexpr bool kTls = std::is_same_v<NextLayer, beast::ssl_stream<beast::tcp_stream>>;
 
   template <typename... Args>
-  explicit Session(std::shared_ptr<Listener> listener, Args&&... args)
-      : ws_(std::forward<Args>(args)...),
+  /// `keep` is what the stream's arguments refer to (the TLS context it started with), held
+  /// until the stream is gone.
+  explicit Session(std::shared_ptr<Listener> listener, std::shared_ptr<const void> keep,
+                   Args&&... args)
+      : keep_(std::move(keep)),
+        ws_(std::forward<Args>(args)...),
         idle_timer_(ws_.get_executor()),
         throttle_timer_(ws_.get_executor()),
         listener_(std::move(listener)),
@@ -423,6 +427,7 @@ class Session final : public SessionBase,
     beast::get_lowest_layer(ws_).socket().close(ec);
   }
 
+  std::shared_ptr<const void> keep_;  ///< declared before ws_: outlives it
   websocket::stream<NextLayer> ws_;
   net::steady_timer idle_timer_;
   net::steady_timer throttle_timer_;
@@ -457,19 +462,7 @@ class Session final : public SessionBase,
 Listener::Listener(net::io_context& ioc, const firmware_config::AgentConfig& cfg,
                    std::shared_ptr<Gate> gate)
     : ioc_(ioc), gate_(std::move(gate)), limits_(cfg.limits) {
-  if (cfg.tls) {
-    ssl_.emplace(net::ssl::context::tls_server);
-    ssl_->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
-                      net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
-                      net::ssl::context::no_tlsv1_1);
-    beast::error_code ec;
-    ssl_->use_certificate_chain_file(cfg.tls_cert_file, ec);
-    if (!ec) ssl_->use_private_key_file(cfg.tls_key_file, net::ssl::context::pem, ec);
-    if (ec) {
-      throw Error(ErrorCode::ConfigInvalid, "TLS certificate/key (" + cfg.tls_cert_file + ", " +
-                                                cfg.tls_key_file + "): " + ec.message());
-    }
-  }
+  if (cfg.tls) tls_.emplace(cfg.tls_cert_file, cfg.tls_key_file);
   bind(cfg);
 }
 
@@ -596,12 +589,15 @@ void Listener::on_accept(tcp::acceptor& a, beast::error_code ec, tcp::socket soc
       // Events and answers go out as soon as they are ready: with Nagle's algorithm the tail of
       // a large answer (a batch's summary) waits for the page's delayed ACK, up to 40 ms.
       socket.set_option(tcp::no_delay(true), e1);
-      if (ssl_) {
-        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(shared_from_this(),
-                                                                        std::move(socket), *ssl_)
+      if (tls_) {
+        auto context = tls_->current();
+        auto& ctx = *context;
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+            shared_from_this(), std::move(context), std::move(socket), ctx)
             ->run();
       } else {
-        std::make_shared<Session<beast::tcp_stream>>(shared_from_this(), std::move(socket))->run();
+        std::make_shared<Session<beast::tcp_stream>>(shared_from_this(), nullptr, std::move(socket))
+            ->run();
       }
     }
   }

@@ -7,7 +7,6 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -19,6 +18,7 @@
 
 #include "channel.hpp"
 #include "kyso/firmware_config/agent_config.hpp"
+#include "tls_certificate.hpp"
 
 namespace kyso::agent::transport {
 
@@ -50,7 +50,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   Listener& operator=(Listener&&) = delete;
 
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
-  [[nodiscard]] bool tls() const noexcept { return ssl_.has_value(); }
+  [[nodiscard]] bool tls() const noexcept { return tls_.has_value(); }
   /// Open WebSocket connections now (trusted and unpaired).
   [[nodiscard]] std::size_t connections() const noexcept { return connections_.load(); }
 
@@ -79,7 +79,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   boost::asio::io_context& ioc_;
   std::shared_ptr<Gate> gate_;
   const firmware_config::AgentLimits limits_;
-  std::optional<boost::asio::ssl::context> ssl_;
+  std::optional<TlsCertificate> tls_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::uint16_t port_ = 0;
   std::atomic<std::size_t> connections_{0};
