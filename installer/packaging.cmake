@@ -80,6 +80,10 @@ install(FILES "${_kyso_inst}/systemd/kyso-agent.service" "${_kyso_inst}/systemd/
 install(FILES "${_kyso_inst}/systemd/kyso-browser-policy.path"
   "${_kyso_inst}/systemd/kyso-browser-policy.service"
   DESTINATION /lib/systemd/system COMPONENT agent)
+# A desktop user made after installation gets a wss certificate (kyso-local-tls install).
+install(FILES "${_kyso_inst}/systemd/kyso-local-tls.path"
+  "${_kyso_inst}/systemd/kyso-local-tls.service"
+  DESTINATION /lib/systemd/system COMPONENT agent)
 install(FILES "${_kyso_inst}/config/kyso-agent.toml" DESTINATION /etc/kyso COMPONENT agent)
 install(FILES "${_kyso_gen}/man/kyso-agent.1.gz" DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
   COMPONENT agent)

@@ -36,6 +36,7 @@ host_state() {
            /etc/systemd/user/default.target.wants/kyso-agent.service \
            /etc/systemd/system/multi-user.target.wants/kyso-appliance.service \
            /etc/systemd/system/paths.target.wants/kyso-browser-policy.path \
+           /etc/systemd/system/paths.target.wants/kyso-local-tls.path \
            /etc/chromium/policies/managed/kyso-browser-policy.json \
            /var/lib/systemd/deb-systemd-user-helper-enabled/kyso-agent.service.dsh-also; do
     if [[ -e $f || -L $f ]]; then stat -c '%n %Y %s' "$f"; else echo "$f absent"; fi
@@ -173,28 +174,46 @@ PY
     fail "browser policy written for an empty allow-list"
   verify_unit --system /lib/systemd/system/kyso-browser-policy.path \
     /lib/systemd/system/kyso-browser-policy.service
+  [[ -L $R/etc/systemd/system/paths.target.wants/kyso-local-tls.path ]] ||
+    fail "kyso-local-tls.path not enabled (new desktop users would get no wss certificate)"
+  verify_unit --system /lib/systemd/system/kyso-local-tls.path /lib/systemd/system/kyso-local-tls.service
 
   TLS=$R/var/lib/kyso/tls
   check_file 644 /var/lib/kyso/tls/ca.crt
-  check_file 644 /var/lib/kyso/tls/agent.crt
-  openssl verify -x509_strict -purpose sslserver -CAfile "$TLS/ca.crt" "$TLS/agent.crt" >/dev/null ||
-    fail "agent certificate does not verify against the local CA"
+  # One certificate per desktop user (teacher 1000, principal 1001; root gets none), each key
+  # its user's alone.
+  for u in teacher:1000 principal:1001; do
+    check_file 700 "/var/lib/kyso/tls/users/${u%:*}"
+    check_file 644 "/var/lib/kyso/tls/users/${u%:*}/agent.crt"
+    check_file 600 "/var/lib/kyso/tls/users/${u%:*}/agent.key"
+    if [[ $EUID -eq 0 ]]; then
+      [[ $(stat -c %u:%g "$TLS/users/${u%:*}/agent.key") == "${u#*:}:${u#*:}" ]] ||
+        fail "${u%:*}'s agent key is owned by $(stat -c %u:%g "$TLS/users/${u%:*}/agent.key")"
+    fi
+    openssl verify -x509_strict -purpose sslserver -CAfile "$TLS/ca.crt" "$TLS/users/${u%:*}/agent.crt" \
+      >/dev/null || fail "${u%:*}'s agent certificate does not verify against the local CA"
+  done
+  [[ ! -e $TLS/users/root ]] || fail "root was given an agent certificate"
   cmp -s "$TLS/ca.crt" "$R/usr/local/share/ca-certificates/kyso-local-ca.crt" ||
     fail "local CA not in the root's /usr/local/share/ca-certificates"
   [[ $(nick_trust "$CHROME") == "C,," ]] || fail "local CA not trusted in the teacher's Chrome db"
   [[ $(nick_trust "$FIREFOX") == "C,," ]] || fail "local CA not trusted in the teacher's Firefox profile"
   [[ $(nick_trust "$R/home/principal/.pki/nssdb") == "C,," ]] ||
     fail "no Chrome db with the CA made for a user who never started Chromium"
-  KEYS=$(grep -rl "PRIVATE KEY" "$R" 2>/dev/null || true)
-  [[ $KEYS == "$TLS/agent.key" ]] || fail "private keys other than the agent's in the root: $KEYS"
-  ok "postinst: local CA made, agent certificate verifies, CA key gone, trusted in system anchors and 3 NSS dbs"
+  KEYS=$(grep -rl "PRIVATE KEY" "$R" 2>/dev/null | sort || true)
+  [[ $KEYS == "$(printf '%s\n' "$TLS/users/principal/agent.key" "$TLS/users/teacher/agent.key")" ]] ||
+    fail "private keys other than the users' agent keys in the root: $KEYS"
+  ok "postinst: local CA made, one agent certificate per desktop user (key 0600), CA key gone, trusted in system anchors and 3 NSS dbs"
 
   # The packaged agent starts with the packaged configuration, and with wss on the certificate
   # postinst made, which curl accepts trusting only the local CA.
   if [[ $("$R/usr/bin/kyso-agent" --help 2>&1) == *--config* ]]; then
     agent_status "$R/etc/kyso/kyso-agent.toml" http
+    # As the teacher's agent would: %u is the agent's user, here the test's own.
     sed -e 's|^enabled = false|enabled = true|' -e "s|\"/var/lib/kyso/tls/|\"$TLS/|" \
-      "$R/etc/kyso/kyso-agent.toml" >"$T/kyso-agent-wss.toml"
+      -e "s|/%u/|/teacher/|" "$R/etc/kyso/kyso-agent.toml" >"$T/kyso-agent-wss.toml"
+    grep -q "^cert = \"$TLS/users/teacher/agent.crt\"" "$T/kyso-agent-wss.toml" ||
+      fail "the shipped kyso-agent.toml does not name each user's certificate (users/%u/agent.crt)"
     agent_status "$T/kyso-agent-wss.toml" https --cacert "$TLS/ca.crt"
     ok "kyso-agent serves ws:// with the shipped kyso-agent.toml, and wss:// with the local CA's certificate"
   else
@@ -301,6 +320,7 @@ if has kyso-agent; then
   [[ ! -e $R/var/lib/kyso ]] || fail "/var/lib/kyso left after purge"
   [[ ! -e $R/etc/systemd/user/default.target.wants/kyso-agent.service ]] || fail "user unit link left"
   [[ ! -e $R/etc/systemd/system/paths.target.wants/kyso-browser-policy.path ]] || fail "path unit link left"
+  [[ ! -e $R/etc/systemd/system/paths.target.wants/kyso-local-tls.path ]] || fail "kyso-local-tls.path link left"
 fi
 [[ ! -e $R/etc/kyso ]] || fail "/etc/kyso left after purge: $(ls "$R/etc/kyso")"
 ok "purge: trust removed from every NSS db and the system anchors, no files left"

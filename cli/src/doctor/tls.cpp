@@ -67,6 +67,20 @@ void check_local_tls(Checks& out, const Options& o) {
          "The agent's wss certificate expires within 30 days. Run: sudo kyso-local-tls install",
          j["agentCertificate"]});
   }
+  // Each desktop user has their own certificate; one made after installation has none until
+  // kyso-local-tls install runs again (kyso-local-tls.path does it when /home changes).
+  for (const auto& u : j.value("users", nlohmann::json::array())) {
+    if (u.value("status", "") != "missing") continue;
+    const std::string name = u.value("name", "");
+    out.push_back({"tls", Status::Warn,
+                   "Người dùng " + name +
+                       " chưa có chứng thư wss riêng: agent của họ không bật được wss. Hãy chạy: "
+                       "sudo kyso-local-tls install",
+                   "User " + name +
+                       " has no wss certificate of their own: their agent cannot serve wss. Run: "
+                       "sudo kyso-local-tls install",
+                   u});
+  }
   for (const auto& t : j.value("trust", nlohmann::json::array())) {
     const std::string kind = t.value("kind", "");
     const std::string path = t.value("path", "");
