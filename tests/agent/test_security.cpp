@@ -15,6 +15,8 @@
 #include <boost/beast/ssl.hpp>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "harness.hpp"
@@ -296,38 +298,64 @@ TEST_CASE("cli_originsListRevokeAndAuditVerify_workOnTheAgentsState", "[ws][secu
   CHECK(out.find("audit.db.anchors: ") != std::string::npos);
 }
 
+namespace {
+
+// A wss client of the agent trusting only one certificate, as the page's browser would.
+struct WssClient {
+  using Stream = websocket::stream<boost::beast::ssl_stream<boost::beast::tcp_stream>>;
+  boost::asio::io_context ioc;
+  boost::asio::ssl::context ctx{boost::asio::ssl::context::tls_client};
+  std::optional<Stream> ws;
+
+  /// Connects and upgrades; false when the TLS handshake fails (an untrusted certificate).
+  bool connect(std::uint16_t port, const std::string& trusted) {
+    namespace net = boost::asio;
+    ctx.load_verify_file(trusted);
+    ctx.set_verify_mode(net::ssl::verify_peer);
+    ws.emplace(ioc, ctx);
+    boost::beast::get_lowest_layer(*ws).connect({net::ip::address_v4::loopback(), port});
+    boost::beast::error_code ec;
+    ws->next_layer().handshake(net::ssl::stream_base::client, ec);
+    if (ec) return false;
+    ws->set_option(websocket::stream_base::decorator(
+        [](websocket::request_type& r) { r.set(boost::beast::http::field::origin, kSchool); }));
+    ws->handshake("127.0.0.1:" + std::to_string(port), "/");
+    return true;
+  }
+  /// hello's answer says the (allow-listed) page is paired.
+  bool hello_paired() {
+    ws->write(boost::asio::buffer(std::string(R"({"id":1,"method":"hello","params":{}})")));
+    boost::beast::flat_buffer buf;
+    ws->read(buf);
+    return json::parse(boost::beast::buffers_to_string(buf.data()))["result"]["paired"] == true;
+  }
+};
+
+// A self-signed certificate for 127.0.0.1 at `stem`.crt with its key at `stem`.key.
+void make_loopback_certificate(const std::filesystem::path& stem, const std::string& cn) {
+  REQUIRE(run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+              "-subj /CN=" +
+              cn + " -addext subjectAltName=IP:127.0.0.1 -keyout " + stem.string() + ".key -out " +
+              stem.string() + ".crt 2>/dev/null")
+              .first == 0);
+}
+
+}  // namespace
+
 TEST_CASE("wss_withConfiguredCertificate_speaksProtocolOverTls", "[ws][security]") {
   const auto dir =
       std::filesystem::temp_directory_path() / ("kyso-wss-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
+  make_loopback_certificate(dir / "agent", "127.0.0.1");
   const auto cert = (dir / "agent.crt").string();
-  const auto key = (dir / "agent.key").string();
-  REQUIRE(run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
-              "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
-              key + " -out " + cert + " 2>/dev/null")
-              .first == 0);
   Agent a([&](firmware_config::AgentConfig& cfg) {
     cfg.tls = true;
     cfg.tls_cert_file = cert;
-    cfg.tls_key_file = key;
+    cfg.tls_key_file = (dir / "agent.key").string();
   });
-  namespace net = boost::asio;
-  namespace beast = boost::beast;
-  net::io_context ioc;
-  net::ssl::context ctx(net::ssl::context::tls_client);
-  ctx.load_verify_file(cert);
-  ctx.set_verify_mode(net::ssl::verify_peer);
-  websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws(ioc, ctx);
-  beast::get_lowest_layer(ws).connect({net::ip::address_v4::loopback(), a.port()});
-  ws.next_layer().handshake(net::ssl::stream_base::client);
-  ws.set_option(websocket::stream_base::decorator(
-      [](websocket::request_type& r) { r.set(boost::beast::http::field::origin, kSchool); }));
-  ws.handshake("127.0.0.1:" + std::to_string(a.port()), "/");
-  ws.write(net::buffer(std::string(R"({"id":1,"method":"hello","params":{}})")));
-  beast::flat_buffer buf;
-  ws.read(buf);
-  const auto r = json::parse(beast::buffers_to_string(buf.data()));
-  CHECK(r["result"]["paired"] == true);
+  WssClient c;
+  REQUIRE(c.connect(a.port(), cert));
+  CHECK(c.hello_paired());
   // A plain ws client on the TLS port gets nowhere.
   CHECK(upgrade_status(a.port(), kSchool, "127.0.0.1:" + std::to_string(a.port())) != 101);
   std::filesystem::remove_all(dir);
@@ -341,17 +369,9 @@ TEST_CASE("wss_certificateReplacedOnDisk_nextConnectionGetsTheNewOne", "[ws][sec
   const auto dir =
       std::filesystem::temp_directory_path() / ("kyso-wss-renew-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
+  make_loopback_certificate(dir / "agent", "first");
   const auto cert = (dir / "agent.crt").string();
   const auto key = (dir / "agent.key").string();
-  // A new self-signed pair at `stem`.crt/.key, with its own subject so the two are told apart.
-  const auto make = [&](const std::string& stem, const std::string& cn) {
-    REQUIRE(run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
-                "-subj /CN=" +
-                cn + " -addext subjectAltName=IP:127.0.0.1 -keyout " + stem + ".key -out " + stem +
-                ".crt 2>/dev/null")
-                .first == 0);
-  };
-  make((dir / "agent").string(), "first");
   const auto old_cert = (dir / "old.crt").string();
   std::filesystem::copy_file(cert, old_cert);
   Agent a([&](firmware_config::AgentConfig& cfg) {
@@ -359,47 +379,21 @@ TEST_CASE("wss_certificateReplacedOnDisk_nextConnectionGetsTheNewOne", "[ws][sec
     cfg.tls_cert_file = cert;
     cfg.tls_key_file = key;
   });
-  namespace net = boost::asio;
-  namespace beast = boost::beast;
-  using Wss = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
-  net::io_context ioc;
-  // A client trusting only `trusted`: true when the agent's TLS handshake passes with it.
-  const auto connect = [&](const std::string& trusted) {
-    net::ssl::context ctx(net::ssl::context::tls_client);
-    ctx.load_verify_file(trusted);
-    ctx.set_verify_mode(net::ssl::verify_peer);
-    auto ws = std::make_unique<Wss>(ioc, ctx);
-    beast::get_lowest_layer(*ws).connect({net::ip::address_v4::loopback(), a.port()});
-    beast::error_code ec;
-    ws->next_layer().handshake(net::ssl::stream_base::client, ec);
-    if (ec) return std::unique_ptr<Wss>();
-    ws->set_option(websocket::stream_base::decorator(
-        [](websocket::request_type& r) { r.set(boost::beast::http::field::origin, kSchool); }));
-    ws->handshake("127.0.0.1:" + std::to_string(a.port()), "/");
-    return ws;
-  };
-  const auto hello = [](Wss& ws) {
-    ws.write(boost::asio::buffer(std::string(R"({"id":1,"method":"hello","params":{}})")));
-    beast::flat_buffer buf;
-    ws.read(buf);
-    return json::parse(beast::buffers_to_string(buf.data()))["result"]["paired"] == true;
-  };
-  auto before = connect(old_cert);
-  REQUIRE(before);
-  CHECK(hello(*before));
+  WssClient before;
+  REQUIRE(before.connect(a.port(), old_cert));
+  CHECK(before.hello_paired());
 
   // Half-written: a new certificate next to the old key. The old pair goes on serving.
-  make((dir / "next").string(), "second");
+  make_loopback_certificate(dir / "next", "second");
   std::filesystem::rename(dir / "next.crt", cert);
-  auto during = connect(old_cert);
-  CHECK(during);
+  CHECK(WssClient().connect(a.port(), old_cert));
   // Then the key: from now on only the new certificate is served.
   std::filesystem::rename(dir / "next.key", key);
-  CHECK_FALSE(connect(old_cert));
-  auto after = connect(cert);
-  REQUIRE(after);
-  CHECK(hello(*after));
-  CHECK(hello(*before));  // the connection made before the renewal is untouched
+  CHECK_FALSE(WssClient().connect(a.port(), old_cert));
+  WssClient after;
+  REQUIRE(after.connect(a.port(), cert));
+  CHECK(after.hello_paired());
+  CHECK(before.hello_paired());  // the connection made before the renewal is untouched
   std::filesystem::remove_all(dir);
 }
 
