@@ -192,6 +192,24 @@ constexpr std::array kEntries{
     Entry{ErrorCode::UploadMismatch, "UPLOAD_MISMATCH", true,
           "Tệp gửi đến Kyso không khớp kích thước hoặc mã băm đã báo trước. Hãy gửi lại tệp.",
           "The file sent to Kyso does not match its announced size or hash. Send it again."},
+    Entry{ErrorCode::PreparedStateInvalid, "PREPARED_STATE_INVALID", false,
+          "Dữ liệu chuẩn bị ký của văn bản đã bị thay đổi, hỏng, không do máy chủ này tạo ra hoặc "
+          "thuộc phiên bản khác, nên chữ ký không được gắn vào. Hãy chuẩn bị ký lại văn bản.",
+          "The document's prepared signing state was changed, is damaged, was not made by this "
+          "server or is of another version, so no signature was embedded. Prepare the document "
+          "again."},
+    Entry{ErrorCode::SignatureMismatch, "SIGNATURE_MISMATCH", false,
+          "Chữ ký nhận về không khớp với mã băm đã chuẩn bị cho văn bản này (ký nhầm văn bản khác "
+          "hoặc chữ ký hỏng), nên không được gắn vào. Hãy ký lại đúng mã băm của văn bản.",
+          "The signature returned does not match the digest prepared for this document (another "
+          "document was signed, or the signature is damaged), so it was not embedded. Sign this "
+          "document's digest again."},
+    Entry{ErrorCode::CertificateMismatch, "CERTIFICATE_MISMATCH", false,
+          "Chữ ký được tạo bằng chứng thư số khác với chứng thư đã dùng khi chuẩn bị ký văn bản, "
+          "nên không được gắn vào. Hãy chuẩn bị lại với đúng chứng thư số của người ký.",
+          "The signature was made with another certificate than the one the document was "
+          "prepared for, so it was not embedded. Prepare it again with the signer's "
+          "certificate."},
 };
 
 const Entry& entry(ErrorCode code) noexcept {

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "der.hpp"
+#include "two_phase.hpp"
 
 namespace kyso::formats {
 namespace {
@@ -92,9 +93,12 @@ std::shared_ptr<const SignerMaterial> material_for(const Credential& cred) {
   return slot;
 }
 
-Bytes build_and_sign(Signer& signer, std::span<const std::uint8_t> content_digest,
-                     std::optional<std::span<const std::uint8_t>> attached, const CmsOptions& o) {
-  const Credential& cred = signer.credential();
+}  // namespace
+
+namespace detail {
+
+CmsPending cms_prepare(const Credential& cred, std::span<const std::uint8_t> content_digest,
+                       std::optional<std::span<const std::uint8_t>> attached, const CmsOptions& o) {
   const auto material = material_for(cred);
   X509* cert = material->cert.get();
   const EVP_MD* md = detail::evp_md(hash_of(o.algorithm));
@@ -104,23 +108,27 @@ Bytes build_and_sign(Signer& signer, std::span<const std::uint8_t> content_diges
         std::string(to_string(o.algorithm)) + " does not fit a " + cred.cert.key_type + " key");
   }
 
-  CmsPtr cms(CMS_sign(nullptr, nullptr, nullptr, nullptr, CMS_PARTIAL | CMS_BINARY));
-  check(cms != nullptr, "CMS_sign");
+  CmsPending p;
+  p.cms.reset(CMS_sign(nullptr, nullptr, nullptr, nullptr, CMS_PARTIAL | CMS_BINARY));
+  check(p.cms != nullptr, "CMS_sign");
+  CMS_ContentInfo* cms = p.cms.get();
   // The certificate's public key stands in for the private key: OpenSSL only uses it to fill
   // the signer identifier and algorithms; the signature itself comes from the Signer.
-  CMS_SignerInfo* si = CMS_add1_signer(cms.get(), cert, X509_get0_pubkey(cert), md,
+  CMS_SignerInfo* si = CMS_add1_signer(cms, cert, X509_get0_pubkey(cert), md,
                                        CMS_PARTIAL | CMS_BINARY | CMS_NOSMIMECAP);
   check(si != nullptr, "CMS_add1_signer");
+  p.si = si;
   if (o.include_chain) {
     for (const auto& ca : material->chain)
-      check(CMS_add1_cert(cms.get(), ca.get()) == 1, "CMS_add1_cert");
+      check(CMS_add1_cert(cms, ca.get()) == 1, "CMS_add1_cert");
   }
 
   check(CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType, V_ASN1_OBJECT,
                                     OBJ_nid2obj(NID_pkcs7_data), -1) == 1,
         "contentType");
   if (o.signing_time) {
-    TimePtr now(X509_gmtime_adj(nullptr, 0));
+    TimePtr now(o.time ? ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(*o.time))
+                       : X509_gmtime_adj(nullptr, 0));
     check(now != nullptr &&
               CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, now->type, now.get(), -1) == 1,
           "signingTime");
@@ -141,30 +149,65 @@ Bytes build_and_sign(Signer& signer, std::span<const std::uint8_t> content_diges
   }
 
   if (attached) {
-    check(CMS_set_detached(cms.get(), 0) == 1, "CMS_set_detached");
-    ASN1_OCTET_STRING** pos = CMS_get0_content(cms.get());
+    check(CMS_set_detached(cms, 0) == 1, "CMS_set_detached");
+    ASN1_OCTET_STRING** pos = CMS_get0_content(cms);
     check(pos != nullptr && *pos != nullptr, "CMS_get0_content");
     check(ASN1_OCTET_STRING_set(*pos, attached->data(), static_cast<int>(attached->size())) == 1,
           "content");
     (*pos)->flags &= ~ASN1_STRING_FLAG_CONT;  // real content here, not a streaming placeholder
   } else {
-    check(CMS_set_detached(cms.get(), 1) == 1, "CMS_set_detached");
+    check(CMS_set_detached(cms, 1) == 1, "CMS_set_detached");
   }
 
   const Bytes attrs = encode_signed_attributes(si);
-  const Bytes tbs = digest(openssl_md_name(hash_of(o.algorithm)), attrs);
-  const Bytes sig = signer.sign_digest(o.algorithm, tbs, SignatureEncoding::Der);
-  check(ASN1_STRING_set(CMS_SignerInfo_get0_signature(si), sig.data(),
-                        static_cast<int>(sig.size())) == 1,
-        "signature value");
+  p.tbs = digest(openssl_md_name(hash_of(o.algorithm)), attrs);
+  return p;
+}
 
-  if (o.tsa) {
-    const Timestamp ts = request_timestamp(*o.tsa, sig);
-    check(CMS_unsigned_add1_attr_by_NID(si, NID_id_smime_aa_timeStampToken, V_ASN1_SEQUENCE,
+Bytes cms_embed(CmsPending& p, std::span<const std::uint8_t> signature,
+                const std::optional<TsaConfig>& tsa) {
+  check(ASN1_STRING_set(CMS_SignerInfo_get0_signature(p.si), signature.data(),
+                        static_cast<int>(signature.size())) == 1,
+        "signature value");
+  if (tsa) {
+    const Timestamp ts = request_timestamp(*tsa, signature);
+    check(CMS_unsigned_add1_attr_by_NID(p.si, NID_id_smime_aa_timeStampToken, V_ASN1_SEQUENCE,
                                         ts.token.data(), static_cast<int>(ts.token.size())) == 1,
           "signatureTimeStampToken");
   }
-  return detail::i2d_bytes(cms.get(), i2d_CMS_ContentInfo);
+  return detail::i2d_bytes(p.cms.get(), i2d_CMS_ContentInfo);
+}
+
+Bytes cms_pending_der(const CmsPending& p) {
+  return detail::i2d_bytes(p.cms.get(), i2d_CMS_ContentInfo);
+}
+
+CmsPending cms_pending_from_der(std::span<const std::uint8_t> der) {
+  CmsPending p;
+  const unsigned char* in = der.data();
+  p.cms.reset(d2i_CMS_ContentInfo(nullptr, &in, static_cast<long>(der.size())));
+  if (p.cms == nullptr || in != der.data() + der.size()) {
+    openssl_error();
+    throw Error(ErrorCode::PreparedStateInvalid, "the prepared CMS does not parse");
+  }
+  STACK_OF(CMS_SignerInfo)* infos = CMS_get0_SignerInfos(p.cms.get());
+  if (infos == nullptr || sk_CMS_SignerInfo_num(infos) != 1) {
+    throw Error(ErrorCode::PreparedStateInvalid, "the prepared CMS has no single signer");
+  }
+  p.si = sk_CMS_SignerInfo_value(infos, 0);
+  return p;
+}
+
+}  // namespace detail
+
+namespace {
+
+// The single call: the two steps of two-phase signing (prepare.hpp) with the signer between.
+Bytes build_and_sign(Signer& signer, std::span<const std::uint8_t> content_digest,
+                     std::optional<std::span<const std::uint8_t>> attached, const CmsOptions& o) {
+  detail::CmsPending p = detail::cms_prepare(signer.credential(), content_digest, attached, o);
+  const Bytes sig = signer.sign_digest(o.algorithm, p.tbs, SignatureEncoding::Der);
+  return detail::cms_embed(p, sig, o.tsa);
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include "pdf_longterm.hpp"
 #include "pdf_scan.hpp"
 #include "tsa_digest.hpp"
+#include "two_phase.hpp"
 
 namespace kyso::formats {
 namespace {
@@ -339,7 +340,7 @@ Update build_update(const detail::PdfSource& src, const Input& in, const Credent
   return u;
 }
 
-// The new revision with its CMS in place, and the digest of the byte ranges it signed.
+// The new revision with /Contents still zeros, and the digest of the byte ranges it signs.
 struct Signed {
   Update update;
   Bytes digest;
@@ -347,15 +348,13 @@ struct Signed {
 
 using StreamFile = std::function<void(const std::function<void(const char*, std::size_t)>&)>;
 
-// Everything but the output: the update built over `in`, its byte ranges hashed with `hash`
-// (from memory, or streamed from the file), and what `contents` makes of that digest (the CMS,
-// or a timestamp token) written into /Contents.
-Signed sign_input(const Credential* cred, const Input& in, const PdfSignOptions& o,
-                  const StreamFile& stream_file, HashAlgorithm hash, std::size_t reserve,
-                  const std::function<Bytes(const Bytes&)>& contents) {
+// The first step of every signature and timestamp: the update built over `in` and its byte
+// ranges hashed with `hash` (from memory, or streamed from the file).
+Signed prepare_input(const Credential* cred, const Input& in, const PdfSignOptions& o,
+                     const StreamFile& stream_file, HashAlgorithm hash, std::size_t reserve) {
   const detail::PdfSource src =
       in.whole ? detail::inspect_pdf(in.data, in.path) : detail::inspect_pdf(in.path);
-  const auto now = std::chrono::system_clock::now();
+  const auto now = o.time.value_or(std::chrono::system_clock::now());
   Signed out{build_update(src, in, cred, o, reserve, now), {}};
   Update& u = out.update;
 
@@ -371,33 +370,38 @@ Signed sign_input(const Credential* cred, const Input& in, const PdfSignOptions&
   out.digest.resize(digest_size(hash));
   unsigned int dlen = 0;
   detail::check(EVP_DigestFinal_ex(md.get(), out.digest.data(), &dlen) == 1, "digest");
-
-  const Bytes cms = contents(out.digest);
-  if (cms.size() > reserve)
-    throw Error(ErrorCode::Internal, "signature larger than the space reserved in the PDF");
-  static constexpr std::string_view kHex = "0123456789abcdef";
-  for (std::size_t i = 0; i < cms.size(); ++i) {
-    u.text[u.contents_lt + 1 + 2 * i] = kHex[cms[i] >> 4U];
-    u.text[u.contents_lt + 2 + 2 * i] = kHex[cms[i] & 0x0FU];
-  }
   return out;
 }
 
-// A signature by `signer`: a detached CAdES (B-B, or B-T with o.tsa) over the byte ranges.
-Signed sign_signature(Signer& signer, const Input& in, const PdfSignOptions& o,
-                      const StreamFile& stream_file) {
-  const Credential& cred = signer.credential();
+// A signature's room: the CMS with the signer's certificates, and a timestamp token for B-T.
+std::size_t reserve_for(const Credential& cred, const PdfSignOptions& o) {
   std::size_t reserve = 8192 + cred.cert.der.size();
   for (const auto& c : cred.chain) reserve += c.size();
   if (o.tsa) reserve += 12288;
-  return sign_input(&cred, in, o, stream_file, hash_of(o.algorithm), reserve,
-                    [&](const Bytes& digest) {
-                      CmsOptions co;
-                      co.algorithm = o.algorithm;
-                      co.signing_time = false;  // PAdES: the time is the PDF's /M
-                      co.tsa = o.tsa;
-                      return sign_cms_digest(signer, digest, co);
-                    });
+  return reserve;
+}
+
+CmsOptions cms_options(const PdfSignOptions& o) {
+  CmsOptions co;
+  co.algorithm = o.algorithm;
+  co.signing_time = false;  // PAdES: the time is the PDF's /M
+  co.tsa = o.tsa;
+  return co;
+}
+
+// A signature by `signer`: a detached CAdES (B-B, or B-T with o.tsa) over the byte ranges,
+// prepared, signed and embedded (the steps of two-phase signing).
+Signed sign_signature(Signer& signer, const Input& in, const PdfSignOptions& o,
+                      const StreamFile& stream_file) {
+  const Credential& cred = signer.credential();
+  const std::size_t reserve = reserve_for(cred, o);
+  Signed out = prepare_input(&cred, in, o, stream_file, hash_of(o.algorithm), reserve);
+  const CmsOptions co = cms_options(o);
+  detail::CmsPending cms = detail::cms_prepare(cred, out.digest, std::nullopt, co);
+  const Bytes sig = signer.sign_digest(o.algorithm, cms.tbs, SignatureEncoding::Der);
+  detail::write_contents(out.update.text.data() + out.update.contents_lt, reserve,
+                         detail::cms_embed(cms, sig, co.tsa));
+  return out;
 }
 
 }  // namespace
@@ -511,6 +515,36 @@ Bytes sign_pdf(Signer& signer, std::span<const std::uint8_t> pdf, const PdfSignO
 
 namespace kyso::formats::detail {
 
+void write_contents(char* lt, std::size_t reserve, std::span<const std::uint8_t> contents) {
+  if (contents.size() > reserve)
+    throw Error(ErrorCode::Internal, "signature larger than the space reserved in the PDF");
+  static constexpr std::string_view kHex = "0123456789abcdef";
+  for (std::size_t i = 0; i < contents.size(); ++i) {
+    lt[1 + 2 * i] = kHex[contents[i] >> 4U];
+    lt[2 + 2 * i] = kHex[contents[i] & 0x0FU];
+  }
+}
+
+PdfPrepared pdf_prepare(std::span<const std::uint8_t> pdf, const Credential& cred,
+                        const PdfSignOptions& o) {
+  Input in;
+  in.path = "PDF";
+  in.data = {reinterpret_cast<const char*>(pdf.data()), pdf.size()};
+  in.size = pdf.size();
+  in.whole = true;
+  PdfPrepared out;
+  out.reserve = reserve_for(cred, o);
+  const Signed s = prepare_input(
+      &cred, in, o, [](const auto&) {}, hash_of(o.algorithm), out.reserve);
+  out.cms = cms_prepare(cred, s.digest, std::nullopt, cms_options(o));
+  out.document.reserve(pdf.size() + s.update.text.size());
+  out.document.assign(pdf.begin(), pdf.end());
+  out.document.insert(out.document.end(), s.update.text.begin(), s.update.text.end());
+  out.contents_at = pdf.size() + s.update.contents_lt;
+  out.field_name = s.update.field_name;
+  return out;
+}
+
 Bytes append_dss(std::span<const std::uint8_t> pdf, const ValidationData& added) {
   const std::string_view view(reinterpret_cast<const char*>(pdf.data()), pdf.size());
   const PdfSource src = inspect_pdf(view, "PDF");
@@ -573,9 +607,10 @@ Bytes append_document_timestamp(std::span<const std::uint8_t> pdf, const TsaConf
   in.whole = true;
   // A token with the TSA's chain is a few kB; room for a long chain.
   constexpr std::size_t kReserve = 16384;
-  const Signed s = sign_input(
-      nullptr, in, PdfSignOptions{}, [](const auto&) {}, tsa.hash, kReserve,
-      [&](const Bytes& digest) { return detail::request_timestamp_for_digest(tsa, digest).token; });
+  Signed s = prepare_input(
+      nullptr, in, PdfSignOptions{}, [](const auto&) {}, tsa.hash, kReserve);
+  write_contents(s.update.text.data() + s.update.contents_lt, kReserve,
+                 detail::request_timestamp_for_digest(tsa, s.digest).token);
   if (field_name != nullptr) *field_name = s.update.field_name;
   Bytes out;
   out.reserve(pdf.size() + s.update.text.size());

@@ -10,6 +10,7 @@
 
 #include "der.hpp"
 #include "kyso/core/random.hpp"
+#include "two_phase.hpp"
 #include "xml_c14n.hpp"
 
 namespace kyso::formats {
@@ -111,12 +112,32 @@ XmlDocument XmlDocument::load(const std::string& path) {
   return parse(data);
 }
 
-std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
+namespace {
+
+xmlNodePtr child_element(xmlNodePtr n, const char* local) {
+  for (xmlNodePtr c = n != nullptr ? n->children : nullptr; c != nullptr; c = c->next) {
+    if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, X(local))) return c;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+// A Signature added to the tree with everything but its SignatureValue (and, for B-T, the
+// timestamp over it): the first step of signing.
+struct XmlDocument::Pending {
+  xmlNodePtr top = nullptr;  // what was added: removed again if signing fails
+  std::vector<std::string> new_ids;
+  xmlNodePtr signature = nullptr;
+  std::string signature_id;
+  Bytes tbs;  // the digest of the canonical SignedInfo
+};
+
+XmlDocument::Pending XmlDocument::prepare(const Credential& cred, const XmlSignOptions& o) {
   Impl& d = *impl_;
   if (o.level == XmlLevel::XadesT && !o.tsa) {
     throw Error(ErrorCode::BadRequest, "XAdES B-T needs a TSA URL");
   }
-  const Credential& cred = signer.credential();
   if (is_ecdsa(o.algorithm) != (cred.cert.key_type == "EC")) {
     throw Error(
         ErrorCode::AlgorithmUnsupported,
@@ -130,32 +151,33 @@ std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
     throw Error(ErrorCode::BadRequest, "Id \"" + sig_id + "\" is already used");
   const HashAlgorithm h = hash_of(o.algorithm);
   const std::string digest_alg(detail::digest_uri(h));
-  const std::string now = to_iso8601(std::chrono::system_clock::now());
+  const std::string now = to_iso8601(o.time.value_or(std::chrono::system_clock::now()));
 
   // Everything added below hangs off `top`; on any failure it is removed again, so the
   // document is never left half-signed.
-  xmlNodePtr top = nullptr;
-  std::vector<std::string> new_ids;
+  Pending p;
+  p.signature_id = sig_id;
   try {
     if (!o.container.empty()) {
       parent = xmlNewChild(parent, parent->ns, X(o.container), nullptr);
-      top = parent;
+      p.top = parent;
     }
     xmlNodePtr sig = xmlNewNode(nullptr, X("Signature"));
+    p.signature = sig;
     xmlNsPtr ds = xmlNewNs(sig, X(kDsigNs), nullptr);
     xmlSetNs(sig, ds);
     xmlAddChild(parent, sig);
-    if (top == nullptr) top = sig;
-    auto el = [&](xmlNodePtr p, const char* name, xmlNsPtr ns = nullptr) {
-      return xmlNewChild(p, ns != nullptr ? ns : ds, X(name), nullptr);
+    if (p.top == nullptr) p.top = sig;
+    auto el = [&](xmlNodePtr n, const char* name, xmlNsPtr ns = nullptr) {
+      return xmlNewChild(n, ns != nullptr ? ns : ds, X(name), nullptr);
     };
-    auto text_el = [&](xmlNodePtr p, const char* name, const std::string& value,
+    auto text_el = [&](xmlNodePtr n, const char* name, const std::string& value,
                        xmlNsPtr ns = nullptr) {
-      return xmlNewTextChild(p, ns != nullptr ? ns : ds, X(name), X(value));
+      return xmlNewTextChild(n, ns != nullptr ? ns : ds, X(name), X(value));
     };
     auto set_id = [&](xmlNodePtr n, const std::string& id) {
       d.add_id(n, id);
-      new_ids.push_back(id);
+      p.new_ids.push_back(id);
     };
     set_id(sig, sig_id);
 
@@ -173,7 +195,7 @@ std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
     xmlNodePtr r2 = el(si, "Reference");
     xmlNewProp(el(r2, "DigestMethod"), X("Algorithm"), X(digest_alg));
     xmlNodePtr dv2 = el(r2, "DigestValue");
-    xmlNodePtr sv = el(sig, "SignatureValue");
+    el(sig, "SignatureValue");
     xmlNodePtr x509 = el(el(sig, "KeyInfo"), "X509Data");
     // The signer's certificate first, then its issuers: a verifier needs only the root.
     text_el(x509, "X509Certificate", to_base64(cred.cert.der));
@@ -181,8 +203,6 @@ std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
 
     xmlNodePtr object = el(sig, "Object");
     xmlNodePtr covered = nullptr;  // what the second Reference points at
-    xmlNodePtr qualifying = nullptr;
-    xmlNsPtr xa = nullptr;
     if (o.level == XmlLevel::Dsig) {
       // The Vietnamese e-invoice / transcript profile: signing time as a signature property.
       const std::string obj_id = sig_id + "-SigningTime";
@@ -193,8 +213,8 @@ std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
       xmlNewProp(r2, X("URI"), X("#" + obj_id));
       covered = object;
     } else {
-      qualifying = xmlNewChild(object, nullptr, X("QualifyingProperties"), nullptr);
-      xa = xmlNewNs(qualifying, X(kXadesNs), X("xades"));
+      xmlNodePtr qualifying = xmlNewChild(object, nullptr, X("QualifyingProperties"), nullptr);
+      xmlNsPtr xa = xmlNewNs(qualifying, X(kXadesNs), X("xades"));
       xmlSetNs(qualifying, xa);
       xmlNewProp(qualifying, X("Target"), X("#" + sig_id));
       xmlNodePtr sp = el(qualifying, "SignedProperties", xa);
@@ -217,29 +237,59 @@ std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
     xmlDocPtr doc = d.doc;
     xmlNodeSetContent(dv1, X(to_base64(detail::c14n_digest(doc, ref, sig, h))));
     xmlNodeSetContent(dv2, X(to_base64(detail::c14n_digest(doc, covered, nullptr, h))));
-    const Bytes tbs = detail::c14n_digest(doc, si, nullptr, h);
-    const Bytes value = signer.sign_digest(o.algorithm, tbs, SignatureEncoding::Raw);
-    xmlNodeSetContent(sv, X(to_base64(value)));
-
-    if (o.level == XmlLevel::XadesT) {
-      const std::string sv_c14n = detail::c14n_string(doc, sv, nullptr);
-      const Timestamp ts = request_timestamp(*o.tsa, detail::as_bytes(sv_c14n));
-      xmlNodePtr sts =
-          el(el(el(qualifying, "UnsignedProperties", xa), "UnsignedSignatureProperties", xa),
-             "SignatureTimeStamp", xa);
-      set_id(sts, sig_id + "-SignatureTimeStamp");
-      xmlNewProp(el(sts, "CanonicalizationMethod"), X("Algorithm"), X(detail::kC14n));
-      text_el(sts, "EncapsulatedTimeStamp", to_base64(ts.token), xa);
-    }
+    p.tbs = detail::c14n_digest(doc, si, nullptr, h);
   } catch (...) {
-    for (const auto& id : new_ids) d.ids.erase(id);
-    if (top != nullptr) {
-      xmlUnlinkNode(top);
-      xmlFreeNode(top);
-    }
+    discard(p);
     throw;
   }
-  return sig_id;
+  return p;
+}
+
+void XmlDocument::discard(Pending& p) noexcept {
+  for (const auto& id : p.new_ids) impl_->ids.erase(id);
+  if (p.top != nullptr) {
+    xmlUnlinkNode(p.top);
+    xmlFreeNode(p.top);
+  }
+  p = Pending{};
+}
+
+// The second step: the signature value (raw r||s for ECDSA) and, with `tsa`, the XAdES
+// SignatureTimeStamp over it. A Signature found again in a parsed prepared document works the
+// same as one just prepared.
+void XmlDocument::fill(Pending& p, std::span<const std::uint8_t> value,
+                       const std::optional<TsaConfig>& tsa) {
+  xmlNodePtr sv = child_element(p.signature, "SignatureValue");
+  if (sv == nullptr) throw Error(ErrorCode::PreparedStateInvalid, "no SignatureValue");
+  xmlNodeSetContent(sv, X(to_base64(value)));
+  if (!tsa) return;
+  xmlNodePtr qualifying =
+      child_element(child_element(p.signature, "Object"), "QualifyingProperties");
+  if (qualifying == nullptr) throw Error(ErrorCode::PreparedStateInvalid, "no XAdES properties");
+  xmlNsPtr xa = qualifying->ns;
+  auto el = [&](xmlNodePtr n, const char* name) { return xmlNewChild(n, xa, X(name), nullptr); };
+  const std::string sv_c14n = detail::c14n_string(impl_->doc, sv, nullptr);
+  const Timestamp ts = request_timestamp(*tsa, detail::as_bytes(sv_c14n));
+  xmlNodePtr sts = el(el(el(qualifying, "UnsignedProperties"), "UnsignedSignatureProperties"),
+                      "SignatureTimeStamp");
+  const std::string sts_id = p.signature_id + "-SignatureTimeStamp";
+  impl_->add_id(sts, sts_id);
+  p.new_ids.push_back(sts_id);
+  xmlNewProp(xmlNewChild(sts, p.signature->ns, X("CanonicalizationMethod"), nullptr),
+             X("Algorithm"), X(detail::kC14n));
+  xmlNewTextChild(sts, xa, X("EncapsulatedTimeStamp"), X(to_base64(ts.token)));
+}
+
+std::string XmlDocument::sign(Signer& signer, const XmlSignOptions& o) {
+  Pending p = prepare(signer.credential(), o);
+  try {
+    const Bytes value = signer.sign_digest(o.algorithm, p.tbs, SignatureEncoding::Raw);
+    fill(p, value, o.level == XmlLevel::XadesT ? o.tsa : std::nullopt);
+  } catch (...) {
+    discard(p);
+    throw;
+  }
+  return p.signature_id;
 }
 
 std::vector<std::string> XmlDocument::ids_of(std::string_view element_name) const {
@@ -281,6 +331,43 @@ void XmlDocument::save(const std::string& path) const {
   }
   std::filesystem::rename(tmp, path);
 }
+
+namespace detail {
+
+struct XmlTwoPhase {
+  static XmlPrepared prepare(std::span<const std::uint8_t> xml, const Credential& cred,
+                             const XmlSignOptions& o) {
+    XmlDocument doc = XmlDocument::parse(xml);
+    XmlDocument::Pending p = doc.prepare(cred, o);
+    return {doc.serialize(), p.signature_id, p.tbs};
+  }
+
+  static Bytes embed(std::span<const std::uint8_t> prepared, const std::string& signature_id,
+                     std::span<const std::uint8_t> value, const std::optional<TsaConfig>& tsa) {
+    XmlDocument doc = XmlDocument::parse(prepared);
+    XmlDocument::Pending p;
+    p.signature_id = signature_id;
+    const auto it = doc.impl_->ids.find(signature_id);
+    if (it == doc.impl_->ids.end() || !xmlStrEqual(it->second->name, X("Signature"))) {
+      throw Error(ErrorCode::PreparedStateInvalid, "the prepared Signature is missing");
+    }
+    p.signature = it->second;
+    doc.fill(p, value, tsa);
+    return doc.serialize();
+  }
+};
+
+XmlPrepared xml_prepare(std::span<const std::uint8_t> xml, const Credential& cred,
+                        const XmlSignOptions& o) {
+  return XmlTwoPhase::prepare(xml, cred, o);
+}
+
+Bytes xml_embed(std::span<const std::uint8_t> prepared, const std::string& signature_id,
+                std::span<const std::uint8_t> value, const std::optional<TsaConfig>& tsa) {
+  return XmlTwoPhase::embed(prepared, signature_id, value, tsa);
+}
+
+}  // namespace detail
 
 Bytes sign_xml(Signer& signer, std::span<const std::uint8_t> xml, const XmlSignOptions& options) {
   XmlDocument doc = XmlDocument::parse(xml);

@@ -76,6 +76,10 @@ enum class ErrorCode {
   DocumentTooLarge,
   UploadNotFound,
   UploadMismatch,
+  // Two-phase signing (a server prepares, the signature is embedded later)
+  PreparedStateInvalid,
+  SignatureMismatch,
+  CertificateMismatch,
 };
 
 /// The stable wire name, e.g. ErrorCode::PinLocked -> "PIN_LOCKED".

@@ -4,6 +4,7 @@
 /// attached, signed through kyso::Signer: the signed attributes are built and DER-encoded here,
 /// their digest goes to Signer::sign_digest(), and the key never has to be reachable by OpenSSL.
 
+#include <chrono>
 #include <optional>
 #include <span>
 #include <string>
@@ -20,6 +21,8 @@ struct CmsOptions {
   bool detached = true;
   /// CAdES puts signingTime in the signed attributes; PAdES must not (the PDF's /M has it).
   bool signing_time = true;
+  /// The signingTime put in; none: now. (Two-phase signing and tests fix it.)
+  std::optional<std::chrono::system_clock::time_point> time;
   /// Include the credential's issuer certificates beside the signer's own.
   bool include_chain = true;
   /// B-T: a signature timestamp from this TSA, added as an unsigned attribute.

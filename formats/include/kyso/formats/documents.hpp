@@ -30,7 +30,7 @@ namespace kyso::formats {
 
 /// Bump whenever DocumentFunctions or a type it passes (XmlSignOptions, PdfSignOptions,
 /// ExtendOptions, …) changes.
-inline constexpr std::uint32_t kDocumentsAbi = 2;
+inline constexpr std::uint32_t kDocumentsAbi = 3;
 /// The module's exported entry point: `const DocumentFunctions* kyso_formats_documents_v1()`.
 inline constexpr const char* kDocumentsEntryPoint = "kyso_formats_documents_v1";
 /// Environment variable naming the module's file (after the agent's `formats_module` key).

@@ -8,6 +8,7 @@
 /// Small files are read once and signed in memory; larger ones are streamed through the byte
 /// ranges, so a 200 MB PDF is never held in memory.
 
+#include <chrono>
 #include <optional>
 #include <span>
 #include <string>
@@ -41,6 +42,8 @@ struct PdfSignOptions {
   std::optional<TsaConfig> tsa;  ///< B-T: a signature timestamp in the CMS
   /// A visible box on a page; none: an invisible signature (zero-size widget on page 1).
   std::optional<PdfVisibleSignature> visible;
+  /// The signing time (/M and the visible box); none: now. (Two-phase signing and tests fix it.)
+  std::optional<std::chrono::system_clock::time_point> time;
 };
 
 /// What a signed PDF revision looked like.

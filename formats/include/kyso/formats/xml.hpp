@@ -10,6 +10,7 @@
 /// transcript per role), then written once. Each signature covers only its own element, so a
 /// later signature (principal, seal) placed outside what earlier ones cover leaves them valid.
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <span>
@@ -21,6 +22,10 @@
 #include "kyso/formats/tsa.hpp"
 
 namespace kyso::formats {
+
+namespace detail {
+struct XmlTwoPhase;
+}
 
 enum class XmlLevel {
   Dsig,    ///< the Vietnamese e-invoice profile: SignatureProperties/SigningTime object
@@ -41,6 +46,8 @@ struct XmlSignOptions {
   std::string signature_id;
   XmlLevel level = XmlLevel::Dsig;
   std::optional<TsaConfig> tsa;  ///< required for XadesT
+  /// The SigningTime put in; none: now. (Two-phase signing and tests fix it.)
+  std::optional<std::chrono::system_clock::time_point> time;
 };
 
 /// A parsed XML document being signed.
@@ -71,6 +78,14 @@ class XmlDocument {
   struct Impl;
 
  private:
+  // Two-phase signing (prepare.hpp) is these steps; sign() runs them with the signer between.
+  struct Pending;
+  Pending prepare(const Credential& cred, const XmlSignOptions& options);
+  void fill(Pending& pending, std::span<const std::uint8_t> value,
+            const std::optional<TsaConfig>& tsa);
+  void discard(Pending& pending) noexcept;
+  friend struct detail::XmlTwoPhase;
+
   explicit XmlDocument(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

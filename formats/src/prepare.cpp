@@ -1,0 +1,324 @@
+// Two-phase signing (prepare.hpp): each format's two steps (two_phase.hpp) run on two sides,
+// with a versioned, HMAC-protected state between them.
+
+#include "kyso/formats/prepare.hpp"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rsa.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "kyso/core/random.hpp"
+#include "two_phase.hpp"
+
+namespace kyso::formats {
+namespace {
+
+// The encoding, version 1:
+//   "KYSOPREP" | version (1 byte) | format (1 byte) | field count (2 bytes, big-endian)
+//   | per field: length (4 bytes, big-endian) + bytes | HMAC-SHA-256 of all that (32 bytes)
+// Fields: algorithm name, signer certificate (DER), digest, timestamp wanted ("1" or ""),
+// then per format: CMS: the pending CMS; XML: the prepared document, the Signature's Id;
+// PDF: the prepared document, the offset of /Contents and its room, the pending CMS, the field.
+constexpr std::string_view kMagic = "KYSOPREP";
+constexpr std::uint8_t kVersion = 1;
+constexpr std::size_t kMacSize = 32;
+
+enum Field : std::size_t { kAlgorithm, kCertificate, kDigest, kTimestamp, kCommon };
+
+Bytes mac(const StateKey& key, std::span<const std::uint8_t> data) {
+  if (key.bytes.size() < 16)
+    throw Error(ErrorCode::ConfigInvalid, "the state key must be at least 16 bytes");
+  Bytes out(EVP_MAX_MD_SIZE);
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), key.bytes.data(), static_cast<int>(key.bytes.size()), data.data(),
+           data.size(), out.data(), &len) == nullptr) {
+    throw Error(ErrorCode::Internal, "HMAC: " + openssl_error());
+  }
+  out.resize(len);
+  return out;
+}
+
+void put_be(Bytes& out, std::uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i)
+    out.push_back(static_cast<std::uint8_t>((v >> (8U * static_cast<unsigned>(i))) & 0xFFU));
+}
+
+Bytes as_field(std::string_view s) {
+  return {s.begin(), s.end()};
+}
+std::string as_string(const Bytes& b) {
+  return {b.begin(), b.end()};
+}
+
+Bytes encode(const StateKey& key, PreparedFormat format, const std::vector<Bytes>& fields) {
+  Bytes out;
+  std::size_t total = kMagic.size() + 4 + kMacSize;
+  for (const auto& f : fields) total += 4 + f.size();
+  out.reserve(total);
+  for (const char c : kMagic) out.push_back(static_cast<std::uint8_t>(c));
+  out.push_back(kVersion);
+  out.push_back(static_cast<std::uint8_t>(format));
+  put_be(out, fields.size(), 2);
+  for (const auto& f : fields) {
+    put_be(out, f.size(), 4);
+    out.insert(out.end(), f.begin(), f.end());
+  }
+  const Bytes tag = mac(key, out);
+  out.insert(out.end(), tag.begin(), tag.end());
+  return out;
+}
+
+struct Decoded {
+  PreparedFormat format = PreparedFormat::Cms;
+  std::vector<Bytes> fields;
+  SignAlgorithm algorithm = SignAlgorithm::RsaPkcs1Sha256;
+};
+
+Decoded decode(std::span<const std::uint8_t> state, const StateKey& key) {
+  auto invalid = [](const std::string& why) { return Error(ErrorCode::PreparedStateInvalid, why); };
+  if (state.size() < kMagic.size() + 4 + kMacSize ||
+      std::memcmp(state.data(), kMagic.data(), kMagic.size()) != 0) {
+    throw invalid("not a Kyso prepared state");
+  }
+  if (state[kMagic.size()] != kVersion) {
+    throw invalid("prepared state version " + std::to_string(state[kMagic.size()]) +
+                  " (this Kyso reads version " + std::to_string(kVersion) + ")");
+  }
+  const auto body = state.first(state.size() - kMacSize);
+  const Bytes tag = mac(key, body);
+  if (CRYPTO_memcmp(tag.data(), state.data() + body.size(), kMacSize) != 0) {
+    throw invalid("the prepared state's MAC does not match (changed, or another server's key)");
+  }
+  // Authentic from here on: a malformed body is our own bug, still reported the same way.
+  Decoded d;
+  const std::uint8_t format = state[kMagic.size() + 1];
+  if (format < 1 || format > 3) throw invalid("unknown format " + std::to_string(format));
+  d.format = static_cast<PreparedFormat>(format);
+  std::size_t at = kMagic.size() + 2;
+  const std::size_t count = (std::size_t{body[at]} << 8U) | body[at + 1];
+  at += 2;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (body.size() - at < 4) throw invalid("truncated");
+    std::size_t len = 0;
+    for (int b = 0; b < 4; ++b) len = (len << 8U) | body[at++];
+    if (body.size() - at < len) throw invalid("truncated");
+    d.fields.emplace_back(body.begin() + static_cast<std::ptrdiff_t>(at),
+                          body.begin() + static_cast<std::ptrdiff_t>(at + len));
+    at += len;
+  }
+  if (at != body.size() || d.fields.size() < kCommon) throw invalid("malformed");
+  const auto alg = parse_sign_algorithm(as_string(d.fields[kAlgorithm]));
+  if (!alg) throw invalid("unknown algorithm");
+  d.algorithm = *alg;
+  return d;
+}
+
+std::vector<Bytes> common_fields(SignAlgorithm alg, const Credential& signer, const Bytes& digest,
+                                 bool timestamp) {
+  return {as_field(to_string(alg)), signer.cert.der, digest, as_field(timestamp ? "1" : "")};
+}
+
+// ECDSA signatures arrive as DER (a hash item, CMS) or raw r||s (XML-DSig, JOSE).
+Bytes ecdsa_as_der(std::span<const std::uint8_t> sig) {
+  if (!sig.empty() && sig[0] == 0x30) {
+    const unsigned char* p = sig.data();
+    std::unique_ptr<ECDSA_SIG, FnDeleter<ECDSA_SIG_free>> s(
+        d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size())));
+    if (s != nullptr && p == sig.data() + sig.size()) return {sig.begin(), sig.end()};
+    openssl_error();
+  }
+  if (sig.empty() || sig.size() % 2 != 0)
+    throw Error(ErrorCode::SignatureMismatch, "not an ECDSA signature");
+  return ecdsa_raw_to_der(sig);
+}
+
+// The signature must verify over the prepared digest with the prepared certificate's key:
+// otherwise it signs something else, or comes from another key, and embedding it would make a
+// document that no verifier accepts.
+void check_signature(const Bytes& cert_der, SignAlgorithm alg, const Bytes& digest,
+                     std::span<const std::uint8_t> der_sig) {
+  X509Ptr cert = x509_from_der(cert_der);
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(X509_get0_pubkey(cert.get()), nullptr));
+  bool ok = ctx && EVP_PKEY_verify_init(ctx.get()) == 1 &&
+            EVP_PKEY_CTX_set_signature_md(ctx.get(), detail::evp_md(hash_of(alg))) == 1;
+  if (ok && is_pss(alg)) {
+    ok = EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) == 1 &&
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_DIGEST) == 1;
+  } else if (ok && is_rsa(alg)) {
+    ok = EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) == 1;
+  }
+  ok = ok && EVP_PKEY_verify(ctx.get(), der_sig.data(), der_sig.size(), digest.data(),
+                             digest.size()) == 1;
+  const std::string why = openssl_error();
+  if (!ok) {
+    throw Error(ErrorCode::SignatureMismatch,
+                std::string("the signature does not verify over the prepared digest with the "
+                            "prepared certificate's key (") +
+                    std::string(to_string(alg)) + ")" + (why.empty() ? "" : ": " + why));
+  }
+}
+
+std::size_t number(const Bytes& field) {
+  return static_cast<std::size_t>(std::stoull(as_string(field)));
+}
+
+}  // namespace
+
+std::string_view to_string(PreparedFormat f) noexcept {
+  switch (f) {
+    case PreparedFormat::Cms:
+      return "cms";
+    case PreparedFormat::Xml:
+      return "xml";
+    case PreparedFormat::Pdf:
+      return "pdf";
+  }
+  return "cms";
+}
+
+StateKey StateKey::generate() {
+  return {random_bytes(32)};
+}
+
+StateKey StateKey::load_or_create(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (in) {
+    StateKey k{Bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()}};
+    if (k.bytes.size() < 16)
+      throw Error(ErrorCode::ConfigInvalid, path + ": a state key needs at least 16 bytes");
+    return k;
+  }
+  StateKey k = generate();
+  // O_EXCL: two processes starting at once do not each write a different key.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return load_or_create(path);
+    throw Error(ErrorCode::ConfigInvalid, "cannot create the state key " + path);
+  }
+  const bool ok =
+      ::write(fd, k.bytes.data(), k.bytes.size()) == static_cast<ssize_t>(k.bytes.size());
+  ::close(fd);
+  if (!ok) throw Error(ErrorCode::ConfigInvalid, "cannot write the state key " + path);
+  return k;
+}
+
+Credential signer_from_chain(std::span<const Bytes> chain_leaf_first) {
+  if (chain_leaf_first.empty()) throw Error(ErrorCode::CertInvalid, "no signer certificate given");
+  Credential c;
+  c.cert = parse_certificate(chain_leaf_first.front());
+  for (std::size_t i = 1; i < chain_leaf_first.size(); ++i) {
+    (void)x509_from_der(chain_leaf_first[i]);  // refuse garbage before it goes into a document
+    c.chain.push_back(chain_leaf_first[i]);
+  }
+  c.algorithms = algorithms_for_key(c.cert);
+  c.source.kind = "prepared";
+  return c;
+}
+
+Prepared prepare_cms(std::span<const std::uint8_t> content, const Credential& signer,
+                     const CmsOptions& o, const StateKey& key) {
+  const Bytes md = digest(openssl_md_name(hash_of(o.algorithm)), content);
+  detail::CmsPending p =
+      detail::cms_prepare(signer, md, o.detached ? std::nullopt : std::optional(content), o);
+  std::vector<Bytes> fields = common_fields(o.algorithm, signer, p.tbs, o.tsa.has_value());
+  fields.push_back(detail::cms_pending_der(p));
+  return {PreparedFormat::Cms, o.algorithm, p.tbs, encode(key, PreparedFormat::Cms, fields)};
+}
+
+Prepared prepare_xml(std::span<const std::uint8_t> xml, const Credential& signer,
+                     const XmlSignOptions& o, const StateKey& key) {
+  detail::XmlPrepared p = detail::xml_prepare(xml, signer, o);
+  std::vector<Bytes> fields =
+      common_fields(o.algorithm, signer, p.tbs, o.level == XmlLevel::XadesT);
+  fields.push_back(std::move(p.document));
+  fields.push_back(as_field(p.signature_id));
+  return {PreparedFormat::Xml, o.algorithm, p.tbs, encode(key, PreparedFormat::Xml, fields)};
+}
+
+Prepared prepare_pdf(std::span<const std::uint8_t> pdf, const Credential& signer,
+                     const PdfSignOptions& o, const StateKey& key) {
+  detail::PdfPrepared p = detail::pdf_prepare(pdf, signer, o);
+  const Bytes tbs = p.cms.tbs;
+  std::vector<Bytes> fields = common_fields(o.algorithm, signer, tbs, o.tsa.has_value());
+  fields.push_back(std::move(p.document));
+  fields.push_back(as_field(std::to_string(p.contents_at)));
+  fields.push_back(as_field(std::to_string(p.reserve)));
+  fields.push_back(detail::cms_pending_der(p.cms));
+  fields.push_back(as_field(p.field_name));
+  return {PreparedFormat::Pdf, o.algorithm, tbs, encode(key, PreparedFormat::Pdf, fields)};
+}
+
+PreparedInfo inspect_prepared(std::span<const std::uint8_t> state, const StateKey& key) {
+  Decoded d = decode(state, key);
+  return {d.format, d.algorithm, std::move(d.fields[kDigest]), std::move(d.fields[kCertificate])};
+}
+
+Embedded embed(std::span<const std::uint8_t> state, std::span<const std::uint8_t> signature,
+               const StateKey& key, const EmbedOptions& o) {
+  Decoded d = decode(state, key);
+  const Bytes& cert = d.fields[kCertificate];
+  if (o.signer_certificate && *o.signer_certificate != cert) {
+    throw Error(ErrorCode::CertificateMismatch,
+                "the signature comes with certificate " + to_hex(sha256(*o.signer_certificate)) +
+                    ", the document was prepared for " + to_hex(sha256(cert)));
+  }
+  const Bytes der_sig =
+      is_ecdsa(d.algorithm) ? ecdsa_as_der(signature) : Bytes(signature.begin(), signature.end());
+  check_signature(cert, d.algorithm, d.fields[kDigest], der_sig);
+  const bool timestamp = !d.fields[kTimestamp].empty();
+  if (timestamp && !o.tsa) {
+    throw Error(ErrorCode::TsaNotConfigured,
+                "the document was prepared for a timestamped signature (B-T)");
+  }
+  const std::optional<TsaConfig> tsa = timestamp ? o.tsa : std::nullopt;
+  auto need = [&](std::size_t n) {
+    if (d.fields.size() != kCommon + n) throw Error(ErrorCode::PreparedStateInvalid, "malformed");
+  };
+  Embedded out;
+  out.format = d.format;
+  switch (d.format) {
+    case PreparedFormat::Cms: {
+      need(1);
+      detail::CmsPending p = detail::cms_pending_from_der(d.fields[kCommon]);
+      out.document = detail::cms_embed(p, der_sig, tsa);
+      break;
+    }
+    case PreparedFormat::Xml: {
+      need(2);
+      out.id = as_string(d.fields[kCommon + 1]);
+      Bytes value = der_sig;
+      if (is_ecdsa(d.algorithm)) {  // XML-DSig wants r||s, each as wide as the curve's order
+        const X509Ptr x = x509_from_der(cert);
+        const int bits = EVP_PKEY_get_bits(X509_get0_pubkey(x.get()));
+        value = ecdsa_der_to_raw(der_sig, static_cast<std::size_t>((bits + 7) / 8));
+      }
+      out.document = detail::xml_embed(d.fields[kCommon], out.id, value, tsa);
+      break;
+    }
+    case PreparedFormat::Pdf: {
+      need(5);
+      out.document = std::move(d.fields[kCommon]);
+      const std::size_t at = number(d.fields[kCommon + 1]);
+      const std::size_t reserve = number(d.fields[kCommon + 2]);
+      if (at + 2 + 2 * reserve > out.document.size() || out.document[at] != '<')
+        throw Error(ErrorCode::PreparedStateInvalid, "malformed");
+      detail::CmsPending p = detail::cms_pending_from_der(d.fields[kCommon + 3]);
+      detail::write_contents(reinterpret_cast<char*>(out.document.data() + at), reserve,
+                             detail::cms_embed(p, der_sig, tsa));
+      out.id = as_string(d.fields[kCommon + 4]);
+      break;
+    }
+  }
+  return out;
+}
+
+}  // namespace kyso::formats
