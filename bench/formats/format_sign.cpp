@@ -40,6 +40,7 @@
 #include "kyso/formats/cms.hpp"
 #include "kyso/formats/extend.hpp"
 #include "kyso/formats/pdf.hpp"
+#include "kyso/formats/prepare.hpp"
 #include "kyso/formats/xml.hpp"
 #include "kyso/pkcs11/library.hpp"
 #include "pdf_writer.hpp"
@@ -382,10 +383,41 @@ int main(int argc, char** argv) {
       }
       return n / std::chrono::duration<double>(Clock::now() - start).count();
     };
+    // Two-phase (prepare.hpp): the server prepares with the certificate chain only, the token
+    // signs the digest, the server embeds (state MAC and signature checked). Goal: >= 0.90 of
+    // the single call above.
+    const kyso::formats::StateKey key = kyso::formats::StateKey::generate();
+    std::vector<kyso::Bytes> chain{signer->credential().cert.der};
+    for (const auto& c : signer->credential().chain) chain.push_back(c);
+    const kyso::Credential server_view = kyso::formats::signer_from_chain(chain);
+    auto sign_prepared = [&](const kyso::formats::Prepared& p) {
+      const kyso::Bytes sig = signer->sign_digest(p.algorithm, p.digest);
+      return kyso::formats::embed(p.state, sig, key).document.size();
+    };
+    auto xml2_run = [&] {
+      const auto start = Clock::now();
+      for (int i = 0; i < n; ++i) {
+        kyso::formats::XmlSignOptions o;
+        o.reference_id = "hb-" + std::to_string(i) + "-dl";
+        o.container = "ChuKyGVCN";
+        const auto& x = xmls[static_cast<std::size_t>(i)];
+        bytes_out += sign_prepared(kyso::formats::prepare_xml(
+            {reinterpret_cast<const std::uint8_t*>(x.data()), x.size()}, server_view, o, key));
+      }
+      return n / std::chrono::duration<double>(Clock::now() - start).count();
+    };
+    auto pdf2_run = [&] {
+      const auto start = Clock::now();
+      for (const auto& p : pdfs)
+        bytes_out += sign_prepared(kyso::formats::prepare_pdf(p, server_view, {}, key));
+      return n / std::chrono::duration<double>(Clock::now() - start).count();
+    };
     double raw = 0;
     double xml = 0;
     double pdf = 0;
     double pdf_mem = 0;
+    double xml_two = 0;
+    double pdf_two = 0;
     // Raw runs first and last in every round: a quiet moment the formats runs got, the
     // baseline gets too (best of each).
     for (int r = 0; r < rounds; ++r) {
@@ -393,6 +425,8 @@ int main(int argc, char** argv) {
       pdf_mem = std::max(pdf_mem, pdf_mem_run());
       pdf = std::max(pdf, pdf_run());
       xml = std::max(xml, xml_run());
+      pdf_two = std::max(pdf_two, pdf2_run());
+      xml_two = std::max(xml_two, xml2_run());
       raw = std::max(raw, raw_token.run(kTeacherKeyId, CKM_RSA_PKCS, inputs));
     }
     // A whole school's file: one document of `school` transcripts, parsed once, one signature per
@@ -451,6 +485,11 @@ int main(int argc, char** argv) {
                 "PAdES B-B (file to file)", pdf, raw, pdf / raw, work_root.c_str());
     std::printf("%-34s %10.1f %10.1f %8.2f   (2 in flight; raw is 1 session)\n",
                 "PAdES B-B bytes, 2 threads", pdf2, raw, pdf2 / raw);
+    std::printf("%-34s %10.1f %10.1f %8.2f   (%.2f of the single call; goal >= 0.90)\n",
+                "XML-DSig two-phase (prep+sign+emb)", xml_two, raw, xml_two / raw, xml_two / xml);
+    std::printf("%-34s %10.1f %10.1f %8.2f   (%.2f of the single call; goal >= 0.90)\n",
+                "PAdES B-B two-phase (prep+sign+emb)", pdf_two, raw, pdf_two / raw,
+                pdf_two / pdf_mem);
 
     // 200 MB PDF: signed in a child process, whose own peak RSS is what we report.
     const auto big = (work / "big.pdf").string();

@@ -47,6 +47,7 @@ void add_provision_commands(CLI::App& app, Context& ctx);      ///< provision
 void add_token_commands(CLI::App& app, Context& ctx);          ///< tokens, sign-hash, usb
 void add_verify(CLI::App& app, Context& ctx);                  ///< verify
 void add_extend(CLI::App& app, Context& ctx);                  ///< extend
+void add_prepare_embed(CLI::App& app, Context& ctx);           ///< prepare, embed
 void add_browser_policy_command(CLI::App& app, Context& ctx);  ///< browser-policy
 
 }  // namespace kyso::cli

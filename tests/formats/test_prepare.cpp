@@ -5,6 +5,9 @@
 // a signature over another digest and another certificate are each refused with their own code.
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "format_support.hpp"
 #include "kyso/formats/prepare.hpp"
@@ -280,4 +283,79 @@ TEST_CASE("prepare: B-T states get their timestamp at embedding, and need a TSA 
                                " && pdfsig -dump bt.pdf >/dev/null 2>&1 && "
                                "openssl cms -cmsout -print -inform DER -in bt.pdf.sig0");
   CHECK(dump.find("id-smime-aa-timeStampToken") != std::string::npos);
+}
+
+TEST_CASE(
+    "prepare: kyso prepare a folder, the token signs the digests, kyso embed writes "
+    "verified documents and names a refused one",
+    "[twophase][cli]") {
+  ScratchDir dir;
+  (void)kyso::test::fixture();  // KYSO_CLI for the child process
+  const std::string cli = std::getenv("KYSO_CLI");
+  auto signer = demo_signer("teacher");
+  const auto cls = sample_class(3);
+  std::filesystem::create_directories(dir.file("lop"));
+  for (const auto& t : cls) {
+    write_bytes(dir.file("lop/" + t.id + ".pdf"), transcript_pdf(t));
+    write_text(dir.file("lop/" + t.id + ".xml"), transcript_xml(t));
+  }
+  write_bytes(dir.file("gvcn.der"), signer->credential().cert.der);
+  std::string certs = " --cert " + dir.file("gvcn.der");
+  for (std::size_t i = 0; i < signer->credential().chain.size(); ++i) {
+    const auto f = dir.file("ca" + std::to_string(i) + ".der");
+    write_bytes(f, signer->credential().chain[i]);
+    certs += " --cert " + f;
+  }
+  const std::string key = dir.file("state.key");
+  const auto [prc, pout] =
+      run(cli + " prepare " + dir.file("lop") + certs + " --state-key " + key + " --states " +
+          dir.file("states") + " --element DuLieuHocBa --container ChuKyGVCN" +
+          " --reason 'Phê duyệt học bạ' -o " + dir.file("digests.json") + " 2>&1");
+  INFO(pout);
+  REQUIRE(prc == 0);
+  CHECK((std::filesystem::status(key).permissions() & std::filesystem::perms::others_read) ==
+        std::filesystem::perms::none);
+  const Bytes dj = read_bytes(dir.file("digests.json"));
+  const auto digests = nlohmann::json::parse(dj.begin(), dj.end());
+  REQUIRE(digests["items"].size() == 6);
+
+  // The page's part: the agent signs each item's hash (here the token layer directly) and the
+  // summary goes back as batch.sign answers it.
+  nlohmann::json results = nlohmann::json::array();
+  int index = 0;
+  for (const auto& item : digests["items"]) {
+    const Bytes h = kyso::from_base64(item["item"]["hash"].get<std::string>());
+    results.push_back(
+        {{"index", index++},
+         {"ok", true},
+         {"signature", kyso::to_base64(signer->sign_digest(SignAlgorithm::RsaPkcs1Sha256, h))}});
+  }
+  const nlohmann::json summary{
+      {"result",
+       {{"certificate", kyso::to_base64(signer->credential().cert.der)}, {"results", results}}}};
+  write_text(dir.file("signatures.json"), summary.dump());
+  // One state changed on the server's disk: that document is refused, the others are written.
+  const std::string changed = digests["items"][1]["state"].get<std::string>();
+  flip_byte(changed, -100);
+  const auto [erc, eout] =
+      run(cli + " --lang en embed --json --prepared " + dir.file("digests.json") +
+          " --signatures " + dir.file("signatures.json") + " --state-key " + key + " --out " +
+          dir.file("signed") + " 2>/dev/null");
+  INFO(eout);
+  CHECK(erc == 2);
+  const auto report = nlohmann::json::parse(eout);
+  CHECK(report["embedded"] == 5);
+  CHECK(report["failed"] == 1);
+  CHECK(report["files"][1]["error"]["code"] == "PREPARED_STATE_INVALID");
+  for (const auto& f : report["files"]) {
+    if (!f["ok"].get<bool>()) continue;
+    const std::string out = f["output"];
+    INFO(out);
+    if (out.ends_with(".pdf")) {
+      const auto [rc, text] = run("pdfsig " + out + " 2>&1");
+      CHECK(text.find("Signature Validation: Signature is Valid") != std::string::npos);
+    } else {
+      CHECK(run(xmlsec_verify(out, f["id"].get<std::string>())).first == 0);
+    }
+  }
 }
