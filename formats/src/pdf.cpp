@@ -537,6 +537,7 @@ PdfPrepared pdf_prepare(std::span<const std::uint8_t> pdf, const Credential& cre
   const Signed s = prepare_input(
       &cred, in, o, [](const auto&) {}, hash_of(o.algorithm), out.reserve);
   out.cms = cms_prepare(cred, s.digest, std::nullopt, cms_options(o));
+  out.content_digest = s.digest;
   out.document.reserve(pdf.size() + s.update.text.size());
   out.document.assign(pdf.begin(), pdf.end());
   out.document.insert(out.document.end(), s.update.text.begin(), s.update.text.end());

@@ -52,6 +52,7 @@ struct PdfPrepared {
   std::size_t contents_at = 0;  // offset of /Contents' '<'
   std::size_t reserve = 0;      // bytes of room for the CMS (2 hex digits each)
   CmsPending cms;
+  Bytes content_digest;  // of the byte ranges: the CMS's messageDigest
   std::string field_name;
 };
 PdfPrepared pdf_prepare(std::span<const std::uint8_t> pdf, const Credential& cred,
