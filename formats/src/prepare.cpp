@@ -4,13 +4,15 @@
 #include "kyso/formats/prepare.hpp"
 
 #include <fcntl.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rsa.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -37,17 +39,33 @@ constexpr std::size_t kMacSize = 32;
 
 enum Field : std::size_t { kAlgorithm, kCertificate, kDigest, kTimestamp, kChain, kCommon };
 
-Bytes mac(const StateKey& key, std::span<const std::uint8_t> data) {
+// HMAC-SHA-256 over `head` then `tail`.
+Bytes mac(const StateKey& key, std::span<const std::uint8_t> head,
+          std::span<const std::uint8_t> tail = {}) {
   if (key.bytes.size() < 16)
     throw Error(ErrorCode::ConfigInvalid, "the state key must be at least 16 bytes");
+  static EVP_MAC* const hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  std::unique_ptr<EVP_MAC_CTX, FnDeleter<EVP_MAC_CTX_free>> ctx(
+      hmac != nullptr ? EVP_MAC_CTX_new(hmac) : nullptr);
+  std::array<char, 8> sha256_name{"SHA256"};
+  const std::array<OSSL_PARAM, 2> params{
+      OSSL_PARAM_construct_utf8_string("digest", sha256_name.data(), 0), OSSL_PARAM_END};
   Bytes out(EVP_MAX_MD_SIZE);
-  unsigned int len = 0;
-  if (HMAC(EVP_sha256(), key.bytes.data(), static_cast<int>(key.bytes.size()), data.data(),
-           data.size(), out.data(), &len) == nullptr) {
+  std::size_t len = 0;
+  if (!ctx || EVP_MAC_init(ctx.get(), key.bytes.data(), key.bytes.size(), params.data()) != 1 ||
+      EVP_MAC_update(ctx.get(), head.data(), head.size()) != 1 ||
+      EVP_MAC_update(ctx.get(), tail.data(), tail.size()) != 1 ||
+      EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1) {
     throw Error(ErrorCode::Internal, "HMAC: " + openssl_error());
   }
   out.resize(len);
   return out;
+}
+
+// A PDF state's prepared document is not in the MAC: embed checks it against the byte-range
+// digest the MAC covers (in the CMS recipe), so the document is hashed once at each end.
+bool unmacced(PreparedFormat format, std::size_t field) {
+  return format == PreparedFormat::Pdf && field == 5;  // kCommon: the document
 }
 
 void put_be(Bytes& out, std::uint64_t v, int bytes) {
@@ -71,11 +89,19 @@ Bytes encode(const StateKey& key, PreparedFormat format, const std::vector<Bytes
   out.push_back(kVersion);
   out.push_back(static_cast<std::uint8_t>(format));
   put_be(out, fields.size(), 2);
-  for (const auto& f : fields) {
-    put_be(out, f.size(), 4);
-    out.insert(out.end(), f.begin(), f.end());
+  std::size_t skip_from = 0;
+  std::size_t skip_to = 0;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    put_be(out, fields[i].size(), 4);
+    if (unmacced(format, i)) {
+      skip_from = out.size();
+      skip_to = skip_from + fields[i].size();
+    }
+    out.insert(out.end(), fields[i].begin(), fields[i].end());
   }
-  const Bytes tag = mac(key, out);
+  const std::span<const std::uint8_t> all(out);
+  const Bytes tag =
+      skip_to == 0 ? mac(key, all) : mac(key, all.first(skip_from), all.subspan(skip_to));
   out.insert(out.end(), tag.begin(), tag.end());
   return out;
 }
@@ -97,11 +123,8 @@ Decoded decode(std::span<const std::uint8_t> state, const StateKey& key) {
                   " (this Kyso reads version " + std::to_string(kVersion) + ")");
   }
   const auto body = state.first(state.size() - kMacSize);
-  const Bytes tag = mac(key, body);
-  if (CRYPTO_memcmp(tag.data(), state.data() + body.size(), kMacSize) != 0) {
-    throw invalid("the prepared state's MAC does not match (changed, or another server's key)");
-  }
-  // Authentic from here on: a malformed body is our own bug, still reported the same way.
+  // The fields are split (bounds checked) before the MAC is checked, which needs to know where
+  // an unauthenticated document lies; nothing is used before the MAC matched.
   Decoded d;
   const std::uint8_t format = state[kMagic.size() + 1];
   if (format < 1 || format > 3) throw invalid("unknown format " + std::to_string(format));
@@ -109,16 +132,28 @@ Decoded decode(std::span<const std::uint8_t> state, const StateKey& key) {
   std::size_t at = kMagic.size() + 2;
   const std::size_t count = (std::size_t{body[at]} << 8U) | body[at + 1];
   at += 2;
+  std::size_t skip_from = 0;
+  std::size_t skip_to = 0;
   for (std::size_t i = 0; i < count; ++i) {
     if (body.size() - at < 4) throw invalid("truncated");
     std::size_t len = 0;
     for (int b = 0; b < 4; ++b) len = (len << 8U) | body[at++];
     if (body.size() - at < len) throw invalid("truncated");
+    if (unmacced(d.format, i)) {
+      skip_from = at;
+      skip_to = at + len;
+    }
     d.fields.emplace_back(body.begin() + static_cast<std::ptrdiff_t>(at),
                           body.begin() + static_cast<std::ptrdiff_t>(at + len));
     at += len;
   }
-  if (at != body.size() || d.fields.size() < kCommon) throw invalid("malformed");
+  if (at != body.size()) throw invalid("malformed");
+  const Bytes tag =
+      skip_to == 0 ? mac(key, body) : mac(key, body.first(skip_from), body.subspan(skip_to));
+  if (CRYPTO_memcmp(tag.data(), state.data() + body.size(), kMacSize) != 0) {
+    throw invalid("the prepared state's MAC does not match (changed, or another server's key)");
+  }
+  if (d.fields.size() < kCommon) throw invalid("malformed");
   const auto alg = parse_sign_algorithm(as_string(d.fields[kAlgorithm]));
   if (!alg) throw invalid("unknown algorithm");
   d.algorithm = *alg;
@@ -416,8 +451,31 @@ Embedded embed(std::span<const std::uint8_t> state, std::span<const std::uint8_t
       out.document = std::move(d.fields[kCommon]);
       const std::size_t at = number(d.fields[kCommon + 1]);
       const std::size_t reserve = number(d.fields[kCommon + 2]);
-      if (at + 2 + 2 * reserve > out.document.size() || out.document[at] != '<')
+      if (at + 2 + 2 * reserve > out.document.size() || out.document[at] != '<' ||
+          out.document[at + 1 + 2 * reserve] != '>')
         throw Error(ErrorCode::PreparedStateInvalid, "malformed");
+      // The document is not in the MAC; its byte ranges must hash to the messageDigest the MAC
+      // covers, and /Contents must still be the placeholder.
+      const std::vector<Bytes> recipe = split(d.fields[kCommon + 3]);
+      const Bytes& doc = out.document;
+      EvpMdCtxPtr md(EVP_MD_CTX_new());
+      Bytes ranges(EVP_MAX_MD_SIZE);
+      unsigned int rlen = 0;
+      const std::size_t after = at + 2 + 2 * reserve;
+      if (!md || EVP_DigestInit_ex(md.get(), detail::evp_md(hash_of(d.algorithm)), nullptr) != 1 ||
+          EVP_DigestUpdate(md.get(), doc.data(), at) != 1 ||
+          EVP_DigestUpdate(md.get(), doc.data() + after, doc.size() - after) != 1 ||
+          EVP_DigestFinal_ex(md.get(), ranges.data(), &rlen) != 1) {
+        throw Error(ErrorCode::Internal, "digest: " + openssl_error());
+      }
+      ranges.resize(rlen);
+      const bool placeholder = std::all_of(doc.begin() + static_cast<std::ptrdiff_t>(at + 1),
+                                           doc.begin() + static_cast<std::ptrdiff_t>(after - 1),
+                                           [](std::uint8_t c) { return c == '0'; });
+      if (recipe.empty() || recipe[0] != ranges || !placeholder) {
+        throw Error(ErrorCode::PreparedStateInvalid,
+                    "the prepared PDF was changed (its byte ranges or /Contents)");
+      }
       detail::CmsPending p =
           cms_from_recipe(*known, d.algorithm, d.fields[kCommon + 3], d.fields[kDigest]);
       detail::write_contents(reinterpret_cast<char*>(out.document.data() + at), reserve,

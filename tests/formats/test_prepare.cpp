@@ -98,6 +98,18 @@ void check_refusals(const Prepared& p, kyso::Signer& signer, const StateKey& key
     INFO("byte " << at);
     CHECK(code_of([&] { embed(changed, good, key); }) == ErrorCode::PreparedStateInvalid);
   }
+  if (p.format == PreparedFormat::Pdf) {
+    // The PDF is checked by its byte ranges, not the MAC: /Contents must still be zeros too.
+    const std::string text(p.state.begin(), p.state.end());
+    const auto lt = text.find("/Contents <0000");
+    REQUIRE(lt != std::string::npos);
+    for (const std::size_t at : {lt + 20, lt - 10, text.find("%%EOF") - 2}) {
+      Bytes changed = p.state;
+      changed[at] = changed[at] == '1' ? '2' : '1';
+      INFO("PDF byte " << at);
+      CHECK(code_of([&] { embed(changed, good, key); }) == ErrorCode::PreparedStateInvalid);
+    }
+  }
   Bytes v2 = p.state;
   v2[8] = 2;  // the version byte
   CHECK(code_of([&] { embed(v2, good, key); }) == ErrorCode::PreparedStateInvalid);
