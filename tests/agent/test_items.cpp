@@ -13,6 +13,7 @@
 #include "format_support.hpp"
 #include "harness.hpp"
 #include "kyso/agent/audit.hpp"
+#include "kyso/formats/prepare.hpp"
 
 using namespace kyso;
 using namespace kyso::test;
@@ -773,4 +774,73 @@ TEST_CASE("sign_brokenDocument_documentInvalidWithoutAskingThePin", "[ws][items]
   CHECK(mixed["result"]["signed"] == 1);
   CHECK(mixed["result"]["results"][0]["error"]["code"] == "DOCUMENT_INVALID");
   CHECK(pinentry_dialogs().size() == 1);
+}
+
+TEST_CASE("twoPhase_serverPreparesPdfXmlCms_agentSignsTheHashBatch_serverEmbeds_verify",
+          "[ws][items][twophase]") {
+  // Issue 14: the transcript server holds the documents and the principal's certificate chain;
+  // only the digests go through the agent, as one hash batch with one approval.
+  Agent a;
+  Client c(a.port());
+  ScratchDir dir;
+  const auto principal = demo_signer("principal");  // its certificate chain only
+  const Credential& cred = principal->credential();
+  std::vector<Bytes> chain{cred.cert.der};
+  chain.insert(chain.end(), cred.chain.begin(), cred.chain.end());
+  const Credential server_view = formats::signer_from_chain(chain);
+  const auto key = formats::StateKey::generate();
+  const auto t = sample_class(1).at(0);
+  const std::string xml = transcript_xml(t);
+  const std::string package = R"({"loai":"HocBaSo","hocSinh":")" + t.name + R"("})";
+  write_text(dir.file("goi.json"), package);
+  formats::PdfSignOptions po;
+  po.reason = "Phê duyệt học bạ";
+  formats::XmlSignOptions xo;
+  xo.reference_id = t.id + "-dl";
+  xo.parent_id = t.id;
+  xo.container = "ChuKyHieuTruong";
+  const std::vector<formats::Prepared> prepared{
+      formats::prepare_pdf(transcript_pdf(t), server_view, po, key),
+      formats::prepare_xml({reinterpret_cast<const std::uint8_t*>(xml.data()), xml.size()},
+                           server_view, xo, key),
+      formats::prepare_cms({reinterpret_cast<const std::uint8_t*>(package.data()), package.size()},
+                           server_view, formats::CmsOptions{}, key)};
+  json items = json::array();
+  for (const auto& p : prepared) {
+    items.push_back({{"type", "hash"},
+                     {"hash", to_base64(p.digest)},
+                     {"hashAlgorithm", "sha256"},
+                     {"title", "Học bạ - " + t.name}});
+  }
+  const auto r = c.call("batch.sign", {{"role", "principal"},
+                                       {"credentialId", cred.id()},
+                                       {"algorithm", "rsa-sha256"},
+                                       {"items", items}});
+  INFO(r.dump().substr(0, 2000));
+  REQUIRE(r.contains("result"));
+  REQUIRE(r["result"]["signed"] == 3);
+  formats::EmbedOptions eo;
+  eo.signer_certificate = from_base64(r["result"]["certificate"].get<std::string>());
+  std::vector<formats::Embedded> out;
+  for (std::size_t i = 0; i < prepared.size(); ++i) {
+    out.push_back(formats::embed(
+        prepared[i].state, from_base64(r["result"]["results"][i]["signature"].get<std::string>()),
+        key, eo));
+  }
+  save(dir.file("hb.pdf"), out[0].document);
+  CHECK(pdfsig_valid(dir.file("hb.pdf")) == 1);
+  save(dir.file("hb.xml"), out[1].document);
+  const auto [xrc, xout] = run(xmlsec_verify(dir.file("hb.xml"), out[1].id));
+  INFO(xout);
+  CHECK(xrc == 0);
+  save(dir.file("goi.p7s"), out[2].document);
+  const auto [crc, cout_] = run(cms_verify(dir.file("goi.p7s"), dir.file("goi.json")));
+  INFO(cout_);
+  CHECK(crc == 0);
+  // The signatures answer only their own digests: swapped, each is refused.
+  CHECK_THROWS_AS(
+      formats::embed(prepared[0].state,
+                     from_base64(r["result"]["results"][1]["signature"].get<std::string>()), key,
+                     eo),
+      kyso::Error);
 }
