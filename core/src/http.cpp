@@ -6,6 +6,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/error.hpp>
@@ -15,6 +17,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <stdexcept>
@@ -58,26 +63,63 @@ Url Url::parse(std::string_view url) {
   return u;
 }
 
+namespace {
+
+std::shared_ptr<ssl::context> client_context() {
+  auto tls = std::make_shared<ssl::context>(ssl::context::tls_client);
+  tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
+  return tls;
+}
+
+// What a trust context was made from: the files' identity and times, "" for a missing one.
+std::string stamp(const char* path) {
+  struct stat st {};
+  if (path == nullptr || ::stat(path, &st) != 0) return {};
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+         std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec);
+}
+
+}  // namespace
+
+std::shared_ptr<ssl::context> trust_context(const std::string& ca_file) {
+  struct Entry {
+    std::string stamps;
+    std::shared_ptr<ssl::context> context;
+  };
+  static std::mutex mutex;
+  static std::map<std::string, Entry> cache;  // by ca_file; a handful at most
+  const std::string stamps = stamp(X509_get_default_cert_file()) + "|" +
+                             stamp(X509_get_default_cert_dir()) + "|" +
+                             (ca_file.empty() ? std::string() : stamp(ca_file.c_str()));
+  const std::lock_guard lock(mutex);
+  auto& e = cache[ca_file];
+  if (e.context && e.stamps == stamps) return e.context;
+  auto tls = client_context();
+  tls->set_default_verify_paths();
+  if (!ca_file.empty()) {
+    try {
+      tls->load_verify_file(ca_file);
+    } catch (const boost::system::system_error& err) {
+      throw Error(ErrorCode::ConfigInvalid, "CA file " + ca_file + ": " + err.what());
+    }
+  }
+  tls->set_verify_mode(ssl::verify_peer);
+  e = {stamps, std::move(tls)};
+  return e.context;
+}
+
 struct Client::Impl {
   Impl(std::string_view base, Options o) : options(std::move(o)), url(Url::parse(base)) {
     if (!url.tls) return;
-    tls.emplace(ssl::context::tls_client);
-    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
-    if (!options.verify_peer) {
+    if (options.verify_peer) {
+      tls = trust_context(options.ca_file);
+    } else {
+      tls = client_context();
       tls->set_verify_mode(ssl::verify_none);
-      return;
     }
-    tls->set_default_verify_paths();
-    if (!options.ca_file.empty()) {
-      try {
-        tls->load_verify_file(options.ca_file);
-      } catch (const boost::system::system_error& e) {
-        throw Error(ErrorCode::ConfigInvalid, "CA file " + options.ca_file + ": " + e.what());
-      }
-    }
-    tls->set_verify_mode(ssl::verify_peer);
   }
 
   [[nodiscard]] bool open() const noexcept { return plain.has_value() || secure.has_value(); }
@@ -142,7 +184,7 @@ struct Client::Impl {
   Options options;
   Url url;
   asio::io_context ioc;
-  std::optional<ssl::context> tls;
+  std::shared_ptr<ssl::context> tls;  ///< shared with other clients: never changed here
   tcp::resolver resolver{ioc};
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;

@@ -8,6 +8,8 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -201,4 +203,43 @@ TEST_CASE("http::Client gives up on a server that accepts and never answers", "[
     // ignored the deadline: kyso doctor hung on a stopped agent).
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
   }
+}
+
+TEST_CASE("http::trust_context parses the anchors once per CA file, and again when it changes",
+          "[core][http]") {
+  // Every https client used to parse the system bundle (about 150 certificates) on its own: each
+  // of a remote batch's connections, each https TSA or OCSP request.
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("kyso-trust-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto make_ca = [&](const std::string& name) {
+    const auto pem = dir / (name + ".pem");
+    const std::string cmd =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+        "-nodes -days 1 -subj /CN=" +
+        name + " -keyout /dev/null -out " + pem.string() + " 2>/dev/null";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    return pem;
+  };
+  const auto ca = (dir / "ca.pem").string();
+  std::filesystem::rename(make_ca("first"), ca);
+
+  const auto a = kyso::http::trust_context(ca);
+  REQUIRE(a != nullptr);
+  CHECK(kyso::http::trust_context(ca) == a);
+  const auto system = kyso::http::trust_context("");
+  CHECK(system != a);
+  CHECK(kyso::http::trust_context("") == system);
+  // A renewed CA file (written beside, then renamed over, as installers do) is read again.
+  std::filesystem::rename(make_ca("second"), ca);
+  const auto b = kyso::http::trust_context(ca);
+  CHECK(b != a);
+  CHECK(kyso::http::trust_context(ca) == b);
+  try {
+    (void)kyso::http::trust_context((dir / "missing.pem").string());
+    FAIL("a missing CA file was accepted");
+  } catch (const kyso::Error& e) {
+    CHECK(e.code() == kyso::ErrorCode::ConfigInvalid);
+  }
+  std::filesystem::remove_all(dir);
 }
