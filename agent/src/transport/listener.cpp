@@ -141,9 +141,11 @@ class Session final : public SessionBase,
 
  private:
   bool running_on_strand() {
-    // Every session's executor is the strand the listener made for its socket.
+    // Every session's executor is the strand the listener made for its socket. target() points
+    // into the executor it is called on: that copy must outlive the check, not be a temporary.
     using Strand = net::strand<net::io_context::executor_type>;
-    const auto* strand = ws_.get_executor().template target<Strand>();
+    const auto executor = ws_.get_executor();
+    const auto* strand = executor.template target<Strand>();
     return strand != nullptr && strand->running_in_this_thread();
   }
 
