@@ -64,8 +64,12 @@ void Server::Impl::queue_refresh() {
 
 void Server::Impl::schedule_refresh() {
   refresh_timer.expires_after(kRefreshPeriod);
-  refresh_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (ec || self->stopped.load()) return;
+  // A weak reference: the io_context is ours, and stop() may stop it before the cancelled wait
+  // has run; a handler left in it holding us would keep us, the Service and the listener alive
+  // for good.
+  refresh_timer.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    const auto self = weak.lock();
+    if (ec || !self || self->stopped.load()) return;
     self->queue_refresh();
     self->schedule_refresh();
   });

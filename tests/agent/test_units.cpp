@@ -550,3 +550,18 @@ TEST_CASE("signerLabel_employerMstBeforeCccd_namesThePersonByTheirCccd", "[ws][s
             {.prefix = "MST", .value = "0100686209", .raw = "MST:0100686209"}};
   CHECK(signer_label(c) == "Trường THPT Chu Văn An (MNS:1047665)");
 }
+
+TEST_CASE("server_startedThenStopped_releasesItsServiceEveryTime", "[ws]") {
+  // The token refresh timer's handler held the server: when stop() stopped the io_context
+  // before the cancelled handler had run, the server, its Service (audit log, PKCS#11 library)
+  // and its listener were never freed (found by LeakSanitizer under ./run test, issue 17).
+  for (int round = 0; round < 20; ++round) {
+    std::weak_ptr<Service> weak;
+    {
+      const test::Agent agent;
+      weak = agent.service;
+    }
+    INFO("round " << round);
+    REQUIRE(weak.expired());
+  }
+}
