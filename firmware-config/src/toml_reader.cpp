@@ -216,10 +216,9 @@ std::string login_name() {
 
 std::string Section::resolve(const std::string& given) const {
   std::string p = given;
-  for (std::size_t at = p.find("%u"); at != std::string::npos; at = p.find("%u", at)) {
+  if (std::size_t at = p.find("%u"); at != std::string::npos) {
     const std::string user = login_name();
-    p.replace(at, 2, user);
-    at += user.size();
+    for (; at != std::string::npos; at = p.find("%u", at + user.size())) p.replace(at, 2, user);
   }
   std::filesystem::path path(p);
   if (p.starts_with("~/")) {
