@@ -1,8 +1,9 @@
 // Crash consistency (issue 17, item 4): kyso-agent, a real process on the fixture's token, is
 // killed with SIGKILL at a random point of a batch (before the dialog, while it signs, while it
 // reports, after it answered), then started again on the same state directory. Each time:
-//  - the audit chain verifies (`kyso audit verify`, the independent reader of the log) and every
-//    row is whole (no NULL or empty field a row must have, sequence without gaps);
+//  - the log's file is whole (SQLite `PRAGMA integrity_check`), the audit chain verifies
+//    (`kyso audit verify`, the independent reader of the log) and every row is whole (no NULL or
+//    empty field a row must have, sequence without gaps);
 //  - every signature the page received before the kill verifies (OpenSSL) and has its "ok"
 //    signature row: nothing left the agent unaudited;
 //  - every "ok" row of the batch the page did not receive is of an item after the last one it
@@ -21,6 +22,7 @@
 #include <array>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -134,6 +136,21 @@ std::vector<AuditRowSeen> read_audit(const std::filesystem::path& db) {
   return rows;
 }
 
+/// What `PRAGMA integrity_check` says of the log's file ("ok" when no page or row is torn).
+std::string integrity(const std::filesystem::path& db) {
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, nullptr) == SQLITE_OK);
+  std::string out;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    out += reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return out;
+}
+
 /// `kyso audit verify --json` on the log: the CLI's own reader, as IT runs it.
 void audit_verifies(const std::filesystem::path& state, const std::string& when) {
   const auto [rc, out] = run(std::string(std::getenv("KYSO_CLI")) + " audit verify --json --db '" +
@@ -155,11 +172,13 @@ std::size_t kill_mid_batch(const std::filesystem::path& state, std::mt19937& rng
     index_of[to_hex(item_digest(items.back()))] = i;
   }
   std::map<std::size_t, Bytes> received;
+  int delay_ms = 0;
   {
     AgentProcess agent(state);
     Client c(agent.port);
     // Before the dialog, during it, while signing (about 1 s with the token slowed), after it.
-    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 1600)(rng));
+    delay_ms = std::uniform_int_distribution<int>(0, 1600)(rng);
+    const auto delay = std::chrono::milliseconds(delay_ms);
     c.send_text(json{{"id", 1},
                      {"method", "batch.sign"},
                      {"params",
@@ -196,12 +215,14 @@ std::size_t kill_mid_batch(const std::filesystem::path& state, std::mt19937& rng
     killer.join();
     agent.stop(SIGKILL);
   }
+  INFO("killed " << delay_ms << " ms after the batch was sent; the page got " << received.size());
   for (const auto& [i, sig] : received) {
     INFO("item " << i);
     REQUIRE(
         openssl_verify(cred.cert_der, SignAlgorithm::RsaPkcs1Sha256, item_digest(items[i]), sig));
   }
 
+  REQUIRE(integrity(state / "audit.db") == "ok");
   audit_verifies(state, "after the kill");
   const auto rows = read_audit(state / "audit.db");
   std::map<std::size_t, int> ok_rows;
@@ -255,6 +276,8 @@ TEST_CASE("crash_kill9AtRandomPointsOfABatch_auditVerifiesAndMatchesWhatThePageG
   const char* seed_env = std::getenv("KYSO_CRASH_SEED");
   const auto seed = seed_env != nullptr ? static_cast<unsigned>(std::strtoul(seed_env, nullptr, 10))
                                         : std::random_device{}();
+  std::printf("agent crash test: KYSO_CRASH_SEED=%u, %d kills\n", seed, repeats);
+  std::fflush(stdout);
   std::mt19937 rng(seed);
   std::string tmpl = (std::filesystem::temp_directory_path() / "kyso-crash-XXXXXX").string();
   REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
