@@ -5,12 +5,7 @@
 // raced on two nodes is consumed exactly once; a node killed mid-batch or PostgreSQL restarted
 // mid-batch costs the client retries, never a hash signed twice or outside the approval.
 
-#include <fcntl.h>
 #include <openssl/rand.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,14 +15,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "child.hpp"
 #include "fixture.hpp"
 #include "harness.hpp"
 #include "kyso/appliance/state_store.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/remote/remote_signer.hpp"
 #include "postgres_cluster.hpp"
-
-extern char** environ;
 
 using namespace kyso;
 using namespace kyso::test;
@@ -42,62 +36,6 @@ namespace {
 void must(const std::string& cmd) {
   const auto [rc, out] = run(cmd + " 2>&1");
   if (rc != 0) throw std::runtime_error("failed (" + std::to_string(rc) + "): " + cmd + "\n" + out);
-}
-
-// A child process with its output in a log file; SIGTERM (or SIGKILL) and reaped on destruction.
-class Child {
- public:
-  Child(const std::vector<std::string>& argv, const std::vector<std::string>& env_extra,
-        const std::string& log) {
-    // env_extra replaces variables of the same name (getenv finds the first one).
-    std::vector<std::string> env_strings = env_extra;
-    for (char** e = environ; *e != nullptr; ++e) {
-      const std::string_view var(*e);
-      const bool replaced = std::any_of(env_extra.begin(), env_extra.end(), [&](const auto& x) {
-        return var.substr(0, var.find('=') + 1) == x.substr(0, x.find('=') + 1);
-      });
-      if (!replaced) env_strings.emplace_back(var);
-    }
-    std::vector<char*> args;
-    std::vector<char*> envp;
-    std::vector<std::string> argv_copy = argv;
-    for (auto& a : argv_copy) args.push_back(a.data());
-    args.push_back(nullptr);
-    for (auto& e : env_strings) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    const int rc = posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
-  }
-  ~Child() { stop(SIGTERM); }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  Child(Child&&) = delete;
-  Child& operator=(Child&&) = delete;
-  void stop(int sig) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, sig);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = 0;
-  }
-
- private:
-  pid_t pid_ = 0;
-};
-
-std::uint16_t wait_port_file(const std::string& file) {
-  for (int i = 0; i < 600; ++i) {
-    std::ifstream in(file);
-    int port = 0;
-    if (in >> port && port > 0) return static_cast<std::uint16_t>(port);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  throw std::runtime_error("no port in " + file);
 }
 
 // N nodes on one database behind HAProxy (TCP mode: TLS passed through to the nodes; health

@@ -56,3 +56,16 @@ foreach(case sadAuthorizedOnNode1_signsOnNode2 sameSadRacedOnTwoNodes_exactlyOne
     ENVIRONMENT "KYSO_TEST_DIR=${KYSO_TEST_DIR}" TIMEOUT 180 RUN_SERIAL TRUE
     LABELS "csc;postgresql")
 endforeach()
+
+# Crash consistency (issue 17, item 4): kyso-appliance on its SQLite state killed with SIGKILL at
+# random points of a signHash batch and restarted, KYSO_CRASH_REPEATS times (3 here;
+# tests/agent/crash-loop.sh runs 50 in a row).
+find_package(SQLite3 REQUIRED)
+kyso_add_tests(remote_crash TOKEN SOURCES remote/test_crash.cpp remote/harness.cpp
+  remote/postgres_cluster.cpp
+  DEPS kyso::appliance kyso::remote kyso::pkcs11 SQLite::SQLite3)
+target_include_directories(remote_crash PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote)
+target_compile_definitions(remote_crash PRIVATE
+  KYSO_APPLIANCE_EXE="$<TARGET_FILE:kyso-appliance>"
+  KYSO_PREPARE_APPLIANCE="${CMAKE_CURRENT_SOURCE_DIR}/remote/prepare-appliance.sh")
+add_dependencies(remote_crash kyso-appliance)
