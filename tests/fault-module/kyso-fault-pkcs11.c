@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <p11-kit/pkcs11.h>
@@ -45,6 +46,8 @@ enum knob {
   COUNT_CONTEXT_LOGIN,
   SIGN_SERIAL, /* one signature at a time across all sessions, as a token's single chip */
   COUNT_INITIALIZE,
+  SIGN_FAIL_PERMILLE, /* this many C_Sign calls in 1000, at random, fail with CKR_DEVICE_ERROR */
+  COUNT_SIGN_FAILED,  /* C_Sign calls failed by sign_fail_permille */
   KNOB_COUNT
 };
 
@@ -62,6 +65,8 @@ static const char* const knob_names[KNOB_COUNT] = {
     [COUNT_CONTEXT_LOGIN] = "count.C_Login.context",
     [SIGN_SERIAL] = "sign_serial",
     [COUNT_INITIALIZE] = "count.C_Initialize",
+    [SIGN_FAIL_PERMILLE] = "sign_fail_permille",
+    [COUNT_SIGN_FAILED] = "count.C_Sign.failed",
 };
 
 static atomic_long knobs[KNOB_COUNT];
@@ -197,6 +202,69 @@ static void sleep_us(long us) {
   }
 }
 
+/* sign_fail_permille's dice: xorshift64 on one shared state (seeded by $KYSO_FAULT_SEED, else the
+ * clock), so a run is repeatable from its seed when the calls come in the same order. */
+static atomic_ulong dice_state;
+
+static unsigned long roll_dice(void) {
+  unsigned long old = atomic_load(&dice_state);
+  unsigned long x;
+  do {
+    x = old != 0 ? old : 0x9E3779B97F4A7C15UL;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+  } while (!atomic_compare_exchange_weak(&dice_state, &old, x));
+  return x;
+}
+
+static int sign_fails_now(void) {
+  long permille = atomic_load(&knobs[SIGN_FAIL_PERMILLE]);
+  if (permille <= 0) return 0;
+  if ((long)(roll_dice() % 1000) >= permille) return 0;
+  count_call(COUNT_SIGN_FAILED);
+  return 1;
+}
+
+static void apply_settings(const char* text);
+
+/*
+ * $KYSO_FAULT_CONTROL names a file of "key=value" settings (separated by commas or line ends),
+ * applied whenever its modification time changes: how a test steers the module inside another
+ * process (kyso-agent under bench/soak pulls and re-inserts its token this way). Looked at, at
+ * most every 20 ms, from the calls a token's users make all the time.
+ */
+static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct timespec control_checked, control_mtime;
+
+static void poll_control(void) {
+  const char* path = getenv("KYSO_FAULT_CONTROL");
+  if (path == NULL || *path == '\0') return;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (pthread_mutex_trylock(&control_lock) != 0) return; /* another thread is looking */
+  long since_ms = (now.tv_sec - control_checked.tv_sec) * 1000 +
+                  (now.tv_nsec - control_checked.tv_nsec) / 1000000;
+  struct stat st;
+  if (since_ms >= 20 && stat(path, &st) == 0) {
+    control_checked = now;
+    if (st.st_mtim.tv_sec != control_mtime.tv_sec || st.st_mtim.tv_nsec != control_mtime.tv_nsec) {
+      control_mtime = st.st_mtim;
+      char buf[1024];
+      FILE* f = fopen(path, "r");
+      if (f != NULL) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        apply_settings(buf);
+      }
+    }
+  } else if (since_ms >= 20) {
+    control_checked = now;
+  }
+  pthread_mutex_unlock(&control_lock);
+}
+
 /*
  * Decides whether a signature the real module just made reaches the caller: not if the token was
  * pulled while it was being made (as on hardware). Counts it towards remove_after_signs and pulls
@@ -225,6 +293,7 @@ static CK_RV fault_Finalize(CK_VOID_PTR reserved) {
 }
 
 static CK_RV fault_GetSlotList(CK_BBOOL token_present, CK_SLOT_ID_PTR slots, CK_ULONG_PTR count) {
+  poll_control();
   if (!token_present || !is_removed()) return real->C_GetSlotList(token_present, slots, count);
   if (count == NULL) return CKR_ARGUMENTS_BAD;
   *count = 0;
@@ -238,6 +307,7 @@ static CK_RV fault_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info) {
 }
 
 static CK_RV fault_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info) {
+  poll_control();
   if (is_removed()) return CKR_TOKEN_NOT_PRESENT;
   CK_RV rv = real->C_GetTokenInfo(slot, info);
   if (rv == CKR_OK) info->flags |= (CK_FLAGS)atomic_load(&knobs[TOKEN_FLAGS_OR]);
@@ -351,6 +421,7 @@ static CK_RV fault_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanis
 static CK_RV fault_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len,
                         CK_BYTE_PTR signature, CK_ULONG_PTR signature_len) {
   count_call(COUNT_SIGN);
+  poll_control();
   CK_RV rv = session_gate(session);
   if (rv != CKR_OK) return rv;
   if (signature != NULL && swap_context_due(session, 0) == 1) {
@@ -365,6 +436,8 @@ static CK_RV fault_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG da
   if (signature != NULL) sleep_us(atomic_load(&knobs[SIGN_DELAY_US]));
   rv = real->C_Sign(session, data, data_len, signature, signature_len);
   if (serial) pthread_mutex_unlock(&chip_lock);
+  /* A failing chip: the operation ends without a signature, as CKR_DEVICE_ERROR does. */
+  if (rv == CKR_OK && signature != NULL && sign_fails_now()) return CKR_DEVICE_ERROR;
   /* A length query (signature == NULL) produces no signature and does not count. */
   return rv == CKR_OK && signature != NULL ? deliver_signature() : rv;
 }
@@ -382,19 +455,23 @@ static CK_RV fault_SignFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR signature,
 
 /* KYSO_FAULT_PRESET="key=value,key=value": knobs set at load, for a module loaded by another
  * process (kyso-agent under a benchmark) that no test can reach through kyso_fault_set. */
-static void apply_preset(void) {
-  const char* preset = getenv("KYSO_FAULT_PRESET");
-  if (preset == NULL) return;
-  char buf[512];
-  snprintf(buf, sizeof buf, "%s", preset);
+static void apply_settings(const char* text) {
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", text);
   char* save = NULL;
-  for (char* item = strtok_r(buf, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+  for (char* item = strtok_r(buf, ",\n", &save); item != NULL;
+       item = strtok_r(NULL, ",\n", &save)) {
+    while (*item == ' ') ++item;
     char* eq = strchr(item, '=');
     if (eq == NULL) continue;
     *eq = '\0';
-    const int k = find_knob(item);
-    if (k >= 0) atomic_store(&knobs[k], strtol(eq + 1, NULL, 10));
+    kyso_fault_set(item, strtol(eq + 1, NULL, 10));
   }
+}
+
+static void apply_preset(void) {
+  const char* preset = getenv("KYSO_FAULT_PRESET");
+  if (preset != NULL) apply_settings(preset);
 }
 
 static CK_RV fault_Initialize(CK_VOID_PTR args) {
@@ -406,6 +483,9 @@ static void load_real_module(void) {
   /* A whole process's HSM slowed from the start (kyso-appliance nodes in bench/remote). */
   const char* delay = getenv("KYSO_FAULT_SIGN_DELAY_US");
   if (delay != NULL && *delay != '\0') kyso_fault_set("sign_delay_us", strtol(delay, NULL, 10));
+  const char* seed = getenv("KYSO_FAULT_SEED");
+  atomic_store(&dice_state, seed != NULL && *seed != '\0' ? strtoul(seed, NULL, 10)
+                                                          : (unsigned long)time(NULL));
   const char* path = getenv("KYSO_FAULT_REAL_MODULE");
   if (path == NULL || *path == '\0') path = "/usr/lib/softhsm/libsofthsm2.so";
   /* Never dlclose'd: the wrapped function list must outlive any caller holding it. */

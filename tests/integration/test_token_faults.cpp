@@ -2,10 +2,15 @@
 // real SoftHSM2 module: wrong and locked PINs, PIN pads, tokens pulled out mid-batch.
 
 #include <p11-kit/pkcs11.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "fixture.hpp"
 #include "kyso/core/secret.hpp"
@@ -302,4 +307,61 @@ TEST_CASE("quirks_reinitializeAfterHotplug_moduleStartsAfreshWhenTheTokenReturns
   // Seen again while present: no further re-initialization.
   (void)lib.tokens();
   CHECK(Faults::get("count.C_Initialize") == 1);
+}
+
+// The soak's faults (bench/soak): C_Sign failing at random, and the module steered from a file,
+// as it is inside a kyso-agent process no test reaches in-process.
+TEST_CASE("faults_signFailPermille_failsThatShareOfSignaturesAsDeviceErrors", "[pkcs11]") {
+  auto lib = faulty_library();
+  auto signer = lib->signer(fixture().credential("teacher").credential_id());
+  const auto pin = secret(fixture().user_pin);
+  signer->authorize({.pin = &pin}, {});
+  const auto ds = digests(200);
+  Faults::set("sign_fail_permille", 1000);
+  const auto all_fail = signer->sign_digests(SignAlgorithm::RsaPkcs1Sha256, ds);
+  for (const auto& r : all_fail) {
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error->code() == ErrorCode::TokenError);
+  }
+  CHECK(Faults::get("count.C_Sign.failed") == 200);
+  Faults::set("sign_fail_permille", 100);
+  Faults::set("count.C_Sign.failed", 0);
+  auto again = lib->signer(fixture().credential("teacher").credential_id());
+  again->authorize({.pin = &pin}, {});
+  const auto some = again->sign_digests(SignAlgorithm::RsaPkcs1Sha256, ds);
+  std::size_t failed = 0;
+  for (std::size_t i = 0; i < ds.size(); ++i) {
+    if (!some[i].ok()) {
+      ++failed;
+      continue;
+    }
+    CHECK(kyso::test::openssl_verify(again->credential().cert.der, SignAlgorithm::RsaPkcs1Sha256,
+                                     ds[i], some[i].signature));
+  }
+  CHECK(failed == static_cast<std::size_t>(Faults::get("count.C_Sign.failed")));
+  CHECK(failed >= 2);  // 10% of 200: 20 expected; fewer than 2 is below 1 in 10^6
+  CHECK(failed <= 60);
+}
+
+TEST_CASE("faults_controlFile_pullsAndReinsertsTheToken", "[pkcs11]") {
+  auto lib = faulty_library();
+  char tmpl[] = "/tmp/kyso-fault-control-XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  const std::string path = tmpl;
+  ::setenv("KYSO_FAULT_CONTROL", path.c_str(), 1);
+  const auto write = [&](const char* text) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // past the module's 20 ms look
+    std::ofstream(path) << text;
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  };
+  write("removed=1\n");
+  CHECK(lib->tokens().empty());
+  CHECK(Faults::get("removed") == 1);
+  write("sign_delay_us=0, removed=0\n");
+  CHECK_FALSE(lib->tokens().empty());
+  CHECK(Faults::get("removed") == 0);
+  ::unsetenv("KYSO_FAULT_CONTROL");
+  std::filesystem::remove(path);
 }
