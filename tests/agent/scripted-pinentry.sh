@@ -7,6 +7,8 @@
 #                              cancel must end it)
 #   KYSO_PINENTRY_ACTION_FILE  if set and readable, its first word overrides the action (lets a
 #                              test change the user's answer between dialogs of one running agent)
+#   KYSO_PINENTRY_CANCEL_PERCENT  N (0-100): a user who, in N dialogs of 100 at random, presses
+#                              Cancel whatever the action says (bench/soak)
 #   KYSO_PINENTRY_LOG          one line per dialog: "<CONFIRM|GETPIN> at=<unix time> action=<action>
 #                              title=... prompt=... desc=..." (decoded, line breaks shown as " | ";
 #                              the time it answered: benchmarks start the clock there)
@@ -22,6 +24,9 @@ set -u
 action="${KYSO_PINENTRY_ACTION:-ok}"
 if [[ -n "${KYSO_PINENTRY_ACTION_FILE:-}" && -r "$KYSO_PINENTRY_ACTION_FILE" ]]; then
   read -r action _ <"$KYSO_PINENTRY_ACTION_FILE" || true
+fi
+if ((${KYSO_PINENTRY_CANCEL_PERCENT:-0} > 0 && RANDOM % 100 < ${KYSO_PINENTRY_CANCEL_PERCENT:-0})); then
+  action=cancel
 fi
 log="${KYSO_PINENTRY_LOG:-/dev/null}"
 # GPG_ERR_CANCELED (99) from GPG_ERR_SOURCE_PINENTRY (5): what a real pinentry answers on Cancel.
