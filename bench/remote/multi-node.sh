@@ -38,7 +38,7 @@ as_owner "$PGBIN/pg_ctl" -D "$W/pg" -l "$W/pg.log" -w -o "-p $PGPORT -k $W -c li
 ADMIN="postgresql://kyso_admin@127.0.0.1:$PGPORT"
 "$PGBIN/psql" -q "$ADMIN/postgres" -c 'CREATE ROLE kyso_app LOGIN'
 
-printf 'bench/remote-sign multi-node: %s hashes, RSA-2048, HSM delay %s us per C_Sign, %s sessions per node, PostgreSQL %s, HAProxy leastconn; load %s\n' \
+printf 'bench/remote-sign multi-node: %s hashes, RSA-3072 (the principal's key), HSM delay %s us per C_Sign, %s sessions per node, PostgreSQL %s, HAProxy leastconn; load %s\n' \
   "$HASHES" "$DELAY" "$THREADS" "$(basename "$(dirname "$PGBIN")")" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-6s %10s %10s %10s %10s\n' nodes "sig/s" speedup "N x raw" ratio
 ONE=""
