@@ -5,6 +5,8 @@ function(kyso_enable_sanitizers target)
     list(JOIN KYSO_SANITIZE "," _san)
     target_compile_options(${target} PRIVATE -fsanitize=${_san} -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=${_san})
+    # For the few test steps that cannot run sanitized (tests/agent/test_items.cpp: libfaketime).
+    target_compile_definitions(${target} PRIVATE KYSO_SANITIZED=1)
   endif()
   if(KYSO_FUZZ)
     # Coverage for libFuzzer; the ASan runtime resolves its hooks in programs that are no

@@ -508,6 +508,12 @@ TEST_CASE("signDocuments_levelsBltBlta_validationDataAddedAndValidOfflineYearsLa
   CHECK(run(cms_verify(dir.file("attached.p7m"))).first == 0);
   CHECK(run(cms_verify(dir.file("detached.p7s"), dir.file("package.json"))).first == 0);
 
+#ifdef KYSO_SANITIZED
+  // libfaketime's clock_gettime calls dlsym before ASan's allocator is up, so a sanitized
+  // `kyso verify` dies under it at start; the GCC build runs this part (./run test runs both).
+  WARN("offline verification 20 years later under faketime: skipped in the sanitized build");
+  return;
+#endif
   // `kyso verify`, offline, past every certificate's expiry: valid, at the level asked.
   const auto later = [&](const std::string& file, const std::string& extra = "") {
     const auto [rc, out] =
