@@ -5,8 +5,6 @@
 
 #include <unistd.h>
 
-#include <atomic>
-#include <csignal>
 #include <fstream>
 #include <iostream>
 
@@ -219,11 +217,6 @@ void cmd_import(Context& ctx, const ProvisionOptions& o) {
   }
 }
 
-std::atomic<bool> g_stop{false};
-extern "C" void on_sigint(int /*sig*/) {
-  g_stop = true;
-}
-
 void cmd_batch(Context& ctx, const ProvisionOptions& o) {
   firmware_config::BatchOptions b;
   b.csv = o.csv;
@@ -286,16 +279,12 @@ void cmd_batch(Context& ctx, const ProvisionOptions& o) {
     std::cerr << (tty ? "\r\033[K" : "") << line
               << (tty && r.status != "failed" && i != n ? "" : "\n") << std::flush;
   };
-  g_stop = false;
-  auto* previous = std::signal(SIGINT, on_sigint);
   firmware_config::BatchReport rep;
-  try {
-    rep = firmware_config::run_batch(p, b, so, user, progress, [] { return g_stop.load(); });
-  } catch (...) {
-    std::signal(SIGINT, previous);
-    throw;
+  {
+    const InterruptGuard interrupt;
+    rep = firmware_config::run_batch(p, b, so, user, progress,
+                                     [] { return InterruptGuard::requested(); });
   }
-  std::signal(SIGINT, previous);
   if (tty && !ctx.json) std::cerr << '\n';
 
   nlohmann::json rows = nlohmann::json::array();

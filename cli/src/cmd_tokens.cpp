@@ -66,18 +66,6 @@ void cmd_tokens(Context& ctx) {
   }
 }
 
-std::vector<Credential> credentials_for(Context& ctx, const std::string& role_name) {
-  auto creds = ctx.library().credentials();
-  if (role_name.empty()) return creds;
-  const auto role = parse_role(role_name);
-  std::erase_if(creds, [&](const Credential& c) { return !role_accepts(*role, c.cert); });
-  // Most likely holder of the role first (a principal's certificate for `principal`).
-  std::ranges::stable_sort(creds, [&](const Credential& a, const Credential& b) {
-    return (guess_role(a.cert) == role) > (guess_role(b.cert) == role);
-  });
-  return creds;
-}
-
 void cmd_credentials(Context& ctx, const std::string& role_name) {
   const auto creds = credentials_for(ctx, role_name);
   if (ctx.json) {
@@ -113,26 +101,6 @@ void cmd_credentials(Context& ctx, const std::string& role_name) {
   }
 }
 
-// Accepts a full credential id or a unique prefix of one (like git).
-std::string resolve_credential(Context& ctx, const std::string& id) {
-  std::vector<std::string> matches;
-  for (const auto& c : ctx.library().credentials()) {
-    if (c.id().starts_with(id)) matches.push_back(c.id());
-  }
-  if (matches.size() == 1) return matches.front();
-  if (matches.empty()) throw Error(ErrorCode::CredentialNotFound, "no credential " + id);
-  throw Error(ErrorCode::BadRequest, "credential prefix " + id + " is ambiguous");
-}
-
-// The credential to sign as `role`: valid now, of the right kind, the likeliest holder first.
-std::string credential_for_role(Context& ctx, const std::string& role) {
-  const auto now = std::chrono::system_clock::now();
-  for (const auto& c : credentials_for(ctx, role)) {
-    if (c.cert.valid_at(now) && c.cert.can_sign()) return c.id();
-  }
-  throw Error(ErrorCode::RoleNoCredential, "no valid credential for role " + role);
-}
-
 struct SignHashOptions {
   std::string credential;
   std::string role;
@@ -154,25 +122,9 @@ void cmd_sign_hash(Context& ctx, const SignHashOptions& o) {
   auto signer = ctx.library().signer(o.role.empty() ? resolve_credential(ctx, o.credential)
                                                     : credential_for_role(ctx, o.role));
   const auto& cred = signer->credential();
-  switch (signer->auth_required()) {
-    case AuthKind::None:
-      break;
-    case AuthKind::ProtectedPath:
-      std::cerr << ctx.tr("Hãy nhập PIN trên token / bàn phím của đầu đọc...\n",
-                          "Enter the PIN on the token's PIN pad...\n");
-      signer->authorize({}, {});
-      break;
-    case AuthKind::Pin:
-    case AuthKind::Otp: {
-      Secret pin = o.pin_file.empty()
-                       ? Secret::from_terminal(
-                             std::string(ctx.tr("Nhập mã PIN cho token «", "PIN for token «")) +
-                             cred.source.name + "»: ")
-                       : Secret::from_file(o.pin_file);
-      signer->authorize({.pin = &pin}, {});
-      break;  // `pin` is wiped when it goes out of scope
-    }
-  }
+  authorize_once(
+      ctx, *signer, o.pin_file,
+      std::string(ctx.tr("Nhập mã PIN cho token «", "PIN for token «")) + cred.source.name + "»: ");
   const auto enc = o.raw_ecdsa ? SignatureEncoding::Raw : SignatureEncoding::Der;
   const Bytes sig = signer->sign_digest(*alg, digest, enc);
   if (ctx.json) {

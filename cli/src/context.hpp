@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kyso/core/error.hpp"
+#include "kyso/core/signer.hpp"
 #include "kyso/pkcs11/library.hpp"
 
 namespace kyso::cli {
@@ -37,6 +38,37 @@ struct Context {
 /// /etc/kyso/trust/*.pem|*.crt.
 std::vector<std::string> default_trust_anchors();
 
+/// The credentials that fit `role_name` (all when empty), the role's likeliest holder first.
+std::vector<Credential> credentials_for(Context& ctx, const std::string& role_name);
+/// A full credential id or a unique prefix of one (like git).
+std::string resolve_credential(Context& ctx, const std::string& id);
+/// The credential to sign as `role`: valid now, of the right kind, the likeliest holder first.
+std::string credential_for_role(Context& ctx, const std::string& role);
+
+/// Logs `signer` in once, as it asks: the PIN from `pin_file` (mode 600) or typed at the
+/// terminal after `prompt` with echo off, the PIN pad, or nothing. The PIN is wiped before this
+/// returns (a key that authenticates before each signature keeps the signer's own copy for its
+/// lifetime). Never retried: a wrong PIN is thrown to the caller.
+void authorize_once(const Context& ctx, Signer& signer, const std::string& pin_file,
+                    const std::string& prompt);
+
+/// Ctrl+C during a long run (kyso sign, kyso provision batch): while a guard lives, the first
+/// SIGINT only sets requested(), so the run finishes the item in hand, reports and stops; a
+/// second one ends the process at once. The previous handler is restored when the guard goes.
+class InterruptGuard {
+ public:
+  InterruptGuard();
+  ~InterruptGuard();
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+  InterruptGuard(InterruptGuard&&) = delete;
+  InterruptGuard& operator=(InterruptGuard&&) = delete;
+  [[nodiscard]] static bool requested() noexcept;
+
+ private:
+  void (*previous_)(int);
+};
+
 /// Prints an error for people (or as JSON with --json) and returns the process exit code.
 int report_error(const Context& ctx, const Error& e);
 
@@ -48,6 +80,7 @@ void add_token_commands(CLI::App& app, Context& ctx);          ///< tokens, sign
 void add_verify(CLI::App& app, Context& ctx);                  ///< verify
 void add_extend(CLI::App& app, Context& ctx);                  ///< extend
 void add_prepare_embed(CLI::App& app, Context& ctx);           ///< prepare, embed
+void add_sign_command(CLI::App& app, Context& ctx);            ///< sign
 void add_browser_policy_command(CLI::App& app, Context& ctx);  ///< browser-policy
 
 }  // namespace kyso::cli

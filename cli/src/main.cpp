@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   kyso::cli::add_verify(app, ctx);
   kyso::cli::add_extend(app, ctx);
   kyso::cli::add_prepare_embed(app, ctx);
+  kyso::cli::add_sign_command(app, ctx);
   kyso::cli::add_browser_policy_command(app, ctx);
 
   try {

@@ -210,6 +210,13 @@ constexpr std::array kEntries{
           "The signature was made with another certificate than the one the document was "
           "prepared for, so it was not embedded. Prepare it again with the signer's "
           "certificate."},
+    Entry{ErrorCode::OutputExists, "OUTPUT_EXISTS", false,
+          "Thư mục kết quả đã có một tệp cùng tên không phải bản đã ký của văn bản này bằng "
+          "chứng thư số đang dùng, nên Kyso không ghi đè. Hãy xóa hoặc chuyển tệp đó đi, hoặc "
+          "chọn thư mục kết quả khác.",
+          "The output folder already holds a file of that name that is not this document "
+          "signed with the certificate in use, so Kyso does not overwrite it. Remove or move "
+          "that file, or choose another output folder."},
 };
 
 const Entry& entry(ErrorCode code) noexcept {

@@ -16,6 +16,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -270,6 +272,20 @@ static void poll_control(void) {
  * pulled while it was being made (as on hardware). Counts it towards remove_after_signs and pulls
  * the token after the last one, so exactly N signatures succeed even with concurrent sessions.
  */
+/* $KYSO_FAULT_SIGN_LOG: one line (the process id) appended per signature the token delivered,
+ * so a test counts the signatures of processes it cannot reach (`kyso sign` run twice). One
+ * O_APPEND write per line: lines of several processes never interleave. */
+static void log_signature(void) {
+  const char* path = getenv("KYSO_FAULT_SIGN_LOG");
+  if (path == NULL || *path == '\0') return;
+  const int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  char line[32];
+  const int n = snprintf(line, sizeof line, "%ld\n", (long)getpid());
+  if (n > 0) (void)!write(fd, line, (size_t)n);
+  close(fd);
+}
+
 static CK_RV deliver_signature(void) {
   CK_RV rv = CKR_OK;
   pthread_mutex_lock(&state_lock);
@@ -283,6 +299,7 @@ static CK_RV deliver_signature(void) {
     }
   }
   pthread_mutex_unlock(&state_lock);
+  if (rv == CKR_OK) log_signature();
   return rv;
 }
 

@@ -8,7 +8,7 @@ using kyso::ErrorCode;
 
 TEST_CASE("every error code has a unique wire name and a message in both languages", "[core]") {
   std::set<std::string> names;
-  for (int i = 0; i <= static_cast<int>(ErrorCode::CertificateMismatch); ++i) {
+  for (int i = 0; i <= static_cast<int>(ErrorCode::OutputExists); ++i) {
     const auto code = static_cast<ErrorCode>(i);
     const std::string name(kyso::code_name(code));
     INFO("code " << i << " = " << name);

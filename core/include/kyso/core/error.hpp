@@ -80,6 +80,8 @@ enum class ErrorCode {
   PreparedStateInvalid,
   SignatureMismatch,
   CertificateMismatch,
+  // Signing files from the command line (kyso sign)
+  OutputExists,
 };
 
 /// The stable wire name, e.g. ErrorCode::PinLocked -> "PIN_LOCKED".
