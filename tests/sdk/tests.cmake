@@ -4,6 +4,7 @@
 #    keys (statuses, progress, a batch cut short, the page's own signature check);
 #  - sdk.browser_e2e: the real kyso-agent on the demo token, the demo page, chromium;
 #  - sdk.browser_e2e_remote: the same with the principal's key in kyso-appliance (remote signing);
+#  - sdk.example_server_signing: examples/server-signing's server with kyso prepare / embed;
 #  - sdk.browser_lna: the demo as a public https site in chromium, Local Network Access without
 #    permission, with IT's managed policy (from `kyso browser-policy`), in an iframe with and
 #    without allow. It writes /etc/chromium/policies/managed/ (machine-global, root only): the
@@ -29,6 +30,11 @@ if(KYSO_NPM)
     ENVIRONMENT "${KYSO_TEST_ENV};KYSO_AGENT_BIN=$<TARGET_FILE:kyso-agent>;KYSO_CLI=$<TARGET_FILE:kyso>"
     RESOURCE_LOCK "kyso_sdk_js_dist;kyso_chromium_policy"
     TIMEOUT 300)
+  # examples/server-signing (the Node transcript server a web developer copies) with the real
+  # kyso prepare / embed on the demo token; the digests signed through kyso sign-hash.
+  add_test(NAME sdk.example_server_signing COMMAND ${KYSO_NPM} --prefix ${KYSO_SDK_JS} run test:example)
+  set_tests_properties(sdk.example_server_signing PROPERTIES
+    FIXTURES_REQUIRED pki ENVIRONMENT "${KYSO_TEST_ENV}" TIMEOUT 120)
   # The principal's batch with a remote credential: kyso-appliance as the signing service.
   add_test(NAME sdk.browser_e2e_remote COMMAND ${KYSO_NPM} --prefix ${KYSO_SDK_JS} run test:e2e-remote)
   set_tests_properties(sdk.browser_e2e_remote PROPERTIES
