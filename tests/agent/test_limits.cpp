@@ -485,6 +485,28 @@ TEST_CASE("connections_unpairedOriginOpensMany_ownQuotaAndTheAllowListedPageStil
   CHECK(school.back()->call("hello", json::object()).contains("result"));
 }
 
+// Found by bench/soak: a connection that paired kept its slot in the unpaired quota until it
+// closed, so a fifth school page could not even connect while four others stayed open after
+// pairing at the same time.
+TEST_CASE("connections_pageThatPaired_leavesTheUnpairedQuota", "[ws][security]") {
+  Agent a;
+  const auto host = "127.0.0.1:" + std::to_string(a.port());
+  std::vector<std::unique_ptr<Client>> pages;
+  for (std::size_t i = 0; i < agent::transport::kUnpairedConnections; ++i) {
+    pages.push_back(
+        std::make_unique<Client>(a.port(), "https://thpt-" + std::to_string(i) + ".edu.vn"));
+  }
+  CHECK(upgrade_status(a.port(), "https://thpt-new.edu.vn", host) == 503);
+  for (auto& p : pages) {
+    REQUIRE(p->call("pair", json::object())["result"]["paired"] == true);
+    CHECK(p->call("hello", json::object())["result"]["paired"] == true);
+  }
+  // The four paired pages stay connected; a fifth unpaired page connects (and pairs) too.
+  Client fifth(a.port(), "https://thpt-new.edu.vn");
+  CHECK(fifth.call("pair", json::object())["result"]["paired"] == true);
+  for (auto& p : pages) CHECK(p->call("hello", json::object()).contains("result"));
+}
+
 TEST_CASE("unpairedOrigin_floodOfRefusedRequests_readABurstThenAFewASecond", "[ws][security]") {
   Agent a;
   Client evil(a.port(), "https://evil.example");

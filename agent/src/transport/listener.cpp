@@ -314,7 +314,10 @@ class Session final : public SessionBase,
   /// unpaired on another) reads its next message only once its allowance has one: a burst,
   /// then a few a second. True when the read waits on the timer (which calls do_read again).
   bool wait_for_allowance() {
-    if (listener_->gate().trusted(origin_)) return false;
+    if (listener_->gate().trusted(origin_)) {
+      if (!trusted_ && listener_->promote_slot(origin_)) trusted_ = true;
+      return false;
+    }
     const auto now = std::chrono::steady_clock::now();
     const std::chrono::duration<double> since = now - refilled_;
     allowance_ = std::min(kUnpairedBurst, allowance_ + since.count() * kUnpairedPerSecond);
@@ -503,6 +506,17 @@ void Listener::release_slot(const std::string& origin, bool trusted) noexcept {
     --unpaired_total_;
   }
   connections_.fetch_sub(1);
+}
+
+bool Listener::promote_slot(const std::string& origin) {
+  const std::lock_guard lock(slots_mutex_);
+  if (trusted_ >= limits_.max_connections) return false;
+  if (const auto it = unpaired_.find(origin); it != unpaired_.end()) {
+    if (--it->second == 0) unpaired_.erase(it);
+    --unpaired_total_;
+  }
+  ++trusted_;
+  return true;
 }
 
 void Listener::bind(const firmware_config::AgentConfig& cfg) {

@@ -68,6 +68,10 @@ class Listener : public std::enable_shared_from_this<Listener> {
   bool take_slot(const std::string& origin, bool trusted);
   /// Gives back what take_slot(origin, trusted) took.
   void release_slot(const std::string& origin, bool trusted) noexcept;
+  /// An unpaired origin's connection whose origin paired since: its slot moves to
+  /// max_connections (false, and it stays where it was, when that is full), so that pages pairing
+  /// at once do not keep the unpaired quota for as long as they stay connected.
+  bool promote_slot(const std::string& origin);
   void add(const std::shared_ptr<SessionBase>& s);
 
  private:
