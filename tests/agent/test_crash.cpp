@@ -31,6 +31,7 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "sqlite_integrity.hpp"
 
 using namespace kyso;
 using namespace kyso::test;
@@ -136,21 +137,6 @@ std::vector<AuditRowSeen> read_audit(const std::filesystem::path& db) {
   return rows;
 }
 
-/// What `PRAGMA integrity_check` says of the log's file ("ok" when no page or row is torn).
-std::string integrity(const std::filesystem::path& db) {
-  sqlite3* h = nullptr;
-  REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  REQUIRE(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, nullptr) == SQLITE_OK);
-  std::string out;
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    out += reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(h);
-  return out;
-}
-
 /// `kyso audit verify --json` on the log: the CLI's own reader, as IT runs it.
 void audit_verifies(const std::filesystem::path& state, const std::string& when) {
   const auto [rc, out] = run(std::string(std::getenv("KYSO_CLI")) + " audit verify --json --db '" +
@@ -222,7 +208,7 @@ std::size_t kill_mid_batch(const std::filesystem::path& state, std::mt19937& rng
         openssl_verify(cred.cert_der, SignAlgorithm::RsaPkcs1Sha256, item_digest(items[i]), sig));
   }
 
-  REQUIRE(integrity(state / "audit.db") == "ok");
+  REQUIRE(kyso::test::sqlite_integrity(state / "audit.db") == "ok");
   audit_verifies(state, "after the kill");
   const auto rows = read_audit(state / "audit.db");
   std::map<std::size_t, int> ok_rows;

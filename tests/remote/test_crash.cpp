@@ -35,6 +35,7 @@
 #include "harness.hpp"
 #include "kyso/appliance/state_store.hpp"
 #include "kyso/core/error.hpp"
+#include "sqlite_integrity.hpp"
 
 using namespace kyso;
 using namespace kyso::test;
@@ -106,21 +107,6 @@ kyso::remote::ClientOptions options(std::uint16_t port, bool retrying = false) {
     o.unavailable_wait = 0ms;
   }
   return o;
-}
-
-/// What `PRAGMA integrity_check` says of the state file ("ok" when whole).
-std::string integrity(const std::string& db) {
-  sqlite3* h = nullptr;
-  REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  REQUIRE(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, nullptr) == SQLITE_OK);
-  std::string out;
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    out += reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(h);
-  return out;
 }
 
 /// How many of `hashes` the state marks signed.
@@ -240,7 +226,7 @@ void kill_mid_batch(std::mt19937& rng, OtpSource& otp, std::string& bearer, Appr
     // Started again at once: the lanes' retries (same request ids) reach the new process.
     app = start_appliance(port);
     for (auto& t : lanes) t.join();
-    REQUIRE(integrity(db) == "ok");
+    REQUIRE(kyso::test::sqlite_integrity(db) == "ok");
     std::size_t received = 0;
     for (std::size_t k = 0; k < kChunks; ++k) {
       INFO("chunk " << k << ": " << why[k]);
@@ -267,14 +253,14 @@ void kill_mid_batch(std::mt19937& rng, OtpSource& otp, std::string& bearer, Appr
     totals.audited_twice += audited - received;
     ++totals.retried_rounds;
     app->stop(SIGTERM);
-    REQUIRE(integrity(db) == "ok");
+    REQUIRE(kyso::test::sqlite_integrity(db) == "ok");
     audit_verifies(db, "after the retried batch");
     return;
   }
   for (auto& t : lanes) t.join();
 
   // What the dead process left.
-  REQUIRE(integrity(db) == "ok");
+  REQUIRE(kyso::test::sqlite_integrity(db) == "ok");
   audit_verifies(db, "after the kill");
   std::size_t received = 0;
   std::size_t taken = 0;
@@ -333,7 +319,7 @@ void kill_mid_batch(std::mt19937& rng, OtpSource& otp, std::string& bearer, Appr
   REQUIRE(audited_signatures(db) - audited_before == audited + signed_now);
   totals.after_restart += signed_now;
   app->stop(SIGTERM);
-  REQUIRE(integrity(db) == "ok");
+  REQUIRE(kyso::test::sqlite_integrity(db) == "ok");
   audit_verifies(db, "after the restart");
 }
 
