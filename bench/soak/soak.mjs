@@ -43,6 +43,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { openConn } from '../common/ws-page.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..', '..');
@@ -157,98 +158,6 @@ function verifyRsa(key, digest, signature) {
   } catch {
     return false;
   }
-}
-
-// ---- one page's WebSocket -------------------------------------------------------------------------
-
-/** A WebSocket with an Origin; answers matched by id, a request's events to its handler. */
-function openConn(port, origin) {
-  return new Promise((resolveConn) => {
-    let ws;
-    try {
-      ws = new WebSocket(`ws://127.0.0.1:${port}/`, { headers: { Origin: origin } });
-    } catch {
-      resolveConn(null);
-      return;
-    }
-    const pending = new Map();
-    let nextId = 1;
-    const timer = setTimeout(() => {
-      try {
-        ws.close();
-      } catch {
-        /* closing */
-      }
-      resolveConn(null);
-    }, 10_000);
-    const conn = {
-      open: false,
-      /** Sends a request; returns its id and a promise of its answer ({error: {code}} when the socket dies). */
-      send(method, params, { onEvent, timeoutMs = 300_000 } = {}) {
-        const id = nextId++;
-        const answer = new Promise((res) => {
-          const t = setTimeout(() => {
-            pending.delete(id);
-            res({ error: { code: 'CLIENT_TIMEOUT' } });
-          }, timeoutMs);
-          pending.set(id, {
-            onEvent,
-            done: (msg) => {
-              clearTimeout(t);
-              res(msg);
-            },
-          });
-          try {
-            ws.send(JSON.stringify({ id, method, params }));
-          } catch {
-            pending.delete(id);
-            clearTimeout(t);
-            res({ error: { code: 'SEND_FAILED' } });
-          }
-        });
-        return { id, answer };
-      },
-      request(method, params, opts) {
-        return conn.send(method, params, opts).answer;
-      },
-      close() {
-        conn.open = false;
-        try {
-          ws.close();
-        } catch {
-          /* closed */
-        }
-      },
-    };
-    ws.addEventListener('open', () => {
-      clearTimeout(timer);
-      conn.open = true;
-      resolveConn(conn);
-    });
-    ws.addEventListener('message', (e) => {
-      let msg;
-      try {
-        msg = JSON.parse(e.data);
-      } catch {
-        return;
-      }
-      const p = msg.id !== undefined && msg.id !== null ? pending.get(msg.id) : undefined;
-      if (!p) return;
-      if (msg.event) p.onEvent?.(msg);
-      else {
-        pending.delete(msg.id);
-        p.done(msg);
-      }
-    });
-    ws.addEventListener('close', () => {
-      clearTimeout(timer);
-      for (const p of pending.values()) p.done({ error: { code: 'CONNECTION_LOST' } });
-      pending.clear();
-      if (!conn.open) resolveConn(null);
-      conn.open = false;
-    });
-    ws.addEventListener('error', () => {});
-  });
 }
 
 // ---- the run ------------------------------------------------------------------------------------
@@ -456,7 +365,7 @@ async function main() {
       if (!remote) tokenBatchRunning += 1;
       const params = { role, items: list, progressInterval: 50, signaturesInEvents: true };
       if (credentialId) params.credentialId = credentialId;
-      const { id, answer } = conn.send('batch.sign', params, {
+      const { id, answer } = conn.call('batch.sign', params, {
         onEvent: (ev) => {
           for (const s of ev.params?.signatures ?? []) take(s.index, s.signature, credentialId);
         },

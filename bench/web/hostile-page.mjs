@@ -40,6 +40,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { openConn } from '../common/ws-page.mjs';
 
 function parseArgs(argv) {
   const o = { agent: process.env.KYSO_AGENT_BIN, duration: 60, quiet: 10, smoke: false, json: false, refused: 20_000, pace: 250, sockets: 24, token: undefined, skip: new Set() };
@@ -169,94 +170,6 @@ function supervise(bin, args, env, cwd) {
   return s;
 }
 
-/** One WebSocket with an Origin, answers matched by id; never throws on a dead socket. */
-function openConn(port, origin, { onClose } = {}) {
-  return new Promise((resolveConn) => {
-    let ws;
-    try {
-      ws = new WebSocket(`ws://127.0.0.1:${port}/`, { headers: { Origin: origin } });
-    } catch {
-      resolveConn(null);
-      return;
-    }
-    const pending = new Map();
-    let nextId = 1;
-    // An agent that accepts TCP but never answers the upgrade must not hold a client forever.
-    const connectTimer = setTimeout(() => {
-      try {
-        ws.close();
-      } catch {
-        /* closing */
-      }
-      resolveConn(null);
-    }, 5000);
-    const conn = {
-      ws,
-      open: false,
-      send(text) {
-        try {
-          ws.send(text);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      request(method, params, timeoutMs = 180_000) {
-        const id = nextId++;
-        return new Promise((res) => {
-          const timer = setTimeout(() => {
-            pending.delete(id);
-            res({ error: { code: 'CLIENT_TIMEOUT' } });
-          }, timeoutMs);
-          pending.set(id, (msg) => {
-            clearTimeout(timer);
-            res(msg);
-          });
-          if (!conn.send(JSON.stringify({ id, method, params }))) {
-            pending.delete(id);
-            clearTimeout(timer);
-            res({ error: { code: 'SEND_FAILED' } });
-          }
-        });
-      },
-      close() {
-        try {
-          ws.close();
-        } catch {
-          /* closed */
-        }
-      },
-    };
-    ws.addEventListener('open', () => {
-      clearTimeout(connectTimer);
-      conn.open = true;
-      resolveConn(conn);
-    });
-    ws.addEventListener('message', (e) => {
-      let msg;
-      try {
-        msg = JSON.parse(e.data);
-      } catch {
-        return;
-      }
-      if (msg.id !== undefined && !msg.event && pending.has(msg.id)) {
-        const f = pending.get(msg.id);
-        pending.delete(msg.id);
-        f(msg);
-      }
-    });
-    ws.addEventListener('close', () => {
-      clearTimeout(connectTimer);
-      for (const f of pending.values()) f({ error: { code: 'CONNECTION_LOST' } });
-      pending.clear();
-      if (!conn.open) resolveConn(null);
-      conn.open = false;
-      onClose?.();
-    });
-    ws.addEventListener('error', () => {});
-  });
-}
-
 function percentile(values, p) {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
@@ -281,7 +194,7 @@ async function schoolPage(agent, credentialId, until, record, pace) {
   while (until()) {
     if (!conn?.open) {
       await agent.ready.catch(() => {});
-      conn = await openConn(agent.port, SITE);
+      conn = await openConn(agent.port, SITE, { connectTimeoutMs: 5000 });
       if (!conn) {
         record(Infinity, 'CONNECT_FAILED');
         await sleep(200);
@@ -343,7 +256,7 @@ async function main() {
     say(`kyso-agent on port ${agent.port}`);
 
     // The teacher's credential, as the page would pick it.
-    const setup = await openConn(agent.port, SITE);
+    const setup = await openConn(agent.port, SITE, { connectTimeoutMs: 5000 });
     const list = await setup.request('credentials.list', { role: 'teacher' });
     setup.close();
     const want = manifest.credentials.find((c) => c.name === 'teacher').cn;
@@ -380,9 +293,9 @@ async function main() {
       const text = `{"id":1,"method":"hello","params":${'['.repeat(depth)}${']'.repeat(depth)}}`;
       while (running()) {
         await agent.ready.catch(() => {});
-        const c = await openConn(agent.port, EVIL);
+        const c = await openConn(agent.port, EVIL, { connectTimeoutMs: 5000 });
         if (c) {
-          c.send(text);
+          c.sendText(text);
           stats.deepHello += 1;
           await sleep(300);
           c.close();
@@ -396,7 +309,7 @@ async function main() {
       while (running()) {
         while (held.size < o.sockets && running()) {
           await agent.ready.catch(() => {});
-          const c = await openConn(agent.port, SOCKETS_ORIGIN, { onClose: () => held.delete(c) });
+          const c = await openConn(agent.port, SOCKETS_ORIGIN, { onClose: () => held.delete(c), connectTimeoutMs: 5000 });
           if (c) {
             stats.socketsOpened += 1;
             held.add(c);
@@ -412,7 +325,7 @@ async function main() {
     const pairLoop = o.skip.has('pair') ? null : (async () => {
       while (running()) {
         await agent.ready.catch(() => {});
-        const c = await openConn(agent.port, EVIL);
+        const c = await openConn(agent.port, EVIL, { connectTimeoutMs: 5000 });
         if (!c) {
           await sleep(100);
           continue;
@@ -436,7 +349,7 @@ async function main() {
         let sent = 0;
         while (sent < perSocket && running()) {
           await agent.ready.catch(() => {});
-          const c = await openConn(agent.port, EVIL);
+          const c = await openConn(agent.port, EVIL, { connectTimeoutMs: 5000 });
           if (!c) {
             await sleep(100);
             continue;
@@ -458,9 +371,9 @@ async function main() {
       const text = `{"id":1,"method":"hello","params":{"pad":"${'a'.repeat(1536 * 1024)}"}}`;
       while (running()) {
         await agent.ready.catch(() => {});
-        const c = await openConn(agent.port, EVIL);
+        const c = await openConn(agent.port, EVIL, { connectTimeoutMs: 5000 });
         if (c) {
-          c.send(text);
+          c.sendText(text);
           stats.oversized += 1;
           await sleep(200);
           c.close();
