@@ -29,7 +29,6 @@ enum class ErrorCode {
   ModuleNotInstalled,
   TokenNotFound,
   TokenRemoved,
-  TokenUnresponsive,
   TokenError,
   LoginRequired,
   PinIncorrect,
