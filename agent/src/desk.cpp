@@ -1,7 +1,9 @@
 // The signing desk: one path for every job, whatever the credential's source (a token, a remote
 // service) and the items (hashes, xml, pdf, cms): choose the credential -> check its certificate
 // -> approve (one dialog builder; the PIN and OTP typed there go to one authorization) -> sign
-// in order (ordered.hpp) -> audit each item before it is reported -> report.
+// in order (ordered.hpp) -> audit each item before it is reported -> report. Documents on a
+// remote credential are prepared before the approval (two-phase signing, formats/prepare.hpp),
+// so its one authorization covers exactly their digests, and embedded as their chunks return.
 
 #include <spdlog/spdlog.h>
 
@@ -11,6 +13,7 @@
 #include "documents.hpp"
 #include "kyso/agent/pinentry.hpp"
 #include "kyso/agent/service.hpp"
+#include "kyso/core/random.hpp"
 #include "kyso/core/secret.hpp"
 #include "kyso/formats/cert_check.hpp"
 #include "ordered.hpp"
@@ -344,14 +347,6 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
     }
     located = choose(job, &cancel);
     out.credential = located.credential;
-    if (documents && !located.token) {
-      // A remote (CSC, SCAL2) authorization binds exactly the digests shown before signing;
-      // formats/ computes a document's digest (signed attributes, signing time) only while it
-      // signs. Until formats splits preparing from signing, documents sign on tokens only.
-      throw Error(ErrorCode::NotSupported,
-                  "document items sign on a token credential; a remote credential signs hash "
-                  "items");
-    }
     check_certificate(out.credential);
     out.algorithm = choose_algorithm(job, out.credential, fixed_hash(job));
   } catch (const Error& e) {
@@ -359,16 +354,38 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
     throw;
   }
   const Credential& cred = out.credential;
+  // A remote (CSC, SCAL2) authorization binds exactly the digests shown before signing: its
+  // documents are prepared now (signed attributes, signing time, the PDF's revision), their
+  // digests approved and signed in chunks, and each signature embedded as it returns. The
+  // states are MACed under a key of this job's own.
+  const bool remote_documents = documents && !located.token;
+  std::vector<PreparedDocument> prepared;
+  formats::StateKey state_key;
   // Documents the module cannot load, or that could not be signed as asked (not XML, no such
   // Id, a broken or encrypted PDF), fail before the user is asked anything: no PIN is typed
   // for a document that then answers DOCUMENT_INVALID.
   std::vector<std::optional<Error>> refused(job.items.size());
   if (documents) {
-    load_documents_module(tools, job.items, config_);
+    load_documents_module(tools, job.items, config_, remote_documents);
+    if (remote_documents) {
+      prepared.resize(job.items.size());
+      state_key.bytes = random_bytes(32);
+    }
+    const auto signing_time = std::chrono::floor<std::chrono::seconds>(
+        std::chrono::system_clock::now());  // one for the job, as the dialog's moment
     for (std::size_t i = 0; i < job.items.size(); ++i) {
       const Item& item = job.items[i];
-      if (tools.module_error && needs_documents_module(item)) {
+      if (tools.module_error && (remote_documents || needs_documents_module(item))) {
         refused[i] = tools.module_error;
+      } else if (remote_documents) {
+        try {
+          prepared[i] = prepare_document(*item.document, cred, out.algorithm, job.role, tools,
+                                         signing_time, state_key);
+        } catch (const Error& e) {
+          refused[i] = e;
+        } catch (const std::exception& e) {
+          refused[i] = Error(ErrorCode::Internal, e.what());
+        }
       } else {
         refused[i] =
             check_document(*item.document, cred, out.algorithm, job.role, tools, job.scratch);
@@ -409,9 +426,27 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
     throw;
   }
 
-  // 3. The user's approval of exactly these digests, once.
-  approve(job, cred, *signer, digests, cancel);
-  audit_approval(job, cred, digests, out.algorithm, signer->authorization_note());
+  // 3. The user's approval of exactly these digests, once. On a remote credential the
+  // documents' prepared digests, and the dialog lists only the documents they are of.
+  std::vector<std::size_t> signable;  // remote documents: the items prepared, in order
+  std::vector<Bytes> approved;        // and their digests, as the authorization binds them
+  std::optional<SignJob> shown;
+  if (remote_documents) {
+    for (std::size_t i = 0; i < job.items.size(); ++i) {
+      if (refused[i]) continue;
+      signable.push_back(i);
+      approved.push_back(prepared[i].digest);
+    }
+    if (signable.size() != job.items.size()) {
+      shown = job;
+      shown->items.clear();
+      for (const std::size_t i : signable) shown->items.push_back(job.items[i]);
+    }
+  }
+  const SignJob& asked = shown ? *shown : job;
+  const std::vector<Bytes>& authorized = remote_documents ? approved : digests;
+  approve(asked, cred, *signer, authorized, cancel);
+  audit_approval(asked, cred, authorized, out.algorithm, signer->authorization_note());
 
   // 4. Signed in item order, each audited and committed before it is reported: token lanes (a
   // second session keeps the token busy while the other lane prepares its item), or a remote
@@ -424,18 +459,82 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
       .digest = [&](std::size_t i) { return std::span<const std::uint8_t>(digests[i]); },
       .detail = {},
       .withhold = {}};
+  // A remote signature into its prepared document; a failure (it does not verify over the
+  // prepared digest, the TSA, the extension) fails that item alone.
+  const auto embed_into = [&](std::size_t i, SignResult& r) {
+    if (r.ok()) {
+      try {
+        out.documents[i] = embed_document(prepared[i], r.signature, *job.items[i].document, tools,
+                                          state_key, job.scratch);
+      } catch (const Error& e) {
+        r.error = e;
+      } catch (const std::exception& e) {
+        r.error = Error(ErrorCode::Internal, e.what());
+      }
+    }
+    std::ranges::fill(r.signature, std::uint8_t{0});  // the document carries it
+    r.signature.clear();
+  };
   if (documents) {
     out.documents.resize(job.items.size());
+    loop.detail = [&](std::size_t i) {
+      return audit_detail(job.items[i], out.documents[i], out.results[i]);
+    };
+    loop.withhold = [&](std::size_t i) { out.documents[i].reset(); };
+  }
+  auto* remote = chunked(*signer);
+  if (remote_documents && remote != nullptr) {
+    // The prepared digests in the service's chunks under the one authorization; each item is
+    // embedded and handed on as its chunk returns, refused items at once.
+    loop.sign_all = [&, remote](const detail::ChunkDone& chunk_done) {
+      const std::size_t n = job.items.size();
+      std::vector<SignResult> all(n);
+      std::vector<char> handed(n, 0);  // each written by the one thread that hands item i on
+      for (std::size_t i = 0; i < n; ++i) {
+        if (!refused[i]) continue;
+        all[i].error = refused[i];
+        handed[i] = 1;
+        chunk_done(i, std::span<const SignResult>(&all[i], 1));
+      }
+      remote::SignControl control;
+      control.cancel = &cancel;
+      control.chunk_done = [&](std::size_t first, std::span<const SignResult> rs) {
+        for (std::size_t k = 0; k < rs.size() && first + k < signable.size(); ++k) {
+          const std::size_t i = signable[first + k];
+          all[i] = rs[k];
+          embed_into(i, all[i]);
+          handed[i] = 1;
+          chunk_done(i, std::span<const SignResult>(&all[i], 1));
+        }
+      };
+      auto rs = remote->sign_digests(out.algorithm, approved, SignatureEncoding::Der, control);
+      for (std::size_t k = 0; k < signable.size(); ++k) {
+        const std::size_t i = signable[k];
+        if (handed[i] != 0) continue;
+        if (k < rs.size()) {
+          all[i] = std::move(rs[k]);
+          embed_into(i, all[i]);
+        } else {
+          all[i].error = Error(ErrorCode::Internal, "the service answered fewer results");
+        }
+      }
+      for (auto& r : rs) std::ranges::fill(r.signature, std::uint8_t{0});
+      return all;
+    };
+  } else if (remote_documents) {
+    loop.sign = [&](std::size_t i, SignResult& r) {
+      if (refused[i]) throw *refused[i];
+      r.signature = signer->sign_digest(out.algorithm, prepared[i].digest, SignatureEncoding::Der);
+      embed_into(i, r);
+      if (r.error) throw *r.error;
+    };
+  } else if (documents) {
     loop.sign = [&](std::size_t i, SignResult&) {
       if (refused[i]) throw *refused[i];
       out.documents[i] = sign_document(signer, *job.items[i].document, out.algorithm, job.role,
                                        tools, job.scratch);
     };
-    loop.detail = [&](std::size_t i) {
-      return audit_detail(job.items[i], out.documents[i], out.results[i]);
-    };
-    loop.withhold = [&](std::size_t i) { out.documents[i].reset(); };
-  } else if (auto* remote = chunked(*signer)) {
+  } else if (remote != nullptr) {
     loop.sign_all = [&, remote](const detail::ChunkDone& chunk_done) {
       remote::SignControl control;
       control.chunk_done = chunk_done;

@@ -404,8 +404,10 @@ std::optional<formats::TrustConfig> long_term_for(const std::vector<Item>& items
 }
 
 void load_documents_module(DocumentTools& tools, const std::vector<Item>& items,
-                           const firmware_config::AgentConfig& cfg) {
-  if (std::ranges::none_of(items, [](const Item& i) { return needs_documents_module(i); })) {
+                           const firmware_config::AgentConfig& cfg, bool every_document) {
+  if (std::ranges::none_of(items, [&](const Item& i) {
+        return every_document ? i.document != nullptr : needs_documents_module(i);
+      })) {
     return;
   }
   try {
@@ -418,24 +420,53 @@ void load_documents_module(DocumentTools& tools, const std::vector<Item>& items,
 
 namespace {
 
+formats::XmlSignOptions xml_options(const DocumentItem& d, SignAlgorithm alg,
+                                    const DocumentTools& tools) {
+  formats::XmlSignOptions opts;
+  opts.algorithm = alg;
+  opts.reference_id = d.reference;
+  opts.parent_id = d.parent;
+  opts.container = d.container;
+  opts.signature_id = d.signature_id;
+  opts.level = !d.xades              ? formats::XmlLevel::Dsig
+               : d.level >= Level::T ? formats::XmlLevel::XadesT
+                                     : formats::XmlLevel::XadesB;
+  opts.tsa = d.level >= Level::T ? tools.tsa : std::nullopt;
+  return opts;
+}
+
+formats::PdfSignOptions pdf_options(const DocumentItem& d, SignAlgorithm alg, Role role,
+                                    const DocumentTools& tools) {
+  formats::PdfSignOptions opts;
+  opts.algorithm = alg;
+  opts.field_name = d.field_name;
+  opts.reason = d.reason.empty() ? std::string(role_label(role, Language::Vi)) : d.reason;
+  opts.location = d.location;
+  opts.tsa = d.level >= Level::T ? tools.tsa : std::nullopt;
+  if (d.visible) {
+    opts.visible = d.visible;
+    opts.visible->role = std::string(role_label(role, Language::Vi));
+  }
+  return opts;
+}
+
+formats::CmsOptions cms_options(const DocumentItem& d, SignAlgorithm alg,
+                                const DocumentTools& tools) {
+  formats::CmsOptions opts;
+  opts.algorithm = alg;
+  opts.detached = d.detached;
+  opts.tsa = d.level >= Level::T ? tools.tsa : std::nullopt;
+  return opts;
+}
+
 /// One document through formats/ with `rec` as the signer.
 DocumentOutput run_document(Signer& rec, const DocumentItem& d, SignAlgorithm alg, Role role,
                             const DocumentTools& tools, const std::filesystem::path& scratch) {
-  const auto& tsa = tools.tsa;
   const auto* documents = tools.module;
   DocumentOutput o;
   switch (d.type) {
     case ItemType::Xml: {
-      formats::XmlSignOptions opts;
-      opts.algorithm = alg;
-      opts.reference_id = d.reference;
-      opts.parent_id = d.parent;
-      opts.container = d.container;
-      opts.signature_id = d.signature_id;
-      opts.level = !d.xades              ? formats::XmlLevel::Dsig
-                   : d.level >= Level::T ? formats::XmlLevel::XadesT
-                                         : formats::XmlLevel::XadesB;
-      opts.tsa = d.level >= Level::T ? tsa : std::nullopt;
+      const auto opts = xml_options(d, alg, tools);
       if (documents == nullptr) throw *tools.module_error;
       auto signed_xml = d.file ? documents->sign_xml_file(rec, d.file->file->path().string(), opts)
                                : documents->sign_xml(rec, d.bytes, opts);
@@ -444,16 +475,7 @@ DocumentOutput run_document(Signer& rec, const DocumentItem& d, SignAlgorithm al
       break;
     }
     case ItemType::Pdf: {
-      formats::PdfSignOptions opts;
-      opts.algorithm = alg;
-      opts.field_name = d.field_name;
-      opts.reason = d.reason.empty() ? std::string(role_label(role, Language::Vi)) : d.reason;
-      opts.location = d.location;
-      opts.tsa = d.level >= Level::T ? tsa : std::nullopt;
-      if (d.visible) {
-        opts.visible = d.visible;
-        opts.visible->role = std::string(role_label(role, Language::Vi));
-      }
+      const auto opts = pdf_options(d, alg, role, tools);
       if (documents == nullptr) throw *tools.module_error;
       if (!d.file) {
         // Small PDFs arrive inline: signed in memory, no file on disk.
@@ -474,10 +496,7 @@ DocumentOutput run_document(Signer& rec, const DocumentItem& d, SignAlgorithm al
       break;
     }
     case ItemType::Cms: {
-      formats::CmsOptions opts;
-      opts.algorithm = alg;
-      opts.detached = d.detached;
-      opts.tsa = d.level >= Level::T ? tsa : std::nullopt;
+      const auto opts = cms_options(d, alg, tools);
       if (d.digest_only) {
         o.bytes = formats::sign_cms_digest(rec, d.sha256, opts);
       } else {
@@ -493,6 +512,16 @@ DocumentOutput run_document(Signer& rec, const DocumentItem& d, SignAlgorithm al
       throw Error(ErrorCode::Internal, "hash item among documents");
   }
   return o;
+}
+
+/// The size and SHA-256 of an output held in memory; B-LT/B-LTA extension first.
+void finish_output(DocumentOutput& o, const DocumentItem& d, const DocumentTools& tools,
+                   const std::filesystem::path& scratch) {
+  if (d.level >= Level::LT) extend_output(o, d, tools, scratch);
+  if (!o.file) {
+    o.size = o.bytes.size();
+    o.sha256 = to_hex(sha256(o.bytes));
+  }
 }
 
 /// Goes as far as the signature and no further: the first digest to sign ends the run.
@@ -523,11 +552,70 @@ DocumentOutput sign_document(const std::shared_ptr<Signer>& signer, const Docume
   RecordingSigner rec(signer);
   DocumentOutput o = run_document(rec, d, alg, role, tools, scratch);
   o.signed_digest = rec.signed_digest();
-  if (d.level >= Level::LT) extend_output(o, d, tools, scratch);
-  if (!o.file) {
-    o.size = o.bytes.size();
-    o.sha256 = to_hex(sha256(o.bytes));
+  finish_output(o, d, tools, scratch);
+  return o;
+}
+
+PreparedDocument prepare_document(const DocumentItem& d, const Credential& cred, SignAlgorithm alg,
+                                  Role role, const DocumentTools& tools,
+                                  std::chrono::system_clock::time_point time,
+                                  const formats::StateKey& key) {
+  if (tools.module == nullptr) throw *tools.module_error;
+  const auto* documents = tools.module;
+  const Bytes from_file = d.file ? read_file(d.file->file->path()) : Bytes{};
+  const std::span<const std::uint8_t> content =
+      d.file ? std::span<const std::uint8_t>(from_file) : std::span<const std::uint8_t>(d.bytes);
+  formats::Prepared p;
+  switch (d.type) {
+    case ItemType::Xml: {
+      auto opts = xml_options(d, alg, tools);
+      opts.time = time;
+      p = documents->prepare_xml(content, cred, opts, key);
+      break;
+    }
+    case ItemType::Pdf: {
+      auto opts = pdf_options(d, alg, role, tools);
+      opts.time = time;
+      p = documents->prepare_pdf(content, cred, opts, key);
+      break;
+    }
+    case ItemType::Cms: {
+      auto opts = cms_options(d, alg, tools);
+      opts.time = time;
+      p = d.digest_only ? documents->prepare_cms_digest(d.sha256, cred, opts, key)
+                        : documents->prepare_cms(content, cred, opts, key);
+      break;
+    }
+    case ItemType::Hash:
+      throw Error(ErrorCode::Internal, "hash item among documents");
   }
+  return {.digest = std::move(p.digest), .state = std::move(p.state)};
+}
+
+DocumentOutput embed_document(const PreparedDocument& p, std::span<const std::uint8_t> signature,
+                              const DocumentItem& d, const DocumentTools& tools,
+                              const formats::StateKey& key, const std::filesystem::path& scratch) {
+  if (tools.module == nullptr) throw *tools.module_error;
+  formats::EmbedOptions opts;
+  opts.tsa = d.level >= Level::T ? tools.tsa : std::nullopt;
+  // Checked there: the signature verifies over the prepared digest with the prepared certificate.
+  formats::Embedded e = tools.module->embed(p.state, signature, key, opts);
+  DocumentOutput o;
+  o.signed_digest = p.digest;
+  if (d.type == ItemType::Xml) o.signature_id = std::move(e.id);
+  if (d.type == ItemType::Pdf) o.field_name = std::move(e.id);
+  if (d.type == ItemType::Pdf && d.file) {
+    // An uploaded PDF's output goes to a new file beside it, as when a token signs it.
+    auto output = new_temp_file(scratch, ".signed.pdf");
+    write_file(output->path(), e.document);
+    ::chmod(output->path().c_str(), 0600);
+    o.file = hash_file(output);
+    o.size = o.file->size;
+    o.sha256 = o.file->sha256;
+  } else {
+    o.bytes = std::move(e.document);
+  }
+  finish_output(o, d, tools, scratch);
   return o;
 }
 

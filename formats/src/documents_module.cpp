@@ -40,6 +40,12 @@ ExtendResult extend(const std::string& path, const ExtendOptions& options) {
   return extend_file(path, options);
 }
 
+Embedded embed_signature(std::span<const std::uint8_t> state,
+                         std::span<const std::uint8_t> signature, const StateKey& key,
+                         const EmbedOptions& options) {
+  return embed(state, signature, key, options);
+}
+
 constexpr DocumentFunctions kFunctions{
     .abi = kDocumentsAbi,
     .size = sizeof(DocumentFunctions),
@@ -49,6 +55,11 @@ constexpr DocumentFunctions kFunctions{
     .sign_pdf = &sign_pdf_bytes,
     .sign_pdf_file = &sign_pdf_file,
     .extend_file = &extend,
+    .prepare_xml = &prepare_xml,
+    .prepare_pdf = &prepare_pdf,
+    .prepare_cms = &prepare_cms,
+    .prepare_cms_digest = &prepare_cms_digest,
+    .embed = &embed_signature,
 };
 
 }  // namespace

@@ -358,19 +358,38 @@ Credential signer_from_chain(std::span<const Bytes> chain_leaf_first) {
   return c;
 }
 
-Prepared prepare_cms(std::span<const std::uint8_t> content, const Credential& signer,
-                     const CmsOptions& o, const StateKey& key) {
-  const Bytes md = digest(openssl_md_name(hash_of(o.algorithm)), content);
+namespace {
+
+Prepared prepare_cms_over(const Bytes& md, std::optional<std::span<const std::uint8_t>> attached,
+                          const Credential& signer, const CmsOptions& o, const StateKey& key) {
   CmsOptions fixed = o;  // embedding rebuilds the signed attributes: the same signing time
   if (fixed.signing_time && !fixed.time)
     fixed.time = std::chrono::system_clock::from_time_t(
         std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()));
-  const auto attached =
-      o.detached ? std::nullopt : std::optional<std::span<const std::uint8_t>>(content);
   detail::CmsPending p = detail::cms_prepare(signer, md, attached, fixed);
   std::vector<Bytes> fields = common_fields(o.algorithm, signer, p.tbs, o.tsa.has_value());
   fields.push_back(cms_recipe(md, attached, fixed));
   return {PreparedFormat::Cms, o.algorithm, p.tbs, encode(key, PreparedFormat::Cms, fields)};
+}
+
+}  // namespace
+
+Prepared prepare_cms(std::span<const std::uint8_t> content, const Credential& signer,
+                     const CmsOptions& o, const StateKey& key) {
+  const Bytes md = digest(openssl_md_name(hash_of(o.algorithm)), content);
+  const auto attached =
+      o.detached ? std::nullopt : std::optional<std::span<const std::uint8_t>>(content);
+  return prepare_cms_over(md, attached, signer, o, key);
+}
+
+Prepared prepare_cms_digest(std::span<const std::uint8_t> content_digest, const Credential& signer,
+                            const CmsOptions& o, const StateKey& key) {
+  if (content_digest.size() != digest_size(hash_of(o.algorithm))) {
+    throw Error(ErrorCode::DigestInvalid, "the content's digest has the wrong length for " +
+                                              std::string(to_string(hash_of(o.algorithm))));
+  }
+  return prepare_cms_over(Bytes(content_digest.begin(), content_digest.end()), std::nullopt, signer,
+                          o, key);
 }
 
 Prepared prepare_xml(std::span<const std::uint8_t> xml, const Credential& signer,

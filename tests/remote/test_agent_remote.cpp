@@ -2,13 +2,14 @@
 // TLS with a test CA, PIN + TOTP), the agent configured with it as a [[remote]] service and no
 // token, a real WebSocket client as the page, and a scripted pinentry as the user (password,
 // PIN, and an OTP from oathtool). Every signature is verified by OpenSSL against the returned
-// certificate.
+// certificate; the class's PDFs and XMLs signed on the remote key by xmlsec1, pdfsig and qpdf.
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
 
 #include "../agent/harness.hpp"
+#include "format_support.hpp"
 #include "harness.hpp"
 #include "kyso/agent/audit.hpp"
 #include "kyso/core/error.hpp"
@@ -20,6 +21,9 @@ using kyso::test::Client;
 using kyso::test::fixture;
 using kyso::test::openssl_verify;
 using kyso::test::pinentry_dialogs;
+using kyso::test::pki_path;
+using kyso::test::run;
+using kyso::test::ScratchDir;
 using nlohmann::json;
 namespace rt = kyso::test::remote;
 
@@ -326,4 +330,190 @@ TEST_CASE("agentRemote_serviceGoneMidBatch_summarySaysExactlyWhichItemsWereSigne
   CHECK(signed_n >= 10);
   CHECK(signed_n < 100);
   CHECK(c.events.size() == 100);
+}
+
+// ---- documents on the remote key -----------------------------------------------------------
+
+namespace {
+
+std::size_t audit_count(const std::filesystem::path& db, const std::string& where) {
+  const auto [rc, out] =
+      run("sqlite3 " + db.string() + " \"select count(*) from audit where " + where + "\"");
+  REQUIRE(rc == 0);
+  return static_cast<std::size_t>(std::stoul(out));
+}
+
+/// The principal's place in a transcript XML (as the demo page and the agent's tests put it).
+json principal_xml(const kyso::test::Transcript& t) {
+  return {{"type", "xml"},
+          {"text", kyso::test::transcript_xml(t)},
+          {"title", "Học bạ (XML) - " + t.name},
+          {"reference", t.id + "-dl"},
+          {"parent", t.id},
+          {"container", "ChuKyHieuTruong"}};
+}
+
+const Bytes kNotPdf = {'k', 'h', 'o', 'n', 'g', ' ', 'P', 'D', 'F'};
+
+json principal_pdf(const kyso::test::Transcript& t) {
+  return {{"type", "pdf"},
+          {"document", kyso::to_base64(kyso::test::transcript_pdf(t))},
+          {"title", "Học bạ (PDF) - " + t.name},
+          {"location", "Hà Nội"},
+          {"visible", {{"x", 212}, {"y", 40}}}};
+}
+
+std::string upload(Client& c, const Bytes& data) {
+  const auto begin =
+      c.call("upload.begin", {{"size", data.size()}, {"sha256", kyso::to_hex(kyso::sha256(data))}});
+  REQUIRE(begin.contains("result"));
+  const auto id = begin["result"]["uploadId"].get<std::string>();
+  const auto chunk =
+      c.call("upload.chunk", {{"uploadId", id}, {"offset", 0}, {"data", kyso::to_base64(data)}});
+  REQUIRE(chunk["result"]["received"] == data.size());
+  REQUIRE(c.call("upload.end", {{"uploadId", id}}).contains("result"));
+  return id;
+}
+
+Bytes output_of(Client& c, const json& entry) {
+  if (entry.contains("document")) return kyso::from_base64(entry["document"].get<std::string>());
+  const auto id = entry.at("downloadId").get<std::string>();
+  Bytes out;
+  for (;;) {
+    const auto r = c.call("download.chunk", {{"downloadId", id}, {"offset", out.size()}});
+    REQUIRE(r.contains("result"));
+    const auto part = kyso::from_base64(r["result"]["data"].get<std::string>());
+    out.insert(out.end(), part.begin(), part.end());
+    if (r["result"]["eof"] == true) break;
+  }
+  (void)c.call("download.end", {{"downloadId", id}});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("agentRemote_principalSignsClassPdfsAndXmls_oneOtpEveryDocumentVerifies",
+          "[csc][agent][items]") {
+  // 4 per signHash: the class's documents go to the appliance in several chunks.
+  rt::Harness h([](kyso::appliance::ApplianceConfig& c) { c.limits.multisign = 4; });
+  user_types();
+  const auto agent = remote_agent(h.base_url());
+  Client c(agent->port());
+  ScratchDir dir;
+  const auto ts = kyso::test::sample_class(6);
+
+  // The class: each transcript's XML and PDF (the last PDF uploaded), a JSON package as CMS, and
+  // one file that is not a PDF, which fails alone before any dialog.
+  json batch = json::array();
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    batch.push_back(principal_xml(ts[i]));
+    json pdf = principal_pdf(ts[i]);
+    if (i + 1 == ts.size()) {
+      pdf.erase("document");
+      pdf["uploadId"] = upload(c, kyso::test::transcript_pdf(ts[i]));
+    }
+    batch.push_back(pdf);
+    if (i == 2) {
+      batch.push_back(
+          {{"type", "pdf"}, {"document", kyso::to_base64(kNotPdf)}, {"title", "Tệp hỏng"}});
+    }
+  }
+  const std::string package = json{{"lop", "10A1"}, {"soHocSinh", ts.size()}}.dump();
+  kyso::test::write_text(dir.file("package.json"), package);
+  batch.push_back(
+      {{"type", "cms"}, {"text", package}, {"detached", true}, {"title", "Gói học bạ lớp 10A1"}});
+  const std::size_t broken = 6;  // its index
+  const std::size_t n = batch.size();
+  REQUIRE(n == 14);
+
+  const auto r = c.call("batch.sign", {{"role", "principal"}, {"items", batch}});
+  INFO(r.dump().substr(0, 3000));
+  REQUIRE(r.contains("result"));
+  const auto& s = r["result"];
+  CHECK(s["total"] == n);
+  CHECK(s["signed"] == n - 1);
+  CHECK(s["failed"] == 1);
+  CHECK(s["cancelled"] == false);
+  CHECK(s["credentialId"] == fixture().credential("principal").credential_id());
+  CHECK(s["results"][broken]["error"]["code"] == "DOCUMENT_INVALID");
+
+  // Progress per item in order, as for a token.
+  REQUIRE(c.events.size() == n);
+  for (std::size_t i = 0; i < n; ++i) CHECK(c.events[i]["params"]["index"] == i);
+
+  // Every output checked by an independent tool.
+  std::vector<std::string> checks;
+  std::size_t pdfs = 0;
+  std::size_t xmls = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i == broken) continue;
+    const auto& e = s["results"][i];
+    REQUIRE_FALSE(e.contains("error"));
+    const Bytes out = output_of(c, e);
+    CHECK(kyso::to_hex(kyso::sha256(out)) == e["sha256"]);
+    const std::string type = batch[i]["type"];
+    const auto path = dir.file("out-" + std::to_string(i) + "." + (type == "cms" ? "p7s" : type));
+    kyso::test::write_bytes(path, out);
+    if (type == "xml") {
+      ++xmls;
+      checks.push_back("xmlsec1 --verify --trusted-pem " + pki_path("root") + " --untrusted-pem " +
+                       pki_path("sub") + " --id-attr:Id HocBa --id-attr:Id DuLieuHocBa" +
+                       " --node-xpath \"//*[@Id='" + e["signatureId"].get<std::string>() + "']\" " +
+                       path + " >/dev/null 2>&1");
+    } else if (type == "pdf") {
+      ++pdfs;
+      CHECK(e["fieldName"].is_string());
+      checks.push_back("test $(pdfsig " + path + " 2>&1 | grep -c 'Signature is Valid') = 1");
+      checks.push_back("pdfsig " + path + " 2>&1 | grep -q 'Trần Văn Bình'");
+      checks.push_back("qpdf --check " + path + " >/dev/null 2>&1");
+    } else {
+      checks.push_back("openssl cms -verify -binary -inform DER -in " + path + " -content " +
+                       dir.file("package.json") + " -CAfile " + pki_path("root") +
+                       " -purpose any -out /dev/null 2>&1");
+    }
+  }
+  CHECK(pdfs == 6);
+  CHECK(xmls == 6);
+  const auto failed = kyso::test::run_all(checks);
+  for (auto i : failed) INFO(checks[i] << "\n" << run(checks[i]).second);
+  CHECK(failed.empty());
+
+  // Password, one approval (the 13 documents that could be prepared) with the PIN, one OTP.
+  const auto dialogs = pinentry_dialogs();
+  REQUIRE(dialogs.size() == 3);
+  CHECK(dialogs[1].find("prompt=Mã PIN:") != std::string::npos);
+  CHECK(dialogs[1].find("Ký 13 văn bản") != std::string::npos);
+  CHECK(dialogs[1].find("[PDF · PAdES B-B") != std::string::npos);
+  CHECK(dialogs[1].find("[XML · XML-DSig") != std::string::npos);
+  CHECK(dialogs[1].find("Tệp hỏng") == std::string::npos);
+  CHECK(count(dialogs, "prompt=Mã OTP:") == 1);
+
+  // The audit log: one approval, and a row per document with what the appliance signed and
+  // what came back; the broken file's refusal; the chain holds.
+  const auto db = agent->state / "state" / "audit.db";
+  CHECK(kyso::agent::AuditLog::verify(db).ok);
+  CHECK(audit_count(db, "event='approval' and detail like '13 document(s)%remote%'") == 1);
+  CHECK(audit_count(db,
+                    "event='signature' and result='ok' and detail like "
+                    "'% signed-digest=% output-sha256=%'") == n - 1);
+  CHECK(audit_count(db, "event='signature' and result='DOCUMENT_INVALID'") == 1);
+}
+
+TEST_CASE("agentRemote_documentsWrongOtp_nothingSignedNotRetried", "[csc][agent][items]") {
+  rt::Harness h;
+  user_types("000000");
+  const auto agent = remote_agent(h.base_url());
+  Client c(agent->port());
+  const auto ts = kyso::test::sample_class(2);
+  const json batch = {principal_xml(ts[0]), principal_pdf(ts[0]), principal_xml(ts[1]),
+                      principal_pdf(ts[1])};
+  const auto r = c.call("batch.sign", {{"role", "principal"}, {"items", batch}});
+  INFO(r.dump().substr(0, 2000));
+  REQUIRE(r.contains("error"));
+  CHECK(r["error"]["code"] == "OTP_INCORRECT");
+  CHECK(c.events.empty());
+  CHECK(count(pinentry_dialogs(), "prompt=Mã OTP:") == 1);  // asked once, never retried
+  const auto db = agent->state / "state" / "audit.db";
+  CHECK(audit_count(db, "event='signature'") == 0);
+  CHECK(audit_count(db, "event='refusal' and result='OTP_INCORRECT'") == 1);
 }

@@ -22,12 +22,16 @@ set_tests_properties(remote.appliance_on_postgresql PROPERTIES FIXTURES_REQUIRED
 # The agent with a remote credential: the appliance and the agent in this process (the agent
 # has no token, so only the appliance touches SoftHSM), a WebSocket client as the page and a
 # scripted pinentry typing the password, the PIN and a TOTP from oathtool.
+# Documents (the class's PDFs and XMLs) are prepared by the agent, signed at the appliance under
+# one OTP and embedded; the formats tests' sample class is the input, xmlsec1, pdfsig, qpdf and
+# openssl the verifiers.
 kyso_add_tests(remote_agent TOKEN
   SOURCES remote/test_agent_remote.cpp remote/harness.cpp remote/postgres_cluster.cpp
-          agent/harness.cpp
-  DEPS kyso::agent kyso::appliance kyso::pkcs11 OpenSSL::SSL)
+          agent/harness.cpp formats/format_support.cpp formats/pdf_writer.cpp
+          formats/tsa_server.cpp
+  DEPS kyso::agent kyso::appliance kyso::pkcs11 kyso::formats OpenSSL::SSL)
 target_include_directories(remote_agent PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/remote
-  ${CMAKE_CURRENT_SOURCE_DIR}/agent)
+  ${CMAKE_CURRENT_SOURCE_DIR}/agent ${CMAKE_CURRENT_SOURCE_DIR}/formats)
 target_compile_definitions(remote_agent PRIVATE
   KYSO_TEST_PINENTRY="${CMAKE_CURRENT_SOURCE_DIR}/agent/scripted-pinentry.sh"
   KYSO_FORMATS_MODULE_PATH="$<TARGET_FILE:kyso_formats_module>")

@@ -24,13 +24,14 @@
 #include "kyso/core/signer.hpp"
 #include "kyso/formats/extend.hpp"
 #include "kyso/formats/pdf.hpp"
+#include "kyso/formats/prepare.hpp"
 #include "kyso/formats/xml.hpp"
 
 namespace kyso::formats {
 
 /// Bump whenever DocumentFunctions or a type it passes (XmlSignOptions, PdfSignOptions,
-/// ExtendOptions, …) changes.
-inline constexpr std::uint32_t kDocumentsAbi = 3;
+/// ExtendOptions, Prepared, …) changes.
+inline constexpr std::uint32_t kDocumentsAbi = 4;
 /// The module's exported entry point: `const DocumentFunctions* kyso_formats_documents_v1()`.
 inline constexpr const char* kDocumentsEntryPoint = "kyso_formats_documents_v1";
 /// Environment variable naming the module's file (after the agent's `formats_module` key).
@@ -62,6 +63,20 @@ struct DocumentFunctions {
                                  const std::string& output, const PdfSignOptions& options);
   /// extend_file() (extend.hpp): a signed PDF, XML or CMS file to B-LT or B-LTA, in place.
   ExtendResult (*extend_file)(const std::string& path, const ExtendOptions& options);
+  /// Two-phase signing (prepare.hpp): the agent signs documents on a remote credential this
+  /// way, every digest known before the one authorization. prepare_cms() and prepare_cms_digest()
+  /// are here too because prepare.cpp is part of the documents library.
+  Prepared (*prepare_xml)(std::span<const std::uint8_t> xml, const Credential& signer,
+                          const XmlSignOptions& options, const StateKey& key);
+  Prepared (*prepare_pdf)(std::span<const std::uint8_t> pdf, const Credential& signer,
+                          const PdfSignOptions& options, const StateKey& key);
+  Prepared (*prepare_cms)(std::span<const std::uint8_t> content, const Credential& signer,
+                          const CmsOptions& options, const StateKey& key);
+  Prepared (*prepare_cms_digest)(std::span<const std::uint8_t> content_digest,
+                                 const Credential& signer, const CmsOptions& options,
+                                 const StateKey& key);
+  Embedded (*embed)(std::span<const std::uint8_t> state, std::span<const std::uint8_t> signature,
+                    const StateKey& key, const EmbedOptions& options);
 };
 
 /// Where the module is looked for, in order: `configured` when not empty (the agent's

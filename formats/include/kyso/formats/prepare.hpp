@@ -60,6 +60,10 @@ Credential signer_from_chain(std::span<const Bytes> chain_leaf_first);
 /// timestamp is fetched at embedding, with EmbedOptions::tsa.
 Prepared prepare_cms(std::span<const std::uint8_t> content, const Credential& signer,
                      const CmsOptions& options, const StateKey& key);
+/// Detached CAdES over content known only by its digest (of hash_of(options.algorithm)), as
+/// sign_cms_digest() signs it; Error(DigestInvalid) for a digest of the wrong length.
+Prepared prepare_cms_digest(std::span<const std::uint8_t> content_digest, const Credential& signer,
+                            const CmsOptions& options, const StateKey& key);
 /// XML-DSig / XAdES, one signature per prepared document.
 Prepared prepare_xml(std::span<const std::uint8_t> xml, const Credential& signer,
                      const XmlSignOptions& options, const StateKey& key);
