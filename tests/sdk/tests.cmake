@@ -41,5 +41,5 @@ if(KYSO_NPM)
     FIXTURES_REQUIRED pki
     ENVIRONMENT "${KYSO_TEST_ENV};KYSO_AGENT_BIN=$<TARGET_FILE:kyso-agent>;KYSO_APPLIANCE_BIN=$<TARGET_FILE:kyso-appliance>"
     RESOURCE_LOCK kyso_sdk_js_dist
-    TIMEOUT 180)
+    TIMEOUT 300)
 endif()

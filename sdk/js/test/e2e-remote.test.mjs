@@ -8,6 +8,9 @@
 // the same summary a token gives. Every signature is verified with OpenSSL (Node's crypto)
 // against the returned certificate, and one is compared byte for byte with `kyso sign-hash` on
 // the token that holds the same key (RSA PKCS#1 v1.5 is deterministic: same key, same bytes).
+// Then the class's XML and PDF files: the teacher on the token, the principal on the remote key
+// (the agent prepares each file, the one OTP of each batch authorizes exactly their digests),
+// every signature checked by xmlsec1, pdfsig and qpdf --check.
 //
 // Env: KYSO_AGENT_BIN, KYSO_APPLIANCE_BIN, KYSO_CLI, KYSO_TEST_DIR (the demo token), KYSO_CHROMIUM.
 // Without them the test is skipped, saying what is missing.
@@ -21,6 +24,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDemoServer } from '../demo/serve.mjs';
 import { students, transcriptOf } from '../demo/class-data.js';
+import { saveSignedFiles, verifySignedFiles } from '../demo/verify-files.mjs';
 import { launchBrowser } from './browser.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -85,7 +89,7 @@ function verifyRsa(algorithm, data, certificateB64, signatureB64) {
   return verify('sha256', data, { key: cert.publicKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.from(signatureB64, 'base64'));
 }
 
-test('browser_remotePrincipal_signsClassBatchWithOneOtp_sameResultsAsToken', { skip, timeout: 170_000 }, async () => {
+test('browser_remotePrincipal_signsClassBatchWithOneOtp_sameResultsAsToken', { skip, timeout: 290_000 }, async () => {
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
   const principal = manifest.credentials.find((c) => c.name === 'principal');
   const tmp = mkdtempSync(join(tmpdir(), 'kyso-e2e-remote-'));
@@ -250,6 +254,48 @@ test('browser_remotePrincipal_signsClassBatchWithOneOtp_sameResultsAsToken', { s
           '--alg', 'rsa-sha256', '--hash', first.hash, '--pin-file', pinFile, '--json'], { env: { ...process.env, SOFTHSM2_CONF: conf }, encoding: 'utf8' }));
         assert.equal(out.signature, first.signature, 'the remote signature differs from the token signature');
       }
+    });
+
+    await step('GVCN signs the class\'s XML and PDF files on the token', async () => {
+      for (const format of ['xml', 'pdf']) {
+        const before = await page.evaluate(() => window.kysoDemo.state.summaries.length);
+        await page.click(`#btn-${format}-teacher`);
+        await page.waitForFunction((n) => window.kysoDemo.state.summaries.length > n && !window.kysoDemo.state.busy, before, { timeout: 60_000 });
+        const s = await page.evaluate(() => window.kysoDemo.state.summaries.at(-1));
+        assert.deepEqual([s.format, s.role, s.total, s.signed, s.failed], [format, 'teacher', 40, 40, 0], JSON.stringify(s));
+      }
+    });
+
+    await step('the principal signs the class\'s 40 XML and 40 PDF files on the remote key: one PIN and one OTP per batch', async () => {
+      for (const format of ['xml', 'pdf']) {
+        const before = dialogs().length;
+        const n = await page.evaluate(() => window.kysoDemo.state.summaries.length);
+        await page.click(`#btn-${format}-principal`);
+        await page.waitForFunction((k) => window.kysoDemo.state.summaries.length > k && !window.kysoDemo.state.busy, n, { timeout: 90_000 });
+        const s = await page.evaluate(() => window.kysoDemo.state.summaries.at(-1));
+        assert.deepEqual([s.format, s.role, s.total, s.signed, s.failed, s.cancelled], [format, 'principal', 40, 40, 0, false], JSON.stringify(s));
+        const progress = await page.evaluate((f) => window.kysoDemo.state.progressEvents.filter((e) => e.role === 'principal' && e.format === f), format);
+        assert.deepEqual(progress.map((e) => e.done), Array.from({ length: 40 }, (_, i) => i + 1));
+        const fresh = dialogs().slice(before);
+        assert.equal(fresh.length, 2, fresh.join('\n'));
+        assert.match(fresh[0], /prompt=Mã PIN:/);
+        assert.match(fresh[0], /Ký 40 văn bản/);
+        assert.ok(fresh[0].includes(format === 'xml' ? '[XML · XML-DSig' : '[PDF · PAdES B-B'), fresh[0]);
+        assert.ok(fresh[0].includes(SERVICE));
+        assert.match(fresh[1], /prompt=Mã OTP:/);
+      }
+    });
+
+    await step('every XML signature verifies in xmlsec1, every PDF signature in pdfsig, every PDF in qpdf --check', async () => {
+      const dir = join(tmp, 'signed');
+      assert.equal(await saveSignedFiles(page, dir), 80);
+      const r = await verifySignedFiles(dir, manifest.pki.root, manifest.pki.sub);
+      assert.deepEqual(r.failures.map((f) => `${f.file}: ${f.what}\n${f.out}`).slice(0, 3), []);
+      assert.deepEqual([r.xml.files, r.xml.signatures, r.xml.valid], [40, 80, 80]);
+      assert.deepEqual([r.pdf.files, r.pdf.signatures, r.pdf.valid, r.pdf.qpdf], [40, 80, 80, 40]);
+      // The principal's signatures are the remote credential's: its certificate in each PDF.
+      const out = execFileSync('pdfsig', [join(dir, 'hoc-ba-12A1-01.pdf')], { encoding: 'utf8' });
+      assert.ok(out.includes(principal.cn), out);
     });
 
     assert.deepEqual(pageErrors, []);
