@@ -180,6 +180,7 @@ void Server::stop() noexcept {
     if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
   }
   i.threads.clear();
+  i.listener->finish();  // sessions whose posted shutdown the stopped io_context never ran
 }
 
 }  // namespace kyso::agent

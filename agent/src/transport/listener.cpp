@@ -57,7 +57,11 @@ class SessionBase {
   SessionBase& operator=(const SessionBase&) = delete;
   SessionBase(SessionBase&&) = delete;
   SessionBase& operator=(SessionBase&&) = delete;
+  /// Ends the connection on its strand (any thread, while the io_context runs).
   virtual void shutdown() = 0;
+  /// Ends it here and now: only once no thread runs the io_context any more, when a shutdown
+  /// posted to it may never have run.
+  virtual void abandon() noexcept = 0;
 };
 
 namespace {
@@ -137,6 +141,14 @@ class Session final : public SessionBase,
       self->end();
       self->drop_socket();
     });
+  }
+
+  void abandon() noexcept override {
+    try {
+      end();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): the agent is stopping; the socket still closes
+    }
+    drop_socket();
   }
 
  private:
@@ -640,6 +652,18 @@ void Listener::stop() noexcept {
     beast::error_code ec;
     for (auto& a : self->acceptors_) a->close(ec);
   });
+}
+
+void Listener::finish() noexcept {
+  std::vector<std::shared_ptr<SessionBase>> live;
+  {
+    const std::lock_guard lock(sessions_mutex_);
+    for (const auto& w : sessions_) {
+      if (auto s = w.lock()) live.push_back(std::move(s));
+    }
+    sessions_.clear();
+  }
+  for (const auto& s : live) s->abandon();
 }
 
 }  // namespace kyso::agent::transport

@@ -58,6 +58,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
   void start();
   /// Stops accepting and closes every connection (their handlers see on_close). Any thread.
   void stop() noexcept;
+  /// Once no thread runs the io_context any more: ends every session stop() could not reach
+  /// (its posted shutdown never ran), so that no session and its handler keep each other.
+  void finish() noexcept;
 
   // For the sessions.
   [[nodiscard]] Gate& gate() noexcept { return *gate_; }
