@@ -4,9 +4,11 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,6 +27,7 @@
 #include "kyso/agent/audit.hpp"
 #include "kyso/agent/pairing.hpp"
 #include "kyso/firmware_config/token_profiles.hpp"
+#include "protocol/signing.hpp"
 #include "transport/listener.hpp"
 
 using namespace kyso;
@@ -90,6 +93,52 @@ TEST_CASE("stop_withOpenConnections_everySessionLetsGoOfItsHandler", "[ws]") {
     INFO("round " << round);
     CHECK(service.expired());
   }
+}
+
+// A page stays connected all day and runs batch after batch: what the connection keeps of its
+// ended batches (to answer batch.cancel and batch.items about them, and refuse their ids again)
+// is bounded. It kept every ended batch until the page left, about 500 bytes a batch: the heap
+// growth bench/soak saw over 10 minutes (issue 17).
+TEST_CASE("batchSign_thousandsOfBatchesOnOneConnection_heapStaysFlat", "[ws]") {
+  Agent a;
+  Client c(a.port());
+  const json missing = {
+      {"role", "teacher"}, {"credentialId", std::string(40, 'f')}, {"items", batch_of(1)}};
+  int next = 0;
+  const auto batches = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      CHECK(code_of(c.call("batch.sign", missing, "b-" + std::to_string(next++))) ==
+            "CREDENTIAL_NOT_FOUND");
+    }
+  };
+#ifdef KYSO_SANITIZED
+  // ASan's allocator is not glibc's (mallinfo2 says nothing) and each batch costs ten times as
+  // much: only more batches than the connection keeps, for what it answers about them below.
+  batches(static_cast<int>(agent::protocol::Batches::kEndedKept) + 20);
+#else
+  // The heap in use outside SQLite's page cache (which grows with the audit log up to its
+  // cache_size).
+  const auto heap = [] {
+    return static_cast<std::int64_t>(::mallinfo2().uordblks) - ::sqlite3_memory_used();
+  };
+  batches(1000);  // the allocator's caches warm up
+  const auto before = heap();
+  const auto sqlite_before = ::sqlite3_memory_used();
+  batches(3000);
+  const auto after = heap();
+  INFO("heap in use outside SQLite " << before << " -> " << after << " bytes; SQLite "
+                                     << sqlite_before << " -> " << ::sqlite3_memory_used());
+  CHECK(after < before + 192 * 1024);
+#endif
+  // The latest ended batches are still known: their ids are refused again, and batch.cancel
+  // says they ended.
+  CHECK(code_of(c.call("batch.sign", missing, "b-" + std::to_string(next - 1))) == "BAD_REQUEST");
+  CHECK(c.call("batch.cancel",
+               {{"batchId", "b-" + std::to_string(next - 1)}})["result"]["cancelled"] == false);
+  CHECK(code_of(c.call("batch.items", {{"batchId", "b-" + std::to_string(next - 1)},
+                                       {"items", batch_of(1)}})) == "BATCH_LIMIT");
+  // Older ones are forgotten: their ids are unknown again.
+  CHECK(code_of(c.call("batch.cancel", {{"batchId", "b-0"}})) == "BAD_REQUEST");
 }
 
 TEST_CASE("requests_overMaxInFlight_busyUntilOneIsAnswered", "[ws][security]") {

@@ -3,6 +3,7 @@
 
 #include "signing.hpp"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 
 #include "connection.hpp"
@@ -64,6 +65,17 @@ void parse_items(const json& items, Connection& c, std::vector<Item>& into) {
   for (auto& i : parsed) into.push_back(std::move(i));
 }
 
+/// The batch ended (summary or error on its way): the connection keeps only its id.
+void end_batch(Connection& c, Batch& b) {
+  b.state = Batch::State::Done;
+  b.job = SignJob{};
+  auto& batches = c.batches();
+  const std::string key = b.id.dump();
+  if (batches.by_id.erase(key) == 0) return;
+  batches.ended.push_back(key);
+  if (batches.ended.size() > Batches::kEndedKept) batches.ended.pop_front();
+}
+
 struct Answer {
   std::string text;
   std::optional<SignOutcome> documents;  ///< signed documents: answered on the connection
@@ -106,10 +118,7 @@ void start_job(Connection& c, const Id& id, SignJob job, const std::shared_ptr<B
         return a;
       },
       [id, batch](Connection& self, std::optional<Answer> a, std::optional<Error> err) {
-        if (batch) {
-          batch->state = Batch::State::Done;
-          batch->job = SignJob{};  // only the id and its "done" state stay, to refuse more items
-        }
+        if (batch) end_batch(self, *batch);
         if (err) {
           self.fail(id, *err);
         } else if (a->documents) {
@@ -148,7 +157,7 @@ void run_batch(Connection& c, const std::shared_ptr<Batch>& b) {
     }
     start_job(c, b->id, b->job, b);
   } catch (const Error& e) {
-    b->state = Batch::State::Done;
+    end_batch(c, *b);
     c.fail(b->id, e);
   }
 }
@@ -204,10 +213,12 @@ std::shared_ptr<Batch> parse_batch(const json& p, Connection& c) {
 
 void batch_sign(Connection& c, const Id& id, std::shared_ptr<Batch> b) {
   const std::string key = id.dump();
-  auto& batches = c.batches().by_id;
-  if (batches.contains(key)) throw Error(ErrorCode::BadRequest, "batch id already used");
+  auto& batches = c.batches();
+  if (batches.by_id.contains(key) || std::ranges::find(batches.ended, key) != batches.ended.end()) {
+    throw Error(ErrorCode::BadRequest, "batch id already used");
+  }
   b->id = id;
-  batches[key] = b;
+  batches.by_id[key] = b;
   c.hold();  // the batch counts from now until its summary
   if (b->job.items.size() == b->total) run_batch(c, b);
 }
@@ -222,10 +233,16 @@ struct BatchRef {
 std::shared_ptr<Batch> find_batch(const json& p, Connection& c) {
   const auto bid = p.find("batchId");
   if (bid == p.end()) throw Error(ErrorCode::BadRequest, "batchId is required");
-  const auto& batches = c.batches().by_id;
-  const auto it = batches.find(bid->dump());
-  if (it == batches.end()) throw Error(ErrorCode::BadRequest, "unknown batchId " + bid->dump());
-  return it->second;
+  const auto& batches = c.batches();
+  const std::string key = bid->dump();
+  if (const auto it = batches.by_id.find(key); it != batches.by_id.end()) return it->second;
+  if (std::ranges::find(batches.ended, key) == batches.ended.end()) {
+    throw Error(ErrorCode::BadRequest, "unknown batchId " + key);
+  }
+  auto ended = std::make_shared<Batch>();  // one of the latest ended: what is left of it
+  ended->id = *bid;
+  ended->state = Batch::State::Done;
+  return ended;
 }
 
 BatchRef parse_batch_items(const json& p, Connection& c) {
@@ -239,8 +256,9 @@ BatchRef parse_batch_items(const json& p, Connection& c) {
 void batch_items(Connection& c, const Id& id, BatchRef ref) {
   auto& b = *ref.batch;
   if (b.state != Batch::State::Collecting) {
-    throw Error(ErrorCode::BatchLimit, "the batch's approval is already used; items beyond its " +
-                                           std::to_string(b.total) + " are not signed");
+    throw Error(ErrorCode::BatchLimit,
+                "the batch already ran: its approval is used, and items sent after it are not "
+                "signed");
   }
   if (b.job.items.size() + ref.items->size() > b.total) {
     throw Error(ErrorCode::BatchLimit,
@@ -255,7 +273,7 @@ void batch_cancel(Connection& c, const Id& id, std::shared_ptr<Batch> b) {
   if (b->state == Batch::State::Done) return c.respond(id, {{"cancelled", false}});
   b->cancel->store(true);
   if (b->state == Batch::State::Collecting) {
-    b->state = Batch::State::Done;
+    end_batch(c, *b);
     c.release();
     c.fail(b->id, Error(ErrorCode::UserCancelled, "batch cancelled before it started"));
   }

@@ -2,6 +2,8 @@
 // sign, batch.sign, batch.items, batch.cancel (signing.cpp): the connection's batches.
 
 #include <atomic>
+#include <cstddef>
+#include <deque>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -23,9 +25,14 @@ struct Batch {
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
 };
 
-/// The connection's batches by id (the id's JSON text).
+/// What a connection keeps of its batches: the ones collecting items or running, by id (the id's
+/// JSON text), and the ids of the latest ended ones, to refuse those ids again and answer
+/// batch.items and batch.cancel about them. A page may stay connected all day: what it keeps of
+/// ended batches is bounded.
 struct Batches {
+  static constexpr std::size_t kEndedKept = 256;
   std::map<std::string, std::shared_ptr<Batch>> by_id;
+  std::deque<std::string> ended;  ///< oldest first
 };
 
 }  // namespace kyso::agent::protocol
