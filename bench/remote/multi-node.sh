@@ -17,35 +17,28 @@ APPLIANCE="$BUILD/remote-sign/appliance/kyso-appliance"
 BENCH="$BUILD/bench/remote/kyso-bench-remote-sign"
 FAULT="$(find "$BUILD" -name kyso_fault_pkcs11.so -o -name libkyso_fault_pkcs11.so | head -1)"
 PREPARE="$HERE/../../tests/remote/prepare-appliance.sh"
-PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 W="$(mktemp -d /tmp/kyso-multinode.XXXXXX)"
 PIDS=()
-as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi; }
+# shellcheck source=postgres-cluster.sh
+. "$HERE/postgres-cluster.sh"
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  as_owner "$PGBIN/pg_ctl" -D "$W/pg" -m immediate stop >/dev/null 2>&1 || true
+  pg_stop
   rm -rf "$W"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_file() { for _ in $(seq 300); do [ -s "$1" ] && return 0; sleep 0.1; done; echo "no $1" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] && chown nobody: "$W"
-PGPORT="$(free_port)"
-as_owner "$PGBIN/initdb" --no-sync -A trust -E UTF8 -U kyso_admin -D "$W/pg" >"$W/initdb.log"
-as_owner "$PGBIN/pg_ctl" -D "$W/pg" -l "$W/pg.log" -w -o "-p $PGPORT -k $W -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
-ADMIN="postgresql://kyso_admin@127.0.0.1:$PGPORT"
-"$PGBIN/psql" -q "$ADMIN/postgres" -c 'CREATE ROLE kyso_app LOGIN'
+pg_start
 
-printf 'bench/remote-sign multi-node: %s hashes, RSA-3072 (the principal's key), HSM delay %s us per C_Sign, %s sessions per node, PostgreSQL %s, HAProxy leastconn; load %s\n' \
+printf 'bench/remote-sign multi-node: %s hashes, RSA-3072 (the principal key), HSM delay %s us per C_Sign, %s sessions per node, PostgreSQL %s, HAProxy leastconn; load %s\n' \
   "$HASHES" "$DELAY" "$THREADS" "$(basename "$(dirname "$PGBIN")")" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-6s %10s %10s %10s %10s\n' nodes "sig/s" speedup "N x raw" ratio
 ONE=""
 for n in $(seq "$NODES"); do
   DB="kyso_$n"
-  "$PGBIN/psql" -q "$ADMIN/postgres" -c "CREATE DATABASE $DB"
-  "$APPLIANCE" migrate --db "$ADMIN/$DB" --grant kyso_app >/dev/null
+  pg_database "$DB"
   D="$W/run$n"
   mkdir -p "$D"
   KYSO_REMOTE_STATE_DB="postgresql://kyso_app@127.0.0.1:$PGPORT/$DB" KYSO_REMOTE_MODULE="$FAULT" \

@@ -176,6 +176,7 @@ int main(int argc, char** argv) {
   std::string ca_mode;
   std::size_t pipeline = 2;
   std::string raw_module;
+  std::string state_db;
   int hashes = 2000;
   std::size_t multisign = 100;
   unsigned threads = 2;
@@ -201,10 +202,12 @@ int main(int argc, char** argv) {
       pipeline = std::stoul(argv[++i]);
     } else if (a == "--raw-module" && has) {
       raw_module = argv[++i];
+    } else if (a == "--state-db" && has) {
+      state_db = argv[++i];
     } else {
       std::fprintf(stderr,
                    "usage: %s --dir TOKEN_DIR [--hashes N] [--multisign M] [--threads T] "
-                   "[--rounds R]\n"
+                   "[--rounds R] [--state-db URL]\n"
                    "       %s --dir TOKEN_DIR --url URL --ca FILE [--hashes N] [--pipeline K] "
                    "[--threads T] [--raw-module PATH]   (one client run against a running "
                    "service: bench/remote/multi-node.sh)\n",
@@ -251,7 +254,9 @@ int main(int argc, char** argv) {
     cfg.tls_cert_file = tmp + "/tls.crt";
     cfg.tls_key_file = tmp + "/tls.key";
     cfg.pkcs11_modules = {kModule};
-    cfg.state_db = tmp + "/state.db";
+    // The appliance's state: a SQLite file (one node, the default) or an empty, migrated
+    // PostgreSQL database (bench/remote/postgres.sh).
+    cfg.state_db = state_db.empty() ? tmp + "/state.db" : state_db;
     // Two users with the same credential and their own TOTP secrets, so the in-process client
     // and the agent never present the same time step (the appliance accepts each once).
     const std::string agent_password = "mật khẩu bench";
@@ -295,8 +300,10 @@ int main(int argc, char** argv) {
     const std::size_t chunks = (static_cast<std::size_t>(hashes) + multisign - 1) / multisign;
     std::printf(
         "bench/remote-sign: %d hashes, RSA-2048 rsa-sha256, SoftHSM2, multisign %zu (%zu chunks), "
-        "appliance signing on %u sessions; raw = C_SignInit+C_Sign on %u sessions; %d rounds\n",
-        hashes, multisign, chunks, threads, threads, rounds);
+        "appliance signing on %u sessions, its state on %s; raw = C_SignInit+C_Sign on %u "
+        "sessions; %d rounds\n",
+        hashes, multisign, chunks, threads, state_db.empty() ? "SQLite" : "PostgreSQL", threads,
+        rounds);
     std::printf(
         "agent:  page -> kyso-agent (WebSocket, batch.sign, a progress event per item) -> "
         "kyso-appliance (HTTPS) -> SoftHSM2, timed from the OTP dialog's answer to the summary\n"

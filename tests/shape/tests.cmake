@@ -62,3 +62,8 @@ add_test(NAME shape.version_help
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/version-help.sh ${PROJECT_VERSION}
           $<TARGET_FILE:kyso> $<TARGET_FILE:kyso-agent> $<TARGET_FILE:kyso-appliance>)
 set_tests_properties(shape.version_help PROPERTIES TIMEOUT 60 LABELS "shape")
+
+# Every shell script parses (bench/remote/multi-node.sh did not, and nothing ran it).
+add_test(NAME shape.shell_syntax
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/shell-syntax.sh ${PROJECT_SOURCE_DIR})
+set_tests_properties(shape.shell_syntax PROPERTIES TIMEOUT 60 LABELS "shape")
