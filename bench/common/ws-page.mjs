@@ -2,7 +2,24 @@
 // bench/soak/soak.mjs): a chosen Origin, answers matched by id, a request's events to its
 // handler, and never a throw on a dead socket (an answer {error: {code}} instead:
 // CLIENT_TIMEOUT, SEND_FAILED, CONNECTION_LOST). Node 20's global WebSocket
-// (--experimental-websocket).
+// (--experimental-websocket; runWithWebSocket relaunches a script with it).
+
+import { spawn } from 'node:child_process';
+
+/**
+ * Runs `main` with a global WebSocket, then exits with its exit code (what it left pending, such
+ * as requests waiting on a dialog, does not keep the process alive). Node 20 has its WebSocket
+ * client behind a flag: without it, the script runs again with the flag.
+ */
+export async function runWithWebSocket(main) {
+  if (typeof WebSocket !== 'function') {
+    const r = spawn(process.execPath, ['--experimental-websocket', '--no-warnings', ...process.argv.slice(1)], { stdio: 'inherit' });
+    r.on('exit', (code, sig) => process.exit(code ?? (sig ? 1 : 0)));
+    return;
+  }
+  await main();
+  process.exit(process.exitCode ?? 0);
+}
 
 /**
  * Resolves to the connection once open, or to null when it cannot open (refused upgrade, or no

@@ -43,7 +43,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openConn } from '../common/ws-page.mjs';
+import { openConn, runWithWebSocket } from '../common/ws-page.mjs';
+import { rng } from '../../sdk/js/demo/class-data.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..', '..');
@@ -89,18 +90,6 @@ const t0 = Date.now();
 const say = (msg) => process.stderr.write(`soak [${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${msg}\n`);
 const sha256 = (buf) => createHash('sha256').update(buf).digest();
 const inc = (obj, k, n = 1) => (obj[k] = (obj[k] ?? 0) + n);
-
-/** Seeded PRNG (mulberry32): the run's choices repeat from --seed (timings do not). */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function freePort() {
   return new Promise((res, rej) => {
@@ -167,7 +156,7 @@ const PAIRED = (k) => `https://truong-${k}.example.edu.vn`;
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  const rand = prng(o.seed);
+  const rand = rng(o.seed);  // the run's choices repeat from --seed (timings do not)
   const randInt = (lo, hi) => lo + Math.floor(rand() * (hi - lo + 1));
   const bins = {
     agent: join(o.build, 'agent', 'kyso-agent'),
@@ -653,11 +642,4 @@ async function main() {
   }
 }
 
-if (typeof WebSocket !== 'function') {
-  // Node 20 has its WebSocket client behind a flag: run again with it.
-  const r = spawn(process.execPath, ['--experimental-websocket', '--no-warnings', ...process.argv.slice(1)], { stdio: 'inherit' });
-  r.on('exit', (code, sig) => process.exit(code ?? (sig ? 1 : 0)));
-} else {
-  await main();
-  process.exit(process.exitCode ?? 0);
-}
+await runWithWebSocket(main);

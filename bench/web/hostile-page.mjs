@@ -40,7 +40,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { openConn } from '../common/ws-page.mjs';
+import { openConn, runWithWebSocket } from '../common/ws-page.mjs';
 
 function parseArgs(argv) {
   const o = { agent: process.env.KYSO_AGENT_BIN, duration: 60, quiet: 10, smoke: false, json: false, refused: 20_000, pace: 250, sockets: 24, token: undefined, skip: new Set() };
@@ -440,12 +440,6 @@ async function main() {
   }
 }
 
-if (typeof WebSocket !== 'function') {
-  // Node 20 has its WebSocket client behind a flag: run again with it.
-  const r = spawn(process.execPath, ['--experimental-websocket', '--no-warnings', ...process.argv.slice(1)], { stdio: 'inherit' });
-  r.on('exit', (code, sig) => process.exit(code ?? (sig ? 1 : 0)));
-} else {
-  await main();
-  // Requests the attack left waiting (a pair dialog's 150 s) must not keep the process alive.
-  process.exit(process.exitCode ?? 0);
-}
+// Requests the attack left waiting (a pair dialog's 150 s) must not keep the process alive:
+// runWithWebSocket exits once main returns.
+await runWithWebSocket(main);

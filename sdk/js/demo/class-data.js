@@ -59,8 +59,9 @@ export const subjects = [
   'Giáo dục kinh tế và pháp luật', 'Giáo dục thể chất',
 ];
 
-// mulberry32: a tiny seeded PRNG, enough to make stable demo numbers.
-function rng(seed) {
+// mulberry32: a tiny seeded PRNG, enough to make stable demo numbers (and bench/soak's choices
+// repeat from its --seed).
+export function rng(seed) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
