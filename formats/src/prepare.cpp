@@ -31,7 +31,8 @@ namespace {
 //   "KYSOPREP" | version (1 byte) | format (1 byte) | field count (2 bytes, big-endian)
 //   | per field: length (4 bytes, big-endian) + bytes | HMAC-SHA-256 of all that (32 bytes)
 // Fields: algorithm name, signer certificate (DER), digest, timestamp wanted ("1" or ""),
-// then per format: CMS: the pending CMS; XML: the prepared document, the Signature's Id;
+// then per format: CMS: the pending CMS; XML: the prepared document, the Signature's Id and
+// (optional, states written before it lack it) the offset of its empty SignatureValue's content;
 // PDF: the prepared document, the offset of /Contents and its room, the pending CMS, the field.
 constexpr std::string_view kMagic = "KYSOPREP";
 constexpr std::uint8_t kVersion = 1;
@@ -399,6 +400,7 @@ Prepared prepare_xml(std::span<const std::uint8_t> xml, const Credential& signer
       common_fields(o.algorithm, signer, p.tbs, o.level == XmlLevel::XadesT);
   fields.push_back(std::move(p.document));
   fields.push_back(as_field(p.signature_id));
+  if (p.value_at) fields.push_back(as_field(std::to_string(*p.value_at)));
   return {PreparedFormat::Xml, o.algorithm, p.tbs, encode(key, PreparedFormat::Xml, fields)};
 }
 
@@ -455,14 +457,16 @@ Embedded embed(std::span<const std::uint8_t> state, std::span<const std::uint8_t
       break;
     }
     case PreparedFormat::Xml: {
-      need(2);
+      if (d.fields.size() != kCommon + 3) need(2);
       out.id = as_string(d.fields[kCommon + 1]);
+      std::optional<std::size_t> value_at;
+      if (d.fields.size() == kCommon + 3) value_at = number(d.fields[kCommon + 2]);
       Bytes value = der_sig;
       if (is_ecdsa(d.algorithm)) {  // XML-DSig wants r||s, each as wide as the curve's order
         const int bits = EVP_PKEY_get_bits(X509_get0_pubkey(known->cert.get()));
         value = ecdsa_der_to_raw(der_sig, static_cast<std::size_t>((bits + 7) / 8));
       }
-      out.document = detail::xml_embed(d.fields[kCommon], out.id, value, tsa);
+      out.document = detail::xml_embed(d.fields[kCommon], out.id, value, tsa, value_at);
       break;
     }
     case PreparedFormat::Pdf: {

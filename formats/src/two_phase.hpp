@@ -38,13 +38,17 @@ struct XmlPrepared {
   Bytes document;
   std::string signature_id;
   Bytes tbs;  // the digest of the canonical SignedInfo
+  /// Offset in `document` of the empty SignatureValue's content (between its tags).
+  std::optional<std::size_t> value_at;
 };
 XmlPrepared xml_prepare(std::span<const std::uint8_t> xml, const Credential& cred,
                         const XmlSignOptions& options);
 /// Fills the Signature `signature_id` of a prepared document with `value` (raw r||s for ECDSA)
-/// and, with `tsa`, its XAdES SignatureTimeStamp; returns the signed document.
+/// and, with `tsa`, its XAdES SignatureTimeStamp; returns the signed document. Without `tsa`
+/// and with `value_at` (from xml_prepare), the value's base64 is put at that offset.
 Bytes xml_embed(std::span<const std::uint8_t> prepared, const std::string& signature_id,
-                std::span<const std::uint8_t> value, const std::optional<TsaConfig>& tsa);
+                std::span<const std::uint8_t> value, const std::optional<TsaConfig>& tsa,
+                std::optional<std::size_t> value_at = std::nullopt);
 
 /// A PDF with its new revision, /Contents still zeros, and the CMS to go there.
 struct PdfPrepared {

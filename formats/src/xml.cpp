@@ -4,6 +4,7 @@
 #include <libxml/tree.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <unordered_map>
@@ -335,15 +336,56 @@ void XmlDocument::save(const std::string& path) const {
 namespace detail {
 
 struct XmlTwoPhase {
+  // The prepared document is serialized with a random marker as the SignatureValue's content,
+  // which is then cut out and its offset kept: embedding a signature without a timestamp is then
+  // putting its base64 there (no second parse and serialization of the document), and gives the
+  // same bytes as the single call, which serializes the filled-in tree once.
   static XmlPrepared prepare(std::span<const std::uint8_t> xml, const Credential& cred,
                              const XmlSignOptions& o) {
     XmlDocument doc = XmlDocument::parse(xml);
     XmlDocument::Pending p = doc.prepare(cred, o);
-    return {doc.serialize(), p.signature_id, p.tbs};
+    xmlNodePtr sv = child_element(p.signature, "SignatureValue");
+    const std::string marker = "kyso-signature-value-" + to_hex(random_bytes(16));
+    xmlNodeSetContent(sv, X(marker));
+    XmlPrepared out{doc.serialize(), p.signature_id, p.tbs, std::nullopt};
+    const std::string_view text(reinterpret_cast<const char*>(out.document.data()),
+                                out.document.size());
+    const std::size_t at = text.find(marker);
+    if (at == std::string_view::npos || text.find(marker, at + 1) != std::string_view::npos) {
+      xmlNodeSetContent(sv, nullptr);  // not found once (cannot happen): embed parses instead
+      out.document = doc.serialize();
+      return out;
+    }
+    out.document.erase(out.document.begin() + static_cast<std::ptrdiff_t>(at),
+                       out.document.begin() + static_cast<std::ptrdiff_t>(at + marker.size()));
+    out.value_at = at;
+    return out;
+  }
+
+  static bool is_at(std::span<const std::uint8_t> doc, std::size_t at, std::string_view s) {
+    return at <= doc.size() && doc.size() - at >= s.size() &&
+           std::memcmp(doc.data() + at, s.data(), s.size()) == 0;
   }
 
   static Bytes embed(std::span<const std::uint8_t> prepared, const std::string& signature_id,
-                     std::span<const std::uint8_t> value, const std::optional<TsaConfig>& tsa) {
+                     std::span<const std::uint8_t> value, const std::optional<TsaConfig>& tsa,
+                     std::optional<std::size_t> value_at) {
+    if (value_at && !tsa) {
+      constexpr std::string_view kOpen = "<SignatureValue>";
+      constexpr std::string_view kClose = "</SignatureValue>";
+      const std::size_t at = *value_at;
+      if (at < kOpen.size() || !is_at(prepared, at - kOpen.size(), kOpen) ||
+          !is_at(prepared, at, kClose)) {
+        throw Error(ErrorCode::PreparedStateInvalid, "the prepared SignatureValue is missing");
+      }
+      const std::string b64 = to_base64(value);
+      Bytes out;
+      out.reserve(prepared.size() + b64.size());
+      out.assign(prepared.begin(), prepared.begin() + static_cast<std::ptrdiff_t>(at));
+      out.insert(out.end(), b64.begin(), b64.end());
+      out.insert(out.end(), prepared.begin() + static_cast<std::ptrdiff_t>(at), prepared.end());
+      return out;
+    }
     XmlDocument doc = XmlDocument::parse(prepared);
     XmlDocument::Pending p;
     p.signature_id = signature_id;
@@ -363,8 +405,9 @@ XmlPrepared xml_prepare(std::span<const std::uint8_t> xml, const Credential& cre
 }
 
 Bytes xml_embed(std::span<const std::uint8_t> prepared, const std::string& signature_id,
-                std::span<const std::uint8_t> value, const std::optional<TsaConfig>& tsa) {
-  return XmlTwoPhase::embed(prepared, signature_id, value, tsa);
+                std::span<const std::uint8_t> value, const std::optional<TsaConfig>& tsa,
+                std::optional<std::size_t> value_at) {
+  return XmlTwoPhase::embed(prepared, signature_id, value, tsa, value_at);
 }
 
 }  // namespace detail
