@@ -37,10 +37,13 @@ std::string six_digit_code() {
 
 /// IT's token profiles (tokens.toml) when configured, else the compiled-in Vietnamese table:
 /// which USB tokens exist, which modules drive them.
+std::vector<firmware_config::TokenProfile> token_profiles(const firmware_config::AgentConfig& cfg) {
+  return cfg.token_profiles.empty() ? firmware_config::default_token_profiles()
+                                    : firmware_config::load_token_profiles(cfg.token_profiles);
+}
+
 std::vector<pkcs11::KnownToken> load_known_tokens(const firmware_config::AgentConfig& cfg) {
-  return firmware_config::to_known_tokens(
-      cfg.token_profiles.empty() ? firmware_config::default_token_profiles()
-                                 : firmware_config::load_token_profiles(cfg.token_profiles));
+  return firmware_config::to_known_tokens(token_profiles(cfg));
 }
 
 pkcs11::ModuleConfig module_config(const firmware_config::AgentConfig& cfg,
@@ -48,7 +51,10 @@ pkcs11::ModuleConfig module_config(const firmware_config::AgentConfig& cfg,
   return {.paths = cfg.pkcs11_modules,
           .use_p11kit = cfg.system_modules,
           .use_known = cfg.system_modules,
-          .known_tokens = table};
+          .known_tokens = table,
+          // The profiles' workarounds for known token firmware, as `kyso tokens` shows them.
+          .quirks = firmware_config::to_token_quirks(token_profiles(cfg)),
+          .timeouts = {.quick = cfg.pkcs11_call_timeout, .sign = cfg.pkcs11_sign_timeout}};
 }
 
 }  // namespace

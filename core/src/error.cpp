@@ -41,6 +41,11 @@ constexpr std::array kEntries{
           "Token đã bị rút ra trong khi ký. Hãy cắm lại token và ký lại các văn bản chưa ký.",
           "The token was removed while signing. Plug it back in and sign the remaining "
           "documents."},
+    Entry{ErrorCode::TokenUnresponsive, "TOKEN_UNRESPONSIVE", true,
+          "Token hoặc phần mềm điều khiển token không phản hồi (thường do token bị rút ra khi "
+          "đang ký). Hãy rút token ra, cắm lại rồi ký lại các văn bản chưa ký.",
+          "The token or its driver stopped answering (usually because it was pulled out while "
+          "signing). Unplug it, plug it back in and sign the remaining documents."},
     Entry{ErrorCode::TokenError, "TOKEN_ERROR", true,
           "Token báo lỗi. Hãy rút token ra, cắm lại rồi thử lại; nếu vẫn lỗi, liên hệ cán bộ CNTT.",
           "The token reported an error. Unplug it, plug it back in and retry; if it persists, "

@@ -136,6 +136,7 @@ SignAlgorithm default_algorithm(const CertificateInfo& cert, HashAlgorithm h) no
 bool stops_batch(ErrorCode code) noexcept {
   switch (code) {
     case ErrorCode::TokenRemoved:
+    case ErrorCode::TokenUnresponsive:
     case ErrorCode::TokenNotFound:
     case ErrorCode::LoginRequired:
     case ErrorCode::PinLocked:

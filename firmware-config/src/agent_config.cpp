@@ -180,6 +180,10 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
     if (auto mods = p11->file_paths("modules", false)) c.pkcs11_modules = std::move(*mods);
     c.system_modules = p11->boolean("system_modules").value_or(c.system_modules);
     c.token_profiles = p11->file_path("profiles", true).value_or("");
+    if (auto v = p11->integer("call_timeout_seconds", 1, 3600))
+      c.pkcs11_call_timeout = std::chrono::seconds(*v);
+    if (auto v = p11->integer("sign_timeout_seconds", 1, 3600))
+      c.pkcs11_sign_timeout = std::chrono::seconds(*v);
     p11->finish();
   }
 

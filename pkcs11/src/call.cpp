@@ -41,6 +41,9 @@ void throw_rv(CK_RV rv, std::string_view call, std::string_view where) {
     case CKR_DATA_INVALID:
       code = ErrorCode::DigestInvalid;
       break;
+    case kRvUnresponsive:
+      code = ErrorCode::TokenUnresponsive;
+      break;
     case CKR_FUNCTION_CANCELED:
       code = ErrorCode::UserCancelled;  // the user pressed Cancel on a PIN pad
       break;

@@ -42,7 +42,8 @@ std::vector<std::string> p11kit_module_paths() {
 
 }  // namespace
 
-Library::Library(ModuleConfig config) : quirks_(std::move(config.quirks)) {
+Library::Library(ModuleConfig config)
+    : timeouts_(config.timeouts), quirks_(std::move(config.quirks)) {
   std::vector<Candidate> candidates;
   for (const auto& p : config.paths) candidates.push_back({p, "config"});
   if (config.use_p11kit) {
@@ -67,15 +68,18 @@ Library::Library(ModuleConfig config) : quirks_(std::move(config.quirks)) {
                     .loaded = false,
                     .error = {},
                     .manufacturer = {},
-                    .description = {}};
+                    .description = {},
+                    .reloads = 0};
     try {
-      auto m = detail::Module::load(c.path);
+      auto m = detail::Module::load(c.path, timeouts_);
       st.loaded = true;
+      st.reloads = m->generation();
       st.manufacturer =
           detail::fixed_string(m->info().manufacturerID, sizeof m->info().manufacturerID);
       st.description =
           detail::fixed_string(m->info().libraryDescription, sizeof m->info().libraryDescription);
       modules_.push_back(std::move(m));
+      module_status_.push_back(status_.size());
     } catch (const Error& e) {
       st.error = e.detail();
     }
@@ -84,6 +88,33 @@ Library::Library(ModuleConfig config) : quirks_(std::move(config.quirks)) {
 }
 
 Library::~Library() = default;
+
+std::vector<ModuleStatus> Library::modules() const {
+  const std::lock_guard lock(mutex_);
+  return status_;
+}
+
+bool Library::revive(std::size_t index) {
+  const auto old = modules_[index];
+  // Its tokens go with it: their sessions and handles belong to the stuck instance. The same
+  // cards show up again through the new one as new Token objects, logged out.
+  std::erase_if(known_tokens_, [&](const std::shared_ptr<Token>& t) {
+    if (t->module() != old.get()) return false;
+    t->mark_removed();
+    return true;
+  });
+  auto& st = status_[module_status_[index]];
+  try {
+    auto fresh = detail::Module::load(old->path(), timeouts_);
+    st.reloads = fresh->generation();
+    st.error.clear();
+    modules_[index] = std::move(fresh);
+    return true;
+  } catch (const Error& e) {
+    st.error = e.detail();
+    return false;
+  }
+}
 
 std::shared_ptr<Token> Library::enumerate(const std::shared_ptr<detail::Module>& m,
                                           std::vector<std::shared_ptr<Token>>& present) {
@@ -137,14 +168,17 @@ std::shared_ptr<Token> Library::enumerate(const std::shared_ptr<detail::Module>&
 std::vector<std::shared_ptr<Token>> Library::tokens() {
   const std::lock_guard lock(mutex_);
   std::vector<std::shared_ptr<Token>> present;
-  for (const auto& m : modules_) {
+  for (std::size_t i = 0; i < modules_.size(); ++i) {
+    // A module that stopped answering is left behind; a fresh copy takes its place.
+    if (modules_[i]->quarantined() && !revive(i)) continue;
+    const auto& m = modules_[i];
     const std::size_t before = present.size();
     if (enumerate(m, present) == nullptr) continue;
     // A token whose middleware fails after hot-plug came back: start the module afresh.
     // Every token of this module loses its sessions and login (they would be stale anyway).
     present.resize(before);
     for (const auto& t : known_tokens_) {
-      if (t->module_path() == m->path()) t->mark_removed();
+      if (t->module() == m.get()) t->mark_removed();
     }
     try {
       m->reinitialize();

@@ -89,6 +89,12 @@ std::vector<Bytes> build_chain(const CertificateInfo& cert, const std::vector<X5
   return chain;
 }
 
+// The token is not there to use any more: pulled out, or its module stopped answering (and is
+// quarantined: the token comes back through a fresh instance of the module).
+bool gone(ErrorCode code) {
+  return code == ErrorCode::TokenRemoved || code == ErrorCode::TokenUnresponsive;
+}
+
 }  // namespace
 
 void to_json(nlohmann::json& j, const TokenInfo& t) {
@@ -141,7 +147,7 @@ TokenInfo Token::info() {
   try {
     KYSO_CK(*module_, C_GetTokenInfo, slot, &ti);
   } catch (const Error& e) {
-    if (e.code() == ErrorCode::TokenRemoved) mark_removed();
+    if (gone(e.code())) mark_removed();
     throw;
   }
   (void)module_->invoke<&CK_FUNCTION_LIST::C_GetSlotInfo>(slot, &si);
@@ -225,7 +231,9 @@ void Token::login(const Secret* pin) {
     return;
   }
   if (rv == CKR_PIN_INCORRECT && pin != nullptr) failed_pin_tag_ = tag;
-  if (rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT) mark_removed();
+  if (rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT || rv == detail::kRvUnresponsive) {
+    mark_removed();
+  }
   detail::throw_rv(rv, "C_Login", "Token::login");
 }
 
@@ -238,8 +246,10 @@ PinTagger::Tag Token::tag_unless_rejected(const Secret& pin) {
 }
 
 unsigned long Token::send_login(unsigned long session, unsigned long user_type, const Secret* pin) {
-  return module_->invoke<&CK_FUNCTION_LIST::C_Login>(
-      CK_SESSION_HANDLE{session}, CK_USER_TYPE{user_type},
+  // On a PIN pad the call lasts as long as the person takes to type.
+  const auto kind = pin == nullptr ? detail::CallKind::Human : detail::CallKind::Quick;
+  return module_->invoke_as<&CK_FUNCTION_LIST::C_Login>(
+      kind, nullptr, CK_SESSION_HANDLE{session}, CK_USER_TYPE{user_type},
       pin == nullptr ? nullptr : const_cast<unsigned char*>(pin->data()),
       pin == nullptr ? 0UL : static_cast<CK_ULONG>(pin->size()));
 }
@@ -392,7 +402,7 @@ std::vector<Credential> Token::credentials() {
     return out;
   } catch (const Error& e) {
     lease.poison();
-    if (e.code() == ErrorCode::TokenRemoved) mark_removed();
+    if (gone(e.code())) mark_removed();
     throw;
   }
 }
@@ -477,36 +487,44 @@ Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& c
   }
   if (removed_.load()) throw Error(ErrorCode::TokenRemoved, "token was removed");
 
+  // What C_SignInit and C_Sign read and write lives on the heap, held by the calls: a call the
+  // watchdog gave up on may still come back and write its signature after we returned.
+  struct Frame {
+    CK_MECHANISM mech{CKM_RSA_PKCS, nullptr, 0};
+    CK_RSA_PKCS_PSS_PARAMS pss{};
+    std::array<unsigned char, 19 + 64> input{};
+    std::array<unsigned char, 1024> sig{};  // RSA-8192 at most
+    CK_ULONG sig_len = 0;
+  };
+  auto f = std::make_shared<Frame>();
   const HashAlgorithm hash = hash_of(alg);
-  CK_MECHANISM mech{CKM_RSA_PKCS, nullptr, 0};
-  CK_RSA_PKCS_PSS_PARAMS pss{ck_hash(hash), ck_mgf(hash), static_cast<CK_ULONG>(digest.size())};
-  std::array<unsigned char, 19 + 64> input{};
+  f->pss = {ck_hash(hash), ck_mgf(hash), static_cast<CK_ULONG>(digest.size())};
   std::size_t input_len = 0;
   if (is_ecdsa(alg)) {
-    mech.mechanism = CKM_ECDSA;
+    f->mech.mechanism = CKM_ECDSA;
   } else if (is_pss(alg)) {
-    mech = {CKM_RSA_PKCS_PSS, &pss, sizeof pss};
+    f->mech = {CKM_RSA_PKCS_PSS, &f->pss, sizeof f->pss};
   }
-  if (mech.mechanism == CKM_RSA_PKCS) {
+  if (f->mech.mechanism == CKM_RSA_PKCS) {
     const auto& prefix = digest_info_prefix(hash);
-    std::ranges::copy(prefix, input.begin());
-    std::ranges::copy(digest, input.begin() + prefix.size());
+    std::ranges::copy(prefix, f->input.begin());
+    std::ranges::copy(digest, f->input.begin() + prefix.size());
     input_len = prefix.size() + digest.size();
   } else {
-    std::ranges::copy(digest, input.begin());
+    std::ranges::copy(digest, f->input.begin());
     input_len = digest.size();
   }
 
-  std::array<unsigned char, 1024> sig{};  // RSA-8192 at most
-  CK_ULONG sig_len = sig.size();
   for (int attempt = 0;; ++attempt) {
     const KeyInfo key = find_private_key(key_id);
     auto lease = sessions_->acquire();
-    sig_len = sig.size();
+    f->sig_len = f->sig.size();
     try {
       std::unique_lock<std::mutex> context_lock;
       if (key.always_authenticate) context_lock = std::unique_lock(context_sign_mutex_);
-      KYSO_CK(*module_, C_SignInit, lease.handle(), &mech, key.handle);
+      CK_RV rv = module_->invoke_as<&CK_FUNCTION_LIST::C_SignInit>(
+          detail::CallKind::Sign, f, lease.handle(), &f->mech, CK_OBJECT_HANDLE{key.handle});
+      if (rv != CKR_OK) detail::throw_rv(rv, "C_SignInit", __func__);
       if (key.always_authenticate) {
         // Without a PIN only a PIN pad can answer; anything else would spend a try.
         if (context_pin == nullptr && !pin_pad_.load()) {
@@ -515,12 +533,14 @@ Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& c
         }
         context_login(lease.handle(), context_pin);
       }
-      KYSO_CK(*module_, C_Sign, lease.handle(), input.data(), static_cast<CK_ULONG>(input_len),
-              sig.data(), &sig_len);
+      rv = module_->invoke_as<&CK_FUNCTION_LIST::C_Sign>(
+          detail::CallKind::Sign, f, lease.handle(), f->input.data(),
+          static_cast<CK_ULONG>(input_len), f->sig.data(), &f->sig_len);
+      if (rv != CKR_OK) detail::throw_rv(rv, "C_Sign", __func__);
       break;
     } catch (const Error& e) {
       lease.poison();
-      if (e.code() == ErrorCode::TokenRemoved) mark_removed();
+      if (gone(e.code())) mark_removed();
       if (e.code() == ErrorCode::LoginRequired) logged_in_ = false;
       if (e.code() != ErrorCode::KeyNotFound || attempt > 0) throw;
       // The cached key handle went stale: the token logged out behind our back (another
@@ -533,7 +553,7 @@ Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& c
       }
     }
   }
-  std::span<const std::uint8_t> out(sig.data(), sig_len);
+  std::span<const std::uint8_t> out(f->sig.data(), f->sig_len);
   if (is_ecdsa(alg) && enc == SignatureEncoding::Der) return ecdsa_raw_to_der(out);
   return {out.begin(), out.end()};
 }

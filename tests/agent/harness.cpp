@@ -26,11 +26,11 @@ std::filesystem::path& log_path() {
   return p;
 }
 
-/// Runs the io_context until `done` or 5 s; on timeout closes the socket and throws.
+/// Runs the io_context until `done` or `wait`; on timeout closes the socket and throws.
 template <typename Stream>
-void run_until(net::io_context& ioc, const bool& done, Stream& s) {
+void run_until(net::io_context& ioc, const bool& done, Stream& s, std::chrono::seconds wait) {
   ioc.restart();
-  ioc.run_for(std::chrono::seconds(5));
+  ioc.run_for(wait);
   if (!done) {
     beast::get_lowest_layer(s).close();
     ioc.restart();
@@ -113,7 +113,7 @@ json Client::read() {
     result = ec;
     done = true;
   });
-  run_until(ioc_, done, *ws_);
+  run_until(ioc_, done, *ws_, wait);
   if (result) throw boost::system::system_error(result);
   std::string text = beast::buffers_to_string(buf_.data());
   buf_.consume(buf_.size());

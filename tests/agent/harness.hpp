@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -54,8 +55,10 @@ class Client {
   Client& operator=(Client&&) = delete;
 
   void send_text(const std::string& text);
-  /// The next message (5 s at most; throws on timeout or close).
+  /// The next message (`wait` at most; throws on timeout or close).
   nlohmann::json read();
+  /// How long read() waits for a message.
+  std::chrono::seconds wait{5};
   /// Sends a request and returns its response; events meanwhile go to `events`.
   nlohmann::json call(const std::string& method, const nlohmann::json& params,
                       nlohmann::json id = {});

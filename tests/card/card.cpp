@@ -104,7 +104,12 @@ const CardFixture& card_fixture() {
 std::unique_ptr<pkcs11::Library> opensc_library() {
   const auto& f = card_fixture();
   auto lib = std::make_unique<pkcs11::Library>(
-      pkcs11::ModuleConfig{.paths = {f.opensc_module}, .use_p11kit = false, .use_known = false});
+      pkcs11::ModuleConfig{.paths = {f.opensc_module},
+                           .use_p11kit = false,
+                           .use_known = false,
+                           .known_tokens = {},
+                           .quirks = {},
+                           .timeouts = {.quick = kCardCallTimeout, .sign = kCardCallTimeout}});
   if (!lib->modules().at(0).loaded) {
     throw std::runtime_error("OpenSC did not load: " + lib->modules().at(0).error);
   }

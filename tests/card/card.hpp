@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -46,6 +47,11 @@ struct CardFixture {
 /// skipped (SKIP_RETURN_CODE). Points OpenSC at the fixture's opensc.conf before the module is
 /// loaded.
 const CardFixture& card_fixture();
+
+/// How long the tests let a call into OpenSC take (the agent's default is far longer, for slow
+/// USB tokens): a card answers in milliseconds, and OpenSC 0.23 never returns from the call
+/// after a card is pulled mid-operation, so a test would wait out the default deadline.
+inline constexpr std::chrono::seconds kCardCallTimeout{5};
 
 /// A library over OpenSC's PKCS#11 module only.
 std::unique_ptr<pkcs11::Library> opensc_library();

@@ -28,6 +28,8 @@ json batch_items(int n) {
 
 void on_card(firmware_config::AgentConfig& cfg) {
   cfg.pkcs11_modules = {card_fixture().opensc_module};
+  cfg.pkcs11_call_timeout = kCardCallTimeout;
+  cfg.pkcs11_sign_timeout = kCardCallTimeout;
 }
 
 std::vector<std::string> approval_details(const std::filesystem::path& db_path) {
@@ -99,7 +101,7 @@ TEST_CASE("agent_cardPinAlwaysKey_batch40_oneApproval_aVerifyBeforeEachSignature
   CHECK(agent::AuditLog::verify(a.state / "state" / "audit.db").ok);
 }
 
-// Hidden (tests/card/tests.cmake says why): OpenSC 0.23's C_Sign hangs when the card goes.
+// Hidden from discovery: ctest runs it by its tag as card_agent:card-pulled (tests.cmake).
 TEST_CASE("agent_cardPulledMidBatch_summaryNamesExactlySignedItems_cardComesBack",
           "[.][card-pulled][card][ws][security]") {
   const auto& f = card_fixture();
@@ -107,6 +109,8 @@ TEST_CASE("agent_cardPulledMidBatch_summaryNamesExactlySignedItems_cardComesBack
   VirtualCard card("card-a", {.exit_after_signatures = 6});
   Agent a(on_card);
   Client c(a.port());
+  // OpenSC's hung calls take the watchdog's deadline (kCardCallTimeout) each, two lanes at once.
+  c.wait = std::chrono::seconds(30);
   const auto& cred = f.credential("card-teacher");
   REQUIRE(wait_for_credential(c, cred.credential_id(), "teacher"));
   const auto items = batch_items(15);
@@ -120,6 +124,7 @@ TEST_CASE("agent_cardPulledMidBatch_summaryNamesExactlySignedItems_cardComesBack
   CHECK(s["signed"] == 5);
   CHECK(s["failed"] == 10);
   int ok = 0;
+  int in_flight = 0;
   for (std::size_t i = 0; i < 15; ++i) {
     const auto& e = s["results"][i];
     if (e["ok"] == true) {
@@ -127,11 +132,20 @@ TEST_CASE("agent_cardPulledMidBatch_summaryNamesExactlySignedItems_cardComesBack
       CHECK(openssl_verify(cred.cert_der, SignAlgorithm::RsaPkcs1Sha256, item_digest(items[i]),
                            from_base64(e["signature"].get<std::string>())));
     } else {
-      CHECK(e["error"]["code"] == "TOKEN_REMOVED");
+      // A signature in flight when the card went fails as OpenSC says (CKR_GENERAL_ERROR:
+      // TOKEN_ERROR, at most one per session), or the card is gone; OpenSC 0.23 then never
+      // returns from the next call, and the watchdog gives up on it (TOKEN_UNRESPONSIVE).
+      const auto code = e["error"]["code"].get<std::string>();
+      if (code == "TOKEN_ERROR") {
+        ++in_flight;
+      } else {
+        CHECK((code == "TOKEN_REMOVED" || code == "TOKEN_UNRESPONSIVE"));
+      }
       CHECK_FALSE(e.contains("signature"));
     }
   }
   CHECK(ok == 5);
+  CHECK(in_flight <= 2);  // a batch of 15 signs on two sessions
 
   // The agent keeps serving; the card comes back and signs again.
   CHECK(c.call("hello", json::object())["result"]["paired"] == true);

@@ -195,7 +195,7 @@ TEST_CASE("card_pinCounter_finalTryRefused_lockedRefused_unblockPinWithPuk",
                        signer->sign_digest(SignAlgorithm::RsaPkcs1Sha256, d)));
 }
 
-// Hidden (tests/card/tests.cmake says why): OpenSC 0.23's C_Sign hangs when the card goes.
+// Hidden from discovery: ctest runs it by its tag as card_token:card-pulled (tests.cmake).
 TEST_CASE("card_pulledMidBatch_reportsExactlySignedItems_andTheSameTokenComesBack",
           "[.][card-pulled][card][pkcs11]") {
   const auto& f = card_fixture();
@@ -218,7 +218,12 @@ TEST_CASE("card_pulledMidBatch_reportsExactlySignedItems_andTheSameTokenComesBac
                            results[i].signature));
     } else {
       REQUIRE(results[i].error);
-      CHECK(results[i].error->code() == ErrorCode::TokenRemoved);
+      // The signature in flight when the card went fails as OpenSC says (CKR_GENERAL_ERROR:
+      // TOKEN_ERROR, or the card gone); OpenSC 0.23 then never returns from the next call, and
+      // the watchdog gives up on it (TOKEN_UNRESPONSIVE) and on the rest of the batch.
+      const auto code = results[i].error->code();
+      if (i == 4 && code == ErrorCode::TokenError) continue;
+      CHECK((code == ErrorCode::TokenRemoved || code == ErrorCode::TokenUnresponsive));
     }
   }
   CHECK(token->removed());
@@ -226,7 +231,8 @@ TEST_CASE("card_pulledMidBatch_reportsExactlySignedItems_andTheSameTokenComesBac
 
   card.insert({});
   auto back = card.wait_for_token(*lib);
-  CHECK(back == token);  // the same physical token keeps its Token object
+  // The same physical token (through a fresh copy of OpenSC's module if the old one hung).
+  CHECK(back->identity() == token->identity());
   CHECK_FALSE(back->logged_in());
   auto again = lib->signer(c.credential_id());
   again->authorize({.pin = &pin}, {});

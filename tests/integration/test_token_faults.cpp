@@ -365,3 +365,51 @@ TEST_CASE("faults_controlFile_pullsAndReinsertsTheToken", "[pkcs11]") {
   ::unsetenv("KYSO_FAULT_CONTROL");
   std::filesystem::remove(path);
 }
+
+TEST_CASE("sign_moduleStopsAnswering_tokenUnresponsive_thenAFreshCopyOfTheModuleSigns",
+          "[pkcs11]") {
+  using namespace std::chrono_literals;
+  kyso::pkcs11::Library lib(kyso::pkcs11::ModuleConfig{.paths = {fixture().fault_module},
+                                                       .use_p11kit = false,
+                                                       .use_known = false,
+                                                       .timeouts = {.quick = 5s, .sign = 300ms}});
+  Faults::reset();
+  const auto& teacher = fixture().credential("teacher");
+  auto signer = lib.signer(teacher.credential_id());
+  const auto pin = secret(fixture().user_pin);
+  signer->authorize({.pin = &pin}, {});
+
+  // The module's C_Sign takes 30 s, a hundred times its deadline (a module stuck inside, as
+  // OpenSC 0.23 after a pulled card): the batch stops at once instead of waiting. (The test
+  // ends long before the call would, and takes the stuck thread with it.)
+  Faults::set("sign_delay_us", 30'000'000);
+  const auto ds = digests(4);
+  const auto start = std::chrono::steady_clock::now();
+  const auto results = signer->sign_digests(SignAlgorithm::RsaPkcs1Sha256, ds);
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+  REQUIRE(results.size() == 4);
+  for (const auto& r : results) {
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error->code() == ErrorCode::TokenUnresponsive);
+    CHECK(r.error->retriable());
+  }
+  CHECK(Faults::get("count.C_Sign") == 1);  // the other items never reached the module
+
+  // The stuck module is never called again: a fresh copy of it (its own globals, so no delay)
+  // serves the same token, which needs a new login.
+  auto again = lib.signer(teacher.credential_id());
+  CHECK(Faults::get("count.C_Sign") == 1);
+  REQUIRE(lib.modules().at(0).reloads == 1);
+  CHECK(again->auth_required() == kyso::AuthKind::Pin);
+  again->authorize({.pin = &pin}, {});
+  const auto d = ds[0];
+  CHECK(kyso::test::openssl_verify(teacher.cert_der, SignAlgorithm::RsaPkcs1Sha256, d,
+                                   again->sign_digest(SignAlgorithm::RsaPkcs1Sha256, d)));
+  // The old signer's token is gone with its module.
+  try {
+    (void)signer->sign_digest(SignAlgorithm::RsaPkcs1Sha256, d);
+    FAIL("signed through the quarantined module");
+  } catch (const kyso::Error& e) {
+    CHECK((e.code() == ErrorCode::TokenRemoved || e.code() == ErrorCode::TokenUnresponsive));
+  }
+}

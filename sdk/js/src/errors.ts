@@ -17,6 +17,7 @@ export type KnownErrorCode =
   | 'MODULE_NOT_INSTALLED'
   | 'TOKEN_NOT_FOUND'
   | 'TOKEN_REMOVED'
+  | 'TOKEN_UNRESPONSIVE'
   | 'TOKEN_ERROR'
   | 'LOGIN_REQUIRED'
   | 'PIN_INCORRECT'
@@ -113,6 +114,10 @@ const fallback: Partial<Record<KnownErrorCode, Messages>> = {
   TOKEN_REMOVED: {
     vi: 'Token đã bị rút ra trong khi ký. Hãy cắm lại token và ký lại các văn bản chưa ký.',
     en: 'The token was removed while signing. Plug it back in and sign the remaining documents.',
+  },
+  TOKEN_UNRESPONSIVE: {
+    vi: 'Token hoặc phần mềm điều khiển token không phản hồi (thường do token bị rút ra khi đang ký). Hãy rút token ra, cắm lại rồi ký lại các văn bản chưa ký.',
+    en: 'The token or its driver stopped answering (usually because it was pulled out while signing). Unplug it, plug it back in and sign the remaining documents.',
   },
   TOKEN_ERROR: {
     vi: 'Token báo lỗi. Hãy rút token ra, cắm lại rồi thử lại; nếu vẫn lỗi, liên hệ cán bộ CNTT.',

@@ -29,6 +29,7 @@ enum class ErrorCode {
   ModuleNotInstalled,
   TokenNotFound,
   TokenRemoved,
+  TokenUnresponsive,
   TokenError,
   LoginRequired,
   PinIncorrect,

@@ -59,6 +59,10 @@ struct AgentConfig {
   std::vector<std::string> pkcs11_modules;   ///< extra module paths
   bool system_modules = true;                ///< also p11-kit's and the known-token table's
   std::string token_profiles;  ///< tokens.toml replacing the built-in table (optional)
+  /// [pkcs11] call_timeout_seconds / sign_timeout_seconds: how long a module call may take
+  /// before the agent gives up on it (TOKEN_UNRESPONSIVE); 0: the token layer's defaults.
+  std::chrono::seconds pkcs11_call_timeout{0};
+  std::chrono::seconds pkcs11_sign_timeout{0};
   std::vector<RemoteService> remote;
   std::filesystem::path state_dir;  ///< pairings and audit log; default ~/.local/share/kyso
   std::string language = "vi";

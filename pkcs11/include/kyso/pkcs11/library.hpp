@@ -4,6 +4,7 @@
 /// credentials (certificate + private key) on those tokens, and signs with them at the token's
 /// own speed. Thread-safe: signing may run on several threads at once, each on its own session.
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -17,6 +18,16 @@
 
 namespace kyso::pkcs11 {
 
+/// How long a call into a module may take before Kyso stops waiting for it and reports
+/// TOKEN_UNRESPONSIVE (the module is then never called again, and a fresh copy of it is loaded
+/// at the next token scan). Zero: the default, KYSO_PKCS11_TIMEOUT_MS from the environment
+/// (quick and sign) or else the values below, generous for slow USB tokens.
+struct CallTimeouts {
+  std::chrono::milliseconds quick{0};  ///< state, sessions, objects, login: 30 s
+  std::chrono::milliseconds sign{0};   ///< C_SignInit / C_Sign: 60 s
+  std::chrono::milliseconds human{0};  ///< PIN pad, key generation, token init: 10 min
+};
+
 /// Where modules come from. Tests set `paths` only; the agent and CLI use all three sources.
 struct ModuleConfig {
   std::vector<std::string> paths;  ///< explicitly configured module paths, loaded first
@@ -27,6 +38,7 @@ struct ModuleConfig {
   /// Known token quirks (firmware-config's token profiles); the first entry matching a token
   /// applies to it.
   std::vector<TokenQuirks> quirks{};
+  CallTimeouts timeouts{};
 };
 
 /// The outcome of loading one module. A module that fails is reported; the others keep working.
@@ -37,6 +49,8 @@ struct ModuleStatus {
   std::string error;  ///< why it failed to load (empty when loaded)
   std::string manufacturer;
   std::string description;
+  /// Times the module stopped answering and was loaded afresh (Library::tokens() updates it).
+  int reloads = 0;
 };
 
 namespace detail {
@@ -52,7 +66,7 @@ class Library {
   Library(Library&&) = delete;
   Library& operator=(Library&&) = delete;
 
-  [[nodiscard]] const std::vector<ModuleStatus>& modules() const noexcept { return status_; }
+  [[nodiscard]] std::vector<ModuleStatus> modules() const;
 
   /// The tokens present now (the slot list is read again on every call, so a token plugged in
   /// or removed since shows up). The same physical token keeps the same Token object, and with
@@ -75,10 +89,16 @@ class Library {
   std::shared_ptr<Token> enumerate(const std::shared_ptr<detail::Module>& m,
                                    std::vector<std::shared_ptr<Token>>& present);
 
+  /// Replaces a quarantined module by a fresh instance (the module is left behind with its
+  /// tokens); false when it cannot be loaded again (its tokens stay absent).
+  bool revive(std::size_t index);
+
   std::vector<std::shared_ptr<detail::Module>> modules_;
+  std::vector<std::size_t> module_status_;  // modules_[i]'s entry in status_
+  CallTimeouts timeouts_;
   std::vector<TokenQuirks> quirks_;
   std::vector<ModuleStatus> status_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::vector<std::shared_ptr<Token>> known_tokens_;  // every token seen, present or not
 };
 

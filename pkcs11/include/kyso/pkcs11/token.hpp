@@ -67,6 +67,9 @@ class Token : public std::enable_shared_from_this<Token> {
   /// Reads the token's state afresh (flags, PIN counters). Throws Error(TokenRemoved).
   TokenInfo info();
   [[nodiscard]] const std::string& module_path() const noexcept;
+  /// The module instance this token is reached through (a quarantined module's tokens are
+  /// replaced by the fresh instance's).
+  [[nodiscard]] const detail::Module* module() const noexcept { return module_.get(); }
   [[nodiscard]] const std::string& identity() const noexcept { return identity_; }
   [[nodiscard]] unsigned long slot() const noexcept { return slot_; }
   /// The quirks applied to this token, or nullptr.
