@@ -249,6 +249,25 @@ Dialog Service::otp_dialog(const SignJob& job, const Credential& cred) {
   return d;
 }
 
+Dialog Service::pin_again_dialog(const SignJob& job, const Credential& cred, std::size_t n) {
+  const bool vi = job.language == Language::Vi;
+  const std::string of = std::to_string(n) + "/" + std::to_string(job.items.size());
+  Dialog d;
+  d.title = vi ? "Kyso – Mã PIN cho chữ ký " + of : "Kyso – PIN for signature " + of;
+  d.description = (vi ? "Trang web: " : "Website: ") + job.origin + "\n" +
+                  (vi ? "Token: " : "Token: ") + cred.source.name + "\n\n" +
+                  (vi ? "Khóa này yêu cầu mã PIN cho từng chữ ký (theo cấu hình của cán bộ CNTT). "
+                        "Nhập mã PIN để ký văn bản thứ " +
+                            of + " đã được xác nhận."
+                      : "This key needs the PIN for each signature (IT's token profile). Enter "
+                        "the PIN to sign approved document " +
+                            of + ".");
+  d.prompt = vi ? "Mã PIN:" : "PIN:";
+  d.ok = vi ? "Ký" : "Sign";
+  d.cancel = vi ? "Hủy" : "Cancel";
+  return d;
+}
+
 void Service::approve(const SignJob& job, const Credential& cred, Signer& signer,
                       std::span<const Bytes> digests, const std::atomic<bool>& cancel) {
   try {
@@ -427,7 +446,9 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
   }
 
   // 3. The user's approval of exactly these digests, once. On a remote credential the
-  // documents' prepared digests, and the dialog lists only the documents they are of.
+  // documents' prepared digests, and the dialog lists only the documents they are of. (A key
+  // whose token profile wants the PIN for each signature asks it again before each further
+  // one, in the signing loop.)
   std::vector<std::size_t> signable;  // remote documents: the items prepared, in order
   std::vector<Bytes> approved;        // and their digests, as the authorization binds them
   std::optional<SignJob> shown;
@@ -445,6 +466,9 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
   }
   const SignJob& asked = shown ? *shown : job;
   const std::vector<Bytes>& authorized = remote_documents ? approved : digests;
+  signer->set_pin_prompt([this, &asked, &cred, &cancel](std::size_t n) {
+    return pinentry_.get_pin(pin_again_dialog(asked, cred, n), &cancel);
+  });
   approve(asked, cred, *signer, authorized, cancel);
   audit_approval(asked, cred, authorized, out.algorithm, signer->authorization_note());
 

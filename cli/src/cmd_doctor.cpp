@@ -35,6 +35,8 @@ void cmd_doctor(Context& ctx, doctor::Options o, bool no_config) {
       std::filesystem::exists(kInstalledVerifydConfig, ec)) {
     o.verifyd_config = kInstalledVerifydConfig;
   }
+  // The quirks doctor reports applied are those of the profiles it checks.
+  if (!o.profiles.empty()) ctx.profiles = o.profiles;
   const auto checks = doctor::run(ctx.library(), o);
 
   std::map<std::string, std::size_t> counts{{"ok", 0}, {"warn", 0}, {"fail", 0}, {"skip", 0}};

@@ -23,8 +23,10 @@ pkcs11::Library& Context::library() {
     }
     cfg.use_p11kit = !no_system_modules;
     cfg.use_known = !no_system_modules;
-    // The built-in profiles' workarounds for known token firmware (shown by `kyso tokens`).
-    cfg.quirks = firmware_config::to_token_quirks(firmware_config::default_token_profiles());
+    // The profiles' workarounds for known token firmware (shown by `kyso tokens` and doctor).
+    cfg.quirks = firmware_config::to_token_quirks(
+        profiles.empty() ? firmware_config::default_token_profiles()
+                         : firmware_config::load_token_profiles(profiles));
     library_ = std::make_unique<pkcs11::Library>(std::move(cfg));
   }
   return *library_;

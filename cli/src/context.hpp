@@ -17,6 +17,8 @@ namespace kyso::cli {
 struct Context {
   std::vector<std::string> modules;
   bool no_system_modules = false;
+  /// Token profiles (tokens.toml) whose quirks library() applies; empty: the built-in table.
+  std::string profiles;
   std::string lang = "vi";
   bool json = false;
 

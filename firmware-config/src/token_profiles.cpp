@@ -64,6 +64,7 @@ pkcs11::TokenQuirks read_quirks(Section& q, const TokenProfile& p) {
   }
   out.login_survives_session_close = q.boolean("login_survives_session_close").value_or(true);
   out.reinitialize_after_hotplug = q.boolean("reinitialize_after_hotplug").value_or(false);
+  out.pin_per_signature = q.boolean("pin_per_signature").value_or(false);
   out.note = q.string_or("note", "");
   q.finish();
   return out;

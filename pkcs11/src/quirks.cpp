@@ -58,6 +58,7 @@ void to_json(nlohmann::json& j, const TokenQuirks& q) {
        {"prefer", families(q.prefer)},
        {"loginSurvivesSessionClose", q.login_survives_session_close},
        {"reinitializeAfterHotplug", q.reinitialize_after_hotplug},
+       {"pinPerSignature", q.pin_per_signature},
        {"note", q.note}};
 }
 
@@ -84,6 +85,10 @@ std::string describe(const TokenQuirks& q, Language lang) {
   if (q.reinitialize_after_hotplug) {
     what.push_back(vi ? "khởi tạo lại thư viện khi token được cắm lại"
                       : "module re-initialized when the token is plugged in again");
+  }
+  if (q.pin_per_signature) {
+    what.push_back(vi ? "hỏi mã PIN cho từng chữ ký với khóa yêu cầu PIN mỗi lần ký"
+                      : "the PIN asked for each signature with a key that needs it every time");
   }
   for (std::size_t i = 0; i < what.size(); ++i) out += (i == 0 ? ": " : "; ") + what[i];
   if (!q.note.empty()) out += " (" + q.note + ")";

@@ -3,8 +3,13 @@
 
 #include <sqlite3.h>
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "harness.hpp"
@@ -290,4 +295,80 @@ TEST_CASE("sign_tokenWithPinPad_confirmDialogOnlyNoPinSent", "[ws][security]") {
   REQUIRE(dialogs.size() == 1);
   CHECK(dialogs[0].starts_with("CONFIRM"));
   CHECK(Faults::get("count.C_Login") == 1);
+}
+
+namespace {
+
+/// A token profile whose quirks match the fault module's SoftHSM2 token and ask the PIN for
+/// each signature of a key that needs it every time.
+std::string pin_per_signature_profile() {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("kyso-profiles-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "tokens.toml";
+  std::ofstream(file) << "schema = 1\n\n[[token]]\nvendor = \"Kyso\"\nmodel = \"Test Token\"\n"
+                         "usb = \"f055:c0de\"\npackage = \"kyso-test\"\n"
+                         "algorithms = [\"rsa2048\"]\n[token.modules]\nlinux = [\""
+                      << fixture().fault_module
+                      << "\"]\n[[token.quirks]]\nmanufacturer = \"SoftHSM\"\n"
+                         "pin_per_signature = true\nnote = \"IT's policy for signature keys\"\n";
+  return file.string();
+}
+
+std::vector<std::string> approval_details(const std::filesystem::path& db) {
+  const auto rows = run("sqlite3 " + db.string() +
+                        " \"select detail from audit where event='approval' order by rowid\"");
+  std::vector<std::string> out;
+  std::istringstream in(rows.second);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("batchSign_alwaysAuthenticateKey_keepsThePinForTheBatch_oneDialog", "[ws][security]") {
+  ::setenv("KYSO_FAULT_CONTEXT_PIN", fixture().user_pin.c_str(), 1);
+  Agent a;
+  Faults::set("always_authenticate", 1);
+  Client c(a.port());
+  const auto items = batch_items(5);
+  const auto r = c.call("batch.sign", {{"role", "principal"}, {"items", items}});
+  INFO(r.dump());
+  REQUIRE(r.contains("result"));
+  CHECK(r["result"]["signed"] == 5);
+  CHECK(pinentry_dialogs().size() == 1);
+  CHECK(Faults::get("count.C_Login.context") == 5);
+  const auto approvals = approval_details(a.state / "state" / "audit.db");
+  REQUIRE(approvals.size() == 1);
+  CHECK(approvals[0].find("PIN kept for the batch") != std::string::npos);
+}
+
+TEST_CASE("batchSign_alwaysAuthenticateKey_profileSaysPinPerSignature_aDialogBeforeEach",
+          "[ws][security]") {
+  ::setenv("KYSO_FAULT_CONTEXT_PIN", fixture().user_pin.c_str(), 1);
+  const std::string profile = pin_per_signature_profile();
+  Agent a([&](firmware_config::AgentConfig& cfg) { cfg.token_profiles = profile; });
+  Faults::set("always_authenticate", 1);
+  Client c(a.port());
+  const auto items = batch_items(4);
+  const auto r = c.call("batch.sign", {{"role", "principal"}, {"items", items}});
+  INFO(r.dump());
+  REQUIRE(r.contains("result"));
+  const auto& s = r["result"];
+  CHECK(s["signed"] == 4);
+  const Bytes cert = from_base64(s["certificate"].get<std::string>());
+  for (std::size_t i = 0; i < 4; ++i) {
+    CHECK(openssl_verify(cert, SignAlgorithm::RsaPkcs1Sha256, item_digest(items[i]),
+                         from_base64(s["results"][i]["signature"].get<std::string>())));
+  }
+  // The approval's PIN signs the first item; the user types it again for each other one.
+  const auto dialogs = pinentry_dialogs();
+  REQUIRE(dialogs.size() == 4);
+  CHECK(dialogs[1].find("Mã PIN cho chữ ký 2/4") != std::string::npos);
+  CHECK(dialogs[3].find("Mã PIN cho chữ ký 4/4") != std::string::npos);
+  CHECK(Faults::get("count.C_Login") == 5);  // the user login and four context logins
+  CHECK(Faults::get("count.C_Login.context") == 4);
+  const auto approvals = approval_details(a.state / "state" / "audit.db");
+  REQUIRE(approvals.size() == 1);
+  CHECK(approvals[0].find("PIN asked for each signature") != std::string::npos);
 }

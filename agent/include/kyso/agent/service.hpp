@@ -201,6 +201,9 @@ class Service {
   Dialog approval_dialog(const SignJob& job, const Credential& cred,
                          const remote::AuthNeeds& needs) const;
   static Dialog otp_dialog(const SignJob& job, const Credential& cred);
+  /// The PIN again before signature `n` (2nd and later) when the token's profile asks it for
+  /// each signature (pin_per_signature).
+  static Dialog pin_again_dialog(const SignJob& job, const Credential& cred, std::size_t n);
   /// The user's approval in the agent's dialog, with the PIN (and the OTP) when the signer wants
   /// them, then exactly one Signer::authorize for exactly `digests` (never retried). A refusal
   /// is audited and rethrown.

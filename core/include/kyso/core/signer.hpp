@@ -17,6 +17,7 @@
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
+#include "kyso/core/secret.hpp"
 
 namespace kyso {
 
@@ -144,6 +145,13 @@ class Signer {
   /// A token key with CKA_ALWAYS_AUTHENTICATE says that it logs in again before each
   /// signature, and whether with the PIN kept for the batch or on the PIN pad.
   [[nodiscard]] virtual std::string_view authorization_note() const { return {}; }
+
+  /// Asks the user for the PIN again before signature number `n` (1-based) of this job; throws
+  /// Error(UserCancelled) or Error(Timeout). The returned Secret is the caller's to wipe.
+  using PinPrompt = std::function<Secret(std::size_t n)>;
+  /// For a token key that needs the PIN before each signature when IT's token profile says the
+  /// user types it every time (pin_per_signature): the agent's dialog. Others ignore it.
+  virtual void set_pin_prompt(PinPrompt /*prompt*/) {}
 
   /// Signs one pre-computed digest. ECDSA returns `enc`; RSA ignores it.
   virtual Bytes sign_digest(SignAlgorithm alg, std::span<const std::uint8_t> digest,

@@ -53,6 +53,10 @@ struct TokenQuirks {
   /// re-initialized, seen with some SafeNet middleware): when a token comes back, Kyso
   /// finalizes and re-initializes its module before using it.
   bool reinitialize_after_hotplug = false;
+  /// true: a key that needs the PIN before each signature (CKA_ALWAYS_AUTHENTICATE, e.g. PIV
+  /// slot 9C, qualified-signature cards) has the user type it for each signature (IT's policy
+  /// for such cards), instead of Kyso keeping the PIN typed at the approval for the batch.
+  bool pin_per_signature = false;
   std::string note;  ///< why, in a few words (shown by doctor)
 
   [[nodiscard]] bool matches(std::string_view token_manufacturer, std::string_view token_model,
