@@ -118,7 +118,10 @@ std::shared_ptr<Module> Module::load(const std::string& path, const CallTimeouts
   Entry& e = registry()[key];
   if (auto existing = e.live.lock()) {
     if (!existing->quarantined()) {
-      existing->set_timeouts(timeouts);
+      // A caller without timeouts of its own (Admin) leaves the Library's in place.
+      const bool own =
+          timeouts.quick.count() > 0 || timeouts.sign.count() > 0 || timeouts.human.count() > 0;
+      if (own) existing->set_timeouts(timeouts);
       return existing;
     }
   }
