@@ -50,6 +50,7 @@ enum knob {
   COUNT_INITIALIZE,
   SIGN_FAIL_PERMILLE, /* this many C_Sign calls in 1000, at random, fail with CKR_DEVICE_ERROR */
   COUNT_SIGN_FAILED,  /* C_Sign calls failed by sign_fail_permille */
+  IN_SIGN,            /* C_Sign calls in progress now (a gauge; reset leaves it) */
   KNOB_COUNT
 };
 
@@ -69,6 +70,7 @@ static const char* const knob_names[KNOB_COUNT] = {
     [COUNT_INITIALIZE] = "count.C_Initialize",
     [SIGN_FAIL_PERMILLE] = "sign_fail_permille",
     [COUNT_SIGN_FAILED] = "count.C_Sign.failed",
+    [IN_SIGN] = "in.C_Sign",
 };
 
 static atomic_long knobs[KNOB_COUNT];
@@ -197,10 +199,23 @@ static void count_call(enum knob counter) {
   atomic_fetch_add(&knobs[counter], 1);
 }
 
-static void sleep_us(long us) {
-  if (us <= 0) return;
-  struct timespec left = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+static void sleep_ns(long ns) {
+  struct timespec left = {.tv_sec = ns / 1000000000L, .tv_nsec = ns % 1000000000L};
   while (nanosleep(&left, &left) != 0 && errno == EINTR) {
+  }
+}
+
+/* sign_delay_us's sleep: in one piece when short (the token-speed figures), else in 10 ms steps
+ * that re-read the knob, so that a test lowering it lets a C_Sign stuck in here come back. */
+static void sign_delay(void) {
+  long us = atomic_load(&knobs[SIGN_DELAY_US]);
+  if (us <= 0) return;
+  if (us <= 1000000) {
+    sleep_ns(us * 1000L);
+    return;
+  }
+  for (long slept = 0; slept < us; slept += 10000, us = atomic_load(&knobs[SIGN_DELAY_US])) {
+    sleep_ns(10000L * 1000L);
   }
 }
 
@@ -450,8 +465,10 @@ static CK_RV fault_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG da
   }
   const int serial = signature != NULL && atomic_load(&knobs[SIGN_SERIAL]) != 0;
   if (serial) pthread_mutex_lock(&chip_lock);
-  if (signature != NULL) sleep_us(atomic_load(&knobs[SIGN_DELAY_US]));
+  atomic_fetch_add(&knobs[IN_SIGN], 1);
+  if (signature != NULL) sign_delay();
   rv = real->C_Sign(session, data, data_len, signature, signature_len);
+  atomic_fetch_sub(&knobs[IN_SIGN], 1);
   if (serial) pthread_mutex_unlock(&chip_lock);
   /* A failing chip: the operation ends without a signature, as CKR_DEVICE_ERROR does. */
   if (rv == CKR_OK && signature != NULL && sign_fails_now()) return CKR_DEVICE_ERROR;
@@ -577,6 +594,8 @@ KYSO_EXPORT long kyso_fault_get(const char* key) {
 /* Zeroes counters and faults, re-inserting the token; sessions from before a removal stay dead. */
 KYSO_EXPORT void kyso_fault_reset(void) {
   pthread_mutex_lock(&state_lock);
-  for (int i = 0; i < KNOB_COUNT; ++i) atomic_store(&knobs[i], 0);
+  for (int i = 0; i < KNOB_COUNT; ++i) {
+    if (i != IN_SIGN) atomic_store(&knobs[i], 0);
+  }
   pthread_mutex_unlock(&state_lock);
 }
