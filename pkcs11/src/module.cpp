@@ -214,6 +214,8 @@ void Module::reinitialize() {
 Module::~Module() {
   // A quarantined module is left as it is: C_Finalize would wait on the same lock.
   if (finalize_ && !quarantined_->load()) (void)invoke<&CK_FUNCTION_LIST::C_Finalize>(nullptr);
+  // Joins the pool's threads (the one that ran C_Finalize too) before this returns, so that
+  // none ends on its own later, after main perhaps; only one stuck in a call is let be.
   pool_->shutdown();
   // Modules commonly register atexit handlers or threads; unloading them is a classic crash.
   // Keep the code mapped for the life of the process (what p11-kit does for the same reason).

@@ -5,6 +5,15 @@
 // while the caller waits with a deadline; a call past its deadline is abandoned: its thread
 // stays blocked in the module, the caller gets an answer, and the module is quarantined
 // (module.cpp) so that nothing calls into it again.
+//
+// The pool's threads are owned, never detached while they can still run: shutdown() joins
+// every thread that is idle or finishing a call, so that nothing of ours, and no module's or
+// OpenSSL's thread-exit cleanup, runs on a pool thread after the module is finalized or after
+// main returns (OpenSSL frees its per-thread state when a thread ends; a thread that ends
+// after OpenSSL's atexit cleanup frees it twice, and one still alive at exit leaks it). The
+// one exception is a thread still inside an abandoned call: it goes to a process-wide list,
+// is joined when its call comes back, and is let go at exit only if its call never did; if
+// such a call returns while the process exits, its thread blocks for good instead of running.
 
 #include <p11-kit/pkcs11.h>
 
@@ -15,6 +24,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
+#include <vector>
 
 namespace kyso::pkcs11::detail {
 
@@ -25,15 +36,23 @@ class CallPool : public std::enable_shared_from_this<CallPool> {
   CallPool& operator=(const CallPool&) = delete;
   CallPool(CallPool&&) = delete;
   CallPool& operator=(CallPool&&) = delete;
-  ~CallPool() = default;
+  ~CallPool();
 
   /// Runs `fn` on a pool thread and waits for it until `deadline` has passed. nullopt: it did
-  /// not return in time, and its thread is left to it. Whatever `fn` writes must outlive that
-  /// thread: `fn` owns it (captures it), or the caller accepts that a late answer is lost.
+  /// not return in time; its thread is left to it (and `fn` is destroyed when it returns).
+  /// Whatever `fn` writes must outlive that: `fn` owns it (captures it), or the caller accepts
+  /// that a late answer is lost.
   std::optional<CK_RV> run(std::function<CK_RV()> fn, std::chrono::milliseconds deadline);
 
-  /// Lets the idle threads end (the module is going). Threads still in a call end after it.
+  /// Stops the pool and joins its threads before returning: the idle ones, and those finishing
+  /// a call whose caller had its answer. A thread still in an abandoned call (the module is
+  /// quarantined) is handed to the process-wide list of abandoned threads instead. The module
+  /// calls it after its last call (C_Finalize) and before it goes; never from a pool thread.
   void shutdown() noexcept;
+
+  /// Threads of this process that are in a call whose caller gave up on it (for tests and
+  /// diagnostics).
+  static std::size_t abandoned_in_call() noexcept;
 
  private:
   struct Job {
@@ -41,13 +60,20 @@ class CallPool : public std::enable_shared_from_this<CallPool> {
     std::mutex mutex;
     std::condition_variable done_cv;
     bool done = false;
+    bool abandoned = false;  // the caller's deadline passed before `done`
     CK_RV rv = CKR_OK;
   };
-  void work();
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<Job> job;  // the call it is in, if any (guarded by the pool's mutex)
+    bool abandoned_call_returned = false;  // guarded by the abandoned threads' mutex
+  };
+  void work(const std::shared_ptr<Worker>& self);
 
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Job>> queue_;
+  std::vector<std::shared_ptr<Worker>> workers_;
   std::size_t idle_ = 0;
   bool stop_ = false;
 };

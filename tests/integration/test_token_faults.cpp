@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -30,6 +31,26 @@ std::unique_ptr<kyso::pkcs11::Library> faulty_library() {
   REQUIRE(lib->modules().at(0).loaded);
   Faults::reset();
   return lib;
+}
+
+// The threads of this process now, as the kernel lists them.
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    ++n;
+  }
+  return n;
+}
+
+// Waits up to 10 s for `done()`.
+template <typename F>
+bool eventually(F done) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
 }
 
 kyso::Secret secret(std::string_view s) {
@@ -380,8 +401,7 @@ TEST_CASE("sign_moduleStopsAnswering_tokenUnresponsive_thenAFreshCopyOfTheModule
   signer->authorize({.pin = &pin}, {});
 
   // The module's C_Sign takes 30 s, a hundred times its deadline (a module stuck inside, as
-  // OpenSC 0.23 after a pulled card): the batch stops at once instead of waiting. (The test
-  // ends long before the call would, and takes the stuck thread with it.)
+  // OpenSC 0.23 after a pulled card): the batch stops at once instead of waiting.
   Faults::set("sign_delay_us", 30'000'000);
   const auto ds = digests(4);
   const auto start = std::chrono::steady_clock::now();
@@ -412,4 +432,69 @@ TEST_CASE("sign_moduleStopsAnswering_tokenUnresponsive_thenAFreshCopyOfTheModule
   } catch (const kyso::Error& e) {
     CHECK((e.code() == ErrorCode::TokenRemoved || e.code() == ErrorCode::TokenUnresponsive));
   }
+  // The stuck call comes back late (the test lowers the delay): its thread goes back to the
+  // quarantined module's pool, which is never called again and joins it when it goes.
+  Faults::set("sign_delay_us", 0);
+  CHECK(eventually([] { return Faults::get("in.C_Sign") == 0; }));
+}
+
+// Issue 16, found by LeakSanitizer: the pool's threads were detached and ended on their own
+// after the module was finalized, some after main had returned and OpenSSL's atexit cleanup
+// had run (its per-thread state was then leaked or freed twice). Now a Library's end joins them.
+TEST_CASE("library_destroyed_hasJoinedEveryThreadOfItsModuleCalls", "[pkcs11]") {
+  const std::size_t before = thread_count();
+  {
+    auto lib = faulty_library();
+    const auto& teacher = fixture().credential("teacher");
+    auto signer = lib->signer(teacher.credential_id());
+    const auto pin = secret(fixture().user_pin);
+    signer->authorize({.pin = &pin}, {});
+    // Two callers at once, as a batch's two lanes: each call in flight gets a thread of its own.
+    Faults::set("sign_delay_us", 20'000);
+    const auto ds = digests(4);
+    std::atomic<int> ok{0};
+    auto lane = [&] {
+      for (const auto& d : ds) {
+        try {
+          const auto sig = signer->sign_digest(SignAlgorithm::RsaPkcs1Sha256, d);
+          if (kyso::test::openssl_verify(teacher.cert_der, SignAlgorithm::RsaPkcs1Sha256, d, sig)) {
+            ++ok;
+          }
+        } catch (const kyso::Error&) {  // counted as not ok
+        }
+      }
+    };
+    std::thread a(lane);
+    std::thread b(lane);
+    a.join();
+    b.join();
+    CHECK(ok == 8);
+    CHECK(thread_count() >= before + 2);
+  }
+  CHECK(thread_count() == before);  // at once: none is left to end on its own
+}
+
+TEST_CASE("library_destroyedWhileACallIsStuck_thatThreadEndsWhenTheCallReturns", "[pkcs11]") {
+  using namespace std::chrono_literals;
+  const std::size_t before = thread_count();
+  {
+    kyso::pkcs11::Library lib(kyso::pkcs11::ModuleConfig{.paths = {fixture().fault_module},
+                                                         .use_p11kit = false,
+                                                         .use_known = false,
+                                                         .timeouts = {.quick = 5s, .sign = 200ms}});
+    Faults::reset();
+    const auto& teacher = fixture().credential("teacher");
+    auto signer = lib.signer(teacher.credential_id());
+    const auto pin = secret(fixture().user_pin);
+    signer->authorize({.pin = &pin}, {});
+    Faults::set("sign_delay_us", 30'000'000);
+    const auto d = digests(1).at(0);
+    CHECK_THROWS_AS(signer->sign_digest(SignAlgorithm::RsaPkcs1Sha256, d), kyso::Error);
+    CHECK(Faults::get("in.C_Sign") == 1);
+  }
+  // The Library went while its module was stuck: only the thread in the call is left.
+  CHECK(thread_count() == before + 1);
+  Faults::set("sign_delay_us", 0);
+  CHECK(eventually([&] { return thread_count() == before; }));
+  CHECK(Faults::get("in.C_Sign") == 0);
 }
