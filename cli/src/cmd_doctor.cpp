@@ -15,6 +15,8 @@
 
 #include "context.hpp"
 #include "doctor/doctor.hpp"
+#include "kyso/core/error.hpp"
+#include "kyso/firmware_config/agent_config.hpp"
 
 namespace kyso::cli {
 namespace {
@@ -34,6 +36,14 @@ void cmd_doctor(Context& ctx, doctor::Options o, bool no_config) {
   if (o.verifyd_config.empty() && !no_config &&
       std::filesystem::exists(kInstalledVerifydConfig, ec)) {
     o.verifyd_config = kInstalledVerifydConfig;
+  }
+  // The agent's configuration names the profiles it runs with: doctor checks those unless told
+  // otherwise (a configuration that does not load is the config check's to report).
+  if (o.profiles.empty() && !o.config.empty()) {
+    try {
+      o.profiles = firmware_config::load_agent_config(o.config).token_profiles;
+    } catch (const Error&) {  // NOLINT(bugprone-empty-catch): reported by the config check
+    }
   }
   // The quirks doctor reports applied are those of the profiles it checks.
   if (!o.profiles.empty()) ctx.profiles = o.profiles;
@@ -81,10 +91,11 @@ void add_doctor_command(CLI::App& app, Context& ctx) {
   doc->add_option("--usb-inventory", o.usb_inventory,
                   "Read USB devices from this file (lsusb output or VID:PID lines)");
   doc->add_option("--profiles", o.profiles,
-                  "Token profiles (tokens.toml) instead of the built-in table");
+                  "Token profiles (tokens.toml) instead of the built-in table or the agent "
+                  "configuration's");
   doc->add_option("--config", o.config,
-                  "The agent configuration to check (and take the port, TSA and remote services "
-                  "from); default /etc/kyso/kyso-agent.toml when it exists");
+                  "The agent configuration to check (and take the port, TSA, remote services "
+                  "and token profiles from); default /etc/kyso/kyso-agent.toml when it exists");
   doc->add_option("--verifyd-config", o.verifyd_config,
                   "kyso-verifyd's profile to check, and the service on its port; default "
                   "/etc/kyso/kyso-verifyd.toml when it exists");

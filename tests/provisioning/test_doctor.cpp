@@ -113,6 +113,27 @@ TEST_CASE("doctorJson_fakeUsbInventory_reportsMissingModuleExpiringCertificateAn
   CHECK(certs[0].at("details").at("daysLeft").get<int>() <= 10);
   CHECK_THAT(certs[0].at("message").get<std::string>(), Catch::Contains("Nguyễn Thị Ánh"));
   CHECK(report.at("summary").at("fail").get<int>() == 2);
+
+  // The same profiles named by the agent's configuration ([pkcs11] profiles) instead of
+  // --profiles: doctor checks with the profiles the agent runs with. A token only that file
+  // knows tells which.
+  std::ofstream(hsm.path("lsusb-school.txt"))
+      << "Bus 001 Device 005: ID f055:c0de Kyso Test School Token\n";
+  std::ofstream(hsm.path("tokens-school.toml"))
+      << "schema = 1\n[[token]]\nvendor = \"Kyso Test\"\nmodel = \"School Token\"\n"
+         "usb = \"f055:c0de\"\npackage = \"kyso-test-token\"\n[token.modules]\n"
+         "linux = [\"/nonexistent/school-pkcs11.so\"]\n";
+  std::ofstream(hsm.path("agent-profiles.toml"))
+      << "[pkcs11]\nprofiles = \"" << hsm.path("tokens-school.toml") << "\"\n";
+  const auto [rc2, out2] = kyso::test::run(
+      std::string(cli) + " --module '" + hsm.module +
+      "' --no-system-modules --lang en doctor --json --usb-inventory '" +
+      hsm.path("lsusb-school.txt") + "' --config '" + hsm.path("agent-profiles.toml") + "'");
+  INFO(out2);
+  const auto usb2 = of_kind(nlohmann::json::parse(out2), "usb");
+  REQUIRE(usb2.size() == 1);
+  CHECK_THAT(usb2[0].at("message").get<std::string>(),
+             Catch::Contains("School Token") && Catch::Contains("Install kyso-test-token"));
 }
 
 namespace {
