@@ -1,20 +1,14 @@
 #include "kyso/agent/pairing.hpp"
 
-#include <fcntl.h>
-#include <pwd.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
+#include "kyso/core/platform.hpp"
 
 namespace kyso::agent {
 
@@ -39,15 +33,8 @@ void PairingStore::save(const std::vector<Pairing>& pairings) const {
   for (const auto& p : pairings) arr.push_back({{"origin", p.origin}, {"pairedAt", p.paired_at}});
   const std::string text = nlohmann::json{{"version", 1}, {"pairings", arr}}.dump(2) + "\n";
   std::filesystem::create_directories(file_.parent_path());
-  // Written aside and renamed: a crash never leaves half a file; 0600: only this user.
-  const std::filesystem::path tmp = file_.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw Error(ErrorCode::ConfigInvalid, "cannot write " + tmp.string());
-  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-                  ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), file_.c_str()) != 0) {
-    ::unlink(tmp.c_str());
+  // Written aside and renamed: a crash never leaves half a file; only this user reads it.
+  if (!platform::replace_file_privately(file_, text)) {
     throw Error(ErrorCode::ConfigInvalid, "cannot write " + file_.string());
   }
 }
@@ -154,52 +141,11 @@ bool origin_pairable(std::string_view origin) {
 }
 
 std::filesystem::path default_state_dir() {
-  if (const char* x = std::getenv("XDG_DATA_HOME"); x != nullptr && *x == '/') {
-    return std::filesystem::path(x) / "kyso";
-  }
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') {
-    return std::filesystem::path(home) / ".local" / "share" / "kyso";
-  }
-  // No HOME (a service started without one): the user's home from the password database, never
-  // a shared directory such as /tmp where another user could have planted pairings.json.
-  std::vector<char> buf(16384);
-  passwd pw{};
-  passwd* found = nullptr;
-  if (::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr ||
-      pw.pw_dir == nullptr || *pw.pw_dir != '/') {
-    throw Error(ErrorCode::ConfigInvalid,
-                "HOME is not set and user " + std::to_string(::getuid()) +
-                    " has no home directory in the password database; give --state-dir");
-  }
-  return std::filesystem::path(pw.pw_dir) / ".local" / "share" / "kyso";
+  return platform::user_state_dir();
 }
 
 void check_state_dir(const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir.parent_path(), ec);
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    throw Error(ErrorCode::ConfigInvalid,
-                "cannot create the state directory " + dir.string() + ": " + std::strerror(errno));
-  }
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    throw Error(ErrorCode::ConfigInvalid,
-                "the state directory " + dir.string() + " is not a directory");
-  }
-  if (st.st_uid != ::getuid()) {
-    throw Error(ErrorCode::ConfigInvalid, "the state directory " + dir.string() +
-                                              " belongs to uid " + std::to_string(st.st_uid) +
-                                              ", not to this user (" + std::to_string(::getuid()) +
-                                              "); give a directory of your own (--state-dir)");
-  }
-  if ((st.st_mode & 07777) != 0700) {
-    // Ours: nobody else should read the audit log nor write pairings.json.
-    if (::chmod(dir.c_str(), 0700) != 0 || ::stat(dir.c_str(), &st) != 0 ||
-        (st.st_mode & 07777) != 0700) {
-      throw Error(ErrorCode::ConfigInvalid,
-                  "the state directory " + dir.string() + " must have mode 0700 (chmod 700 it)");
-    }
-  }
+  platform::prepare_private_dir(dir);
 }
 
 }  // namespace kyso::agent

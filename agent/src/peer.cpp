@@ -120,6 +120,12 @@ std::optional<unsigned> find_socket_uid(const std::string& table,
   return std::nullopt;
 }
 
+PeerUser loopback_peer_user(const boost::asio::ip::tcp::endpoint& local,
+                            const boost::asio::ip::tcp::endpoint& remote) {
+  const auto uid = peer_uid(local, remote);
+  return {uid && *uid == ::getuid(), "uid " + (uid ? std::to_string(*uid) : "unknown")};
+}
+
 std::optional<unsigned> peer_uid(const boost::asio::ip::tcp::endpoint& local,
                                  const boost::asio::ip::tcp::endpoint& remote) {
   // The peer's own socket has the peer's address as its local end.

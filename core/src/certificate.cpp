@@ -2,6 +2,7 @@
 
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
@@ -85,7 +86,11 @@ std::string first_by_nid(const X509_NAME* name, int nid) {
 std::chrono::system_clock::time_point to_time_point(const ASN1_TIME* t) {
   std::tm tm{};
   if (ASN1_TIME_to_tm(t, &tm) != 1) throw Error(ErrorCode::CertInvalid, "bad certificate time");
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  // UTC fields to a time point without timegm() (not in Windows' C library).
+  using namespace std::chrono;
+  const sys_days date = year{tm.tm_year + 1900} / month{static_cast<unsigned>(tm.tm_mon + 1)} /
+                        day{static_cast<unsigned>(tm.tm_mday)};
+  return date + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec};
 }
 
 UidValue split_uid(const std::string& raw) {
@@ -278,7 +283,7 @@ CertificateInfo parse_certificate(std::span<const std::uint8_t> der) {
 std::string to_iso8601(std::chrono::system_clock::time_point t) {
   const std::time_t tt = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};
-  gmtime_r(&tt, &tm);
+  OPENSSL_gmtime(&tt, &tm);  // gmtime_r() where there is one, gmtime_s() on Windows
   std::array<char, 32> buf{};
   std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf.data();

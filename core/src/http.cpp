@@ -7,7 +7,6 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <sys/stat.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/error.hpp>
@@ -25,6 +24,7 @@
 #include <stdexcept>
 
 #include "kyso/core/error.hpp"
+#include "kyso/core/platform.hpp"
 
 namespace kyso::http {
 namespace {
@@ -75,11 +75,7 @@ std::shared_ptr<ssl::context> client_context() {
 
 // What a trust context was made from: the files' identity and times, "" for a missing one.
 std::string stamp(const char* path) {
-  struct stat st {};
-  if (path == nullptr || ::stat(path, &st) != 0) return {};
-  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
-         std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
-         std::to_string(st.st_mtim.tv_nsec);
+  return platform::file_stamp(path);
 }
 
 }  // namespace

@@ -1,10 +1,6 @@
 #include "kyso/core/secret.hpp"
 
 #include <openssl/crypto.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <termios.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -12,19 +8,20 @@
 #include <utility>
 
 #include "kyso/core/error.hpp"
+#include "kyso/core/platform.hpp"
 
 namespace kyso {
 
 Secret::Secret(std::size_t capacity)
     : buf_(std::make_unique<unsigned char[]>(capacity + 1)), capacity_(capacity) {
   // Best effort: keep the PIN out of swap. Failure (RLIMIT_MEMLOCK) is not an error.
-  locked_ = ::mlock(buf_.get(), capacity_ + 1) == 0;
+  locked_ = platform::lock_memory(buf_.get(), capacity_ + 1);
 }
 
 Secret::~Secret() {
   if (!buf_) return;
   OPENSSL_cleanse(buf_.get(), capacity_ + 1);
-  if (locked_) ::munlock(buf_.get(), capacity_ + 1);
+  if (locked_) platform::unlock_memory(buf_.get(), capacity_ + 1);
 }
 
 Secret::Secret(Secret&& other) noexcept
@@ -70,15 +67,15 @@ std::string_view Secret::view() const noexcept {
 }
 
 Secret Secret::from_file(const std::filesystem::path& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
     throw Error(ErrorCode::BadRequest, "cannot read PIN file " + path.string());
   }
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+  if (platform::readable_by_others(path)) {
     throw Error(ErrorCode::BadRequest,
                 "PIN file " + path.string() + " is readable by others; chmod 600 it");
   }
-  std::FILE* f = std::fopen(path.c_str(), "rb");
+  std::FILE* f = std::fopen(path.string().c_str(), "rb");
   if (f == nullptr) throw Error(ErrorCode::BadRequest, "cannot open PIN file " + path.string());
   Secret s;
   for (int c = std::fgetc(f); c != EOF && c != '\n' && c != '\r'; c = std::fgetc(f)) {
@@ -89,40 +86,25 @@ Secret Secret::from_file(const std::filesystem::path& path) {
 }
 
 Secret Secret::from_terminal(std::string_view prompt) {
-  std::FILE* tty = std::fopen("/dev/tty", "r+");
-  std::FILE* in = tty != nullptr ? tty : stdin;
-  std::FILE* out = tty != nullptr ? tty : stderr;
+  // Echo comes back when the terminal goes out of scope, on every path.
+  platform::HiddenTerminal term;
+  std::FILE* in = term.in();
+  std::FILE* out = term.out();
   std::fprintf(out, "%.*s", static_cast<int>(prompt.size()), prompt.data());
   std::fflush(out);
-
-  const int fd = ::fileno(in);
-  termios old{};
-  const bool is_tty = ::tcgetattr(fd, &old) == 0;
-  if (is_tty) {
-    termios noecho = old;
-    noecho.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    ::tcsetattr(fd, TCSAFLUSH, &noecho);
-  }
+  term.echo_off();
   Secret s;
   bool eof = false;
-  try {
-    for (;;) {
-      const int c = std::fgetc(in);
-      if (c == EOF) {
-        eof = s.empty();
-        break;
-      }
-      if (c == '\n' || c == '\r') break;
-      s.push_back(static_cast<char>(c));
+  for (;;) {
+    const int c = std::fgetc(in);
+    if (c == EOF) {
+      eof = s.empty();
+      break;
     }
-  } catch (...) {
-    if (is_tty) ::tcsetattr(fd, TCSAFLUSH, &old);
-    if (tty != nullptr) std::fclose(tty);
-    throw;
+    if (c == '\n' || c == '\r') break;
+    s.push_back(static_cast<char>(c));
   }
-  if (is_tty) ::tcsetattr(fd, TCSAFLUSH, &old);
   std::fprintf(out, "\n");
-  if (tty != nullptr) std::fclose(tty);
   if (eof) throw Error(ErrorCode::UserCancelled, "no PIN entered");
   return s;
 }

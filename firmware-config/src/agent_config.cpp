@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "kyso/core/error.hpp"
+#include "kyso/core/platform.hpp"
 #include "kyso/firmware_config/agent_config.hpp"
 #include "toml_reader.hpp"
 
@@ -9,14 +11,13 @@ namespace {
 
 using detail::Section;
 
+// Empty when the OS cannot say: the agent then settles it (or fails) when it starts.
 std::filesystem::path default_state_dir() {
-  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg == '/') {
-    return std::filesystem::path(xdg) / "kyso";
+  try {
+    return platform::user_state_dir();
+  } catch (const Error&) {
+    return {};
   }
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
-    return std::filesystem::path(home) / ".local/share/kyso";
-  }
-  return {};
 }
 
 bool is_credential_id(const std::string& s) {

@@ -7,11 +7,8 @@
 #include <fstream>
 #include <sstream>
 #include <vector>
+#include "kyso/core/platform.hpp"
 #include "kyso/core/text.hpp"
-
-#include <pwd.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace kyso::firmware_config::detail {
 namespace {
@@ -195,29 +192,10 @@ std::vector<std::string> Section::keys() const {
   return out;
 }
 
-namespace {
-
-// The login name of the user running this process: `%u` in a configured path. The password
-// database first (the name the installer issued files for), then $USER.
-std::string login_name() {
-  const long hint = ::sysconf(_SC_GETPW_R_SIZE_MAX);
-  std::vector<char> buf(hint > 0 ? static_cast<std::size_t>(hint) : 16384);
-  passwd pw{};
-  passwd* found = nullptr;
-  if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr &&
-      found->pw_name != nullptr && *found->pw_name != '\0') {
-    return found->pw_name;
-  }
-  const char* user = std::getenv("USER");
-  return user != nullptr ? user : "";
-}
-
-}  // namespace
-
 std::string Section::resolve(const std::string& given) const {
   std::string p = given;
   if (std::size_t at = p.find("%u"); at != std::string::npos) {
-    const std::string user = login_name();
+    const std::string user = platform::login_name();
     for (; at != std::string::npos; at = p.find("%u", at + user.size())) p.replace(at, 2, user);
   }
   std::filesystem::path path(p);
@@ -388,8 +366,7 @@ void read_listen(Section& s, std::string_view key, std::string& address, std::ui
 
 // A secret file must not be readable by group or others.
 void check_private(const Section& s, std::string_view key, const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+  if (platform::readable_by_others(path)) {
     s.fail(key, path + " is readable by other users: chmod 600 it",
            path + " có thể bị người dùng khác đọc: hãy chmod 600");
   }

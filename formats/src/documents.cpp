@@ -2,21 +2,19 @@
 
 #include "kyso/formats/documents.hpp"
 
-#include <dlfcn.h>
-
 #include <cstdlib>
 #include <map>
 #include <mutex>
 
 #include "kyso/core/error.hpp"
+#include "kyso/core/platform.hpp"
 
 namespace kyso::formats {
 namespace {
 
 std::filesystem::path program_dir() {
-  std::error_code ec;
-  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::filesystem::path() : exe.parent_path();
+  const auto exe = platform::executable_path();
+  return exe.empty() ? std::filesystem::path() : exe.parent_path();
 }
 
 const DocumentFunctions& checked(const DocumentFunctions* f, const std::filesystem::path& path) {
@@ -73,16 +71,15 @@ const DocumentFunctions& load_documents_module(const std::string& configured,
 
   const std::lock_guard lock(mutex);
   if (const auto it = loaded.find(path); it != loaded.end()) return *it->second;
-  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  std::string why;
+  void* handle = platform::load_library(path.string(), why);
   if (handle == nullptr) {
-    const char* why = ::dlerror();
-    throw Error(ErrorCode::FormatsUnavailable,
-                "cannot load " + path.string() + ": " + (why != nullptr ? why : "dlopen failed"));
+    throw Error(ErrorCode::FormatsUnavailable, "cannot load " + path.string() + ": " + why);
   }
   using Entry = const DocumentFunctions* (*)();
-  auto* entry = reinterpret_cast<Entry>(::dlsym(handle, kDocumentsEntryPoint));
+  auto* entry = reinterpret_cast<Entry>(platform::library_symbol(handle, kDocumentsEntryPoint));
   if (entry == nullptr) {
-    ::dlclose(handle);
+    platform::unload_library(handle);
     throw Error(ErrorCode::FormatsUnavailable,
                 path.string() + " has no " + kDocumentsEntryPoint + " (not Kyso's module)");
   }
@@ -90,7 +87,7 @@ const DocumentFunctions& load_documents_module(const std::string& configured,
   try {
     checked(f, path);
   } catch (...) {
-    ::dlclose(handle);
+    platform::unload_library(handle);
     throw;
   }
   loaded.emplace(path, f);

@@ -1,13 +1,12 @@
 #include "kyso/pkcs11/library.hpp"
 
-#include <p11-kit/p11-kit.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
 #include "kyso/pkcs11/usb.hpp"
 #include "module.hpp"
+#include "registry.hpp"
 
 namespace kyso::pkcs11 {
 namespace {
@@ -17,29 +16,6 @@ struct Candidate {
   std::string source;
 };
 
-// Modules registered with p11-kit, minus trust-policy modules (they hold CA certificates,
-// not signing keys). p11-kit only dlopens them here; Kyso initializes the ones it uses.
-std::vector<std::string> p11kit_module_paths() {
-  std::vector<std::string> out;
-  CK_FUNCTION_LIST** modules = p11_kit_modules_load(nullptr, P11_KIT_MODULE_UNMANAGED);
-  if (modules == nullptr) return out;
-  for (CK_FUNCTION_LIST** m = modules; *m != nullptr; ++m) {
-    char* trust = p11_kit_config_option(*m, "trust-policy");
-    const bool is_trust = trust != nullptr && std::string_view(trust) == "yes";
-    std::free(trust);
-    char* file = p11_kit_module_get_filename(*m);
-    if (file == nullptr) continue;
-    std::string path(file);
-    std::free(file);
-    if (is_trust) continue;
-    if (!std::filesystem::path(path).is_absolute())
-      path = std::string(KYSO_P11_MODULE_PATH) + "/" + path;
-    out.push_back(std::move(path));
-  }
-  p11_kit_modules_release(modules);
-  return out;
-}
-
 }  // namespace
 
 Library::Library(ModuleConfig config)
@@ -47,7 +23,7 @@ Library::Library(ModuleConfig config)
   std::vector<Candidate> candidates;
   for (const auto& p : config.paths) candidates.push_back({p, "config"});
   if (config.use_p11kit) {
-    for (auto& p : p11kit_module_paths()) candidates.push_back({std::move(p), "p11-kit"});
+    for (auto& p : detail::registry_module_paths()) candidates.push_back({std::move(p), "p11-kit"});
   }
   if (config.use_known) {
     const auto& table = config.known_tokens.empty() ? builtin_known_tokens() : config.known_tokens;

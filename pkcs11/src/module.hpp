@@ -2,7 +2,7 @@
 // The one place that calls PKCS#11. Every call goes through Module::call<>(), which refuses a
 // null function pointer and maps the CK_RV to a typed kyso::Error (call.cpp).
 
-#include <p11-kit/pkcs11.h>
+#include "cryptoki.hpp"
 
 #include <atomic>
 #include <chrono>

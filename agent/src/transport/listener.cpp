@@ -606,12 +606,12 @@ void Listener::on_accept(tcp::acceptor& a, beast::error_code ec, tcp::socket soc
     beast::error_code e2;
     const auto local = socket.local_endpoint(e1);
     const auto remote = socket.remote_endpoint(e2);
-    const auto uid = (e1 || e2) ? std::nullopt : peer_uid(local, remote);
-    if (!uid || *uid != ::getuid()) {
+    const auto peer =
+        (e1 || e2) ? PeerUser{false, "uid unknown"} : loopback_peer_user(local, remote);
+    if (!peer.same_user) {
       // Another OS user on a shared machine (or a peer we cannot identify): not ours to serve.
-      const std::string who = uid ? std::to_string(*uid) : "unknown";
-      spdlog::warn("refused a connection from port {} (uid {})", remote.port(), who);
-      (void)gate_->refused(ErrorCode::OriginForbidden, {}, "peer uid " + who, true);
+      spdlog::warn("refused a connection from port {} ({})", remote.port(), peer.who);
+      (void)gate_->refused(ErrorCode::OriginForbidden, {}, "peer " + peer.who, true);
       socket.close(e1);
     } else {
       // Events and answers go out as soon as they are ready: with Nagle's algorithm the tail of

@@ -11,6 +11,23 @@
 
 namespace kyso::agent {
 
+/// The OS's answer on a loopback peer: whether the process at the other end runs as the same
+/// user as this one, and who it is, for the log ("uid 1001", "pid 4242 of another user",
+/// "uid unknown").
+struct PeerUser {
+  bool same_user = false;
+  std::string who;
+};
+
+/// The agent's check of every connection (`local` is our end, `remote` the peer's). Linux:
+/// peer_uid() against getuid() (peer.cpp). Windows: the owning process of the peer's socket
+/// from GetExtendedTcpTable, its token's user SID against this process's (peer_windows.cpp).
+/// Not the same user when the OS cannot say.
+PeerUser loopback_peer_user(const boost::asio::ip::tcp::endpoint& local,
+                            const boost::asio::ip::tcp::endpoint& remote);
+
+// Linux only (peer.cpp), exposed for the unit tests:
+
 /// The uid owning the peer's socket of the loopback connection (`local` is our end, `remote`
 /// the peer's). Linux: the kernel's sock_diag lookup of the peer's socket (its local address is
 /// our remote one); without sock_diag, its row in /proc/net/tcp or /proc/net/tcp6, which costs

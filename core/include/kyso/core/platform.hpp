@@ -1,0 +1,80 @@
+#pragma once
+/// @file
+/// What differs between Linux and Windows, behind one small interface each (issue 18). The rest
+/// of the code calls these and never the OS: core/src/platform/posix.cpp implements them with
+/// POSIX calls, core/src/platform/windows.cpp with Win32 ones, and CMake compiles one of the
+/// two. Text is UTF-8 on both sides of this interface; the Windows side converts to UTF-16 at
+/// the API it calls.
+
+#include <cstddef>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace kyso::platform {
+
+// ---- Shared libraries (PKCS#11 modules, the documents module) ----------------------------
+
+/// Loads the shared library at `path` (UTF-8; dlopen(RTLD_NOW|RTLD_LOCAL) or LoadLibraryW).
+/// Returns nullptr and sets `why` to the loader's reason when it cannot.
+void* load_library(const std::string& path, std::string& why) noexcept;
+/// The address of the exported symbol `name`, or nullptr.
+void* library_symbol(void* library, const char* name) noexcept;
+/// Unloads a library loaded by load_library (only when nothing of it was used yet: modules
+/// register atexit handlers and threads, and stay mapped once initialized).
+void unload_library(void* library) noexcept;
+/// The running program's own file (/proc/self/exe, GetModuleFileNameW); empty when unknown.
+std::filesystem::path executable_path();
+
+// ---- The user's state directory ------------------------------------------------------------
+
+/// Where Kyso keeps this user's state (pairings, audit log): $XDG_DATA_HOME/kyso, else
+/// ~/.local/share/kyso with HOME or the password database's home (POSIX);
+/// %LOCALAPPDATA%\Kyso (Windows). Throws Error(ConfigInvalid) when the OS cannot say.
+std::filesystem::path user_state_dir();
+/// Creates `dir` if missing and checks that only this user can use it: owned by this uid and
+/// mode 0700, tightened if it is ours but looser (POSIX); on Windows a directory under the
+/// user's profile, whose inherited ACL already leaves out other users. Throws
+/// Error(ConfigInvalid) saying what is wrong.
+void prepare_private_dir(const std::filesystem::path& dir);
+/// Replaces `path` with `text` all at once: written beside it (owner-only: 0600), flushed to
+/// disk, then renamed over it, so a crash never leaves half a file. False when it could not.
+bool replace_file_privately(const std::filesystem::path& path, std::string_view text);
+/// The login name of the user running this process (`%u` in configured paths): the password
+/// database's, else $USER (POSIX); GetUserNameW (Windows). "" when unknown.
+std::string login_name();
+/// True when `path` can be read by other users than its owner (a PIN file must not be).
+bool readable_by_others(const std::filesystem::path& path);
+/// A string that changes when the file at `path` is replaced or modified; "" when missing.
+std::string file_stamp(const char* path);
+
+// ---- Memory and terminal for secrets -------------------------------------------------------
+
+/// Keeps [data, data+size) out of swap where the OS allows (mlock, VirtualLock).
+bool lock_memory(void* data, std::size_t size) noexcept;
+void unlock_memory(void* data, std::size_t size) noexcept;
+
+/// The user's terminal for a typed PIN: /dev/tty (CONIN$/CONOUT$ on Windows) with echo off
+/// while it lives, or stdin/stderr when there is none. Echo comes back in the destructor.
+class HiddenTerminal {
+ public:
+  HiddenTerminal();
+  ~HiddenTerminal();
+  HiddenTerminal(const HiddenTerminal&) = delete;
+  HiddenTerminal& operator=(const HiddenTerminal&) = delete;
+  HiddenTerminal(HiddenTerminal&&) = delete;
+  HiddenTerminal& operator=(HiddenTerminal&&) = delete;
+
+  [[nodiscard]] std::FILE* in() const noexcept;
+  [[nodiscard]] std::FILE* out() const noexcept;
+  /// Turns echo off (after the prompt was written); a no-op when input is not a terminal.
+  void echo_off() noexcept;
+
+ private:
+  struct State;  // each implementation's own
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace kyso::platform

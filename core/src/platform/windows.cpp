@@ -1,0 +1,197 @@
+// kyso/core/platform.hpp on Windows: UTF-8 in and out, UTF-16 at every Win32 call.
+#include <windows.h>
+// after windows.h
+#include <shlobj.h>
+
+#include <io.h>
+
+#include <cstdlib>
+#include <cwchar>
+#include <vector>
+
+#include "kyso/core/error.hpp"
+#include "kyso/core/platform.hpp"
+
+namespace kyso::platform {
+namespace {
+
+std::string narrow(const wchar_t* w, int n = -1) {
+  if (w == nullptr) return {};
+  const int size = ::WideCharToMultiByte(CP_UTF8, 0, w, n, nullptr, 0, nullptr, nullptr);
+  if (size <= 0) return {};
+  std::string out(static_cast<std::size_t>(size), '\0');
+  ::WideCharToMultiByte(CP_UTF8, 0, w, n, out.data(), size, nullptr, nullptr);
+  if (n < 0 && !out.empty()) out.pop_back();  // the terminating NUL
+  return out;
+}
+
+std::wstring widen(const std::string& s) {
+  if (s.empty()) return {};
+  const int n = static_cast<int>(s.size());
+  const int size = ::MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s.data(), n, nullptr, 0);
+  if (size <= 0) return {};
+  std::wstring out(static_cast<std::size_t>(size), L'\0');
+  ::MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s.data(), n, out.data(), size);
+  return out;
+}
+
+std::string last_error_text(DWORD code) {
+  wchar_t* text = nullptr;
+  const DWORD n = ::FormatMessageW(
+      FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
+      nullptr, code, 0, reinterpret_cast<wchar_t*>(&text), 0, nullptr);
+  std::string out = n > 0 ? narrow(text, static_cast<int>(n)) : std::string();
+  if (text != nullptr) ::LocalFree(text);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' ')) {
+    out.pop_back();
+  }
+  return "error " + std::to_string(code) + (out.empty() ? "" : ": " + out);
+}
+
+}  // namespace
+
+void* load_library(const std::string& path, std::string& why) noexcept {
+  try {
+    // The module's own directory is searched for the DLLs it depends on (middleware installs
+    // them beside it), not the current directory.
+    HMODULE h =
+        ::LoadLibraryExW(widen(path).c_str(), nullptr,
+                         LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_DEFAULT_DIRS);
+    if (h == nullptr) why = last_error_text(::GetLastError());
+    return reinterpret_cast<void*>(h);
+  } catch (...) {
+    why = "out of memory";
+    return nullptr;
+  }
+}
+
+void* library_symbol(void* library, const char* name) noexcept {
+  return reinterpret_cast<void*>(::GetProcAddress(static_cast<HMODULE>(library), name));
+}
+
+void unload_library(void* library) noexcept {
+  ::FreeLibrary(static_cast<HMODULE>(library));
+}
+
+std::filesystem::path executable_path() {
+  std::vector<wchar_t> buf(MAX_PATH);
+  for (;;) {
+    const DWORD n = ::GetModuleFileNameW(nullptr, buf.data(), static_cast<DWORD>(buf.size()));
+    if (n == 0) return {};
+    if (n < buf.size()) return std::filesystem::path(std::wstring(buf.data(), n));
+    buf.resize(buf.size() * 2);
+  }
+}
+
+std::filesystem::path user_state_dir() {
+  wchar_t* dir = nullptr;
+  if (::SHGetKnownFolderPath(FOLDERID_LocalAppData, KF_FLAG_CREATE, nullptr, &dir) == S_OK &&
+      dir != nullptr) {
+    std::filesystem::path p(dir);
+    ::CoTaskMemFree(dir);
+    return p / L"Kyso";
+  }
+  if (dir != nullptr) ::CoTaskMemFree(dir);
+  if (const wchar_t* env = ::_wgetenv(L"LOCALAPPDATA"); env != nullptr && *env != L'\0') {
+    return std::filesystem::path(env) / L"Kyso";
+  }
+  throw Error(ErrorCode::ConfigInvalid,
+              "Windows gives no local application data folder for this user; give --state-dir");
+}
+
+void prepare_private_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir, ec)) {
+    throw Error(ErrorCode::ConfigInvalid,
+                "cannot create the state directory " + narrow(dir.c_str()) + ": " + ec.message());
+  }
+  // Under %LOCALAPPDATA% the inherited ACL grants the user, SYSTEM and Administrators only.
+  // An explicit owner-only DACL (SetNamedSecurityInfoW) for a --state-dir elsewhere is still
+  // to come (docs/windows.md).
+}
+
+bool replace_file_privately(const std::filesystem::path& path, std::string_view text) {
+  const std::wstring target = path.wstring();
+  const std::wstring tmp = target + L".tmp";
+  // Not shared while it is written; the directory's inherited ACL makes it the user's only.
+  HANDLE h = ::CreateFileW(tmp.c_str(), GENERIC_WRITE, 0, nullptr, CREATE_ALWAYS,
+                           FILE_ATTRIBUTE_NORMAL, nullptr);
+  if (h == INVALID_HANDLE_VALUE) return false;
+  DWORD written = 0;
+  const bool ok = ::WriteFile(h, text.data(), static_cast<DWORD>(text.size()), &written, nullptr) &&
+                  written == text.size() && ::FlushFileBuffers(h);
+  ::CloseHandle(h);
+  if (!ok || !::MoveFileExW(tmp.c_str(), target.c_str(),
+                            MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) {
+    ::DeleteFileW(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+std::string login_name() {
+  wchar_t name[257];
+  DWORD size = sizeof name / sizeof name[0];
+  if (::GetUserNameW(name, &size) && size > 1) return narrow(name, static_cast<int>(size - 1));
+  return {};
+}
+
+bool readable_by_others(const std::filesystem::path& /*path*/) {
+  // The ACL check (GetNamedSecurityInfoW, an ACE for another SID than ours) is still to come
+  // (docs/windows.md); a PIN file under the user's profile inherits an owner-only ACL.
+  return false;
+}
+
+std::string file_stamp(const char* path) {
+  if (path == nullptr) return {};
+  WIN32_FILE_ATTRIBUTE_DATA a{};
+  if (!::GetFileAttributesExW(widen(path).c_str(), GetFileExInfoStandard, &a)) return {};
+  return std::to_string(a.nFileSizeHigh) + ":" + std::to_string(a.nFileSizeLow) + ":" +
+         std::to_string(a.ftLastWriteTime.dwHighDateTime) + "." +
+         std::to_string(a.ftLastWriteTime.dwLowDateTime) + ":" +
+         std::to_string(a.ftCreationTime.dwLowDateTime);
+}
+
+bool lock_memory(void* data, std::size_t size) noexcept {
+  return ::VirtualLock(data, size) != 0;
+}
+
+void unlock_memory(void* data, std::size_t size) noexcept {
+  ::VirtualUnlock(data, size);
+}
+
+struct HiddenTerminal::State {
+  std::FILE* tty_in = nullptr;
+  std::FILE* tty_out = nullptr;
+  HANDLE console = INVALID_HANDLE_VALUE;
+  DWORD old = 0;
+  bool changed = false;
+};
+
+HiddenTerminal::HiddenTerminal() : state_(std::make_unique<State>()) {
+  state_->tty_in = std::fopen("CONIN$", "r");
+  state_->tty_out = state_->tty_in != nullptr ? std::fopen("CONOUT$", "w") : nullptr;
+}
+
+HiddenTerminal::~HiddenTerminal() {
+  if (state_->changed) ::SetConsoleMode(state_->console, state_->old);
+  if (state_->tty_out != nullptr) std::fclose(state_->tty_out);
+  if (state_->tty_in != nullptr) std::fclose(state_->tty_in);
+}
+
+std::FILE* HiddenTerminal::in() const noexcept {
+  return state_->tty_in != nullptr ? state_->tty_in : stdin;
+}
+std::FILE* HiddenTerminal::out() const noexcept {
+  return state_->tty_out != nullptr ? state_->tty_out : stderr;
+}
+
+void HiddenTerminal::echo_off() noexcept {
+  const HANDLE h = reinterpret_cast<HANDLE>(::_get_osfhandle(::_fileno(in())));
+  if (h == INVALID_HANDLE_VALUE || !::GetConsoleMode(h, &state_->old)) return;
+  state_->console = h;
+  state_->changed = ::SetConsoleMode(h, state_->old & ~static_cast<DWORD>(ENABLE_ECHO_INPUT)) != 0;
+}
+
+}  // namespace kyso::platform
