@@ -378,6 +378,9 @@ class Session final : public SessionBase,
     const bool text = ws_.got_text();
     std::string msg = text ? beast::buffers_to_string(buffer_.data()) : std::string();
     buffer_.consume(buffer_.size());
+    // A large message (an upload's chunk) leaves no buffer of its size behind for as long as
+    // the page stays connected: pages stay all day, and each would keep its largest message.
+    if (buffer_.capacity() > kReadChunk) buffer_.shrink_to_fit();
     if (handler_) handler_->on_message(std::move(msg), text);
     do_read();
   }
