@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "fixture.hpp"
@@ -24,10 +25,14 @@ using kyso::test::fixture;
 
 namespace {
 
-// A library over the fault module; the counters start at zero for each test.
-std::unique_ptr<kyso::pkcs11::Library> faulty_library() {
-  auto lib = std::make_unique<kyso::pkcs11::Library>(kyso::pkcs11::ModuleConfig{
-      .paths = {fixture().fault_module}, .use_p11kit = false, .use_known = false});
+// A library over the fault module; the counters start at zero for each test. `sign_deadline`:
+// the watchdog's deadline for a signature, short for the tests of a stuck module.
+std::unique_ptr<kyso::pkcs11::Library> faulty_library(
+    std::optional<std::chrono::milliseconds> sign_deadline = {}) {
+  kyso::pkcs11::ModuleConfig cfg{
+      .paths = {fixture().fault_module}, .use_p11kit = false, .use_known = false};
+  if (sign_deadline) cfg.timeouts = {.quick = std::chrono::seconds(5), .sign = *sign_deadline};
+  auto lib = std::make_unique<kyso::pkcs11::Library>(std::move(cfg));
   REQUIRE(lib->modules().at(0).loaded);
   Faults::reset();
   return lib;
@@ -390,13 +395,9 @@ TEST_CASE("faults_controlFile_pullsAndReinsertsTheToken", "[pkcs11]") {
 TEST_CASE("sign_moduleStopsAnswering_tokenUnresponsive_thenAFreshCopyOfTheModuleSigns",
           "[pkcs11]") {
   using namespace std::chrono_literals;
-  kyso::pkcs11::Library lib(kyso::pkcs11::ModuleConfig{.paths = {fixture().fault_module},
-                                                       .use_p11kit = false,
-                                                       .use_known = false,
-                                                       .timeouts = {.quick = 5s, .sign = 300ms}});
-  Faults::reset();
+  auto lib = faulty_library(300ms);
   const auto& teacher = fixture().credential("teacher");
-  auto signer = lib.signer(teacher.credential_id());
+  auto signer = lib->signer(teacher.credential_id());
   const auto pin = secret(fixture().user_pin);
   signer->authorize({.pin = &pin}, {});
 
@@ -417,9 +418,9 @@ TEST_CASE("sign_moduleStopsAnswering_tokenUnresponsive_thenAFreshCopyOfTheModule
 
   // The stuck module is never called again: a fresh copy of it (its own globals, so no delay)
   // serves the same token, which needs a new login.
-  auto again = lib.signer(teacher.credential_id());
+  auto again = lib->signer(teacher.credential_id());
   CHECK(Faults::get("count.C_Sign") == 1);
-  REQUIRE(lib.modules().at(0).reloads == 1);
+  REQUIRE(lib->modules().at(0).reloads == 1);
   CHECK(again->auth_required() == kyso::AuthKind::Pin);
   again->authorize({.pin = &pin}, {});
   const auto d = ds[0];
@@ -478,13 +479,9 @@ TEST_CASE("library_destroyedWhileACallIsStuck_thatThreadEndsWhenTheCallReturns",
   using namespace std::chrono_literals;
   const std::size_t before = thread_count();
   {
-    kyso::pkcs11::Library lib(kyso::pkcs11::ModuleConfig{.paths = {fixture().fault_module},
-                                                         .use_p11kit = false,
-                                                         .use_known = false,
-                                                         .timeouts = {.quick = 5s, .sign = 200ms}});
-    Faults::reset();
+    auto lib = faulty_library(200ms);
     const auto& teacher = fixture().credential("teacher");
-    auto signer = lib.signer(teacher.credential_id());
+    auto signer = lib->signer(teacher.credential_id());
     const auto pin = secret(fixture().user_pin);
     signer->authorize({.pin = &pin}, {});
     Faults::set("sign_delay_us", 30'000'000);
