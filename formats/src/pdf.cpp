@@ -23,6 +23,7 @@
 #include "kyso/core/roles.hpp"
 #include "kyso/formats/cms.hpp"
 #include "pdf_appearance.hpp"
+#include "pdf_facts.hpp"
 #include "pdf_longterm.hpp"
 #include "pdf_scan.hpp"
 #include "tsa_digest.hpp"
@@ -35,14 +36,27 @@ std::string ref(const QPDFObjGen& og) {
   return std::to_string(og.getObj()) + " " + std::to_string(og.getGen()) + " R";
 }
 
-// "<< /K v ... " of a dictionary minus some keys; the caller adds keys and closes it.
-std::string open_dict_without(QPDFObjectHandle dict, const std::set<std::string>& skip) {
-  std::string out = "<<";
+// A dictionary's entries as PDF text (qpdf's reading of it).
+detail::PdfDictText dict_text(QPDFObjectHandle dict) {
+  detail::PdfDictText out;
   for (auto& [key, value] : dict.getDictAsMap()) {
-    if (skip.contains(key)) continue;
-    out += " " + QPDFObjectHandle::newName(key).unparse() + " " + value.unparse();
+    if (value.isNull()) continue;
+    out.emplace_back(QPDFObjectHandle::newName(key).unparse(), value.unparse());
   }
   return out;
+}
+
+// "<< /K v ... " of a dictionary minus some keys; the caller adds keys and closes it.
+std::string open_dict_without(const detail::PdfDictText& dict, const std::set<std::string>& skip) {
+  std::string out = "<<";
+  for (const auto& [key, value] : dict) {
+    if (skip.contains(key)) continue;
+    out += " " + key + " " + value;
+  }
+  return out;
+}
+std::string open_dict_without(QPDFObjectHandle dict, const std::set<std::string>& skip) {
+  return open_dict_without(dict_text(dict), skip);
 }
 
 std::string array_items(QPDFObjectHandle array) {
@@ -59,6 +73,12 @@ std::string pdf_date(std::chrono::system_clock::time_point t) {
   std::array<char, 32> buf{};
   std::strftime(buf.data(), buf.size(), "(D:%Y%m%d%H%M%SZ)", &tm);
   return buf.data();
+}
+
+// Appends text to bytes as one copy (iterators of another element type copy byte by byte).
+void append_text(Bytes& out, std::string_view text) {
+  const auto b = detail::as_bytes(text);
+  out.insert(out.end(), b.begin(), b.end());
 }
 
 std::string text_string(const std::string& utf8) {
@@ -117,12 +137,14 @@ Input read_input(const std::string& path) {
 
 // Ends a revision: the cross-reference section of the file's own kind (a table with /Prev, or
 // an uncompressed stream listing itself too) and the trailer. `xref`: object -> (offset, gen).
+// `root`, `info`, `id`: the trailer's /Root, /Info and /ID as PDF text (empty: none).
 void finish_revision(std::string& text, std::uint64_t base,
-                     std::map<int, std::pair<std::uint64_t, int>>& xref, QPDFObjectHandle trailer,
-                     QPDFObjectHandle root, const detail::PdfSource& src, int new_size) {
-  std::string trailer_keys = " /Root " + root.unparse();
-  if (trailer.hasKey("/Info")) trailer_keys += " /Info " + trailer.getKey("/Info").unparse();
-  if (trailer.hasKey("/ID")) trailer_keys += " /ID " + trailer.getKey("/ID").unparse();
+                     std::map<int, std::pair<std::uint64_t, int>>& xref, const std::string& root,
+                     const std::string& info, const std::string& id, const detail::PdfSource& src,
+                     int new_size) {
+  std::string trailer_keys = " /Root " + root;
+  if (!info.empty()) trailer_keys += " /Info " + info;
+  if (!id.empty()) trailer_keys += " /ID " + id;
   trailer_keys += " /Prev " + std::to_string(src.startxref);
 
   if (!src.xref_stream) {
@@ -171,16 +193,13 @@ struct Update {
 
 constexpr std::string_view kByteRangeHolder = "[0 0000000000 0000000000 0000000000]";
 
-// The revision that adds one signature field: `cred` signs it, or, when null, it is a document
-// timestamp (/DocTimeStamp, ETSI.RFC3161: PAdES B-LTA's archive timestamp).
-Update build_update(const detail::PdfSource& src, const Input& in, const Credential* cred,
-                    const PdfSignOptions& o, std::size_t reserve,
-                    std::chrono::system_clock::time_point now) {
+// The facts read by qpdf (any PDF it opens): the page is the visible box's, or the first.
+detail::PdfFacts facts_by_qpdf(const Input& in, const PdfSignOptions& o) {
   const std::string& input = in.path;
   QPDF q;
   q.setSuppressWarnings(true);
   q.setAttemptRecovery(false);  // a damaged file is refused, not silently rebuilt
-  Update u;
+  detail::PdfFacts f;
   try {
     if (in.whole) {
       q.processMemoryFile(input.c_str(), in.data.data(), in.data.size());
@@ -206,125 +225,162 @@ Update build_update(const detail::PdfSource& src, const Input& in, const Credent
       page_index = static_cast<std::size_t>(p - 1);
     }
     QPDFObjectHandle page = pages.at(page_index);
-    const int size = trailer.getKey("/Size").getIntValueAsInt();
-    if (size <= 0) throw Error(ErrorCode::DocumentInvalid, "trailer /Size missing");
+    f.size = trailer.getKey("/Size").getIntValueAsInt();
+    if (f.size <= 0) throw Error(ErrorCode::DocumentInvalid, "trailer /Size missing");
+    if (trailer.hasKey("/Info")) f.info = trailer.getKey("/Info").unparse();
+    if (trailer.hasKey("/ID")) f.id = trailer.getKey("/ID").unparse();
+    f.root = {root.getObjectID(), root.getGeneration()};
+    f.root_dict = dict_text(root);
 
     QPDFObjectHandle acro = root.getKey("/AcroForm");
-    QPDFObjectHandle fields =
-        acro.isDictionary() ? acro.getKey("/Fields") : QPDFObjectHandle::newNull();
-    std::set<std::string> names;
-    if (fields.isArray()) {
-      for (auto& f : fields.getArrayAsVector()) {
-        if (f.isDictionary() && f.getKey("/T").isString())
-          names.insert(f.getKey("/T").getUTF8Value());
+    if (acro.isDictionary()) {
+      f.acro_form = true;
+      f.acro_dict = dict_text(acro);
+      if (acro.isIndirect()) {
+        f.acro_indirect = true;
+        f.acro = {acro.getObjectID(), acro.getGeneration()};
+      }
+      QPDFObjectHandle fields = acro.getKey("/Fields");
+      f.fields = array_items(fields);
+      if (fields.isArray()) {
+        for (auto& field : fields.getArrayAsVector()) {
+          if (field.isDictionary() && field.getKey("/T").isString())
+            f.field_names.insert(field.getKey("/T").getUTF8Value());
+        }
       }
     }
-    u.field_name = o.field_name;
-    for (int n = 1; u.field_name.empty() || (o.field_name.empty() && names.contains(u.field_name));
-         ++n) {
-      u.field_name = (cred != nullptr ? "Signature" : "ArchiveTimestamp") + std::to_string(n);
-    }
-    if (names.contains(u.field_name)) {
-      throw Error(ErrorCode::BadRequest, "the PDF already has a field named " + u.field_name);
-    }
-
-    const QPDFObjGen sig_og(size, 0);
-    const QPDFObjGen widget_og(size + 1, 0);
-    const int appearance_first = size + 2;
-    std::vector<std::string> appearance;
-    std::string rect = "[0 0 0 0]";
+    f.page = {page.getObjectID(), page.getGeneration()};
+    f.page_dict = dict_text(page);
+    f.annots = array_items(page.getKey("/Annots"));
     if (o.visible) {
-      const auto& v = *o.visible;
-      if (!(v.width > 0 && v.height > 0)) {
-        throw Error(ErrorCode::BadRequest, "the signature box needs a positive width and height");
-      }
       // The box is placed relative to the page's lower-left corner (its MediaBox origin).
-      double llx = 0;
-      double lly = 0;
       QPDFObjectHandle media = QPDFPageObjectHelper(page).getMediaBox();
       std::vector<double> box;
       for (auto& item :
            media.isArray() ? media.getArrayAsVector() : std::vector<QPDFObjectHandle>{})
         if (item.isNumber()) box.push_back(item.getNumericValue());
       if (box.size() == 4) {
-        llx = std::min(box[0], box[2]);
-        lly = std::min(box[1], box[3]);
+        f.media_llx = std::min(box[0], box[2]);
+        f.media_lly = std::min(box[1], box[3]);
       }
-      const Credential& c = *cred;
-      std::string role = v.role;
-      if (role.empty()) {
-        if (const auto r = guess_role(c.cert)) role = role_label(*r, Language::Vi);
-      }
-      std::vector<std::string> lines{"Ký bởi: " + (v.name.empty() ? c.cert.common_name : v.name)};
-      if (!role.empty()) lines.push_back("Vai trò: " + role);
-      lines.push_back("Thời gian ký: " + vietnam_time(now));
-      appearance =
-          detail::signature_appearance(appearance_first, v.width, v.height, lines, v.font_file);
-      auto n = [](double d) {
-        std::array<char, 32> b{};
-        std::snprintf(b.data(), b.size(), "%.2f", d);
-        return std::string(b.data());
-      };
-      rect = "[" + n(llx + v.x) + " " + n(lly + v.y) + " " + n(llx + v.x + v.width) + " " +
-             n(lly + v.y + v.height) + "]";
     }
-    const int new_size = appearance_first + static_cast<int>(appearance.size());
-    u.base = src.size + (src.ends_with_newline ? 0 : 1);
-    if (!src.ends_with_newline) u.text += "\n";
-    std::map<int, std::pair<std::uint64_t, int>> xref;  // obj -> (offset, gen)
-    auto object = [&](const QPDFObjGen& og, const std::string& body) {
-      xref[og.getObj()] = {u.base + u.text.size(), og.getGen()};
-      u.text += std::to_string(og.getObj()) + " " + std::to_string(og.getGen()) + " obj\n" + body +
-                "\nendobj\n";
-    };
-
-    // The signature dictionary: /Contents reserved as zeros, /ByteRange filled in below.
-    std::string sig =
-        cred != nullptr ? "<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached"
-                        : "<< /Type /DocTimeStamp /Filter /Adobe.PPKLite /SubFilter /ETSI.RFC3161";
-    sig += " /ByteRange ";
-    sig += kByteRangeHolder;
-    sig += " /Contents <";
-    const std::size_t lt_in_sig = sig.size() - 1;
-    sig += std::string(reserve * 2, '0') + ">";
-    if (cred != nullptr) {
-      sig += " /M " + pdf_date(now);
-      sig += " /Name " + text_string(cred->cert.common_name);
-      if (!o.reason.empty()) sig += " /Reason " + text_string(o.reason);
-      if (!o.location.empty()) sig += " /Location " + text_string(o.location);
-    }
-    sig += " >>";
-    const std::size_t sig_start = u.text.size() + std::to_string(size).size() + 7;  // "N 0 obj\n"
-    object(sig_og, sig);
-    u.contents_lt = sig_start + lt_in_sig;
-    u.contents_gt = u.contents_lt + 1 + reserve * 2;
-
-    object(widget_og,
-           "<< /Type /Annot /Subtype /Widget /FT /Sig /T " + text_string(u.field_name) + " /V " +
-               ref(sig_og) + " /F 132 /Rect " + rect +
-               (appearance.empty() ? std::string()
-                                   : " /AP << /N " + std::to_string(appearance_first) + " 0 R >>") +
-               " /P " + ref(page.getObjGen()) + " >>");
-    for (std::size_t i = 0; i < appearance.size(); ++i) {
-      object(QPDFObjGen(appearance_first + static_cast<int>(i), 0), appearance[i]);
-    }
-    object(page.getObjGen(), open_dict_without(page, {"/Annots"}) + " /Annots [" +
-                                 array_items(page.getKey("/Annots")) + ref(widget_og) + "] >>");
-    const std::string form =
-        open_dict_without(acro.isDictionary() ? acro : QPDFObjectHandle::newDictionary(),
-                          {"/Fields", "/SigFlags"}) +
-        " /Fields [" + array_items(fields) + ref(widget_og) + "] /SigFlags 3 >>";
-    if (acro.isIndirect()) {
-      object(acro.getObjGen(), form);
-    } else {
-      object(root.getObjGen(),
-             open_dict_without(root, {"/AcroForm"}) + " /AcroForm " + form + " >>");
-    }
-
-    finish_revision(u.text, u.base, xref, trailer, root, src, new_size);
   } catch (...) {
     detail::rethrow_as_document_error();
   }
+  return f;
+}
+
+// The revision that adds one signature field: `cred` signs it, or, when null, it is a document
+// timestamp (/DocTimeStamp, ETSI.RFC3161: PAdES B-LTA's archive timestamp). The PDF is read
+// directly when it is plain (pdf_facts.hpp), by qpdf otherwise; the update is written here
+// from what was read, the same way for both.
+Update build_update(const detail::PdfSource& src, const Input& in, const Credential* cred,
+                    const PdfSignOptions& o, std::size_t reserve,
+                    std::chrono::system_clock::time_point now) {
+  std::optional<detail::PdfFacts> plain;
+  if (in.whole && !o.visible) plain = detail::read_plain_pdf(in.data, src);
+  const detail::PdfFacts f = plain ? std::move(*plain) : facts_by_qpdf(in, o);
+  Update u;
+  u.field_name = o.field_name;
+  for (int n = 1;
+       u.field_name.empty() || (o.field_name.empty() && f.field_names.contains(u.field_name));
+       ++n) {
+    u.field_name = (cred != nullptr ? "Signature" : "ArchiveTimestamp") + std::to_string(n);
+  }
+  if (f.field_names.contains(u.field_name)) {
+    throw Error(ErrorCode::BadRequest, "the PDF already has a field named " + u.field_name);
+  }
+
+  const int size = f.size;
+  const QPDFObjGen sig_og(size, 0);
+  const QPDFObjGen widget_og(size + 1, 0);
+  const int appearance_first = size + 2;
+  std::vector<std::string> appearance;
+  std::string rect = "[0 0 0 0]";
+  if (o.visible) {
+    const auto& v = *o.visible;
+    if (!(v.width > 0 && v.height > 0)) {
+      throw Error(ErrorCode::BadRequest, "the signature box needs a positive width and height");
+    }
+    const double llx = f.media_llx;
+    const double lly = f.media_lly;
+    const Credential& c = *cred;
+    std::string role = v.role;
+    if (role.empty()) {
+      if (const auto r = guess_role(c.cert)) role = role_label(*r, Language::Vi);
+    }
+    std::vector<std::string> lines{"Ký bởi: " + (v.name.empty() ? c.cert.common_name : v.name)};
+    if (!role.empty()) lines.push_back("Vai trò: " + role);
+    lines.push_back("Thời gian ký: " + vietnam_time(now));
+    appearance =
+        detail::signature_appearance(appearance_first, v.width, v.height, lines, v.font_file);
+    auto n = [](double d) {
+      std::array<char, 32> b{};
+      std::snprintf(b.data(), b.size(), "%.2f", d);
+      return std::string(b.data());
+    };
+    rect = "[" + n(llx + v.x) + " " + n(lly + v.y) + " " + n(llx + v.x + v.width) + " " +
+           n(lly + v.y + v.height) + "]";
+  }
+  const int new_size = appearance_first + static_cast<int>(appearance.size());
+  u.base = src.size + (src.ends_with_newline ? 0 : 1);
+  // The new objects, the changed page, form or catalog, the cross-reference section and the
+  // trailer: a few kB, in one allocation.
+  u.text.reserve(2 * reserve + 1024 + f.page_dict.size() * 64 + f.annots.size() + f.fields.size() +
+                 f.root_dict.size() * 64 + f.acro_dict.size() * 64);
+  if (!src.ends_with_newline) u.text += "\n";
+  std::map<int, std::pair<std::uint64_t, int>> xref;  // obj -> (offset, gen)
+  auto object = [&](const QPDFObjGen& og, const std::string& body) {
+    xref[og.getObj()] = {u.base + u.text.size(), og.getGen()};
+    u.text += std::to_string(og.getObj()) + " " + std::to_string(og.getGen()) + " obj\n" + body +
+              "\nendobj\n";
+  };
+
+  // The signature dictionary, written in place (its /Contents is most of the update):
+  // /Contents reserved as zeros, /ByteRange filled in below.
+  xref[sig_og.getObj()] = {u.base + u.text.size(), 0};
+  u.text += std::to_string(size) + " 0 obj\n";
+  u.text += cred != nullptr
+                ? "<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached"
+                : "<< /Type /DocTimeStamp /Filter /Adobe.PPKLite /SubFilter /ETSI.RFC3161";
+  u.text += " /ByteRange ";
+  const std::size_t byte_range_at = u.text.size();
+  u.text += kByteRangeHolder;
+  u.text += " /Contents <";
+  u.contents_lt = u.text.size() - 1;
+  u.text.append(reserve * 2, '0');
+  u.contents_gt = u.text.size();
+  u.text += '>';
+  if (cred != nullptr) {
+    u.text += " /M " + pdf_date(now);
+    u.text += " /Name " + text_string(cred->cert.common_name);
+    if (!o.reason.empty()) u.text += " /Reason " + text_string(o.reason);
+    if (!o.location.empty()) u.text += " /Location " + text_string(o.location);
+  }
+  u.text += " >>\nendobj\n";
+
+  const QPDFObjGen page_og(f.page.num, f.page.gen);
+  object(widget_og,
+         "<< /Type /Annot /Subtype /Widget /FT /Sig /T " + text_string(u.field_name) + " /V " +
+             ref(sig_og) + " /F 132 /Rect " + rect +
+             (appearance.empty() ? std::string()
+                                 : " /AP << /N " + std::to_string(appearance_first) + " 0 R >>") +
+             " /P " + ref(page_og) + " >>");
+  for (std::size_t i = 0; i < appearance.size(); ++i) {
+    object(QPDFObjGen(appearance_first + static_cast<int>(i), 0), appearance[i]);
+  }
+  object(page_og, open_dict_without(f.page_dict, {"/Annots"}) + " /Annots [" + f.annots +
+                      ref(widget_og) + "] >>");
+  const std::string form = open_dict_without(f.acro_dict, {"/Fields", "/SigFlags"}) + " /Fields [" +
+                           f.fields + ref(widget_og) + "] /SigFlags 3 >>";
+  if (f.acro_indirect) {
+    object(QPDFObjGen(f.acro.num, f.acro.gen), form);
+  } else {
+    object(QPDFObjGen(f.root.num, f.root.gen),
+           open_dict_without(f.root_dict, {"/AcroForm"}) + " /AcroForm " + form + " >>");
+  }
+
+  finish_revision(u.text, u.base, xref, detail::ref_text(f.root), f.info, f.id, src, new_size);
 
   // Now every offset is known: fill in the byte ranges, same width as the placeholder.
   const std::uint64_t b1 = u.base + u.contents_lt;
@@ -335,8 +391,7 @@ Update build_update(const detail::PdfSource& src, const Input& in, const Credent
   if (br.size() + 1 > kByteRangeHolder.size())
     throw Error(ErrorCode::DocumentInvalid, "PDF too large");
   br += std::string(kByteRangeHolder.size() - br.size() - 1, ' ') + "]";
-  const auto at = u.text.find(kByteRangeHolder);
-  u.text.replace(at, kByteRangeHolder.size(), br);
+  u.text.replace(byte_range_at, kByteRangeHolder.size(), br);
   return u;
 }
 
@@ -506,7 +561,7 @@ Bytes sign_pdf(Signer& signer, std::span<const std::uint8_t> pdf, const PdfSignO
   Bytes out;
   out.reserve(pdf.size() + u.text.size());
   out.assign(pdf.begin(), pdf.end());
-  out.insert(out.end(), u.text.begin(), u.text.end());
+  append_text(out, u.text);
   if (result != nullptr) *result = {u.field_name, out.size()};
   return out;
 }
@@ -540,7 +595,7 @@ PdfPrepared pdf_prepare(std::span<const std::uint8_t> pdf, const Credential& cre
   out.content_digest = s.digest;
   out.document.reserve(pdf.size() + s.update.text.size());
   out.document.assign(pdf.begin(), pdf.end());
-  out.document.insert(out.document.end(), s.update.text.begin(), s.update.text.end());
+  append_text(out.document, s.update.text);
   out.contents_at = pdf.size() + s.update.contents_lt;
   out.field_name = s.update.field_name;
   return out;
@@ -588,14 +643,17 @@ Bytes append_dss(std::span<const std::uint8_t> pdf, const ValidationData& added)
     const QPDFObjGen root_og = root.getObjGen();
     object(root_og.getObj(), root_og.getGen(),
            open_dict_without(root, {"/DSS"}) + " /DSS " + std::to_string(dss_num) + " 0 R >>");
-    finish_revision(text, base, xref, trailer, root, src, next);
+    finish_revision(text, base, xref, root.unparse(),
+                    trailer.hasKey("/Info") ? trailer.getKey("/Info").unparse() : std::string(),
+                    trailer.hasKey("/ID") ? trailer.getKey("/ID").unparse() : std::string(), src,
+                    next);
   } catch (...) {
     rethrow_as_document_error();
   }
   Bytes out;
   out.reserve(pdf.size() + text.size());
   out.assign(pdf.begin(), pdf.end());
-  out.insert(out.end(), text.begin(), text.end());
+  append_text(out, text);
   return out;
 }
 
@@ -616,7 +674,7 @@ Bytes append_document_timestamp(std::span<const std::uint8_t> pdf, const TsaConf
   Bytes out;
   out.reserve(pdf.size() + s.update.text.size());
   out.assign(pdf.begin(), pdf.end());
-  out.insert(out.end(), s.update.text.begin(), s.update.text.end());
+  append_text(out, s.update.text);
   return out;
 }
 

@@ -1,6 +1,7 @@
 // PAdES B-B / B-T by incremental update: teacher -> principal -> seal on the fixture token, each
 // revision checked by pdfsig (poppler) and qpdf --check; earlier bytes stay untouched.
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cctype>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include "format_support.hpp"
 #include "kyso/formats/pdf.hpp"
 #include "kyso/formats/verify.hpp"
+#include "pdf_facts.hpp"
 
 using kyso::SignAlgorithm;
 using kyso::formats::PdfSignOptions;
@@ -315,4 +317,75 @@ TEST_CASE("pdf: a visible box on a missing page or with a glyph the font lacks i
   o.visible->page = 0;
   kyso::formats::sign_pdf(*demo_signer("teacher"), dir.file("in.pdf"), dir.file("out.pdf"), o);
   CHECK(pdfsig_valid(dir.file("out.pdf")) == 1);
+}
+
+TEST_CASE("pdf: plain files are read without qpdf, the others (comments, streams, damage) by qpdf",
+          "[pades]") {
+  using kyso::formats::detail::inspect_pdf;
+  using kyso::formats::detail::read_plain_pdf;
+  ScratchDir dir;
+  const auto t = sample_class(1).at(0);
+  const auto bytes = transcript_pdf(t);
+  const auto read = [](const std::string& path) {
+    const auto b = read_bytes(path);
+    const std::string_view v(reinterpret_cast<const char*>(b.data()), b.size());
+    return read_plain_pdf(v, inspect_pdf(v, path));
+  };
+  write_bytes(dir.file("in.pdf"), bytes);
+  const auto in = read(dir.file("in.pdf"));
+  REQUIRE(in.has_value());
+  CHECK(in->size > 0);
+  CHECK_FALSE(in->acro_form);
+  CHECK(in->annots.empty());
+  CHECK(in->field_names.empty());
+  CHECK(std::ranges::any_of(
+      in->page_dict, [](const auto& e) { return e.first == "/Type" && e.second == "/Page"; }));
+
+  // Each signature's revision is read back: its field, widget and form; the next signature
+  // takes the next name, and a name already used (UTF-16 in the file) is refused.
+  auto o = opts(SignAlgorithm::RsaPkcs1Sha256);
+  o.field_name = "Chữ ký GVCN";
+  kyso::formats::sign_pdf(*demo_signer("teacher"), dir.file("in.pdf"), dir.file("r1.pdf"), o);
+  const auto r1 = read(dir.file("r1.pdf"));
+  REQUIRE(r1.has_value());
+  CHECK(r1->field_names == std::set<std::string>{"Chữ ký GVCN"});
+  CHECK(r1->acro_form);
+  CHECK(r1->size == in->size + 2);
+  CHECK(r1->annots == r1->fields);  // the one widget, on the page and in the form
+  try {
+    kyso::formats::sign_pdf(*demo_signer("principal"), dir.file("r1.pdf"), dir.file("x.pdf"), o);
+    FAIL("a second field of the same name");
+  } catch (const kyso::Error& e) {
+    CHECK(e.code() == kyso::ErrorCode::BadRequest);
+  }
+  kyso::formats::sign_pdf(*demo_signer("principal"), dir.file("r1.pdf"), dir.file("r2.pdf"),
+                          opts(SignAlgorithm::RsaPssSha256));
+  const auto r2 = read(dir.file("r2.pdf"));
+  REQUIRE(r2.has_value());
+  CHECK(r2->field_names == std::set<std::string>{"Chữ ký GVCN", "Signature1"});
+  CHECK(pdfsig_valid(dir.file("r2.pdf")) == 2);
+  CHECK(qpdf_check(dir.file("r2.pdf")));
+
+  // What the reader leaves to qpdf: a comment inside the catalog, a cross-reference stream, an
+  // encrypted file, a broken table. The first signs through qpdf just the same.
+  std::string commented(bytes.begin(), bytes.end());
+  const auto catalog = commented.find(" /Type /Catalog");
+  REQUIRE(catalog != std::string::npos);
+  commented.replace(catalog, 15, "%\n/Type/Catalog");  // same length: the offsets hold
+  write_text(dir.file("c.pdf"), commented);
+  CHECK_FALSE(read(dir.file("c.pdf")).has_value());
+  kyso::formats::sign_pdf(*demo_signer("teacher"), dir.file("c.pdf"), dir.file("c-signed.pdf"),
+                          opts(SignAlgorithm::RsaPkcs1Sha256));
+  CHECK(pdfsig_valid(dir.file("c-signed.pdf")) == 1);
+  CHECK(qpdf_check(dir.file("c-signed.pdf")));
+  write_bytes(dir.file("xs.pdf"), transcript_pdf(t, true));
+  CHECK_FALSE(read(dir.file("xs.pdf")).has_value());
+  REQUIRE(run("qpdf --encrypt '' owner 256 -- " + dir.file("in.pdf") + " " + dir.file("enc.pdf"))
+              .first == 0);
+  CHECK_FALSE(read(dir.file("enc.pdf")).has_value());
+  std::string broken(bytes.begin(), bytes.end());
+  broken =
+      std::regex_replace(broken, std::regex("0000000(\\d\\d\\d) 00000 n"), "0000000$1 00000 x");
+  write_text(dir.file("broken.pdf"), broken);
+  CHECK_FALSE(read(dir.file("broken.pdf")).has_value());
 }
