@@ -38,14 +38,23 @@ struct Value {
   int gen = 0;               // Ref
   std::string bytes;         // Name: the raw name with '/'; String: the decoded bytes
   std::vector<Value> items;  // Array
-  std::vector<std::pair<std::string, Value>> dict;  // Dict: raw key with '/'
+  struct Entry;
+  std::vector<Entry> dict;  // Dict
 
-  [[nodiscard]] const Value* get(std::string_view key) const {
-    for (const auto& [k, v] : dict)
-      if (k == key) return v.kind == Kind::Null ? nullptr : &v;
-    return nullptr;
-  }
+  /// The entry's value; nullptr when absent or null.
+  [[nodiscard]] const Value* get(std::string_view key) const;
 };
+
+struct Value::Entry {
+  std::string first;  // the key, raw, with its '/'
+  Value second;
+};
+
+const Value* Value::get(std::string_view key) const {
+  for (const auto& [k, v] : dict)
+    if (k == key) return v.kind == Kind::Null ? nullptr : &v;
+  return nullptr;
+}
 
 constexpr int kMaxDepth = 32;
 constexpr std::size_t kMaxObjects = 100000;
@@ -106,7 +115,7 @@ class Reader {
         for (const auto& e : v.dict)
           if (e.first == key.bytes) throw Unsupported{};  // a repeated key
         Value item = parse(p, depth + 1);
-        v.dict.emplace_back(std::move(key.bytes), std::move(item));
+        v.dict.push_back({std::move(key.bytes), std::move(item)});
       }
     } else if (c == '<') {
       v.kind = Value::Kind::String;
@@ -367,11 +376,12 @@ std::string text_utf8(const std::string& b) {
     if (b.size() % 2 != 0) throw Unsupported{};
     std::string out;
     for (std::size_t i = 2; i < b.size(); i += 2) {
-      char32_t u = (static_cast<unsigned char>(b[i]) << 8U) | static_cast<unsigned char>(b[i + 1]);
+      char32_t u = (char32_t{static_cast<unsigned char>(b[i])} << 8U) |
+                   char32_t{static_cast<unsigned char>(b[i + 1])};
       if (u >= 0xD800 && u < 0xDC00) {
         if (i + 3 >= b.size()) throw Unsupported{};
-        const char32_t lo =
-            (static_cast<unsigned char>(b[i + 2]) << 8U) | static_cast<unsigned char>(b[i + 3]);
+        const char32_t lo = (char32_t{static_cast<unsigned char>(b[i + 2])} << 8U) |
+                            char32_t{static_cast<unsigned char>(b[i + 3])};
         if (lo < 0xDC00 || lo >= 0xE000) throw Unsupported{};
         u = 0x10000 + ((u - 0xD800) << 10U) + (lo - 0xDC00);
         i += 2;
