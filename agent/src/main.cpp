@@ -11,6 +11,7 @@
 #include "kyso/agent/server.hpp"
 #include "kyso/agent/service.hpp"
 #include "kyso/core/error.hpp"
+#include "kyso/core/platform.hpp"
 #include "kyso/core/version.hpp"
 #include "kyso/firmware_config/agent_config.hpp"
 #include "kyso_revision.hpp"
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
     std::cerr << "kyso-agent: prctl(PR_SET_DUMPABLE) failed\n";
     return 1;
   }
+  kyso::platform::limit_heap_arenas();
   CLI::App app{"kyso-agent: ký số học bạ từ trình duyệt / signing agent for web transcript systems",
                "kyso-agent"};
   app.set_version_flag("--version", kyso::version_line("kyso-agent", KYSO_GIT_REVISION));

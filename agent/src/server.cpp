@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "kyso/agent/uploads.hpp"
+#include "kyso/core/platform.hpp"
 #include "kyso/pkcs11/usb.hpp"
 #include "protocol/connection.hpp"
 #include "protocol/wire.hpp"
@@ -59,6 +60,10 @@ void Server::Impl::queue_refresh() {
   net::post(workers, [self = shared_from_this()] {
     self->refresh_queued = false;
     self->refresh_tokens();
+    // Between jobs, what the last burst of batches and documents freed goes back to the OS:
+    // glibc would keep it in the threads' arenas, and the agent's RSS would stay at its
+    // high-water mark for the rest of the day (issue 17, the soak).
+    if (!self->service->busy()) platform::release_free_heap();
   });
 }
 

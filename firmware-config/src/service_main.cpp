@@ -6,11 +6,13 @@
 #include <fstream>
 
 #include "kyso/core/error.hpp"
+#include "kyso/core/platform.hpp"
 #include "kyso/firmware_config/config_error.hpp"
 
 namespace kyso::firmware_config {
 
 int run_service_main(const char* program, const std::function<int()>& body) {
+  platform::limit_heap_arenas();  // a service runs for months: its RSS must not creep
   try {
     return body();
   } catch (const ConfigError& e) {

@@ -1,6 +1,9 @@
 // kyso/core/platform.hpp on Linux (and other POSIX systems).
 #include <dlfcn.h>
 #include <fcntl.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <pwd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -128,6 +131,18 @@ std::string file_stamp(const char* path) {
   return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
          std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
          std::to_string(st.st_mtim.tv_nsec);
+}
+
+void limit_heap_arenas() noexcept {
+#if defined(__GLIBC__)
+  ::mallopt(M_ARENA_MAX, 2);
+#endif
+}
+
+void release_free_heap() noexcept {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
 }
 
 bool lock_memory(void* data, std::size_t size) noexcept {

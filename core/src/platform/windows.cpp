@@ -153,6 +153,12 @@ std::string file_stamp(const char* path) {
          std::to_string(a.ftCreationTime.dwLowDateTime);
 }
 
+void limit_heap_arenas() noexcept {}
+
+void release_free_heap() noexcept {
+  ::HeapCompact(::GetProcessHeap(), 0);
+}
+
 bool lock_memory(void* data, std::size_t size) noexcept {
   return ::VirtualLock(data, size) != 0;
 }

@@ -159,6 +159,9 @@ class Service {
   /// Throws Error(Busy) while another approval or signing job runs.
   SignOutcome sign(const SignJob& job, const std::atomic<bool>& cancel, const Progress& progress);
 
+  /// True while an approval or signing job holds the job slot.
+  [[nodiscard]] bool busy() const noexcept { return busy_.load(); }
+
   /// Records a refusal that happened outside a job (refused upgrade, unpaired origin).
   void audit_refusal(const std::string& origin, const std::string& role, ErrorCode code,
                      const std::string& detail) noexcept;

@@ -56,6 +56,18 @@ std::string file_stamp(const char* path);
 bool lock_memory(void* data, std::size_t size) noexcept;
 void unlock_memory(void* data, std::size_t size) noexcept;
 
+/// For a long-running service, first thing in main: at most two allocator arenas. glibc makes
+/// up to 8 per core, and each keeps what its threads freed, fragmented, for good; with two,
+/// what one thread frees is what the next one reuses (issue 17: the agent's RSS in bench/soak).
+/// A no-op elsewhere.
+void limit_heap_arenas() noexcept;
+
+/// Gives the allocator's free memory back to the OS (issue 17). glibc keeps what threads freed
+/// in their arenas, fragmented, so a service that ran a burst of documents and batches keeps
+/// that high-water mark for good unless asked (malloc_trim); Windows' HeapCompact on the
+/// process heap. For long-running services when they are idle: it walks the free lists.
+void release_free_heap() noexcept;
+
 /// The user's terminal for a typed PIN: /dev/tty (CONIN$/CONOUT$ on Windows) with echo off
 /// while it lives, or stdin/stderr when there is none. Echo comes back in the destructor.
 class HiddenTerminal {
