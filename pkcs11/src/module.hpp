@@ -86,6 +86,16 @@ class Module {
     return run(kind, [fn, keep = std::move(keep), args...]() { return fn(args...); });
   }
 
+  /// Several calls that belong together (C_SignInit then C_Sign) under one deadline of `kind`:
+  /// one hand-off to the call pool instead of one per call, the largest cost of a signature
+  /// outside the token when the token is fast (issue 13). `fn` gets the function list (its
+  /// entries may be null); whatever it writes must be owned by it (captured), as with `keep`.
+  CK_RV invoke_steps(CallKind kind,
+                     std::function<CK_RV(const CK_FUNCTION_LIST&)> fn) const noexcept {
+    const CK_FUNCTION_LIST* functions = functions_;
+    return run(kind, [functions, fn = std::move(fn)]() { return fn(*functions); });
+  }
+
   /// Calls one PKCS#11 function and throws the mapped error unless it returns CKR_OK.
   template <auto Member, typename... Args>
   void call(std::string_view name, std::string_view where, Args... args) const {

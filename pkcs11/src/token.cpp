@@ -495,6 +495,7 @@ Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& c
     std::array<unsigned char, 19 + 64> input{};
     std::array<unsigned char, 1024> sig{};  // RSA-8192 at most
     CK_ULONG sig_len = 0;
+    bool init_failed = false;  // which of the two calls of one hand-off returned an error
   };
   auto f = std::make_shared<Frame>();
   const HashAlgorithm hash = hash_of(alg);
@@ -520,19 +521,39 @@ Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& c
     auto lease = sessions_->acquire();
     f->sig_len = f->sig.size();
     try {
-      std::unique_lock<std::mutex> context_lock;
-      if (key.always_authenticate) context_lock = std::unique_lock(context_sign_mutex_);
+      if (!key.always_authenticate) {
+        // C_SignInit and C_Sign in one hand-off to the module's call pool, under the signing
+        // deadline (nothing happens between them for such a key).
+        const CK_SESSION_HANDLE session = lease.handle();
+        const CK_OBJECT_HANDLE handle{key.handle};
+        const CK_ULONG len = static_cast<CK_ULONG>(input_len);
+        const CK_RV rv = module_->invoke_steps(
+            detail::CallKind::Sign, [f, session, handle, len](const CK_FUNCTION_LIST& fl) {
+              if (fl.C_SignInit == nullptr || fl.C_Sign == nullptr) {
+                return CK_RV{CKR_FUNCTION_NOT_SUPPORTED};
+              }
+              const CK_RV init = fl.C_SignInit(session, &f->mech, handle);
+              f->init_failed = init != CKR_OK;
+              if (init != CKR_OK) return init;
+              return fl.C_Sign(session, f->input.data(), len, f->sig.data(), &f->sig_len);
+            });
+        if (rv != CKR_OK) {
+          detail::throw_rv(
+              rv, rv != detail::kRvUnresponsive && f->init_failed ? "C_SignInit" : "C_Sign",
+              __func__);
+        }
+        break;
+      }
+      const std::unique_lock context_lock(context_sign_mutex_);
       CK_RV rv = module_->invoke_as<&CK_FUNCTION_LIST::C_SignInit>(
           detail::CallKind::Sign, f, lease.handle(), &f->mech, CK_OBJECT_HANDLE{key.handle});
       if (rv != CKR_OK) detail::throw_rv(rv, "C_SignInit", __func__);
-      if (key.always_authenticate) {
-        // Without a PIN only a PIN pad can answer; anything else would spend a try.
-        if (context_pin == nullptr && !pin_pad_.load()) {
-          throw Error(ErrorCode::LoginRequired,
-                      "this key needs the PIN before each signature and none was given");
-        }
-        context_login(lease.handle(), context_pin);
+      // Without a PIN only a PIN pad can answer; anything else would spend a try.
+      if (context_pin == nullptr && !pin_pad_.load()) {
+        throw Error(ErrorCode::LoginRequired,
+                    "this key needs the PIN before each signature and none was given");
       }
+      context_login(lease.handle(), context_pin);
       rv = module_->invoke_as<&CK_FUNCTION_LIST::C_Sign>(
           detail::CallKind::Sign, f, lease.handle(), f->input.data(),
           static_cast<CK_ULONG>(input_len), f->sig.data(), &f->sig_len);
