@@ -260,6 +260,10 @@ class Listener : public std::enable_shared_from_this<Listener> {
     // Over the limit the connection is closed before the TLS handshake costs anything.
     if (!ec && shared_->open.load() < shared_->options.max_connections) {
       ++shared_->open;
+      // An answer is written as several TLS records; with Nagle the last segment waits for
+      // the client's (delayed) ACK of the first, up to 40 ms per answer (issue 13).
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       if (tls_ != nullptr) {
         std::make_shared<Session<TlsStream>>(shared_, std::move(socket), *tls_)->run();
       } else {
