@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -48,6 +49,9 @@ constexpr std::array<const char*, 1> kMigrations = {
     "REVOKE UPDATE, DELETE, TRUNCATE ON audit FROM PUBLIC;",
 };
 
+// Round trips to the server, for StateStore::round_trips().
+std::atomic<std::uint64_t> g_round_trips{0};
+
 [[noreturn]] void unavailable(PGconn* c, const std::string& what) {
   std::string why = c != nullptr ? PQerrorMessage(c) : "no connection";
   while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
@@ -76,6 +80,7 @@ Result exec(PGconn* c, const char* sql, std::initializer_list<std::string_view> 
   std::vector<const char*> values;
   values.reserve(owned.size());
   for (const auto& p : owned) values.push_back(p.c_str());
+  g_round_trips.fetch_add(1, std::memory_order_relaxed);
   Result r(PQexecParams(c, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr,
                         nullptr, 0));
   const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
@@ -91,6 +96,65 @@ Result exec(PGconn* c, const char* sql, std::initializer_list<std::string_view> 
                                          " in " + std::string(sql).substr(0, 60));
   }
   return r;
+}
+
+/// One statement of a pipeline: its SQL and its parameters as text.
+struct Statement {
+  const char* sql;
+  std::vector<std::string> params;
+};
+
+// Statements sent together and answered together: one network round trip (libpq's pipeline
+// mode) where one per statement used to be (issue 13: 11 round trips per signHash chunk were the
+// database's share). Within an explicit transaction (BEGIN first, or a Tx around it) they commit
+// or roll back together; a failed one fails the rest, which the transaction then rolls back. The
+// results in order, each checked as exec() checks it.
+std::vector<Result> pipeline(PGconn* c, const std::vector<Statement>& statements) {
+  if (PQenterPipelineMode(c) != 1) unavailable(c, "pipeline mode");
+  struct Exit {
+    PGconn* c;
+    ~Exit() { (void)PQexitPipelineMode(c); }
+  } exit_pipeline{c};
+  for (const auto& st : statements) {
+    std::vector<const char*> values;
+    values.reserve(st.params.size());
+    for (const auto& p : st.params) values.push_back(p.c_str());
+    if (PQsendQueryParams(c, st.sql, static_cast<int>(values.size()), nullptr, values.data(),
+                          nullptr, nullptr, 0) != 1) {
+      unavailable(c, "send");
+    }
+  }
+  if (PQpipelineSync(c) != 1) unavailable(c, "pipeline sync");
+  g_round_trips.fetch_add(1, std::memory_order_relaxed);
+  std::vector<Result> results;
+  results.reserve(statements.size());
+  std::optional<std::size_t> failed;
+  for (std::size_t i = 0; i < statements.size(); ++i) {
+    Result r(PQgetResult(c));
+    if (!r) unavailable(c, "connection lost");
+    while (PGresult* extra = PQgetResult(c)) PQclear(extra);  // the NULL ending this query
+    const auto status = PQresultStatus(r.get());
+    if (!failed && status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) failed = i;
+    results.push_back(std::move(r));
+  }
+  const Result sync(PQgetResult(c));
+  if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
+    unavailable(c, "pipeline not in sync");
+  }
+  if (failed) {
+    const Result& r = results[*failed];
+    if (PQstatus(c) != CONNECTION_OK) unavailable(c, "connection lost");
+    const char* state = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
+    const std::string code = state != nullptr ? state : "";
+    const std::string sql(statements[*failed].sql);
+    if (code.starts_with("40") || code.starts_with("57") || code.starts_with("08")) {
+      throw StoreUnavailable("PostgreSQL " + sql.substr(0, 40) + ": " +
+                             PQresultErrorMessage(r.get()));
+    }
+    throw Error(ErrorCode::Internal, "PostgreSQL: " + std::string(PQresultErrorMessage(r.get())) +
+                                         " in " + sql.substr(0, 60));
+  }
+  return results;
 }
 
 // Several statements without parameters (a migration): the simple query protocol.
@@ -135,6 +199,9 @@ class PostgresStore final : public StateStore {
   }
 
   [[nodiscard]] std::string_view backend() const noexcept override { return "postgresql"; }
+  [[nodiscard]] std::uint64_t round_trips() const noexcept override {
+    return g_round_trips.load(std::memory_order_relaxed);
+  }
 
   void ping() override {
     Lease c(*this);
@@ -239,18 +306,22 @@ class PostgresStore final : public StateStore {
                        std::span<const Bytes> hashes, std::string_view sad_hash,
                        TimePoint sad_expires, std::string_view sealed_pin) override {
     Lease c(*this);
-    Tx tx(c.get());
-    exec(c.get(),
-         "INSERT INTO transactions(id, \"user\", bearer, credential, hash_alg, expires)"
-         " VALUES($1, $2, $3, $4, $5, $6)",
-         {id, t.user, t.bearer, t.credential, t.hash_algorithm, num(to_unix_ms(t.expires))});
-    exec(c.get(),
-         "INSERT INTO txn_hashes(txn, hash)"
-         " SELECT $1, decode(h, 'hex') FROM unnest(string_to_array($2, ',')) AS h",
-         {id, hex_list(hashes)});
-    exec(c.get(), "INSERT INTO sads(sad, txn, expires, pin) VALUES($1, $2, $3, $4)",
-         {sad_hash, id, num(to_unix_ms(sad_expires)), sealed_pin});
-    tx.commit();
+    // One round trip: the three inserts between BEGIN and COMMIT.
+    Tx tx(c.get(), Tx::kBegun);
+    const std::string txn(id);
+    (void)pipeline(
+        c.get(),
+        {{"BEGIN", {}},
+         {"INSERT INTO transactions(id, \"user\", bearer, credential, hash_alg, expires)"
+          " VALUES($1, $2, $3, $4, $5, $6)",
+          {txn, t.user, t.bearer, t.credential, t.hash_algorithm, num(to_unix_ms(t.expires))}},
+         {"INSERT INTO txn_hashes(txn, hash)"
+          " SELECT $1, decode(h, 'hex') FROM unnest(string_to_array($2, ',')) AS h",
+          {txn, hex_list(hashes)}},
+         {"INSERT INTO sads(sad, txn, expires, pin) VALUES($1, $2, $3, $4)",
+          {std::string(sad_hash), txn, num(to_unix_ms(sad_expires)), std::string(sealed_pin)}},
+         {"COMMIT", {}}});
+    tx.committed();
   }
 
   std::optional<SadRecord> sad(std::string_view sad_hash) override {
@@ -299,25 +370,28 @@ class PostgresStore final : public StateStore {
   HashCheck consume(std::string_view sad_hash, std::span<const Bytes> hashes, TimePoint now,
                     std::string_view request) override {
     Lease c(*this);
-    Tx tx(c.get());
+    // One round trip for BEGIN, the SAD's check and the update, one for COMMIT (or ROLLBACK).
     // FOR SHARE: an extension of this SAD on another node waits for this transaction (and
-    // this one for it), so a SAD is never used after it was traded for a new one.
-    const Result live = exec(c.get(),
-                             "SELECT txn FROM sads WHERE sad = $1 AND NOT extended"
-                             " AND expires > $2 FOR SHARE",
-                             {sad_hash, num(to_unix_ms(now))});
-    if (PQntuples(live.get()) == 0) return {false, 0, true};
-    // Row locks on the hashes: a node racing for the same ones waits, then finds them signed.
-    const Result r = exec(c.get(),
-                          "WITH w AS (SELECT decode(h, 'hex') AS hash, i FROM"
-                          " unnest(string_to_array($2, ',')) WITH ORDINALITY AS x(h, i)),"
-                          " u AS (UPDATE txn_hashes SET signed = true, request = $3 WHERE txn = $1"
-                          " AND (NOT signed OR (request = $3 AND $3 <> ''))"
-                          " AND hash IN (SELECT hash FROM w) RETURNING hash)"
-                          " SELECT min(i) FROM w WHERE hash NOT IN (SELECT hash FROM u)",
-                          {text(live, 0, 0), hex_list(hashes), request});
-    if (PQgetisnull(r.get(), 0, 0) == 0) {
-      return {false, static_cast<std::size_t>(integer(r, 0, 0) - 1), false};  // rolled back
+    // this one for it), so a SAD is never used after it was traded for a new one. Row locks on
+    // the hashes: a node racing for the same ones waits, then finds them signed. The update
+    // reads the transaction from the locked SAD row: no row, nothing updated.
+    Tx tx(c.get(), Tx::kBegun);
+    const auto r = pipeline(
+        c.get(),
+        {{"BEGIN", {}},
+         {"SELECT txn FROM sads WHERE sad = $1 AND NOT extended AND expires > $2 FOR SHARE",
+          {std::string(sad_hash), num(to_unix_ms(now))}},
+         {"WITH w AS (SELECT decode(h, 'hex') AS hash, i FROM"
+          " unnest(string_to_array($2, ',')) WITH ORDINALITY AS x(h, i)),"
+          " u AS (UPDATE txn_hashes SET signed = true, request = $3 WHERE txn = (SELECT txn FROM"
+          " sads WHERE sad = $1 AND NOT extended AND expires > $4)"
+          " AND (NOT signed OR (request = $3 AND $3 <> ''))"
+          " AND hash IN (SELECT hash FROM w) RETURNING hash)"
+          " SELECT min(i) FROM w WHERE hash NOT IN (SELECT hash FROM u)",
+          {std::string(sad_hash), hex_list(hashes), std::string(request), num(to_unix_ms(now))}}});
+    if (PQntuples(r[1].get()) == 0) return {false, 0, true};  // rolled back
+    if (PQgetisnull(r[2].get(), 0, 0) == 0) {
+      return {false, static_cast<std::size_t>(integer(r[2], 0, 0) - 1), false};  // rolled back
     }
     tx.commit();
     return {};
@@ -341,20 +415,27 @@ class PostgresStore final : public StateStore {
 
   void audit(std::string_view user, std::string_view event, std::string_view detail) override {
     Lease c(*this);
-    Tx tx(c.get());
-    exec(c.get(), kAuditLock);  // appends from every node in one order
-    const Result last = exec(c.get(), "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    // Two round trips: BEGIN, the lock (appends from every node in one order) and the last row;
+    // then the new row and COMMIT.
+    Tx tx(c.get(), Tx::kBegun);
+    const auto begun =
+        pipeline(c.get(), {{"BEGIN", {}},
+                           {kAuditLock, {}},
+                           {"SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", {}}});
+    const Result& last = begun[2];
     const bool any = PQntuples(last.get()) == 1;
     const std::int64_t seq = any ? integer(last, 0, 0) + 1 : 1;
     const std::string prev = any ? text(last, 0, 1) : std::string(kChainGenesis);
     const std::string time = to_iso8601(std::chrono::system_clock::now());
     const std::array<std::string_view, 3> fields{user, event, detail};
     const std::string hash(ChainHasher().link(prev, seq, time, fields));
-    exec(c.get(),
-         "INSERT INTO audit(seq, time, \"user\", event, detail, prev, hash)"
-         " VALUES($1, $2, $3, $4, $5, $6, $7)",
-         {num(seq), time, user, event, detail, prev, hash});
-    tx.commit();
+    (void)pipeline(
+        c.get(),
+        {{"INSERT INTO audit(seq, time, \"user\", event, detail, prev, hash)"
+          " VALUES($1, $2, $3, $4, $5, $6, $7)",
+          {num(seq), time, std::string(user), std::string(event), std::string(detail), prev, hash}},
+         {"COMMIT", {}}});
+    tx.committed();
   }
 
   std::vector<AuditEntry> audit_log() override {
@@ -397,6 +478,12 @@ class PostgresStore final : public StateStore {
 
    private:
     void give_back() noexcept {
+      // Never pooled mid-transaction or mid-pipeline (a call that failed half-way and could not
+      // roll back): the next lease opens a fresh connection instead.
+      if (conn_ && (PQpipelineStatus(conn_.get()) != PQ_PIPELINE_OFF ||
+                    PQtransactionStatus(conn_.get()) != PQTRANS_IDLE)) {
+        conn_.reset();
+      }
       {
         const std::lock_guard lock(store_.mutex_);
         store_.idle_.push_back(std::move(conn_));
@@ -411,9 +498,16 @@ class PostgresStore final : public StateStore {
   // leaves the scope.
   class Tx {
    public:
+    /// The caller sends BEGIN itself (first in a pipeline).
+    static constexpr struct Begun {
+    } kBegun{};
     explicit Tx(PGconn* c) : c_(c) { exec(c_, "BEGIN"); }
+    Tx(PGconn* c, Begun /*tag*/) : c_(c) {}
     ~Tx() {
-      if (!done_ && PQstatus(c_) == CONNECTION_OK) PQclear(PQexec(c_, "ROLLBACK"));
+      if (!done_ && PQstatus(c_) == CONNECTION_OK) {
+        g_round_trips.fetch_add(1, std::memory_order_relaxed);
+        PQclear(PQexec(c_, "ROLLBACK"));
+      }
     }
     Tx(const Tx&) = delete;
     Tx& operator=(const Tx&) = delete;
@@ -423,6 +517,8 @@ class PostgresStore final : public StateStore {
       exec(c_, "COMMIT");
       done_ = true;
     }
+    /// COMMIT went out with the last statements (and succeeded).
+    void committed() noexcept { done_ = true; }
 
    private:
     PGconn* c_;

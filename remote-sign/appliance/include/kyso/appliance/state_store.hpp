@@ -93,6 +93,9 @@ class StateStore {
   virtual void ping() = 0;
   /// The schema version the database is at (migrations applied).
   virtual int schema_version() = 0;
+  /// Network round trips to the database so far, by every PostgreSQL store of this process
+  /// (benchmarks count them per signHash); 0 for SQLite, which runs in the process.
+  [[nodiscard]] virtual std::uint64_t round_trips() const noexcept { return 0; }
 
   virtual void put_token(std::string_view token_hash, std::string_view user, TimePoint expires) = 0;
   /// The user of a bearer token that exists and has not expired.
