@@ -32,6 +32,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -43,6 +44,7 @@
 #include "../common/raw_pkcs11.hpp"
 #include "kyso/appliance/appliance.hpp"
 #include "kyso/appliance/security.hpp"
+#include "kyso/appliance/state_store.hpp"
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/random.hpp"
 #include "kyso/remote/remote_signer.hpp"
@@ -121,6 +123,93 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+double clock_seconds(clockid_t clock) {
+  timespec ts{};
+  if (::clock_gettime(clock, &ts) != 0) return 0;
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+/// This process's threads now, the main one left out.
+std::vector<pid_t> own_threads() {
+  std::vector<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc/self/task")) {
+    const pid_t tid = static_cast<pid_t>(std::stol(e.path().filename().string()));
+    if (tid != ::getpid()) out.push_back(tid);
+  }
+  return out;
+}
+
+/// CPU seconds of each thread of this process but the main one (the kernel's per-thread CPU
+/// clock of a tid): the appliance's io, worker and signing threads and the PKCS#11 watchdog's.
+std::map<pid_t, double> threads_cpu() {
+  std::map<pid_t, double> out;
+  for (const pid_t tid : own_threads()) {
+    out[tid] = clock_seconds(static_cast<clockid_t>((~static_cast<clockid_t>(tid) << 3) | 6));
+  }
+  return out;
+}
+
+/// Voluntary context switches of this process's threads but the main one (each hand-off of a
+/// call to another thread costs one; load-independent, unlike CPU time on a shared machine).
+std::map<pid_t, double> threads_switches() {
+  std::map<pid_t, double> out;
+  for (const pid_t tid : own_threads()) {
+    std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/status");
+    for (std::string l; std::getline(in, l);) {
+      if (l.starts_with("voluntary_ctxt_switches:")) out[tid] = std::stod(l.substr(24));
+    }
+  }
+  return out;
+}
+
+/// What the threads alive at `after` spent since `before` (a thread born meanwhile from 0; one
+/// that ended meanwhile, a client lane, is not the appliance's and not counted).
+double threads_delta(const std::map<pid_t, double>& before, const std::map<pid_t, double>& after) {
+  double sum = 0;
+  for (const auto& [tid, cpu] : after) {
+    const auto it = before.find(tid);
+    sum += cpu - (it == before.end() ? 0.0 : it->second);
+  }
+  return sum;
+}
+
+/// CPU seconds of a process tree one level deep (PostgreSQL's postmaster and its backends), from
+/// /proc/PID/schedstat (nanoseconds on a CPU); 0 without a pid.
+double tree_cpu(pid_t root) {
+  if (root <= 0) return 0;
+  double sum = 0;
+  auto add = [&](const std::string& pid) {
+    std::ifstream in("/proc/" + pid + "/schedstat");
+    double ns = 0;
+    if (in >> ns) sum += ns * 1e-9;
+  };
+  add(std::to_string(root));
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in("/proc/" + name + "/stat");
+    std::string line;
+    std::getline(in, line);
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string state;
+    long ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == root) add(name);
+  }
+  return sum;
+}
+
+/// CPU seconds by part, sampled before and after a batch.
+struct CpuSample {
+  double process = 0;  // this process: the appliance, the page or the client, raw C_Sign
+  std::map<pid_t, double> threads;   // the appliance's (HTTPS, JSON, state store, C_Sign)
+  std::map<pid_t, double> switches;  // the same threads' voluntary context switches
+  double agent = 0;                  // the kyso-agent child
+  double database = 0;  // PostgreSQL's processes (0 on SQLite: in the appliance's threads)
+};
+
 }  // namespace
 
 // One client run against a service already running (several nodes behind HAProxy, started by
@@ -177,6 +266,7 @@ int main(int argc, char** argv) {
   std::size_t pipeline = 2;
   std::string raw_module;
   std::string state_db;
+  pid_t db_pid = 0;
   int hashes = 2000;
   std::size_t multisign = 100;
   unsigned threads = 2;
@@ -204,10 +294,12 @@ int main(int argc, char** argv) {
       raw_module = argv[++i];
     } else if (a == "--state-db" && has) {
       state_db = argv[++i];
+    } else if (a == "--db-pid" && has) {
+      db_pid = static_cast<pid_t>(std::stol(argv[++i]));
     } else {
       std::fprintf(stderr,
                    "usage: %s --dir TOKEN_DIR [--hashes N] [--multisign M] [--threads T] "
-                   "[--rounds R] [--state-db URL]\n"
+                   "[--rounds R] [--state-db URL [--db-pid POSTMASTER_PID]]\n"
                    "       %s --dir TOKEN_DIR --url URL --ca FILE [--hashes N] [--pipeline K] "
                    "[--threads T] [--raw-module PATH]   (one client run against a running "
                    "service: bench/remote/multi-node.sh)\n",
@@ -294,6 +386,17 @@ int main(int argc, char** argv) {
          "--pinentry", std::string(KYSO_SOURCE_DIR) + "/tests/agent/scripted-pinentry.sh",
          "--state-dir", tmp + "/agent-state", "--allow-origin", kOrigin, "--log-level", "warn"});
     Page page(agent.port());
+    const clockid_t agent_clock = agent.cpu_clock();
+    auto sample = [&] {
+      return CpuSample{clock_seconds(CLOCK_PROCESS_CPUTIME_ID), threads_cpu(), threads_switches(),
+                       clock_seconds(agent_clock), tree_cpu(db_pid)};
+    };
+    // Per round: raw, then agent (appliance, agent, page, database) and client (appliance,
+    // client, database) CPU seconds for the whole batch.
+    struct CpuRound {
+      double raw, a_app, a_agent, a_page, a_db, c_app, c_client, c_db, c_switches;
+    };
+    std::vector<CpuRound> cpu_rounds;
 
     const kyso::bench::RawPkcs11 raw(kModule, "Kyso Demo ", pin);
     std::vector<kyso::Bytes> digests(static_cast<std::size_t>(hashes), kyso::Bytes(32));
@@ -319,6 +422,8 @@ int main(int argc, char** argv) {
     std::size_t agent_trips = 0;
     std::size_t agent_first_trips = 0;
     std::size_t client_trips = 0;
+    std::uint64_t agent_db_trips = 0;  // PostgreSQL round trips of the last batch
+    std::uint64_t client_db_trips = 0;
     std::vector<std::vector<unsigned char>> inputs(static_cast<std::size_t>(hashes));
     auto make_inputs = [&] {
       // CKM_RSA_PKCS over DigestInfo(SHA-256) || digest: what rsa-sha256 over a hash needs.
@@ -337,7 +442,9 @@ int main(int argc, char** argv) {
                   static_cast<int>(threads));  // warm up the key and sessions
     for (int r = 0; r < rounds; ++r) {
       make_inputs();
+      const double raw_cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
       const double raw_rate = raw.run(0x01, CKM_RSA_PKCS, inputs, static_cast<int>(threads));
+      const double raw_cpu = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - raw_cpu0;
 
       // Through the agent, as the page does it: one batch.sign, one approval + PIN, one OTP.
       json items = json::array();
@@ -348,17 +455,21 @@ int main(int argc, char** argv) {
                          {"title", "Học bạ số " + std::to_string(i + 1)}});
       }
       const std::uint64_t before = appliance.requests();
+      const std::uint64_t db_before = appliance.store().round_trips();
       std::size_t events = 0;
       const double t0 = unix_now();
+      const CpuSample a0 = sample();
       const json res = page.call({{"id", "batch-" + std::to_string(r)},
                                   {"method", "batch.sign"},
                                   {"params", {{"role", "teacher"}, {"items", std::move(items)}}}},
                                  &events);
       const double t1 = unix_now();
+      const CpuSample a1 = sample();
       if (!res.contains("result") || res["result"]["signed"] != hashes) {
         throw std::runtime_error("agent batch failed: " + res.dump().substr(0, 400));
       }
       const std::size_t trips_a = appliance.requests() - before;
+      agent_db_trips = appliance.store().round_trips() - db_before;
       (r == 0 ? agent_first_trips : agent_trips) = trips_a;
       const double after_otp = last_dialog_at(dialogs);
       const double agent_rate = hashes / (t1 - after_otp);
@@ -366,6 +477,8 @@ int main(int argc, char** argv) {
 
       // The client alone: log in, list, one authorization, sign.
       const std::uint64_t before_c = appliance.requests();
+      const std::uint64_t db_before_c = appliance.store().round_trips();
+      const CpuSample c0 = sample();
       const auto start = Clock::now();
       auto client = std::make_shared<kyso::remote::CscClient>(opts);
       client->login("bench", secret("bench-pw"));
@@ -377,11 +490,18 @@ int main(int argc, char** argv) {
       signer.authorize({.pin = &key_pin, .otp = &otp}, digests);
       const auto results = signer.sign_digests(kyso::SignAlgorithm::RsaPkcs1Sha256, digests);
       const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+      const CpuSample c1 = sample();
       for (const auto& x : results) {
         if (!x.ok()) throw *x.error;
       }
+      const double a_app = threads_delta(a0.threads, a1.threads);
+      const double c_app = threads_delta(c0.threads, c1.threads);
+      cpu_rounds.push_back({raw_cpu, a_app, a1.agent - a0.agent, (a1.process - a0.process) - a_app,
+                            a1.database - a0.database, c_app, (c1.process - c0.process) - c_app,
+                            c1.database - c0.database, threads_delta(c0.switches, c1.switches)});
       const double client_rate = hashes / secs;
       client_trips = appliance.requests() - before_c;
+      client_db_trips = appliance.store().round_trips() - db_before_c;
 
       std::printf("%-6d %10.0f %10.0f %7.3f %12.0f %6zu %10.0f %7.3f %6zu\n", r + 1, raw_rate,
                   agent_rate, agent_rate / raw_rate, agent_e2e, trips_a, client_rate,
@@ -398,6 +518,32 @@ int main(int argc, char** argv) {
         "median  raw %.0f sig/s | agent -> appliance %.0f sig/s, ratio %.3f | client -> "
         "appliance %.0f sig/s, ratio %.3f   (goal >= 0.75)\n",
         median(raws), median(agents), median(agent_ratios), median(clients), median(client_ratios));
+    // CPU seconds per batch, load-independent: what the 2 cores spend, whoever else runs.
+    std::printf(
+        "CPU seconds per %d-hash batch (median of rounds; the appliance's include its C_Sign):\n"
+        "%-6s %7s | %9s %7s %7s %7s %7s %6s | %9s %7s %7s %7s %6s\n",
+        hashes, "round", "raw", "appliance", "agent", "page", "db", "total", "raw/", "appliance",
+        "client", "db", "total", "raw/");
+    std::vector<double> agent_cpu_ratios;
+    std::vector<double> client_cpu_ratios;
+    for (std::size_t r = 0; r < cpu_rounds.size(); ++r) {
+      const auto& c = cpu_rounds[r];
+      const double at = c.a_app + c.a_agent + c.a_page + c.a_db;
+      const double ct = c.c_app + c.c_client + c.c_db;
+      agent_cpu_ratios.push_back(c.raw / at);
+      client_cpu_ratios.push_back(c.raw / ct);
+      std::printf(
+          "%-6zu %7.3f | %9.3f %7.3f %7.3f %7.3f %7.3f %6.3f | %9.3f %7.3f %7.3f %7.3f %6.3f\n",
+          r + 1, c.raw, c.a_app, c.a_agent, c.a_page, c.a_db, at, c.raw / at, c.c_app, c.c_client,
+          c.c_db, ct, c.raw / ct);
+    }
+    std::vector<double> switches;
+    for (const auto& c : cpu_rounds) switches.push_back(c.c_switches);
+    std::printf(
+        "median CPU ratio raw/remote: agent %.3f, client %.3f; the appliance's threads switched "
+        "context %.0f times per client batch (%.2f per signature)\n",
+        median(agent_cpu_ratios), median(client_cpu_ratios), median(switches),
+        median(switches) / hashes);
     // A batch after the first reuses the agent's sign-in; with one round there is none.
     const std::string agent_later =
         agent_trips == 0 ? std::string("(no second batch: --rounds 1)")
@@ -411,6 +557,14 @@ int main(int argc, char** argv) {
         "(goal <= 2 per chunk + constant)\n",
         chunks, agent_later.c_str(), agent_first_trips, client_trips, chunks,
         client_trips - chunks);
+    if (!state_db.empty()) {
+      std::printf(
+          "PostgreSQL round trips (counted by the appliance's store), last batch: agent %llu, "
+          "client %llu (%.1f per signHash chunk with the batch's constant spread over them)\n",
+          static_cast<unsigned long long>(agent_db_trips),
+          static_cast<unsigned long long>(client_db_trips),
+          static_cast<double>(client_db_trips) / static_cast<double>(chunks));
+    }
     appliance.stop();
     return 0;
   } catch (const std::exception& e) {
