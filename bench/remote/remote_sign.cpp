@@ -6,7 +6,10 @@
 //    password, the PIN and a TOTP: what a principal's batch costs end to end;
 //  - client: Kyso's CSC client (RemoteSigner) in this process, no agent.
 // Prints the rates, the ratios remote/raw (goal >= 0.75) and the HTTP round trips counted by the
-// appliance (goal <= 2 per multisign chunk + a constant).
+// appliance (goal <= 2 per multisign chunk + a constant); then the CPU seconds each part spends
+// per batch (raw, the appliance's threads, the agent, the page or client, PostgreSQL's processes
+// with --db-pid), the appliance threads' context switches and, with --state-db, the database
+// round trips.
 //
 //   kyso-bench-remote-sign --dir DIR [--hashes N] [--multisign M] [--threads T] [--rounds R]
 // DIR is a token made by tests/pki/make-demo-token.sh (bench/run-all.sh makes one).
