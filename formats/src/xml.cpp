@@ -236,9 +236,9 @@ XmlDocument::Pending XmlDocument::prepare(const Credential& cred, const XmlSignO
     }
 
     xmlDocPtr doc = d.doc;
-    xmlNodeSetContent(dv1, X(to_base64(detail::c14n_digest(doc, ref, sig, h))));
-    xmlNodeSetContent(dv2, X(to_base64(detail::c14n_digest(doc, covered, nullptr, h))));
-    p.tbs = detail::c14n_digest(doc, si, nullptr, h);
+    xmlNodeSetContent(dv1, X(to_base64(detail::c14n_digest_direct(doc, ref, sig, h))));
+    xmlNodeSetContent(dv2, X(to_base64(detail::c14n_digest_direct(doc, covered, nullptr, h))));
+    p.tbs = detail::c14n_digest_direct(doc, si, nullptr, h);
   } catch (...) {
     discard(p);
     throw;

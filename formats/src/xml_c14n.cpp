@@ -3,7 +3,13 @@
 #include <libxml/c14n.h>
 #include <libxml/xmlIO.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace kyso::formats::detail {
 namespace {
@@ -95,6 +101,213 @@ std::string c14n_string(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude) {
     throw Error(ErrorCode::DocumentInvalid, "XML canonicalization failed");
   }
   return s;
+}
+
+namespace {
+
+// Inclusive C14N 1.0 written directly for the trees signing builds and reads (elements, text
+// and plain attributes): libxml2's xmlC14NExecute asks the node-set callback about every node,
+// attribute and namespace and keeps namespace stacks, and was most of a transcript's signing
+// work in the school file (callgrind). Anything else returns false and libxml2 canonicalizes.
+class DirectC14n {
+ public:
+  explicit DirectC14n(std::string& out) : out_(out) {}
+
+  bool run(xmlNodePtr root, xmlNodePtr exclude) {
+    exclude_ = exclude;
+    if (root == nullptr || root->type != XML_ELEMENT_NODE) return false;
+    // The apex's in-scope namespaces (nearest declaration wins) and no xml:* attribute above
+    // it (C14N 1.0 would carry those down to the apex).
+    Scope scope;
+    for (xmlNodePtr n = root; n != nullptr && n->type == XML_ELEMENT_NODE; n = n->parent) {
+      for (xmlNsPtr ns = n->nsDef; ns != nullptr; ns = ns->next) {
+        const std::string prefix = ns->prefix != nullptr ? chars(ns->prefix) : "";
+        if (prefix == "xml") continue;
+        bool known = false;
+        for (const auto& [p, u] : scope) known = known || p == prefix;
+        if (!known) scope.emplace_back(prefix, ns->href != nullptr ? chars(ns->href) : "");
+      }
+      if (n != root) {
+        for (xmlAttrPtr a = n->properties; a != nullptr; a = a->next)
+          if (a->ns != nullptr) return false;
+      }
+    }
+    std::erase_if(scope, [](const auto& e) { return e.first.empty() && e.second.empty(); });
+    return element(root, scope, {}, true);
+  }
+
+ private:
+  using Scope = std::vector<std::pair<std::string, std::string>>;  // prefix -> URI
+
+  static std::string chars(const xmlChar* s) { return reinterpret_cast<const char*>(s); }
+
+  // An absolute URI of plain characters (libxml2 refuses relative namespace URIs in C14N, and
+  // quotes some characters its own way): anything else is left to libxml2.
+  static bool plain_uri(const std::string& uri) {
+    if (uri.empty()) return true;
+    const auto colon = uri.find(':');
+    if (colon == std::string::npos || colon == 0 ||
+        std::isalpha(static_cast<unsigned char>(uri[0])) == 0)
+      return false;
+    for (std::size_t i = 0; i < uri.size(); ++i) {
+      const auto c = static_cast<unsigned char>(uri[i]);
+      const bool scheme_char = std::isalnum(c) != 0 || c == '+' || c == '-' || c == '.';
+      if (i < colon && !scheme_char) return false;
+      if (std::isalnum(c) == 0 &&
+          std::string_view("-._~:/?#[]@!$()*+,;=%").find(static_cast<char>(c)) ==
+              std::string_view::npos)
+        return false;
+    }
+    return true;
+  }
+
+  static const std::string* find(const Scope& s, const std::string& prefix) {
+    for (const auto& [p, u] : s)
+      if (p == prefix) return &u;
+    return nullptr;
+  }
+
+  void escape(const xmlChar* s, bool attribute) {
+    for (const char* p = reinterpret_cast<const char*>(s); *p != '\0'; ++p) {
+      switch (*p) {
+        case '&':
+          out_ += "&amp;";
+          break;
+        case '<':
+          out_ += "&lt;";
+          break;
+        case '>':
+          if (attribute)
+            out_ += '>';
+          else
+            out_ += "&gt;";
+          break;
+        case '"':
+          if (attribute)
+            out_ += "&quot;";
+          else
+            out_ += '"';
+          break;
+        case '\t':
+          if (attribute)
+            out_ += "&#x9;";
+          else
+            out_ += '\t';
+          break;
+        case '\n':
+          if (attribute)
+            out_ += "&#xA;";
+          else
+            out_ += '\n';
+          break;
+        case '\r':
+          out_ += "&#xD;";
+          break;
+        default:
+          out_ += *p;
+          break;
+      }
+    }
+  }
+
+  // `scope`: the namespaces in scope here (for the apex, all; below, the element's own
+  // declarations come on top of `parent`, the rendered ones of the output parent).
+  bool element(xmlNodePtr e, Scope scope, const Scope& parent, bool apex) {
+    if (!apex) {
+      for (xmlNsPtr ns = e->nsDef; ns != nullptr; ns = ns->next) {
+        const std::string prefix = ns->prefix != nullptr ? chars(ns->prefix) : "";
+        if (prefix == "xml") continue;
+        const std::string uri = ns->href != nullptr ? chars(ns->href) : "";
+        std::erase_if(scope, [&](const auto& s) { return s.first == prefix; });
+        scope.emplace_back(prefix, uri);
+      }
+    }
+    // Which of them this element renders: all at the apex, else those that differ from the
+    // output parent's (xmlns="" only to undo a parent's default namespace).
+    std::vector<const std::pair<std::string, std::string>*> render;
+    for (const auto& entry : scope) {
+      const std::string* before = apex ? nullptr : find(parent, entry.first);
+      if (before != nullptr && *before == entry.second) continue;
+      if (entry.first.empty() && entry.second.empty() && (before == nullptr || before->empty()))
+        continue;
+      if (!plain_uri(entry.second)) return false;
+      render.push_back(&entry);
+    }
+    std::sort(render.begin(), render.end(), [](auto* a, auto* b) { return a->first < b->first; });
+    // The element's own name must be bound as it is in scope.
+    const std::string prefix =
+        e->ns != nullptr && e->ns->prefix != nullptr ? chars(e->ns->prefix) : "";
+    const std::string* bound = find(scope, prefix);
+    const std::string uri = e->ns != nullptr && e->ns->href != nullptr ? chars(e->ns->href) : "";
+    if (bound == nullptr ? !uri.empty() : *bound != uri) return false;
+    const std::string qname = prefix.empty() ? chars(e->name) : prefix + ":" + chars(e->name);
+
+    std::vector<xmlAttrPtr> attrs;
+    for (xmlAttrPtr a = e->properties; a != nullptr; a = a->next) {
+      if (a->ns != nullptr || (a->children != nullptr && (a->children->type != XML_TEXT_NODE ||
+                                                          a->children->next != nullptr)))
+        return false;
+      attrs.push_back(a);
+    }
+    std::sort(attrs.begin(), attrs.end(),
+              [](xmlAttrPtr a, xmlAttrPtr b) { return xmlStrcmp(a->name, b->name) < 0; });
+
+    out_ += '<';
+    out_ += qname;
+    for (const auto* ns : render) {
+      out_ += ns->first.empty() ? " xmlns=\"" : " xmlns:" + ns->first + "=\"";
+      out_ += ns->second;
+      out_ += '"';
+    }
+    for (xmlAttrPtr a : attrs) {
+      out_ += ' ';
+      out_ += chars(a->name);
+      out_ += "=\"";
+      if (a->children != nullptr && a->children->content != nullptr)
+        escape(a->children->content, true);
+      out_ += '"';
+    }
+    out_ += '>';
+    Scope rendered = apex ? Scope{} : parent;
+    for (const auto* ns : render) {
+      std::erase_if(rendered, [&](const auto& s) { return s.first == ns->first; });
+      rendered.push_back(*ns);
+    }
+    for (xmlNodePtr c = e->children; c != nullptr; c = c->next) {
+      if (c == exclude_) continue;
+      if (c->type == XML_TEXT_NODE) {
+        if (c->content != nullptr) escape(c->content, false);
+      } else if (c->type == XML_ELEMENT_NODE) {
+        if (!element(c, scope, rendered, false)) return false;
+      } else {
+        return false;  // comments, CDATA, entity references, processing instructions
+      }
+    }
+    out_ += "</";
+    out_ += qname;
+    out_ += '>';
+    return true;
+  }
+
+  std::string& out_;
+  xmlNodePtr exclude_ = nullptr;
+};
+
+}  // namespace
+
+Bytes c14n_digest_direct(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude, HashAlgorithm hash) {
+  std::string text;
+  DirectC14n c(text);
+  if (!c.run(root, exclude)) return c14n_digest(doc, root, exclude, hash);
+  return digest(openssl_md_name(hash),
+                {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
+}
+
+std::string c14n_string_direct(xmlNodePtr root, xmlNodePtr exclude) {
+  std::string text;
+  DirectC14n c(text);
+  if (!c.run(root, exclude)) return {};
+  return text;
 }
 
 namespace {

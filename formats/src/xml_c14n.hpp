@@ -24,6 +24,12 @@ Bytes c14n_digest(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude, HashAlgori
 void c14n_update(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude, EVP_MD_CTX* md);
 /// The canonical bytes themselves (for diagnostics and small subtrees).
 std::string c14n_string(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude);
+/// c14n_digest for signing: written directly for elements, text and plain attributes (what a
+/// transcript and the Signature being built are made of), by libxml2 for anything else.
+/// Verification keeps libxml2's, so Kyso's own check stays independent of this one.
+Bytes c14n_digest_direct(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude, HashAlgorithm hash);
+/// The direct canonical form alone; empty when the subtree has what it leaves to libxml2.
+std::string c14n_string_direct(xmlNodePtr root, xmlNodePtr exclude);
 
 std::string_view digest_uri(HashAlgorithm h) noexcept;
 std::optional<HashAlgorithm> hash_from_uri(std::string_view uri) noexcept;
