@@ -6,10 +6,13 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "der.hpp"
 
 namespace kyso::formats::detail {
 namespace {
@@ -121,7 +124,7 @@ class DirectC14n {
     Scope scope;
     for (xmlNodePtr n = root; n != nullptr && n->type == XML_ELEMENT_NODE; n = n->parent) {
       for (xmlNsPtr ns = n->nsDef; ns != nullptr; ns = ns->next) {
-        const std::string prefix = ns->prefix != nullptr ? chars(ns->prefix) : "";
+        const std::string_view prefix = ns->prefix != nullptr ? chars(ns->prefix) : "";
         if (prefix == "xml") continue;
         bool known = false;
         for (const auto& [p, u] : scope) known = known || p == prefix;
@@ -137,16 +140,17 @@ class DirectC14n {
   }
 
  private:
-  using Scope = std::vector<std::pair<std::string, std::string>>;  // prefix -> URI
+  // prefix -> URI, viewing the tree's own strings (which outlive the canonicalization)
+  using Scope = std::vector<std::pair<std::string_view, std::string_view>>;
 
-  static std::string chars(const xmlChar* s) { return reinterpret_cast<const char*>(s); }
+  static std::string_view chars(const xmlChar* s) { return reinterpret_cast<const char*>(s); }
 
   // An absolute URI of plain characters (libxml2 refuses relative namespace URIs in C14N, and
   // quotes some characters its own way): anything else is left to libxml2.
-  static bool plain_uri(const std::string& uri) {
+  static bool plain_uri(std::string_view uri) {
     if (uri.empty()) return true;
     const auto colon = uri.find(':');
-    if (colon == std::string::npos || colon == 0 ||
+    if (colon == std::string_view::npos || colon == 0 ||
         std::isalpha(static_cast<unsigned char>(uri[0])) == 0)
       return false;
     for (std::size_t i = 0; i < uri.size(); ++i) {
@@ -161,14 +165,19 @@ class DirectC14n {
     return true;
   }
 
-  static const std::string* find(const Scope& s, const std::string& prefix) {
+  static const std::string_view* find(const Scope& s, std::string_view prefix) {
     for (const auto& [p, u] : s)
       if (p == prefix) return &u;
     return nullptr;
   }
 
   void escape(const xmlChar* s, bool attribute) {
-    for (const char* p = reinterpret_cast<const char*>(s); *p != '\0'; ++p) {
+    const char* special = attribute ? "&<\"\t\n\r" : "&<>\r";
+    for (const char* p = reinterpret_cast<const char*>(s);; ++p) {
+      const std::size_t run = std::strcspn(p, special);
+      out_.append(p, run);
+      p += run;
+      if (*p == '\0') return;
       switch (*p) {
         case '&':
           out_ += "&amp;";
@@ -215,18 +224,18 @@ class DirectC14n {
   bool element(xmlNodePtr e, Scope scope, const Scope& parent, bool apex) {
     if (!apex) {
       for (xmlNsPtr ns = e->nsDef; ns != nullptr; ns = ns->next) {
-        const std::string prefix = ns->prefix != nullptr ? chars(ns->prefix) : "";
+        const std::string_view prefix = ns->prefix != nullptr ? chars(ns->prefix) : "";
         if (prefix == "xml") continue;
-        const std::string uri = ns->href != nullptr ? chars(ns->href) : "";
+        const std::string_view uri = ns->href != nullptr ? chars(ns->href) : "";
         std::erase_if(scope, [&](const auto& s) { return s.first == prefix; });
         scope.emplace_back(prefix, uri);
       }
     }
     // Which of them this element renders: all at the apex, else those that differ from the
     // output parent's (xmlns="" only to undo a parent's default namespace).
-    std::vector<const std::pair<std::string, std::string>*> render;
+    std::vector<const std::pair<std::string_view, std::string_view>*> render;
     for (const auto& entry : scope) {
-      const std::string* before = apex ? nullptr : find(parent, entry.first);
+      const std::string_view* before = apex ? nullptr : find(parent, entry.first);
       if (before != nullptr && *before == entry.second) continue;
       if (entry.first.empty() && entry.second.empty() && (before == nullptr || before->empty()))
         continue;
@@ -235,12 +244,19 @@ class DirectC14n {
     }
     std::sort(render.begin(), render.end(), [](auto* a, auto* b) { return a->first < b->first; });
     // The element's own name must be bound as it is in scope.
-    const std::string prefix =
+    const std::string_view prefix =
         e->ns != nullptr && e->ns->prefix != nullptr ? chars(e->ns->prefix) : "";
-    const std::string* bound = find(scope, prefix);
-    const std::string uri = e->ns != nullptr && e->ns->href != nullptr ? chars(e->ns->href) : "";
+    const std::string_view* bound = find(scope, prefix);
+    const std::string_view uri =
+        e->ns != nullptr && e->ns->href != nullptr ? chars(e->ns->href) : "";
     if (bound == nullptr ? !uri.empty() : *bound != uri) return false;
-    const std::string qname = prefix.empty() ? chars(e->name) : prefix + ":" + chars(e->name);
+    const auto put_qname = [&] {
+      if (!prefix.empty()) {
+        out_ += prefix;
+        out_ += ':';
+      }
+      out_ += chars(e->name);
+    };
 
     std::vector<xmlAttrPtr> attrs;
     for (xmlAttrPtr a = e->properties; a != nullptr; a = a->next) {
@@ -253,9 +269,15 @@ class DirectC14n {
               [](xmlAttrPtr a, xmlAttrPtr b) { return xmlStrcmp(a->name, b->name) < 0; });
 
     out_ += '<';
-    out_ += qname;
+    put_qname();
     for (const auto* ns : render) {
-      out_ += ns->first.empty() ? " xmlns=\"" : " xmlns:" + ns->first + "=\"";
+      if (ns->first.empty()) {
+        out_ += " xmlns=\"";
+      } else {
+        out_ += " xmlns:";
+        out_ += ns->first;
+        out_ += "=\"";
+      }
       out_ += ns->second;
       out_ += '"';
     }
@@ -284,7 +306,7 @@ class DirectC14n {
       }
     }
     out_ += "</";
-    out_ += qname;
+    put_qname();
     out_ += '>';
     return true;
   }
@@ -299,8 +321,11 @@ Bytes c14n_digest_direct(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude, Has
   std::string text;
   DirectC14n c(text);
   if (!c.run(root, exclude)) return c14n_digest(doc, root, exclude, hash);
-  return digest(openssl_md_name(hash),
-                {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
+  Bytes d(digest_size(hash));
+  unsigned int n = 0;
+  if (EVP_Digest(text.data(), text.size(), d.data(), &n, evp_md(hash), nullptr) != 1)
+    throw Error(ErrorCode::Internal, "digest: " + openssl_error());
+  return d;
 }
 
 std::string c14n_string_direct(xmlNodePtr root, xmlNodePtr exclude) {
