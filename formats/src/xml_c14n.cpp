@@ -118,7 +118,7 @@ class DirectC14n {
 
   bool run(xmlNodePtr root, xmlNodePtr exclude) {
     exclude_ = exclude;
-    if (root == nullptr || root->type != XML_ELEMENT_NODE) return false;
+    if (root == nullptr || root->type != XML_ELEMENT_NODE || root == exclude) return false;
     // The apex's in-scope namespaces (nearest declaration wins) and no xml:* attribute above
     // it (C14N 1.0 would carry those down to the apex).
     Scope scope;
