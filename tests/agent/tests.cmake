@@ -10,7 +10,8 @@ target_compile_definitions(agent_ws PRIVATE
   KYSO_AGENT_BIN="$<TARGET_FILE:kyso-agent>"
   KYSO_FORMATS_MODULE_PATH="$<TARGET_FILE:kyso_formats_module>")
 add_dependencies(agent_ws kyso-agent kyso_formats_module)
-target_link_libraries(agent_ws PRIVATE SQLite::SQLite3)
+# spdlog::spdlog: the test captures the agent's log through the library's one registry.
+target_link_libraries(agent_ws PRIVATE SQLite::SQLite3 spdlog::spdlog)
 target_include_directories(agent_ws PRIVATE ${PROJECT_SOURCE_DIR}/agent/src)  # ordered.hpp
 # The audit log's journal anchor against a real journald of the test's own (a private mount
 # namespace; skipped where none can be had). Its test case is hidden ([.journal]) from the rest.
@@ -57,3 +58,8 @@ target_compile_definitions(agent_crash PRIVATE
   KYSO_AGENT_BIN="$<TARGET_FILE:kyso-agent>")
 add_dependencies(agent_crash kyso-agent kyso)
 target_link_libraries(agent_crash PRIVATE SQLite::SQLite3)
+
+# The transport's write-gathering layer (tests/agent/transport) under a real Beast WebSocket on
+# loopback: no agent, no token.
+kyso_add_tests(agent_transport SOURCES agent/transport/test_gather_stream.cpp DEPS kyso::agent)
+target_include_directories(agent_transport PRIVATE ${PROJECT_SOURCE_DIR}/agent/src)

@@ -26,8 +26,9 @@ class Channel {
   Channel(Channel&&) = delete;
   Channel& operator=(Channel&&) = delete;
 
-  /// Queues one text message; one write is in flight at a time, in queue order. On the
-  /// connection's executor it never waits. From any other thread (a job's reporting thread)
+  /// Queues one text message; messages go out in queue order, each a WebSocket message of its
+  /// own, and a run of queued ones shares one write to the socket. On the connection's executor
+  /// it never waits. From any other thread (a job's reporting thread)
   /// it waits while the connection's queue is full, so a page that reads slowly slows its batch
   /// instead of growing memory; it returns at once, dropping `text`, once the connection closed.
   virtual void send(std::string text) = 0;

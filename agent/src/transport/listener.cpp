@@ -19,6 +19,7 @@
 #include <string>
 
 #include "../activation.hpp"
+#include "gather_stream.hpp"
 #include "kyso/agent/pairing.hpp"
 #include "kyso/agent/peer.hpp"
 #include "kyso/core/text.hpp"
@@ -109,7 +110,9 @@ class Session final : public SessionBase,
       std::unique_lock lock(outbox_mutex_);
       if (!on_strand) {
         // A job's thread waits for room; the strand never does (it frees the room).
+        ++waiting_;
         room_.wait(lock, [&] { return queued_ < limits_.write_queue || closed_outbox_; });
+        --waiting_;
       }
       if (closed_outbox_) return;
       ++queued_;
@@ -166,7 +169,7 @@ class Session final : public SessionBase,
   void on_run() {
     beast::get_lowest_layer(ws_).expires_after(kUpgradeTimeout);
     if constexpr (kTls) {
-      ws_.next_layer().async_handshake(
+      ws_.next_layer().next_layer().async_handshake(
           net::ssl::stream_base::server,
           beast::bind_front_handler(&Session::on_handshake, this->shared_from_this()));
     } else {
@@ -385,7 +388,8 @@ class Session final : public SessionBase,
     do_read();
   }
 
-  // ---- writing: one write in flight, from a queue the strand owns ----------------------------
+  // ---- writing: one message in flight, from a queue the strand owns; a run of queued messages
+  // shares one write to the socket (gather_stream.hpp) ---------------------------------------
 
   void drain() {
     {
@@ -399,6 +403,7 @@ class Session final : public SessionBase,
 
   void do_write() {
     writing_ = true;
+    ws_.next_layer().hold(true);
     ws_.text(true);
     ws_.async_write(net::buffer(queue_.front()),
                     beast::bind_front_handler(&Session::on_write, this->shared_from_this()));
@@ -410,16 +415,35 @@ class Session final : public SessionBase,
       end();
       return;
     }
-    last_activity_ = std::chrono::steady_clock::now();
+    ++messages_;
     queue_.pop_front();
     if (closed_) return;
+    bool wake = false;
     {
       const std::lock_guard lock(outbox_mutex_);
       --queued_;
+      // A job's thread waiting for room is woken once the queue is half empty, not for every
+      // message: it then queues a run of messages that share the next write.
+      wake = waiting_ > 0 && queued_ <= limits_.write_queue / 2;
+      // What a job's thread queued meanwhile joins the run (its posted drain finds it gone).
+      for (auto& t : outbox_) queue_.push_back(std::move(t));
+      outbox_.clear();
     }
-    room_.notify_all();
-    if (!queue_.empty()) do_write();
+    if (wake) room_.notify_all();
+    if (!queue_.empty()) {
+      do_write();
+    } else {
+      // The queue is drained: the run goes to the socket in one write.
+      last_activity_ = std::chrono::steady_clock::now();
+      ws_.next_layer().hold(false);
+      ws_.next_layer().async_flush(
+          beast::bind_front_handler(&Session::on_flush, this->shared_from_this()));
+    }
     do_read();  // resumes reading when the queue had paused it
+  }
+
+  void on_flush(beast::error_code ec) {
+    if (ec) end();
   }
 
   // ---- the end -------------------------------------------------------------------------------
@@ -429,6 +453,9 @@ class Session final : public SessionBase,
   void end() {
     if (closed_) return;
     closed_ = true;
+    spdlog::debug("connection closed: {} messages sent in {} writes", messages_,
+                  ws_.next_layer().flushes());
+    ws_.next_layer().hold(false);  // a close frame from now on goes out at once
     idle_timer_.cancel();
     throttle_timer_.cancel();
     {
@@ -448,7 +475,7 @@ class Session final : public SessionBase,
   }
 
   std::shared_ptr<const void> keep_;  ///< declared before ws_: outlives it
-  websocket::stream<NextLayer> ws_;
+  websocket::stream<GatherStream<NextLayer>> ws_;
   net::steady_timer idle_timer_;
   net::steady_timer throttle_timer_;
   double allowance_ = kUnpairedBurst;  ///< messages an unpaired origin may send now
@@ -468,11 +495,13 @@ class Session final : public SessionBase,
   bool writing_ = false;
   bool closed_ = false;
   std::deque<std::string> queue_;  // the strand's: front() is being written
+  std::size_t messages_ = 0;       ///< written so far (the debug log compares them with writes)
   // Messages from other threads on their way to queue_, and the count of both.
   std::mutex outbox_mutex_;
   std::condition_variable room_;
   std::vector<std::string> outbox_;
   std::size_t queued_ = 0;
+  std::size_t waiting_ = 0;  ///< job threads waiting for room
   bool drain_posted_ = false;
   bool closed_outbox_ = false;
 };
