@@ -1,9 +1,8 @@
 // kyso-agent: the signing agent web transcript systems talk to over ws://127.0.0.1:19587.
-// A thin main: options -> AgentConfig -> Service -> Server, until SIGINT/SIGTERM.
+// A thin main: options -> AgentConfig -> Service -> Server, until SIGINT/SIGTERM (Ctrl+C,
+// logoff or shutdown on Windows).
 
-#include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/prctl.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -19,7 +18,7 @@
 int main(int argc, char** argv) {
   // PINs pass through this process's memory: no core dump of it, and no ptrace attach or
   // /proc/<pid>/mem read by other processes of the user (not dumpable). Before anything else.
-  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+  if (!kyso::platform::keep_memory_private()) {
     std::cerr << "kyso-agent: prctl(PR_SET_DUMPABLE) failed\n";
     return 1;
   }
@@ -64,13 +63,8 @@ int main(int argc, char** argv) {
     if (!pinentry.empty()) cfg.pinentry = pinentry;
     if (!state_dir.empty()) cfg.state_dir = state_dir;
 
-    // SIGINT/SIGTERM are taken by sigwait below, in this thread only.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    ::signal(SIGPIPE, SIG_IGN);
+    // SIGINT/SIGTERM are taken by wait() below, in this thread only; SIGPIPE is ignored.
+    kyso::platform::StopRequests stop_requests(true);
 
     auto service = std::make_shared<kyso::agent::Service>(std::move(cfg));
     kyso::agent::Server server(service);
@@ -78,9 +72,7 @@ int main(int argc, char** argv) {
     // A line on stdout that scripts (tests, the benchmark) wait for.
     std::cout << "kyso-agent listening on " << (service->config().tls ? "wss" : "ws")
               << "://127.0.0.1:" << server.port() << "/" << std::endl;
-    int sig = 0;
-    sigwait(&signals, &sig);
-    spdlog::info("signal {}: stopping", sig);
+    spdlog::info("{}: stopping", stop_requests.wait());
     server.stop();
   } catch (const kyso::Error& e) {
     std::cerr << "kyso-agent: " << e.message(kyso::Language::Vi) << "\n  " << e.what() << '\n';

@@ -1,5 +1,8 @@
 // kyso/agent/peer.hpp on Windows: the peer socket's owning process from the TCP table, and
-// that process's user (its token's SID) against ours.
+// that process's user (its token's SID) against ours. Under Wine, whose table has no owning
+// processes and whose peers may be Linux programs, the Linux check through Wine's Z: drive:
+// the peer socket's uid in /proc/net/tcp{,6} (find_socket_uid, peer_table.cpp) against this
+// process's Unix uid.
 // clang-format off
 #include <winsock2.h>
 #include <ws2tcpip.h>
@@ -8,7 +11,9 @@
 // clang-format on
 
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <vector>
 
 #include "kyso/agent/peer.hpp"
@@ -92,11 +97,53 @@ PSID sid_of(std::vector<unsigned char>& token_user_bytes) {
   return reinterpret_cast<TOKEN_USER*>(token_user_bytes.data())->User.Sid;
 }
 
+/// Wine's ntdll exports its version; Windows' does not.
+bool under_wine() {
+  const HMODULE ntdll = ::GetModuleHandleW(L"ntdll.dll");
+  return ntdll != nullptr && ::GetProcAddress(ntdll, "wine_get_version") != nullptr;
+}
+
+/// A file of the Unix side under Wine, through its Z: drive (the Unix root).
+std::string unix_file(const char* path) {
+  std::ifstream in(std::string("Z:") + path, std::ios::binary);
+  if (!in) return {};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// This process's real Unix uid under Wine (the Uid: line of /proc/self/status).
+std::optional<unsigned> wine_unix_uid() {
+  std::istringstream in(unix_file("/proc/self/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Uid:", 0) != 0) continue;
+    std::istringstream fields(line.substr(4));
+    unsigned uid = 0;
+    if (fields >> uid) return uid;
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+/// Linux's answer from inside Wine: the uid owning the peer's socket in /proc/net/tcp{,6},
+/// whether the peer is a Wine process or a Linux one, against our own Unix uid.
+PeerUser wine_peer_user(const tcp::endpoint& local, const tcp::endpoint& remote) {
+  const std::string table =
+      unix_file(remote.address().is_v4() ? "/proc/net/tcp" : "/proc/net/tcp6");
+  const auto uid = find_socket_uid(table, remote, local);
+  const auto ours = wine_unix_uid();
+  return {uid && ours && *uid == *ours,
+          "uid " + (uid ? std::to_string(*uid) : "unknown") + " (Wine)"};
+}
+
 }  // namespace
 
 PeerUser loopback_peer_user(const tcp::endpoint& local, const tcp::endpoint& remote) {
   // The peer's own socket has the peer's address as its local end.
   const DWORD pid = owning_pid(remote, local);
+  // Wine 8.0 gives every row owning PID 0, and a Linux peer has no Windows process at all.
+  if (pid == 0 && under_wine()) return wine_peer_user(local, remote);
   if (pid == 0) return {false, "pid unknown"};
   const std::string who = "pid " + std::to_string(pid);
   const Handle process(::OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid));

@@ -1,6 +1,5 @@
 #include "kyso/firmware_config/service_main.hpp"
 
-#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <fstream>
@@ -30,12 +29,8 @@ int run_service_main(const char* program, const std::function<int()>& body) {
 
 void serve_until_signal(const char* program, const std::function<std::uint16_t()>& start,
                         const std::function<void()>& stop, const std::string& port_file) {
-  // Signals go to sigwait below, not to whichever thread happens to run.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // Signals go to wait() below, not to whichever thread happens to run.
+  platform::StopRequests stop_requests;
   const std::uint16_t port = start();
   std::fprintf(stderr, "%s: listening on port %u\n", program, port);
   if (!port_file.empty()) {
@@ -43,9 +38,8 @@ void serve_until_signal(const char* program, const std::function<std::uint16_t()
     std::ofstream(tmp) << port << "\n";
     std::rename(tmp.c_str(), port_file.c_str());
   }
-  int sig = 0;
-  sigwait(&set, &sig);
-  std::fprintf(stderr, "%s: signal %d, stopping\n", program, sig);
+  const std::string why = stop_requests.wait();
+  std::fprintf(stderr, "%s: %s, stopping\n", program, why.c_str());
   stop();
 }
 

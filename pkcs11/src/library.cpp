@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "kyso/core/platform.hpp"
 #include "kyso/pkcs11/usb.hpp"
 #include "module.hpp"
 #include "registry.hpp"
@@ -35,7 +36,8 @@ Library::Library(ModuleConfig config)
   std::vector<std::string> seen;
   for (const auto& c : candidates) {
     std::error_code ec;
-    const auto canonical = std::filesystem::weakly_canonical(c.path, ec).string();
+    const auto canonical =
+        platform::path_utf8(std::filesystem::weakly_canonical(platform::utf8_path(c.path), ec));
     if (std::ranges::find(seen, canonical) != seen.end()) continue;
     seen.push_back(canonical);
 

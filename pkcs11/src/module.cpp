@@ -1,13 +1,13 @@
 #include "module.hpp"
 
-#include <dlfcn.h>
-#include <p11-kit/p11-kit.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <system_error>
+
+#include "kyso/core/platform.hpp"
+#include "registry.hpp"
 
 namespace kyso::pkcs11::detail {
 namespace {
@@ -40,18 +40,16 @@ std::chrono::milliseconds env_timeout() {
   return std::chrono::milliseconds{ms};
 }
 
-// dlopen()s `file` and finds its function list; throws ModuleLoadFailed.
+// Loads `file` (UTF-8) and finds its function list; throws ModuleLoadFailed.
 std::pair<void*, CK_FUNCTION_LIST*> open_image(const std::string& file, const std::string& path) {
-  void* handle = ::dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* why = ::dlerror();
-    throw Error(ErrorCode::ModuleLoadFailed,
-                path + ": " + (why != nullptr ? why : "dlopen failed"));
-  }
-  auto* get_list = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(handle, "C_GetFunctionList"));
+  std::string why;
+  void* handle = platform::load_library(file, why);
+  if (handle == nullptr) throw Error(ErrorCode::ModuleLoadFailed, path + ": " + why);
+  auto* get_list =
+      reinterpret_cast<CK_C_GetFunctionList>(platform::library_symbol(handle, "C_GetFunctionList"));
   CK_FUNCTION_LIST* functions = nullptr;
   if (get_list == nullptr || get_list(&functions) != CKR_OK || functions == nullptr) {
-    ::dlclose(handle);
+    platform::unload_library(handle);
     throw Error(ErrorCode::ModuleLoadFailed,
                 path + ": not a PKCS#11 module (no C_GetFunctionList)");
   }
@@ -59,30 +57,29 @@ std::pair<void*, CK_FUNCTION_LIST*> open_image(const std::string& file, const st
 }
 
 // A private copy of the module's file, loaded: the dynamic loader keys loaded objects by file
-// (device and inode), so the copy is a new instance with its own globals, mutexes and card
-// contexts, untouched by the thread stuck in the old one. The copy is removed once mapped.
+// (device and inode; Windows' loader by path), so the copy is a new instance with its own
+// globals, mutexes and card contexts, untouched by the thread stuck in the old one. The copy is
+// removed once mapped (on Windows a mapped DLL cannot be deleted: it stays in %TEMP%).
 // Its dependencies (libopensc, libpcsclite) stay shared: what OpenSC 0.23 blocks on after a
 // pulled card is the card's lock, which lives in the module's own context.
 std::pair<void*, CK_FUNCTION_LIST*> open_private_copy(const std::string& canonical,
                                                       const std::string& path, int n) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  fs::path base = fs::temp_directory_path(ec);
-  if (ec) base = "/tmp";
-  std::string tmpl = (base / "kyso-pkcs11-XXXXXX").string();
-  if (::mkdtemp(tmpl.data()) == nullptr) {
+  const fs::path dir = platform::make_private_temp_dir("kyso-pkcs11-");
+  if (dir.empty()) {
     throw Error(ErrorCode::ModuleLoadFailed,
-                path + ": no directory for a fresh copy of the module in " + base.string());
+                path + ": no temporary directory for a fresh copy of the module");
   }
-  const fs::path dir(tmpl);
-  const fs::path copy = dir / (std::to_string(n) + "-" + fs::path(canonical).filename().string());
-  fs::copy_file(canonical, copy, ec);
+  const fs::path source = platform::utf8_path(canonical);
+  const fs::path copy = dir / (fs::path(std::to_string(n) + "-") += source.filename());
+  fs::copy_file(source, copy, ec);
   if (ec) {
     fs::remove_all(dir, ec);
     throw Error(ErrorCode::ModuleLoadFailed, path + ": copying the module: " + ec.message());
   }
   try {
-    auto image = open_image(copy.string(), path);
+    auto image = open_image(platform::path_utf8(copy), path);
     fs::remove_all(dir, ec);
     return image;
   } catch (...) {
@@ -102,7 +99,7 @@ std::string fixed_string(const unsigned char* data, std::size_t size) {
 
 std::string rv_name(CK_RV rv) {
   if (rv == kRvUnresponsive) return "no answer in time (Kyso's watchdog)";
-  const char* text = p11_kit_strerror(rv);
+  const char* text = registry_rv_text(rv);
   char hex[32];
   std::snprintf(hex, sizeof hex, "0x%08lx", static_cast<unsigned long>(rv));
   return std::string(hex) + (text != nullptr ? std::string(" (") + text + ")" : "");
@@ -110,9 +107,9 @@ std::string rv_name(CK_RV rv) {
 
 std::shared_ptr<Module> Module::load(const std::string& path, const CallTimeouts& timeouts) {
   std::error_code ec;
-  const auto canonical = std::filesystem::canonical(path, ec);
+  const auto canonical = std::filesystem::canonical(platform::utf8_path(path), ec);
   if (ec) throw Error(ErrorCode::ModuleLoadFailed, path + ": " + ec.message());
-  const std::string key = canonical.string();
+  const std::string key = platform::path_utf8(canonical);
 
   const std::lock_guard lock(g_registry_mutex);
   Entry& e = registry()[key];

@@ -519,7 +519,7 @@ Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& c
   for (int attempt = 0;; ++attempt) {
     const KeyInfo key = find_private_key(key_id);
     auto lease = sessions_->acquire();
-    f->sig_len = f->sig.size();
+    f->sig_len = static_cast<CK_ULONG>(f->sig.size());
     try {
       if (!key.always_authenticate) {
         // C_SignInit and C_Sign in one hand-off to the module's call pool, under the signing

@@ -15,7 +15,7 @@
 // is joined when its call comes back, and is let go at exit only if its call never did; if
 // such a call returns while the process exits, its thread blocks for good instead of running.
 
-#include <p11-kit/pkcs11.h>
+#include "cryptoki.hpp"
 
 #include <chrono>
 #include <condition_variable>

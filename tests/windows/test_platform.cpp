@@ -84,11 +84,10 @@ TEST_CASE("a library that is not there says why") {
   CHECK_FALSE(why.empty());
 }
 
-// [!mayfail] until fixed (docs/windows.md, what remains): under Wine the module is not found,
-// "No such file or directory" from Module::load's std::filesystem::canonical(std::string):
-// MinGW's libstdc++ converts a narrow path with the C library's locale, not as UTF-8.
-TEST_CASE("a Windows PKCS#11 module loads from a folder with a Vietnamese name, 1-byte packed",
-          "[!mayfail]") {
+// The path goes in as UTF-8 text, as a configuration gives it: Module::load makes it a path with
+// platform::utf8_path (std::filesystem::path(std::string) would read it in the C library's
+// locale on Windows, and the folder would not be found).
+TEST_CASE("a Windows PKCS#11 module loads from a folder with a Vietnamese name, 1-byte packed") {
   const char* built = std::getenv("KYSO_TEST_MODULE");
   REQUIRE(built != nullptr);
   // "Thầy cô": LoadLibraryW gets the UTF-16 of the UTF-8 path.
@@ -98,12 +97,13 @@ TEST_CASE("a Windows PKCS#11 module loads from a folder with a Vietnamese name, 
   fs::copy_file(built, dll, fs::copy_options::overwrite_existing);
 
   pkcs11::ModuleConfig config;
-  config.paths = {dll.string()};
+  config.paths = {platform::path_utf8(dll)};
   config.use_p11kit = false;
   config.use_known = false;
   pkcs11::Library library(config);
-  REQUIRE(library.modules().size() == 1);
-  const auto& m = library.modules().front();
+  const auto modules = library.modules();  // a copy: modules() returns the list by value
+  REQUIRE(modules.size() == 1);
+  const auto& m = modules.front();
   INFO(m.error);
   REQUIRE(m.loaded);
   CHECK(m.manufacturer == "Kyso test module");
@@ -111,10 +111,10 @@ TEST_CASE("a Windows PKCS#11 module loads from a folder with a Vietnamese name, 
   CHECK(library.tokens().empty());
 }
 
-// [!mayfail] until understood (docs/windows.md): under Wine 8.0 no row of
-// GetExtendedTcpTable(TCP_TABLE_OWNER_PID_CONNECTIONS) matched the connection ("pid unknown").
-TEST_CASE("a loopback connection from this process is this user's; a made-up one is nobody's",
-          "[!mayfail]") {
+// Windows answers with the owning process of the peer's socket ("pid N"); Wine 8.0's TCP table
+// has owning PID 0 in every row, so under Wine the check asks Linux instead ("uid N (Wine)"),
+// which also identifies a Linux client of an agent running under Wine.
+TEST_CASE("a loopback connection from this process is this user's; a made-up one is nobody's") {
   namespace net = boost::asio;
   using net::ip::tcp;
   net::io_context io;
@@ -125,9 +125,10 @@ TEST_CASE("a loopback connection from this process is this user's; a made-up one
   const auto peer = agent::loopback_peer_user(served.local_endpoint(), served.remote_endpoint());
   INFO(peer.who);
   CHECK(peer.same_user);
-  CHECK(peer.who.starts_with("pid "));
+  CHECK((peer.who.starts_with("pid ") || peer.who.ends_with(" (Wine)")));
   const auto nobody = agent::loopback_peer_user(
       served.local_endpoint(), tcp::endpoint(net::ip::make_address("127.0.0.1"), 1));
+  INFO(nobody.who);
   CHECK_FALSE(nobody.same_user);
-  CHECK(nobody.who == "pid unknown");
+  CHECK((nobody.who == "pid unknown" || nobody.who == "uid unknown (Wine)"));
 }

@@ -4,8 +4,11 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#include <pthread.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -41,6 +44,15 @@ std::filesystem::path executable_path() {
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   return ec ? std::filesystem::path() : exe;
+}
+
+std::filesystem::path make_private_temp_dir(std::string_view prefix) {
+  std::error_code ec;
+  std::filesystem::path base = std::filesystem::temp_directory_path(ec);
+  if (ec) base = "/tmp";
+  std::string tmpl = (base / (std::string(prefix) + "XXXXXX")).string();
+  if (::mkdtemp(tmpl.data()) == nullptr) return {};  // mode 0700
+  return tmpl;
 }
 
 std::filesystem::path user_state_dir() {
@@ -185,6 +197,35 @@ void HiddenTerminal::echo_off() noexcept {
   termios noecho = state_->old;
   noecho.c_lflag &= ~static_cast<tcflag_t>(ECHO);
   state_->changed = ::tcsetattr(fd, TCSAFLUSH, &noecho) == 0;
+}
+
+namespace {
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+}  // namespace
+
+StopRequests::StopRequests(bool ignore_broken_pipe) {
+  const sigset_t set = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  if (ignore_broken_pipe) ::signal(SIGPIPE, SIG_IGN);
+}
+
+StopRequests::~StopRequests() = default;
+
+std::string StopRequests::wait() {
+  const sigset_t set = stop_signals();
+  int sig = 0;
+  sigwait(&set, &sig);
+  return "signal " + std::to_string(sig);
+}
+
+bool keep_memory_private() noexcept {
+  return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0;
 }
 
 }  // namespace kyso::platform

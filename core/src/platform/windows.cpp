@@ -1,10 +1,12 @@
 // kyso/core/platform.hpp on Windows: UTF-8 in and out, UTF-16 at every Win32 call.
 #include <windows.h>
 // after windows.h
+#include <bcrypt.h>
 #include <shlobj.h>
 
 #include <io.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cwchar>
 #include <vector>
@@ -81,6 +83,24 @@ std::filesystem::path executable_path() {
     if (n < buf.size()) return std::filesystem::path(std::wstring(buf.data(), n));
     buf.resize(buf.size() * 2);
   }
+}
+
+std::filesystem::path make_private_temp_dir(std::string_view prefix) {
+  // %TEMP% is under the user's profile, whose inherited ACL leaves out other users.
+  wchar_t base[MAX_PATH + 1];
+  const DWORD n = ::GetTempPathW(MAX_PATH + 1, base);
+  if (n == 0 || n > MAX_PATH) return {};
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    unsigned char r[6];
+    if (::BCryptGenRandom(nullptr, r, sizeof r, BCRYPT_USE_SYSTEM_PREFERRED_RNG) != 0) return {};
+    std::string suffix;
+    for (const unsigned char c : r) suffix += "0123456789abcdefghijklmnopqrstuv"[c % 32];
+    const std::filesystem::path dir =
+        std::filesystem::path(std::wstring(base, n)) / widen(std::string(prefix) + suffix);
+    if (::CreateDirectoryW(dir.c_str(), nullptr)) return dir;
+    if (::GetLastError() != ERROR_ALREADY_EXISTS) return {};
+  }
+  return {};
 }
 
 std::filesystem::path user_state_dir() {
@@ -198,6 +218,59 @@ void HiddenTerminal::echo_off() noexcept {
   if (h == INVALID_HANDLE_VALUE || !::GetConsoleMode(h, &state_->old)) return;
   state_->console = h;
   state_->changed = ::SetConsoleMode(h, state_->old & ~static_cast<DWORD>(ENABLE_ECHO_INPUT)) != 0;
+}
+
+namespace {
+// The console control handler runs on a thread of its own that Windows starts; it hands the
+// request to wait() and, for the console closing, logoff and shutdown (after which Windows ends
+// the process as soon as the handler returns), gives main a few seconds to stop cleanly.
+HANDLE g_stop_requested = nullptr;
+HANDLE g_stopped = nullptr;
+std::atomic<DWORD> g_stop_type{0};
+
+BOOL WINAPI on_console_control(DWORD type) {
+  g_stop_type.store(type);
+  ::SetEvent(g_stop_requested);
+  if (type == CTRL_CLOSE_EVENT || type == CTRL_LOGOFF_EVENT || type == CTRL_SHUTDOWN_EVENT) {
+    ::WaitForSingleObject(g_stopped, 5000);
+  }
+  return TRUE;
+}
+}  // namespace
+
+StopRequests::StopRequests(bool /*ignore_broken_pipe*/) {
+  g_stop_requested = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  g_stopped = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+  ::SetConsoleCtrlHandler(on_console_control, TRUE);
+}
+
+StopRequests::~StopRequests() {
+  ::SetEvent(g_stopped);
+  ::SetConsoleCtrlHandler(on_console_control, FALSE);
+}
+
+std::string StopRequests::wait() {
+  ::WaitForSingleObject(g_stop_requested, INFINITE);
+  switch (g_stop_type.load()) {
+    case CTRL_C_EVENT:
+      return "Ctrl+C";
+    case CTRL_BREAK_EVENT:
+      return "Ctrl+Break";
+    case CTRL_CLOSE_EVENT:
+      return "console closed";
+    case CTRL_LOGOFF_EVENT:
+      return "logoff";
+    case CTRL_SHUTDOWN_EVENT:
+      return "shutdown";
+    default:
+      return "console event " + std::to_string(g_stop_type.load());
+  }
+}
+
+bool keep_memory_private() noexcept {
+  // No equivalent yet: a process's DACL denying PROCESS_VM_READ to the user's other processes
+  // is still to come (docs/windows.md).
+  return true;
 }
 
 }  // namespace kyso::platform

@@ -28,6 +28,25 @@ void unload_library(void* library) noexcept;
 /// The running program's own file (/proc/self/exe, GetModuleFileNameW); empty when unknown.
 std::filesystem::path executable_path();
 
+// ---- Paths from and to UTF-8 text ----------------------------------------------------------
+
+/// The path a UTF-8 string names. Use it wherever text (configuration, command line, JSON)
+/// becomes a path: std::filesystem::path(std::string) converts with the C library's locale on
+/// Windows (MinGW's libstdc++), not as UTF-8, and "Thầy cô" becomes a path that does not exist.
+inline std::filesystem::path utf8_path(std::string_view text) {
+  return std::filesystem::path(
+      std::u8string_view(reinterpret_cast<const char8_t*>(text.data()), text.size()));
+}
+/// A path as UTF-8 text (the inverse of utf8_path; path::string() is the locale's on Windows).
+inline std::string path_utf8(const std::filesystem::path& path) {
+  const std::u8string s = path.u8string();
+  return std::string(reinterpret_cast<const char*>(s.data()), s.size());
+}
+/// A new directory only this user can use, in the system's temporary directory, named
+/// `prefix` and a random suffix (mkdtemp; GetTempPathW and CreateDirectoryW). Empty when none
+/// could be made.
+std::filesystem::path make_private_temp_dir(std::string_view prefix);
+
 // ---- The user's state directory ------------------------------------------------------------
 
 /// Where Kyso keeps this user's state (pairings, audit log): $XDG_DATA_HOME/kyso, else
@@ -88,5 +107,31 @@ class HiddenTerminal {
   struct State;  // each implementation's own
   std::unique_ptr<State> state_;
 };
+
+// ---- Stopping a program that serves until asked ----------------------------------------------
+
+/// The OS's requests to stop: SIGINT and SIGTERM (POSIX); Ctrl+C, Ctrl+Break, the console
+/// closing, logoff and shutdown (Windows, SetConsoleCtrlHandler). Make one in main before any
+/// thread starts: on POSIX it blocks both signals so that every thread inherits the mask and
+/// only wait() takes them. One per process.
+class StopRequests {
+ public:
+  /// `ignore_broken_pipe`: a write to a closed socket or pipe fails instead of killing the
+  /// process (SIGPIPE ignored; Windows has no such signal).
+  explicit StopRequests(bool ignore_broken_pipe = false);
+  ~StopRequests();
+  StopRequests(const StopRequests&) = delete;
+  StopRequests& operator=(const StopRequests&) = delete;
+  StopRequests(StopRequests&&) = delete;
+  StopRequests& operator=(StopRequests&&) = delete;
+
+  /// Blocks until the OS asks the program to stop; says what asked ("signal 15", "Ctrl+C").
+  std::string wait();
+};
+
+/// Keeps other processes of the user from reading this one's memory where the OS allows, and
+/// out of core dumps (PINs pass through it): prctl(PR_SET_DUMPABLE, 0) on Linux. False when it
+/// failed. Windows: nothing yet (docs/windows.md).
+bool keep_memory_private() noexcept;
 
 }  // namespace kyso::platform
