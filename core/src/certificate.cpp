@@ -86,11 +86,7 @@ std::string first_by_nid(const X509_NAME* name, int nid) {
 std::chrono::system_clock::time_point to_time_point(const ASN1_TIME* t) {
   std::tm tm{};
   if (ASN1_TIME_to_tm(t, &tm) != 1) throw Error(ErrorCode::CertInvalid, "bad certificate time");
-  // UTC fields to a time point without timegm() (not in Windows' C library).
-  using namespace std::chrono;
-  const sys_days date = year{tm.tm_year + 1900} / month{static_cast<unsigned>(tm.tm_mon + 1)} /
-                        day{static_cast<unsigned>(tm.tm_mday)};
-  return date + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec};
+  return utc_time_point(tm);
 }
 
 UidValue split_uid(const std::string& raw) {
@@ -198,6 +194,22 @@ void read_extensions(X509* cert, CertificateInfo& info) {
 }
 
 }  // namespace
+
+std::chrono::system_clock::time_point utc_time_point(const std::tm& tm) {
+  using namespace std::chrono;
+  // In seconds (64 bits hold any year std::chrono::year does), months carried into years, the
+  // other fields added as durations, so out-of-range fields carry over.
+  const long long months = static_cast<long long>(tm.tm_year) * 12 + tm.tm_mon;
+  const long long y =
+      std::clamp(1900 + (months >= 0 ? months / 12 : (months - 11) / 12), -30000LL, 30000LL);
+  const auto m = static_cast<unsigned>(((months % 12) + 12) % 12 + 1);
+  const sys_seconds s = sys_days{year{static_cast<int>(y)} / month{m} / day{1}} +
+                        days{tm.tm_mday - 1} + hours{tm.tm_hour} + minutes{tm.tm_min} +
+                        seconds{tm.tm_sec};
+  const auto lo = floor<seconds>(system_clock::time_point::min()) + days{1};
+  const auto hi = floor<seconds>(system_clock::time_point::max()) - days{1};
+  return time_point_cast<system_clock::duration>(std::clamp(s, lo, hi));
+}
 
 std::string_view to_string(SubjectKind kind) noexcept {
   switch (kind) {

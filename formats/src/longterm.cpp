@@ -2,6 +2,7 @@
 // offline at the time a timestamp proves.
 
 #include "kyso/formats/longterm.hpp"
+#include "kyso/core/certificate.hpp"
 
 #include <openssl/cms.h>
 #include <openssl/ocsp.h>
@@ -29,7 +30,7 @@ using Clock = std::chrono::system_clock;
 Clock::time_point to_time(const ASN1_TIME* t) {
   std::tm tm{};
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return {};
-  return Clock::from_time_t(timegm(&tm));
+  return utc_time_point(tm);
 }
 
 std::string name_of(X509* cert) {

@@ -18,6 +18,7 @@
 #include <set>
 
 #include "der.hpp"
+#include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
 #include "pdf_longterm.hpp"
 #include "pdf_scan.hpp"
@@ -264,7 +265,7 @@ std::optional<std::chrono::system_clock::time_point> pdf_date(const std::string&
   tm.tm_hour = h;
   tm.tm_min = mi;
   tm.tm_sec = sec;
-  auto t = std::chrono::system_clock::from_time_t(timegm(&tm));
+  auto t = utc_time_point(tm);
   if (s.size() > 16 && (s[16] == '+' || s[16] == '-')) {
     int oh = 0, om = 0;
     std::sscanf(s.c_str() + 17, "%2d'%2d", &oh, &om);

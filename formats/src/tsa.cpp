@@ -1,4 +1,5 @@
 #include "kyso/formats/tsa.hpp"
+#include "kyso/core/certificate.hpp"
 
 #include <openssl/http.h>
 #include <openssl/ts.h>
@@ -27,7 +28,7 @@ using Pkcs7Ptr = std::unique_ptr<PKCS7, FnDeleter<PKCS7_free>>;
 std::chrono::system_clock::time_point gen_time(const TS_TST_INFO* info) {
   std::tm tm{};
   check(ASN1_TIME_to_tm(TS_TST_INFO_get_time(info), &tm) == 1, "genTime");
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  return utc_time_point(tm);
 }
 
 TsReqPtr make_request(const TsaConfig& config, std::span<const std::uint8_t> hash) {

@@ -1,4 +1,5 @@
 #include "kyso/formats/verify.hpp"
+#include "kyso/core/certificate.hpp"
 
 #include <openssl/cms.h>
 #include <openssl/ess.h>
@@ -95,7 +96,7 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
   tm.tm_hour = h;
   tm.tm_min = mi;
   tm.tm_sec = sec;
-  auto t = std::chrono::system_clock::from_time_t(timegm(&tm));
+  auto t = utc_time_point(tm);
   std::string_view rest = s.substr(static_cast<std::size_t>(used));
   while (!rest.empty() && (rest.front() == '.' || (rest.front() >= '0' && rest.front() <= '9')))
     rest.remove_prefix(1);
@@ -381,7 +382,7 @@ std::vector<SignatureReport> verify_cms(const Bytes& der, const ContentDigest* c
       std::tm tm{};
       if (t != nullptr && (t->type == V_ASN1_UTCTIME || t->type == V_ASN1_GENERALIZEDTIME) &&
           ASN1_TIME_to_tm(t->value.utctime, &tm) == 1) {
-        r.signing_time = std::chrono::system_clock::from_time_t(timegm(&tm));
+        r.signing_time = utc_time_point(tm);
       }
     }
 

@@ -20,7 +20,8 @@ namespace {
 using Entries = std::vector<std::pair<const char*, const char*>>;
 
 kyso::Bytes make_cert(const Entries& subject, long days_from_now_start, long days_valid,
-                      const char* key_usage = "critical,digitalSignature,nonRepudiation") {
+                      const char* key_usage = "critical,digitalSignature,nonRepudiation",
+                      const char* not_after = nullptr) {
   kyso::EvpPkeyPtr key(EVP_EC_gen("P-256"));
   kyso::X509Ptr cert(X509_new());
   X509_set_version(cert.get(), 2);
@@ -33,6 +34,7 @@ kyso::Bytes make_cert(const Entries& subject, long days_from_now_start, long day
   X509_set_issuer_name(cert.get(), name);
   X509_gmtime_adj(X509_getm_notBefore(cert.get()), days_from_now_start * 86400);
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), (days_from_now_start + days_valid) * 86400);
+  if (not_after != nullptr) ASN1_TIME_set_string(X509_getm_notAfter(cert.get()), not_after);
   X509_set_pubkey(cert.get(), key.get());
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
@@ -132,6 +134,46 @@ TEST_CASE("an expired certificate and a key-usage without signing are reported",
   const auto enc_only =
       kyso::parse_certificate(make_cert({{"CN", "x"}}, -1, 30, "critical,keyEncipherment"));
   CHECK_FALSE(enc_only.can_sign());
+}
+
+// RFC 5280 4.1.2.5: 99991231235959Z is a certificate's "no well-defined expiration date". The
+// time point it was turned into overflowed system_clock's nanoseconds (years 1678-2261), so
+// such a certificate read as expired, and a timestamp of year 9999 was undefined behaviour
+// (the tsa_response fuzz target, issue 17).
+TEST_CASE("certificate_notAfter9999_validAndAfterAnyRealDate", "[core][cert]") {
+  const auto info =
+      kyso::parse_certificate(make_cert({{"CN", "Trường THPT Kyso - con dấu"}}, -1, 30,
+                                        "critical,digitalSignature", "99991231235959Z"));
+  using namespace std::chrono;
+  CHECK(info.valid_at(system_clock::now()));
+  CHECK(info.not_after > sys_days{year{2200} / 1 / 1});
+}
+
+TEST_CASE("utcTimePoint_fieldsCarryOverAndTheClockEndsClamp", "[core][cert]") {
+  using namespace std::chrono;
+  const auto at = [](int y, int mon0, int d, int h = 0, int mi = 0, int sec = 0) {
+    std::tm tm{};
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mon0;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    return kyso::utc_time_point(tm);
+  };
+  CHECK(at(2026, 11, 3, 9, 30, 5) ==
+        sys_days{year{2026} / 12 / 3} + hours{9} + minutes{30} + seconds{5});
+  CHECK(at(1969, 11, 31, 23, 59, 59) == system_clock::time_point{} - seconds{1});
+  CHECK(at(2026, 13, 1) == sys_days{year{2027} / 2 / 1});  // month 14 is next February
+  CHECK(at(2026, 0, 32) == sys_days{year{2026} / 2 / 1});  // January 32nd
+  CHECK(at(2026, -1, 1) == sys_days{year{2025} / 12 / 1});
+  // Beyond the clock: a day inside its ends, ordered, with room for a zone offset.
+  const auto far = at(9999, 11, 31, 23, 59, 59);
+  CHECK(far > at(2261, 0, 1));
+  CHECK(far + hours{14} > far);
+  const auto early = at(1, 0, 1);
+  CHECK(early < at(1678, 11, 31));
+  CHECK(early - hours{14} < early);
 }
 
 TEST_CASE("garbage is not a certificate", "[core][cert]") {

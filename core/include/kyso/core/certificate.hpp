@@ -5,6 +5,7 @@
 /// for organizations. Names stay UTF-8 exactly as issued.
 
 #include <chrono>
+#include <ctime>
 #include <optional>
 #include <span>
 #include <string>
@@ -64,6 +65,15 @@ struct CertificateInfo {
 
 /// Parses a DER certificate. Throws Error(CertInvalid).
 CertificateInfo parse_certificate(std::span<const std::uint8_t> der);
+
+/// A UTC date and time in std::tm's fields (as ASN1_TIME_to_tm or a parsed PDF/XML date give
+/// them; fields out of their range carry over, as timegm's do) as a time point, without timegm
+/// (not in Windows' C library). system_clock counts nanoseconds since 1970 and holds the years
+/// 1678-2261 only: a time outside them (a certificate's "no expiry" 99991231235959Z, a hostile
+/// timestamp's year 9999) is clamped to a day inside either end, so comparisons stay right and
+/// a zone offset added after cannot overflow (issue 17: the tsa_response fuzz target found the
+/// overflow).
+std::chrono::system_clock::time_point utc_time_point(const std::tm& tm);
 
 /// RFC 3339 UTC, e.g. "2026-11-23T09:00:00Z".
 std::string to_iso8601(std::chrono::system_clock::time_point t);
