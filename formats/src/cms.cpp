@@ -178,6 +178,143 @@ Bytes cms_embed(CmsPending& p, std::span<const std::uint8_t> signature,
   return detail::i2d_bytes(p.cms.get(), i2d_CMS_ContentInfo);
 }
 
+namespace {
+
+// One DER TLV's header at `at` of `der`: its tag, header size and content size.
+struct Tlv {
+  std::uint8_t tag = 0;
+  std::size_t header = 0;
+  std::size_t size = 0;
+  std::size_t end(std::size_t at) const { return at + header + size; }
+};
+Tlv read_tlv(const Bytes& der, std::size_t at) {
+  check(at + 2 <= der.size() && (der[at] & 0x1FU) != 0x1FU, "CMS template: DER");
+  Tlv t{der[at], 2, der[at + 1]};
+  if ((t.size & 0x80U) != 0) {
+    const std::size_t n = t.size & 0x7FU;
+    check(n >= 1 && n <= 4 && at + 2 + n <= der.size(), "CMS template: DER length");
+    t.size = 0;
+    for (std::size_t i = 0; i < n; ++i) t.size = (t.size << 8U) | der[at + 2 + i];
+    t.header += n;
+  }
+  check(t.end(at) <= der.size(), "CMS template: DER length");
+  return t;
+}
+
+std::size_t length_size(std::size_t n) {
+  std::size_t bytes = 1;
+  if (n >= 0x80)
+    for (std::size_t v = n; v != 0; v >>= 8U) ++bytes;
+  return bytes;
+}
+
+void put_header(Bytes& out, std::uint8_t tag, std::size_t n) {
+  out.push_back(tag);
+  if (n < 0x80) {
+    out.push_back(static_cast<std::uint8_t>(n));
+    return;
+  }
+  const std::size_t bytes = length_size(n) - 1;
+  out.push_back(static_cast<std::uint8_t>(0x80U | bytes));
+  for (std::size_t i = bytes; i-- > 0;) out.push_back(static_cast<std::uint8_t>(n >> (8U * i)));
+}
+
+// The stand-in for the messageDigest: a value no certificate or algorithm in the CMS contains.
+Bytes template_digest(HashAlgorithm hash) {
+  constexpr std::string_view kSeed = "kyso: CMS template messageDigest";
+  return digest(openssl_md_name(hash), detail::as_bytes(kSeed));
+}
+
+}  // namespace
+
+CmsTemplate cms_template(const Credential& cred, const CmsOptions& o) {
+  check(!o.signing_time && !o.tsa, "CMS template: options");
+  CmsTemplate t;
+  t.hash = hash_of(o.algorithm);
+  const Bytes stand_in = template_digest(t.hash);
+  CmsPending p = cms_prepare(cred, stand_in, std::nullopt, o);
+  t.der = cms_pending_der(p);
+  const Bytes& der = t.der;
+  // Down the last elements: ContentInfo, [0], SignedData, signerInfos, SignerInfo, signature.
+  std::size_t at = 0;
+  for (int level = 0; level < 5; ++level) {
+    const Tlv tlv = read_tlv(der, at);
+    check(tlv.end(at) == der.size() && (tlv.tag & 0x20U) != 0, "CMS template: structure");
+    t.enclosing.push_back(at);
+    std::size_t child = at + tlv.header;
+    std::size_t last = child;
+    while (child < der.size()) {
+      last = child;
+      const Tlv c = read_tlv(der, child);
+      if (level == 4 && c.tag == 0xA0) {  // the SignerInfo's signed attributes
+        t.attrs_at = child;
+        t.attrs_size = c.header + c.size;
+      }
+      child = c.end(child);
+    }
+    at = last;
+  }
+  const Tlv sig = read_tlv(der, at);
+  check(sig.tag == 0x04 && sig.size == 0 && sig.end(at) == der.size() && t.attrs_size != 0,
+        "CMS template: signature");
+  t.signature_at = at;
+  // The stand-in occurs once, inside the signed attributes.
+  const auto attrs_end = der.begin() + static_cast<std::ptrdiff_t>(t.attrs_at + t.attrs_size);
+  const auto found = std::search(der.begin(), der.end(), stand_in.begin(), stand_in.end());
+  check(found != der.end() && found < attrs_end &&
+            std::search(found + 1, der.end(), stand_in.begin(), stand_in.end()) == der.end(),
+        "CMS template: messageDigest");
+  t.digest_at = static_cast<std::size_t>(found - der.begin());
+  check(t.digest_at > t.attrs_at, "CMS template: messageDigest");
+  check(cms_template_tbs(t, stand_in) == p.tbs, "CMS template: signed attributes");
+  return t;
+}
+
+Bytes cms_template_tbs(const CmsTemplate& t, std::span<const std::uint8_t> content_digest) {
+  check(content_digest.size() == digest_size(t.hash), "CMS template: digest size");
+  Bytes attrs(t.der.begin() + static_cast<std::ptrdiff_t>(t.attrs_at),
+              t.der.begin() + static_cast<std::ptrdiff_t>(t.attrs_at + t.attrs_size));
+  attrs[0] = 0x31;  // signed as the SET OF they are, not as the [0] they are stored as
+  std::copy(content_digest.begin(), content_digest.end(),
+            attrs.begin() + static_cast<std::ptrdiff_t>(t.digest_at - t.attrs_at));
+  return digest(openssl_md_name(t.hash), attrs);
+}
+
+Bytes cms_template_fill(const CmsTemplate& t, std::span<const std::uint8_t> content_digest,
+                        std::span<const std::uint8_t> signature) {
+  check(content_digest.size() == digest_size(t.hash), "CMS template: digest size");
+  const Bytes& der = t.der;
+  // New content sizes from the inside out: each TLV grows by what its last element grew by.
+  const std::size_t levels = t.enclosing.size();
+  std::vector<std::size_t> sizes(levels);
+  std::size_t old_inner = 2;  // the empty signature's "04 00"
+  std::size_t new_inner = 1 + length_size(signature.size()) + signature.size();
+  for (std::size_t i = levels; i-- > 0;) {
+    const Tlv tlv = read_tlv(der, t.enclosing[i]);
+    sizes[i] = tlv.size - old_inner + new_inner;
+    old_inner = tlv.header + tlv.size;
+    new_inner = 1 + length_size(sizes[i]) + sizes[i];
+  }
+  Bytes out;
+  out.reserve(new_inner);
+  for (std::size_t i = 0; i < levels; ++i) {
+    const Tlv tlv = read_tlv(der, t.enclosing[i]);
+    put_header(out, tlv.tag, sizes[i]);
+    const std::size_t from = t.enclosing[i] + tlv.header;
+    const std::size_t to = i + 1 < levels ? t.enclosing[i + 1] : t.signature_at;
+    const std::size_t shift = out.size() - from;  // how far this part moves in the output
+    out.insert(out.end(), der.begin() + static_cast<std::ptrdiff_t>(from),
+               der.begin() + static_cast<std::ptrdiff_t>(to));
+    if (t.digest_at >= from && t.digest_at < to) {
+      std::copy(content_digest.begin(), content_digest.end(),
+                out.begin() + static_cast<std::ptrdiff_t>(t.digest_at + shift));
+    }
+  }
+  put_header(out, 0x04, signature.size());
+  out.insert(out.end(), signature.begin(), signature.end());
+  return out;
+}
+
 Bytes cms_pending_der(const CmsPending& p) {
   return detail::i2d_bytes(p.cms.get(), i2d_CMS_ContentInfo);
 }

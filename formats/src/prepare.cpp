@@ -183,11 +183,8 @@ Bytes ecdsa_as_der(std::span<const std::uint8_t> sig) {
   return ecdsa_raw_to_der(sig);
 }
 
-// The signature must verify over the prepared digest with the prepared certificate's key:
-// otherwise it signs something else, or comes from another key, and embedding it would make a
-// document that no verifier accepts.
-void check_signature(X509* cert, SignAlgorithm alg, const Bytes& digest,
-                     std::span<const std::uint8_t> der_sig) {
+// A context that verifies `alg` signatures with `cert`'s key (its padding and digest set).
+EvpPkeyCtxPtr make_verifier(X509* cert, SignAlgorithm alg) {
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(X509_get0_pubkey(cert), nullptr));
   bool ok = ctx && EVP_PKEY_verify_init(ctx.get()) == 1 &&
             EVP_PKEY_CTX_set_signature_md(ctx.get(), detail::evp_md(hash_of(alg))) == 1;
@@ -197,8 +194,17 @@ void check_signature(X509* cert, SignAlgorithm alg, const Bytes& digest,
   } else if (ok && is_rsa(alg)) {
     ok = EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) == 1;
   }
-  ok = ok && EVP_PKEY_verify(ctx.get(), der_sig.data(), der_sig.size(), digest.data(),
-                             digest.size()) == 1;
+  if (!ok) ctx.reset();
+  return ctx;
+}
+
+// The signature must verify over the prepared digest with the prepared certificate's key:
+// otherwise it signs something else, or comes from another key, and embedding it would make a
+// document that no verifier accepts. `verifier`: from make_verifier (null when that failed).
+void check_signature(EVP_PKEY_CTX* verifier, SignAlgorithm alg, const Bytes& digest,
+                     std::span<const std::uint8_t> der_sig) {
+  const bool ok = verifier != nullptr && EVP_PKEY_verify(verifier, der_sig.data(), der_sig.size(),
+                                                         digest.data(), digest.size()) == 1;
   const std::string why = openssl_error();
   if (!ok) {
     throw Error(ErrorCode::SignatureMismatch,
@@ -255,29 +261,46 @@ Bytes pack(const std::vector<Bytes>& parts) {
 }
 
 // The signer a state names (certificate and issuers), parsed once per process: a server embeds
-// a class's or a school's signatures by one signer.
+// a class's or a school's signatures by one signer. Found by comparing the state's bytes, which
+// costs less than hashing them.
 struct KnownSigner {
+  Bytes cert_der;
+  Bytes packed_chain;
   Credential cred;
   X509Ptr cert;
+  // The CMS templates (two_phase.hpp) of this signer's PAdES signatures, per algorithm and
+  // recipe flags.
+  mutable std::mutex mutex;
+  mutable std::map<std::string, std::shared_ptr<const detail::CmsTemplate>> templates;
+  // Set-up verification contexts per algorithm; each check gets a copy, which costs less
+  // than setting one up (OpenSSL 3 fetches the algorithm's implementation at each set-up).
+  mutable std::map<SignAlgorithm, EvpPkeyCtxPtr> verifiers;
+  EvpPkeyCtxPtr verifier(SignAlgorithm alg) const {
+    const std::scoped_lock lock(mutex);
+    auto& v = verifiers[alg];
+    if (!v) v = make_verifier(cert.get(), alg);
+    return EvpPkeyCtxPtr(v ? EVP_PKEY_CTX_dup(v.get()) : nullptr);
+  }
 };
 std::shared_ptr<const KnownSigner> known_signer(const Bytes& cert, const Bytes& packed_chain) {
   static std::mutex mutex;
-  static std::map<Bytes, std::shared_ptr<const KnownSigner>> cache;
-  Bytes key = sha256(cert);
-  const Bytes chain_hash = sha256(packed_chain);
-  key.insert(key.end(), chain_hash.begin(), chain_hash.end());
-  const std::scoped_lock lock(mutex);
-  auto& slot = cache[key];
-  if (!slot) {
-    std::vector<Bytes> chain{cert};
-    for (auto& c : split(packed_chain)) chain.push_back(std::move(c));
-    auto k = std::make_shared<KnownSigner>();
-    k->cred = signer_from_chain(chain);
-    k->cert = x509_from_der(cert);
-    if (cache.size() > 64) cache.clear();
-    slot = std::move(k);
+  static std::vector<std::shared_ptr<const KnownSigner>> cache;
+  {
+    const std::scoped_lock lock(mutex);
+    for (const auto& k : cache)
+      if (k->cert_der == cert && k->packed_chain == packed_chain) return k;
   }
-  return slot;
+  std::vector<Bytes> chain{cert};
+  for (auto& c : split(packed_chain)) chain.push_back(std::move(c));
+  auto k = std::make_shared<KnownSigner>();
+  k->cert_der = cert;
+  k->packed_chain = packed_chain;
+  k->cred = signer_from_chain(chain);
+  k->cert = x509_from_der(cert);
+  const std::scoped_lock lock(mutex);
+  if (cache.size() >= 64) cache.clear();
+  cache.push_back(k);
+  return k;
 }
 
 // The pending CMS a recipe describes; its signed attributes must hash to the prepared digest.
@@ -300,6 +323,38 @@ detail::CmsPending cms_from_recipe(const KnownSigner& k, SignAlgorithm alg, cons
   detail::CmsPending p = detail::cms_prepare(k.cred, parts[0], attached, o);
   if (p.tbs != tbs) throw Error(ErrorCode::PreparedStateInvalid, "the signed attributes differ");
   return p;
+}
+
+// The CMS of a PAdES state, DER. Without a timestamp it is the signer's template filled in
+// (two_phase.hpp), whose signed attributes must hash to the prepared digest as the recipe's
+// would; with one, the recipe's CMS gets its timestamp from the TSA.
+Bytes pdf_cms(const KnownSigner& k, SignAlgorithm alg, const std::vector<Bytes>& recipe,
+              const Bytes& packed_recipe, const Bytes& tbs, const Bytes& der_sig,
+              const std::optional<TsaConfig>& tsa) {
+  if (recipe.size() != 3 || recipe[2].size() < 3)
+    throw Error(ErrorCode::PreparedStateInvalid, "malformed");
+  const std::string flags = as_string(recipe[2]);
+  if (tsa || flags[0] != 'd' || flags[1] != '-' || flags.size() > 3 || !recipe[1].empty()) {
+    detail::CmsPending p = cms_from_recipe(k, alg, packed_recipe, tbs);
+    return detail::cms_embed(p, der_sig, tsa);
+  }
+  std::shared_ptr<const detail::CmsTemplate> t;
+  {
+    const std::string name = std::string(to_string(alg)) + "/" + flags;
+    const std::scoped_lock lock(k.mutex);
+    auto& slot = k.templates[name];
+    if (!slot) {
+      CmsOptions o;
+      o.algorithm = alg;
+      o.signing_time = false;
+      o.include_chain = flags[2] == 'c';
+      slot = std::make_shared<const detail::CmsTemplate>(detail::cms_template(k.cred, o));
+    }
+    t = slot;
+  }
+  if (recipe[0].size() != digest_size(t->hash) || detail::cms_template_tbs(*t, recipe[0]) != tbs)
+    throw Error(ErrorCode::PreparedStateInvalid, "the signed attributes differ");
+  return detail::cms_template_fill(*t, recipe[0], der_sig);
 }
 
 std::size_t number(const Bytes& field) {
@@ -436,7 +491,7 @@ Embedded embed(std::span<const std::uint8_t> state, std::span<const std::uint8_t
   const Bytes der_sig =
       is_ecdsa(d.algorithm) ? ecdsa_as_der(signature) : Bytes(signature.begin(), signature.end());
   const auto known = known_signer(cert, d.fields[kChain]);
-  check_signature(known->cert.get(), d.algorithm, d.fields[kDigest], der_sig);
+  check_signature(known->verifier(d.algorithm).get(), d.algorithm, d.fields[kDigest], der_sig);
   const bool timestamp = !d.fields[kTimestamp].empty();
   if (timestamp && !o.tsa) {
     throw Error(ErrorCode::TsaNotConfigured,
@@ -492,17 +547,18 @@ Embedded embed(std::span<const std::uint8_t> state, std::span<const std::uint8_t
         throw Error(ErrorCode::Internal, "digest: " + openssl_error());
       }
       ranges.resize(rlen);
-      const bool placeholder = std::all_of(doc.begin() + static_cast<std::ptrdiff_t>(at + 1),
-                                           doc.begin() + static_cast<std::ptrdiff_t>(after - 1),
-                                           [](std::uint8_t c) { return c == '0'; });
+      // All zeros: the first is '0' and each equals the next (one memcmp, not a loop per byte).
+      const bool placeholder =
+          reserve == 0 ||
+          (doc[at + 1] == '0' &&
+           std::memcmp(doc.data() + at + 1, doc.data() + at + 2, 2 * reserve - 1) == 0);
       if (recipe.empty() || recipe[0] != ranges || !placeholder) {
         throw Error(ErrorCode::PreparedStateInvalid,
                     "the prepared PDF was changed (its byte ranges or /Contents)");
       }
-      detail::CmsPending p =
-          cms_from_recipe(*known, d.algorithm, d.fields[kCommon + 3], d.fields[kDigest]);
       detail::write_contents(reinterpret_cast<char*>(out.document.data() + at), reserve,
-                             detail::cms_embed(p, der_sig, tsa));
+                             pdf_cms(*known, d.algorithm, recipe, d.fields[kCommon + 3],
+                                     d.fields[kDigest], der_sig, tsa));
       out.id = as_string(d.fields[kCommon + 4]);
       break;
     }

@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "der.hpp"
 #include "kyso/core/signer.hpp"
@@ -32,6 +33,31 @@ Bytes cms_embed(CmsPending& pending, std::span<const std::uint8_t> signature,
 Bytes cms_pending_der(const CmsPending& pending);
 /// Error(PreparedStateInvalid) unless it parses with exactly one SignerInfo.
 CmsPending cms_pending_from_der(std::span<const std::uint8_t> der);
+
+/// A detached CMS as cms_prepare builds it without a signing time, DER, with a stand-in for
+/// the messageDigest and an empty signature. For one signer and options, every such CMS differs
+/// only in those two values, and the signature is its last element (no unsigned attributes), so
+/// embedding fills in a copy instead of building and encoding the CMS again.
+struct CmsTemplate {
+  Bytes der;
+  HashAlgorithm hash = HashAlgorithm::Sha256;
+  std::size_t digest_at = 0;  // offset of the messageDigest's value
+  std::size_t attrs_at = 0;   // the signed attributes' TLV ([0] IMPLICIT SET OF)
+  std::size_t attrs_size = 0;
+  /// Header offsets of the TLVs that end with the signature (ContentInfo, [0], SignedData,
+  /// signerInfos, SignerInfo), outermost first; the signature's own TLV follows the last one's
+  /// other elements at `signature_at`.
+  std::vector<std::size_t> enclosing;
+  std::size_t signature_at = 0;
+};
+/// Error(Internal) when the options add a signing time, attached content or a timestamp.
+CmsTemplate cms_template(const Credential& cred, const CmsOptions& options);
+/// The digest to sign of the template's signed attributes with `content_digest` in them.
+Bytes cms_template_tbs(const CmsTemplate& t, std::span<const std::uint8_t> content_digest);
+/// The CMS, DER: the template with `content_digest` and `signature` (DER for ECDSA) in it; the
+/// same bytes as cms_embed() of cms_prepare() with these values.
+Bytes cms_template_fill(const CmsTemplate& t, std::span<const std::uint8_t> content_digest,
+                        std::span<const std::uint8_t> signature);
 
 /// An XML document with one Signature whose SignatureValue is empty.
 struct XmlPrepared {

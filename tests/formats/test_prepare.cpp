@@ -11,6 +11,7 @@
 
 #include "format_support.hpp"
 #include "kyso/formats/prepare.hpp"
+#include "two_phase.hpp"
 
 using kyso::Bytes;
 using kyso::ErrorCode;
@@ -241,6 +242,42 @@ TEST_CASE("prepare: PAdES prepared, signed on the token, embedded, verifies in p
       CHECK(run("qpdf --check " + path + " >/dev/null 2>&1").first == 0);
       if (alg == SignAlgorithm::RsaPkcs1Sha256) {
         CHECK(e.document == sign_pdf(*signer, pdf, o));
+      }
+    }
+  }
+}
+
+TEST_CASE(
+    "prepare: a PAdES CMS filled in from its template is the CMS OpenSSL encodes, at every "
+    "length of the signature",
+    "[pades][twophase]") {
+  // embed() fills the signer's template (two_phase.hpp) instead of building the CMS again: the
+  // bytes must be cms_embed()'s for any signature, including lengths whose DER length fields
+  // take another byte at some level (128, 256, 65,536).
+  for (const auto& [name, alg] : std::vector<std::pair<std::string, SignAlgorithm>>{
+           {"teacher", SignAlgorithm::RsaPkcs1Sha256},
+           {"principal", SignAlgorithm::RsaPssSha384},
+           {"teacher-ec", SignAlgorithm::EcdsaSha256}}) {
+    INFO(name);
+    auto signer = demo_signer(name);
+    const kyso::Credential cred = server_view(*signer);
+    for (const bool chain : {true, false}) {
+      CmsOptions o;
+      o.algorithm = alg;
+      o.signing_time = false;
+      o.include_chain = chain;
+      const detail::CmsTemplate t = detail::cms_template(cred, o);
+      for (const std::size_t size :
+           {1U, 70U, 71U, 72U, 127U, 128U, 255U, 256U, 384U, 512U, 3000U, 65000U, 70000U}) {
+        INFO("signature of " << size << " bytes, chain " << chain);
+        const Bytes content_digest =
+            kyso::digest(kyso::openssl_md_name(kyso::hash_of(alg)), bytes_of(std::to_string(size)));
+        Bytes sig(size);
+        for (std::size_t i = 0; i < size; ++i) sig[i] = static_cast<std::uint8_t>(i * 7 + size);
+        detail::CmsPending p = detail::cms_prepare(cred, content_digest, std::nullopt, o);
+        CHECK(detail::cms_template_tbs(t, content_digest) == p.tbs);
+        CHECK(detail::cms_template_fill(t, content_digest, sig) ==
+              detail::cms_embed(p, sig, std::nullopt));
       }
     }
   }
