@@ -12,6 +12,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -573,10 +574,20 @@ namespace kyso::formats::detail {
 void write_contents(char* lt, std::size_t reserve, std::span<const std::uint8_t> contents) {
   if (contents.size() > reserve)
     throw Error(ErrorCode::Internal, "signature larger than the space reserved in the PDF");
-  static constexpr std::string_view kHex = "0123456789abcdef";
-  for (std::size_t i = 0; i < contents.size(); ++i) {
-    lt[1 + 2 * i] = kHex[contents[i] >> 4U];
-    lt[2 + 2 * i] = kHex[contents[i] & 0x0FU];
+  // Two hex digits per byte from one table: a CMS is a few kB, written once per signature.
+  static constexpr auto kPairs = [] {
+    constexpr std::string_view kHex = "0123456789abcdef";
+    std::array<char, 512> t{};
+    for (std::size_t b = 0; b < 256; ++b) {
+      t[2 * b] = kHex[b >> 4U];
+      t[2 * b + 1] = kHex[b & 0x0FU];
+    }
+    return t;
+  }();
+  char* out = lt + 1;
+  for (const std::uint8_t b : contents) {
+    std::memcpy(out, &kPairs[2 * std::size_t{b}], 2);
+    out += 2;
   }
 }
 
