@@ -182,13 +182,16 @@ void Module::set_timeouts(const CallTimeouts& t) noexcept {
   human_ms_ = pick(t.human, milliseconds{0}, std::chrono::minutes(10));
 }
 
-CK_RV Module::run(CallKind kind, std::function<CK_RV()> fn) const noexcept {
+CK_RV Module::run(CallKind kind, std::function<CK_RV()> fn,
+                  std::shared_ptr<StepClock> steps) const noexcept {
   if (quarantined_->load()) return kRvUnresponsive;
   const std::int64_t ms = kind == CallKind::Sign    ? sign_ms_.load()
                           : kind == CallKind::Human ? human_ms_.load()
                                                     : quick_ms_.load();
   try {
-    if (auto rv = pool_->run(std::move(fn), std::chrono::milliseconds{ms})) return *rv;
+    if (auto rv = pool_->run(std::move(fn), std::chrono::milliseconds{ms}, std::move(steps))) {
+      return *rv;
+    }
   } catch (const std::system_error&) {
     return CKR_HOST_MEMORY;  // no thread could be started for the call
   }

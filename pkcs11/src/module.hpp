@@ -96,6 +96,18 @@ class Module {
     return run(kind, [functions, fn = std::move(fn)]() { return fn(*functions); });
   }
 
+  /// A run of calls on one session (C_SignInit and C_Sign for each digest of a batch) in one
+  /// hand-off to the call pool, each call under its own deadline of `kind`: `fn` calls
+  /// `steps.begin()` right before each call (CallPool::run). As with invoke_steps, whatever `fn`
+  /// writes must be owned by it.
+  CK_RV invoke_run(CallKind kind,
+                   std::function<CK_RV(const CK_FUNCTION_LIST&, StepClock&)> fn) const noexcept {
+    const CK_FUNCTION_LIST* functions = functions_;
+    auto steps = std::make_shared<StepClock>();
+    return run(
+        kind, [functions, steps, fn = std::move(fn)]() { return fn(*functions, *steps); }, steps);
+  }
+
   /// Calls one PKCS#11 function and throws the mapped error unless it returns CKR_OK.
   template <auto Member, typename... Args>
   void call(std::string_view name, std::string_view where, Args... args) const {
@@ -129,7 +141,8 @@ class Module {
   }
   Module(std::string path, void* handle, CK_FUNCTION_LIST* functions, int generation,
          std::shared_ptr<std::atomic<bool>> stuck, const CallTimeouts& timeouts);
-  CK_RV run(CallKind kind, std::function<CK_RV()> fn) const noexcept;
+  CK_RV run(CallKind kind, std::function<CK_RV()> fn,
+            std::shared_ptr<StepClock> steps = nullptr) const noexcept;
   void set_timeouts(const CallTimeouts& t) noexcept;
 
   std::string path_;

@@ -89,6 +89,28 @@ std::vector<Bytes> build_chain(const CertificateInfo& cert, const std::vector<X5
   return chain;
 }
 
+// The mechanism and the data C_Sign signs for `digest` under `alg` (the DigestInfo for
+// CKM_RSA_PKCS, the bare digest otherwise); `pss` must outlive `mech`.
+std::size_t sign_input(SignAlgorithm alg, std::span<const std::uint8_t> digest, CK_MECHANISM& mech,
+                       CK_RSA_PKCS_PSS_PARAMS& pss, std::span<unsigned char> input) {
+  const HashAlgorithm hash = hash_of(alg);
+  pss = {ck_hash(hash), ck_mgf(hash), static_cast<CK_ULONG>(digest.size())};
+  mech = {CKM_RSA_PKCS, nullptr, 0};
+  if (is_ecdsa(alg)) {
+    mech.mechanism = CKM_ECDSA;
+  } else if (is_pss(alg)) {
+    mech = {CKM_RSA_PKCS_PSS, &pss, sizeof pss};
+  }
+  if (mech.mechanism == CKM_RSA_PKCS) {
+    const auto& prefix = digest_info_prefix(hash);
+    std::ranges::copy(prefix, input.begin());
+    std::ranges::copy(digest, input.begin() + static_cast<std::ptrdiff_t>(prefix.size()));
+    return prefix.size() + digest.size();
+  }
+  std::ranges::copy(digest, input.begin());
+  return digest.size();
+}
+
 // The token is not there to use any more: pulled out, or its module stopped answering (and is
 // quarantined: the token comes back through a fresh instance of the module).
 bool gone(ErrorCode code) {
@@ -498,23 +520,7 @@ Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& c
     bool init_failed = false;  // which of the two calls of one hand-off returned an error
   };
   auto f = std::make_shared<Frame>();
-  const HashAlgorithm hash = hash_of(alg);
-  f->pss = {ck_hash(hash), ck_mgf(hash), static_cast<CK_ULONG>(digest.size())};
-  std::size_t input_len = 0;
-  if (is_ecdsa(alg)) {
-    f->mech.mechanism = CKM_ECDSA;
-  } else if (is_pss(alg)) {
-    f->mech = {CKM_RSA_PKCS_PSS, &f->pss, sizeof f->pss};
-  }
-  if (f->mech.mechanism == CKM_RSA_PKCS) {
-    const auto& prefix = digest_info_prefix(hash);
-    std::ranges::copy(prefix, f->input.begin());
-    std::ranges::copy(digest, f->input.begin() + prefix.size());
-    input_len = prefix.size() + digest.size();
-  } else {
-    std::ranges::copy(digest, f->input.begin());
-    input_len = digest.size();
-  }
+  const std::size_t input_len = sign_input(alg, digest, f->mech, f->pss, f->input);
 
   for (int attempt = 0;; ++attempt) {
     const KeyInfo key = find_private_key(key_id);
@@ -561,22 +567,120 @@ Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& c
       break;
     } catch (const Error& e) {
       lease.poison();
-      if (gone(e.code())) mark_removed();
-      if (e.code() == ErrorCode::LoginRequired) logged_in_ = false;
-      if (e.code() != ErrorCode::KeyNotFound || attempt > 0) throw;
-      // The cached key handle went stale: the token logged out behind our back (another
-      // program's C_Logout, a reader reset). Look the key up again once; if the login is
-      // gone, say so instead of signing.
-      forget_key(key_id);
-      if (!session_logged_in()) {
-        logged_in_ = false;
-        throw Error(ErrorCode::LoginRequired, "the token logged out: " + e.detail());
-      }
+      sign_failed(e, key_id, attempt);
     }
   }
   std::span<const std::uint8_t> out(f->sig.data(), f->sig_len);
   if (is_ecdsa(alg) && enc == SignatureEncoding::Der) return ecdsa_raw_to_der(out);
   return {out.begin(), out.end()};
+}
+
+void Token::sign_failed(const Error& e, std::span<const std::uint8_t> key_id, int attempt) {
+  if (gone(e.code())) mark_removed();
+  if (e.code() == ErrorCode::LoginRequired) logged_in_ = false;
+  if (e.code() != ErrorCode::KeyNotFound || attempt > 0) throw e;
+  // The cached key handle went stale: the token logged out behind our back (another
+  // program's C_Logout, a reader reset). Look the key up again once; if the login is
+  // gone, say so instead of signing.
+  forget_key(key_id);
+  if (!session_logged_in()) {
+    logged_in_ = false;
+    throw Error(ErrorCode::LoginRequired, "the token logged out: " + e.detail());
+  }
+}
+
+Token::Run Token::sign_run(std::span<const std::uint8_t> key_id, const CertificateInfo& cert,
+                           SignAlgorithm alg, std::span<const Bytes> digests,
+                           SignatureEncoding enc) {
+  Run out;
+  // What the calls read and write, owned by the run (see sign()).
+  struct Frame {
+    CK_MECHANISM mech{CKM_RSA_PKCS, nullptr, 0};
+    CK_RSA_PKCS_PSS_PARAMS pss{};
+    std::vector<std::array<unsigned char, 19 + 64>> inputs;
+    std::vector<CK_ULONG> input_lens;
+    std::vector<std::array<unsigned char, 1024>> sigs;  // RSA-8192 at most
+    std::vector<CK_ULONG> sig_lens;
+    std::atomic<std::size_t> done{0};  // signatures made: sigs[0, done) are final
+    bool init_failed = false;          // which call of the failed signature returned the error
+  };
+  auto f = std::make_shared<Frame>();
+  std::optional<Error> malformed;  // the first digest sign() would refuse: the run stops there
+  if ((cert.key_type == "EC") != is_ecdsa(alg)) {
+    malformed = Error(ErrorCode::AlgorithmUnsupported,
+                      std::string(to_string(alg)) + " does not fit a " + cert.key_type + " key");
+  }
+  f->inputs.reserve(digests.size());
+  for (std::size_t i = 0; i < digests.size() && !malformed; ++i) {
+    try {
+      check_digest(alg, digests[i]);
+    } catch (const Error& e) {
+      malformed = e;
+      break;
+    }
+    f->inputs.emplace_back();
+    f->input_lens.push_back(
+        static_cast<CK_ULONG>(sign_input(alg, digests[i], f->mech, f->pss, f->inputs.back())));
+  }
+  const std::size_t n = f->inputs.size();
+  f->sigs.resize(n);
+  f->sig_lens.resize(n);
+  try {
+    if (n > 0 && removed_.load()) throw Error(ErrorCode::TokenRemoved, "token was removed");
+    for (int attempt = 0; n > 0; ++attempt) {
+      const KeyInfo key = find_private_key(key_id);
+      if (key.always_authenticate) {
+        // A context-specific login before each signature, one at a time: sign() does that.
+        out.signatures.push_back(sign(key_id, cert, alg, digests[out.signatures.size()], enc));
+        return out;
+      }
+      auto lease = sessions_->acquire();
+      const CK_SESSION_HANDLE session = lease.handle();
+      const CK_OBJECT_HANDLE handle{key.handle};
+      // Every C_SignInit + C_Sign of the run in one hand-off to the module's call pool, each
+      // call under the signing deadline; the run stops at the first error.
+      const CK_RV rv = module_->invoke_run(
+          detail::CallKind::Sign,
+          [f, session, handle, n](const CK_FUNCTION_LIST& fl, detail::StepClock& steps) {
+            if (fl.C_SignInit == nullptr || fl.C_Sign == nullptr) {
+              return CK_RV{CKR_FUNCTION_NOT_SUPPORTED};
+            }
+            for (std::size_t i = f->done.load(); i < n; i = ++f->done) {
+              if (!steps.begin()) return detail::kRvUnresponsive;
+              const CK_RV init = fl.C_SignInit(session, &f->mech, handle);
+              f->init_failed = init != CKR_OK;
+              if (init != CKR_OK) return init;
+              f->sig_lens[i] = static_cast<CK_ULONG>(f->sigs[i].size());
+              if (!steps.begin()) return detail::kRvUnresponsive;
+              const CK_RV signed_rv = fl.C_Sign(session, f->inputs[i].data(), f->input_lens[i],
+                                                f->sigs[i].data(), &f->sig_lens[i]);
+              if (signed_rv != CKR_OK) return signed_rv;
+            }
+            return CK_RV{CKR_OK};
+          });
+      // The signatures made so far are final, even from a run the watchdog gave up on.
+      const std::size_t done = f->done.load();
+      for (std::size_t i = out.signatures.size(); i < done; ++i) {
+        const std::span<const std::uint8_t> sig(f->sigs[i].data(), f->sig_lens[i]);
+        out.signatures.push_back(is_ecdsa(alg) && enc == SignatureEncoding::Der
+                                     ? ecdsa_raw_to_der(sig)
+                                     : Bytes(sig.begin(), sig.end()));
+      }
+      if (rv == CKR_OK) break;
+      try {
+        detail::throw_rv(
+            rv, rv != detail::kRvUnresponsive && f->init_failed ? "C_SignInit" : "C_Sign", "sign");
+      } catch (const Error& e) {
+        lease.poison();
+        sign_failed(e, key_id, attempt);  // returns only for a retry with a fresh key handle
+      }
+    }
+  } catch (const Error& e) {
+    out.error = e;
+    return out;
+  }
+  out.error = malformed;
+  return out;
 }
 
 }  // namespace kyso::pkcs11

@@ -71,6 +71,36 @@ class TokenSigner final : public Signer {
     return sign_asking(alg, digest, enc);
   }
 
+  /// Without progress or cancellation to report per item, and for a key that needs no PIN
+  /// before each signature: the digests go to the token in runs (Token::sign_run), one hand-off
+  /// to the module's call pool per run instead of per signature; what each item gets (its
+  /// signature, its error, the batch stopped by an error such as TokenRemoved) is what the
+  /// default gives. kyso-appliance signs each share of a signHash chunk this way.
+  std::vector<SignResult> sign_digests(SignAlgorithm alg, std::span<const Bytes> digests,
+                                       SignatureEncoding enc, const SignControl& control) override {
+    bool per_item = control.chunk_done || control.cancel != nullptr;
+    {
+      const std::lock_guard lock(mutex_);
+      per_item = per_item || always_authenticate_;
+    }
+    if (per_item) return Signer::sign_digests(alg, digests, enc, control);  // locks mutex_
+    std::vector<SignResult> out(digests.size());
+    std::optional<Error> fatal;
+    for (std::size_t i = 0; i < digests.size();) {
+      if (fatal) {
+        out[i++].error = fatal;
+        continue;
+      }
+      auto run = token_->sign_run(key_id_, credential_.cert, alg, digests.subspan(i), enc);
+      for (auto& sig : run.signatures) out[i++].signature = std::move(sig);
+      if (run.error && i < digests.size()) {
+        if (stops_batch(run.error->code())) fatal = run.error;
+        out[i++].error = std::move(run.error);
+      }
+    }
+    return out;
+  }
+
  private:
   std::shared_ptr<Token> token_;
   Credential credential_;

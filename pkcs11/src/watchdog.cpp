@@ -51,7 +51,9 @@ void join_returned(std::vector<std::shared_ptr<void>>& list, bool let_go_the_res
 }
 }  // namespace
 
-std::optional<CK_RV> CallPool::run(std::function<CK_RV()> fn, std::chrono::milliseconds deadline) {
+std::optional<CK_RV> CallPool::run(std::function<CK_RV()> fn, std::chrono::milliseconds deadline,
+                                   std::shared_ptr<StepClock> steps) {
+  if (steps != nullptr) (void)steps->begin();  // until the run's first call: from the hand-off
   auto job = std::make_shared<Job>();
   job->fn = std::move(fn);
   {
@@ -69,7 +71,17 @@ std::optional<CK_RV> CallPool::run(std::function<CK_RV()> fn, std::chrono::milli
     }
   }
   std::unique_lock lock(job->mutex);
-  if (job->done_cv.wait_for(lock, deadline, [&] { return job->done; })) return job->rv;
+  const auto done = [&] { return job->done; };
+  if (steps == nullptr) {
+    if (job->done_cv.wait_for(lock, deadline, done)) return job->rv;
+  } else {
+    for (;;) {
+      const auto started = steps->started();
+      if (job->done_cv.wait_until(lock, started + deadline, done)) return job->rv;
+      if (steps->started() == started) break;  // the same call, past its deadline
+    }
+    steps->abandon();
+  }
   job->abandoned = true;
   auto& a = abandoned();
   const std::lock_guard alock(a.mutex);

@@ -17,8 +17,10 @@
 
 #include "cryptoki.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -28,6 +30,28 @@
 #include <vector>
 
 namespace kyso::pkcs11::detail {
+
+/// When the call in progress of a run of calls began (CallPool::run): the run marks each call
+/// with begin() right before making it, the caller waiting for the run reads it.
+class StepClock {
+ public:
+  /// Marks the start of the run's next call. false: the caller gave up on the run (a call
+  /// passed its deadline and came back late): make no further call.
+  bool begin() noexcept {
+    started_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                      std::memory_order_relaxed);
+    return !abandoned_.load();
+  }
+  void abandon() noexcept { abandoned_.store(true); }
+  [[nodiscard]] std::chrono::steady_clock::time_point started() const noexcept {
+    return std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(started_ns_.load(std::memory_order_relaxed)));
+  }
+
+ private:
+  std::atomic<std::chrono::steady_clock::rep> started_ns_{0};
+  std::atomic<bool> abandoned_{false};
+};
 
 class CallPool : public std::enable_shared_from_this<CallPool> {
  public:
@@ -42,7 +66,14 @@ class CallPool : public std::enable_shared_from_this<CallPool> {
   /// not return in time; its thread is left to it (and `fn` is destroyed when it returns).
   /// Whatever `fn` writes must outlive that: `fn` owns it (captures it), or the caller accepts
   /// that a late answer is lost.
-  std::optional<CK_RV> run(std::function<CK_RV()> fn, std::chrono::milliseconds deadline);
+  ///
+  /// With `steps`, `fn` is a run of calls (a batch's signatures on one session) that marks the
+  /// start of each call on it: the deadline then applies to each call, counted from its start,
+  /// and the run as a whole may take as long as its calls keep returning. One hand-off for the
+  /// run instead of one per call: a futex wake and wait on two threads each time, and on a busy
+  /// machine a wait for a CPU, while the token sits idle (issue 13).
+  std::optional<CK_RV> run(std::function<CK_RV()> fn, std::chrono::milliseconds deadline,
+                           std::shared_ptr<StepClock> steps = nullptr);
 
   /// Stops the pool and joins its threads before returning: the idle ones, and those finishing
   /// a call whose caller had its answer. A thread still in an abandoned call (the module is

@@ -2,6 +2,7 @@
 // real SoftHSM2 module: wrong and locked PINs, PIN pads, tokens pulled out mid-batch.
 
 #include <p11-kit/pkcs11.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -166,6 +167,38 @@ TEST_CASE("signBatch_oneLoginForTheWholeBatch", "[pkcs11]") {
   }
   CHECK(Faults::get("count.C_Login") == 1);
   CHECK(Faults::get("count.C_Sign") == 40);
+}
+
+// Issue 13: a batch goes to the module as one run of C_SignInit + C_Sign per session, in one
+// hand-off to the watchdog's call pool; one hand-off per signature (a futex wake and wait on
+// two threads, and on a busy machine a wait for a CPU) kept the HSM idle between signatures.
+// The signing deadline still applies to each call, not to the run: a run four times as long as
+// the deadline is not taken for a stuck module.
+TEST_CASE("signBatch_oneHandOffPerRun_eachCallStillUnderItsOwnDeadline", "[pkcs11]") {
+  using namespace std::chrono_literals;
+  auto lib = faulty_library(250ms);
+  auto signer = lib->signer(fixture().credential("teacher").credential_id());
+  const auto pin = secret(fixture().user_pin);
+  signer->authorize({.pin = &pin}, {});
+  Faults::set("sign_delay_us", 50'000);  // each signature: 50 ms, a fifth of the deadline
+  const auto ds = digests(20);
+  rusage before{};
+  REQUIRE(::getrusage(RUSAGE_THREAD, &before) == 0);
+  const auto results = signer->sign_digests(SignAlgorithm::RsaPkcs1Sha256, ds);
+  rusage after{};
+  REQUIRE(::getrusage(RUSAGE_THREAD, &after) == 0);
+  Faults::set("sign_delay_us", 0);
+  REQUIRE(results.size() == ds.size());
+  for (std::size_t i = 0; i < ds.size(); ++i) {
+    REQUIRE(results[i].ok());
+    CHECK(kyso::test::openssl_verify(signer->credential().cert.der, SignAlgorithm::RsaPkcs1Sha256,
+                                     ds[i], results[i].signature));
+  }
+  CHECK(Faults::get("count.C_Sign") == 20);
+  CHECK(lib->modules().at(0).reloads == 0);  // never given up on
+  // This thread slept while the run went on, waking once per deadline to see the run's progress
+  // (1 s of signing, 250 ms deadline): about 5 switches, where one per signature made 20.
+  CHECK(after.ru_nvcsw - before.ru_nvcsw <= 8);
 }
 
 TEST_CASE("signBatch_tokenRemovedMidway_reportsExactlySignedDocuments", "[pkcs11]") {

@@ -962,17 +962,21 @@ HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
     throw not_approved(c.first_bad);
   }
 
-  // Spread the chunk over the HSM sessions; this worker waits, io threads never do.
+  // Spread the chunk over the HSM sessions, one contiguous share each, signed as one run on
+  // its session (one hand-off to the PKCS#11 call pool per share, not per signature); this
+  // worker waits, io threads never do.
   const std::size_t n = hashes.size();
   const std::size_t parts = std::min<std::size_t>(config_.limits.sign_threads, n);
-  std::vector<Bytes> signatures(n);
+  std::vector<SignResult> results(n);
   std::vector<std::future<void>> done;
   done.reserve(parts);
   for (std::size_t p = 0; p < parts; ++p) {
-    auto task = std::make_shared<std::packaged_task<void()>>([&, p] {
-      for (std::size_t i = p; i < n; i += parts) {
-        signatures[i] = hsm.signer->sign_digest(*sign_alg, hashes[i], SignatureEncoding::Der);
-      }
+    const std::size_t from = n * p / parts;
+    const std::size_t to = n * (p + 1) / parts;
+    auto task = std::make_shared<std::packaged_task<void()>>([&, from, to] {
+      auto share = hsm.signer->sign_digests(*sign_alg, std::span(hashes).subspan(from, to - from),
+                                            SignatureEncoding::Der);
+      std::ranges::move(share, results.begin() + static_cast<std::ptrdiff_t>(from));
     });
     done.push_back(task->get_future());
     boost::asio::post(sign_pool_, [task] { (*task)(); });
@@ -985,6 +989,9 @@ HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
       if (!failure) failure = e;
     }
   }
+  for (const auto& r : results) {
+    if (!failure && r.error) failure = r.error;
+  }
   if (failure) {
     store_.audit(caller.user, "sign.failed",
                  std::string(failure->name()) + ": " + failure->detail());
@@ -994,7 +1001,7 @@ HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
     throw CscError{500, "server_error", "Signing failed: " + std::string(failure->name())};
   }
   json sigs = json::array();
-  for (const auto& s : signatures) sigs.push_back(to_base64(s));
+  for (const auto& r : results) sigs.push_back(to_base64(r.signature));
   store_.audit(caller.user, "sign",
                "credential " + hsm.credential.id() + ", " + std::to_string(n) + " signatures, " +
                    std::string(to_string(*sign_alg)));

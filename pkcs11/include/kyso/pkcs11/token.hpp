@@ -108,6 +108,20 @@ class Token : public std::enable_shared_from_this<Token> {
              std::span<const std::uint8_t> digest, SignatureEncoding enc,
              const Secret* context_pin = nullptr);
 
+  /// What sign_run() made: the signatures of the first digests, in order, and the error that
+  /// stopped the run at the next one, if any.
+  struct Run {
+    std::vector<Bytes> signatures;
+    std::optional<Error> error;
+  };
+  /// Signs `digests` in order on one session of its own, all in one hand-off to the module's
+  /// call pool, each C_SignInit and C_Sign under the signing deadline (sign() hands off each
+  /// signature: two thread switches, and a wait for a CPU on a busy machine, while the token
+  /// idles). Stops at the first digest that fails, with the error sign() would have thrown for
+  /// it. A key with CKA_ALWAYS_AUTHENTICATE signs one digest (sign() without a PIN) per run.
+  Run sign_run(std::span<const std::uint8_t> key_id, const CertificateInfo& cert, SignAlgorithm alg,
+               std::span<const Bytes> digests, SignatureEncoding enc);
+
   /// Marks the token as removed: forgets the login, drops sessions and key handles.
   void mark_removed() noexcept;
   [[nodiscard]] bool removed() const noexcept { return removed_.load(); }
@@ -127,6 +141,9 @@ class Token : public std::enable_shared_from_this<Token> {
   /// C_Login of `user_type` on `session` with `pin` (nullptr: the token's PIN pad).
   unsigned long send_login(unsigned long session, unsigned long user_type, const Secret* pin);
   void forget_key(std::span<const std::uint8_t> key_id);
+  /// After a signature's call failed with `e` (its session poisoned): throws the error to
+  /// report, or returns when one more attempt with a fresh key handle may succeed.
+  void sign_failed(const Error& e, std::span<const std::uint8_t> key_id, int attempt);
   bool session_logged_in();
   std::vector<unsigned long> mechanisms();
 
