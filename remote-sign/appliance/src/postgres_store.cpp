@@ -9,6 +9,8 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "kyso/core/certificate.hpp"
@@ -63,8 +65,45 @@ struct ResultDeleter {
 };
 using Result = std::unique_ptr<PGresult, ResultDeleter>;
 
+// The statements prepared on each open connection, by their SQL: each is parsed once per
+// connection (and planned once when a generic plan fits) instead of at every use, the largest
+// share of the server's work for these small statements (issue 13). A connection's names go
+// with it (ConnDeleter). A pooler in transaction mode that moves a session's statements between
+// server connections (PgBouncer before 1.21) does not keep them: connect to PostgreSQL directly.
+class PreparedStatements {
+ public:
+  /// The name of `sql`'s statement on `c`, and whether it is prepared there already.
+  std::pair<std::string, bool> find(const PGconn* c, const char* sql) {
+    const std::lock_guard lock(mutex_);
+    auto& names = by_conn_[c];
+    if (auto it = names.find(sql); it != names.end()) return {it->second, true};
+    return {"kyso_" + std::to_string(next_++), false};
+  }
+  void prepared(const PGconn* c, const char* sql, const std::string& name) {
+    const std::lock_guard lock(mutex_);
+    by_conn_[c].emplace(sql, name);
+  }
+  void forget(const PGconn* c) noexcept {
+    const std::lock_guard lock(mutex_);
+    by_conn_.erase(c);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<const PGconn*, std::unordered_map<std::string, std::string>> by_conn_;
+  std::uint64_t next_ = 0;
+};
+
+PreparedStatements& prepared_statements() {
+  static auto* p = new PreparedStatements;  // never destroyed: connections may close at exit
+  return *p;
+}
+
 struct ConnDeleter {
-  void operator()(PGconn* c) const noexcept { PQfinish(c); }
+  void operator()(PGconn* c) const noexcept {
+    prepared_statements().forget(c);
+    PQfinish(c);
+  }
 };
 using Conn = std::unique_ptr<PGconn, ConnDeleter>;
 
@@ -72,30 +111,6 @@ Conn connect(const std::string& url) {
   Conn c(PQconnectdb(url.c_str()));
   if (!c || PQstatus(c.get()) != CONNECTION_OK) unavailable(c.get(), "connect");
   return c;
-}
-
-// Parameters as text (bytea as hex); every statement goes through here.
-Result exec(PGconn* c, const char* sql, std::initializer_list<std::string_view> params = {}) {
-  std::vector<std::string> owned(params.begin(), params.end());
-  std::vector<const char*> values;
-  values.reserve(owned.size());
-  for (const auto& p : owned) values.push_back(p.c_str());
-  g_round_trips.fetch_add(1, std::memory_order_relaxed);
-  Result r(PQexecParams(c, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                        nullptr, 0));
-  const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-    if (PQstatus(c) != CONNECTION_OK) unavailable(c, "connection lost");
-    const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
-    const std::string code = state != nullptr ? state : "";
-    // Serialisation failures, deadlocks, a server shutting down: worth a retry later.
-    if (code.starts_with("40") || code.starts_with("57") || code.starts_with("08")) {
-      unavailable(c, std::string(sql).substr(0, 40));
-    }
-    throw Error(ErrorCode::Internal, "PostgreSQL: " + std::string(PQresultErrorMessage(r.get())) +
-                                         " in " + std::string(sql).substr(0, 60));
-  }
-  return r;
 }
 
 /// One statement of a pipeline: its SQL and its parameters as text.
@@ -115,12 +130,22 @@ std::vector<Result> pipeline(PGconn* c, const std::vector<Statement>& statements
     PGconn* c;
     ~Exit() { (void)PQexitPipelineMode(c); }
   } exit_pipeline{c};
+  // A statement not yet prepared on this connection is prepared in the same pipeline, right
+  // before its first use.
+  std::vector<std::pair<std::string, bool>> names;
+  names.reserve(statements.size());
   for (const auto& st : statements) {
+    names.push_back(prepared_statements().find(c, st.sql));
+    const auto& [name, ready] = names.back();
     std::vector<const char*> values;
     values.reserve(st.params.size());
     for (const auto& p : st.params) values.push_back(p.c_str());
-    if (PQsendQueryParams(c, st.sql, static_cast<int>(values.size()), nullptr, values.data(),
-                          nullptr, nullptr, 0) != 1) {
+    if (!ready &&
+        PQsendPrepare(c, name.c_str(), st.sql, static_cast<int>(values.size()), nullptr) != 1) {
+      unavailable(c, "send");
+    }
+    if (PQsendQueryPrepared(c, name.c_str(), static_cast<int>(values.size()), values.data(),
+                            nullptr, nullptr, 0) != 1) {
       unavailable(c, "send");
     }
   }
@@ -129,10 +154,23 @@ std::vector<Result> pipeline(PGconn* c, const std::vector<Statement>& statements
   std::vector<Result> results;
   results.reserve(statements.size());
   std::optional<std::size_t> failed;
-  for (std::size_t i = 0; i < statements.size(); ++i) {
+  auto next = [&] {
     Result r(PQgetResult(c));
     if (!r) unavailable(c, "connection lost");
     while (PGresult* extra = PQgetResult(c)) PQclear(extra);  // the NULL ending this query
+    return r;
+  };
+  for (std::size_t i = 0; i < statements.size(); ++i) {
+    Result prep;
+    if (!names[i].second) {
+      prep = next();
+      if (PQresultStatus(prep.get()) == PGRES_COMMAND_OK) {
+        prepared_statements().prepared(c, statements[i].sql, names[i].first);
+        prep.reset();
+      }
+    }
+    Result r = next();
+    if (prep) r = std::move(prep);  // not prepared: that is the statement's error
     const auto status = PQresultStatus(r.get());
     if (!failed && status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) failed = i;
     results.push_back(std::move(r));
@@ -155,6 +193,37 @@ std::vector<Result> pipeline(PGconn* c, const std::vector<Statement>& statements
                                          " in " + sql.substr(0, 60));
   }
   return results;
+}
+
+// Parameters as text (bytea as hex); every statement goes through here or pipeline(), as a
+// prepared statement of its connection.
+Result exec(PGconn* c, const char* sql, std::initializer_list<std::string_view> params = {}) {
+  const auto [name, ready] = prepared_statements().find(c, sql);
+  if (!ready) {
+    // Prepared and run in one round trip.
+    auto r = pipeline(c, {{sql, std::vector<std::string>(params.begin(), params.end())}});
+    return std::move(r.front());
+  }
+  std::vector<std::string> owned(params.begin(), params.end());
+  std::vector<const char*> values;
+  values.reserve(owned.size());
+  for (const auto& p : owned) values.push_back(p.c_str());
+  g_round_trips.fetch_add(1, std::memory_order_relaxed);
+  Result r(PQexecPrepared(c, name.c_str(), static_cast<int>(values.size()), values.data(), nullptr,
+                          nullptr, 0));
+  const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    if (PQstatus(c) != CONNECTION_OK) unavailable(c, "connection lost");
+    const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+    const std::string code = state != nullptr ? state : "";
+    // Serialisation failures, deadlocks, a server shutting down: worth a retry later.
+    if (code.starts_with("40") || code.starts_with("57") || code.starts_with("08")) {
+      unavailable(c, std::string(sql).substr(0, 40));
+    }
+    throw Error(ErrorCode::Internal, "PostgreSQL: " + std::string(PQresultErrorMessage(r.get())) +
+                                         " in " + std::string(sql).substr(0, 60));
+  }
+  return r;
 }
 
 // Several statements without parameters (a migration): the simple query protocol.
