@@ -479,6 +479,7 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
       .items = digests.size(),
       .cancel = &cancel,
       .sign = {},
+      .sign_many = {},
       .sign_all = {},
       .digest = [&](std::size_t i) { return std::span<const std::uint8_t>(digests[i]); },
       .detail = {},
@@ -569,6 +570,14 @@ SignOutcome Service::sign(const SignJob& job, const std::atomic<bool>& cancel,
     loop.sign = [&](std::size_t i, SignResult& r) {
       r.signature = signer->sign_digest(out.algorithm, digests[i], job.encoding);
     };
+    // Runs of items in one hand-off each (TokenSigner::sign_digests, Token::sign_run), unless
+    // the key logs in before each signature (its note says so).
+    if (signer->authorization_note().empty()) {
+      loop.sign_many = [&](std::size_t first, std::size_t count) {
+        return signer->sign_digests(
+            out.algorithm, std::span<const Bytes>(digests).subspan(first, count), job.encoding);
+      };
+    }
   }
   out.cancelled =
       detail::sign_in_order(loop, *audit_, job.origin, role_name, cred.id(), out.results, progress);

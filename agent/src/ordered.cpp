@@ -64,7 +64,8 @@ class Reporter {
 
 void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds every,
                  const std::function<void(std::size_t)>& work,
-                 const std::function<void(std::size_t, std::size_t)>& report) {
+                 const std::function<void(std::size_t, std::size_t)>& report,
+                 const std::function<void(std::size_t, std::size_t)>& work_range) {
   if (n == 0) return;
   if (lanes <= 1 || n < 2) {
     for (std::size_t i = 0; i < n; ++i) {
@@ -76,6 +77,23 @@ void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds eve
   std::atomic<std::size_t> next{0};
   Reporter reporter(n);
   auto lane = [&] {
+    if (work_range) {
+      std::size_t k = 1;
+      for (;;) {
+        const std::size_t first = next.fetch_add(k);
+        if (first >= n) return;
+        const std::size_t last = std::min(n, first + k);
+        const auto t0 = std::chrono::steady_clock::now();
+        work_range(first, last);
+        reporter.mark(first, last);
+        const auto took = std::chrono::steady_clock::now() - t0;
+        if (took < kRunFast && k < kRunMax) {
+          k *= 2;
+        } else if (took > kRunSlow && k > 1) {
+          k /= 2;
+        }
+      }
+    }
     for (;;) {
       const std::size_t i = next.fetch_add(1);
       if (i >= n) return;
@@ -135,6 +153,13 @@ bool sign_in_order(const SignLoop& loop, AuditLog& audit, const std::string& ori
   auto stop_with = [&](const Error& e) {
     const std::lock_guard lock(fatal_mutex);
     if (!fatal) fatal = e;
+  };
+  auto stopping = [&] {
+    {
+      const std::lock_guard lock(fatal_mutex);
+      if (fatal) return true;
+    }
+    return loop.cancel != nullptr && loop.cancel->load();
   };
   auto work = [&](std::size_t i) {
     SignResult& r = results[i];
@@ -234,7 +259,36 @@ bool sign_in_order(const SignLoop& loop, AuditLog& audit, const std::string& ori
         },
         report);
   } else {
-    run_ordered(n, n >= kParallelFrom ? 2 : 1, kReportEvery, work, report);
+    // A token key's lanes sign runs of items, each run in one hand-off to the module's call
+    // pool; a run is not started once the batch stopped or was cancelled.
+    std::function<void(std::size_t, std::size_t)> work_range;
+    if (loop.sign_many) {
+      work_range = [&](std::size_t first, std::size_t last) {
+        if (stopping()) {
+          for (std::size_t i = first; i < last; ++i) work(i);
+          return;
+        }
+        std::vector<SignResult> rs;
+        try {
+          rs = loop.sign_many(first, last - first);
+        } catch (const Error& e) {
+          rs.assign(last - first, SignResult{.signature = {}, .error = e});
+        } catch (const std::exception& e) {
+          rs.assign(last - first,
+                    SignResult{.signature = {}, .error = Error(ErrorCode::Internal, e.what())});
+        }
+        for (std::size_t i = first; i < last; ++i) {
+          SignResult& r = results[i];
+          if (i - first < rs.size()) {
+            r = std::move(rs[i - first]);
+          } else {
+            r.error = Error(ErrorCode::Internal, "the token answered fewer results");
+          }
+          if (r.error && stops_batch(r.error->code())) stop_with(*r.error);
+        }
+      };
+    }
+    run_ordered(n, n >= kParallelFrom ? 2 : 1, kReportEvery, work, report, work_range);
   }
   if (!audit_failure) rows.commit();
   return cancelled.load();

@@ -30,9 +30,20 @@ inline constexpr std::chrono::microseconds kReportEvery{10'000};
 /// `work` must not throw: it records an item's failure in the caller's results. `report` may
 /// throw; the lanes then start no further item and the exception is rethrown once they stop.
 /// With `lanes` 1 or fewer than 2 items, everything runs on the calling thread.
+///
+/// `work_range` (optional): lanes take runs of items [first, last) and do each run in one
+/// call, runs that double while they take under kRunFast (up to kRunMax items) and halve
+/// when they take over kRunSlow, so fast items cost one call per run and slow ones are done
+/// and reported one by one.
 void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds every,
                  const std::function<void(std::size_t)>& work,
-                 const std::function<void(std::size_t, std::size_t)>& report);
+                 const std::function<void(std::size_t, std::size_t)>& report,
+                 const std::function<void(std::size_t, std::size_t)>& work_range = {});
+
+/// Bounds of run_ordered's runs of items.
+inline constexpr std::chrono::microseconds kRunFast{2'000};
+inline constexpr std::chrono::microseconds kRunSlow{10'000};
+inline constexpr std::size_t kRunMax = 64;
 
 /// The same ordered reporting for work that one call does for every item (a remote service
 /// signing chunk after chunk): `work(done)` runs on a thread of its own and calls
@@ -51,6 +62,10 @@ struct SignLoop {
   const std::atomic<bool>* cancel = nullptr;
   /// Signs item i: sets `r.signature` (hashes) or keeps its own output (documents); throws Error.
   std::function<void(std::size_t, SignResult& r)> sign;
+  /// Besides `sign`, for a token key that needs no PIN before each signature (may be empty):
+  /// signs items [first, first + count) in one go, one result per item (a token's run of
+  /// signatures: one hand-off to the module's call pool for the run, not one per item).
+  std::function<std::vector<SignResult>(std::size_t first, std::size_t count)> sign_many;
   /// Instead of `sign`, for a signer that signs in chunks (a remote service): signs every item,
   /// calling `chunk_done` as results arrive and stopping at `cancel`; one result per item.
   std::function<std::vector<SignResult>(const ChunkDone& chunk_done)> sign_all;
