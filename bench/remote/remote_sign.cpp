@@ -12,7 +12,9 @@
 // round trips.
 //
 //   kyso-bench-remote-sign --dir DIR [--hashes N] [--multisign M] [--threads T] [--rounds R]
-// DIR is a token made by tests/pki/make-demo-token.sh (bench/run-all.sh makes one).
+//                          [--pipeline K]
+// DIR is a token made by tests/pki/make-demo-token.sh (bench/run-all.sh makes one). --pipeline
+// sets the client row's connections with chunks in flight (default 2, the agent's).
 //
 //   kyso-bench-remote-sign --dir DIR --url URL --ca FILE [--hashes N] [--pipeline K] ...
 // One client run against a service already running: the multi-node mode, driven by
@@ -485,7 +487,7 @@ int main(int argc, char** argv) {
       const auto start = Clock::now();
       auto client = std::make_shared<kyso::remote::CscClient>(opts);
       client->login("bench", secret("bench-pw"));
-      auto adapter = std::make_shared<kyso::remote::CscAdapter>("bench", client);
+      auto adapter = std::make_shared<kyso::remote::CscAdapter>("bench", client, pipeline);
       kyso::remote::RemoteSigner signer(adapter, adapter->credentials().front());
       const kyso::Secret key_pin = secret(pin);
       const kyso::Secret otp =
