@@ -1,24 +1,17 @@
 #include "kyso/agent/pinentry.hpp"
 
-#include <fcntl.h>
 #include <openssl/crypto.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstdlib>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "kyso/core/child_process.hpp"
 #include "kyso/core/error.hpp"
-
-extern char** environ;
 
 namespace kyso::agent {
 namespace {
@@ -36,62 +29,15 @@ int hex_value(char c) {
   return -1;
 }
 
-/// One pinentry process and its two pipes; killed and reaped on every path.
+/// One pinentry process and its two pipes (platform::ChildProcess: killed and reaped on every
+/// path), and the line buffer its answers are read into, wiped on reuse and at the end.
 class Child {
  public:
   Child(const std::string& program, std::chrono::steady_clock::time_point deadline,
         const std::atomic<bool>* abort)
-      : deadline_(deadline), abort_(abort) {
-    std::array<int, 2> to_child{-1, -1};
-    std::array<int, 2> from_child{-1, -1};
-    if (::pipe2(to_child.data(), O_CLOEXEC) != 0 || ::pipe2(from_child.data(), O_CLOEXEC) != 0) {
-      close_all(to_child, from_child);
-      throw Error(ErrorCode::Internal, "pinentry: pipe failed");
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, to_child[0], STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, from_child[1], STDOUT_FILENO);
-    // Nothing else of the agent's (listening sockets, the token module's files) reaches pinentry.
-    posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
-    std::vector<char*> argv{const_cast<char*>(program.c_str()), nullptr};
-    const int rc = ::posix_spawnp(&pid_, program.c_str(), &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(to_child[0]);
-    ::close(from_child[1]);
-    in_ = to_child[1];
-    out_ = from_child[0];
-    if (rc != 0) {
-      pid_ = -1;
-      throw Error(ErrorCode::Internal, "cannot start pinentry program '" + program + "'");
-    }
-  }
+      : process_(start(program)), deadline_(deadline), abort_(abort) {}
 
-  ~Child() {
-    OPENSSL_cleanse(buf_.data(), buf_.size());
-    if (in_ >= 0) ::close(in_);
-    if (out_ >= 0) ::close(out_);
-    if (pid_ > 0) {
-      int status = 0;
-      // Give a well-behaved pinentry up to 100 ms to exit after BYE, then make sure. This runs
-      // between the user's answer and the token's login: woken the moment the child exits (a
-      // pidfd; glibc 2.36 declares pidfd_open without C linkage) instead of on a 5 ms sleep,
-      // which could add up to 5 ms to a single sign.
-      if (::waitpid(pid_, &status, WNOHANG) == 0) {
-        if (const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)); pidfd >= 0) {
-          pollfd p{.fd = pidfd, .events = POLLIN, .revents = 0};
-          (void)::poll(&p, 1, 100);
-          ::close(pidfd);
-        } else {
-          for (int i = 0; i < 20 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i) ::usleep(5000);
-        }
-        if (::waitpid(pid_, &status, WNOHANG) == 0) {
-          ::kill(pid_, SIGKILL);
-          ::waitpid(pid_, &status, 0);
-        }
-      }
-    }
-  }
+  ~Child() { OPENSSL_cleanse(buf_.data(), buf_.size()); }
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
   Child(Child&&) = delete;
@@ -100,13 +46,7 @@ class Child {
   void send(std::string_view line) {
     std::string s(line);
     s.push_back('\n');
-    std::size_t off = 0;
-    while (off < s.size()) {
-      const ssize_t n = ::write(in_, s.data() + off, s.size() - off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw Error(ErrorCode::Internal, "pinentry closed its input");
-      off += static_cast<std::size_t>(n);
-    }
+    if (!process_->write_all(s)) throw Error(ErrorCode::Internal, "pinentry closed its input");
   }
 
   /// The next line (without the newline) in the internal buffer, which is wiped on reuse.
@@ -131,14 +71,21 @@ class Child {
       }
       if (filled_ == buf_.size()) throw Error(ErrorCode::Internal, "pinentry line too long");
       wait_readable();
-      const ssize_t n = ::read(out_, buf_.data() + filled_, buf_.size() - filled_);
-      if (n < 0 && errno == EINTR) continue;
+      const long n = process_->read_some(buf_.data() + filled_, buf_.size() - filled_);
       if (n <= 0) throw Error(ErrorCode::Internal, "pinentry exited unexpectedly");
       filled_ += static_cast<std::size_t>(n);
     }
   }
 
  private:
+  static std::unique_ptr<platform::ChildProcess> start(const std::string& program) {
+    try {
+      return std::make_unique<platform::ChildProcess>(program);
+    } catch (const Error&) {
+      throw Error(ErrorCode::Internal, "cannot start pinentry program '" + program + "'");
+    }
+  }
+
   void wait_readable() {
     for (;;) {
       if (abort_ != nullptr && abort_->load()) {
@@ -149,22 +96,13 @@ class Child {
       // Wake up regularly to notice `abort`.
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - now).count();
-      pollfd p{out_, POLLIN, 0};
-      const int r = ::poll(&p, 1, static_cast<int>(std::min<long>(left, 100)));
-      if (r > 0) return;
-      if (r < 0 && errno != EINTR) throw Error(ErrorCode::Internal, "poll on pinentry failed");
+      if (process_->wait_readable(std::chrono::milliseconds(std::min<long long>(left, 100)))) {
+        return;
+      }
     }
   }
 
-  static void close_all(std::array<int, 2>& a, std::array<int, 2>& b) {
-    for (int fd : {a[0], a[1], b[0], b[1]}) {
-      if (fd >= 0) ::close(fd);
-    }
-  }
-
-  pid_t pid_ = -1;
-  int in_ = -1;
-  int out_ = -1;
+  std::unique_ptr<platform::ChildProcess> process_;
   std::chrono::steady_clock::time_point deadline_;
   const std::atomic<bool>* abort_;
   std::array<char, kMaxLine> buf_{};

@@ -4,22 +4,30 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "kyso/core/child_process.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/core/platform.hpp"
+
+extern char** environ;
 
 namespace kyso::platform {
 
@@ -226,6 +234,96 @@ std::string StopRequests::wait() {
 
 bool keep_memory_private() noexcept {
   return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0;
+}
+
+struct ChildProcess::State {
+  pid_t pid = -1;
+  int in = -1;   // its stdin
+  int out = -1;  // its stdout
+};
+
+ChildProcess::ChildProcess(const std::string& program) : state_(std::make_unique<State>()) {
+  std::array<int, 2> to_child{-1, -1};
+  std::array<int, 2> from_child{-1, -1};
+  auto close_all = [&] {
+    for (const int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+  if (::pipe2(to_child.data(), O_CLOEXEC) != 0 || ::pipe2(from_child.data(), O_CLOEXEC) != 0) {
+    close_all();
+    throw Error(ErrorCode::Internal, "pipe failed for " + program);
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, to_child[0], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&fa, from_child[1], STDOUT_FILENO);
+  // Nothing else of ours (listening sockets, the token module's files) reaches the program.
+  posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
+  std::vector<char*> argv{const_cast<char*>(program.c_str()), nullptr};
+  const int rc = ::posix_spawnp(&state_->pid, program.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(to_child[0]);
+  ::close(from_child[1]);
+  state_->in = to_child[1];
+  state_->out = from_child[0];
+  if (rc != 0) {
+    state_->pid = -1;
+    ::close(state_->in);
+    ::close(state_->out);
+    throw Error(ErrorCode::Internal, "cannot start program '" + program + "'");
+  }
+}
+
+ChildProcess::~ChildProcess() {
+  if (state_->in >= 0) ::close(state_->in);
+  if (state_->out >= 0) ::close(state_->out);
+  const pid_t pid = state_->pid;
+  if (pid <= 0) return;
+  int status = 0;
+  // Give a well-behaved program up to 100 ms to exit, then make sure. For pinentry this runs
+  // between the user's answer and the token's login: woken the moment the child exits (a
+  // pidfd; glibc 2.36 declares pidfd_open without C linkage) instead of on a 5 ms sleep,
+  // which could add up to 5 ms to a single sign.
+  if (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); pidfd >= 0) {
+      pollfd p{.fd = pidfd, .events = POLLIN, .revents = 0};
+      (void)::poll(&p, 1, 100);
+      ::close(pidfd);
+    } else {
+      for (int i = 0; i < 20 && ::waitpid(pid, &status, WNOHANG) == 0; ++i) ::usleep(5000);
+    }
+    if (::waitpid(pid, &status, WNOHANG) == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
+  }
+}
+
+bool ChildProcess::write_all(std::string_view data) noexcept {
+  std::size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = ::write(state_->in, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    off += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool ChildProcess::wait_readable(std::chrono::milliseconds timeout) noexcept {
+  pollfd p{state_->out, POLLIN, 0};
+  const int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  if (r < 0 && errno == EINTR) return false;
+  return r != 0;  // readable, or an error that read_some() reports
+}
+
+long ChildProcess::read_some(char* data, std::size_t size) noexcept {
+  for (;;) {
+    const ssize_t n = ::read(state_->out, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    return static_cast<long>(n);
+  }
 }
 
 }  // namespace kyso::platform
