@@ -1,11 +1,6 @@
 #include "kyso/agent/audit.hpp"
 
-#include <fcntl.h>
-#include <linux/fs.h>
 #include <sqlite3.h>
-#include <sys/ioctl.h>
-#include <systemd/sd-journal.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -20,10 +15,12 @@
 #include <memory>
 #include <sstream>
 
+#include "journal.hpp"
 #include "kyso/core/bytes.hpp"
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/core/hash_chain.hpp"
+#include "kyso/core/platform_files.hpp"
 
 namespace kyso::agent {
 namespace {
@@ -49,9 +46,6 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 )sql";
 
 using StmtPtr = std::unique_ptr<sqlite3_stmt, FnDeleter<sqlite3_finalize>>;
-
-// The journal entries that carry the chain's head (journalctl MESSAGE_ID=...).
-constexpr const char* kAnchorMessageId = "5b0a5d2e8f9c4c1e9a4f0d6b7c3e2a91";
 
 // Longest stored value per field: a page chooses the origin, role, titles and details, and a
 // refused request must not cost the disk more than a few hundred bytes.
@@ -164,7 +158,7 @@ AuditLog::AuditLog(const std::filesystem::path& path, Timing timing)
     sqlite3_close(db_);
     throw;
   }
-  anchor_fd_ = ::open(anchor_file(path_).c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  anchor_fd_ = platform::open_append_only(anchor_file(path_));
   {
     const std::lock_guard lock(mutex_);
     anchor();  // the head as found, so a log cut while the agent was stopped shows
@@ -186,7 +180,7 @@ AuditLog::~AuditLog() {
       sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     }
   }
-  if (anchor_fd_ >= 0) ::close(anchor_fd_);
+  platform::close_file(anchor_fd_);
   sqlite3_finalize(insert_);
   sqlite3_close(db_);
 }
@@ -201,15 +195,9 @@ void AuditLog::anchor() noexcept {
   // One line per committed head: "<seq> <hash>". Written with the log's own permissions: it
   // guards against a log cut or rewritten by someone who does not also rewrite this file.
   if (anchor_fd_ >= 0) {
-    const std::string line = std::to_string(last_seq_) + " " + last_hash_ + "\n";
-    [[maybe_unused]] const auto n = ::write(anchor_fd_, line.data(), line.size());
+    (void)platform::append_text(anchor_fd_, std::to_string(last_seq_) + " " + last_hash_ + "\n");
   }
-  // journald owns its files: the user can add entries but not change or remove them.
-  sd_journal_send("MESSAGE=kyso-agent audit log head: row %lld, hash %s",
-                  static_cast<long long>(last_seq_), last_hash_.c_str(), "MESSAGE_ID=%s",
-                  kAnchorMessageId, "PRIORITY=6", "KYSO_AUDIT_SEQ=%lld",
-                  static_cast<long long>(last_seq_), "KYSO_AUDIT_HASH=%s", last_hash_.c_str(),
-                  "KYSO_AUDIT_DB=%s", path_.c_str(), nullptr);
+  detail::journal_anchor(last_seq_, last_hash_, path_);
 }
 
 void AuditLog::run_timer(const std::stop_token& stop) {
@@ -467,60 +455,10 @@ AnchorCheck read_anchor_file(const std::filesystem::path& file, Anchors& out) {
     if (ls >> seq >> hash) out.emplace_back(seq, std::move(hash));
   }
   c.anchors = static_cast<std::int64_t>(out.size());
-  int flags = 0;
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  const bool append_only =
-      fd >= 0 && ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_APPEND_FL) != 0;
-  if (fd >= 0) ::close(fd);
+  const bool append_only = platform::append_only_flag(file);
   c.note = append_only ? "append-only (chattr +a): its user cannot rewrite it"
                        : "writable by the log's user: catches a log cut or rewritten without it, "
                          "not a user who rewrites both";
-  return c;
-}
-
-std::string journal_field(sd_journal* j, const char* field) {
-  const void* data = nullptr;
-  std::size_t len = 0;
-  if (sd_journal_get_data(j, field, &data, &len) < 0) return {};
-  const std::string_view v(static_cast<const char*>(data), len);
-  const auto eq = v.find('=');
-  return eq == std::string_view::npos ? std::string() : std::string(v.substr(eq + 1));
-}
-
-AnchorCheck read_journal(const std::filesystem::path& db, Anchors& out) {
-  AnchorCheck c{.source = "journal", .available = false, .anchors = 0, .note = {}};
-  std::error_code ec;
-  const bool running = std::filesystem::exists("/run/systemd/journal/socket", ec);
-  sd_journal* j = nullptr;
-  if (const int r = sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY); r < 0) {
-    c.note = "cannot open the system journal: " + std::string(std::strerror(-r));
-    return c;
-  }
-  const std::unique_ptr<sd_journal, FnDeleter<sd_journal_close>> guard(j);
-  const std::string id = std::string("MESSAGE_ID=") + kAnchorMessageId;
-  const std::string path = "KYSO_AUDIT_DB=" + std::filesystem::absolute(db).string();
-  sd_journal_add_match(j, id.data(), id.size());
-  sd_journal_add_match(j, path.data(), path.size());
-  while (sd_journal_next(j) > 0) {
-    const std::string seq = journal_field(j, "KYSO_AUDIT_SEQ");
-    std::string hash = journal_field(j, "KYSO_AUDIT_HASH");
-    std::int64_t n = 0;
-    const auto [p, e] = std::from_chars(seq.data(), seq.data() + seq.size(), n);
-    if (e == std::errc() && !hash.empty()) out.emplace_back(n, std::move(hash));
-  }
-  c.anchors = static_cast<std::int64_t>(out.size());
-  c.available = running || c.anchors > 0;
-  if (!c.available) {
-    c.note =
-        "unavailable: journald is not running here (no /run/systemd/journal/socket), so no "
-        "journal anchor was written or read";
-  } else if (c.anchors == 0) {
-    c.note =
-        "journald runs but holds no anchor of this log (a volatile journal since boot, "
-        "entries rotated away, or a log older than its anchors)";
-  } else {
-    c.note = "written by journald, which its user cannot rewrite";
-  }
   return c;
 }
 
@@ -587,7 +525,7 @@ AuditVerifyResult AuditLog::verify(const std::filesystem::path& path) {
     }
   };
   Anchors journal;
-  out.anchors.push_back(read_journal(path, journal));
+  out.anchors.push_back(detail::read_journal_anchors(path, journal));
   check(out.anchors.back(), journal);
   Anchors file;
   out.anchors.push_back(read_anchor_file(anchor_file(path), file));

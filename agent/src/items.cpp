@@ -4,7 +4,6 @@
 #include "kyso/agent/items.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -14,6 +13,7 @@
 
 #include "documents.hpp"
 #include "kyso/agent/service.hpp"
+#include "kyso/core/platform_files.hpp"
 #include "kyso/core/secret.hpp"
 #include "kyso/formats/cms.hpp"
 #include "kyso/formats/documents.hpp"
@@ -191,7 +191,7 @@ void extend_output(DocumentOutput& o, const DocumentItem& d, const DocumentTools
     write_file(work->path(), o.bytes);
   }
   (void)tools.module->extend_file(work->path().string(), opts);  // throws when not reached
-  ::chmod(work->path().c_str(), 0600);  // renamed into place with the umask's mode
+  platform::restrict_to_owner(work->path());  // renamed into place with the umask's mode
   o.level = std::string(to_string(d.level));
   if (o.file) {
     o.file = hash_file(work);
@@ -488,7 +488,7 @@ DocumentOutput run_document(Signer& rec, const DocumentItem& d, SignAlgorithm al
       auto output = new_temp_file(scratch, ".signed.pdf");
       const auto r = documents->sign_pdf_file(rec, d.file->file->path().string(),
                                               output->path().string(), opts);
-      ::chmod(output->path().c_str(), 0600);  // renamed into place with the umask's mode
+      platform::restrict_to_owner(output->path());  // renamed into place with the umask's mode
       o.field_name = r.field_name;
       o.file = hash_file(output);
       o.size = o.file->size;
@@ -608,7 +608,7 @@ DocumentOutput embed_document(const PreparedDocument& p, std::span<const std::ui
     // An uploaded PDF's output goes to a new file beside it, as when a token signs it.
     auto output = new_temp_file(scratch, ".signed.pdf");
     write_file(output->path(), e.document);
-    ::chmod(output->path().c_str(), 0600);
+    platform::restrict_to_owner(output->path());
     o.file = hash_file(output);
     o.size = o.file->size;
     o.sha256 = o.file->sha256;

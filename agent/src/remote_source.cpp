@@ -4,10 +4,7 @@
 
 #include "remote_source.hpp"
 
-#include <pwd.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -15,6 +12,8 @@
 
 #include "kyso/agent/service.hpp"
 #include "kyso/core/certificate.hpp"
+#include "kyso/core/platform.hpp"
+#include "kyso/core/platform_files.hpp"
 
 namespace kyso::agent {
 namespace {
@@ -24,8 +23,7 @@ using nlohmann::json;
 std::string login_name(const firmware_config::RemoteService& svc) {
   if (!svc.username.empty()) return svc.username;
   // Not configured: the OS account's name, as most district services name their users.
-  const passwd* pw = ::getpwuid(::getuid());
-  return pw != nullptr ? pw->pw_name : std::string();
+  return platform::login_name();
 }
 
 bool same_service(const firmware_config::RemoteService& svc, const json& j) {
@@ -239,7 +237,7 @@ void RemoteSources::save() const {
   {
     std::ofstream out(tmp, std::ios::trunc);
     if (!out) throw std::runtime_error("cannot write " + tmp);
-    ::chmod(tmp.c_str(), 0600);
+    platform::restrict_to_owner(tmp);
     out << json{{"version", 1}, {"services", std::move(services)}}.dump(1) << '\n';
   }
   std::filesystem::rename(tmp, cache_file_);

@@ -1,15 +1,13 @@
 #include "kyso/agent/uploads.hpp"
 
-#include <fcntl.h>
 #include <openssl/evp.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "kyso/core/error.hpp"
+#include "kyso/core/platform_files.hpp"
 #include "kyso/core/random.hpp"
 
 namespace kyso::agent {
@@ -78,9 +76,9 @@ TempFile::~TempFile() {
 
 std::shared_ptr<TempFile> new_temp_file(const fs::path& dir, std::string_view suffix) {
   auto path = dir / (random_id() + std::string(suffix));
-  const int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-  if (fd < 0) throw Error(ErrorCode::Internal, "cannot create " + path.string());
-  ::close(fd);
+  if (!platform::create_private_file(path)) {
+    throw Error(ErrorCode::Internal, "cannot create " + path.string());
+  }
   return std::make_shared<TempFile>(std::move(path));
 }
 
@@ -115,8 +113,8 @@ Transfers::Transfers(const fs::path& state_dir, TransferLimits limits)
 const fs::path& Transfers::dir() {
   if (!created_) {
     fs::create_directories(dir_.parent_path());
-    ::chmod(dir_.parent_path().c_str(), 0700);
-    if (::mkdir(dir_.c_str(), 0700) != 0) {
+    platform::restrict_to_owner(dir_.parent_path());
+    if (!platform::create_private_dir(dir_)) {
       throw Error(ErrorCode::Internal, "cannot create " + dir_.string());
     }
     created_ = true;

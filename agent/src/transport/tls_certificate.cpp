@@ -1,7 +1,6 @@
 #include "tls_certificate.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include <boost/system/error_code.hpp>
 #include <utility>
@@ -26,15 +25,6 @@ TlsCertificate::TlsCertificate(std::string cert_file, std::string key_file)
     throw Error(ErrorCode::ConfigInvalid,
                 "TLS certificate/key (" + cert_file_ + ", " + key_file_ + "): " + error);
   }
-}
-
-TlsCertificate::Stamps TlsCertificate::stamps() const {
-  const auto one = [](const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return Stamp{};
-    return Stamp{st.st_dev, st.st_ino, st.st_size, st.st_mtim};
-  };
-  return {one(cert_file_), one(key_file_)};
 }
 
 std::shared_ptr<net::ssl::context> TlsCertificate::load(std::string& error) const {

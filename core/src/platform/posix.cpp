@@ -1,6 +1,7 @@
 // kyso/core/platform.hpp on Linux (and other POSIX systems).
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -9,6 +10,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -26,6 +28,7 @@
 #include "kyso/core/child_process.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/core/platform.hpp"
+#include "kyso/core/platform_files.hpp"
 
 extern char** environ;
 
@@ -234,6 +237,44 @@ std::string StopRequests::wait() {
 
 bool keep_memory_private() noexcept {
   return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0;
+}
+
+bool create_private_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
+bool create_private_dir(const std::filesystem::path& path) {
+  return ::mkdir(path.c_str(), 0700) == 0;
+}
+
+void restrict_to_owner(const std::filesystem::path& path) noexcept {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return;
+  ::chmod(path.c_str(), S_ISDIR(st.st_mode) ? 0700 : 0600);
+}
+
+int open_append_only(const std::filesystem::path& path) noexcept {
+  return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+}
+
+bool append_text(int fd, std::string_view text) noexcept {
+  return fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+}
+
+void close_file(int fd) noexcept {
+  if (fd >= 0) ::close(fd);
+}
+
+bool append_only_flag(const std::filesystem::path& path) {
+  int flags = 0;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const bool append_only =
+      fd >= 0 && ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_APPEND_FL) != 0;
+  if (fd >= 0) ::close(fd);
+  return append_only;
 }
 
 struct ChildProcess::State {
