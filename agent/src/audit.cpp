@@ -20,6 +20,7 @@
 #include "kyso/core/certificate.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/core/hash_chain.hpp"
+#include "kyso/core/platform.hpp"
 #include "kyso/core/platform_files.hpp"
 
 namespace kyso::agent {
@@ -111,7 +112,8 @@ std::string column_text(sqlite3_stmt* st, int col) {
 
 sqlite3* open_db(const std::filesystem::path& path, int flags) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+  // SQLite takes UTF-8 file names on every OS (path::c_str() is wide on Windows).
+  if (sqlite3_open_v2(platform::path_utf8(path).c_str(), &db, flags, nullptr) != SQLITE_OK) {
     std::string msg = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
     throw Error(ErrorCode::ConfigInvalid, "cannot open audit log " + path.string() + ": " + msg);

@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
     if (no_system_modules) cfg.system_modules = false;
     if (max_connections > 0) cfg.limits.max_connections = max_connections;
     if (!pinentry.empty()) cfg.pinentry = pinentry;
-    if (!state_dir.empty()) cfg.state_dir = state_dir;
+    // UTF-8 text to a path (a Vietnamese user name on Windows: platform.hpp).
+    if (!state_dir.empty()) cfg.state_dir = kyso::platform::utf8_path(state_dir);
 
     // SIGINT/SIGTERM are taken by wait() below, in this thread only; SIGPIPE is ignored.
     kyso::platform::StopRequests stop_requests(true);

@@ -198,7 +198,7 @@ std::pair<long, std::size_t> decode_utf8(std::string_view s, std::size_t i) noex
   if (i + n > s.size()) return {-1, 1};
   for (std::size_t k = 1; k < n; ++k) {
     if ((b(k) & 0xC0U) != 0x80U) return {-1, 1};
-    cp = (cp << 6) | (b(k) & 0x3FU);
+    cp = (cp << 6) | static_cast<long>(b(k) & 0x3FU);
   }
   if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return {-1, 1};
   return {cp, n};

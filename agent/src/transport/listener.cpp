@@ -569,7 +569,7 @@ void Listener::bind(const firmware_config::AgentConfig& cfg) {
   if (const auto fds = detail::activated_sockets(activated_port); !fds.empty()) {
     for (const auto& s : fds) {
       auto a = std::make_unique<tcp::acceptor>(ioc_);
-      a->assign(s.v6 ? tcp::v6() : tcp::v4(), s.fd);
+      a->assign(s.v6 ? tcp::v6() : tcp::v4(), static_cast<tcp::acceptor::native_handle_type>(s.fd));
       acceptors_.push_back(std::move(a));
     }
     port_ = activated_port;
