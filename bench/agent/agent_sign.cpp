@@ -23,6 +23,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <array>
@@ -267,25 +268,26 @@ int main(int argc, char** argv) {
   std::string agent_bin = KYSO_AGENT_BIN;
   std::string wrapper;
   std::string mode_list = "item,every,interval,sigs";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--items")
-      items = std::stoi(argv[i + 1]);
-    else if (a == "--singles")
-      singles = std::stoi(argv[i + 1]);
-    else if (a == "--keys")
-      keys = argv[i + 1];
-    else if (a == "--rounds")
-      rounds = std::max(1, std::stoi(argv[i + 1]));
-    else if (a == "--dir")
-      dir_arg = argv[i + 1];
-    else if (a == "--agent")
-      agent_bin = argv[i + 1];
-    else if (a == "--agent-wrapper")
-      wrapper = argv[i + 1];
-    else if (a == "--modes")
-      mode_list = argv[i + 1];
-  }
+  CLI::App app{
+      "kyso-bench-agent-sign: a batch through kyso-agent over WebSocket against raw "
+      "PKCS#11 C_Sign"};
+  app.add_option("--dir", dir_arg,
+                 "a token made by tests/pki/make-demo-token.sh (default: a new one)");
+  app.add_option("--items", items, "hashes per batch")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--singles", singles, "single signs timed (0: none)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--rounds", rounds, "interleaved rounds, the best kept")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--keys", keys, "rsa, ec or both")->capture_default_str();
+  app.add_option("--modes", mode_list, "progress modes: item, every, interval, sigs")
+      ->capture_default_str();
+  app.add_option("--agent", agent_bin, "the kyso-agent to run")->capture_default_str();
+  app.add_option("--agent-wrapper", wrapper, "a profiler in front of the agent, e.g. valgrind");
+  CLI11_PARSE(app, argc, argv);
   try {
     std::filesystem::path dir = dir_arg;
     bool own = false;

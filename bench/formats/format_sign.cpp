@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -317,31 +318,35 @@ int main(int argc, char** argv) {
   std::string work_root = std::filesystem::temp_directory_path().string();
   std::string big_in;
   std::string big_out;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--dir")
-      dir = argv[i + 1];
-    else if (a == "--n")
-      n = std::atoi(argv[i + 1]);
-    else if (a == "--rounds")
-      rounds = std::max(1, std::atoi(argv[i + 1]));
-    else if (a == "--school")
-      school = std::atoi(argv[i + 1]);
-    else if (a == "--big-mb")
-      big_mb = std::atoi(argv[i + 1]);
-    else if (a == "--lt")
-      lt = std::atoi(argv[i + 1]);
-    else if (a == "--work")
-      work_root = argv[i + 1];
-    else if (a == "--sign-big" && i + 2 < argc) {
-      big_in = argv[i + 1];
-      big_out = argv[i + 2];
-      ++i;
-    }
-  }
-  if (dir.empty()) {
-    std::fprintf(stderr, "usage: %s --dir TOKEN_DIR [--n N] [--big-mb MB]\n", argv[0]);
-    return 2;
+  std::vector<std::string> sign_big_args;
+  CLI::App app{
+      "kyso-bench-format-sign: XML-DSig and PAdES through kyso::formats against raw "
+      "PKCS#11 C_Sign"};
+  app.add_option("--dir", dir, "a token made by tests/pki/make-demo-token.sh")->required();
+  app.add_option("--n", n, "transcripts per run")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--rounds", rounds, "interleaved rounds, the best kept")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--school", school, "transcripts in the school XML file (0: none)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--big-mb", big_mb, "size of the large PDF (0: none)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--lt", lt, "transcripts for the long-term levels (0: none)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--work", work_root, "where the PDFs are written while signed")
+      ->capture_default_str();
+  app.add_option("--sign-big", sign_big_args,
+                 "IN OUT: sign one PDF and exit (the child whose peak RSS is measured)")
+      ->expected(2);
+  CLI11_PARSE(app, argc, argv);
+  if (sign_big_args.size() == 2) {
+    big_in = sign_big_args[0];
+    big_out = sign_big_args[1];
   }
   ::setenv("SOFTHSM2_CONF", (dir + "/softhsm2.conf").c_str(), 1);
   try {

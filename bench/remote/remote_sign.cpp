@@ -24,6 +24,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <array>
@@ -276,46 +277,31 @@ int main(int argc, char** argv) {
   std::size_t multisign = 100;
   unsigned threads = 2;
   int rounds = 3;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const bool has = i + 1 < argc;
-    if (a == "--dir" && has) {
-      dir = argv[++i];
-    } else if (a == "--hashes" && has) {
-      hashes = std::atoi(argv[++i]);
-    } else if (a == "--multisign" && has) {
-      multisign = std::stoul(argv[++i]);
-    } else if (a == "--threads" && has) {
-      threads = static_cast<unsigned>(std::stoul(argv[++i]));
-    } else if (a == "--rounds" && has) {
-      rounds = std::atoi(argv[++i]);
-    } else if (a == "--url" && has) {
-      url_mode = argv[++i];
-    } else if (a == "--ca" && has) {
-      ca_mode = argv[++i];
-    } else if (a == "--pipeline" && has) {
-      pipeline = std::stoul(argv[++i]);
-    } else if (a == "--raw-module" && has) {
-      raw_module = argv[++i];
-    } else if (a == "--state-db" && has) {
-      state_db = argv[++i];
-    } else if (a == "--db-pid" && has) {
-      db_pid = static_cast<pid_t>(std::stol(argv[++i]));
-    } else {
-      std::fprintf(stderr,
-                   "usage: %s --dir TOKEN_DIR [--hashes N] [--multisign M] [--threads T] "
-                   "[--rounds R] [--state-db URL [--db-pid POSTMASTER_PID]]\n"
-                   "       %s --dir TOKEN_DIR --url URL --ca FILE [--hashes N] [--pipeline K] "
-                   "[--threads T] [--raw-module PATH]   (one client run against a running "
-                   "service: bench/remote/multi-node.sh)\n",
-                   argv[0], argv[0]);
-      return 2;
-    }
-  }
-  if (dir.empty() || hashes <= 0 || multisign == 0 || threads == 0) {
-    std::fprintf(stderr, "%s: --dir TOKEN_DIR is required\n", argv[0]);
-    return 2;
-  }
+  CLI::App app{
+      "kyso-bench-remote-sign: a batch through kyso-appliance (and kyso-agent) against "
+      "raw PKCS#11 C_Sign"};
+  app.add_option("--dir", dir, "a token made by tests/pki/make-demo-token.sh")->required();
+  app.add_option("--hashes", hashes, "hashes per batch")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--multisign", multisign, "hashes per signHash request")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--threads", threads, "the appliance's HSM sessions (and raw's)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--rounds", rounds, "paired rounds, the median kept")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--pipeline", pipeline, "the client's chunks in flight")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--state-db", state_db, "the appliance's state: a postgresql:// URL");
+  app.add_option("--db-pid", db_pid, "PostgreSQL's postmaster, for its processes' CPU");
+  app.add_option("--url", url_mode, "one client run against a running service (multi-node.sh)");
+  app.add_option("--ca", ca_mode, "with --url: the service's CA certificate");
+  app.add_option("--raw-module", raw_module, "with --url: the PKCS#11 module raw C_Sign uses");
+  CLI11_PARSE(app, argc, argv);
   try {
     ::setenv("SOFTHSM2_CONF", (dir + "/softhsm2.conf").c_str(), 1);
     std::string pin;

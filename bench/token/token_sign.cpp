@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -58,21 +59,14 @@ int main(int argc, char** argv) {
   int n_rsa = 2000;
   int n_ec = 10000;
   int rounds = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--dir")
-      dir = argv[i + 1];
-    else if (a == "--rsa")
-      n_rsa = std::atoi(argv[i + 1]);
-    else if (a == "--ec")
-      n_ec = std::atoi(argv[i + 1]);
-    else if (a == "--rounds")
-      rounds = std::atoi(argv[i + 1]);
-  }
-  if (dir.empty()) {
-    std::fprintf(stderr, "usage: %s --dir TOKEN_DIR [--rsa N] [--ec N] [--rounds R]\n", argv[0]);
-    return 2;
-  }
+  CLI::App app{"kyso-bench-token-sign: Kyso's token layer against raw PKCS#11 C_Sign"};
+  app.add_option("--dir", dir, "a token made by tests/pki/make-demo-token.sh")->required();
+  app.add_option("--rsa", n_rsa, "RSA-2048 signatures per run")->capture_default_str();
+  app.add_option("--ec", n_ec, "ECDSA P-256 signatures per run")->capture_default_str();
+  app.add_option("--rounds", rounds, "interleaved rounds, the best kept")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   ::setenv("SOFTHSM2_CONF", (dir + "/softhsm2.conf").c_str(), 1);
 
   kyso::pkcs11::Library lib({.paths = {kModule}, .use_p11kit = false, .use_known = false});

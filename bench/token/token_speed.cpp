@@ -14,6 +14,7 @@
 //   kyso-bench-token-speed [--items N] [--singles N] [--rounds N] [--delay-ms MS] [--dir DIR]
 
 #include <p11-kit/pkcs11.h>
+#include <CLI/CLI.hpp>
 
 #include <dlfcn.h>
 
@@ -133,14 +134,19 @@ int main(int argc, char** argv) {
   int rounds = 3;
   int delay_ms = 150;
   std::string dir_arg;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--items") items = std::max(1, std::stoi(argv[i + 1]));
-    if (a == "--singles") singles = std::max(1, std::stoi(argv[i + 1]));
-    if (a == "--rounds") rounds = std::max(1, std::stoi(argv[i + 1]));
-    if (a == "--delay-ms") delay_ms = std::max(0, std::stoi(argv[i + 1]));
-    if (a == "--dir") dir_arg = argv[i + 1];
-  }
+  CLI::App app{"kyso-bench-token-speed: the agent on a token as slow as a USB one"};
+  app.add_option("--dir", dir_arg, "a token made by tests/pki/make-demo-token.sh")->required();
+  app.add_option("--items", items, "items in the batch")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--singles", singles, "single signs timed")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--rounds", rounds, "rounds")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--delay-ms", delay_ms, "the slowed chip's time per signature")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   try {
     if (dir_arg.empty()) throw std::runtime_error("--dir DIR (a token from make-demo-token.sh)");
     const std::filesystem::path dir = dir_arg;

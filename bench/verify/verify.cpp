@@ -12,6 +12,7 @@
 // TOKEN_DIR is made by tests/pki/make-demo-token.sh (bench/run-all.sh makes one).
 
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -179,22 +180,16 @@ int main(int argc, char** argv) {
   int n = 200;
   int rounds = 3;
   unsigned clients = 20;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--dir")
-      dir = argv[i + 1];
-    else if (a == "--n")
-      n = std::stoi(argv[i + 1]);
-    else if (a == "--rounds")
-      rounds = std::stoi(argv[i + 1]);
-    else if (a == "--clients")
-      clients = static_cast<unsigned>(std::stoul(argv[i + 1]));
-  }
-  if (dir.empty()) {
-    std::fprintf(
-        stderr, "usage: kyso-bench-verify --dir TOKEN_DIR [--n 200] [--rounds 3] [--clients 20]\n");
-    return 2;
-  }
+  CLI::App app{"kyso-bench-verify: kyso-verifyd's validations per second and p99 latency"};
+  app.add_option("--dir", dir, "a token made by tests/pki/make-demo-token.sh")->required();
+  app.add_option("--n", n, "validations per run")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--rounds", rounds, "rounds")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--clients", clients, "concurrent clients for the latency run")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   // The service logs one line per validation; the figures are what this prints.
   spdlog::set_level(spdlog::level::warn);
   try {
