@@ -19,6 +19,9 @@ namespace {
 
 using detail::check;
 using detail::CmsPtr;
+using detail::der_wrap;
+using detail::read_tlv;
+using detail::Tlv;
 using AlgorPtr = std::unique_ptr<X509_ALGOR, FnDeleter<X509_ALGOR_free>>;
 using PssPtr = std::unique_ptr<RSA_PSS_PARAMS, FnDeleter<RSA_PSS_PARAMS_free>>;
 using EssPtr = std::unique_ptr<ESS_SIGNING_CERT_V2, FnDeleter<ESS_SIGNING_CERT_V2_free>>;
@@ -63,7 +66,7 @@ Bytes encode_signed_attributes(CMS_SignerInfo* si) {
   std::ranges::sort(parts);
   Bytes content;
   for (const auto& p : parts) content.insert(content.end(), p.begin(), p.end());
-  return detail::der_wrap(0x31, content);
+  return der_wrap(0x31, content);
 }
 
 // What every signature by one credential shares, parsed once: signing a batch of a thousand
@@ -180,45 +183,6 @@ Bytes cms_embed(CmsPending& p, std::span<const std::uint8_t> signature,
 
 namespace {
 
-// One DER TLV's header at `at` of `der`: its tag, header size and content size.
-struct Tlv {
-  std::uint8_t tag = 0;
-  std::size_t header = 0;
-  std::size_t size = 0;
-  std::size_t end(std::size_t at) const { return at + header + size; }
-};
-Tlv read_tlv(const Bytes& der, std::size_t at) {
-  check(at + 2 <= der.size() && (der[at] & 0x1FU) != 0x1FU, "CMS template: DER");
-  Tlv t{der[at], 2, der[at + 1]};
-  if ((t.size & 0x80U) != 0) {
-    const std::size_t n = t.size & 0x7FU;
-    check(n >= 1 && n <= 4 && at + 2 + n <= der.size(), "CMS template: DER length");
-    t.size = 0;
-    for (std::size_t i = 0; i < n; ++i) t.size = (t.size << 8U) | der[at + 2 + i];
-    t.header += n;
-  }
-  check(t.end(at) <= der.size(), "CMS template: DER length");
-  return t;
-}
-
-std::size_t length_size(std::size_t n) {
-  std::size_t bytes = 1;
-  if (n >= 0x80)
-    for (std::size_t v = n; v != 0; v >>= 8U) ++bytes;
-  return bytes;
-}
-
-void put_header(Bytes& out, std::uint8_t tag, std::size_t n) {
-  out.push_back(tag);
-  if (n < 0x80) {
-    out.push_back(static_cast<std::uint8_t>(n));
-    return;
-  }
-  const std::size_t bytes = length_size(n) - 1;
-  out.push_back(static_cast<std::uint8_t>(0x80U | bytes));
-  for (std::size_t i = bytes; i-- > 0;) out.push_back(static_cast<std::uint8_t>(n >> (8U * i)));
-}
-
 // The stand-in for the messageDigest: a value no certificate or algorithm in the CMS contains.
 Bytes template_digest(HashAlgorithm hash) {
   constexpr std::string_view kSeed = "kyso: CMS template messageDigest";
@@ -238,24 +202,23 @@ CmsTemplate cms_template(const Credential& cred, const CmsOptions& o) {
   // Down the last elements: ContentInfo, [0], SignedData, signerInfos, SignerInfo, signature.
   std::size_t at = 0;
   for (int level = 0; level < 5; ++level) {
-    const Tlv tlv = read_tlv(der, at);
-    check(tlv.end(at) == der.size() && (tlv.tag & 0x20U) != 0, "CMS template: structure");
+    const Tlv tlv = read_tlv(der, at, der.size());
+    check(tlv.end() == der.size() && (tlv.tag & 0x20U) != 0, "CMS template: structure");
     t.enclosing.push_back(at);
-    std::size_t child = at + tlv.header;
-    std::size_t last = child;
-    while (child < der.size()) {
+    std::size_t last = tlv.start + tlv.header;
+    for (std::size_t child = last; child < der.size();) {
       last = child;
-      const Tlv c = read_tlv(der, child);
+      const Tlv c = read_tlv(der, child, der.size());
       if (level == 4 && c.tag == 0xA0) {  // the SignerInfo's signed attributes
         t.attrs_at = child;
-        t.attrs_size = c.header + c.size;
+        t.attrs_size = c.header + c.length;
       }
-      child = c.end(child);
+      child = c.end();
     }
     at = last;
   }
-  const Tlv sig = read_tlv(der, at);
-  check(sig.tag == 0x04 && sig.size == 0 && sig.end(at) == der.size() && t.attrs_size != 0,
+  const Tlv sig = read_tlv(der, at, der.size());
+  check(sig.tag == 0x04 && sig.length == 0 && sig.end() == der.size() && t.attrs_size != 0,
         "CMS template: signature");
   t.signature_at = at;
   // The stand-in occurs once, inside the signed attributes.
@@ -284,35 +247,23 @@ Bytes cms_template_fill(const CmsTemplate& t, std::span<const std::uint8_t> cont
                         std::span<const std::uint8_t> signature) {
   check(content_digest.size() == digest_size(t.hash), "CMS template: digest size");
   const Bytes& der = t.der;
-  // New content sizes from the inside out: each TLV grows by what its last element grew by.
-  const std::size_t levels = t.enclosing.size();
-  std::vector<std::size_t> sizes(levels);
-  std::size_t old_inner = 2;  // the empty signature's "04 00"
-  std::size_t new_inner = 1 + length_size(signature.size()) + signature.size();
-  for (std::size_t i = levels; i-- > 0;) {
-    const Tlv tlv = read_tlv(der, t.enclosing[i]);
-    sizes[i] = tlv.size - old_inner + new_inner;
-    old_inner = tlv.header + tlv.size;
-    new_inner = 1 + length_size(sizes[i]) + sizes[i];
-  }
-  Bytes out;
-  out.reserve(new_inner);
-  for (std::size_t i = 0; i < levels; ++i) {
-    const Tlv tlv = read_tlv(der, t.enclosing[i]);
-    put_header(out, tlv.tag, sizes[i]);
-    const std::size_t from = t.enclosing[i] + tlv.header;
-    const std::size_t to = i + 1 < levels ? t.enclosing[i + 1] : t.signature_at;
-    const std::size_t shift = out.size() - from;  // how far this part moves in the output
-    out.insert(out.end(), der.begin() + static_cast<std::ptrdiff_t>(from),
-               der.begin() + static_cast<std::ptrdiff_t>(to));
+  // From the inside out: each TLV that ends with the signature is its other elements, as in
+  // the template (the messageDigest filled in), followed by the TLV inside it, wrapped anew.
+  Bytes inner = der_wrap(0x04, signature);
+  for (std::size_t i = t.enclosing.size(); i-- > 0;) {
+    const Tlv tlv = read_tlv(der, t.enclosing[i], der.size());
+    const std::size_t from = tlv.start + tlv.header;
+    const std::size_t to = i + 1 < t.enclosing.size() ? t.enclosing[i + 1] : t.signature_at;
+    Bytes content(der.begin() + static_cast<std::ptrdiff_t>(from),
+                  der.begin() + static_cast<std::ptrdiff_t>(to));
     if (t.digest_at >= from && t.digest_at < to) {
       std::copy(content_digest.begin(), content_digest.end(),
-                out.begin() + static_cast<std::ptrdiff_t>(t.digest_at + shift));
+                content.begin() + static_cast<std::ptrdiff_t>(t.digest_at - from));
     }
+    content.insert(content.end(), inner.begin(), inner.end());
+    inner = der_wrap(tlv.tag, content);
   }
-  put_header(out, 0x04, signature.size());
-  out.insert(out.end(), signature.begin(), signature.end());
-  return out;
+  return inner;
 }
 
 Bytes cms_pending_der(const CmsPending& p) {

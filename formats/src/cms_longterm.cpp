@@ -13,39 +13,8 @@ namespace {
 
 using Span = std::span<const std::uint8_t>;
 
-// One DER TLV inside a buffer (definite lengths only).
-struct Tlv {
-  std::uint8_t tag = 0;
-  std::size_t start = 0;   // of the tag
-  std::size_t header = 0;  // tag + length octets
-  std::size_t length = 0;  // of the value
-  [[nodiscard]] std::size_t end() const { return start + header + length; }
-  [[nodiscard]] Span all(Span d) const { return d.subspan(start, header + length); }
-  [[nodiscard]] Span value(Span d) const { return d.subspan(start + header, length); }
-};
-
 [[noreturn]] void malformed() {
   throw Error(ErrorCode::DocumentInvalid, "the CMS is not DER-encoded SignedData");
-}
-
-Tlv read_tlv(Span d, std::size_t at, std::size_t limit) {
-  if (at + 2 > limit) malformed();
-  Tlv t;
-  t.tag = d[at];
-  t.start = at;
-  std::size_t len = d[at + 1];
-  std::size_t header = 2;
-  if (len & 0x80U) {
-    const std::size_t n = len & 0x7FU;
-    if (n == 0 || n > 4 || at + 2 + n > limit) malformed();  // indefinite (BER) or huge
-    len = 0;
-    for (std::size_t i = 0; i < n; ++i) len = (len << 8U) | d[at + 2 + i];
-    header += n;
-  }
-  t.header = header;
-  t.length = len;
-  if (t.end() > limit) malformed();
-  return t;
 }
 
 std::vector<Tlv> children(Span d, const Tlv& parent) {

@@ -19,6 +19,29 @@ Bytes der_wrap(std::uint8_t tag, std::span<const std::uint8_t> content) {
   return out;
 }
 
+Tlv read_tlv(std::span<const std::uint8_t> d, std::size_t at, std::size_t limit) {
+  const auto malformed = [] {
+    return Error(ErrorCode::DocumentInvalid, "the CMS is not DER-encoded SignedData");
+  };
+  if (at + 2 > limit) throw malformed();
+  Tlv t;
+  t.tag = d[at];
+  t.start = at;
+  std::size_t len = d[at + 1];
+  std::size_t header = 2;
+  if (len & 0x80U) {
+    const std::size_t n = len & 0x7FU;
+    if (n == 0 || n > 4 || at + 2 + n > limit) throw malformed();  // indefinite (BER) or huge
+    len = 0;
+    for (std::size_t i = 0; i < n; ++i) len = (len << 8U) | d[at + 2 + i];
+    header += n;
+  }
+  t.header = header;
+  t.length = len;
+  if (t.end() > limit) throw malformed();
+  return t;
+}
+
 Bytes issuer_serial(const X509* cert) {
   const Bytes name = i2d_bytes(X509_get_issuer_name(cert), i2d_X509_NAME);
   const Bytes serial = i2d_bytes(X509_get0_serialNumber(cert), i2d_ASN1_INTEGER);

@@ -23,6 +23,25 @@ using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackFree>;
 /// Tag + DER length + content.
 Bytes der_wrap(std::uint8_t tag, std::span<const std::uint8_t> content);
 
+/// One DER TLV inside a buffer (definite lengths only).
+struct Tlv {
+  std::uint8_t tag = 0;
+  std::size_t start = 0;   // of the tag
+  std::size_t header = 0;  // tag + length octets
+  std::size_t length = 0;  // of the value
+  [[nodiscard]] std::size_t end() const { return start + header + length; }
+  [[nodiscard]] std::span<const std::uint8_t> all(std::span<const std::uint8_t> d) const {
+    return d.subspan(start, header + length);
+  }
+  [[nodiscard]] std::span<const std::uint8_t> value(std::span<const std::uint8_t> d) const {
+    return d.subspan(start + header, length);
+  }
+};
+
+/// The TLV at `at` of `d`, which must end by `limit`; Error(DocumentInvalid) when it is not
+/// DER (an indefinite length, one over 4 bytes, or one past `limit`).
+Tlv read_tlv(std::span<const std::uint8_t> d, std::size_t at, std::size_t limit);
+
 /// i2d of any OpenSSL object into Bytes; throws Error(Internal) on failure.
 template <typename T, typename F>
 Bytes i2d_bytes(const T* obj, F i2d) {

@@ -86,20 +86,10 @@ class Module {
     return run(kind, [fn, keep = std::move(keep), args...]() { return fn(args...); });
   }
 
-  /// Several calls that belong together (C_SignInit then C_Sign) under one deadline of `kind`:
-  /// one hand-off to the call pool instead of one per call, the largest cost of a signature
-  /// outside the token when the token is fast (issue 13). `fn` gets the function list (its
-  /// entries may be null); whatever it writes must be owned by it (captured), as with `keep`.
-  CK_RV invoke_steps(CallKind kind,
-                     std::function<CK_RV(const CK_FUNCTION_LIST&)> fn) const noexcept {
-    const CK_FUNCTION_LIST* functions = functions_;
-    return run(kind, [functions, fn = std::move(fn)]() { return fn(*functions); });
-  }
-
   /// A run of calls on one session (C_SignInit and C_Sign for each digest of a batch) in one
   /// hand-off to the call pool, each call under its own deadline of `kind`: `fn` calls
-  /// `steps.begin()` right before each call (CallPool::run). As with invoke_steps, whatever `fn`
-  /// writes must be owned by it.
+  /// `steps.begin()` right before each call (CallPool::run). `fn` gets the function list (its
+  /// entries may be null); whatever it writes must be owned by it (captured), as with `keep`.
   CK_RV invoke_run(CallKind kind,
                    std::function<CK_RV(const CK_FUNCTION_LIST&, StepClock&)> fn) const noexcept {
     const CK_FUNCTION_LIST* functions = functions_;

@@ -508,6 +508,13 @@ Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& c
                 std::string(to_string(alg)) + " does not fit a " + cert.key_type + " key");
   }
   if (removed_.load()) throw Error(ErrorCode::TokenRemoved, "token was removed");
+  if (!find_private_key(key_id).always_authenticate) {
+    // A run of one: C_SignInit and C_Sign in one hand-off to the module's call pool.
+    const std::array<Bytes, 1> one{Bytes(digest.begin(), digest.end())};
+    Run run = sign_run(key_id, cert, alg, one, enc);
+    if (run.error) throw *run.error;
+    return std::move(run.signatures.front());
+  }
 
   // What C_SignInit and C_Sign read and write lives on the heap, held by the calls: a call the
   // watchdog gave up on may still come back and write its signature after we returned.
@@ -517,39 +524,17 @@ Bytes Token::sign(std::span<const std::uint8_t> key_id, const CertificateInfo& c
     std::array<unsigned char, 19 + 64> input{};
     std::array<unsigned char, 1024> sig{};  // RSA-8192 at most
     CK_ULONG sig_len = 0;
-    bool init_failed = false;  // which of the two calls of one hand-off returned an error
   };
   auto f = std::make_shared<Frame>();
   const std::size_t input_len = sign_input(alg, digest, f->mech, f->pss, f->input);
 
+  // A key that wants the PIN right before each signature (CKA_ALWAYS_AUTHENTICATE): C_SignInit,
+  // the context-specific login, C_Sign, one signature at a time.
   for (int attempt = 0;; ++attempt) {
     const KeyInfo key = find_private_key(key_id);
     auto lease = sessions_->acquire();
     f->sig_len = static_cast<CK_ULONG>(f->sig.size());
     try {
-      if (!key.always_authenticate) {
-        // C_SignInit and C_Sign in one hand-off to the module's call pool, under the signing
-        // deadline (nothing happens between them for such a key).
-        const CK_SESSION_HANDLE session = lease.handle();
-        const CK_OBJECT_HANDLE handle{key.handle};
-        const CK_ULONG len = static_cast<CK_ULONG>(input_len);
-        const CK_RV rv = module_->invoke_steps(
-            detail::CallKind::Sign, [f, session, handle, len](const CK_FUNCTION_LIST& fl) {
-              if (fl.C_SignInit == nullptr || fl.C_Sign == nullptr) {
-                return CK_RV{CKR_FUNCTION_NOT_SUPPORTED};
-              }
-              const CK_RV init = fl.C_SignInit(session, &f->mech, handle);
-              f->init_failed = init != CKR_OK;
-              if (init != CKR_OK) return init;
-              return fl.C_Sign(session, f->input.data(), len, f->sig.data(), &f->sig_len);
-            });
-        if (rv != CKR_OK) {
-          detail::throw_rv(
-              rv, rv != detail::kRvUnresponsive && f->init_failed ? "C_SignInit" : "C_Sign",
-              __func__);
-        }
-        break;
-      }
       const std::unique_lock context_lock(context_sign_mutex_);
       CK_RV rv = module_->invoke_as<&CK_FUNCTION_LIST::C_SignInit>(
           detail::CallKind::Sign, f, lease.handle(), &f->mech, CK_OBJECT_HANDLE{key.handle});
