@@ -439,30 +439,32 @@ class PostgresStore final : public StateStore {
   HashCheck consume(std::string_view sad_hash, std::span<const Bytes> hashes, TimePoint now,
                     std::string_view request) override {
     Lease c(*this);
-    // One round trip for BEGIN, the SAD's check and the update, one for COMMIT (or ROLLBACK).
-    // FOR SHARE: an extension of this SAD on another node waits for this transaction (and
-    // this one for it), so a SAD is never used after it was traded for a new one. Row locks on
-    // the hashes: a node racing for the same ones waits, then finds them signed. The update
-    // reads the transaction from the locked SAD row: no row, nothing updated.
-    Tx tx(c.get(), Tx::kBegun);
-    const auto r = pipeline(
+    // One statement, so one round trip and its own transaction (committed, and durable, when
+    // its answer arrives). s: the live SAD, FOR SHARE, so an extension of it on another node
+    // waits for this statement (and this one for it): a SAD is never used after it was traded.
+    // l: the approved hashes this request may take, locked; a node racing for the same ones
+    // waits, then finds them signed (its re-check drops them from its l). u: updates them only
+    // if l holds every hash asked for, else nothing; so all or nothing without a BEGIN, a
+    // decision in the client and a COMMIT (issue 13: 2 round trips before).
+    const Result r = exec(
         c.get(),
-        {{"BEGIN", {}},
-         {"SELECT txn FROM sads WHERE sad = $1 AND NOT extended AND expires > $2 FOR SHARE",
-          {std::string(sad_hash), num(to_unix_ms(now))}},
-         {"WITH w AS (SELECT decode(h, 'hex') AS hash, i FROM"
-          " unnest(string_to_array($2, ',')) WITH ORDINALITY AS x(h, i)),"
-          " u AS (UPDATE txn_hashes SET signed = true, request = $3 WHERE txn = (SELECT txn FROM"
-          " sads WHERE sad = $1 AND NOT extended AND expires > $4)"
-          " AND (NOT signed OR (request = $3 AND $3 <> ''))"
-          " AND hash IN (SELECT hash FROM w) RETURNING hash)"
-          " SELECT min(i) FROM w WHERE hash NOT IN (SELECT hash FROM u)",
-          {std::string(sad_hash), hex_list(hashes), std::string(request), num(to_unix_ms(now))}}});
-    if (PQntuples(r[1].get()) == 0) return {false, 0, true};  // rolled back
-    if (PQgetisnull(r[2].get(), 0, 0) == 0) {
-      return {false, static_cast<std::size_t>(integer(r[2], 0, 0) - 1), false};  // rolled back
+        "WITH s AS (SELECT txn FROM sads WHERE sad = $1 AND NOT extended AND expires > $4"
+        " FOR SHARE),"
+        " w AS (SELECT decode(h, 'hex') AS hash, i FROM"
+        " unnest(string_to_array($2, ',')) WITH ORDINALITY AS x(h, i)),"
+        " l AS (SELECT t.hash FROM txn_hashes t JOIN s ON t.txn = s.txn"
+        " WHERE t.hash IN (SELECT hash FROM w) AND (NOT t.signed OR (t.request = $3 AND $3 <> ''))"
+        " FOR UPDATE OF t),"
+        " bad AS (SELECT min(i) AS i FROM w WHERE hash NOT IN (SELECT hash FROM l)),"
+        " u AS (UPDATE txn_hashes SET signed = true, request = $3"
+        " WHERE txn = (SELECT txn FROM s) AND hash IN (SELECT hash FROM l)"
+        " AND (SELECT i FROM bad) IS NULL RETURNING 1)"
+        " SELECT (SELECT count(*) FROM s), (SELECT i FROM bad), (SELECT count(*) FROM u)",
+        {sad_hash, hex_list(hashes), request, num(to_unix_ms(now))});
+    if (integer(r, 0, 0) == 0) return {false, 0, true};
+    if (PQgetisnull(r.get(), 0, 1) == 0) {
+      return {false, static_cast<std::size_t>(integer(r, 0, 1) - 1), false};  // nothing taken
     }
-    tx.commit();
     return {};
   }
 
