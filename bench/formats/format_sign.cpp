@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -319,6 +320,7 @@ int main(int argc, char** argv) {
   std::string big_in;
   std::string big_out;
   std::vector<std::string> sign_big_args;
+  std::vector<std::string> only;
   CLI::App app{
       "kyso-bench-format-sign: XML-DSig and PAdES through kyso::formats against raw "
       "PKCS#11 C_Sign"};
@@ -340,6 +342,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--work", work_root, "where the PDFs are written while signed")
       ->capture_default_str();
+  app.add_option("--only", only,
+                 "run only these cases (for counting one with perf or callgrind): raw raw2 xml "
+                 "school pdf-bytes pdf-file pdf-threads xml-two pdf-two")
+      ->check(CLI::IsMember({"raw", "raw2", "xml", "school", "pdf-bytes", "pdf-file", "pdf-threads",
+                             "xml-two", "pdf-two"}));
   app.add_option("--sign-big", sign_big_args,
                  "IN OUT: sign one PDF and exit (the child whose peak RSS is measured)")
       ->expected(2);
@@ -499,17 +506,20 @@ int main(int argc, char** argv) {
     };
     // Raw runs first and last in every round: a quiet moment the formats runs got, the
     // baseline gets too (best of each).
+    const auto runs = [&](const char* name) {
+      return only.empty() || std::ranges::find(only, name) != only.end();
+    };
     for (int r = 0; r < rounds; ++r) {
-      raw.take(n, raw_run(1));
-      pdf_mem.take(n, pdf_mem_run);
-      pdf.take(n, pdf_run);
-      xml.take(n, xml_run);
-      school_best.take(school, school_run);
-      pdf_two.take(n, pdf2_run);
-      xml_two.take(n, xml2_run);
-      raw2.take(n, raw_run(2));
-      pdf2.take(n, pdf_threads_run);
-      raw.take(n, raw_run(1));
+      if (runs("raw")) raw.take(n, raw_run(1));
+      if (runs("pdf-bytes")) pdf_mem.take(n, pdf_mem_run);
+      if (runs("pdf-file")) pdf.take(n, pdf_run);
+      if (runs("xml")) xml.take(n, xml_run);
+      if (runs("school") && school > 0) school_best.take(school, school_run);
+      if (runs("pdf-two")) pdf_two.take(n, pdf2_run);
+      if (runs("xml-two")) xml_two.take(n, xml2_run);
+      if (runs("raw2")) raw2.take(n, raw_run(2));
+      if (runs("pdf-threads")) pdf2.take(n, pdf_threads_run);
+      if (runs("raw")) raw.take(n, raw_run(1));
     }
 
     std::printf(
@@ -518,6 +528,7 @@ int main(int argc, char** argv) {
         n, rounds, work_root.c_str());
     std::printf("%-34s %10s %10s %8s %8s\n", "case", "sig/s", "raw sig/s", "ratio", "cpu us");
     auto row = [&](const char* name, const Best& b, const Best& base, const std::string& note) {
+      if (b.cpu_us == 0) return;  // not run (--only)
       std::printf("%-34s %10.1f %10.1f %8.2f %8.0f   %s\n", name, b.rate, base.rate,
                   b.rate / base.rate, b.cpu_us, note.c_str());
     };
@@ -541,6 +552,12 @@ int main(int argc, char** argv) {
     row("PAdES B-B two-phase (prep+sign+emb)", pdf_two, raw, of_single(pdf_two, pdf_mem));
 
     // 200 MB PDF: signed in a child process, whose own peak RSS is what we report.
+    if (!only.empty() || big_mb == 0) {
+      if (lt > 0) longterm(*signer, dir, work, lt);
+      std::error_code ec;
+      std::filesystem::remove_all(work, ec);
+      return 0;
+    }
     const auto big = (work / "big.pdf").string();
     {
       std::ofstream out(big, std::ios::binary);
