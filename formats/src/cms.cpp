@@ -81,19 +81,20 @@ std::shared_ptr<const SignerMaterial> material_for(const Credential& cred) {
   static std::mutex mutex;
   static std::map<std::string, std::shared_ptr<const SignerMaterial>> cache;
   const std::scoped_lock lock(mutex);
-  auto& slot = cache[cred.id() + "/" + std::to_string(cred.chain.size())];
-  if (!slot) {
-    auto m = std::make_shared<SignerMaterial>();
-    m->cert = x509_from_der(cred.cert.der);
-    for (const auto& der : cred.chain) m->chain.push_back(x509_from_der(der));
-    // ESS signing-certificate-v2 (RFC 5035): binds the signer's certificate into what is signed.
-    EssPtr ess(OSSL_ESS_signing_cert_v2_new_init(EVP_sha256(), m->cert.get(), nullptr, 1));
-    check(ess != nullptr, "ESS signing-certificate-v2");
-    m->ess_der = detail::i2d_bytes(ess.get(), i2d_ESS_SIGNING_CERT_V2);
-    if (cache.size() > 64) cache.clear();  // a handful of credentials per process in practice
-    slot = std::move(m);
-  }
-  return slot;
+  const std::string name = cred.id() + "/" + std::to_string(cred.chain.size());
+  if (auto it = cache.find(name); it != cache.end()) return it->second;
+  auto m = std::make_shared<SignerMaterial>();
+  m->cert = x509_from_der(cred.cert.der);
+  for (const auto& der : cred.chain) m->chain.push_back(x509_from_der(der));
+  // ESS signing-certificate-v2 (RFC 5035): binds the signer's certificate into what is signed.
+  EssPtr ess(OSSL_ESS_signing_cert_v2_new_init(EVP_sha256(), m->cert.get(), nullptr, 1));
+  check(ess != nullptr, "ESS signing-certificate-v2");
+  m->ess_der = detail::i2d_bytes(ess.get(), i2d_ESS_SIGNING_CERT_V2);
+  // A handful of credentials per process in practice; cleared before the new entry goes in
+  // (clearing after taking a reference to its slot freed the slot under it).
+  if (cache.size() >= 64) cache.clear();
+  cache.emplace(name, m);
+  return m;
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 // result, and the same signature through the single call gives the same bytes. A changed state,
 // a signature over another digest and another certificate are each refused with their own code.
 
+#include <openssl/x509v3.h>
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -179,6 +181,54 @@ TEST_CASE("prepare: CAdES prepared on the server, signed on the token, embedded,
       }
     }
   }
+}
+
+// A self-signed P-256 certificate of its own key, as a server sees a signer it never met.
+Bytes stranger_certificate(int i) {
+  kyso::EvpPkeyPtr key(EVP_EC_gen("P-256"));
+  kyso::X509Ptr cert(X509_new());
+  X509_set_version(cert.get(), 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 1000 + i);
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  const std::string cn = "Giáo viên " + std::to_string(i);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  X509_set_issuer_name(cert.get(), name);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), 0);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 86400);
+  X509_set_pubkey(cert.get(), key.get());
+  REQUIRE(X509_sign(cert.get(), key.get(), EVP_sha256()) > 0);
+  return kyso::formats::detail::i2d_bytes(cert.get(), i2d_X509);
+}
+
+TEST_CASE(
+    "prepare: CAdES for more signers than a process keeps parsed, then the token's signer "
+    "still embeds and verifies",
+    "[cms][twophase]") {
+  // Found reading cms.cpp (issue 14): the per-process cache of parsed signers was cleared when
+  // it passed 64 entries after the new entry's slot had been taken, and the new signer was
+  // written into the freed slot (a heap use after free under ASan on the 65th signer).
+  ScratchDir dir;
+  write_text(dir.file("goi.json"), kPackage);
+  const StateKey key = StateKey::generate();
+  CmsOptions o;
+  o.algorithm = SignAlgorithm::EcdsaSha256;
+  o.time = kTime;
+  const Bytes content_digest = kyso::sha256(bytes_of(kPackage));
+  for (int i = 0; i < 70; ++i) {
+    INFO("signer " << i);
+    const std::vector<Bytes> chain{stranger_certificate(i)};
+    const kyso::Credential stranger = signer_from_chain(chain);
+    const Prepared p = prepare_cms_digest(content_digest, stranger, o, key);
+    CHECK(p.digest.size() == 32);
+    CHECK(inspect_prepared(p.state, key).certificate == stranger.cert.der);
+  }
+  auto signer = demo_signer("teacher-ec");
+  const Prepared p = prepare_cms(bytes_of(kPackage), server_view(*signer), o, key);
+  write_bytes(dir.file("goi.p7s"), embed(p.state, sign_on_token(*signer, p), key).document);
+  const auto [rc, out] = run(openssl_cms_verify(dir.file("goi.p7s"), dir.file("goi.json")));
+  INFO(out);
+  CHECK(rc == 0);
 }
 
 TEST_CASE("prepare: XML-DSig and XAdES prepared, signed on the token, embedded, verify",
