@@ -72,18 +72,25 @@ Bytes encode_signed_attributes(CMS_SignerInfo* si) {
 // What every signature by one credential shares, parsed once: signing a batch of a thousand
 // transcripts should not parse the same certificates a thousand times.
 struct SignerMaterial {
+  std::vector<Bytes> chain_der;  // what the certificates were parsed from
   X509Ptr cert;
   std::vector<X509Ptr> chain;
   Bytes ess_der;  // ESS signing-certificate-v2 attribute value
+  // The CMS templates (two_phase.hpp) of this signer's PAdES signatures, by algorithm and
+  // whether the chain is included.
+  mutable std::mutex mutex;
+  mutable std::map<std::pair<SignAlgorithm, bool>, std::shared_ptr<const detail::CmsTemplate>>
+      templates;
 };
 
 std::shared_ptr<const SignerMaterial> material_for(const Credential& cred) {
   static std::mutex mutex;
   static std::map<std::string, std::shared_ptr<const SignerMaterial>> cache;
   const std::scoped_lock lock(mutex);
-  const std::string name = cred.id() + "/" + std::to_string(cred.chain.size());
-  if (auto it = cache.find(name); it != cache.end()) return it->second;
+  if (auto it = cache.find(cred.id()); it != cache.end() && it->second->chain_der == cred.chain)
+    return it->second;
   auto m = std::make_shared<SignerMaterial>();
+  m->chain_der = cred.chain;
   m->cert = x509_from_der(cred.cert.der);
   for (const auto& der : cred.chain) m->chain.push_back(x509_from_der(der));
   // ESS signing-certificate-v2 (RFC 5035): binds the signer's certificate into what is signed.
@@ -93,7 +100,7 @@ std::shared_ptr<const SignerMaterial> material_for(const Credential& cred) {
   // A handful of credentials per process in practice; cleared before the new entry goes in
   // (clearing after taking a reference to its slot freed the slot under it).
   if (cache.size() >= 64) cache.clear();
-  cache.emplace(name, m);
+  cache.insert_or_assign(cred.id(), m);
   return m;
 }
 
@@ -232,6 +239,22 @@ CmsTemplate cms_template(const Credential& cred, const CmsOptions& o) {
   check(t.digest_at > t.attrs_at, "CMS template: messageDigest");
   check(cms_template_tbs(t, stand_in) == p.tbs, "CMS template: signed attributes");
   return t;
+}
+
+std::shared_ptr<const CmsTemplate> cms_template_for(const Credential& cred, const CmsOptions& o) {
+  const auto material = material_for(cred);
+  const std::pair key{o.algorithm, o.include_chain};
+  {
+    const std::scoped_lock lock(material->mutex);
+    if (auto it = material->templates.find(key); it != material->templates.end()) return it->second;
+  }
+  CmsOptions plain;
+  plain.algorithm = o.algorithm;
+  plain.signing_time = false;
+  plain.include_chain = o.include_chain;
+  auto t = std::make_shared<const CmsTemplate>(cms_template(cred, plain));
+  const std::scoped_lock lock(material->mutex);
+  return material->templates.try_emplace(key, std::move(t)).first->second;
 }
 
 Bytes cms_template_tbs(const CmsTemplate& t, std::span<const std::uint8_t> content_digest) {

@@ -268,10 +268,7 @@ struct KnownSigner {
   Bytes packed_chain;
   Credential cred;
   X509Ptr cert;
-  // The CMS templates (two_phase.hpp) of this signer's PAdES signatures, per algorithm and
-  // recipe flags.
   mutable std::mutex mutex;
-  mutable std::map<std::string, std::shared_ptr<const detail::CmsTemplate>> templates;
   // Set-up verification contexts per algorithm; each check gets a copy, which costs less
   // than setting one up (OpenSSL 3 fetches the algorithm's implementation at each set-up).
   mutable std::map<SignAlgorithm, EvpPkeyCtxPtr> verifiers;
@@ -338,20 +335,11 @@ Bytes pdf_cms(const KnownSigner& k, SignAlgorithm alg, const std::vector<Bytes>&
     detail::CmsPending p = cms_from_recipe(k, alg, packed_recipe, tbs);
     return detail::cms_embed(p, der_sig, tsa);
   }
-  std::shared_ptr<const detail::CmsTemplate> t;
-  {
-    const std::string name = std::string(to_string(alg)) + "/" + flags;
-    const std::scoped_lock lock(k.mutex);
-    auto& slot = k.templates[name];
-    if (!slot) {
-      CmsOptions o;
-      o.algorithm = alg;
-      o.signing_time = false;
-      o.include_chain = flags[2] == 'c';
-      slot = std::make_shared<const detail::CmsTemplate>(detail::cms_template(k.cred, o));
-    }
-    t = slot;
-  }
+  CmsOptions o;
+  o.algorithm = alg;
+  o.signing_time = false;
+  o.include_chain = flags[2] == 'c';
+  const auto t = detail::cms_template_for(k.cred, o);
   if (recipe[0].size() != digest_size(t->hash) || detail::cms_template_tbs(*t, recipe[0]) != tbs)
     throw Error(ErrorCode::PreparedStateInvalid, "the signed attributes differ");
   return detail::cms_template_fill(*t, recipe[0], der_sig);
@@ -462,7 +450,7 @@ Prepared prepare_xml(std::span<const std::uint8_t> xml, const Credential& signer
 Prepared prepare_pdf(std::span<const std::uint8_t> pdf, const Credential& signer,
                      const PdfSignOptions& o, const StateKey& key) {
   detail::PdfPrepared p = detail::pdf_prepare(pdf, signer, o);
-  const Bytes tbs = p.cms.tbs;
+  const Bytes tbs = p.tbs;
   std::vector<Bytes> fields = common_fields(o.algorithm, signer, tbs, o.tsa.has_value());
   fields.push_back(std::move(p.document));
   fields.push_back(as_field(std::to_string(p.contents_at)));

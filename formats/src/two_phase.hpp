@@ -3,6 +3,7 @@
 // is signed and the digest to sign, its second puts the signature in. The single-call functions
 // run them with the signer between; prepare.cpp runs them on two sides with a state between.
 
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -52,6 +53,10 @@ struct CmsTemplate {
 };
 /// Error(Internal) when the options add a signing time, attached content or a timestamp.
 CmsTemplate cms_template(const Credential& cred, const CmsOptions& options);
+/// cms_template() of the credential for `options`' algorithm and chain flag (its signing time,
+/// timestamp and content ignored), built once per process and shared by every signature.
+std::shared_ptr<const CmsTemplate> cms_template_for(const Credential& cred,
+                                                    const CmsOptions& options);
 /// The digest to sign of the template's signed attributes with `content_digest` in them.
 Bytes cms_template_tbs(const CmsTemplate& t, std::span<const std::uint8_t> content_digest);
 /// The CMS, DER: the template with `content_digest` and `signature` (DER for ECDSA) in it; the
@@ -81,8 +86,8 @@ struct PdfPrepared {
   Bytes document;
   std::size_t contents_at = 0;  // offset of /Contents' '<'
   std::size_t reserve = 0;      // bytes of room for the CMS (2 hex digits each)
-  CmsPending cms;
-  Bytes content_digest;  // of the byte ranges: the CMS's messageDigest
+  Bytes tbs;                    // the digest to sign: of the CMS's signed attributes
+  Bytes content_digest;         // of the byte ranges: the CMS's messageDigest
   std::string field_name;
 };
 PdfPrepared pdf_prepare(std::span<const std::uint8_t> pdf, const Credential& cred,
