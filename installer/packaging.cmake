@@ -150,6 +150,9 @@ set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
 # Descriptions: ASCII only in control files; the Vietnamese term is given without diacritics.
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME kyso-tools)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION utils)
+# libsystemd0: `kyso audit verify` reads the journal's audit anchors through a libsystemd it
+# loads then (agent/src/journal_systemd.cpp), which dpkg-shlibdeps cannot see.
+set(CPACK_DEBIAN_TOOLS_PACKAGE_DEPENDS "libsystemd0")
 set(CPACK_DEBIAN_TOOLS_DESCRIPTION
 "IT staff command for Kyso transcript signing tokens
 Kyso signs Vietnam's digital school transcripts (hoc ba so) with the teachers',
