@@ -261,6 +261,22 @@ int current_version(PGconn* c) {
   return static_cast<int>(integer(r, 0, 0));
 }
 
+constexpr const char* kTokenQuery = "SELECT \"user\" FROM tokens WHERE token = $1 AND expires > $2";
+constexpr const char* kSadQuery =
+    "SELECT s.txn, t.\"user\", t.bearer, t.credential, t.hash_alg, t.expires,"
+    " s.expires, s.extended, s.pin FROM sads s JOIN transactions t ON t.id = s.txn"
+    " WHERE s.sad = $1";
+
+std::optional<SadRecord> sad_record(const Result& r) {
+  if (PQntuples(r.get()) == 0) return std::nullopt;
+  return SadRecord{
+      text(r, 0, 0),
+      {text(r, 0, 1), text(r, 0, 2), text(r, 0, 3), text(r, 0, 4), from_unix_ms(integer(r, 0, 5))},
+      from_unix_ms(integer(r, 0, 6)),
+      text(r, 0, 7) == "t",
+      text(r, 0, 8)};
+}
+
 class PostgresStore final : public StateStore {
  public:
   PostgresStore(std::string url, std::size_t pool_size) : url_(std::move(url)) {
@@ -291,8 +307,7 @@ class PostgresStore final : public StateStore {
 
   std::optional<std::string> token_user(std::string_view token_hash, TimePoint now) override {
     Lease c(*this);
-    const Result r = exec(c.get(), "SELECT \"user\" FROM tokens WHERE token = $1 AND expires > $2",
-                          {token_hash, num(to_unix_ms(now))});
+    const Result r = exec(c.get(), kTokenQuery, {token_hash, num(to_unix_ms(now))});
     if (PQntuples(r.get()) == 0) return std::nullopt;
     return text(r, 0, 0);
   }
@@ -395,19 +410,19 @@ class PostgresStore final : public StateStore {
 
   std::optional<SadRecord> sad(std::string_view sad_hash) override {
     Lease c(*this);
-    const Result r = exec(c.get(),
-                          "SELECT s.txn, t.\"user\", t.bearer, t.credential, t.hash_alg, t.expires,"
-                          " s.expires, s.extended, s.pin FROM sads s"
-                          " JOIN transactions t ON t.id = s.txn"
-                          " WHERE s.sad = $1",
-                          {sad_hash});
-    if (PQntuples(r.get()) == 0) return std::nullopt;
-    return SadRecord{text(r, 0, 0),
-                     {text(r, 0, 1), text(r, 0, 2), text(r, 0, 3), text(r, 0, 4),
-                      from_unix_ms(integer(r, 0, 5))},
-                     from_unix_ms(integer(r, 0, 6)),
-                     text(r, 0, 7) == "t",
-                     text(r, 0, 8)};
+    return sad_record(exec(c.get(), kSadQuery, {sad_hash}));
+  }
+
+  std::pair<std::optional<std::string>, std::optional<SadRecord>> token_user_and_sad(
+      std::string_view token_hash, std::string_view sad_hash, TimePoint now) override {
+    Lease c(*this);
+    // Two independent reads in one pipeline: one round trip where signHash made two.
+    const auto r =
+        pipeline(c.get(), {{kTokenQuery, {std::string(token_hash), num(to_unix_ms(now))}},
+                           {kSadQuery, {std::string(sad_hash)}}});
+    std::optional<std::string> user;
+    if (PQntuples(r[0].get()) != 0) user = text(r[0], 0, 0);
+    return {std::move(user), sad_record(r[1])};
   }
 
   bool extend_sad(std::string_view old_sad_hash, std::string_view new_sad_hash,

@@ -80,6 +80,10 @@ class Service {
   HttpResponse handle_logged(HttpRequest& req) noexcept;
   HttpResponse dispatch(const std::string& method, HttpRequest& req);
   Caller authenticate(const HttpRequest& req);
+  /// The SHA-256 hex of the request's bearer token (401 without one).
+  static std::string bearer_hash(const HttpRequest& req);
+  /// The caller a token lookup found (401 when none).
+  static Caller known_caller(std::optional<std::string> user, std::string bearer);
   const ApplianceUser& user(const std::string& name) const;
   const HsmCredential& owned_credential(const Caller& caller, const std::string& id) const;
 

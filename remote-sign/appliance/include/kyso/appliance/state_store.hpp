@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "kyso/core/bytes.hpp"
@@ -127,6 +128,14 @@ class StateStore {
                                std::span<const Bytes> hashes, std::string_view sad_hash,
                                TimePoint sad_expires, std::string_view sealed_pin) = 0;
   virtual std::optional<SadRecord> sad(std::string_view sad_hash) = 0;
+  /// token_user() and sad() together (signHash needs both before anything else): one round
+  /// trip on PostgreSQL. The SAD is looked up whatever the token's answer; the caller checks
+  /// the token first.
+  virtual std::pair<std::optional<std::string>, std::optional<SadRecord>> token_user_and_sad(
+      std::string_view token_hash, std::string_view sad_hash, TimePoint now) {
+    auto user = token_user(token_hash, now);
+    return {std::move(user), sad(sad_hash)};
+  }
   /// extendTransaction: trades a live SAD for a new one over the same approval, once. False when
   /// the SAD was already extended or has expired at `now`.
   virtual bool extend_sad(std::string_view old_sad_hash, std::string_view new_sad_hash,
