@@ -229,6 +229,10 @@ CmsTemplate cms_template(const Credential& cred, const CmsOptions& o) {
   check(sig.tag == 0x04 && sig.length == 0 && sig.end() == der.size() && t.attrs_size != 0,
         "CMS template: signature");
   t.signature_at = at;
+  const X509Ptr cert = x509_from_der(cred.cert.der);
+  const int max_signature = EVP_PKEY_get_size(X509_get0_pubkey(cert.get()));
+  check(max_signature > 0, "CMS template: key size");
+  t.max_signature = static_cast<std::size_t>(max_signature);
   // The stand-in occurs once, inside the signed attributes.
   const auto attrs_end = der.begin() + static_cast<std::ptrdiff_t>(t.attrs_at + t.attrs_size);
   const auto found = std::search(der.begin(), der.end(), stand_in.begin(), stand_in.end());
@@ -255,6 +259,11 @@ std::shared_ptr<const CmsTemplate> cms_template_for(const Credential& cred, cons
   auto t = std::make_shared<const CmsTemplate>(cms_template(cred, plain));
   const std::scoped_lock lock(material->mutex);
   return material->templates.try_emplace(key, std::move(t)).first->second;
+}
+
+std::size_t cms_template_max_size(const CmsTemplate& t) {
+  // A DER length takes at most 5 octets here (read_tlv's limit); the template's are at least 1.
+  return t.der.size() + t.max_signature + 4 * (t.enclosing.size() + 1);
 }
 
 Bytes cms_template_tbs(const CmsTemplate& t, std::span<const std::uint8_t> content_digest) {

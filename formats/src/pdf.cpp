@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <qpdf/QPDF.hh>
 #include <qpdf/QPDFExc.hh>
@@ -103,6 +104,8 @@ constexpr std::uint64_t kInMemoryLimit = std::uint64_t{8} << 20U;
 struct Input {
   std::string path;  // the file, or a name for messages when signing bytes
   std::uint64_t size = 0;
+  dev_t dev = 0;  // the file's identity, when read from one
+  ino_t ino = 0;
   bool whole = false;     // `data` holds the entire file
   std::string storage;    // owns `data` when read from a file
   std::string_view data;  // the whole input when `whole`
@@ -119,6 +122,8 @@ Input read_input(const std::string& path) {
     throw Error(ErrorCode::DocumentInvalid, path + " is not a regular file");
   }
   in.size = static_cast<std::uint64_t>(st.st_size);
+  in.dev = st.st_dev;
+  in.ino = st.st_ino;
   if (in.size <= kInMemoryLimit) {
     in.storage.resize(static_cast<std::size_t>(in.size));
     std::size_t done = 0;
@@ -429,20 +434,23 @@ Signed prepare_input(const Credential* cred, const Input& in, const PdfSignOptio
   return out;
 }
 
-// A signature's room: the CMS with the signer's certificates, and a timestamp token for B-T.
-std::size_t reserve_for(const Credential& cred, const PdfSignOptions& o) {
-  std::size_t reserve = 8192 + cred.cert.der.size();
-  for (const auto& c : cred.chain) reserve += c.size();
-  if (o.tsa) reserve += 12288;
-  return reserve;
-}
-
 CmsOptions cms_options(const PdfSignOptions& o) {
   CmsOptions co;
   co.algorithm = o.algorithm;
   co.signing_time = false;  // PAdES: the time is the PDF's /M
   co.tsa = o.tsa;
   return co;
+}
+
+// A signature's room. B-B: the signer's CMS template at its largest (two_phase.hpp), which is
+// what the signature's CMS is; a transcript's /Contents is 4 kB of CMS, not the 11 kB a fixed
+// allowance gave it, most of it zeros written, copied and stored with every document. B-T: the
+// CMS with the signer's certificates and a timestamp token, whose size only the TSA knows.
+std::size_t reserve_for(const Credential& cred, const PdfSignOptions& o) {
+  if (!o.tsa) return detail::cms_template_max_size(*detail::cms_template_for(cred, cms_options(o)));
+  std::size_t reserve = 8192 + cred.cert.der.size();
+  for (const auto& c : cred.chain) reserve += c.size();
+  return reserve + 12288;
 }
 
 // A signature by `signer`: a detached CAdES (B-B, or B-T with o.tsa) over the byte ranges,
@@ -475,10 +483,12 @@ PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::stri
                        const PdfSignOptions& o) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (fs::equivalent(input, output, ec)) {
+  const Input in = read_input(input);
+  // The input's identity from the fstat that read it: one stat of the output, not two.
+  if (struct stat out_st{};
+      ::stat(output.c_str(), &out_st) == 0 && out_st.st_dev == in.dev && out_st.st_ino == in.ino) {
     throw Error(ErrorCode::BadRequest, "input and output must be different files");
   }
-  const Input in = read_input(input);
 
   // A large input is streamed (never held whole): read twice, hashed both times.
   std::vector<char> buf;
@@ -504,7 +514,7 @@ PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::stri
   const std::string tmp = output + ".kyso-tmp";
   try {
     {
-      // Plain write(2)s: a transcript is one write of the original bytes and one of the update.
+      // A transcript is one writev(2) of the original bytes and the update.
       const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
       if (fd < 0) throw Error(ErrorCode::DocumentInvalid, "cannot write " + tmp);
       bool ok = true;
@@ -522,7 +532,27 @@ PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::stri
       };
       try {
         if (in.whole) {
-          put(in.data.data(), in.data.size());
+          std::array<iovec, 2> parts{{{const_cast<char*>(in.data.data()), in.data.size()},
+                                      {const_cast<char*>(u.text.data()), u.text.size()}}};
+          std::size_t first = 0;
+          while (ok && first < parts.size()) {
+            const ssize_t w =
+                ::writev(fd, parts.data() + first, static_cast<int>(parts.size() - first));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+              ok = false;
+              break;
+            }
+            // A short write: skip what went out, finish the part it stopped in.
+            for (auto done = static_cast<std::size_t>(w); first < parts.size() && done > 0;) {
+              const std::size_t n = std::min(done, parts[first].iov_len);
+              parts[first].iov_base = static_cast<char*>(parts[first].iov_base) + n;
+              parts[first].iov_len -= n;
+              done -= n;
+              if (parts[first].iov_len == 0) ++first;
+            }
+            while (first < parts.size() && parts[first].iov_len == 0) ++first;
+          }
         } else {
           // The bytes copied are hashed again: if the input changed between the passes, the
           // signature would not match them, and nothing is output.
@@ -542,8 +572,8 @@ PdfSignResult sign_pdf(Signer& signer, const std::string& input, const std::stri
           EVP_DigestFinal_ex(md.get(), again.data(), &dlen);
           if (again != s.digest)
             throw Error(ErrorCode::DocumentInvalid, input + " changed while signing");
+          put(u.text.data(), u.text.size());
         }
-        put(u.text.data(), u.text.size());
       } catch (...) {
         ::close(fd);
         throw;

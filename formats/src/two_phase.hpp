@@ -50,9 +50,13 @@ struct CmsTemplate {
   /// other elements at `signature_at`.
   std::vector<std::size_t> enclosing;
   std::size_t signature_at = 0;
+  std::size_t max_signature = 0;  // the largest signature value of the key, DER for ECDSA
 };
 /// Error(Internal) when the options add a signing time, attached content or a timestamp.
 CmsTemplate cms_template(const Credential& cred, const CmsOptions& options);
+/// The most bytes the template can take filled in: with the key's largest signature, and each
+/// DER length that holds the signature grown to its longest.
+std::size_t cms_template_max_size(const CmsTemplate& t);
 /// cms_template() of the credential for `options`' algorithm and chain flag (its signing time,
 /// timestamp and content ignored), built once per process and shared by every signature.
 std::shared_ptr<const CmsTemplate> cms_template_for(const Credential& cred,

@@ -193,6 +193,32 @@ TEST_CASE("pdf: broken, encrypted and non-PDF files are refused with no output",
   expect(dir.file("hocba.pdf"), kyso::ErrorCode::DocumentInvalid);
 }
 
+TEST_CASE("pdf: a file signed onto itself or onto a link to it is refused and left as it was",
+          "[pades]") {
+  // sign_pdf compares the output with the input it opened (device and inode from the fstat
+  // that read it), so a second name for the same file is the same file.
+  ScratchDir dir;
+  const auto good = transcript_pdf(sample_class(1).at(0));
+  const auto in = dir.file("hb.pdf");
+  write_bytes(in, good);
+  std::filesystem::create_hard_link(in, dir.file("hb-link.pdf"));
+  std::filesystem::create_symlink(in, dir.file("hb-sym.pdf"));
+  auto signer = demo_signer("teacher");
+  for (const auto& out : {in, dir.file("hb-link.pdf"), dir.file("hb-sym.pdf")}) {
+    INFO(out);
+    try {
+      kyso::formats::sign_pdf(*signer, in, out, opts(SignAlgorithm::RsaPkcs1Sha256));
+      FAIL("signed onto " << out);
+    } catch (const kyso::Error& e) {
+      CHECK(e.code() == kyso::ErrorCode::BadRequest);
+    }
+    CHECK(read_bytes(in) == good);
+    CHECK_FALSE(std::filesystem::exists(out + ".kyso-tmp"));
+  }
+  kyso::formats::sign_pdf(*signer, in, dir.file("signed.pdf"), opts(SignAlgorithm::RsaPkcs1Sha256));
+  CHECK(pdfsig_valid(dir.file("signed.pdf")) == 1);
+}
+
 namespace {
 
 // Dark pixels in a region of page 1 rendered by pdftoppm at 72 dpi (PDF points = pixels), the
