@@ -22,7 +22,12 @@ int main(int argc, char** argv) {
     std::cerr << "kyso-agent: prctl(PR_SET_DUMPABLE) failed\n";
     return 1;
   }
-  kyso::platform::limit_heap_arenas();
+  // No cap on glibc's allocator arenas here (platform::limit_heap_arenas, which the appliance
+  // and kyso-verifyd use): a batch signs on two token sessions at once, and SoftHSM and OpenSSL
+  // allocate a few dozen blocks per signature, so the two call-pool threads that share one of
+  // two arenas wait on its lock (5 agent starts in 6) and a signature costs the 2 cores about
+  // twice what raw C_Sign does (issue 11). The idle agent's malloc_trim (server.cpp) still
+  // gives back what a burst of batches freed.
   CLI::App app{"kyso-agent: ký số học bạ từ trình duyệt / signing agent for web transcript systems",
                "kyso-agent"};
   app.set_version_flag("--version", kyso::version_line("kyso-agent", KYSO_GIT_REVISION));
