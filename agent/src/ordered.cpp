@@ -14,7 +14,8 @@ namespace kyso::agent::detail {
 namespace {
 
 /// Which items finished, and the reporting side both run_ordered variants share: the calling
-/// thread reports finished items in order, at most once per `every` while they come fast.
+/// thread records finished items in order as they finish and reports them at most once per
+/// `every` while they come fast.
 class Reporter {
  public:
   explicit Reporter(std::size_t n) : n_(n), finished_(n, 0) {}
@@ -25,29 +26,42 @@ class Reporter {
     for (std::size_t i = first; i < last && i < n_; ++i) finished_[i] = 1;
     const std::size_t before = ready_;
     while (ready_ < n_ && finished_[ready_] != 0) ++ready_;
-    if ((waiting_ && ready_ != before) || (ready_ == n_ && before != n_)) cv_.notify_one();
+    if (waiting_ && ready_ != before) cv_.notify_one();
   }
 
-  /// Reports every item in order; returns after the last. `report` may throw.
+  /// Records and reports every item in order; returns after the last report. `record` and
+  /// `report` may throw.
   void run(std::chrono::microseconds every,
+           const std::function<void(std::size_t, std::size_t)>& record,
            const std::function<void(std::size_t, std::size_t)>& report) {
+    std::size_t recorded = 0;
     std::size_t reported = 0;
     auto last_report = std::chrono::steady_clock::now() - every;
     while (reported < n_) {
       std::size_t upto = 0;
       {
         std::unique_lock lock(mutex_);
-        // Let a burst of fast items collect, so that they cost one report; the last item ends
-        // the wait at once.
-        cv_.wait_until(lock, last_report + every, [&] { return ready_ == n_; });
         waiting_ = true;
-        cv_.wait(lock, [&] { return ready_ > reported; });
+        const auto more = [&] { return ready_ > recorded; };
+        if (recorded > reported) {
+          // Recorded items wait for their report time; new ones are recorded meanwhile.
+          cv_.wait_until(lock, last_report + every, more);
+        } else {
+          cv_.wait(lock, more);
+        }
         waiting_ = false;
         upto = ready_;
       }
-      last_report = std::chrono::steady_clock::now();
-      report(reported, upto);
-      reported = upto;
+      if (upto > recorded) {
+        record(recorded, upto);
+        recorded = upto;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (recorded > reported && (recorded == n_ || now - last_report >= every)) {
+        last_report = now;
+        report(reported, recorded);
+        reported = recorded;
+      }
     }
   }
 
@@ -57,19 +71,21 @@ class Reporter {
   std::condition_variable cv_;
   std::vector<char> finished_;
   std::size_t ready_ = 0;  // items [0, ready_) have finished
-  bool waiting_ = false;   // the reporter sleeps until ready_ moves
+  bool waiting_ = false;   // the reporter sleeps until ready_ moves (or its report time)
 };
 
 }  // namespace
 
 void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds every,
                  const std::function<void(std::size_t)>& work,
+                 const std::function<void(std::size_t, std::size_t)>& record,
                  const std::function<void(std::size_t, std::size_t)>& report,
                  const std::function<void(std::size_t, std::size_t)>& work_range) {
   if (n == 0) return;
   if (lanes <= 1 || n < 2) {
     for (std::size_t i = 0; i < n; ++i) {
       work(i);
+      record(i, i + 1);
       report(i, i + 1);
     }
     return;
@@ -80,9 +96,13 @@ void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds eve
     if (work_range) {
       std::size_t k = 1;
       for (;;) {
-        const std::size_t first = next.fetch_add(k);
+        // Near the end a run takes at most a quarter of each lane's share of what is left, so
+        // that the lanes finish together instead of one signing its last long run alone.
+        const std::size_t left = n - std::min(n, next.load());
+        const std::size_t take = std::clamp<std::size_t>(left / (2 * lanes), 1, k);
+        const std::size_t first = next.fetch_add(take);
         if (first >= n) return;
-        const std::size_t last = std::min(n, first + k);
+        const std::size_t last = std::min(n, first + take);
         const auto t0 = std::chrono::steady_clock::now();
         work_range(first, last);
         reporter.mark(first, last);
@@ -106,7 +126,7 @@ void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds eve
   std::exception_ptr failure;
   try {
     for (std::size_t l = 0; l < lanes; ++l) threads.emplace_back(lane);
-    reporter.run(every, report);
+    reporter.run(every, record, report);
   } catch (...) {
     failure = std::current_exception();
     next = n;  // no lane starts another item
@@ -118,6 +138,7 @@ void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds eve
 void run_ordered_chunks(
     std::size_t n, std::chrono::microseconds every,
     const std::function<void(const std::function<void(std::size_t, std::size_t)>&)>& work,
+    const std::function<void(std::size_t, std::size_t)>& record,
     const std::function<void(std::size_t, std::size_t)>& report) {
   if (n == 0) return;
   Reporter reporter(n);
@@ -132,7 +153,7 @@ void run_ordered_chunks(
   });
   std::exception_ptr failure;
   try {
-    reporter.run(every, report);
+    reporter.run(every, record, report);
   } catch (...) {
     failure = std::current_exception();
   }
@@ -192,14 +213,23 @@ bool sign_in_order(const SignLoop& loop, AuditLog& audit, const std::string& ori
                                        .result = {},
                                        .detail = {}});
   std::optional<Error> audit_failure;
+  // Rows are written as items finish, while the lanes sign; each report commits them first.
+  auto record = [&](std::size_t first, std::size_t last) {
+    if (audit_failure) return;
+    try {
+      for (std::size_t i = first; i < last; ++i) {
+        const SignResult& r = results[i];
+        rows.add(loop.digest(i), r.ok() ? std::string_view("ok") : r.error->name(),
+                 loop.detail ? loop.detail(i) : std::string());
+      }
+    } catch (const Error& e) {
+      audit_failure = e;  // the rows since the last commit are rolled back with the batch
+      stop_with(e);
+    }
+  };
   auto report = [&](std::size_t first, std::size_t last) {
     if (!audit_failure) {
       try {
-        for (std::size_t i = first; i < last; ++i) {
-          const SignResult& r = results[i];
-          rows.add(loop.digest(i), r.ok() ? std::string_view("ok") : r.error->name(),
-                   loop.detail ? loop.detail(i) : std::string());
-        }
         rows.flush();
       } catch (const Error& e) {
         audit_failure = e;
@@ -257,7 +287,7 @@ bool sign_in_order(const SignLoop& loop, AuditLog& audit, const std::string& ori
             cancelled = true;
           }
         },
-        report);
+        record, report);
   } else {
     // A token key's lanes sign runs of items, each run in one hand-off to the module's call
     // pool; a run is not started once the batch stopped or was cancelled.
@@ -288,7 +318,7 @@ bool sign_in_order(const SignLoop& loop, AuditLog& audit, const std::string& ori
         }
       };
     }
-    run_ordered(n, n >= kParallelFrom ? 2 : 1, kReportEvery, work, report, work_range);
+    run_ordered(n, n >= kParallelFrom ? 2 : 1, kReportEvery, work, record, report, work_range);
   }
   if (!audit_failure) rows.commit();
   return cancelled.load();

@@ -17,26 +17,32 @@ namespace kyso::agent::detail {
 
 /// Batches this big sign on two token sessions at once.
 inline constexpr std::size_t kParallelFrom = 8;
-/// While items finish faster, they are audited, committed and reported once per this.
+/// While items finish faster, they are committed and reported once per this (their audit rows
+/// are written as they finish).
 inline constexpr std::chrono::microseconds kReportEvery{10'000};
 
 /// Runs `work(i)` for every item i < n on `lanes` threads of its own (one session each keeps a
-/// token busy while the other lane prepares its next item) and calls `report(first, last)` on
-/// the calling thread for the items [first, last) once all of them have finished, in item order,
-/// each item exactly once. While items finish faster than `every`, reports come at most once per
-/// `every` (one audit commit and one handoff per report, not per item); a slow item is reported
-/// as soon as it finishes. Returns after the last report.
+/// token busy while the other lane prepares its next item) and, on the calling thread, calls
+/// `record(first, last)` for the items [first, last) as soon as all of them have finished and
+/// `report(first, last)` for recorded items, both in item order, each item exactly once and
+/// recorded before it is reported. While items finish faster than `every`, reports come at most
+/// once per `every` (one audit commit and one handoff per report, not per item) and items are
+/// recorded meanwhile (their audit rows written while the lanes sign, so that little is left
+/// when the last item finishes); a slow item is reported as soon as it finishes. Returns after
+/// the last report.
 ///
-/// `work` must not throw: it records an item's failure in the caller's results. `report` may
-/// throw; the lanes then start no further item and the exception is rethrown once they stop.
-/// With `lanes` 1 or fewer than 2 items, everything runs on the calling thread.
+/// `work` must not throw: it records an item's failure in the caller's results. `record` and
+/// `report` may throw; the lanes then start no further item and the exception is rethrown once
+/// they stop. With `lanes` 1 or fewer than 2 items, everything runs on the calling thread.
 ///
 /// `work_range` (optional): lanes take runs of items [first, last) and do each run in one
 /// call, runs that double while they take under kRunFast (up to kRunMax items) and halve
 /// when they take over kRunSlow, so fast items cost one call per run and slow ones are done
-/// and reported one by one.
+/// and reported one by one; near the end a run is at most a quarter of a lane's share of the
+/// items left, so that the lanes finish together.
 void run_ordered(std::size_t n, std::size_t lanes, std::chrono::microseconds every,
                  const std::function<void(std::size_t)>& work,
+                 const std::function<void(std::size_t, std::size_t)>& record,
                  const std::function<void(std::size_t, std::size_t)>& report,
                  const std::function<void(std::size_t, std::size_t)>& work_range = {});
 
@@ -45,12 +51,14 @@ inline constexpr std::chrono::microseconds kRunFast{2'000};
 inline constexpr std::chrono::microseconds kRunSlow{10'000};
 inline constexpr std::size_t kRunMax = 64;
 
-/// The same ordered reporting for work that one call does for every item (a remote service
-/// signing chunk after chunk): `work(done)` runs on a thread of its own and calls
-/// `done(first, last)` once items [first, last) finished, from any thread and in any order.
+/// The same ordered recording and reporting for work that one call does for every item (a
+/// remote service signing chunk after chunk): `work(done)` runs on a thread of its own and
+/// calls `done(first, last)` once items [first, last) finished, from any thread and in any
+/// order.
 void run_ordered_chunks(
     std::size_t n, std::chrono::microseconds every,
     const std::function<void(const std::function<void(std::size_t, std::size_t)>&)>& work,
+    const std::function<void(std::size_t, std::size_t)>& record,
     const std::function<void(std::size_t, std::size_t)>& report);
 
 /// Results [first, first + results.size()) are ready; any thread, any order.

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -101,28 +102,87 @@ TEST_CASE("run_ordered reports every item once, in order, and the last one witho
   for (const std::size_t lanes : {std::size_t{1}, std::size_t{2}}) {
     constexpr std::size_t kItems = 500;
     std::vector<std::atomic<int>> worked(kItems);
+    std::vector<std::pair<std::size_t, std::size_t>> records;
     std::vector<std::pair<std::size_t, std::size_t>> reports;
     const auto t0 = std::chrono::steady_clock::now();
     // Reports at most every 10 s while items are fast: the run ends when the last item does.
     agent::detail::run_ordered(
         kItems, lanes, 10s, [&](std::size_t i) { worked[i].fetch_add(1); },
-        [&](std::size_t first, std::size_t last) { reports.emplace_back(first, last); });
+        [&](std::size_t first, std::size_t last) { records.emplace_back(first, last); },
+        [&](std::size_t first, std::size_t last) {
+          REQUIRE_FALSE(records.empty());
+          CHECK(records.back().second >= last);  // recorded before reported
+          reports.emplace_back(first, last);
+        });
     CHECK(std::chrono::steady_clock::now() - t0 < 5s);
     for (const auto& w : worked) CHECK(w.load() == 1);
-    REQUIRE_FALSE(reports.empty());
-    std::size_t next = 0;
-    for (const auto& [first, last] : reports) {
-      CHECK(first == next);
-      CHECK(last > first);
-      next = last;
+    for (const auto* calls : {&records, &reports}) {
+      REQUIRE_FALSE(calls->empty());
+      std::size_t next = 0;
+      for (const auto& [first, last] : *calls) {
+        CHECK(first == next);
+        CHECK(last > first);
+        next = last;
+      }
+      CHECK(next == kItems);
     }
-    CHECK(next == kItems);
   }
   // A report that throws stops the lanes and reaches the caller.
   CHECK_THROWS_AS(agent::detail::run_ordered(
-                      100, 2, 1ms, [](std::size_t) {},
+                      100, 2, 1ms, [](std::size_t) {}, [](std::size_t, std::size_t) {},
                       [](std::size_t, std::size_t) { throw Error(ErrorCode::Internal, "audit"); }),
                   Error);
+}
+
+// What is left when the last item finishes is what the page waits for with a core idle: the
+// items finished since the last report are recorded (their audit rows written) while the lanes
+// sign, not all at once at the end (issue 11).
+TEST_CASE("run_ordered records items as they finish and reports them once per period", "[ws]") {
+  using namespace std::chrono_literals;
+  constexpr std::size_t kItems = 40;
+  std::size_t record_calls = 0;
+  std::size_t recorded = 0;
+  std::vector<std::pair<std::size_t, std::size_t>> reports;
+  agent::detail::run_ordered(
+      kItems, 2, 10s, [](std::size_t) { std::this_thread::sleep_for(2ms); },
+      [&](std::size_t first, std::size_t last) {
+        CHECK(first == recorded);
+        recorded = last;
+        ++record_calls;
+      },
+      [&](std::size_t first, std::size_t last) { reports.emplace_back(first, last); });
+  CHECK(recorded == kItems);
+  // The first item at once (the page sees the signing start), then the rest when the last one
+  // finished: nothing in between with a 10 s period; meanwhile items were recorded as they
+  // finished, not in one go at the end.
+  REQUIRE_FALSE(reports.empty());
+  CHECK(reports.size() <= 2);
+  CHECK(reports.back().second == kItems);
+  CHECK(record_calls >= reports.size() + 4);
+}
+
+// Runs of fast items grow to 64; near the end they shrink, so that one lane does not sign its
+// last long run alone while the other has nothing left (issue 11).
+TEST_CASE("run_ordered's lanes take short runs near the end", "[ws]") {
+  constexpr std::size_t kItems = 2000;
+  std::mutex m;
+  std::vector<std::pair<std::size_t, std::size_t>> runs;
+  std::vector<std::atomic<int>> worked(kItems);
+  agent::detail::run_ordered(
+      kItems, 2, std::chrono::milliseconds(10), [&](std::size_t i) { worked[i].fetch_add(1); },
+      [](std::size_t, std::size_t) {}, [](std::size_t, std::size_t) {},
+      [&](std::size_t first, std::size_t last) {
+        for (std::size_t i = first; i < last; ++i) worked[i].fetch_add(1);
+        const std::lock_guard lock(m);
+        runs.emplace_back(first, last);
+      });
+  for (const auto& w : worked) CHECK(w.load() == 1);
+  std::size_t largest = 0;
+  for (const auto& [first, last] : runs) {
+    largest = std::max(largest, last - first);
+    if (last + 32 >= kItems) CHECK(last - first <= 16);
+  }
+  CHECK(largest == agent::detail::kRunMax);
 }
 
 TEST_CASE("kernel_socket_uid finds the owner of a real loopback connection, v4 and v6",
