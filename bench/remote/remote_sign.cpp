@@ -405,6 +405,10 @@ int main(int argc, char** argv) {
         "the last signature\n");
     std::printf("%-6s %10s %10s %7s %12s %6s %10s %7s %6s\n", "round", "raw sig/s", "agent",
                 "ratio", "agent+dialog", "trips", "client", "ratio", "trips");
+    // Per round: the fraction of the timed window the appliance's HSM sessions spent signing
+    // (1.0: never idle; what is missing is time a session waited for work).
+    std::vector<double> agent_busy;
+    std::vector<double> client_busy;
     std::vector<double> agent_ratios;
     std::vector<double> client_ratios;
     std::vector<double> raws;
@@ -447,6 +451,7 @@ int main(int argc, char** argv) {
       }
       const std::uint64_t before = appliance.requests();
       const std::uint64_t db_before = appliance.store().round_trips();
+      const double signing_before = appliance.signing_seconds();
       std::size_t events = 0;
       const double t0 = unix_now();
       const CpuSample a0 = sample();
@@ -464,11 +469,14 @@ int main(int argc, char** argv) {
       (r == 0 ? agent_first_trips : agent_trips) = trips_a;
       const double after_otp = last_dialog_at(dialogs);
       const double agent_rate = hashes / (t1 - after_otp);
+      agent_busy.push_back((appliance.signing_seconds() - signing_before) /
+                           (threads * (t1 - after_otp)));
       const double agent_e2e = hashes / (t1 - t0);
 
       // The client alone: log in, list, one authorization, sign.
       const std::uint64_t before_c = appliance.requests();
       const std::uint64_t db_before_c = appliance.store().round_trips();
+      const double signing_before_c = appliance.signing_seconds();
       const CpuSample c0 = sample();
       const auto start = Clock::now();
       auto client = std::make_shared<kyso::remote::CscClient>(opts);
@@ -491,6 +499,7 @@ int main(int argc, char** argv) {
                             a1.database - a0.database, c_app, (c1.process - c0.process) - c_app,
                             c1.database - c0.database, threads_delta(c0.switches, c1.switches)});
       const double client_rate = hashes / secs;
+      client_busy.push_back((appliance.signing_seconds() - signing_before_c) / (threads * secs));
       client_trips = appliance.requests() - before_c;
       client_db_trips = appliance.store().round_trips() - db_before_c;
 
@@ -535,6 +544,10 @@ int main(int argc, char** argv) {
         "context %.0f times per client batch (%.2f per signature)\n",
         median(agent_cpu_ratios), median(client_cpu_ratios), median(switches),
         median(switches) / hashes);
+    std::printf(
+        "HSM sessions busy (signing time / (%u sessions x the timed window)), median: agent %.3f, "
+        "client %.3f (the client's window includes its login)\n",
+        threads, median(agent_busy), median(client_busy));
     // A batch after the first reuses the agent's sign-in; with one round there is none.
     const std::string agent_later =
         agent_trips == 0 ? std::string("(no second batch: --rounds 1)")

@@ -127,6 +127,10 @@ std::uint16_t Appliance::port() const noexcept {
   return impl_->server.port();
 }
 
+double Appliance::signing_seconds() const noexcept {
+  return impl_->service.signing_seconds();
+}
+
 StateStore& Appliance::store() noexcept {
   return *impl_->store;
 }

@@ -1001,8 +1001,14 @@ HttpResponse Service::signatures_sign_hash(const HttpRequest& req) {
     const std::size_t from = n * p / parts;
     const std::size_t to = n * (p + 1) / parts;
     auto task = std::make_shared<std::packaged_task<void()>>([&, from, to] {
+      const auto t0 = std::chrono::steady_clock::now();
       auto share = hsm.signer->sign_digests(*sign_alg, std::span(hashes).subspan(from, to - from),
                                             SignatureEncoding::Der);
+      signing_ns_.fetch_add(
+          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now() - t0)
+                                         .count()),
+          std::memory_order_relaxed);
       std::ranges::move(share, results.begin() + static_cast<std::ptrdiff_t>(from));
     });
     done.push_back(task->get_future());

@@ -65,6 +65,10 @@ class Service {
   HttpResponse handle(HttpRequest& req) noexcept;
   /// Requests handled so far (benchmarks count round trips on the server's side).
   [[nodiscard]] std::uint64_t requests() const noexcept { return requests_.load(); }
+  /// Seconds the HSM sessions have spent signing signHash shares, summed over the sessions.
+  [[nodiscard]] double signing_seconds() const noexcept {
+    return static_cast<double>(signing_ns_.load()) * 1e-9;
+  }
 
  private:
   struct HsmCredential {
@@ -122,6 +126,7 @@ class Service {
   // compared in memory as an HMAC tag (the token cannot check a PIN twice in one process).
   std::mutex pin_mutex_;
   std::atomic<std::uint64_t> requests_{0};
+  std::atomic<std::uint64_t> signing_ns_{0};
   PinTagger pin_tags_;
   std::map<std::string, PinTagger::Tag> accepted_pins_;  // token identity -> tag
 };

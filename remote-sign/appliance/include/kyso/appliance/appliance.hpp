@@ -47,6 +47,9 @@ class Appliance {
   [[nodiscard]] StateStore& store() noexcept;
   /// HTTP requests answered so far (each is one round trip of some client).
   [[nodiscard]] std::uint64_t requests() const noexcept;
+  /// Seconds the HSM sessions have spent in signHash's signing, summed over the sessions
+  /// (benchmarks divide it by sessions x wall time: how busy the HSM was kept).
+  [[nodiscard]] double signing_seconds() const noexcept;
 
  private:
   struct Impl;
