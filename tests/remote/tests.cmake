@@ -7,6 +7,12 @@ add_test(NAME remote.csc_curl_walk
 set_tests_properties(remote.csc_curl_walk PROPERTIES FIXTURES_REQUIRED pki
   ENVIRONMENT "KYSO_TEST_DIR=${KYSO_TEST_DIR}" TIMEOUT 60 LABELS "csc;security")
 
+# A mistake on kyso-appliance's command line: exit 2, named, in Vietnamese and English.
+add_test(NAME remote.appliance_command_line
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/support/service-command-line.sh
+          $<TARGET_FILE:kyso-appliance>)
+set_tests_properties(remote.appliance_command_line PROPERTIES TIMEOUT 30 LABELS "csc")
+
 kyso_add_tests(remote_appliance TOKEN
   SOURCES remote/test_appliance.cpp remote/harness.cpp remote/postgres_cluster.cpp
   DEPS kyso::appliance kyso::remote kyso::pkcs11)

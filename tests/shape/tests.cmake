@@ -60,7 +60,8 @@ set_tests_properties(shape.include_graph shape.include_graph_plants PROPERTIES
 # --version and --help on every program (tests/shape/version-help.sh).
 add_test(NAME shape.version_help
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/version-help.sh ${PROJECT_VERSION}
-          $<TARGET_FILE:kyso> $<TARGET_FILE:kyso-agent> $<TARGET_FILE:kyso-appliance>)
+          $<TARGET_FILE:kyso> $<TARGET_FILE:kyso-agent> $<TARGET_FILE:kyso-appliance>
+          $<TARGET_FILE:kyso-verifyd>)
 set_tests_properties(shape.version_help PROPERTIES TIMEOUT 60 LABELS "shape")
 
 # Every shell script parses (bench/remote/multi-node.sh did not, and nothing ran it).

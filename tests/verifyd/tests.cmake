@@ -16,5 +16,9 @@ target_compile_definitions(verifyd_tests PRIVATE KYSO_SOURCE_DIR="${PROJECT_SOUR
 add_dependencies(verifyd_tests kyso_fault_pkcs11 kyso)
 kyso_set_warnings(verifyd_tests)
 kyso_enable_sanitizers(verifyd_tests)
+# A mistake on kyso-verifyd's command line: exit 2, named, in Vietnamese and English.
+add_test(NAME verifyd.command_line
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/support/service-command-line.sh $<TARGET_FILE:kyso-verifyd>)
+set_tests_properties(verifyd.command_line PROPERTIES TIMEOUT 30)
 catch_discover_tests(verifyd_tests TEST_PREFIX "verifyd_tests:"
   PROPERTIES FIXTURES_REQUIRED pki ENVIRONMENT "KYSO_TEST_DIR=${KYSO_TEST_DIR}" TIMEOUT 600)

@@ -6,6 +6,8 @@
 //   kyso-appliance verify-audit --db FILE|URL         check the audit log's hash chain
 //   kyso-appliance migrate --db FILE|URL [--grant ROLE]  bring the state schema up to date
 #include <unistd.h>
+
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -14,45 +16,14 @@
 #include "kyso/appliance/appliance.hpp"
 #include "kyso/appliance/security.hpp"
 #include "kyso/appliance/state_store.hpp"
-#include "kyso/core/error.hpp"
 #include "kyso/core/secret.hpp"
 #include "kyso/core/version.hpp"
 #include "kyso/firmware_config/appliance_config.hpp"
+#include "kyso/firmware_config/service_args.hpp"
 #include "kyso/firmware_config/service_main.hpp"
 #include "kyso_revision.hpp"
 
 namespace {
-
-constexpr const char* kUsage =
-    "usage: kyso-appliance --config FILE [--port-file FILE]\n"
-    "       kyso-appliance check-config --config FILE\n"
-    "       kyso-appliance hash-password [--cost LOG2N]   (password on stdin)\n"
-    "       kyso-appliance verify-audit --db FILE|URL\n"
-    "       kyso-appliance migrate --db FILE|URL [--grant ROLE]\n"
-    "       kyso-appliance --help | --version\n";
-
-// A mistake in the arguments: the usage on stderr, exit 2.
-int usage() {
-  std::fputs(kUsage, stderr);
-  return 2;
-}
-
-int help() {
-  std::fputs(
-      "kyso-appliance: ký số từ xa qua CSC API v2 trên HSM / remote signing (Cloud Signature "
-      "Consortium API v2) over a PKCS#11 HSM\n\n",
-      stdout);
-  std::fputs(kUsage, stdout);
-  std::fputs(
-      "\n  --config FILE     kyso-appliance.toml (docs/configuration.md)\n"
-      "  --port-file FILE  write the bound port here once listening\n"
-      "  --db FILE|URL     the state database (SQLite file or postgresql:// URL) that\n"
-      "                    verify-audit checks or migrate brings up to date\n"
-      "  --grant ROLE      migrate: the nodes' PostgreSQL login, given what a node needs\n"
-      "  --cost LOG2N      scrypt cost for hash-password (default 15)\n",
-      stdout);
-  return 0;
-}
 
 int hash_password_cmd(unsigned cost) {
   kyso::Secret pw;
@@ -84,48 +55,52 @@ int serve(const std::string& config, const std::string& port_file) {
 
 int main(int argc, char** argv) {
   return kyso::firmware_config::run_service_main("kyso-appliance", [&] {
+    CLI::App app{
+        "kyso-appliance: ký số từ xa qua CSC API v2 trên HSM / remote signing (Cloud Signature "
+        "Consortium API v2) over a PKCS#11 HSM",
+        "kyso-appliance"};
+    app.set_version_flag("--version", kyso::version_line("kyso-appliance", KYSO_GIT_REVISION));
+    app.fallthrough();  // `check-config --config FILE` as well as `--config FILE check-config`
     std::string config;
     std::string port_file;
     std::string db;
     std::string grant;
     unsigned cost = 15;
-    std::string command = "serve";
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      auto next = [&]() -> std::string {
-        if (i + 1 >= argc) throw kyso::Error(kyso::ErrorCode::BadRequest, a + " needs a value");
-        return argv[++i];
-      };
-      if (a == "--help" || a == "-h") return help();
-      if (a == "--version") {
-        std::printf("%s\n", kyso::version_line("kyso-appliance", KYSO_GIT_REVISION).c_str());
-        return 0;
-      }
-      if (a == "hash-password" || a == "verify-audit" || a == "check-config" || a == "migrate") {
-        command = a;
-      } else if (a == "--config") {
-        config = next();
-      } else if (a == "--port-file") {
-        port_file = next();
-      } else if (a == "--db") {
-        db = next();
-      } else if (a == "--grant") {
-        grant = next();
-      } else if (a == "--cost") {
-        cost = static_cast<unsigned>(std::stoul(next()));
-      } else {
-        return usage();
-      }
-    }
-    if (command == "hash-password") return hash_password_cmd(cost);
-    if (command == "migrate") {
-      if (db.empty()) return usage();
+    app.add_option("--config", config, "kyso-appliance.toml (docs/configuration.md)")
+        ->type_name("FILE");
+    app.add_option("--port-file", port_file, "Write the bound port here once listening")
+        ->type_name("FILE");
+    auto* check = app.add_subcommand("check-config", "Validate the configuration and exit");
+    auto* hash = app.add_subcommand("hash-password", "Hash a password read from stdin");
+    hash->add_option("--cost", cost, "scrypt cost, log2 N")
+        ->type_name("LOG2N")
+        ->capture_default_str();
+    auto* verify = app.add_subcommand("verify-audit", "Check the audit log's hash chain");
+    verify->add_option("--db", db, "The state database: SQLite file or postgresql:// URL")
+        ->type_name("FILE|URL")
+        ->required();
+    auto* migrate = app.add_subcommand("migrate", "Bring the state schema up to date");
+    migrate->add_option("--db", db, "The state database: SQLite file or postgresql:// URL")
+        ->type_name("FILE|URL")
+        ->required();
+    migrate->add_option("--grant", grant, "The nodes' PostgreSQL login, given what a node needs")
+        ->type_name("ROLE");
+    app.require_subcommand(0, 1);
+    // Serving and check-config need the configuration; the other commands do not read it.
+    // Checked in a callback, after unknown arguments were refused, so that a mistyped option is
+    // named rather than reported as a missing --config.
+    app.callback([&] {
+      if (config.empty() && app.get_subcommands().empty()) throw CLI::RequiredError("--config");
+      if (config.empty() && check->parsed()) throw CLI::RequiredError("--config");
+    });
+    if (const auto rc = kyso::firmware_config::parse_service_args(app, argc, argv)) return *rc;
+    if (hash->parsed()) return hash_password_cmd(cost);
+    if (migrate->parsed()) {
       const int version = kyso::appliance::migrate_state_store(db, grant);
       std::printf("state schema at version %d\n", version);
       return 0;
     }
-    if (command == "verify-audit") {
-      if (db.empty()) return usage();
+    if (verify->parsed()) {
       const auto store = kyso::appliance::open_state_store(db);
       if (auto broken = store->verify_audit_chain()) {
         std::printf("audit log BROKEN at row %lld\n", static_cast<long long>(*broken));
@@ -134,8 +109,7 @@ int main(int argc, char** argv) {
       std::printf("audit log intact: %zu rows\n", store->audit_log().size());
       return 0;
     }
-    if (config.empty()) return usage();
-    if (command == "check-config") {
+    if (check->parsed()) {
       const auto c = kyso::firmware_config::load_appliance_config(config);
       std::printf("%s: OK (%zu users, %zu OAuth clients, listening on %s:%u)\n", config.c_str(),
                   c.users.size(), c.clients.size(), c.listen_address.c_str(), c.port);
