@@ -6,6 +6,8 @@
 #include <array>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <mutex>
 
 #include "kyso/core/error.hpp"
 
@@ -62,8 +64,28 @@ Bytes from_base64(std::string_view b64) {
   return out;
 }
 
+namespace {
+
+// The digest `name` names, fetched once per process: EVP_get_digestbyname gives a legacy
+// EVP_MD that OpenSSL 3 fetches from the provider again at each EVP_Digest.
+const EVP_MD* fetched_md(std::string_view name) {
+  static std::mutex mutex;
+  static std::map<std::string, EVP_MD*, std::less<>> fetched;  // kept for the process' life
+  const std::scoped_lock lock(mutex);
+  if (const auto it = fetched.find(name); it != fetched.end()) return it->second;
+  EVP_MD* md = EVP_MD_fetch(nullptr, std::string(name).c_str(), nullptr);
+  if (md == nullptr) {
+    openssl_error();
+    return nullptr;
+  }
+  fetched.emplace(std::string(name), md);
+  return md;
+}
+
+}  // namespace
+
 Bytes digest(std::string_view md_name, std::span<const std::uint8_t> data) {
-  const EVP_MD* md = EVP_get_digestbyname(std::string(md_name).c_str());
+  const EVP_MD* md = fetched_md(md_name);
   if (md == nullptr) throw Error(ErrorCode::AlgorithmUnsupported, "unknown digest");
   Bytes out(static_cast<std::size_t>(EVP_MD_get_size(md)));
   unsigned int len = 0;

@@ -2,6 +2,8 @@
 
 #include <openssl/pem.h>
 
+#include <array>
+
 namespace kyso::formats::detail {
 
 Bytes der_wrap(std::uint8_t tag, std::span<const std::uint8_t> content) {
@@ -55,7 +57,14 @@ void check(bool ok, const char* what) {
 }
 
 const EVP_MD* evp_md(HashAlgorithm alg) {
-  const EVP_MD* md = EVP_get_digestbyname(openssl_md_name(alg));
+  // Fetched once per process (thread-safe static initialisation): a legacy EVP_MD from
+  // EVP_get_digestbyname makes OpenSSL 3 fetch the implementation again at each use.
+  static const std::array<EVP_MD*, 3> fetched{
+      EVP_MD_fetch(nullptr, openssl_md_name(HashAlgorithm::Sha256), nullptr),
+      EVP_MD_fetch(nullptr, openssl_md_name(HashAlgorithm::Sha384), nullptr),
+      EVP_MD_fetch(nullptr, openssl_md_name(HashAlgorithm::Sha512), nullptr)};
+  const auto i = static_cast<std::size_t>(alg);
+  const EVP_MD* md = i < fetched.size() ? fetched[i] : nullptr;
   check(md != nullptr, "digest");
   return md;
 }

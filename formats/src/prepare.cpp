@@ -40,21 +40,66 @@ constexpr std::size_t kMacSize = 32;
 
 enum Field : std::size_t { kAlgorithm, kCertificate, kDigest, kTimestamp, kChain, kCommon };
 
-// HMAC-SHA-256 over `head` then `tail`.
-Bytes mac(const StateKey& key, std::span<const std::uint8_t> head,
-          std::span<const std::uint8_t> tail = {}) {
-  if (key.bytes.size() < 16)
-    throw Error(ErrorCode::ConfigInvalid, "the state key must be at least 16 bytes");
+using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, FnDeleter<EVP_MAC_CTX_free>>;
+
+// An HMAC-SHA-256 context keyed with `key` that has taken `prefix`.
+MacCtxPtr mac_context(const StateKey& key, std::span<const std::uint8_t> prefix) {
   static EVP_MAC* const hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  std::unique_ptr<EVP_MAC_CTX, FnDeleter<EVP_MAC_CTX_free>> ctx(
-      hmac != nullptr ? EVP_MAC_CTX_new(hmac) : nullptr);
+  MacCtxPtr ctx(hmac != nullptr ? EVP_MAC_CTX_new(hmac) : nullptr);
   std::array<char, 8> sha256_name{"SHA256"};
   const std::array<OSSL_PARAM, 2> params{
       OSSL_PARAM_construct_utf8_string("digest", sha256_name.data(), 0), OSSL_PARAM_END};
+  if (!ctx || EVP_MAC_init(ctx.get(), key.bytes.data(), key.bytes.size(), params.data()) != 1 ||
+      EVP_MAC_update(ctx.get(), prefix.data(), prefix.size()) != 1) {
+    throw Error(ErrorCode::Internal, "HMAC: " + openssl_error());
+  }
+  return ctx;
+}
+
+// A copy of the context that has taken the key and `prefix` (a state's head up to the signer's
+// certificate, the same for all of a signer's states), which costs less than keying one and
+// hashing the certificate again. The MAC is unchanged: HMAC over the same bytes in the same order.
+MacCtxPtr mac_after(const StateKey& key, std::span<const std::uint8_t> prefix) {
+  struct Entry {
+    Bytes key;
+    Bytes prefix;
+    MacCtxPtr ctx;
+  };
+  static std::mutex mutex;
+  static std::vector<Entry> cache;
+  auto same = [](const Bytes& a, std::span<const std::uint8_t> b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), b.size()) == 0;
+  };
+  {
+    const std::scoped_lock lock(mutex);
+    for (const auto& e : cache) {
+      if (same(e.key, key.bytes) && same(e.prefix, prefix)) {
+        MacCtxPtr copy(EVP_MAC_CTX_dup(e.ctx.get()));
+        if (!copy) throw Error(ErrorCode::Internal, "HMAC: " + openssl_error());
+        return copy;
+      }
+    }
+  }
+  MacCtxPtr ctx = mac_context(key, prefix);
+  MacCtxPtr copy(EVP_MAC_CTX_dup(ctx.get()));
+  if (!copy) throw Error(ErrorCode::Internal, "HMAC: " + openssl_error());
+  const std::scoped_lock lock(mutex);
+  if (cache.size() >= 16) cache.clear();
+  cache.push_back({key.bytes, Bytes(prefix.begin(), prefix.end()), std::move(ctx)});
+  return copy;
+}
+
+// HMAC-SHA-256 over `head` then `tail`; `head`'s first `prefix` bytes are a signer's (mac_after).
+Bytes mac(const StateKey& key, std::span<const std::uint8_t> head,
+          std::span<const std::uint8_t> tail = {}, std::size_t prefix = 0) {
+  if (key.bytes.size() < 16)
+    throw Error(ErrorCode::ConfigInvalid, "the state key must be at least 16 bytes");
+  // A state's head is not yet authenticated: only a certificate-sized prefix is kept.
+  if (prefix > head.size() || prefix > 64 * 1024) prefix = 0;
+  MacCtxPtr ctx = prefix > 0 ? mac_after(key, head.first(prefix)) : mac_context(key, {});
   Bytes out(EVP_MAX_MD_SIZE);
   std::size_t len = 0;
-  if (!ctx || EVP_MAC_init(ctx.get(), key.bytes.data(), key.bytes.size(), params.data()) != 1 ||
-      EVP_MAC_update(ctx.get(), head.data(), head.size()) != 1 ||
+  if (EVP_MAC_update(ctx.get(), head.data() + prefix, head.size() - prefix) != 1 ||
       EVP_MAC_update(ctx.get(), tail.data(), tail.size()) != 1 ||
       EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1) {
     throw Error(ErrorCode::Internal, "HMAC: " + openssl_error());
@@ -92,6 +137,7 @@ Bytes encode(const StateKey& key, PreparedFormat format, const std::vector<Bytes
   put_be(out, fields.size(), 2);
   std::size_t skip_from = 0;
   std::size_t skip_to = 0;
+  std::size_t signer_end = 0;
   for (std::size_t i = 0; i < fields.size(); ++i) {
     put_be(out, fields[i].size(), 4);
     if (unmacced(format, i)) {
@@ -99,10 +145,11 @@ Bytes encode(const StateKey& key, PreparedFormat format, const std::vector<Bytes
       skip_to = skip_from + fields[i].size();
     }
     out.insert(out.end(), fields[i].begin(), fields[i].end());
+    if (i == kCertificate) signer_end = out.size();
   }
   const std::span<const std::uint8_t> all(out);
-  const Bytes tag =
-      skip_to == 0 ? mac(key, all) : mac(key, all.first(skip_from), all.subspan(skip_to));
+  const Bytes tag = skip_to == 0 ? mac(key, all, {}, signer_end)
+                                 : mac(key, all.first(skip_from), all.subspan(skip_to), signer_end);
   out.insert(out.end(), tag.begin(), tag.end());
   return out;
 }
@@ -135,6 +182,7 @@ Decoded decode(std::span<const std::uint8_t> state, const StateKey& key) {
   at += 2;
   std::size_t skip_from = 0;
   std::size_t skip_to = 0;
+  std::size_t signer_end = 0;
   for (std::size_t i = 0; i < count; ++i) {
     if (body.size() - at < 4) throw invalid("truncated");
     std::size_t len = 0;
@@ -147,10 +195,12 @@ Decoded decode(std::span<const std::uint8_t> state, const StateKey& key) {
     d.fields.emplace_back(body.begin() + static_cast<std::ptrdiff_t>(at),
                           body.begin() + static_cast<std::ptrdiff_t>(at + len));
     at += len;
+    if (i == kCertificate) signer_end = at;
   }
   if (at != body.size()) throw invalid("malformed");
-  const Bytes tag =
-      skip_to == 0 ? mac(key, body) : mac(key, body.first(skip_from), body.subspan(skip_to));
+  const Bytes tag = skip_to == 0
+                        ? mac(key, body, {}, signer_end)
+                        : mac(key, body.first(skip_from), body.subspan(skip_to), signer_end);
   if (CRYPTO_memcmp(tag.data(), state.data() + body.size(), kMacSize) != 0) {
     throw invalid("the prepared state's MAC does not match (changed, or another server's key)");
   }

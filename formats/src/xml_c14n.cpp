@@ -71,8 +71,7 @@ int string_write(void* ctx, const char* buf, int len) {
 
 Bytes c14n_digest(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude, HashAlgorithm hash) {
   EvpMdCtxPtr md(EVP_MD_CTX_new());
-  if (!md ||
-      EVP_DigestInit_ex(md.get(), EVP_get_digestbyname(openssl_md_name(hash)), nullptr) != 1) {
+  if (!md || EVP_DigestInit_ex(md.get(), detail::evp_md(hash), nullptr) != 1) {
     throw Error(ErrorCode::Internal, "digest init: " + openssl_error());
   }
   xmlOutputBufferPtr out = xmlOutputBufferCreateIO(hash_write, nullptr, md.get(), nullptr);

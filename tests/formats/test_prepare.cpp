@@ -95,7 +95,9 @@ PdfSignOptions pdf_opts(SignAlgorithm alg) {
 void check_refusals(const Prepared& p, kyso::Signer& signer, const StateKey& key) {
   const Bytes good = sign_on_token(signer, p);
   const Bytes cert = signer.credential().cert.der;
-  for (const std::size_t at : {std::size_t{20}, p.state.size() / 2, p.state.size() - 1}) {
+  // In the certificate too: the MAC's keyed context after a signer's certificate is reused.
+  const std::size_t in_cert = 14 + 4 + kyso::to_string(p.algorithm).size() + 4 + 10;
+  for (const std::size_t at : {std::size_t{20}, in_cert, p.state.size() / 2, p.state.size() - 1}) {
     Bytes changed = p.state;
     changed[at] ^= 0x01U;
     INFO("byte " << at);
