@@ -7,8 +7,17 @@
 
 namespace kyso::agent::detail {
 
+/// A listening socket as the OS names it: a file descriptor on POSIX, a SOCKET (an unsigned
+/// handle) on Windows, where nothing activates the agent (activation_none.cpp) but the listener
+/// that adopts these sockets is the same code.
+#if defined(_WIN32)
+using NativeSocket = std::uintptr_t;
+#else
+using NativeSocket = int;
+#endif
+
 struct ActivatedSocket {
-  int fd = -1;
+  NativeSocket fd = static_cast<NativeSocket>(-1);
   bool v6 = false;
 };
 

@@ -4,15 +4,19 @@
 #include <bcrypt.h>
 #include <shlobj.h>
 
+#include <fcntl.h>
 #include <io.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <cwchar>
 #include <vector>
 
+#include "kyso/core/child_process.hpp"
 #include "kyso/core/error.hpp"
 #include "kyso/core/platform.hpp"
+#include "kyso/core/platform_files.hpp"
 
 namespace kyso::platform {
 namespace {
@@ -271,6 +275,158 @@ bool keep_memory_private() noexcept {
   // No equivalent yet: a process's DACL denying PROCESS_VM_READ to the user's other processes
   // is still to come (docs/windows.md).
   return true;
+}
+
+bool create_private_file(const std::filesystem::path& path) {
+  const HANDLE h = ::CreateFileW(path.c_str(), GENERIC_WRITE, 0, nullptr, CREATE_NEW,
+                                 FILE_ATTRIBUTE_NORMAL, nullptr);
+  if (h == INVALID_HANDLE_VALUE) return false;
+  ::CloseHandle(h);
+  return true;
+}
+
+bool create_private_dir(const std::filesystem::path& path) {
+  return ::CreateDirectoryW(path.c_str(), nullptr) != 0;
+}
+
+void restrict_to_owner(const std::filesystem::path& /*path*/) noexcept {
+  // The inherited ACL of the user's profile (docs/windows.md: explicit ACLs still to come).
+}
+
+int open_append_only(const std::filesystem::path& path) noexcept {
+  return ::_wopen(path.c_str(), _O_WRONLY | _O_APPEND | _O_CREAT | _O_BINARY | _O_NOINHERIT,
+                  _S_IREAD | _S_IWRITE);
+}
+
+bool append_text(int fd, std::string_view text) noexcept {
+  return fd >= 0 && ::_write(fd, text.data(), static_cast<unsigned>(text.size())) ==
+                        static_cast<int>(text.size());
+}
+
+void close_file(int fd) noexcept {
+  if (fd >= 0) ::_close(fd);
+}
+
+bool append_only_flag(const std::filesystem::path& /*path*/) {
+  return false;
+}
+
+struct ChildProcess::State {
+  HANDLE process = nullptr;
+  HANDLE in = nullptr;   // its stdin
+  HANDLE out = nullptr;  // its stdout
+};
+
+ChildProcess::ChildProcess(const std::string& program) : state_(std::make_unique<State>()) {
+  SECURITY_ATTRIBUTES inheritable{sizeof(SECURITY_ATTRIBUTES), nullptr, TRUE};
+  HANDLE child_in = nullptr;
+  HANDLE child_out = nullptr;
+  HANDLE our_in = nullptr;
+  HANDLE our_out = nullptr;
+  auto close_all = [&] {
+    for (HANDLE h : {child_in, child_out, our_in, our_out}) {
+      if (h != nullptr) ::CloseHandle(h);
+    }
+  };
+  if (!::CreatePipe(&child_in, &our_in, &inheritable, 0) ||
+      !::CreatePipe(&our_out, &child_out, &inheritable, 0) ||
+      !::SetHandleInformation(our_in, HANDLE_FLAG_INHERIT, 0) ||
+      !::SetHandleInformation(our_out, HANDLE_FLAG_INHERIT, 0)) {
+    close_all();
+    throw Error(ErrorCode::Internal, "pipe failed for " + program);
+  }
+  HANDLE child_err = ::GetStdHandle(STD_ERROR_HANDLE);
+  // Only the two pipe ends (and our stderr) are inherited, not every inheritable handle.
+  std::vector<HANDLE> handles{child_in, child_out};
+  if (child_err != nullptr && child_err != INVALID_HANDLE_VALUE &&
+      ::SetHandleInformation(child_err, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT)) {
+    handles.push_back(child_err);
+  } else {
+    child_err = nullptr;
+  }
+  SIZE_T size = 0;
+  ::InitializeProcThreadAttributeList(nullptr, 1, 0, &size);
+  std::vector<unsigned char> attributes(size);
+  auto* list = reinterpret_cast<LPPROC_THREAD_ATTRIBUTE_LIST>(attributes.data());
+  const bool have_list =
+      ::InitializeProcThreadAttributeList(list, 1, 0, &size) &&
+      ::UpdateProcThreadAttribute(list, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, handles.data(),
+                                  handles.size() * sizeof(HANDLE), nullptr, nullptr);
+  STARTUPINFOEXW si{};
+  si.StartupInfo.cb = sizeof si;
+  si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+  si.StartupInfo.hStdInput = child_in;
+  si.StartupInfo.hStdOutput = child_out;
+  si.StartupInfo.hStdError = child_err;
+  si.lpAttributeList = have_list ? list : nullptr;
+  // The program is looked up in PATH like posix_spawnp does (CreateProcessW's search order);
+  // quoted, so a path with spaces is one argument.
+  std::wstring command = L"\"" + widen(program) + L"\"";
+  PROCESS_INFORMATION pi{};
+  const BOOL ok = ::CreateProcessW(nullptr, command.data(), nullptr, nullptr, TRUE,
+                                   CREATE_NO_WINDOW | CREATE_UNICODE_ENVIRONMENT |
+                                       (have_list ? EXTENDED_STARTUPINFO_PRESENT : 0),
+                                   nullptr, nullptr, &si.StartupInfo, &pi);
+  const DWORD error = ::GetLastError();
+  if (have_list) ::DeleteProcThreadAttributeList(list);
+  ::CloseHandle(child_in);
+  ::CloseHandle(child_out);
+  child_in = child_out = nullptr;
+  if (!ok) {
+    ::CloseHandle(our_in);
+    ::CloseHandle(our_out);
+    throw Error(ErrorCode::Internal,
+                "cannot start program '" + program + "': " + last_error_text(error));
+  }
+  ::CloseHandle(pi.hThread);
+  state_->process = pi.hProcess;
+  state_->in = our_in;
+  state_->out = our_out;
+}
+
+ChildProcess::~ChildProcess() {
+  if (state_->in != nullptr) ::CloseHandle(state_->in);
+  if (state_->out != nullptr) ::CloseHandle(state_->out);
+  if (state_->process == nullptr) return;
+  if (::WaitForSingleObject(state_->process, 100) != WAIT_OBJECT_0) {
+    ::TerminateProcess(state_->process, 1);
+    ::WaitForSingleObject(state_->process, INFINITE);
+  }
+  ::CloseHandle(state_->process);
+}
+
+bool ChildProcess::write_all(std::string_view data) noexcept {
+  std::size_t off = 0;
+  while (off < data.size()) {
+    DWORD n = 0;
+    if (!::WriteFile(state_->in, data.data() + off, static_cast<DWORD>(data.size() - off), &n,
+                     nullptr) ||
+        n == 0) {
+      return false;
+    }
+    off += n;
+  }
+  return true;
+}
+
+bool ChildProcess::wait_readable(std::chrono::milliseconds timeout) noexcept {
+  // Anonymous pipes have no overlapped reads: look every 5 ms.
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    DWORD available = 0;
+    if (!::PeekNamedPipe(state_->out, nullptr, 0, nullptr, &available, nullptr)) return true;
+    if (available > 0) return true;  // bytes, or (above) its end: read_some() says which
+    if (std::chrono::steady_clock::now() >= until) return false;
+    ::Sleep(5);
+  }
+}
+
+long ChildProcess::read_some(char* data, std::size_t size) noexcept {
+  DWORD n = 0;
+  if (!::ReadFile(state_->out, data, static_cast<DWORD>(size), &n, nullptr)) {
+    return ::GetLastError() == ERROR_BROKEN_PIPE ? 0 : -1;
+  }
+  return static_cast<long>(n);
 }
 
 }  // namespace kyso::platform
