@@ -627,6 +627,33 @@ TEST_CASE("authorize_wholeBatch_eachHashOnceSadExtendedOnceNothingElse", "[csc][
         "invalid_request");
 }
 
+TEST_CASE("signHash_approvedHashTwiceInOneRequest_refusedAndNothingSigned", "[csc][security]") {
+  // Found reading the once-only rule (issue 13): a request may retry itself (the same
+  // X-Request-Id takes its own hashes again), and every request has an id, so a signHash that
+  // listed one approved hash twice passed the check for both and got two signatures over it.
+  Harness h;
+  const std::string id = fixture().credential("principal").credential_id();
+  auto p = h.login("principal");
+  OtpSource otp(kPrincipalTotp);
+  const auto batch = random_digests(3);
+  const Answer a = call(*p, "credentials/authorize", authorize_request(id, batch, otp.next()));
+  REQUIRE(a.status == 200);
+  const std::string sad = a.body.at("SAD").get<std::string>();
+
+  const Answer twice =
+      call(*p, "signatures/signHash", sign_request(id, sad, {batch[0], batch[1], batch[0]}));
+  CHECK(twice.status == 400);
+  CHECK(twice.error() == "invalid_request");
+  CHECK(twice.description().find("hash 2 is listed twice") != std::string::npos);
+  CHECK_FALSE(twice.body.contains("signatures"));
+  // The refusal consumed nothing: each hash still signs, once.
+  const Answer s = call(*p, "signatures/signHash", sign_request(id, sad, batch));
+  REQUIRE(s.status == 200);
+  CHECK(s.body.at("signatures").size() == 3);
+  CHECK(call(*p, "signatures/signHash", sign_request(id, sad, {batch[0]})).error() ==
+        "invalid_request");
+}
+
 TEST_CASE("authorize_authorizationDetails_bindsTheListedDigests", "[csc][security]") {
   Harness h;
   const std::string id = fixture().credential("principal").credential_id();

@@ -111,6 +111,18 @@ std::vector<Bytes> parse_hashes(const json& j, HashAlgorithm alg, std::size_t ma
     }
     out.push_back(std::move(b));
   }
+  // Each approved hash is signed once: a set, so a repeat is a client's mistake, refused in
+  // authorize (it would approve less than it shows) and in signHash (a request may take its own
+  // hashes again, as its retry does, so a repeat within it would be signed twice).
+  std::vector<std::size_t> order(out.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::ranges::sort(order, [&](auto x, auto y) { return out[x] < out[y]; });
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    if (out[order[i]] == out[order[i - 1]]) {
+      throw invalid_request("hash " + std::to_string(std::max(order[i], order[i - 1])) +
+                            " is listed twice: each approved hash is signed once");
+    }
+  }
   return out;
 }
 
@@ -716,16 +728,6 @@ Approval parse_approval(const json& body, std::size_t max_count) {
     a.alg = alg;
   } else {
     a.hashes = std::move(*from_details);
-  }
-  // Each approved hash is signable exactly once; a set, so a repeat is a client's mistake.
-  std::vector<std::size_t> order(a.hashes.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::ranges::sort(order, [&](auto x, auto y) { return a.hashes[x] < a.hashes[y]; });
-  for (std::size_t i = 1; i < order.size(); ++i) {
-    if (a.hashes[order[i]] == a.hashes[order[i - 1]]) {
-      throw invalid_request("hash " + std::to_string(std::max(order[i], order[i - 1])) +
-                            " is listed twice: each approved hash is signed once");
-    }
   }
   const auto n = body.find("numSignatures");
   if (n == body.end() || !n->is_number_unsigned() || n->get<std::size_t>() != a.hashes.size()) {
