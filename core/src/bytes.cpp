@@ -69,16 +69,19 @@ namespace {
 // The digest `name` names, fetched once per process: EVP_get_digestbyname gives a legacy
 // EVP_MD that OpenSSL 3 fetches from the provider again at each EVP_Digest.
 const EVP_MD* fetched_md(std::string_view name) {
+  // Never destroyed (as the EVP_MDs it holds): a map destroyed at exit would leave them
+  // unreachable, a leak to LeakSanitizer, and freeing them then could follow OpenSSL's own
+  // cleanup.
   static std::mutex mutex;
-  static std::map<std::string, EVP_MD*, std::less<>> fetched;  // kept for the process' life
+  static auto* const fetched = new std::map<std::string, EVP_MD*, std::less<>>;
   const std::scoped_lock lock(mutex);
-  if (const auto it = fetched.find(name); it != fetched.end()) return it->second;
+  if (const auto it = fetched->find(name); it != fetched->end()) return it->second;
   EVP_MD* md = EVP_MD_fetch(nullptr, std::string(name).c_str(), nullptr);
   if (md == nullptr) {
     openssl_error();
     return nullptr;
   }
-  fetched.emplace(std::string(name), md);
+  fetched->emplace(std::string(name), md);
   return md;
 }
 
